@@ -1,0 +1,346 @@
+//! The latest-read ring buffer: one writer, any number of readers, each reader sees the newest
+//! item; older items are dropped, never queued.
+
+use std::cell::UnsafeCell;
+use std::hint;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::BuffersError;
+
+/// Slots a latest-read buffer has unless told otherwise: one being written, one holding the
+/// newest item, one spare for a reader that is still cloning the previous newest item.
+pub const DEFAULT_SLOTS: usize = 3;
+/// The most slots a buffer may have (the slot index is packed into 8 bits).
+pub const MAX_SLOTS: usize = 64;
+
+/// Set in a slot's state while the writer owns it; the low bits count readers pinning it.
+const WRITING: u32 = 1 << 31;
+const IDX_BITS: u64 = 8;
+const IDX_MASK: u64 = (1 << IDX_BITS) - 1;
+
+struct Slot<T> {
+    /// `WRITING` while written, else the number of readers cloning the value right now.
+    state: AtomicU32,
+    /// Sequence number of the item in `value` (0 = never written).
+    seq: AtomicU64,
+    value: UnsafeCell<Option<T>>,
+}
+
+struct Shared<T> {
+    slots: Box<[Slot<T>]>,
+    /// `seq << 8 | slot index` of the newest published item; 0 before the first write.
+    latest: AtomicU64,
+    /// Sequence numbers handed out so far.
+    next_seq: AtomicU64,
+}
+
+// SAFETY: a slot's value is only written by the thread that moved its state from 0 to WRITING
+// (exclusive), and only cloned through `&T` by readers that incremented the state while WRITING
+// was clear (shared), so the usual `Send + Sync` bounds of `T` make sharing sound.
+unsafe impl<T: Send + Sync> Sync for Shared<T> {}
+// SAFETY: as above; values move between threads, hence `T: Send`.
+unsafe impl<T: Send + Sync> Send for Shared<T> {}
+
+fn unpack(packed: u64) -> (u64, usize) {
+    (packed >> IDX_BITS, (packed & IDX_MASK) as usize)
+}
+
+/// The writing end of a latest-read ring buffer.
+///
+/// Writing never blocks on readers: readers hold a slot only while they clone the item (an
+/// `Arc` increment for frames), never while they process it. The handle is not `Clone`: one
+/// output port owns it; fan-out happens by creating several [`LatestReader`]s.
+pub struct LatestBuffer<T> {
+    shared: Arc<Shared<T>>,
+    /// Rotates the slot search so writes spread over the slots.
+    cursor: AtomicU32,
+}
+
+impl<T: Clone + Send + Sync> LatestBuffer<T> {
+    /// A buffer with [`DEFAULT_SLOTS`] slots.
+    pub fn new() -> Self {
+        Self::build(DEFAULT_SLOTS)
+    }
+
+    /// A buffer with `slots` slots (2 ..= [`MAX_SLOTS`]).
+    pub fn with_slots(slots: usize) -> Result<Self, BuffersError> {
+        if !(2..=MAX_SLOTS).contains(&slots) {
+            return Err(BuffersError::InvalidSlotCount {
+                requested: slots,
+                max: MAX_SLOTS,
+            });
+        }
+        Ok(Self::build(slots))
+    }
+
+    fn build(slots: usize) -> Self {
+        let slots = (0..slots)
+            .map(|_| Slot {
+                state: AtomicU32::new(0),
+                seq: AtomicU64::new(0),
+                value: UnsafeCell::new(None),
+            })
+            .collect();
+        Self {
+            shared: Arc::new(Shared {
+                slots,
+                latest: AtomicU64::new(0),
+                next_seq: AtomicU64::new(0),
+            }),
+            cursor: AtomicU32::new(0),
+        }
+    }
+
+    /// Number of slots.
+    pub fn slots(&self) -> usize {
+        self.shared.slots.len()
+    }
+
+    /// Publishes `item` as the newest one and returns its sequence number (1 for the first
+    /// write). The item it displaces from its slot is dropped here, in the writer's thread.
+    pub fn write(&self, item: T) -> u64 {
+        let shared = &*self.shared;
+        let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = shared.slots.len();
+        let mut spins = 0u32;
+        let idx = loop {
+            let packed = shared.latest.load(Ordering::Acquire);
+            let (_, latest_idx) = unpack(packed);
+            let has_latest = packed != 0;
+            let start = self.cursor.fetch_add(1, Ordering::Relaxed) as usize;
+            let found = (0..n).map(|i| (start + i) % n).find(|&i| {
+                (!has_latest || i != latest_idx)
+                    && shared.slots[i]
+                        .state
+                        .compare_exchange(0, WRITING, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+            });
+            if let Some(i) = found {
+                break i;
+            }
+            // Every other slot is pinned by a reader that is cloning an item: that takes
+            // nanoseconds, so spin, then yield.
+            spins += 1;
+            if spins < 64 {
+                hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        };
+        let slot = &shared.slots[idx];
+        // SAFETY: the CAS above moved this slot's state from 0 (no reader pinning it) to
+        // WRITING, which readers check before touching `value`; we have exclusive access until
+        // the state is released below.
+        unsafe {
+            *slot.value.get() = Some(item);
+        }
+        slot.seq.store(seq, Ordering::Relaxed);
+        slot.state.store(0, Ordering::Release);
+        let packed = (seq << IDX_BITS) | idx as u64;
+        // Only move forward: with (misused) concurrent writers an older item must not replace a
+        // newer one.
+        let mut current = shared.latest.load(Ordering::Relaxed);
+        while unpack(current).0 < seq {
+            match shared.latest.compare_exchange_weak(
+                current,
+                packed,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        seq
+    }
+
+    /// A new reader. It counts as having seen everything written so far, so the item that is
+    /// newest right now is not "new" to it.
+    pub fn reader(&self) -> LatestReader<T> {
+        let (seen, _) = unpack(self.shared.latest.load(Ordering::Acquire));
+        LatestReader {
+            shared: Arc::clone(&self.shared),
+            last_seq: AtomicU64::new(seen),
+            read: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Items written so far.
+    pub fn written(&self) -> u64 {
+        self.shared.next_seq.load(Ordering::Relaxed)
+    }
+}
+
+impl<T: Clone + Send + Sync> Default for LatestBuffer<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> std::fmt::Debug for LatestBuffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatestBuffer")
+            .field("slots", &self.shared.slots.len())
+            .field("written", &self.shared.next_seq.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// The newest item of a buffer, as one reader saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latest<T> {
+    /// The item (a clone: for frames, a reference-count increment).
+    pub item: T,
+    /// Its sequence number (1-based write count).
+    pub seq: u64,
+    /// Whether this reader had not seen it before.
+    pub is_new: bool,
+}
+
+/// One reader of a [`LatestBuffer`]. Its counters are atomics, so `&self` suffices.
+pub struct LatestReader<T> {
+    shared: Arc<Shared<T>>,
+    last_seq: AtomicU64,
+    read: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl<T: Clone + Send + Sync> LatestReader<T> {
+    /// The newest item, new or not; `None` before the first write.
+    pub fn read_latest(&self) -> Option<Latest<T>> {
+        let (item, seq) = self.load()?;
+        let previous = self.last_seq.fetch_max(seq, Ordering::AcqRel);
+        let is_new = seq > previous;
+        if is_new {
+            self.read.fetch_add(1, Ordering::Relaxed);
+            self.dropped
+                .fetch_add(seq - previous - 1, Ordering::Relaxed);
+        }
+        Some(Latest { item, seq, is_new })
+    }
+
+    /// The newest item if this reader has not seen it yet. Never returns an item twice.
+    pub fn read_new(&self) -> Option<T> {
+        if !self.has_new() {
+            return None;
+        }
+        let latest = self.read_latest()?;
+        latest.is_new.then_some(latest.item)
+    }
+
+    /// Whether an item newer than the last one this reader saw has been published.
+    pub fn has_new(&self) -> bool {
+        let (seq, _) = unpack(self.shared.latest.load(Ordering::Acquire));
+        seq > self.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Items this reader received as new.
+    pub fn read_count(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// Items published that this reader never received because a newer one replaced them
+    /// before it read.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Sequence number of the last item this reader saw.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Relaxed)
+    }
+
+    fn load(&self) -> Option<(T, u64)> {
+        let shared = &*self.shared;
+        let mut spins = 0u32;
+        loop {
+            let packed = shared.latest.load(Ordering::Acquire);
+            if packed == 0 {
+                return None;
+            }
+            let (seq, idx) = unpack(packed);
+            let slot = &shared.slots[idx];
+            let state = slot.state.fetch_add(1, Ordering::Acquire);
+            if state & WRITING == 0 && slot.seq.load(Ordering::Acquire) == seq {
+                // SAFETY: our increment happened while WRITING was clear, so the writer cannot
+                // take this slot until we decrement; `value` holds the item published as `seq`.
+                let item = unsafe { (*slot.value.get()).clone() };
+                slot.state.fetch_sub(1, Ordering::Release);
+                if let Some(item) = item {
+                    return Some((item, seq));
+                }
+            } else {
+                slot.state.fetch_sub(1, Ordering::Release);
+            }
+            // The slot was rewritten between reading `latest` and pinning it: read again.
+            spins += 1;
+            if spins < 64 {
+                hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for LatestReader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatestReader")
+            .field("last_seq", &self.last_seq.load(Ordering::Relaxed))
+            .field("read", &self.read.load(Ordering::Relaxed))
+            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn empty_buffer_reads_nothing() {
+        let buffer = LatestBuffer::<u32>::new();
+        let reader = buffer.reader();
+        assert!(reader.read_latest().is_none());
+        assert!(!reader.has_new());
+    }
+
+    #[test]
+    fn reader_sees_newest_and_counts_drops() {
+        let buffer = LatestBuffer::new();
+        let reader = buffer.reader();
+        for i in 1..=5u32 {
+            buffer.write(i);
+        }
+        let latest = reader.read_latest().unwrap();
+        assert_eq!((latest.item, latest.seq, latest.is_new), (5, 5, true));
+        assert_eq!(reader.dropped(), 4);
+        assert_eq!(reader.read_new(), None);
+        let again = reader.read_latest().unwrap();
+        assert!(!again.is_new);
+        assert_eq!(reader.read_count(), 1);
+    }
+
+    #[test]
+    fn slot_count_is_validated() {
+        assert!(LatestBuffer::<u8>::with_slots(1).is_err());
+        assert!(LatestBuffer::<u8>::with_slots(MAX_SLOTS + 1).is_err());
+        assert_eq!(LatestBuffer::<u8>::with_slots(2).unwrap().slots(), 2);
+    }
+
+    #[test]
+    fn displaced_items_are_dropped() {
+        let buffer = LatestBuffer::new();
+        let tracked = Arc::new(());
+        for _ in 0..10 {
+            buffer.write(Arc::clone(&tracked));
+        }
+        // Only the slots hold clones; the rest were dropped on overwrite.
+        assert!(Arc::strong_count(&tracked) <= 1 + DEFAULT_SLOTS);
+        drop(buffer);
+        assert_eq!(Arc::strong_count(&tracked), 1);
+    }
+}

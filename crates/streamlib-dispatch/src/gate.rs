@@ -1,0 +1,329 @@
+//! The per-unit state machine every dispatcher shares.
+//!
+//! One atomic byte decides, without locks or allocation, whether an activation must be handed
+//! to the executor (or coalesces with one already waiting), whether the executor may start a
+//! run, and when a detached unit has truly left the executor. Keeping it in one place means the
+//! four dispatchers agree on the contract in `Activation`'s docs: one run per activation,
+//! coalescing while pending, and no run starting (or still going on another thread) once
+//! `detach` has returned.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::WorkUnit;
+
+/// An activation is waiting to be served.
+const PENDING: u8 = 1 << 0;
+/// The executor has been handed the unit (a queue entry exists, or the thread/task was woken)
+/// and has not picked it up yet. Implies `PENDING`.
+const QUEUED: u8 = 1 << 1;
+/// `run()` is executing (or about to, or just finished and the state is being settled).
+const RUNNING: u8 = 1 << 2;
+/// `detach` was called: no run may start any more.
+const DETACHED: u8 = 1 << 3;
+/// The unit was detached, left the executor, and its capacity was given back (once).
+const RELEASED: u8 = 1 << 4;
+
+/// What the executor should do with a unit it was handed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Begin {
+    /// Call [`RunGate::run_unit`], then [`RunGate::end_run`].
+    Run,
+    /// Nothing is queued (a spurious wake-up); wait for the next hand-off.
+    Idle,
+    /// The unit was detached; drop it.
+    Detached,
+}
+
+/// A unit together with its gate: what executors pass around (behind an `Arc`).
+pub(crate) struct GatedUnit {
+    /// The user's work.
+    pub(crate) unit: Arc<dyn WorkUnit>,
+    /// Its scheduling state.
+    pub(crate) gate: RunGate,
+}
+
+impl GatedUnit {
+    pub(crate) fn new(unit: Arc<dyn WorkUnit>) -> Self {
+        Self {
+            unit,
+            gate: RunGate::new(),
+        }
+    }
+
+    /// Runs the unit once under its gate (panics caught).
+    pub(crate) fn run(&self) {
+        self.gate.run_unit(&*self.unit);
+    }
+}
+
+/// The lock-free state of one attached unit.
+pub(crate) struct RunGate {
+    state: AtomicU8,
+    /// [`thread_mark`] of the thread inside `run()`, or 0: lets `detach` called from inside the
+    /// unit's own run (or a run nested in it) return instead of waiting for itself.
+    runner: AtomicUsize,
+}
+
+impl RunGate {
+    pub(crate) const fn new() -> Self {
+        Self {
+            state: AtomicU8::new(0),
+            runner: AtomicUsize::new(0),
+        }
+    }
+
+    /// Records an activation. Returns `true` when the caller must hand the unit to the
+    /// executor; `false` when it coalesced with a waiting activation, when the running
+    /// executor will pick it up after the current run, or when the unit is detached.
+    pub(crate) fn activate(&self) -> bool {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            if state & (DETACHED | PENDING) != 0 {
+                return false;
+            }
+            // While running, the executor itself re-queues the unit in `end_run`; handing it
+            // over now could start a second, concurrent run.
+            let hand_off = state & RUNNING == 0;
+            let new = if hand_off {
+                state | PENDING | QUEUED
+            } else {
+                state | PENDING
+            };
+            match self
+                .state
+                .compare_exchange_weak(state, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return hand_off,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Called by the executor that was handed the unit: claims the queued activation.
+    pub(crate) fn begin_run(&self) -> Begin {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            let (new, outcome) = if state & DETACHED != 0 {
+                (state & !(PENDING | QUEUED), Begin::Detached)
+            } else if state & QUEUED == 0 {
+                return Begin::Idle;
+            } else {
+                ((state & !(PENDING | QUEUED)) | RUNNING, Begin::Run)
+            };
+            match self
+                .state
+                .compare_exchange_weak(state, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return outcome,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Called after a run. Returns `true` when an activation arrived during the run: the unit is
+    /// then queued again and the executor must hand it to itself (re-queue, loop, …).
+    pub(crate) fn end_run(&self) -> bool {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            let again = state & PENDING != 0 && state & DETACHED == 0;
+            let new = if again {
+                (state & !RUNNING) | QUEUED
+            } else {
+                state & !(RUNNING | PENDING)
+            };
+            match self
+                .state
+                .compare_exchange_weak(state, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return again,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Runs `unit` once, catching a panic so that the executing thread survives it.
+    /// Call only after [`begin_run`](Self::begin_run) returned [`Begin::Run`].
+    pub(crate) fn run_unit(&self, unit: &dyn WorkUnit) {
+        // Relaxed: only the same thread ever compares the mark with its own.
+        self.runner.store(thread_mark(), Ordering::Relaxed);
+        let outcome = catch_unwind(AssertUnwindSafe(|| unit.run()));
+        self.runner.store(0, Ordering::Relaxed);
+        if let Err(payload) = outcome {
+            tracing::error!(
+                unit = unit.name(),
+                panic = panic_message(&*payload),
+                "work unit panicked; it stays attached and runs again on its next activation"
+            );
+        }
+    }
+
+    /// Marks the unit detached and waits until a run in progress on another thread has
+    /// returned. Returns at once when called from inside the unit's own run.
+    pub(crate) fn detach(&self) {
+        self.state.fetch_or(DETACHED, Ordering::AcqRel);
+        if self.runner.load(Ordering::Relaxed) == thread_mark() {
+            return;
+        }
+        let mut step = 0_u32;
+        while self.state.load(Ordering::Acquire) & RUNNING != 0 {
+            backoff(&mut step);
+        }
+    }
+
+    /// Whether `detach` has been called.
+    pub(crate) fn is_detached(&self) -> bool {
+        self.state.load(Ordering::Acquire) & DETACHED != 0
+    }
+
+    /// Returns `true` exactly once, when the unit is detached and no executor holds it any more
+    /// (no queue entry, not running): the moment its capacity can be given back.
+    pub(crate) fn try_release(&self) -> bool {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            if state & DETACHED == 0 || state & (QUEUED | RUNNING | RELEASED) != 0 {
+                return false;
+            }
+            match self.state.compare_exchange_weak(
+                state,
+                state | RELEASED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Undoes a hand-off the executor could not accept, so later activations are not lost.
+    pub(crate) fn cancel_queued(&self) {
+        self.state.fetch_and(!(PENDING | QUEUED), Ordering::AcqRel);
+    }
+}
+
+thread_local! {
+    /// Its address identifies the current thread cheaply (no allocation, no syscall).
+    static THREAD_MARK: Cell<u8> = const { Cell::new(0) };
+}
+
+/// A non-zero number unique among live threads.
+fn thread_mark() -> usize {
+    THREAD_MARK.with(|mark| std::ptr::from_ref(mark) as usize)
+}
+
+/// Waits politely: spin first (a run is usually short), then yield, then sleep.
+pub(crate) fn backoff(step: &mut u32) {
+    if *step < 64 {
+        std::hint::spin_loop();
+    } else if *step < 128 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    *step = step.saturating_add(1);
+}
+
+/// The text of a panic payload, when it has one.
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "<non-string panic payload>"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activation_coalesces_until_run_begins() {
+        let gate = RunGate::new();
+        assert!(gate.activate());
+        assert!(!gate.activate(), "second activation while queued must coalesce");
+        assert_eq!(gate.begin_run(), Begin::Run);
+        assert!(!gate.end_run());
+        assert_eq!(gate.begin_run(), Begin::Idle);
+        assert!(gate.activate(), "idle again: a new activation hands off");
+    }
+
+    #[test]
+    fn activation_during_run_requeues_once() {
+        let gate = RunGate::new();
+        assert!(gate.activate());
+        assert_eq!(gate.begin_run(), Begin::Run);
+        assert!(!gate.activate(), "the running executor re-queues, the caller must not");
+        assert!(!gate.activate());
+        assert!(gate.end_run(), "one more run is owed");
+        assert_eq!(gate.begin_run(), Begin::Run);
+        assert!(!gate.end_run());
+    }
+
+    #[test]
+    fn detached_unit_is_skipped_and_released_once() {
+        let gate = RunGate::new();
+        assert!(gate.activate());
+        gate.detach();
+        assert!(gate.is_detached());
+        assert!(!gate.try_release(), "still queued: the executor holds it");
+        assert_eq!(gate.begin_run(), Begin::Detached);
+        assert!(gate.try_release());
+        assert!(!gate.try_release(), "released exactly once");
+        assert!(!gate.activate(), "detached units ignore activations");
+    }
+
+    #[test]
+    fn detach_from_inside_run_does_not_wait_for_itself() {
+        struct SelfDetach(Arc<GatedUnit>);
+        let gated = Arc::new(GatedUnit::new(Arc::new(Noop)));
+        assert!(gated.gate.activate());
+        assert_eq!(gated.gate.begin_run(), Begin::Run);
+        let probe = SelfDetach(Arc::clone(&gated));
+        gated.gate.run_unit(&probe);
+        assert!(!gated.gate.end_run());
+        assert!(gated.gate.is_detached());
+
+        impl WorkUnit for SelfDetach {
+            fn run(&self) {
+                self.0.gate.detach();
+            }
+            fn name(&self) -> &str {
+                "self-detach"
+            }
+        }
+    }
+
+    #[test]
+    fn panicking_run_is_contained() {
+        struct Boom;
+        impl WorkUnit for Boom {
+            fn run(&self) {
+                panic!("boom");
+            }
+            fn name(&self) -> &str {
+                "boom"
+            }
+        }
+        let gate = RunGate::new();
+        assert!(gate.activate());
+        assert_eq!(gate.begin_run(), Begin::Run);
+        gate.run_unit(&Boom);
+        assert!(!gate.end_run());
+        assert!(gate.activate());
+    }
+
+    struct Noop;
+    impl WorkUnit for Noop {
+        fn run(&self) {}
+        fn name(&self) -> &str {
+            "noop"
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Per-handler statistics: lock-free counters and a log-linear latency histogram, readable
+//! while running and summarised at stop.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Sub-buckets per power of two: values are recorded within 1/8 (12.5 %) of their size.
+const SUB_BITS: u32 = 3;
+const SUB: usize = 1 << SUB_BITS;
+/// Up to 2^40 ns (about 18 minutes).
+const BUCKETS: usize = 41 * SUB;
+
+/// A histogram of durations in nanoseconds with fixed, pre-allocated buckets.
+pub(crate) struct Histogram {
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Histogram {
+    pub(crate) fn new() -> Self {
+        Self {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+        }
+    }
+
+    fn index(ns: u64) -> usize {
+        if ns < SUB as u64 {
+            return ns as usize;
+        }
+        let msb = 63 - ns.leading_zeros();
+        let shift = msb - SUB_BITS;
+        let sub = ((ns >> shift) as usize) & (SUB - 1);
+        (((msb - SUB_BITS + 1) as usize) * SUB + sub).min(BUCKETS - 1)
+    }
+
+    /// Upper bound of a bucket's values.
+    fn bucket_high(index: usize) -> u64 {
+        if index < SUB {
+            return index as u64;
+        }
+        let group = (index / SUB) as u32 - 1;
+        let sub = (index % SUB) as u64;
+        let base = 1u64 << (group + SUB_BITS);
+        base + (sub + 1) * (base >> SUB_BITS) - 1
+    }
+
+    pub(crate) fn record(&self, ns: u64) {
+        self.buckets[Self::index(ns)].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.max.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn max(&self) -> u64 {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// The value below which `q` (0..=1) of the records fall, within one bucket.
+    pub(crate) fn quantile(&self, q: f64) -> u64 {
+        let total = self.count();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += b.load(Ordering::Relaxed);
+            if seen >= rank {
+                return Self::bucket_high(i).min(self.max());
+            }
+        }
+        self.max()
+    }
+}
+
+/// Counters of one stream, updated by the runtime without locks.
+pub(crate) struct NodeCounters {
+    pub(crate) ticks: AtomicU64,
+    pub(crate) skipped_ticks: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) panics: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+    pub(crate) deadline_misses: AtomicU64,
+    pub(crate) process_time: Histogram,
+}
+
+impl NodeCounters {
+    pub(crate) fn new() -> Self {
+        Self {
+            ticks: AtomicU64::new(0),
+            skipped_ticks: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            deadline_misses: AtomicU64::new(0),
+            process_time: Histogram::new(),
+        }
+    }
+}
+
+/// Items lost on one input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputDrops {
+    /// Port name.
+    pub port: String,
+    /// Items dropped (latest-read skips or ordered overflow).
+    pub dropped: u64,
+}
+
+/// Where a stream is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamState {
+    /// Not started yet.
+    Idle,
+    /// Being called every tick.
+    Running,
+    /// Waiting out a restart backoff.
+    Restarting,
+    /// Ended its stream (end of stream reached and drained).
+    Ended,
+    /// Failed and not restarted.
+    Failed,
+    /// Stopped by the runtime.
+    Stopped,
+}
+
+impl fmt::Display for StreamState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StreamState::Idle => "idle",
+            StreamState::Running => "running",
+            StreamState::Restarting => "restarting",
+            StreamState::Ended => "ended",
+            StreamState::Failed => "failed",
+            StreamState::Stopped => "stopped",
+        })
+    }
+}
+
+/// A snapshot of one stream's statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamStats {
+    /// Stream id.
+    pub id: String,
+    /// Handler type name.
+    pub handler: &'static str,
+    /// Dispatcher kind.
+    pub dispatcher: &'static str,
+    /// State at snapshot time.
+    pub state: StreamState,
+    /// `process` calls.
+    pub ticks: u64,
+    /// Clock ticks it did not process because it (or its upstream) was still busy.
+    pub skipped_ticks: u64,
+    /// Items written to its outputs.
+    pub items_out: u64,
+    /// Per-input losses.
+    pub drops: Vec<InputDrops>,
+    /// `process` calls that returned an error.
+    pub errors: u64,
+    /// `process` calls that panicked.
+    pub panics: u64,
+    /// Restarts performed.
+    pub restarts: u64,
+    /// `process` calls that overran the stream's time limit.
+    pub deadline_misses: u64,
+    /// Median `process` time.
+    pub p50: Duration,
+    /// 99th percentile `process` time.
+    pub p99: Duration,
+    /// Longest `process` time.
+    pub max: Duration,
+}
+
+impl StreamStats {
+    /// Sum of drops over inputs.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(|d| d.dropped).sum()
+    }
+}
+
+/// A snapshot of every stream and the clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeStats {
+    /// Clock name.
+    pub clock: String,
+    /// Ticks issued.
+    pub clock_ticks: u64,
+    /// Ticks the clock skipped because the driver woke late.
+    pub clock_missed: u64,
+    /// Wall time since start.
+    pub elapsed: Duration,
+    /// Per stream, in topological order.
+    pub streams: Vec<StreamStats>,
+}
+
+impl RuntimeStats {
+    /// The stream with this id.
+    pub fn stream(&self, id: &str) -> Option<&StreamStats> {
+        self.streams.iter().find(|s| s.id == id)
+    }
+
+    /// Ticks per second achieved.
+    pub fn tick_rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.clock_ticks as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+impl fmt::Display for RuntimeStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "clock {}: {} ticks in {:.2} s ({:.1}/s), {} missed",
+            self.clock,
+            self.clock_ticks,
+            self.elapsed.as_secs_f64(),
+            self.tick_rate(),
+            self.clock_missed
+        )?;
+        writeln!(
+            f,
+            "{:<16} {:<14} {:<10} {:>8} {:>7} {:>7} {:>6} {:>9} {:>9} {:>9} state",
+            "stream",
+            "handler",
+            "dispatch",
+            "ticks",
+            "skip",
+            "drops",
+            "errors",
+            "p50 µs",
+            "p99 µs",
+            "max µs"
+        )?;
+        for s in &self.streams {
+            writeln!(
+                f,
+                "{:<16} {:<14} {:<10} {:>8} {:>7} {:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {}{}",
+                s.id,
+                s.handler,
+                s.dispatcher,
+                s.ticks,
+                s.skipped_ticks,
+                s.total_drops(),
+                s.errors + s.panics,
+                micros(s.p50),
+                micros(s.p99),
+                micros(s.max),
+                s.state,
+                if s.restarts > 0 {
+                    format!(" ({} restarts)", s.restarts)
+                } else {
+                    String::new()
+                }
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_within_a_bucket() {
+        let h = Histogram::new();
+        for v in 1..=1000u64 {
+            h.record(v * 1000);
+        }
+        let p50 = h.quantile(0.5);
+        let p99 = h.quantile(0.99);
+        assert!((500_000..=570_000).contains(&p50), "{p50}");
+        assert!((990_000..=1_000_000).contains(&p99), "{p99}");
+        assert_eq!(h.max(), 1_000_000);
+        assert_eq!(h.quantile(1.0), 1_000_000);
+    }
+
+    #[test]
+    fn bucket_bounds_cover_values() {
+        for v in [0u64, 1, 7, 8, 9, 15, 16, 17, 100, 12345, 1 << 30] {
+            let i = Histogram::index(v);
+            assert!(Histogram::bucket_high(i) >= v, "{v}");
+            if i > 0 {
+                assert!(Histogram::bucket_high(i - 1) < v, "{v}");
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! `cargo xtask setup`: installs the Debian/Ubuntu packages a fresh machine lacks.
+//!
+//! Runs first in `.ci/run`, so a new machine gets what the enabled feature groups need; when not
+//! root it prints the exact `sudo` command instead of guessing.
+
+use anyhow::{Result, bail};
+
+use crate::command::Command;
+
+/// A set of system packages that one area of the workspace needs.
+struct PackageGroup {
+    /// What needs the packages.
+    name: &'static str,
+    /// Whether CI needs them today. A disabled group documents what is coming without making
+    /// every machine install it.
+    enabled: bool,
+    /// Debian package names.
+    packages: &'static [&'static str],
+}
+
+/// Every group. A crate that needs system packages adds (or enables) its group here.
+const GROUPS: &[PackageGroup] = &[
+    // The core crates (buffers, clock, ports, dispatch, runtime, the facade) are pure Rust and
+    // need no system package today.
+    PackageGroup {
+        name: "core tests",
+        enabled: true,
+        packages: &[],
+    },
+    // Disabled until the video crate lands: headless rendering tests and image comparison.
+    PackageGroup {
+        name: "video",
+        enabled: false,
+        packages: &["xvfb", "xauth", "imagemagick", "fonts-dejavu-core"],
+    },
+    // Disabled until the file (FFmpeg) crate lands: bindgen needs clang, linking needs the libs.
+    PackageGroup {
+        name: "file",
+        enabled: false,
+        packages: &[
+            "pkg-config",
+            "clang",
+            "libclang-dev",
+            "libavcodec-dev",
+            "libavformat-dev",
+            "libavutil-dev",
+            "libswscale-dev",
+            "libavfilter-dev",
+            "libavdevice-dev",
+            "libswresample-dev",
+            "ffmpeg",
+        ],
+    },
+    // Disabled until the GPU crate lands: lavapipe, the software Vulkan driver GPU tests run on
+    // where there is no GPU.
+    PackageGroup {
+        name: "gpu",
+        enabled: false,
+        packages: &["mesa-vulkan-drivers", "libvulkan1"],
+    },
+];
+
+/// Installs what the enabled groups need and is missing, or says what to run.
+pub fn run() -> Result<()> {
+    for group in GROUPS {
+        let state = if group.enabled { "enabled" } else { "disabled" };
+        let packages = if group.packages.is_empty() {
+            "no system packages".to_owned()
+        } else {
+            group.packages.join(" ")
+        };
+        println!("setup: {} ({state}): {packages}", group.name);
+    }
+    let wanted: Vec<&str> = GROUPS
+        .iter()
+        .filter(|group| group.enabled)
+        .flat_map(|group| group.packages.iter().copied())
+        .collect();
+    if wanted.is_empty() {
+        println!("setup: nothing to install: the enabled groups need no system package");
+        return Ok(());
+    }
+    // Every Debian derivative has dpkg-query; its absence means another distribution.
+    if Command::new("dpkg-query")
+        .arg("--version")
+        .probe()?
+        .is_none()
+    {
+        println!(
+            "setup: this is not a Debian-based system (no dpkg-query); install the equivalents \
+             of these packages yourself: {}",
+            wanted.join(" ")
+        );
+        return Ok(());
+    }
+    let installed = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Package} ${Status}\\n"])
+        .args(wanted.iter().copied())
+        .output_whatever_status()?;
+    let missing = missing_packages(&wanted, &installed);
+    if missing.is_empty() {
+        println!("setup: all {} system packages are installed", wanted.len());
+        return Ok(());
+    }
+    println!("setup: missing: {}", missing.join(" "));
+    let install_args = ["install", "-y", "--no-install-recommends"];
+    let uid = Command::new("id").arg("-u").output()?;
+    if uid.trim() != "0" {
+        bail!(
+            "setup needs root to install packages; run:\n  sudo apt-get update && sudo \
+             DEBIAN_FRONTEND=noninteractive apt-get {} {}",
+            install_args.join(" "),
+            missing.join(" ")
+        );
+    }
+    Command::new("apt-get").arg("update").run()?;
+    Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(install_args)
+        .args(missing)
+        .run()
+}
+
+/// The `wanted` packages that `dpkg-query -W -f '${Package} ${Status}\n'` output does not
+/// report as installed. Unknown packages are simply absent from that output.
+fn missing_packages<'a>(wanted: &[&'a str], dpkg_output: &str) -> Vec<&'a str> {
+    let installed: Vec<&str> = dpkg_output
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let name = words.next()?;
+            // `${Status}` is "want error state"; only the state `installed` counts (not
+            // `config-files` or `half-installed`). Multi-arch names carry `:arch`.
+            (words.last() == Some("installed")).then(|| name.split(':').next().unwrap_or(name))
+        })
+        .collect();
+    wanted
+        .iter()
+        .copied()
+        .filter(|package| !installed.contains(package))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_fully_installed_packages_count() {
+        let output = "\
+xvfb install ok installed
+xauth deinstall ok config-files
+libvulkan1:amd64 install ok installed
+imagemagick install ok half-installed
+";
+        assert_eq!(
+            missing_packages(
+                &[
+                    "xvfb",
+                    "xauth",
+                    "libvulkan1",
+                    "imagemagick",
+                    "fonts-dejavu-core"
+                ],
+                output
+            ),
+            ["xauth", "imagemagick", "fonts-dejavu-core"]
+        );
+    }
+
+    #[test]
+    fn disabled_groups_are_not_installed_but_still_listed() {
+        assert!(
+            GROUPS
+                .iter()
+                .any(|group| group.name == "core tests" && group.enabled)
+        );
+        for name in ["video", "file", "gpu"] {
+            assert!(
+                GROUPS.iter().any(|group| group.name == name
+                    && !group.enabled
+                    && !group.packages.is_empty()),
+                "{name}"
+            );
+        }
+    }
+}
