@@ -71,6 +71,12 @@ fn bare_nanosleep(frames: u64) -> Vec<u64> {
     lateness
 }
 
+/// The peer is Linux's `clock_nanosleep`; elsewhere there is nothing to compare against.
+#[cfg(not(target_os = "linux"))]
+fn bare_nanosleep(_frames: u64) -> Vec<u64> {
+    Vec::new()
+}
+
 /// Lateness of each tick after the first (which is due at `start` and says nothing), plus the
 /// number of ticks the clock had to skip.
 fn software_clock(
@@ -116,35 +122,51 @@ fn row(name: &str, s: &Summary, missed: Option<u64>) {
 fn main() -> Result<(), ClockError> {
     let secs = run_seconds();
     let frames = ((secs * RATE.as_f64()).round() as u64).max(1);
-    println!("clock_jitter: wake-up lateness at {RATE} Hz, {secs} s ({frames} wake-ups) per clock");
+    // Interleave the three in rounds of about a second, so load that comes and goes on a
+    // shared machine hits all of them alike instead of whichever ran at the time.
+    let rounds = (secs.round() as u64).clamp(1, frames);
+    let per_round = frames.div_ceil(rounds);
+    println!(
+        "clock_jitter: wake-up lateness at {RATE} Hz, {secs} s ({frames} wake-ups) per clock, \
+         interleaved in {rounds} round(s)"
+    );
+
+    let precise = SoftwareClockOptions {
+        precise: true,
+        ..SoftwareClockOptions::default()
+    };
+    let mut peer_lateness = Vec::new();
+    let (mut default_lateness, mut default_missed) = (Vec::new(), 0);
+    let (mut precise_lateness, mut precise_missed) = (Vec::new(), 0);
+    for _ in 0..rounds {
+        peer_lateness.extend(bare_nanosleep(per_round));
+        let (lateness, missed) = software_clock(SoftwareClockOptions::default(), per_round)?;
+        default_lateness.extend(lateness);
+        default_missed += missed;
+        let (lateness, missed) = software_clock(precise, per_round)?;
+        precise_lateness.extend(lateness);
+        precise_missed += missed;
+    }
+
     println!(
         "{:<28} {:>10} {:>10} {:>10} {:>8}",
         "clock", "p50 µs", "p99 µs", "max µs", "missed"
     );
-
-    #[cfg(target_os = "linux")]
-    let peer = {
-        let s = summarize(bare_nanosleep(frames));
+    let peer = if peer_lateness.is_empty() {
+        println!("{:<28} (Linux only)", "clock_nanosleep loop (peer)");
+        None
+    } else {
+        let s = summarize(peer_lateness);
         row("clock_nanosleep loop (peer)", &s, None);
         Some(s)
     };
-    #[cfg(not(target_os = "linux"))]
-    let peer: Option<Summary> = {
-        println!("{:<28} (Linux only)", "clock_nanosleep loop (peer)");
-        None
-    };
-
-    let (lateness, missed) = software_clock(SoftwareClockOptions::default(), frames)?;
-    let default = summarize(lateness);
-    row("SoftwareClock default", &default, Some(missed));
-
-    let precise_options = SoftwareClockOptions {
-        precise: true,
-        ..SoftwareClockOptions::default()
-    };
-    let (lateness, missed) = software_clock(precise_options, frames)?;
-    row("SoftwareClock precise", &summarize(lateness), Some(missed));
-
+    let default = summarize(default_lateness);
+    row("SoftwareClock default", &default, Some(default_missed));
+    row(
+        "SoftwareClock precise",
+        &summarize(precise_lateness),
+        Some(precise_missed),
+    );
     if let Some(peer) = peer {
         // A zero p99 (impossible in practice) would make the ratio meaningless.
         let ratio = default.p99_us / peer.p99_us.max(0.001);

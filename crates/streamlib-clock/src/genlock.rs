@@ -53,9 +53,9 @@ pub struct GenlockOptions {
     /// Consecutive in-tolerance one-period intervals needed to go from
     /// [`LockState::Locking`] to [`LockState::Locked`]. Default 3.
     pub lock_after: u32,
-    /// Lock is lost when no pulse arrives for more than this many nominal periods (measured on
-    /// the local clock while waiting, and in the pulse timestamps when pulses resume).
-    /// At least 1. Default 2.
+    /// Lock is lost when no pulse arrives for more than this many nominal periods: measured
+    /// on the local clock since the latest pulse was received (by `wait_tick` timeouts and
+    /// `lock_state`), and in the pulse timestamps when pulses resume. At least 1. Default 2.
     pub unlock_after_periods: f64,
 }
 

@@ -327,7 +327,11 @@ impl Shared {
             let up = &self.nodes[u];
             match up.state.load(SeqCst) {
                 s if is_terminal(s) => {}
-                ST_RESTARTING => all_terminal = false,
+                // Waiting out its backoff: do not hold the rest back. Once due, it runs
+                // first again, so frames it forwards still arrive on their own tick.
+                ST_RESTARTING if self.now_ns() < up.restart_at_ns.load(SeqCst) => {
+                    all_terminal = false;
+                }
                 _ => {
                     all_terminal = false;
                     ready = ready.min(up.done_seq.load(SeqCst));

@@ -1,0 +1,198 @@
+//! Failures are contained: errors and panics follow the restart policy, with backoff and a cap,
+//! and the rest of the pipeline keeps running.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use streamlib_clock::{ManualClock, Rational, SoftwareClock};
+use streamlib_ports::*;
+use streamlib_runtime::{Backoff, RestartPolicy, Stream, StreamRuntime, StreamState};
+
+/// Fails on chosen ticks, by error or by panic; counts its lifecycle calls.
+struct Flaky {
+    input: InputPort<VideoFrame>,
+    out: OutputPort<VideoFrame>,
+    fail_on: Vec<u64>,
+    panic: bool,
+    starts: Arc<AtomicUsize>,
+    stops: Arc<AtomicUsize>,
+}
+
+impl StreamHandler for Flaky {
+    fn ports(&self) -> Ports {
+        Ports::new().input(&self.input).output(&self.out)
+    }
+    fn on_start(&mut self, _: &StartContext<'_>) -> Result<(), HandlerError> {
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+        if self.fail_on.contains(&ctx.tick().frame_number) {
+            if self.panic {
+                panic!("boom on frame {}", ctx.tick().frame_number);
+            }
+            return Err(HandlerError::msg("decoder lost sync"));
+        }
+        if let Some(f) = self.input.recv() {
+            self.out.write(f);
+        }
+        Ok(())
+    }
+    fn on_stop(&mut self) -> Result<(), HandlerError> {
+        self.stops.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+struct Built {
+    rt: StreamRuntime,
+    starts: Arc<AtomicUsize>,
+    stops: Arc<AtomicUsize>,
+    log: Arc<SinkLog>,
+    other: Arc<SinkLog>,
+}
+
+/// source → flaky → sink, plus source → other (a branch that must keep running).
+fn build(clock: impl streamlib_clock::Clock, fail_on: Vec<u64>, panic: bool, policy: RestartPolicy) -> Built {
+    let mut rt = StreamRuntime::new(clock);
+    let src = FrameSource::new(8, 8, MemoryCaps::CPU);
+    let starts = Arc::new(AtomicUsize::new(0));
+    let stops = Arc::new(AtomicUsize::new(0));
+    let flaky = Flaky {
+        input: InputPort::new("video", MemoryCaps::CPU),
+        out: OutputPort::new("video", MemoryCaps::CPU),
+        fail_on,
+        panic,
+        starts: Arc::clone(&starts),
+        stops: Arc::clone(&stops),
+    };
+    let (sink, log) = FrameSink::new(MemoryCaps::CPU);
+    let (other, other_log) = FrameSink::new(MemoryCaps::CPU);
+    let (so, fi, fo, si, oi) = (
+        src.out.handle(),
+        flaky.input.handle(),
+        flaky.out.handle(),
+        sink.input.handle(),
+        other.input.handle(),
+    );
+    rt.add_stream(Stream::new("src", src)).unwrap();
+    rt.add_stream(Stream::new("flaky", flaky).restart_policy(policy)).unwrap();
+    rt.add_stream(Stream::new("sink", sink)).unwrap();
+    rt.add_stream(Stream::new("other", other)).unwrap();
+    rt.connect(&so, &fi).unwrap();
+    rt.connect(&fo, &si).unwrap();
+    rt.connect(&so, &oi).unwrap();
+    Built {
+        rt,
+        starts,
+        stops,
+        log,
+        other: other_log,
+    }
+}
+
+#[test]
+fn never_policy_leaves_it_failed_and_the_rest_running() {
+    let (clock, ticks) = ManualClock::new(Rational::fps(30));
+    let mut b = build(clock, vec![2], false, RestartPolicy::Never);
+    b.rt.start().unwrap();
+    pump(&b.rt, &ticks, 0, 6);
+    let stats = b.rt.stop().unwrap();
+    let flaky = stats.stream("flaky").unwrap();
+    assert_eq!(flaky.state, StreamState::Failed);
+    assert_eq!((flaky.errors, flaky.ticks), (1, 3));
+    assert_eq!(b.other.received.load(Ordering::SeqCst), 6);
+    assert_eq!(b.log.received.load(Ordering::SeqCst), 2);
+    // Stopped once, at the failure; not again at shutdown.
+    assert_eq!(b.starts.load(Ordering::SeqCst), 1);
+    assert_eq!(b.stops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_panic_is_contained_and_restarted_on_failure() {
+    let (clock, ticks) = ManualClock::new(Rational::fps(30));
+    let backoff = Backoff {
+        initial: Duration::ZERO,
+        factor: 1.0,
+        max: Duration::ZERO,
+        max_restarts: Some(5),
+    };
+    let mut b = build(clock, vec![1, 3], true, RestartPolicy::OnFailure(backoff));
+    b.rt.start().unwrap();
+    pump(&b.rt, &ticks, 0, 8);
+    let stats = b.rt.stop().unwrap();
+    let flaky = stats.stream("flaky").unwrap();
+    assert_eq!(flaky.panics, 2);
+    assert_eq!(flaky.restarts, 2);
+    assert_eq!(flaky.state, StreamState::Stopped);
+    assert_eq!(b.starts.load(Ordering::SeqCst), 3);
+    assert_eq!(b.stops.load(Ordering::SeqCst), 3, "on_stop pairs with every on_start");
+    assert_eq!(b.other.received.load(Ordering::SeqCst), 8);
+    // The sink saw every frame the flaky stage forwarded, on the same tick.
+    let seen = b.log.seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|(t, f)| t == f), "{seen:?}");
+    assert!(seen.len() >= 4, "{seen:?}");
+}
+
+#[test]
+fn restarts_back_off_and_stop_at_the_cap() {
+    // A real clock so backoff delays play out in time: fails on every tick.
+    let clock = SoftwareClock::new(Rational::fps(200));
+    let backoff = Backoff {
+        initial: Duration::from_millis(20),
+        factor: 2.0,
+        max: Duration::from_millis(80),
+        max_restarts: Some(3),
+    };
+    let mut b = build(clock, (0..100_000).collect(), false, RestartPolicy::OnFailure(backoff));
+    let started = Instant::now();
+    b.rt.start().unwrap();
+    let handle = b.rt.handle();
+    while handle
+        .stats()
+        .and_then(|s| s.stream("flaky").map(|f| f.state))
+        != Some(StreamState::Failed)
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "never gave up");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed();
+    let stats = b.rt.stop().unwrap();
+    let flaky = stats.stream("flaky").unwrap();
+    assert_eq!(flaky.restarts, 3);
+    assert_eq!(flaky.errors, 4, "one failure per life: initial run plus three restarts");
+    // 20 + 40 + 80 ms of backoff at least.
+    assert!(elapsed >= Duration::from_millis(140), "{elapsed:?}");
+    assert!(b.other.received.load(Ordering::SeqCst) > 0);
+}
+
+#[test]
+fn always_policy_restarts_a_source_that_ended() {
+    let (clock, ticks) = ManualClock::new(Rational::fps(30));
+    let mut rt = StreamRuntime::new(clock);
+    let mut src = FrameSource::new(4, 4, MemoryCaps::CPU);
+    src.limit = Some(2);
+    let (sink, log) = FrameSink::new(MemoryCaps::CPU);
+    let (o, i) = (src.out.handle(), sink.input.handle());
+    let backoff = Backoff {
+        initial: Duration::ZERO,
+        factor: 1.0,
+        max: Duration::ZERO,
+        max_restarts: None,
+    };
+    rt.add_stream(Stream::new("src", src).restart_policy(RestartPolicy::Always(backoff)))
+        .unwrap();
+    rt.add_stream(Stream::new("sink", sink)).unwrap();
+    rt.connect(&o, &i).unwrap();
+    rt.start().unwrap();
+    pump(&rt, &ticks, 0, 6);
+    let stats = rt.stop().unwrap();
+    assert!(stats.stream("src").unwrap().restarts >= 1);
+    assert!(!rt.is_finished() || stats.stream("sink").unwrap().state != StreamState::Ended);
+    assert!(log.received.load(Ordering::SeqCst) >= 4);
+}
