@@ -613,7 +613,8 @@ impl StreamRuntime {
                     .lock
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = None;
-                tracing::info!("runtime stopped\n{stats}");
+                tracing::info!("runtime stopped");
+                tracing::debug!("final statistics\n{stats}");
                 self.phase = Phase::Stopped(stats.clone());
                 Ok(stats)
             }

@@ -1,1 +1,111 @@
-//! Work in progress.
+//! # streamlib
+//!
+//! A composable, realtime streaming SDK: Unix-pipe-style handlers for video, audio and data,
+//! wired into clock-driven pipelines that pass frames by reference.
+//!
+//! Three layers:
+//! - a [`StreamHandler`](prelude::StreamHandler) holds pure processing logic and its ports;
+//! - a [`Stream`](prelude::Stream) says how to run it (dispatcher, restart policy, deadlines);
+//! - a [`StreamRuntime`](prelude::StreamRuntime) owns one clock, wires and negotiates ports,
+//!   runs every handler once per tick after its upstream, and supervises failures.
+//!
+//! Each layer is its own crate, re-exported here as a module; pull a single crate into your
+//! project when that is all you need (a handler crate needs only [`ports`]).
+//!
+//! | module | crate | what it holds |
+//! |---|---|---|
+//! | [`buffers`] | `streamlib-buffers` | latest-read ring buffer, ordered queue, buffer pool |
+//! | [`clock`] | `streamlib-clock` | `Clock`, software / free-running / manual / genlock clocks |
+//! | [`ports`] | `streamlib-ports` | messages, ports, memory capabilities, `StreamHandler` |
+//! | [`dispatch`] | `streamlib-dispatch` | inline, thread-pool, dedicated-thread and async dispatchers |
+//! | [`runtime`] | `streamlib-runtime` | `StreamRuntime`, `Stream`, negotiation, supervision, stats |
+//!
+//! ## Features
+//! - `async` (default): the tokio-backed [`AsyncDispatcher`](dispatch::AsyncDispatcher).
+//! - `ctrlc` (default): [`StreamRuntime::run`](prelude::StreamRuntime::run) returns on Ctrl-C.
+//! - `full`: all of the above.
+//!
+//! ## Example
+//! ```
+//! use streamlib::prelude::*;
+//!
+//! /// Emits the tick's frame number.
+//! struct Count { out: OutputPort<DataMessage> }
+//! impl StreamHandler for Count {
+//!     fn ports(&self) -> Ports { Ports::new().output(&self.out) }
+//!     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+//!         let tick = ctx.tick();
+//!         self.out.write(DataMessage::text("n", &tick.frame_number.to_string(), tick.timestamp));
+//!         Ok(())
+//!     }
+//! }
+//! /// Adds up what arrives.
+//! struct Sum { input: InputPort<DataMessage>, total: u64 }
+//! impl StreamHandler for Sum {
+//!     fn ports(&self) -> Ports { Ports::new().input(&self.input) }
+//!     fn process(&mut self, _: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+//!         while let Some(m) = self.input.recv() {
+//!             self.total += m.as_text().and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! // Ten ticks as fast as the pipeline goes, then end of stream.
+//! let mut runtime = StreamRuntime::new(FreeRunningClock::new(Rational::fps(30)).with_limit(10));
+//! let count = Count { out: OutputPort::new("n", MemoryCaps::CPU) };
+//! let sum = Sum { input: InputPort::new("n", MemoryCaps::CPU), total: 0 };
+//! let (out, inp) = (count.out.handle(), sum.input.handle());
+//! runtime.add_stream(Stream::new("count", count))?;
+//! runtime.add_stream(Stream::new("sum", sum))?;
+//! runtime.connect(&out, &inp)?;
+//! let stats = runtime.run()?;
+//! assert_eq!(stats.stream("sum").map(|s| s.ticks), Some(10));
+//! # Ok::<(), streamlib::runtime::RuntimeError>(())
+//! ```
+
+/// Lock-free ring buffers, ordered queues and buffer pools (`streamlib-buffers`).
+pub mod buffers {
+    pub use streamlib_buffers::*;
+}
+
+/// Clocks and ticks (`streamlib-clock`).
+pub mod clock {
+    pub use streamlib_clock::*;
+}
+
+/// Messages, ports, memory capabilities and the handler trait (`streamlib-ports`).
+pub mod ports {
+    pub use streamlib_ports::*;
+}
+
+/// Execution contexts for handlers (`streamlib-dispatch`).
+pub mod dispatch {
+    pub use streamlib_dispatch::*;
+}
+
+/// The runtime: streams, wiring, negotiation, supervision, statistics (`streamlib-runtime`).
+pub mod runtime {
+    pub use streamlib_runtime::*;
+}
+
+/// The names most programs need.
+pub mod prelude {
+    pub use streamlib_buffers::{BufferPool, PoolBufMut, PooledBuf};
+    pub use streamlib_clock::{
+        Clock, FreeRunningClock, GenlockClock, ManualClock, Rational, SoftwareClock, TimedTick,
+    };
+    #[cfg(feature = "async")]
+    pub use streamlib_dispatch::AsyncDispatcher;
+    pub use streamlib_dispatch::{
+        DedicatedThreadDispatcher, Dispatcher, InlineDispatcher, ThreadPoolDispatcher,
+    };
+    pub use streamlib_ports::{
+        AlphaMode, AudioBuffer, DataMessage, DeliveryMode, FrameLayout, FramePool, HandlerError,
+        InputPort, KeyEvent, MemoryCaps, MemorySpace, MouseEvent, OutputPort, PixelFormat, Ports,
+        ProcessContext, StartContext, StreamHandler, VideoFrame,
+    };
+    pub use streamlib_runtime::{
+        Backoff, RestartPolicy, RuntimeStats, Stream, StreamRuntime, Transport,
+    };
+}
