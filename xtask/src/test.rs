@@ -4,7 +4,9 @@ use anyhow::{Context, Result};
 
 use crate::command::Command;
 
-/// Extra arguments for every test binary, split on whitespace, e.g. `--nocapture`.
+/// Extra arguments for every test binary, split on whitespace, e.g. `--nocapture` or a name
+/// filter. They reach the criterion benches too, which accept `--nocapture`, `--exact` and
+/// filters but reject libtest-only flags such as `--test-threads`.
 const EXTRA_ARGS_VAR: &str = "STREAMLIB_TEST_ARGS";
 
 /// Unit, integration and example tests plus benches (built in the test profile; criterion runs

@@ -164,13 +164,18 @@ fn pool_stress_never_hands_a_buffer_out_twice() {
             let pool = pool.clone();
             std::thread::spawn(move || {
                 for round in 0..20_000u64 {
-                    let Ok(mut buf) = pool.acquire() else { continue };
+                    let Ok(mut buf) = pool.acquire() else {
+                        continue;
+                    };
                     let mark = t << 32 | round;
                     buf.fill(mark);
                     let shared = buf.freeze();
                     let copy = shared.clone();
                     std::thread::yield_now();
-                    assert!(copy.iter().all(|&v| v == mark), "another thread wrote into our buffer");
+                    assert!(
+                        copy.iter().all(|&v| v == mark),
+                        "another thread wrote into our buffer"
+                    );
                 }
             })
         })

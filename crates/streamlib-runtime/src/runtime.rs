@@ -229,6 +229,15 @@ impl StreamRuntime {
 
     /// Connects two typed ports; a kind mismatch does not compile. Negotiates memory and
     /// inserts a transfer handler where the capabilities do not overlap.
+    ///
+    /// ```compile_fail
+    /// # use streamlib_ports::*;
+    /// # use streamlib_clock::{ManualClock, Rational};
+    /// # let mut runtime = streamlib_runtime::StreamRuntime::new(ManualClock::new(Rational::fps(30)).0);
+    /// let video = OutputPort::<VideoFrame>::new("video", MemoryCaps::CPU);
+    /// let audio = InputPort::<AudioBuffer>::new("audio", MemoryCaps::CPU);
+    /// runtime.connect(&video.handle(), &audio.handle()); // video into audio: a type error
+    /// ```
     pub fn connect<T: Message>(
         &mut self,
         output: &OutputRef<T>,

@@ -18,7 +18,12 @@ fn source_end_drains_and_run_returns() {
     src.limit = Some(50);
     let pass = PassThrough::new(MemoryCaps::CPU);
     let (sink, log) = FrameSink::new(MemoryCaps::CPU);
-    let (so, pi, po, si) = (src.out.handle(), pass.input.handle(), pass.out.handle(), sink.input.handle());
+    let (so, pi, po, si) = (
+        src.out.handle(),
+        pass.input.handle(),
+        pass.out.handle(),
+        sink.input.handle(),
+    );
     rt.add_stream(Stream::new("src", src)).unwrap();
     rt.add_stream(Stream::new("pass", pass)).unwrap();
     rt.add_stream(Stream::new("sink", sink)).unwrap();
@@ -29,7 +34,11 @@ fn source_end_drains_and_run_returns() {
     assert!(started.elapsed() < Duration::from_secs(10));
     // Free-running pacing waits for each tick to cross the graph: nothing is dropped.
     assert_eq!(log.received.load(Ordering::SeqCst), 50);
-    assert_eq!(log.final_calls.load(Ordering::SeqCst), 1, "one final, draining call");
+    assert_eq!(
+        log.final_calls.load(Ordering::SeqCst),
+        1,
+        "one final, draining call"
+    );
     for id in ["src", "pass", "sink"] {
         assert_eq!(stats.stream(id).unwrap().state, StreamState::Ended, "{id}");
     }
@@ -67,7 +76,10 @@ fn ordered_data_is_drained_in_order_at_the_end() {
         }
         fn process(&mut self, _: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
             while let Some(m) = self.input.recv() {
-                self.got.lock().unwrap().push(m.as_text().unwrap().to_owned());
+                self.got
+                    .lock()
+                    .unwrap()
+                    .push(m.as_text().unwrap().to_owned());
             }
             Ok(())
         }
@@ -81,7 +93,10 @@ fn ordered_data_is_drained_in_order_at_the_end() {
         input: InputPort::new("data", MemoryCaps::CPU),
         got: got.clone(),
     };
-    assert_eq!(collect.input.delivery(), DeliveryMode::Ordered { capacity: 64 });
+    assert_eq!(
+        collect.input.delivery(),
+        DeliveryMode::Ordered { capacity: 64 }
+    );
     let (o, i) = (src.out.handle(), collect.input.handle());
     rt.add_stream(Stream::new("src", src)).unwrap();
     rt.add_stream(Stream::new("collect", collect)).unwrap();

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use common::*;
 use streamlib_clock::{ManualClock, Rational};
-use streamlib_dispatch::{DedicatedThreadDispatcher, Dispatcher, InlineDispatcher, ThreadPoolDispatcher};
+use streamlib_dispatch::{
+    DedicatedThreadDispatcher, Dispatcher, InlineDispatcher, ThreadPoolDispatcher,
+};
 use streamlib_ports::MemoryCaps;
 use streamlib_runtime::{Stream, StreamRuntime};
 
@@ -24,7 +26,8 @@ fn chain_of_five(dispatcher: Option<Arc<dyn Dispatcher>>) {
     for i in 0..5 {
         let p = PassThrough::new(MemoryCaps::CPU);
         let (input, out) = (p.input.handle(), p.out.handle());
-        rt.add_stream(with(Stream::new(format!("pass{i}"), p))).unwrap();
+        rt.add_stream(with(Stream::new(format!("pass{i}"), p)))
+            .unwrap();
         rt.connect(&prev, &input).unwrap();
         prev = out;
     }

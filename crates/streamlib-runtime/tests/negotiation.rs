@@ -136,7 +136,10 @@ fn disjoint_caps_with_no_registered_transfer_say_which_is_missing() {
     rt.add_stream(Stream::new("src", src)).unwrap();
     rt.add_stream(Stream::new("sink", sink)).unwrap();
     let err = rt.connect(&o, &i).unwrap_err().to_string();
-    assert!(err.contains("no video transfer from gpu to cpu is registered"), "{err}");
+    assert!(
+        err.contains("no video transfer from gpu to cpu is registered"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -148,7 +151,12 @@ fn explicit_transfer_is_plain_wiring() {
         out: OutputPort::new("out", MemoryCaps::GPU),
     };
     let (sink, _) = FrameSink::new(MemoryCaps::GPU);
-    let (o, ti, to, i) = (src.out.handle(), t.input.handle(), t.out.handle(), sink.input.handle());
+    let (o, ti, to, i) = (
+        src.out.handle(),
+        t.input.handle(),
+        t.out.handle(),
+        sink.input.handle(),
+    );
     rt.add_stream(Stream::new("src", src)).unwrap();
     rt.add_stream(Stream::new("upload", t)).unwrap();
     rt.add_stream(Stream::new("sink", sink)).unwrap();
@@ -168,20 +176,45 @@ fn wiring_by_name_and_its_errors() {
     rt.add_stream(Stream::new("sink", sink)).unwrap();
     rt.add_stream(Stream::new("data", data)).unwrap();
 
-    let err = rt.connect_by_name("nope.video", "sink.video").unwrap_err().to_string();
+    let err = rt
+        .connect_by_name("nope.video", "sink.video")
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "no stream named 'nope'; streams: src, sink, data");
-    let err = rt.connect_by_name("src.vid", "sink.video").unwrap_err().to_string();
-    assert_eq!(err, "stream 'src' has no output port 'vid'; its output ports: video");
-    let err = rt.connect_by_name("src.video", "sink.audio").unwrap_err().to_string();
-    assert_eq!(err, "stream 'sink' has no input port 'audio'; its input ports: video");
-    let err = rt.connect_by_name("srcvideo", "sink.video").unwrap_err().to_string();
+    let err = rt
+        .connect_by_name("src.vid", "sink.video")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "stream 'src' has no output port 'vid'; its output ports: video"
+    );
+    let err = rt
+        .connect_by_name("src.video", "sink.audio")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "stream 'sink' has no input port 'audio'; its input ports: video"
+    );
+    let err = rt
+        .connect_by_name("srcvideo", "sink.video")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("write it as <stream>.<port>"), "{err}");
     let err = rt.connect_by_name("data.data", "sink.video").unwrap_err();
     assert!(matches!(err, RuntimeError::KindMismatch { .. }), "{err}");
-    assert!(err.to_string().starts_with("cannot connect data.data (data, "), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("cannot connect data.data (data, "),
+        "{err}"
+    );
 
     rt.connect_by_name("src.video", "sink.video").unwrap();
-    let err = rt.connect_by_name("src.video", "sink.video").unwrap_err().to_string();
+    let err = rt
+        .connect_by_name("src.video", "sink.video")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("already connected"), "{err}");
 }
 
@@ -192,7 +225,10 @@ fn a_port_of_a_handler_not_added_is_rejected() {
     let (sink, _) = FrameSink::new(MemoryCaps::CPU);
     let o = src.out.handle();
     rt.add_stream(Stream::new("src", src)).unwrap();
-    let err = rt.connect(&o, &sink.input.handle()).unwrap_err().to_string();
+    let err = rt
+        .connect(&o, &sink.input.handle())
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "port 'video' belongs to no stream added to this runtime (add its handler first)"

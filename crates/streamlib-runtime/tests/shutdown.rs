@@ -14,7 +14,9 @@ use streamlib_ports::*;
 use streamlib_runtime::{Stream, StreamRuntime};
 
 fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 #[test]

@@ -58,7 +58,12 @@ struct Built {
 }
 
 /// source → flaky → sink, plus source → other (a branch that must keep running).
-fn build(clock: impl streamlib_clock::Clock, fail_on: Vec<u64>, panic: bool, policy: RestartPolicy) -> Built {
+fn build(
+    clock: impl streamlib_clock::Clock,
+    fail_on: Vec<u64>,
+    panic: bool,
+    policy: RestartPolicy,
+) -> Built {
     let mut rt = StreamRuntime::new(clock);
     let src = FrameSource::new(8, 8, MemoryCaps::CPU);
     let starts = Arc::new(AtomicUsize::new(0));
@@ -81,7 +86,8 @@ fn build(clock: impl streamlib_clock::Clock, fail_on: Vec<u64>, panic: bool, pol
         other.input.handle(),
     );
     rt.add_stream(Stream::new("src", src)).unwrap();
-    rt.add_stream(Stream::new("flaky", flaky).restart_policy(policy)).unwrap();
+    rt.add_stream(Stream::new("flaky", flaky).restart_policy(policy))
+        .unwrap();
     rt.add_stream(Stream::new("sink", sink)).unwrap();
     rt.add_stream(Stream::new("other", other)).unwrap();
     rt.connect(&so, &fi).unwrap();
@@ -131,7 +137,11 @@ fn a_panic_is_contained_and_restarted_on_failure() {
     assert_eq!(flaky.restarts, 2);
     assert_eq!(flaky.state, StreamState::Stopped);
     assert_eq!(b.starts.load(Ordering::SeqCst), 3);
-    assert_eq!(b.stops.load(Ordering::SeqCst), 3, "on_stop pairs with every on_start");
+    assert_eq!(
+        b.stops.load(Ordering::SeqCst),
+        3,
+        "on_stop pairs with every on_start"
+    );
     assert_eq!(b.other.received.load(Ordering::SeqCst), 8);
     // The sink saw every frame the flaky stage forwarded, on the same tick.
     let seen = b.log.seen.lock().unwrap().clone();
@@ -149,7 +159,12 @@ fn restarts_back_off_and_stop_at_the_cap() {
         max: Duration::from_millis(80),
         max_restarts: Some(3),
     };
-    let mut b = build(clock, (0..100_000).collect(), false, RestartPolicy::OnFailure(backoff));
+    let mut b = build(
+        clock,
+        (0..100_000).collect(),
+        false,
+        RestartPolicy::OnFailure(backoff),
+    );
     let started = Instant::now();
     b.rt.start().unwrap();
     let handle = b.rt.handle();
@@ -165,7 +180,10 @@ fn restarts_back_off_and_stop_at_the_cap() {
     let stats = b.rt.stop().unwrap();
     let flaky = stats.stream("flaky").unwrap();
     assert_eq!(flaky.restarts, 3);
-    assert_eq!(flaky.errors, 4, "one failure per life: initial run plus three restarts");
+    assert_eq!(
+        flaky.errors, 4,
+        "one failure per life: initial run plus three restarts"
+    );
     // 20 + 40 + 80 ms of backoff at least.
     assert!(elapsed >= Duration::from_millis(140), "{elapsed:?}");
     assert!(b.other.received.load(Ordering::SeqCst) > 0);

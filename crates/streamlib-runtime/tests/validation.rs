@@ -20,7 +20,8 @@ fn empty_runtime() {
 #[test]
 fn duplicate_and_invalid_ids() {
     let mut rt = runtime();
-    rt.add_stream(Stream::new("a", FrameSource::new(4, 4, MemoryCaps::CPU))).unwrap();
+    rt.add_stream(Stream::new("a", FrameSource::new(4, 4, MemoryCaps::CPU)))
+        .unwrap();
     let err = rt
         .add_stream(Stream::new("a", FrameSource::new(4, 4, MemoryCaps::CPU)))
         .unwrap_err();
@@ -62,7 +63,12 @@ fn cycles_are_named() {
     let a = PassThrough::new(MemoryCaps::CPU);
     let b = PassThrough::new(MemoryCaps::CPU);
     // a's input takes b's output, b's input takes a's output: a loop beside the source.
-    let (ai, ao, bi, bo) = (a.input.handle(), a.out.handle(), b.input.handle(), b.out.handle());
+    let (ai, ao, bi, bo) = (
+        a.input.handle(),
+        a.out.handle(),
+        b.input.handle(),
+        b.out.handle(),
+    );
     rt.add_stream(Stream::new("src", src)).unwrap();
     rt.add_stream(Stream::new("a", a)).unwrap();
     rt.add_stream(Stream::new("b", b)).unwrap();
@@ -78,13 +84,17 @@ fn cycles_are_named() {
 fn lifecycle_misuse_is_an_error() {
     let mut rt = runtime();
     assert!(matches!(rt.stop(), Err(RuntimeError::InvalidState { .. })));
-    rt.add_stream(Stream::new("src", FrameSource::new(4, 4, MemoryCaps::CPU))).unwrap();
+    rt.add_stream(Stream::new("src", FrameSource::new(4, 4, MemoryCaps::CPU)))
+        .unwrap();
     rt.start().unwrap();
     assert!(matches!(rt.start(), Err(RuntimeError::InvalidState { .. })));
     let err = rt
         .add_stream(Stream::new("late", FrameSource::new(4, 4, MemoryCaps::CPU)))
         .unwrap_err();
-    assert_eq!(err.to_string(), "cannot add a stream: the runtime is running");
+    assert_eq!(
+        err.to_string(),
+        "cannot add a stream: the runtime is running"
+    );
     rt.stop().unwrap();
     // Stopping twice returns the same final stats.
     rt.stop().unwrap();

@@ -79,5 +79,9 @@ fn steady_state_allocates_nothing() {
     // One test function: the counter is process-wide, so the cases must not overlap.
     let pool = allocations_over_1000_ticks(Arc::new(ThreadPoolDispatcher::new(2)));
     let inline = allocations_over_1000_ticks(Arc::new(InlineDispatcher::new()));
-    assert_eq!((pool, inline), (0, 0), "allocations over 1000 ticks (threadpool, inline)");
+    assert_eq!(
+        (pool, inline),
+        (0, 0),
+        "allocations over 1000 ticks (threadpool, inline)"
+    );
 }

@@ -148,7 +148,12 @@ impl StreamHandler for DataSource {
 }
 
 /// Pumps `n` ticks through a manual clock and waits for them.
-pub fn pump(runtime: &streamlib_runtime::StreamRuntime, ticks: &streamlib_clock::ManualClockHandle, from: u64, n: u64) {
+pub fn pump(
+    runtime: &streamlib_runtime::StreamRuntime,
+    ticks: &streamlib_clock::ManualClockHandle,
+    from: u64,
+    n: u64,
+) {
     for k in 1..=n {
         ticks.tick();
         assert!(
