@@ -19,6 +19,9 @@ const WRITING: u32 = 1 << 31;
 const IDX_BITS: u64 = 8;
 const IDX_MASK: u64 = (1 << IDX_BITS) - 1;
 
+/// Each slot on its own cache line, so readers pinning one slot do not contend with the writer
+/// filling another.
+#[repr(align(64))]
 struct Slot<T> {
     /// `WRITING` while written, else the number of readers cloning the value right now.
     state: AtomicU32,
@@ -27,12 +30,23 @@ struct Slot<T> {
     value: UnsafeCell<Option<T>>,
 }
 
+/// An atomic on its own cache line.
+#[repr(align(64))]
+struct Padded<A>(A);
+
+impl<A> std::ops::Deref for Padded<A> {
+    type Target = A;
+    fn deref(&self) -> &A {
+        &self.0
+    }
+}
+
 struct Shared<T> {
     slots: Box<[Slot<T>]>,
     /// `seq << 8 | slot index` of the newest published item; 0 before the first write.
-    latest: AtomicU64,
-    /// Sequence numbers handed out so far.
-    next_seq: AtomicU64,
+    latest: Padded<AtomicU64>,
+    /// Items written so far (owned by the writer).
+    next_seq: Padded<AtomicU64>,
 }
 
 // SAFETY: a slot's value is only written by the thread that moved its state from 0 to WRITING
@@ -85,8 +99,8 @@ impl<T: Clone + Send + Sync> LatestBuffer<T> {
         Self {
             shared: Arc::new(Shared {
                 slots,
-                latest: AtomicU64::new(0),
-                next_seq: AtomicU64::new(0),
+                latest: Padded(AtomicU64::new(0)),
+                next_seq: Padded(AtomicU64::new(0)),
             }),
             cursor: AtomicU32::new(0),
         }
@@ -99,16 +113,23 @@ impl<T: Clone + Send + Sync> LatestBuffer<T> {
 
     /// Publishes `item` as the newest one and returns its sequence number (1 for the first
     /// write). The item it displaces from its slot is dropped here, in the writer's thread.
+    ///
+    /// A buffer has one writer (the output port that owns it); its counters are updated with
+    /// plain loads and stores rather than read-modify-write instructions. Writing from two
+    /// threads at once stays memory-safe (slots are claimed by compare-and-swap) but may
+    /// publish items out of order.
     pub fn write(&self, item: T) -> u64 {
         let shared = &*self.shared;
-        let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let seq = shared.next_seq.load(Ordering::Relaxed) + 1;
+        shared.next_seq.store(seq, Ordering::Relaxed);
         let n = shared.slots.len();
         let mut spins = 0u32;
         let idx = loop {
             let packed = shared.latest.load(Ordering::Acquire);
             let (_, latest_idx) = unpack(packed);
             let has_latest = packed != 0;
-            let start = self.cursor.fetch_add(1, Ordering::Relaxed) as usize;
+            let start = self.cursor.load(Ordering::Relaxed) as usize;
+            self.cursor.store(start as u32 + 1, Ordering::Relaxed);
             let found = (0..n).map(|i| (start + i) % n).find(|&i| {
                 (!has_latest || i != latest_idx)
                     && shared.slots[i]
@@ -137,21 +158,9 @@ impl<T: Clone + Send + Sync> LatestBuffer<T> {
         }
         slot.seq.store(seq, Ordering::Relaxed);
         slot.state.store(0, Ordering::Release);
-        let packed = (seq << IDX_BITS) | idx as u64;
-        // Only move forward: with (misused) concurrent writers an older item must not replace a
-        // newer one.
-        let mut current = shared.latest.load(Ordering::Relaxed);
-        while unpack(current).0 < seq {
-            match shared.latest.compare_exchange_weak(
-                current,
-                packed,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(actual) => current = actual,
-            }
-        }
+        shared
+            .latest
+            .store((seq << IDX_BITS) | idx as u64, Ordering::Release);
         seq
     }
 
@@ -199,7 +208,8 @@ pub struct Latest<T> {
     pub is_new: bool,
 }
 
-/// One reader of a [`LatestBuffer`]. Its counters are atomics, so `&self` suffices.
+/// One reader of a [`LatestBuffer`], for one consumer (an input port). Its counters are
+/// atomics so that statistics can be read from other threads while it reads.
 pub struct LatestReader<T> {
     shared: Arc<Shared<T>>,
     last_seq: AtomicU64,
@@ -211,12 +221,20 @@ impl<T: Clone + Send + Sync> LatestReader<T> {
     /// The newest item, new or not; `None` before the first write.
     pub fn read_latest(&self) -> Option<Latest<T>> {
         let (item, seq) = self.load()?;
-        let previous = self.last_seq.fetch_max(seq, Ordering::AcqRel);
+        // A reader belongs to one consumer: its own counters need no read-modify-write.
+        let previous = self.last_seq.load(Ordering::Relaxed);
         let is_new = seq > previous;
         if is_new {
-            self.read.fetch_add(1, Ordering::Relaxed);
-            self.dropped
-                .fetch_add(seq - previous - 1, Ordering::Relaxed);
+            self.last_seq.store(seq, Ordering::Relaxed);
+            self.read
+                .store(self.read.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            let skipped = seq - previous - 1;
+            if skipped > 0 {
+                self.dropped.store(
+                    self.dropped.load(Ordering::Relaxed) + skipped,
+                    Ordering::Relaxed,
+                );
+            }
         }
         Some(Latest { item, seq, is_new })
     }
@@ -233,7 +251,7 @@ impl<T: Clone + Send + Sync> LatestReader<T> {
     /// Whether an item newer than the last one this reader saw has been published.
     pub fn has_new(&self) -> bool {
         let (seq, _) = unpack(self.shared.latest.load(Ordering::Acquire));
-        seq > self.last_seq.load(Ordering::Acquire)
+        seq > self.last_seq.load(Ordering::Relaxed)
     }
 
     /// Items this reader received as new.

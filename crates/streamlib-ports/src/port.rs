@@ -58,10 +58,16 @@ struct OutputCore<T> {
     ordered: OnceLock<Box<[Arc<OrderedQueue<T>>]>>,
     ended: Arc<AtomicBool>,
     connections: AtomicU64,
+    /// Inputs reading in latest mode; the ring is skipped when there are none.
+    latest_readers: AtomicU64,
+    written: AtomicU64,
 }
 
 impl<T: Message> OutputCore<T> {
     fn write(&self, item: T) {
+        // One writer per output: a plain load and store count it.
+        self.written
+            .store(self.written.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         match self.ordered.get() {
             Some(queues) => queues.iter().for_each(|q| {
                 q.push(item.clone());
@@ -76,7 +82,9 @@ impl<T: Message> OutputCore<T> {
                 });
             }
         }
-        self.latest.write(item);
+        if self.latest_readers.load(Ordering::Relaxed) > 0 {
+            self.latest.write(item);
+        }
     }
 }
 
@@ -117,6 +125,8 @@ impl<T: Message> OutputPort<T> {
                 ordered: OnceLock::new(),
                 ended: Arc::new(AtomicBool::new(false)),
                 connections: AtomicU64::new(0),
+                latest_readers: AtomicU64::new(0),
+                written: AtomicU64::new(0),
             }),
         }
     }
@@ -156,7 +166,7 @@ impl<T: Message> OutputPort<T> {
 
     /// Items written so far.
     pub fn written(&self) -> u64 {
-        self.core.latest.written()
+        self.core.written.load(Ordering::Relaxed)
     }
 }
 
@@ -509,7 +519,10 @@ impl<T: Message> AnyOutputPort for OutputCore<T> {
         };
         let queue = match &source {
             InputSource::Ordered(queue) => Some(Arc::clone(queue)),
-            InputSource::Latest(_) => None,
+            InputSource::Latest(_) => {
+                self.latest_readers.fetch_add(1, Ordering::Relaxed);
+                None
+            }
         };
         core.connection
             .set(Connection {
@@ -545,7 +558,7 @@ impl<T: Message> AnyOutputPort for OutputCore<T> {
         self.ended.load(Ordering::Acquire)
     }
     fn written(&self) -> u64 {
-        self.latest.written()
+        self.written.load(Ordering::Relaxed)
     }
     fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)

@@ -17,7 +17,7 @@ use streamlib_clock::{ClockInfo, ClockSourceId, Pacing, Rational, TimedTick};
 use streamlib_dispatch::{Activation, Dispatcher, WorkUnit};
 use streamlib_ports::{AnyInputPort, AnyOutputPort, ProcessContext, StartContext, StreamHandler};
 
-use crate::stats::{InputDrops, NodeCounters, StreamState, StreamStats};
+use crate::stats::{InputDrops, NodeCounters, StreamState, StreamStats, bump};
 use crate::{RestartPolicy, RuntimeStats, Transport};
 
 const TICK_RING: usize = 256;
@@ -384,12 +384,11 @@ impl Shared {
             }
             let run = ready.max(last);
             if last > 0 && run > last + 1 {
-                node.counters
-                    .skipped_ticks
-                    .fetch_add(run - last - 1, Ordering::Relaxed);
+                bump(&node.counters.skipped_ticks, run - last - 1);
             }
-            node.last_seq.store(run, SeqCst);
-            node.run_seq.store(run, SeqCst);
+            // Both are owned by whoever holds `busy`; the dispatcher's hand-off publishes them.
+            node.last_seq.store(run, Ordering::Relaxed);
+            node.run_seq.store(run, Ordering::Relaxed);
             match node.activation.get() {
                 Some(activation) => activation.activate(),
                 None => node.busy.store(false, SeqCst),
@@ -401,7 +400,7 @@ impl Shared {
     /// One `process` call (plus a pending restart's `on_start`), on the dispatcher's thread.
     fn run_node(&self, i: usize) {
         let node = &self.nodes[i];
-        let seq = node.run_seq.load(SeqCst);
+        let seq = node.run_seq.load(Ordering::Relaxed);
         // SAFETY: `try_schedule` set `busy` before activating this run and only `complete`
         // below clears it, so this thread has exclusive access to the handler.
         let handler = unsafe { &mut *node.handler.get() };
@@ -412,11 +411,11 @@ impl Shared {
                     node.needs_start.store(false, SeqCst);
                     node.started.store(true, SeqCst);
                     node.state.store(ST_RUNNING, SeqCst);
-                    node.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                    bump(&node.counters.restarts, 1);
                     tracing::info!(stream = %node.id, "restarted");
                 }
                 Err(message) => {
-                    node.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    bump(&node.counters.errors, 1);
                     self.fail(node, handler, &message);
                     self.complete(i, seq);
                     return;
@@ -432,10 +431,10 @@ impl Shared {
         let result = catch_unwind(AssertUnwindSafe(|| handler.process(&mut ctx)));
         let elapsed = started.elapsed();
         let counters = &node.counters;
-        counters.ticks.fetch_add(1, Ordering::Relaxed);
+        bump(&counters.ticks, 1);
         counters.process_time.record(elapsed.as_nanos() as u64);
         if node.time_limit.is_some_and(|limit| elapsed > limit) {
-            counters.deadline_misses.fetch_add(1, Ordering::Relaxed);
+            bump(&counters.deadline_misses, 1);
         }
         match result {
             Ok(Ok(())) => {
@@ -444,11 +443,11 @@ impl Shared {
                 }
             }
             Ok(Err(error)) => {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
+                bump(&counters.errors, 1);
                 self.fail(node, handler, &error.to_string());
             }
             Err(payload) => {
-                counters.panics.fetch_add(1, Ordering::Relaxed);
+                bump(&counters.panics, 1);
                 self.fail(node, handler, &panic_message(&*payload));
             }
         }
@@ -505,7 +504,7 @@ impl Shared {
         if node.started.swap(false, SeqCst)
             && let Err(message) = catch(|| handler.on_stop())
         {
-            node.counters.errors.fetch_add(1, Ordering::Relaxed);
+            bump(&node.counters.errors, 1);
             tracing::error!(stream = %node.id, "on_stop failed: {message}");
         }
     }

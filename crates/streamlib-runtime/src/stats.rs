@@ -48,10 +48,15 @@ impl Histogram {
         base + (sub + 1) * (base >> SUB_BITS) - 1
     }
 
+    /// Records one value. Only the thread running the stream records (it holds the stream's
+    /// `busy` flag), so plain loads and stores suffice; readers on other threads see counts
+    /// that are at most one record behind.
     pub(crate) fn record(&self, ns: u64) {
-        self.buckets[Self::index(ns)].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.max.fetch_max(ns, Ordering::Relaxed);
+        bump(&self.buckets[Self::index(ns)], 1);
+        bump(&self.count, 1);
+        if ns > self.max.load(Ordering::Relaxed) {
+            self.max.store(ns, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn count(&self) -> u64 {
@@ -80,7 +85,12 @@ impl Histogram {
     }
 }
 
-/// Counters of one stream, updated by the runtime without locks.
+/// Adds `n` to a counter that has a single writer, without a read-modify-write instruction.
+pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+/// Counters of one stream, updated without locks by whichever thread holds its `busy` flag.
 pub(crate) struct NodeCounters {
     pub(crate) ticks: AtomicU64,
     pub(crate) skipped_ticks: AtomicU64,

@@ -13,6 +13,9 @@ use streamlib_dispatch::{DedicatedThreadDispatcher, ThreadPoolDispatcher};
 use streamlib_ports::*;
 use streamlib_runtime::{Stream, StreamRuntime};
 
+/// Thread counts are process-wide: the tests of this file must not overlap.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())
@@ -21,6 +24,9 @@ fn thread_count() -> usize {
 
 #[test]
 fn stop_joins_threads_calls_on_stop_once_and_releases_frames() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let before = thread_count();
     let mut rt = StreamRuntime::new(SoftwareClock::new(Rational::fps(120)));
     let src = FrameSource::new(64, 64, MemoryCaps::CPU);
@@ -73,6 +79,9 @@ fn stop_joins_threads_calls_on_stop_once_and_releases_frames() {
 
 #[test]
 fn handle_stops_run_from_another_thread() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut rt = StreamRuntime::new(SoftwareClock::new(Rational::fps(100)));
     let src = FrameSource::new(8, 8, MemoryCaps::CPU);
     let (sink, log) = FrameSink::new(MemoryCaps::CPU);
