@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
@@ -164,19 +165,20 @@ impl UnitTask {
     /// Detaches the unit, wakes its task so it ends, and waits for that where it is safe.
     fn stop(&self) {
         match wait_strategy(&self.runtime_flavor) {
-            Wait::Block => self.detach_and_wait(true),
+            ExitWait::Block => self.detach_and_wait(true),
             // Moves this worker's other tasks elsewhere while it blocks, so the unit's own task
             // (possibly queued behind this one) can still run to its end.
-            Wait::BlockInPlace => tokio::task::block_in_place(|| self.detach_and_wait(true)),
-            Wait::NoWait => self.detach_and_wait(false),
+            ExitWait::BlockInPlace => tokio::task::block_in_place(|| self.detach_and_wait(true)),
+            ExitWait::Skip => self.detach_and_wait(false),
         }
     }
 
     fn detach_and_wait(&self, wait_for_exit: bool) {
         // Waits for a run in progress on another thread; after this no run can start.
-        self.gated.gate.detach();
+        let from_own_run = self.gated.gate.detach();
         self.notify.notify_one();
-        if !wait_for_exit {
+        if !wait_for_exit || from_own_run {
+            // From inside the unit's own run the task cannot end before this returns.
             return;
         }
         let mut exited = self.exited.lock().unwrap_or_else(PoisonError::into_inner);
@@ -190,26 +192,29 @@ impl UnitTask {
 }
 
 /// How `stop` may wait, given the thread it is called on.
-enum Wait {
+enum ExitWait {
+    /// Block this thread until the task has ended.
     Block,
+    /// Block inside `tokio::task::block_in_place`.
     BlockInPlace,
-    NoWait,
+    /// Do not wait for the task's end.
+    Skip,
 }
 
-fn wait_strategy(unit_runtime: &RuntimeFlavor) -> Wait {
+fn wait_strategy(unit_runtime: &RuntimeFlavor) -> ExitWait {
     if *unit_runtime != RuntimeFlavor::MultiThread {
         // A current-thread runtime makes progress only while someone drives it, possibly the
         // caller itself: waiting for the task could hang forever.
-        return Wait::NoWait;
+        return ExitWait::Skip;
     }
     let Ok(current) = Handle::try_current() else {
-        return Wait::Block;
+        return ExitWait::Block;
     };
     match current.runtime_flavor() {
-        RuntimeFlavor::MultiThread => Wait::BlockInPlace,
+        RuntimeFlavor::MultiThread => ExitWait::BlockInPlace,
         // A current-thread context is not a worker of the unit's multi-thread runtime, so
         // blocking here cannot starve the unit's task.
-        _ => Wait::Block,
+        _ => ExitWait::Block,
     }
 }
 
@@ -223,7 +228,7 @@ async fn serve(task: Arc<UnitTask>) {
                 if task.gated.gate.end_run() {
                     // Activated during the run: run again, but let the worker's other tasks go
                     // first.
-                    tokio::task::yield_now().await;
+                    yield_to_other_tasks().await;
                 }
             }
             // A permit stored by `activate` makes this return at once; no lost wake-ups.
@@ -231,6 +236,25 @@ async fn serve(task: Arc<UnitTask>) {
             Begin::Detached => return,
         }
     }
+}
+
+/// Goes to the back of the worker's run queue once.
+///
+/// Unlike `tokio::task::yield_now`, which parks the waker in a per-worker `Vec` that grows the
+/// first time each worker yields, a self-wake reschedules the task through tokio's intrusive
+/// queues: no allocation, whichever worker runs the unit.
+async fn yield_to_other_tasks() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// Reports the task's end to `stop`, whether it returned or the runtime dropped it.

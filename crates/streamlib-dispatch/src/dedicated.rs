@@ -83,7 +83,8 @@ impl DedicatedThreadDispatcher {
         let handle = thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
-                let status = apply_settings(thread_gated.unit.name(), thread_name, pin_core, priority);
+                let status =
+                    apply_settings(thread_gated.unit.name(), thread_name, pin_core, priority);
                 if status_tx.send(status).is_ok() {
                     serve(&thread_gated);
                 }
@@ -291,16 +292,16 @@ mod os {
     pub(super) fn pin_current_thread(core: usize) -> Result<(), String> {
         let max = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
         if core >= max {
-            return Err(format!("core {core} is beyond the {max} CPUs a cpu_set_t can name"));
+            return Err(format!(
+                "core {core} is beyond the {max} CPUs a cpu_set_t can name"
+            ));
         }
         // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         // SAFETY: `core < CPU_SETSIZE` was checked above, so the bit lies inside `set`.
         unsafe { libc::CPU_SET(core, &mut set) };
         // SAFETY: pid 0 means the calling thread; `set` is a live cpu_set_t of the size passed.
-        let rc = unsafe {
-            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
-        };
+        let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
         if rc == 0 {
             Ok(())
         } else {
@@ -318,7 +319,9 @@ mod os {
             )
         };
         if priority < min || priority > max {
-            return Err(format!("priority {priority} is outside SCHED_FIFO's {min}..={max}"));
+            return Err(format!(
+                "priority {priority} is outside SCHED_FIFO's {min}..={max}"
+            ));
         }
         // SAFETY: sched_param is plain integers; zeroed is valid (musl has extra fields).
         let mut param: libc::sched_param = unsafe { std::mem::zeroed() };

@@ -32,7 +32,7 @@ pub enum DispatchError {
         dispatcher: &'static str,
     },
 
-    /// The tokio runtime behind [`AsyncDispatcher`](crate::AsyncDispatcher) could not be built.
+    /// The tokio runtime behind `AsyncDispatcher` (feature `async`) could not be built.
     #[error("could not build the tokio runtime: {message}")]
     Runtime {
         /// tokio's explanation.

@@ -163,16 +163,18 @@ impl RunGate {
     }
 
     /// Marks the unit detached and waits until a run in progress on another thread has
-    /// returned. Returns at once when called from inside the unit's own run.
-    pub(crate) fn detach(&self) {
+    /// returned. Returns at once, with `true`, when called from inside the unit's own run: the
+    /// caller must then not wait for the executor either.
+    pub(crate) fn detach(&self) -> bool {
         self.state.fetch_or(DETACHED, Ordering::AcqRel);
         if self.runner.load(Ordering::Relaxed) == thread_mark() {
-            return;
+            return true;
         }
         let mut step = 0_u32;
         while self.state.load(Ordering::Acquire) & RUNNING != 0 {
             backoff(&mut step);
         }
+        false
     }
 
     /// Whether `detach` has been called.
@@ -247,7 +249,10 @@ mod tests {
     fn activation_coalesces_until_run_begins() {
         let gate = RunGate::new();
         assert!(gate.activate());
-        assert!(!gate.activate(), "second activation while queued must coalesce");
+        assert!(
+            !gate.activate(),
+            "second activation while queued must coalesce"
+        );
         assert_eq!(gate.begin_run(), Begin::Run);
         assert!(!gate.end_run());
         assert_eq!(gate.begin_run(), Begin::Idle);
@@ -259,7 +264,10 @@ mod tests {
         let gate = RunGate::new();
         assert!(gate.activate());
         assert_eq!(gate.begin_run(), Begin::Run);
-        assert!(!gate.activate(), "the running executor re-queues, the caller must not");
+        assert!(
+            !gate.activate(),
+            "the running executor re-queues, the caller must not"
+        );
         assert!(!gate.activate());
         assert!(gate.end_run(), "one more run is owed");
         assert_eq!(gate.begin_run(), Begin::Run);
@@ -270,7 +278,7 @@ mod tests {
     fn detached_unit_is_skipped_and_released_once() {
         let gate = RunGate::new();
         assert!(gate.activate());
-        gate.detach();
+        assert!(!gate.detach());
         assert!(gate.is_detached());
         assert!(!gate.try_release(), "still queued: the executor holds it");
         assert_eq!(gate.begin_run(), Begin::Detached);
@@ -281,23 +289,35 @@ mod tests {
 
     #[test]
     fn detach_from_inside_run_does_not_wait_for_itself() {
-        struct SelfDetach(Arc<GatedUnit>);
-        let gated = Arc::new(GatedUnit::new(Arc::new(Noop)));
-        assert!(gated.gate.activate());
-        assert_eq!(gated.gate.begin_run(), Begin::Run);
-        let probe = SelfDetach(Arc::clone(&gated));
-        gated.gate.run_unit(&probe);
-        assert!(!gated.gate.end_run());
-        assert!(gated.gate.is_detached());
-
+        struct SelfDetach {
+            gated: Arc<GatedUnit>,
+            saw_own_run: std::sync::atomic::AtomicBool,
+        }
         impl WorkUnit for SelfDetach {
             fn run(&self) {
-                self.0.gate.detach();
+                let own = self.gated.gate.detach();
+                self.saw_own_run.store(own, Ordering::Relaxed);
             }
             fn name(&self) -> &str {
                 "self-detach"
             }
         }
+
+        let gated = Arc::new(GatedUnit::new(Arc::new(Noop)));
+        let probe = SelfDetach {
+            gated: Arc::clone(&gated),
+            saw_own_run: std::sync::atomic::AtomicBool::new(false),
+        };
+        assert!(gated.gate.activate());
+        assert_eq!(gated.gate.begin_run(), Begin::Run);
+        gated.gate.run_unit(&probe);
+        assert!(probe.saw_own_run.load(Ordering::Relaxed));
+        assert!(!gated.gate.end_run());
+        assert!(gated.gate.is_detached());
+        assert!(
+            !gated.gate.detach(),
+            "outside the run, detach is an ordinary one"
+        );
     }
 
     #[test]

@@ -188,7 +188,11 @@ mod tests {
         let activation = chain.me.get_or_init(|| activation);
         activation.activate();
         assert_eq!(chain.runs.load(Ordering::Relaxed), 200_000);
-        assert_eq!(chain.max_depth.load(Ordering::Relaxed), 1, "inline runs must never nest");
+        assert_eq!(
+            chain.max_depth.load(Ordering::Relaxed),
+            1,
+            "inline runs must never nest"
+        );
         // The unit holds its own activation; detaching stops it (the test leaks the cycle).
         activation.detach();
         activation.activate();

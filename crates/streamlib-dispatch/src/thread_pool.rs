@@ -155,7 +155,8 @@ impl Dispatcher for ThreadPoolDispatcher {
                 .unwrap_or_else(PoisonError::into_inner);
             self.shared.wake.notify_all();
         }
-        let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(PoisonError::into_inner));
+        let handles =
+            std::mem::take(&mut *self.handles.lock().unwrap_or_else(PoisonError::into_inner));
         let current = thread::current().id();
         for handle in handles {
             if handle.thread().id() == current {
@@ -243,7 +244,14 @@ impl PoolShared {
         // sleeper's queue check sees the entry just pushed. No lost wake-up.
         fence(Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
-            let _sleepers = self.sleep_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            // A sleeper holds the lock from its last queue check until it is inside `wait`, so
+            // taking the lock once guarantees the notification cannot fall in between. Notifying
+            // after releasing it spares the woken worker from blocking on the lock again.
+            drop(
+                self.sleep_lock
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
             self.wake.notify_one();
         }
     }
@@ -284,12 +292,18 @@ impl PoolShared {
     }
 
     fn sleep_until_work(&self) {
-        let mut guard = self.sleep_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self
+            .sleep_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         // Pairs with the fence in `enqueue` (see there).
         fence(Ordering::SeqCst);
         while self.queue.is_empty() && !self.shut_down.load(Ordering::SeqCst) {
-            guard = self.wake.wait(guard).unwrap_or_else(PoisonError::into_inner);
+            guard = self
+                .wake
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }

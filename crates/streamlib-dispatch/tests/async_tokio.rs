@@ -58,14 +58,22 @@ fn owned_runtime_runs_on_named_workers_and_shuts_down() {
         probe.wait_finished(expected);
     }
     let names = watch.names();
-    assert!(names.iter().all(|name| name == "streamlib-async"), "{names:?}");
+    assert!(
+        names.iter().all(|name| name == "streamlib-async"),
+        "{names:?}"
+    );
 
     activation.detach();
     dispatcher.shutdown();
     assert!(common::wait_until(|| watch.exited() == names.len()));
     dispatcher.shutdown();
     let error = dispatcher.attach(Probe::new("late")).err().unwrap();
-    assert!(matches!(error, DispatchError::ShutDown { dispatcher: "async" }));
+    assert!(matches!(
+        error,
+        DispatchError::ShutDown {
+            dispatcher: "async"
+        }
+    ));
 }
 
 #[test]
@@ -98,7 +106,10 @@ fn borrowed_runtime_is_left_running() {
     assert_eq!(probe.started(), 20);
 
     // The user's runtime still works.
-    assert_eq!(runtime.block_on(async { tokio::spawn(async { 7 }).await.unwrap() }), 7);
+    assert_eq!(
+        runtime.block_on(async { tokio::spawn(async { 7 }).await.unwrap() }),
+        7
+    );
     assert_eq!(watch.exited(), 0, "the user's workers were not shut down");
 }
 
@@ -131,7 +142,9 @@ fn detach_and_shutdown_from_inside_the_runtime_do_not_deadlock() {
 
 #[test]
 fn current_thread_runtime_runs_while_driven_and_detaches_without_deadlock() {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let dispatcher = AsyncDispatcher::from_handle(runtime.handle().clone());
     let probe = Probe::new("current-thread");
     let activation = dispatcher.attach(probe.clone()).unwrap();

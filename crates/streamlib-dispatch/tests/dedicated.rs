@@ -55,7 +55,10 @@ fn thread_is_named_after_the_unit_and_joined_on_detach() {
     activation.activate();
     probe.wait_finished(1);
 
-    assert_eq!(watch.names().into_iter().collect::<Vec<_>>(), ["streamlib-camer"]);
+    assert_eq!(
+        watch.names().into_iter().collect::<Vec<_>>(),
+        ["streamlib-camer"]
+    );
     if cfg!(target_os = "linux") {
         assert_eq!(*os_name.lock().unwrap(), "streamlib-camer");
     }
@@ -91,7 +94,12 @@ fn each_unit_gets_its_own_thread_and_shutdown_joins_the_attached_ones() {
     activations[0].activate();
     assert_eq!(probes[0].started(), 1);
     let error = dispatcher.attach(Probe::new("late")).err().unwrap();
-    assert!(matches!(error, DispatchError::ShutDown { dispatcher: "dedicated" }));
+    assert!(matches!(
+        error,
+        DispatchError::ShutDown {
+            dispatcher: "dedicated"
+        }
+    ));
 }
 
 #[test]
@@ -189,14 +197,21 @@ fn pinning_and_priority_status_matches_what_the_os_applied() {
         .pin_to_core(0)
         .realtime_priority(10);
     let (status, observed) = attach_and_observe(&dispatcher);
-    assert_eq!(status.realtime_priority, observed.fifo_priority, "{status:?} vs {observed:?}");
+    assert_eq!(
+        status.realtime_priority, observed.fifo_priority,
+        "{status:?} vs {observed:?}"
+    );
     match status.pinned_core {
         Some(core) => assert_eq!(observed.allowed_cpus, [core], "{status:?} vs {observed:?}"),
         // Unpinned: the thread kept the affinity it inherited from this one.
         None => assert_eq!(observed.allowed_cpus, observe_current_thread().allowed_cpus),
     }
     if cfg!(target_os = "linux") && observe_current_thread().allowed_cpus.contains(&0) {
-        assert_eq!(status.pinned_core, Some(0), "core 0 is allowed here, so pinning works");
+        assert_eq!(
+            status.pinned_core,
+            Some(0),
+            "core 0 is allowed here, so pinning works"
+        );
     }
 }
 
@@ -209,6 +224,13 @@ fn impossible_requests_fall_back_instead_of_failing() {
     let (status, observed) = attach_and_observe(&dispatcher);
     assert_eq!(status.pinned_core, None);
     assert_eq!(status.realtime_priority, None);
-    assert_eq!(observed.fifo_priority, None, "the thread runs at normal priority");
-    assert_eq!(observed.allowed_cpus, observe_current_thread().allowed_cpus, "and unpinned");
+    assert_eq!(
+        observed.fifo_priority, None,
+        "the thread runs at normal priority"
+    );
+    assert_eq!(
+        observed.allowed_cpus,
+        observe_current_thread().allowed_cpus,
+        "and unpinned"
+    );
 }

@@ -95,5 +95,10 @@ fn attach_after_shutdown_is_refused() {
     dispatcher.shutdown();
     dispatcher.shutdown();
     let error = dispatcher.attach(Probe::new("late")).err().unwrap();
-    assert!(matches!(error, DispatchError::ShutDown { dispatcher: "inline" }));
+    assert!(matches!(
+        error,
+        DispatchError::ShutDown {
+            dispatcher: "inline"
+        }
+    ));
 }

@@ -131,13 +131,20 @@ fn work_spreads_over_workers_and_shutdown_joins_them() {
 
     let names = watch.names();
     assert!(names.len() > 1, "work ran on several workers: {names:?}");
-    assert!(names.iter().all(|name| name.starts_with("streamlib-pool-")), "{names:?}");
+    assert!(
+        names.iter().all(|name| name.starts_with("streamlib-pool-")),
+        "{names:?}"
+    );
 
     for activation in &activations {
         activation.detach();
     }
     pool.shutdown();
-    assert_eq!(watch.exited(), names.len(), "every worker that ran has exited and was joined");
+    assert_eq!(
+        watch.exited(),
+        names.len(),
+        "every worker that ran has exited and was joined"
+    );
     pool.shutdown();
 }
 
@@ -166,7 +173,10 @@ fn capacity_is_enforced_and_given_back_on_detach() {
     let error = pool.attach(Probe::new("c")).err().unwrap();
     assert!(matches!(
         error,
-        DispatchError::CapacityExceeded { dispatcher: "threadpool", capacity: 2 }
+        DispatchError::CapacityExceeded {
+            dispatcher: "threadpool",
+            capacity: 2
+        }
     ));
     first.detach();
     first.detach();
@@ -181,5 +191,10 @@ fn attach_after_shutdown_is_refused() {
     let pool = ThreadPoolDispatcher::new(1);
     pool.shutdown();
     let error = pool.attach(Probe::new("late")).err().unwrap();
-    assert!(matches!(error, DispatchError::ShutDown { dispatcher: "threadpool" }));
+    assert!(matches!(
+        error,
+        DispatchError::ShutDown {
+            dispatcher: "threadpool"
+        }
+    ));
 }

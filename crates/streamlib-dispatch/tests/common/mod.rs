@@ -1,5 +1,8 @@
 //! Probes and contract checks shared by the per-dispatcher test files.
-#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -175,7 +178,12 @@ pub fn check_runs_once_per_spaced_activation(dispatcher: &dyn Dispatcher) {
         probe.wait_finished(expected);
     }
     thread::sleep(SETTLE);
-    assert_eq!(probe.started(), 200, "{}: one run per activation", dispatcher.kind());
+    assert_eq!(
+        probe.started(),
+        200,
+        "{}: one run per activation",
+        dispatcher.kind()
+    );
     activation.detach();
 }
 
@@ -199,7 +207,12 @@ pub fn check_coalesces_while_pending(dispatcher: &dyn Dispatcher) {
     });
     probe.wait_finished(2);
     thread::sleep(SETTLE);
-    assert_eq!(probe.started(), 2, "{}: pending activations coalesce", dispatcher.kind());
+    assert_eq!(
+        probe.started(),
+        2,
+        "{}: pending activations coalesce",
+        dispatcher.kind()
+    );
     activation.detach();
 }
 
@@ -213,7 +226,12 @@ pub fn check_survives_panicking_run(dispatcher: &dyn Dispatcher) {
         activation.activate();
         probe.wait_finished(expected);
     }
-    assert_eq!(probe.started(), 4, "{}: runs continue after panics", dispatcher.kind());
+    assert_eq!(
+        probe.started(),
+        4,
+        "{}: runs continue after panics",
+        dispatcher.kind()
+    );
 
     // The executor is alive for other units too.
     let other = Probe::new("after-panic");
@@ -251,7 +269,12 @@ pub fn check_detach_stops_runs(dispatcher: &dyn Dispatcher) {
     activation.activate();
     activation.detach();
     thread::sleep(SETTLE);
-    assert_eq!(probe.started(), 2, "{}: no run after detach", dispatcher.kind());
+    assert_eq!(
+        probe.started(),
+        2,
+        "{}: no run after detach",
+        dispatcher.kind()
+    );
 }
 
 /// Detaching from inside the unit's own run returns (no self-deadlock) and ends the runs.
@@ -271,6 +294,11 @@ pub fn check_detach_from_own_run(dispatcher: &dyn Dispatcher) {
     probe.wait_finished(1);
     activation.activate();
     thread::sleep(SETTLE);
-    assert_eq!(probe.started(), 1, "{}: self-detach ends the runs", dispatcher.kind());
+    assert_eq!(
+        probe.started(),
+        1,
+        "{}: self-detach ends the runs",
+        dispatcher.kind()
+    );
     activation.detach();
 }
