@@ -6,6 +6,7 @@
 //! statistics: ticks, drops, p50/p99 processing time.
 //!
 //! Run: `cargo run --example hello_pipeline`
+#![allow(clippy::print_stdout, reason = "an example prints its results")]
 
 use std::sync::Arc;
 use std::time::Duration;

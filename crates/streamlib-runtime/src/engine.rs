@@ -525,11 +525,13 @@ impl Shared {
             for &d in &node.downstream {
                 self.try_schedule(d);
             }
-            if node.downstream.is_empty() && !self.finished.load(SeqCst) && self.all_sinks_done() {
-                if !self.finished.swap(true, SeqCst) {
-                    tracing::info!("every sink has ended: pipeline finished");
-                    (self.on_finished)();
-                }
+            if node.downstream.is_empty()
+                && !self.finished.load(SeqCst)
+                && self.all_sinks_done()
+                && !self.finished.swap(true, SeqCst)
+            {
+                tracing::info!("every sink has ended: pipeline finished");
+                (self.on_finished)();
             }
         }
         if self.pacing == Pacing::Pipeline {

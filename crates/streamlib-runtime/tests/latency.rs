@@ -13,12 +13,17 @@ use streamlib_dispatch::{
 use streamlib_ports::MemoryCaps;
 use streamlib_runtime::{Stream, StreamRuntime};
 
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the dispatcher inline"
+)]
 fn chain_of_five(dispatcher: Option<Arc<dyn Dispatcher>>) {
+    let dispatcher = dispatcher.as_ref();
     let (clock, ticks) = ManualClock::new(Rational::fps(30));
     let mut rt = StreamRuntime::new(clock);
     let source = FrameSource::new(16, 16, MemoryCaps::CPU);
     let mut prev = source.out.handle();
-    let with = |s: Stream| match &dispatcher {
+    let with = |s: Stream| match dispatcher {
         Some(d) => s.dispatcher(Arc::clone(d)),
         None => s,
     };
