@@ -59,8 +59,9 @@
 //! runtime.add_stream(Stream::new("count", count))?;
 //! runtime.add_stream(Stream::new("sum", sum))?;
 //! runtime.connect(&out, &inp)?;
-//! let stats = runtime.run()?;
-//! assert_eq!(stats.stream("sum").map(|s| s.ticks), Some(10));
+//! let stats = runtime.run()?; // returns once the clock ended and `sum` drained
+//! assert_eq!(stats.stream("count").map(|s| s.ticks), Some(10));
+//! assert_eq!(stats.stream("sum").map(|s| s.state), Some(StreamState::Ended));
 //! # Ok::<(), streamlib::runtime::RuntimeError>(())
 //! ```
 
@@ -106,6 +107,7 @@ pub mod prelude {
         ProcessContext, StartContext, StreamHandler, VideoFrame,
     };
     pub use streamlib_runtime::{
-        Backoff, RestartPolicy, RuntimeStats, Stream, StreamRuntime, Transport,
+        Backoff, RestartPolicy, RuntimeHandle, RuntimeStats, Stream, StreamRuntime, StreamState,
+        Transport,
     };
 }
