@@ -144,6 +144,7 @@ pub struct ProcessContext<'a> {
     concurrency_limit: usize,
     inputs_ended: bool,
     end_requested: bool,
+    stop_requested: bool,
 }
 
 impl<'a> ProcessContext<'a> {
@@ -156,6 +157,7 @@ impl<'a> ProcessContext<'a> {
             concurrency_limit: 1,
             inputs_ended: false,
             end_requested: false,
+            stop_requested: false,
         }
     }
 
@@ -214,6 +216,17 @@ impl<'a> ProcessContext<'a> {
     /// Whether [`end_of_stream`](Self::end_of_stream) was called.
     pub fn end_requested(&self) -> bool {
         self.end_requested
+    }
+
+    /// Asks the runtime to stop the whole pipeline (a display window was closed, Esc was
+    /// pressed): `run` returns after this call, as if `RuntimeHandle::stop` was called.
+    pub fn request_stop(&mut self) {
+        self.stop_requested = true;
+    }
+
+    /// Whether [`request_stop`](Self::request_stop) was called.
+    pub fn stop_requested(&self) -> bool {
+        self.stop_requested
     }
 }
 

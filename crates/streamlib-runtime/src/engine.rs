@@ -108,6 +108,8 @@ pub(crate) struct Shared {
     wait_cv: Condvar,
     /// Called once when every sink has ended or failed.
     on_finished: Box<dyn Fn() + Send + Sync>,
+    /// Called when a handler asks the runtime to stop.
+    on_stop_request: Box<dyn Fn() + Send + Sync>,
 }
 
 struct NodeUnit {
@@ -150,6 +152,7 @@ impl Shared {
         specs: Vec<NodeSpec>,
         clock_info: ClockInfo,
         on_finished: Box<dyn Fn() + Send + Sync>,
+        on_stop_request: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<Self> {
         let sinks = specs
             .iter()
@@ -211,6 +214,7 @@ impl Shared {
             wait_lock: Mutex::new(()),
             wait_cv: Condvar::new(),
             on_finished,
+            on_stop_request,
         })
     }
 
@@ -438,6 +442,10 @@ impl Shared {
         }
         match result {
             Ok(Ok(())) => {
+                if ctx.stop_requested() {
+                    tracing::info!(stream = %node.id, "asked the runtime to stop");
+                    (self.on_stop_request)();
+                }
                 if ctx.end_requested() || final_run {
                     self.end_node(node, handler, final_run);
                 }

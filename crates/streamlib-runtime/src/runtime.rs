@@ -518,10 +518,15 @@ impl StreamRuntime {
             source,
         })?;
         let control = Arc::clone(&self.control);
+        let stopper = Arc::clone(&self.control);
         let shared = Shared::new(
             specs,
             self.clock_info.clone(),
             Box::new(move || control.notify()),
+            Box::new(move || {
+                stopper.stop_requested.store(true, SeqCst);
+                stopper.notify();
+            }),
         );
         if let Err((i, message)) = shared.start_handlers() {
             let node = &shared.nodes[i];

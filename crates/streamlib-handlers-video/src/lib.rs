@@ -1,0 +1,17 @@
+//! Video handlers for streamlib: a test pattern source, a display window, a Gaussian blur, a
+//! compositor and a 2D drawing surface.
+//!
+//! ## Pixel conventions
+//! - Frames are `Rgba8` (bytes R, G, B, A) unless a handler says otherwise; `Bgra8` and `Gray8`
+//!   are accepted where noted.
+//! - Every frame states its alpha convention ([`AlphaMode`](streamlib_ports::AlphaMode)):
+//!   `TestPattern` produces opaque frames marked `Straight`; `Drawing` produces `Premultiplied`
+//!   frames (what its 2D rasteriser works in); the `Compositor` accepts either per layer and
+//!   produces `Straight`. Handlers that do not blend (blur on opaque frames, display) pass the
+//!   mode through.
+//! - All handlers here declare `[cpu]` ports; the GPU paths arrive with `streamlib-gpu`.
+//! - Outputs come from pre-allocated pools: steady-state processing allocates nothing.
+
+mod error;
+
+pub use error::VideoError;
