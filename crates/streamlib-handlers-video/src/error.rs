@@ -62,7 +62,9 @@ pub enum VideoError {
         supported: &'static str,
     },
     /// A frame in GPU memory reached a CPU-only handler.
-    #[error("{handler}: received a GPU frame but runs on the CPU (connect through a GpuToCpu transfer)")]
+    #[error(
+        "{handler}: received a GPU frame but runs on the CPU (connect through a GpuToCpu transfer)"
+    )]
     NotInCpuMemory {
         /// Handler type.
         handler: &'static str,
@@ -85,7 +87,9 @@ pub enum VideoError {
         reason: String,
     },
     /// No system font was found where one was expected.
-    #[error("no system font found (looked in: {searched}); install fonts-dejavu-core or supply font bytes")]
+    #[error(
+        "no system font found (looked in: {searched}); install fonts-dejavu-core or supply font bytes"
+    )]
     NoSystemFont {
         /// The paths searched.
         searched: String,

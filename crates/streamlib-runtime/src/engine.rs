@@ -86,6 +86,8 @@ struct TickCell {
     seq: AtomicU64,
     timestamp: AtomicU64,
     frame_number: AtomicU64,
+    /// When the runtime issued the tick, ns since start (for tick-to-done latency).
+    issued_ns: AtomicU64,
 }
 
 /// Everything the runtime's threads share.
@@ -194,6 +196,7 @@ impl Shared {
                 seq: AtomicU64::new(0),
                 timestamp: AtomicU64::new(0),
                 frame_number: AtomicU64::new(0),
+                issued_ns: AtomicU64::new(0),
             })
             .collect();
         Arc::new(Self {
@@ -273,6 +276,7 @@ impl Shared {
         cell.seq.store(0, SeqCst);
         cell.timestamp.store(tick.timestamp, SeqCst);
         cell.frame_number.store(tick.frame_number, SeqCst);
+        cell.issued_ns.store(self.now_ns(), SeqCst);
         cell.seq.store(seq, SeqCst);
         self.clock_seq.store(seq, SeqCst);
         self.schedule_all();
@@ -437,6 +441,11 @@ impl Shared {
         let counters = &node.counters;
         bump(&counters.ticks, 1);
         counters.process_time.record(elapsed.as_nanos() as u64);
+        let cell = &self.ticks[seq as usize % TICK_RING];
+        let finished_ns = (started - self.started_at + elapsed).as_nanos() as u64;
+        counters
+            .latency
+            .record(finished_ns.saturating_sub(cell.issued_ns.load(Ordering::Relaxed)));
         if node.time_limit.is_some_and(|limit| elapsed > limit) {
             bump(&counters.deadline_misses, 1);
         }
@@ -679,6 +688,7 @@ impl Shared {
             .map(|n| {
                 let c = &n.counters;
                 let h = &c.process_time;
+                let l = &c.latency;
                 StreamStats {
                     id: n.id.clone(),
                     handler: n.type_name,
@@ -709,6 +719,9 @@ impl Shared {
                     p50: Duration::from_nanos(h.quantile(0.5)),
                     p99: Duration::from_nanos(h.quantile(0.99)),
                     max: Duration::from_nanos(h.max()),
+                    latency_p50: Duration::from_nanos(l.quantile(0.5)),
+                    latency_p99: Duration::from_nanos(l.quantile(0.99)),
+                    latency_max: Duration::from_nanos(l.max()),
                 }
             })
             .collect();

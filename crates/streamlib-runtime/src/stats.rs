@@ -99,6 +99,8 @@ pub(crate) struct NodeCounters {
     pub(crate) restarts: AtomicU64,
     pub(crate) deadline_misses: AtomicU64,
     pub(crate) process_time: Histogram,
+    /// From the clock issuing a tick to this stream finishing it.
+    pub(crate) latency: Histogram,
 }
 
 impl NodeCounters {
@@ -111,6 +113,7 @@ impl NodeCounters {
             restarts: AtomicU64::new(0),
             deadline_misses: AtomicU64::new(0),
             process_time: Histogram::new(),
+            latency: Histogram::new(),
         }
     }
 }
@@ -187,6 +190,13 @@ pub struct StreamStats {
     pub p99: Duration,
     /// Longest `process` time.
     pub max: Duration,
+    /// Median time from the clock issuing a tick to this stream finishing it: for a sink, the
+    /// pipeline's latency.
+    pub latency_p50: Duration,
+    /// 99th percentile of that latency.
+    pub latency_p99: Duration,
+    /// Longest such latency.
+    pub latency_max: Duration,
 }
 
 impl StreamStats {
@@ -245,7 +255,7 @@ impl fmt::Display for RuntimeStats {
         )?;
         writeln!(
             f,
-            "{:<16} {:<14} {:<10} {:>8} {:>7} {:>7} {:>6} {:>9} {:>9} {:>9} state",
+            "{:<16} {:<14} {:<10} {:>8} {:>7} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} state",
             "stream",
             "handler",
             "dispatch",
@@ -255,12 +265,13 @@ impl fmt::Display for RuntimeStats {
             "errors",
             "p50 µs",
             "p99 µs",
-            "max µs"
+            "max µs",
+            "lat99 µs"
         )?;
         for s in &self.streams {
             writeln!(
                 f,
-                "{:<16} {:<14} {:<10} {:>8} {:>7} {:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {}{}",
+                "{:<16} {:<14} {:<10} {:>8} {:>7} {:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {}{}",
                 s.id,
                 s.handler,
                 s.dispatcher,
@@ -271,6 +282,7 @@ impl fmt::Display for RuntimeStats {
                 micros(s.p50),
                 micros(s.p99),
                 micros(s.max),
+                micros(s.latency_p99),
                 s.state,
                 if s.restarts > 0 {
                     format!(" ({} restarts)", s.restarts)

@@ -100,3 +100,44 @@ fn handle_stops_run_from_another_thread() {
     assert!(stats.clock_ticks >= 5, "{stats}");
     assert_eq!(log.stops.load(Ordering::SeqCst), 1);
 }
+
+/// Asks the runtime to stop on its fifth call, as a display does when its window closes.
+struct StopAfterFive {
+    input: InputPort<VideoFrame>,
+    calls: u64,
+}
+
+impl StreamHandler for StopAfterFive {
+    fn ports(&self) -> Ports {
+        Ports::new().input(&self.input)
+    }
+    fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+        self.calls += 1;
+        if self.calls == 5 {
+            ctx.request_stop();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_handler_can_stop_the_runtime() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut rt = StreamRuntime::new(SoftwareClock::new(Rational::fps(200)));
+    let src = FrameSource::new(8, 8, MemoryCaps::CPU);
+    let sink = StopAfterFive {
+        input: InputPort::new("video", MemoryCaps::CPU),
+        calls: 0,
+    };
+    let (o, i) = (src.out.handle(), sink.input.handle());
+    rt.add_stream(Stream::new("src", src)).unwrap();
+    rt.add_stream(Stream::new("sink", sink)).unwrap();
+    rt.connect(&o, &i).unwrap();
+    let started = std::time::Instant::now();
+    let stats = rt.run().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let ticks = stats.stream("sink").unwrap().ticks;
+    assert!((5..=10).contains(&ticks), "{ticks}");
+    // Tick-to-done latency is measured for every stream.
+    assert!(stats.stream("sink").unwrap().latency_p99 > Duration::ZERO);
+}
