@@ -12,6 +12,10 @@
 //! - All handlers here declare `[cpu]` ports; the GPU paths arrive with `streamlib-gpu`.
 //! - Outputs come from pre-allocated pools: steady-state processing allocates nothing.
 
+mod capture;
 mod error;
 
+pub use capture::{CaptureHandle, FrameCapture};
 pub use error::VideoError;
+/// The 2D rasteriser `Drawing` callbacks draw with (re-exported so versions always match).
+pub use tiny_skia;

@@ -19,10 +19,12 @@
 //! | [`ports`] | `streamlib-ports` | messages, ports, memory capabilities, `StreamHandler` |
 //! | [`dispatch`] | `streamlib-dispatch` | inline, thread-pool, dedicated-thread and async dispatchers |
 //! | [`runtime`] | `streamlib-runtime` | `StreamRuntime`, `Stream`, negotiation, supervision, stats |
+//! | `video` | `streamlib-handlers-video` | test pattern, display, blur, compositor, drawing |
 //!
 //! ## Features
 //! - `async` (default): the tokio-backed [`AsyncDispatcher`](dispatch::AsyncDispatcher).
 //! - `ctrlc` (default): [`StreamRuntime::run`](prelude::StreamRuntime::run) returns on Ctrl-C.
+//! - `video` (default): the video handlers (minifb window, tiny-skia drawing, fontdue text).
 //! - `full`: all of the above.
 //!
 //! ## Example
@@ -88,6 +90,13 @@ pub mod dispatch {
 /// The runtime: streams, wiring, negotiation, supervision, statistics (`streamlib-runtime`).
 pub mod runtime {
     pub use streamlib_runtime::*;
+}
+
+/// Video handlers: test pattern, display, blur, compositor, drawing, frame capture
+/// (`streamlib-handlers-video`, feature `video`).
+#[cfg(feature = "video")]
+pub mod video {
+    pub use streamlib_handlers_video::*;
 }
 
 /// The names most programs need.
