@@ -12,6 +12,7 @@
 mod bench;
 mod ci;
 mod command;
+mod demo;
 mod deny;
 mod deps;
 mod layers;
@@ -67,6 +68,10 @@ const TASKS: &[Task] = &[
         summary: "cargo bench --workspace, passing ARGS through",
     },
     Task {
+        usage: "demo [basic|advanced] [--headless] [--frames N] [--out DIR] [--size WxH] [--fps F] [--debug]",
+        summary: "run a demo (default advanced); headless writes PNGs + stats, exit 0 if it held its rate",
+    },
+    Task {
         usage: "help",
         summary: "this list",
     },
@@ -108,6 +113,7 @@ fn run() -> Result<()> {
         "deny" => no_arguments(task, rest).and_then(|()| deny::run().map(drop)),
         "setup" => no_arguments(task, rest).and_then(|()| setup::run()),
         "bench" => bench::run(rest),
+        "demo" => demo::run(rest),
         "help" | "-h" | "--help" => {
             print_help();
             Ok(())
