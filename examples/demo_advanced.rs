@@ -36,11 +36,17 @@ const SHAPE_STRIP: u32 = 160;
 
 fn shapes(width: u32) -> anyhow::Result<Drawing> {
     let radius = SHAPE_STRIP as f32 * 0.4;
-    // Built once: moving it each frame is a transform, not a new path (no allocation).
-    let circle = PathBuilder::from_circle(0.0, 0.0, radius)
+    let side = (2.0 * radius).ceil() as u32 + 2;
+    // Rendered once into a sprite: tiny-skia allocates inside every `fill_path`, while drawing
+    // a pixmap at a whole-pixel position does not, so each frame allocates nothing.
+    let mut sprite = tiny_skia::Pixmap::new(side, side)
+        .ok_or_else(|| anyhow::anyhow!("cannot allocate the shape sprite"))?;
+    let circle = PathBuilder::from_circle(side as f32 / 2.0, side as f32 / 2.0, radius)
         .ok_or_else(|| anyhow::anyhow!("cannot build the circle path"))?;
     let mut paint = Paint::default();
     paint.anti_alias = true;
+    paint.set_color(Color::from_rgba8(255, 200, 0, 220));
+    sprite.fill_path(&circle, &paint, FillRule::Winding, Transform::identity(), None);
     let config = DrawingConfig {
         width,
         height: SHAPE_STRIP,
@@ -48,12 +54,18 @@ fn shapes(width: u32) -> anyhow::Result<Drawing> {
         clear: [0, 0, 0, 0],
     };
     Ok(Drawing::new(config, move |canvas, ctx| {
-        let travel = (ctx.width() as f32 - 2.0 * radius).max(1.0);
+        let travel = (ctx.width() as f32 - side as f32).max(1.0);
         let phase = (ctx.time_s() * 0.25).fract() as f32;
-        let x = radius + travel * (1.0 - (2.0 * phase - 1.0).abs());
-        let y = SHAPE_STRIP as f32 / 2.0;
-        paint.set_color(Color::from_rgba8(255, 200, 0, 220));
-        canvas.fill_path(&circle, &paint, FillRule::Winding, Transform::from_translate(x, y), None);
+        let x = travel * (1.0 - (2.0 * phase - 1.0).abs());
+        let y = (SHAPE_STRIP as f32 - side as f32) / 2.0;
+        canvas.draw_pixmap(
+            x as i32,
+            y as i32,
+            sprite.as_ref(),
+            &tiny_skia::PixmapPaint::default(),
+            Transform::identity(),
+            None,
+        );
         Ok(())
     })?)
 }

@@ -28,7 +28,8 @@ const GROUPS: &[PackageGroup] = &[
         packages: &[],
     },
     // The video crate: a real X server for the display test (Xvfb), screenshots (ImageMagick's
-    // `import`), the X libraries minifb loads at run time, and a TTF for text overlays.
+    // `import`), key presses sent to the window (xdotool), the X libraries minifb loads at run
+    // time, and a TTF for text overlays.
     PackageGroup {
         name: "video",
         enabled: true,
@@ -39,6 +40,7 @@ const GROUPS: &[PackageGroup] = &[
             "fonts-dejavu-core",
             "libx11-6",
             "libxcursor1",
+            "xdotool",
         ],
     },
     // Disabled until the file (FFmpeg) crate lands: bindgen needs clang, linking needs the libs.

@@ -13,9 +13,20 @@
 //! - Outputs come from pre-allocated pools: steady-state processing allocates nothing.
 
 mod capture;
+#[cfg(feature = "display")]
+mod display;
+mod drawing;
 mod error;
+mod test_pattern;
 
 pub use capture::{CaptureHandle, FrameCapture};
+#[cfg(feature = "display")]
+pub use display::{Display, DisplayConfig, DisplayScale, DisplayStats, display_available};
+pub use drawing::{
+    DrawContext, Drawing, DrawingConfig, DrawingVars, FontSource, LineMetrics, MAX_DRAWING_SIDE,
+    VarValue,
+};
 pub use error::VideoError;
+pub use test_pattern::{MovingBox, Pattern, TestPattern, TestPatternConfig};
 /// The 2D rasteriser `Drawing` callbacks draw with (re-exported so versions always match).
 pub use tiny_skia;

@@ -1,0 +1,455 @@
+//! `TestPattern`: a source of synthetic frames (SMPTE colour bars, a gradient, black, white, a
+//! checkerboard) with an optional moving box that makes motion and dropped frames visible.
+//!
+//! The static pattern is rendered once, at construction; each frame is one copy of it into a
+//! pooled buffer plus the box, so a frame costs about one `memcpy` and allocates nothing.
+
+use streamlib_ports::{
+    AlphaMode, FrameLayout, FramePool, HandlerError, MemoryCaps, OutputPort, OutputRef,
+    PixelFormat, Ports, ProcessContext, StreamHandler, VideoFrame,
+};
+
+use crate::VideoError;
+
+const HANDLER: &str = "TestPattern";
+
+/// Frames the pool holds from the start; it grows (up to [`POOL_MAX`]) when downstream handlers
+/// keep frames longer (a display, a recorder).
+const POOL_INITIAL: usize = 4;
+const POOL_MAX: usize = 32;
+
+type Rgb = [u8; 3];
+
+// SMPTE EG 1 colours as full-range 8-bit RGB.
+const WHITE_75: Rgb = [191, 191, 191];
+const YELLOW_75: Rgb = [191, 191, 0];
+const CYAN_75: Rgb = [0, 191, 191];
+const GREEN_75: Rgb = [0, 191, 0];
+const MAGENTA_75: Rgb = [191, 0, 191];
+const RED_75: Rgb = [191, 0, 0];
+const BLUE_75: Rgb = [0, 0, 191];
+const BLACK: Rgb = [0, 0, 0];
+const WHITE_100: Rgb = [255, 255, 255];
+/// -I, in the usual full-range sRGB rendition of EG 1 (#00214C).
+const MINUS_I: Rgb = [0, 33, 76];
+/// +Q, in the same rendition (#32006A).
+const PLUS_Q: Rgb = [50, 0, 106];
+/// PLUGE's "-4 %" stripe: below black, which full-range RGB cannot hold, so it clips to black.
+const PLUGE_SUB_BLACK: Rgb = [0, 0, 0];
+/// PLUGE's "+4 %" stripe: 4 % of 255.
+const PLUGE_PLUS_4: Rgb = [10, 10, 10];
+
+/// The seven top bars, left to right.
+const TOP_BARS: [Rgb; 7] = [
+    WHITE_75, YELLOW_75, CYAN_75, GREEN_75, MAGENTA_75, RED_75, BLUE_75,
+];
+/// The reverse-blue castellations under them.
+const CASTELLATIONS: [Rgb; 7] = [BLUE_75, BLACK, MAGENTA_75, BLACK, CYAN_75, BLACK, WHITE_75];
+/// The bottom row: (right edge as a fraction `num/den` of the width, colour).
+const BOTTOM_ROW: [(u64, u64, Rgb); 8] = [
+    (5, 28, MINUS_I),
+    (10, 28, WHITE_100),
+    (15, 28, PLUS_Q),
+    (5, 7, BLACK),
+    (16, 21, PLUGE_SUB_BLACK),
+    (17, 21, BLACK),
+    (6, 7, PLUGE_PLUS_4),
+    (1, 1, BLACK),
+];
+
+/// What a [`TestPattern`] draws under its moving box.
+///
+/// Every pattern is opaque RGBA with full-range 8-bit values (black is 0, white is 255).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Pattern {
+    /// SMPTE EG 1 colour bars, with the row proportions GStreamer's and FFmpeg's generators
+    /// use. Column edges are `floor(width * num / den)`; row edges `floor(2h/3)` and `floor(3h/4)`.
+    ///
+    /// - Rows `0 .. 2h/3`: seven bars, bar `i` spanning `i*w/7 .. (i+1)*w/7`, at 75 %: white
+    ///   (191,191,191), yellow (191,191,0), cyan (0,191,191), green (0,191,0),
+    ///   magenta (191,0,191), red (191,0,0), blue (0,0,191).
+    /// - Rows `2h/3 .. 3h/4`: the reverse-blue castellations, same columns: blue, black,
+    ///   magenta, black, cyan, black, white (75 %).
+    /// - Rows `3h/4 .. h`, left to right: -I (0,33,76) to `5w/28`, 100 % white to `10w/28`,
+    ///   +Q (50,0,106) to `15w/28`, black to `5w/7`, then the PLUGE under the red bar in three
+    ///   stripes of `w/21`: "-4 %" (clipped to black, 0: full-range RGB has nothing below
+    ///   black), black (0), "+4 %" (10,10,10); black from `6w/7` to the right edge.
+    ///
+    /// GStreamer's `pattern=smpte` uses 100 % bars (its `smpte75` the 75 % ones) and puts
+    /// noise instead of black at the bottom right; FFmpeg's `smptebars` matches this layout.
+    #[default]
+    SmpteBars,
+    /// A horizontal grey ramp: column `x` is `round(255 * x / (w - 1))` in R, G and B (0 at the
+    /// left edge, 255 at the right; a one-pixel-wide frame is black).
+    Gradient,
+    /// Black (0,0,0).
+    Black,
+    /// White (255,255,255).
+    White,
+    /// Squares of `cell` × `cell` pixels, white (255) where `x / cell + y / cell` is even
+    /// (the top-left square), black (0) elsewhere.
+    Checkerboard {
+        /// Square size in pixels, 1 ..= 16384.
+        cell: u32,
+    },
+}
+
+/// How a [`TestPattern`] is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestPatternConfig {
+    /// Frame width in pixels, 1 ..= [`TestPattern::MAX_DIMENSION`].
+    pub width: u32,
+    /// Frame height in pixels, 1 ..= [`TestPattern::MAX_DIMENSION`].
+    pub height: u32,
+    /// What to draw.
+    pub pattern: Pattern,
+    /// Whether to draw the moving box (see [`TestPattern::moving_box`]).
+    pub moving_box: bool,
+}
+
+impl TestPatternConfig {
+    /// `pattern` at `width` × `height`, with the moving box.
+    pub fn new(width: u32, height: u32, pattern: Pattern) -> Self {
+        Self {
+            width,
+            height,
+            pattern,
+            moving_box: true,
+        }
+    }
+}
+
+impl Default for TestPatternConfig {
+    /// 1280 × 720 SMPTE bars with the moving box.
+    fn default() -> Self {
+        Self::new(1280, 720, Pattern::SmpteBars)
+    }
+}
+
+/// Where the moving box is on one frame: a square whose pixels are the pattern's inverse
+/// (`255 - v` in R, G and B; alpha stays 255), so it shows on every pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MovingBox {
+    /// Left edge in pixels.
+    pub x: u32,
+    /// Top edge in pixels.
+    pub y: u32,
+    /// Side length in pixels.
+    pub size: u32,
+}
+
+/// The box's geometry for one frame size; its position is a pure function of the frame number.
+#[derive(Debug, Clone, Copy)]
+struct BoxPath {
+    size: u32,
+    step: u64,
+    /// The largest `x` the box reaches.
+    range: u64,
+    y: u32,
+}
+
+impl BoxPath {
+    fn new(width: u32, height: u32) -> Self {
+        let size = (width.min(height) / 8).max(1);
+        Self {
+            size,
+            step: u64::from((size / 4).max(1)),
+            range: u64::from(width - size),
+            y: (height - size) / 2,
+        }
+    }
+
+    /// Bounces between the left and right edges, `step` pixels per frame number.
+    fn at(&self, frame_number: u64) -> MovingBox {
+        let x = if self.range == 0 {
+            0
+        } else {
+            let period = 2 * self.range;
+            let p = (frame_number % period) * self.step % period;
+            if p <= self.range { p } else { period - p }
+        };
+        MovingBox {
+            // `x <= range < width <= u32::MAX`.
+            x: u32::try_from(x).unwrap_or(0),
+            y: self.y,
+            size: self.size,
+        }
+    }
+}
+
+/// A source of test frames: one pooled `Rgba8` frame per tick on its output `"video"` (`[cpu]`),
+/// opaque and marked [`AlphaMode::Straight`], stamped with the tick.
+///
+/// ```
+/// use streamlib_handlers_video::{Pattern, TestPattern, TestPatternConfig};
+///
+/// let source = TestPattern::new(TestPatternConfig::new(640, 480, Pattern::SmpteBars))?;
+/// // Frame 10 shows the box here; a receiver that sees it elsewhere got another frame.
+/// let b = source.moving_box(10).expect("the box is on by default");
+/// assert_eq!((b.y, b.size), ((480 - 60) / 2, 60));
+/// # Ok::<(), streamlib_handlers_video::VideoError>(())
+/// ```
+pub struct TestPattern {
+    config: TestPatternConfig,
+    output: OutputPort<VideoFrame>,
+    pool: FramePool,
+    /// The static pattern, rendered once; every frame starts as a copy of it.
+    pattern: Box<[u8]>,
+    path: Option<BoxPath>,
+}
+
+impl TestPattern {
+    /// The largest width or height accepted.
+    pub const MAX_DIMENSION: u32 = 16384;
+
+    /// Checks the configuration, renders the pattern and allocates the frame pool.
+    ///
+    /// Fails with [`VideoError::InvalidSize`] for a zero or too large size,
+    /// [`VideoError::OutOfRange`] for a checkerboard cell of 0 or above
+    /// [`MAX_DIMENSION`](Self::MAX_DIMENSION), and [`VideoError::Pool`] if the pool cannot be
+    /// created.
+    pub fn new(config: TestPatternConfig) -> Result<Self, VideoError> {
+        let (width, height) = (config.width, config.height);
+        let invalid = |reason| VideoError::InvalidSize {
+            handler: HANDLER,
+            width,
+            height,
+            reason,
+        };
+        if width == 0 || height == 0 {
+            return Err(invalid("width and height must be at least 1"));
+        }
+        if width > Self::MAX_DIMENSION || height > Self::MAX_DIMENSION {
+            return Err(invalid("width and height must be at most 16384"));
+        }
+        if let Pattern::Checkerboard { cell } = config.pattern
+            && !(1..=Self::MAX_DIMENSION).contains(&cell)
+        {
+            return Err(VideoError::OutOfRange {
+                handler: HANDLER,
+                what: "checkerboard cell",
+                value: cell.to_string(),
+                range: "1..=16384",
+            });
+        }
+        let layout = FrameLayout::new(width, height, PixelFormat::Rgba8).map_err(|source| {
+            VideoError::Frame {
+                handler: HANDLER,
+                source,
+            }
+        })?;
+        let pool =
+            FramePool::new("test_pattern", layout, POOL_INITIAL, POOL_MAX).map_err(|source| {
+                VideoError::Pool {
+                    handler: HANDLER,
+                    source,
+                }
+            })?;
+        let pattern = render(width, height, config.pattern).into_boxed_slice();
+        let path = config.moving_box.then(|| BoxPath::new(width, height));
+        Ok(Self {
+            config,
+            output: OutputPort::new("video", MemoryCaps::CPU),
+            pool,
+            pattern,
+            path,
+        })
+    }
+
+    /// The output (`"video"`).
+    pub fn output(&self) -> OutputRef<VideoFrame> {
+        self.output.handle()
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &TestPatternConfig {
+        &self.config
+    }
+
+    /// The frames' layout (tightly packed `Rgba8`).
+    pub fn layout(&self) -> FrameLayout {
+        self.pool.layout()
+    }
+
+    /// The frame pool, for its counters (`grown`, `exhausted`).
+    pub fn pool(&self) -> &FramePool {
+        &self.pool
+    }
+
+    /// Where the box is on the frame with this number (`None` when the box is off).
+    ///
+    /// The box is a square of side `max(1, min(width, height) / 8)`, vertically centred, that
+    /// moves `max(1, side / 4)` pixels right per frame number and bounces between the left and
+    /// right edges: a frame's box position tells which frame it is.
+    pub fn moving_box(&self, frame_number: u64) -> Option<MovingBox> {
+        self.path.map(|path| path.at(frame_number))
+    }
+
+    /// Writes one frame for `frame_number` into `out` (a buffer of the layout's length).
+    fn draw(&self, out: &mut [u8], frame_number: u64) {
+        out.copy_from_slice(&self.pattern);
+        let Some(b) = self.moving_box(frame_number) else {
+            return;
+        };
+        let stride = self.config.width as usize * 4;
+        let (x, y, size) = (b.x as usize, b.y as usize, b.size as usize);
+        for row in out.chunks_exact_mut(stride).skip(y).take(size) {
+            for px in row[x * 4..(x + size) * 4].chunks_exact_mut(4) {
+                px[0] = !px[0];
+                px[1] = !px[1];
+                px[2] = !px[2];
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for TestPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestPattern")
+            .field("config", &self.config)
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamHandler for TestPattern {
+    fn ports(&self) -> Ports {
+        Ports::new().output(&self.output)
+    }
+
+    fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+        if !self.output.is_connected() {
+            return Ok(());
+        }
+        let mut buf = self.pool.acquire().map_err(|source| VideoError::Pool {
+            handler: HANDLER,
+            source,
+        })?;
+        self.draw(&mut buf, ctx.tick().frame_number);
+        let frame = self
+            .pool
+            .frame(buf)
+            .with_tick(ctx.tick())
+            .with_alpha(AlphaMode::Straight);
+        self.output.write(frame);
+        Ok(())
+    }
+}
+
+/// Renders the static pattern as tightly packed opaque RGBA.
+fn render(width: u32, height: u32, pattern: Pattern) -> Vec<u8> {
+    let (w, h) = (width as usize, height as usize);
+    let mut out = vec![0u8; w * h * 4];
+    let mut row = vec![0u8; w * 4];
+    match pattern {
+        Pattern::SmpteBars => {
+            let bar_edges: Vec<(u64, u64)> = (1..=7).map(|i| (i, 7)).collect();
+            let y1 = h * 2 / 3;
+            let y2 = h * 3 / 4;
+            let sections = [
+                (0..y1, spans(&bar_edges, &TOP_BARS)),
+                (y1..y2, spans(&bar_edges, &CASTELLATIONS)),
+                (y2..h, BOTTOM_ROW.to_vec()),
+            ];
+            for (rows, row_spans) in sections {
+                fill_spans(&mut row, &row_spans);
+                for y in rows {
+                    out[y * w * 4..(y + 1) * w * 4].copy_from_slice(&row);
+                }
+            }
+        }
+        Pattern::Gradient => {
+            for (x, px) in row.chunks_exact_mut(4).enumerate() {
+                let v = if w == 1 {
+                    0
+                } else {
+                    (x * 255 + (w - 1) / 2) / (w - 1)
+                };
+                let v = u8::try_from(v).unwrap_or(u8::MAX);
+                px.copy_from_slice(&[v, v, v, 255]);
+            }
+            out.chunks_exact_mut(w * 4)
+                .for_each(|r| r.copy_from_slice(&row));
+        }
+        Pattern::Black | Pattern::White => {
+            let v = if pattern == Pattern::White { 255 } else { 0 };
+            for px in out.chunks_exact_mut(4) {
+                px.copy_from_slice(&[v, v, v, 255]);
+            }
+        }
+        Pattern::Checkerboard { cell } => {
+            let cell = (cell as usize).max(1);
+            for (y, r) in out.chunks_exact_mut(w * 4).enumerate() {
+                for (x, px) in r.chunks_exact_mut(4).enumerate() {
+                    let v = if (x / cell + y / cell) % 2 == 0 {
+                        255
+                    } else {
+                        0
+                    };
+                    px.copy_from_slice(&[v, v, v, 255]);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Pairs right edges with colours.
+fn spans(edges: &[(u64, u64)], colours: &[Rgb]) -> Vec<(u64, u64, Rgb)> {
+    edges
+        .iter()
+        .zip(colours)
+        .map(|(&(num, den), &c)| (num, den, c))
+        .collect()
+}
+
+/// Fills one RGBA row with colour spans; each span ends at `floor(width * num / den)`.
+fn fill_spans(row: &mut [u8], spans: &[(u64, u64, Rgb)]) {
+    let width = (row.len() / 4) as u64;
+    let mut start = 0usize;
+    for &(num, den, [r, g, b]) in spans {
+        let end = usize::try_from(width * num / den).unwrap_or(usize::MAX);
+        let end = end.clamp(start, row.len() / 4);
+        for px in row[start * 4..end * 4].chunks_exact_mut(4) {
+            px.copy_from_slice(&[r, g, b, 255]);
+        }
+        start = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn box_bounces_between_edges() {
+        let path = BoxPath::new(100, 40);
+        assert_eq!(path.size, 5);
+        assert_eq!(path.step, 1);
+        assert_eq!(path.at(0).x, 0);
+        assert_eq!(path.at(95).x, 95);
+        assert_eq!(path.at(96).x, 94);
+        assert_eq!(path.at(190).x, 0);
+        assert_eq!(path.at(191).x, 1);
+        assert_eq!(path.at(u64::MAX).x, path.at(u64::MAX % 190).x);
+        let tiny = BoxPath::new(1, 1);
+        assert_eq!(
+            tiny.at(12345),
+            MovingBox {
+                x: 0,
+                y: 0,
+                size: 1
+            }
+        );
+    }
+
+    #[test]
+    fn smpte_spans_tile_the_row() {
+        for w in 1..64usize {
+            let mut row = vec![7u8; w * 4];
+            fill_spans(&mut row, &BOTTOM_ROW);
+            assert!(row.chunks_exact(4).all(|px| px[3] == 255), "width {w}");
+        }
+    }
+}
