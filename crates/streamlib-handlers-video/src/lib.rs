@@ -13,6 +13,7 @@
 //! - Outputs come from pre-allocated pools: steady-state processing allocates nothing.
 
 mod capture;
+mod compositor;
 #[cfg(feature = "display")]
 mod display;
 mod drawing;
@@ -20,6 +21,10 @@ mod error;
 mod test_pattern;
 
 pub use capture::{CaptureHandle, FrameCapture};
+pub use compositor::{
+    Compositor, CompositorConfig, CompositorControls, LayerConfig, MissingLayer, composite_over,
+    unpremultiply,
+};
 #[cfg(feature = "display")]
 pub use display::{Display, DisplayConfig, DisplayScale, DisplayStats, display_available};
 pub use drawing::{
