@@ -23,13 +23,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use streamlib::prelude::*;
+use streamlib::video::tiny_skia::{self, Color, FillRule, Paint, PathBuilder, Transform};
 use streamlib::video::{
-    Blur, BlurConfig, Compositor, CompositorConfig, Display, DisplayConfig, Drawing,
-    DrawingConfig, FontSource, FrameCapture, LayerConfig, MissingLayer, Pattern, TestPattern,
-    TestPatternConfig,
+    Blur, BlurConfig, Compositor, CompositorConfig, Display, DisplayConfig, Drawing, DrawingConfig,
+    FontSource, FrameCapture, LayerConfig, MissingLayer, Pattern, TestPattern, TestPatternConfig,
 };
 use support::{DemoOptions, init_logging, verdict, write_snapshots, write_summary};
-use streamlib::video::tiny_skia::{self, Color, FillRule, Paint, PathBuilder, Transform};
 
 /// Height of the strip the moving shape travels along.
 const SHAPE_STRIP: u32 = 160;
@@ -46,7 +45,13 @@ fn shapes(width: u32) -> anyhow::Result<Drawing> {
     let mut paint = Paint::default();
     paint.anti_alias = true;
     paint.set_color(Color::from_rgba8(255, 200, 0, 220));
-    sprite.fill_path(&circle, &paint, FillRule::Winding, Transform::identity(), None);
+    sprite.fill_path(
+        &circle,
+        &paint,
+        FillRule::Winding,
+        Transform::identity(),
+        None,
+    );
     let config = DrawingConfig {
         width,
         height: SHAPE_STRIP,
@@ -192,8 +197,14 @@ fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(&options.out)?;
         let snapshots = write_snapshots(&options.out, &seen)?;
         let verdict = verdict(&stats, "sink", target, options.fps);
-        let summary =
-            write_summary(&options.out, "demo_advanced", &options, &stats, &verdict, &snapshots)?;
+        let summary = write_summary(
+            &options.out,
+            "demo_advanced",
+            &options,
+            &stats,
+            &verdict,
+            &snapshots,
+        )?;
         println!("{summary}");
         println!("snapshots and stats in {}", options.out.display());
         if !verdict.held {

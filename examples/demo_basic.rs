@@ -51,7 +51,14 @@ fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(&options.out)?;
         let snapshots = write_snapshots(&options.out, &seen)?;
         let verdict = verdict(&stats, "sink", target, options.fps);
-        let summary = write_summary(&options.out, "demo_basic", &options, &stats, &verdict, &snapshots)?;
+        let summary = write_summary(
+            &options.out,
+            "demo_basic",
+            &options,
+            &stats,
+            &verdict,
+            &snapshots,
+        )?;
         println!("{summary}");
         println!("snapshots and stats in {}", options.out.display());
         if !verdict.held {
@@ -78,13 +85,22 @@ fn main() -> anyhow::Result<()> {
             });
         }
         let stats = runtime.run()?;
-        let verdict = verdict(&stats, "sink", stats.stream("sink").map_or(0, |s| s.ticks), options.fps);
+        let verdict = verdict(
+            &stats,
+            "sink",
+            stats.stream("sink").map_or(0, |s| s.ticks),
+            options.fps,
+        );
         println!("{stats}");
         println!(
             "{:.2} fps, {} lost: {}",
             verdict.fps,
             verdict.lost,
-            if verdict.held { "held its frame rate" } else { "did not hold its frame rate" }
+            if verdict.held {
+                "held its frame rate"
+            } else {
+                "did not hold its frame rate"
+            }
         );
     }
     Ok(())

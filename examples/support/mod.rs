@@ -40,13 +40,13 @@ impl DemoOptions {
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
-            let mut value = |name: &str| {
-                args.next()
-                    .with_context(|| format!("{name} needs a value"))
-            };
+            let mut value =
+                |name: &str| args.next().with_context(|| format!("{name} needs a value"));
             match arg.as_str() {
                 "--headless" => options.headless = true,
-                "--frames" => options.frames = Some(value("--frames")?.parse().context("--frames N")?),
+                "--frames" => {
+                    options.frames = Some(value("--frames")?.parse().context("--frames N")?)
+                }
                 "--out" => options.out = PathBuf::from(value("--out")?),
                 "--fps" => options.fps = value("--fps")?.parse().context("--fps F")?,
                 "--size" => {
@@ -54,8 +54,12 @@ impl DemoOptions {
                     let (w, h) = size
                         .split_once('x')
                         .with_context(|| format!("--size takes WxH, got '{size}'"))?;
-                    options.width = w.parse().with_context(|| format!("bad width in '{size}'"))?;
-                    options.height = h.parse().with_context(|| format!("bad height in '{size}'"))?;
+                    options.width = w
+                        .parse()
+                        .with_context(|| format!("bad width in '{size}'"))?;
+                    options.height = h
+                        .parse()
+                        .with_context(|| format!("bad height in '{size}'"))?;
                 }
                 "-h" | "--help" => {
                     bail!("options: --headless --frames N --out DIR --size WxH --fps F")
@@ -88,7 +92,11 @@ pub fn write_png(frame: &VideoFrame, path: &Path) -> anyhow::Result<()> {
     let bytes = frame
         .cpu_bytes()
         .context("snapshot frame is not in CPU memory")?;
-    let (w, h, stride) = (frame.width() as usize, frame.height() as usize, frame.stride() as usize);
+    let (w, h, stride) = (
+        frame.width() as usize,
+        frame.height() as usize,
+        frame.stride() as usize,
+    );
     let mut rgba = Vec::with_capacity(w * h * 4);
     for row in bytes.chunks(stride).take(h) {
         for px in row[..w * 4].chunks_exact(4) {
@@ -97,7 +105,8 @@ pub fn write_png(frame: &VideoFrame, path: &Path) -> anyhow::Result<()> {
                 _ => (px[0], px[1], px[2], px[3]),
             };
             if frame.alpha() == AlphaMode::Premultiplied && a > 0 && a < 255 {
-                let un = |c: u8| ((u32::from(c) * 255 + u32::from(a) / 2) / u32::from(a)).min(255) as u8;
+                let un =
+                    |c: u8| ((u32::from(c) * 255 + u32::from(a) / 2) / u32::from(a)).min(255) as u8;
                 (r, g, b) = (un(r), un(g), un(b));
             }
             rgba.extend_from_slice(&[r, g, b, a]);
@@ -170,7 +179,11 @@ pub fn write_summary(
         verdict.fps,
         verdict.lost,
         verdict.latency_p99_ms,
-        if verdict.held { "HELD its frame rate" } else { "did NOT hold its frame rate" }
+        if verdict.held {
+            "HELD its frame rate"
+        } else {
+            "did NOT hold its frame rate"
+        }
     );
     let _ = writeln!(text, "{stats}");
     std::fs::write(dir.join("stats.txt"), &text)
@@ -213,7 +226,10 @@ pub fn write_summary(
 }
 
 /// Writes the captured frames as `first.png`, `middle.png`, `last.png`.
-pub fn write_snapshots(dir: &Path, capture: &streamlib::video::CaptureHandle) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write_snapshots(
+    dir: &Path,
+    capture: &streamlib::video::CaptureHandle,
+) -> anyhow::Result<Vec<PathBuf>> {
     let names = ["first", "middle", "last"];
     let mut paths = Vec::new();
     for (i, (index, frame)) in capture.frames().iter().enumerate() {
@@ -230,8 +246,7 @@ pub fn write_snapshots(dir: &Path, capture: &streamlib::video::CaptureHandle) ->
 pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
 }

@@ -4,8 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use streamlib_ports::{
-    HandlerError, InputPort, InputRef, MemoryCaps, Ports, ProcessContext, StreamHandler,
-    VideoFrame,
+    HandlerError, InputPort, InputRef, MemoryCaps, Ports, ProcessContext, StreamHandler, VideoFrame,
 };
 
 #[derive(Default)]
@@ -63,11 +62,19 @@ impl FrameCapture {
         let mut indices: Vec<u64> = indices.into_iter().collect();
         indices.sort_unstable();
         indices.dedup();
+        // Room for every kept frame up front: capturing one must not allocate mid-run.
+        let handle = CaptureHandle::default();
+        handle
+            .shared
+            .captured
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reserve(indices.len());
         Self {
             input: InputPort::new("video", MemoryCaps::CPU),
             indices,
             keep_latest: false,
-            handle: CaptureHandle::default(),
+            handle,
         }
     }
 

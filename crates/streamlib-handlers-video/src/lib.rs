@@ -12,6 +12,7 @@
 //! - All handlers here declare `[cpu]` ports; the GPU paths arrive with `streamlib-gpu`.
 //! - Outputs come from pre-allocated pools: steady-state processing allocates nothing.
 
+mod blur;
 mod capture;
 mod compositor;
 #[cfg(feature = "display")]
@@ -20,6 +21,7 @@ mod drawing;
 mod error;
 mod test_pattern;
 
+pub use blur::{Blur, BlurConfig, BlurScratch, GaussianKernel, MAX_RADIUS, blur_frame};
 pub use capture::{CaptureHandle, FrameCapture};
 pub use compositor::{
     Compositor, CompositorConfig, CompositorControls, LayerConfig, MissingLayer, composite_over,

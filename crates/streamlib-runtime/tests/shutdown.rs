@@ -122,7 +122,9 @@ impl StreamHandler for StopAfterFive {
 
 #[test]
 fn a_handler_can_stop_the_runtime() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut rt = StreamRuntime::new(SoftwareClock::new(Rational::fps(200)));
     let src = FrameSource::new(8, 8, MemoryCaps::CPU);
     let sink = StopAfterFive {
