@@ -42,8 +42,10 @@ fn shapes(width: u32) -> anyhow::Result<Drawing> {
         .ok_or_else(|| anyhow::anyhow!("cannot allocate the shape sprite"))?;
     let circle = PathBuilder::from_circle(side as f32 / 2.0, side as f32 / 2.0, radius)
         .ok_or_else(|| anyhow::anyhow!("cannot build the circle path"))?;
-    let mut paint = Paint::default();
-    paint.anti_alias = true;
+    let mut paint = Paint {
+        anti_alias: true,
+        ..Paint::default()
+    };
     paint.set_color(Color::from_rgba8(255, 200, 0, 220));
     sprite.fill_path(
         &circle,

@@ -45,7 +45,7 @@ impl DemoOptions {
             match arg.as_str() {
                 "--headless" => options.headless = true,
                 "--frames" => {
-                    options.frames = Some(value("--frames")?.parse().context("--frames N")?)
+                    options.frames = Some(value("--frames")?.parse().context("--frames N")?);
                 }
                 "--out" => options.out = PathBuf::from(value("--out")?),
                 "--fps" => options.fps = value("--fps")?.parse().context("--fps F")?,
