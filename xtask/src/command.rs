@@ -81,6 +81,17 @@ impl Command {
         self.check(status)
     }
 
+    /// Prints the command, runs it with the terminal as its input and output, and returns its
+    /// exit code (for tasks that pass a child's status through).
+    pub fn run_for_code(&self) -> Result<i32> {
+        println!("$ {self}");
+        let status = self
+            .to_std()?
+            .status()
+            .with_context(|| format!("could not start `{self}`"))?;
+        Ok(status.code().unwrap_or(1))
+    }
+
     /// Prints the command, runs it and returns its standard output; its standard error still goes
     /// to the terminal so its diagnostics are seen. Fails unless it exits with status 0.
     pub fn output(&self) -> Result<String> {

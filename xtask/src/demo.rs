@@ -34,15 +34,21 @@ fn parse(args: &[String]) -> Result<(&'static str, bool, Vec<String>)> {
     Ok((example, debug, rest))
 }
 
-/// Runs the demo; its exit status (0 only when the pipeline held its frame rate) is ours.
+/// Runs the demo; its exit status (0 only when the pipeline held its frame rate, 3 when it
+/// ran but did not) becomes ours.
 pub fn run(args: &[String]) -> Result<()> {
     let (example, debug, rest) = parse(args)?;
-    Command::cargo()
+    let code = Command::cargo()
         .arg("run")
         .args((!debug).then_some("--release"))
         .args(["-p", "streamlib", "--example", example, "--"])
         .args(rest)
-        .run()
+        .run_for_code()?;
+    if code != 0 {
+        eprintln!("demo exited with status {code}");
+        std::process::exit(code);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
