@@ -19,16 +19,15 @@
 mod support;
 
 use std::fmt::Write as _;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use streamlib::prelude::*;
 use streamlib::video::tiny_skia::{self, Color, FillRule, Paint, PathBuilder, Transform};
 use streamlib::video::{
-    Blur, BlurConfig, Compositor, CompositorConfig, Display, DisplayConfig, Drawing, DrawingConfig,
-    FontSource, FrameCapture, LayerConfig, MissingLayer, Pattern, TestPattern, TestPatternConfig,
+    Blur, BlurConfig, Compositor, CompositorConfig, Drawing, DrawingConfig, FontSource,
+    LayerConfig, MissingLayer, Pattern, TestPattern, TestPatternConfig,
 };
-use support::{DemoOptions, init_logging, verdict, write_snapshots, write_summary};
+use support::{DemoOptions, init_logging, run_to_sink};
 
 /// Height of the strip the moving shape travels along.
 const SHAPE_STRIP: u32 = 160;
@@ -181,59 +180,5 @@ fn main() -> anyhow::Result<()> {
     runtime.connect(&shapes_out, &layers[1])?;
     runtime.connect(&hud_out, &layers[2])?;
 
-    let handle = runtime.handle();
-    if options.headless {
-        let capture = FrameCapture::new(options.snapshot_indices());
-        let (input, seen) = (capture.input(), capture.handle());
-        runtime.add_stream(Stream::new("sink", capture))?;
-        runtime.connect(&mixed, &input)?;
-        let target = options.frames.unwrap_or(300);
-        let watcher = seen.clone();
-        std::thread::spawn(move || {
-            while watcher.received() < target {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            handle.stop();
-        });
-        let stats = runtime.run()?;
-        std::fs::create_dir_all(&options.out)?;
-        let snapshots = write_snapshots(&options.out, &seen)?;
-        let verdict = verdict(&stats, "sink", target, options.fps);
-        let summary = write_summary(
-            &options.out,
-            "demo_advanced",
-            &options,
-            &stats,
-            &verdict,
-            &snapshots,
-        )?;
-        println!("{summary}");
-        println!("snapshots and stats in {}", options.out.display());
-        if !verdict.held {
-            std::process::exit(3);
-        }
-    } else {
-        let display = Display::new(DisplayConfig {
-            title: "streamlib demo_advanced".to_owned(),
-            ..DisplayConfig::default()
-        });
-        let input = display.input();
-        let shown = display.stats();
-        runtime.add_stream(
-            Stream::new("sink", display).dispatcher(Arc::new(DedicatedThreadDispatcher::new())),
-        )?;
-        runtime.connect(&mixed, &input)?;
-        if let Some(target) = options.frames {
-            let watcher = shown.clone();
-            std::thread::spawn(move || {
-                while watcher.frames_received() < target {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                handle.stop();
-            });
-        }
-        let stats = runtime.run()?;
-        println!("{stats}");
-    }
-    Ok(())
+    run_to_sink(runtime, &mixed, &options, "demo_advanced")
 }

@@ -10,14 +10,9 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use streamlib::prelude::*;
-use streamlib::video::{
-    Display, DisplayConfig, FrameCapture, Pattern, TestPattern, TestPatternConfig,
-};
-use support::{DemoOptions, init_logging, verdict, write_snapshots, write_summary};
+use streamlib::video::{Pattern, TestPattern, TestPatternConfig};
+use support::{DemoOptions, init_logging, run_to_sink};
 
 fn main() -> anyhow::Result<()> {
     init_logging();
@@ -32,76 +27,5 @@ fn main() -> anyhow::Result<()> {
     let source = pattern.output();
     runtime.add_stream(Stream::new("pattern", pattern))?;
 
-    let handle = runtime.handle();
-    let frames = options.frames;
-    if options.headless {
-        let capture = FrameCapture::new(options.snapshot_indices());
-        let (input, seen) = (capture.input(), capture.handle());
-        runtime.add_stream(Stream::new("sink", capture))?;
-        runtime.connect(&source, &input)?;
-        let watcher = seen.clone();
-        let target = frames.unwrap_or(300);
-        std::thread::spawn(move || {
-            while watcher.received() < target {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            handle.stop();
-        });
-        let stats = runtime.run()?;
-        std::fs::create_dir_all(&options.out)?;
-        let snapshots = write_snapshots(&options.out, &seen)?;
-        let verdict = verdict(&stats, "sink", target, options.fps);
-        let summary = write_summary(
-            &options.out,
-            "demo_basic",
-            &options,
-            &stats,
-            &verdict,
-            &snapshots,
-        )?;
-        println!("{summary}");
-        println!("snapshots and stats in {}", options.out.display());
-        if !verdict.held {
-            std::process::exit(3);
-        }
-    } else {
-        let display = Display::new(DisplayConfig {
-            title: "streamlib demo_basic".to_owned(),
-            ..DisplayConfig::default()
-        });
-        let input = display.input();
-        let shown = display.stats();
-        runtime.add_stream(
-            Stream::new("sink", display).dispatcher(Arc::new(DedicatedThreadDispatcher::new())),
-        )?;
-        runtime.connect(&source, &input)?;
-        if let Some(target) = frames {
-            let watcher = shown.clone();
-            std::thread::spawn(move || {
-                while watcher.frames_received() < target {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                handle.stop();
-            });
-        }
-        let stats = runtime.run()?;
-        let verdict = verdict(
-            &stats,
-            "sink",
-            stats.stream("sink").map_or(0, |s| s.ticks),
-            options.fps,
-        );
-        println!("{stats}");
-        println!(
-            "{:.2} fps, {} lost: {}",
-            verdict.fps,
-            verdict.lost,
-            if verdict.held {
-                "held its frame rate"
-            } else {
-                "did not hold its frame rate"
-            }
-        );
-    }
-    Ok(())
+    run_to_sink(runtime, &source, &options, "demo_basic")
 }

@@ -242,6 +242,80 @@ pub fn write_snapshots(
     Ok(paths)
 }
 
+/// Ends the pipeline in `output` with a window, or headless with a frame capture, runs it,
+/// and reports: headless runs write snapshots and the summary, and exit with status 3 when
+/// the pipeline did not hold its frame rate.
+pub fn run_to_sink(
+    mut runtime: StreamRuntime,
+    output: &streamlib::ports::OutputRef<VideoFrame>,
+    options: &DemoOptions,
+    demo: &str,
+) -> anyhow::Result<()> {
+    use std::time::Duration;
+    use streamlib::video::{Display, DisplayConfig, FrameCapture};
+
+    let handle = runtime.handle();
+    let stop_at = |target: u64, count: Box<dyn Fn() -> u64 + Send>| {
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            while count() < target {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            handle.stop();
+        });
+    };
+    if options.headless {
+        let capture = FrameCapture::new(options.snapshot_indices());
+        let (input, seen) = (capture.input(), capture.handle());
+        runtime.add_stream(Stream::new("sink", capture))?;
+        runtime.connect(output, &input)?;
+        let target = options.frames.unwrap_or(300);
+        let watcher = seen.clone();
+        stop_at(target, Box::new(move || watcher.received()));
+        let stats = runtime.run()?;
+        std::fs::create_dir_all(&options.out)?;
+        let snapshots = write_snapshots(&options.out, &seen)?;
+        let verdict = verdict(&stats, "sink", target, options.fps);
+        let summary = write_summary(&options.out, demo, options, &stats, &verdict, &snapshots)?;
+        println!("{summary}");
+        println!("snapshots and stats in {}", options.out.display());
+        if !verdict.held {
+            std::process::exit(3);
+        }
+    } else {
+        let display = Display::new(DisplayConfig {
+            title: format!("streamlib {demo}"),
+            ..DisplayConfig::default()
+        });
+        let input = display.input();
+        let shown = display.stats();
+        // The window gets a thread of its own so the pool never waits on it.
+        runtime.add_stream(
+            Stream::new("sink", display)
+                .dispatcher(std::sync::Arc::new(DedicatedThreadDispatcher::new())),
+        )?;
+        runtime.connect(output, &input)?;
+        if let Some(target) = options.frames {
+            stop_at(target, Box::new(move || shown.frames_received()));
+        }
+        let stats = runtime.run()?;
+        let ticks = stats.stream("sink").map_or(0, |s| s.ticks);
+        let verdict = verdict(&stats, "sink", ticks, options.fps);
+        println!("{stats}");
+        println!(
+            "{:.2} fps, {} lost: {}",
+            verdict.fps,
+            verdict.lost,
+            if verdict.held {
+                "held its frame rate"
+            } else {
+                "did not hold its frame rate"
+            }
+        );
+    }
+    Ok(())
+}
+
 /// Sets up logging (`RUST_LOG` overrides `info`).
 pub fn init_logging() {
     tracing_subscriber::fmt()
