@@ -6,7 +6,11 @@ use anyhow::{Result, bail};
 use crate::command::Command;
 
 /// The demos there are, and the example each runs.
-const DEMOS: &[(&str, &str)] = &[("basic", "demo_basic"), ("advanced", "demo_advanced")];
+const DEMOS: &[(&str, &str)] = &[
+    ("basic", "demo_basic"),
+    ("advanced", "demo_advanced"),
+    ("files", "demo_files"),
+];
 
 /// Splits the arguments into the demo's name and the options passed through to it.
 fn parse(args: &[String]) -> Result<(&'static str, bool, Vec<String>)> {
@@ -41,7 +45,16 @@ pub fn run(args: &[String]) -> Result<()> {
     let code = Command::cargo()
         .arg("run")
         .args((!debug).then_some("--release"))
-        .args(["-p", "streamlib", "--example", example, "--"])
+        // FFmpeg file I/O is built in so the files demo works and headless demos write MP4s.
+        .args([
+            "-p",
+            "streamlib",
+            "--features",
+            "file",
+            "--example",
+            example,
+            "--",
+        ])
         .args(rest)
         .run_for_code()?;
     if code != 0 {
@@ -75,7 +88,7 @@ mod tests {
         let err = parse(&words("fancy")).err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("unknown demo 'fancy'; demos: basic, advanced")
+            Some("unknown demo 'fancy'; demos: basic, advanced, files")
         );
     }
 }

@@ -20,11 +20,13 @@
 //! | [`dispatch`] | `streamlib-dispatch` | inline, thread-pool, dedicated-thread and async dispatchers |
 //! | [`runtime`] | `streamlib-runtime` | `StreamRuntime`, `Stream`, negotiation, supervision, stats |
 //! | `video` | `streamlib-handlers-video` | test pattern, display, blur, compositor, drawing |
+//! | `file` | `streamlib-handlers-file` | FFmpeg `FileReader` and `FileWriter` |
 //!
 //! ## Features
 //! - `async` (default): the tokio-backed [`AsyncDispatcher`](dispatch::AsyncDispatcher).
 //! - `ctrlc` (default): [`StreamRuntime::run`](prelude::StreamRuntime::run) returns on Ctrl-C.
 //! - `video` (default): the video handlers (minifb window, tiny-skia drawing, fontdue text).
+//! - `file`: FFmpeg file I/O (needs FFmpeg's development libraries; `cargo xtask setup`).
 //! - `full`: all of the above.
 //!
 //! ## Example
@@ -97,6 +99,13 @@ pub mod runtime {
 #[cfg(feature = "video")]
 pub mod video {
     pub use streamlib_handlers_video::*;
+}
+
+/// File I/O through FFmpeg: `FileReader`, `FileWriter` (`streamlib-handlers-file`, feature
+/// `file`).
+#[cfg(feature = "file")]
+pub mod file {
+    pub use streamlib_handlers_file::*;
 }
 
 /// The names most programs need.

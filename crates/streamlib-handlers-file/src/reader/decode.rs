@@ -1,0 +1,300 @@
+//! Demuxing and decoding one video stream of a file with FFmpeg.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ffmpeg::codec::{self, packet::Packet};
+use ffmpeg::util::error::EAGAIN;
+use ffmpeg::{Error, format, frame, media};
+use ffmpeg_next as ffmpeg;
+
+use super::{DecodeErrorPolicy, MediaInfo, ReaderStats, StreamSelect};
+use crate::FileError;
+
+/// Demuxer errors in a row after which a damaged file is treated as ended: a demuxer that
+/// cannot resync must not spin forever.
+const MAX_CONSECUTIVE_READ_ERRORS: u32 = 256;
+
+/// What [`VideoDecoder::next_frame`] produced.
+pub(crate) enum Decoded {
+    /// A frame was written into the caller's frame.
+    Frame,
+    /// The stream has no more frames.
+    End,
+}
+
+/// An open file, its chosen video stream and the decoder for it.
+pub(crate) struct VideoDecoder {
+    path: PathBuf,
+    input: format::context::Input,
+    stream_index: usize,
+    decoder: codec::decoder::Video,
+    time_base: ffmpeg::Rational,
+    /// Microseconds of the container's start time, added to seek targets.
+    container_start_us: i64,
+    packet: Packet,
+    packets_read: u64,
+    eof_sent: bool,
+}
+
+fn is_again(error: &Error) -> bool {
+    matches!(error, Error::Other { errno } if *errno == EAGAIN)
+}
+
+impl VideoDecoder {
+    /// Opens `path` and the decoder for the selected stream, mapping every failure to the
+    /// [`FileError`] variant that tells the user what to fix.
+    pub(crate) fn open(
+        path: &Path,
+        select: StreamSelect,
+        threads: usize,
+    ) -> Result<(Self, MediaInfo), FileError> {
+        let path_buf = path.to_path_buf();
+        if !path.exists() {
+            return Err(FileError::NotFound { path: path_buf });
+        }
+        ffmpeg::init().map_err(|e| FileError::NotMedia {
+            path: path_buf.clone(),
+            reason: format!("FFmpeg failed to initialise: {e}"),
+        })?;
+        let input = format::input(&path).map_err(|e| FileError::NotMedia {
+            path: path_buf.clone(),
+            reason: e.to_string(),
+        })?;
+        let stream = match select {
+            StreamSelect::Best => {
+                input
+                    .streams()
+                    .best(media::Type::Video)
+                    .ok_or_else(|| FileError::NoStream {
+                        path: path_buf.clone(),
+                        kind: "video",
+                        detail: format!(" (the file has {} streams)", input.nb_streams()),
+                    })?
+            }
+            StreamSelect::Index(index) => {
+                let count = input.nb_streams();
+                let stream = input.stream(index).ok_or_else(|| FileError::NoStream {
+                    path: path_buf.clone(),
+                    kind: "video",
+                    detail: format!(" at index {index} (the file has {count} streams)"),
+                })?;
+                let medium = stream.parameters().medium();
+                if medium != media::Type::Video {
+                    return Err(FileError::NoStream {
+                        path: path_buf,
+                        kind: "video",
+                        detail: format!(" at index {index} (stream {index} is {medium:?})"),
+                    });
+                }
+                stream
+            }
+        };
+        let stream_index = stream.index();
+        let time_base = stream.time_base();
+        let parameters = stream.parameters();
+        let codec_id = parameters.id();
+        let unsupported = |reason: String| FileError::UnsupportedCodec {
+            path: path_buf.clone(),
+            codec: codec_id.name().to_owned(),
+            reason,
+        };
+        if codec::decoder::find(codec_id).is_none() {
+            return Err(unsupported("FFmpeg has no decoder for it".to_owned()));
+        }
+        let mut context = codec::context::Context::from_parameters(parameters)
+            .map_err(|e| unsupported(e.to_string()))?;
+        // SAFETY: `context` owns a valid, not yet opened AVCodecContext; FFmpeg reads these
+        // two fields when the decoder opens. Frame and slice threading together is FFmpeg's
+        // own default mask, which `set_threading` cannot express.
+        unsafe {
+            let raw = context.as_mut_ptr();
+            (*raw).thread_type = ffmpeg::ffi::FF_THREAD_FRAME | ffmpeg::ffi::FF_THREAD_SLICE;
+            (*raw).thread_count = i32::try_from(threads).unwrap_or(0);
+            (*raw).pkt_timebase = time_base.into();
+        }
+        let decoder = context
+            .decoder()
+            .video()
+            .map_err(|e| unsupported(e.to_string()))?;
+        let info = media_info(&input, stream_index, &decoder);
+        // SAFETY: `input` wraps a valid, opened AVFormatContext; reading one field.
+        let container_start_us = match unsafe { (*input.as_ptr()).start_time } {
+            t if t == ffmpeg::ffi::AV_NOPTS_VALUE => 0,
+            t => t,
+        };
+        Ok((
+            Self {
+                path: path_buf,
+                input,
+                stream_index,
+                decoder,
+                time_base,
+                container_start_us,
+                packet: Packet::empty(),
+                packets_read: 0,
+                eof_sent: false,
+            },
+            info,
+        ))
+    }
+
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Nanoseconds of a timestamp in the stream's time base (negative ones clamp to 0).
+    pub(crate) fn to_ns(&self, ts: i64) -> u64 {
+        let num = i128::from(self.time_base.numerator());
+        let den = i128::from(self.time_base.denominator()).max(1);
+        let ns = i128::from(ts) * num * 1_000_000_000 / den;
+        u64::try_from(ns.max(0)).unwrap_or(u64::MAX)
+    }
+
+    /// Decodes the next frame of the stream into `frame`, applying `policy` to decode errors.
+    pub(crate) fn next_frame(
+        &mut self,
+        frame: &mut frame::Video,
+        policy: DecodeErrorPolicy,
+        stats: &ReaderStats,
+    ) -> Result<Decoded, FileError> {
+        let mut read_errors = 0u32;
+        loop {
+            match self.decoder.receive_frame(frame) {
+                Ok(()) => {
+                    stats.add_decoded();
+                    if frame.is_corrupt() || frame.has_decode_errors() {
+                        // FFmpeg concealed damage (H.264 does rather than fail): count it;
+                        // under Skip the concealed frame is still shown.
+                        self.decode_error(Error::InvalidData, policy, stats)?;
+                    }
+                    return Ok(Decoded::Frame);
+                }
+                Err(Error::Eof) => return Ok(Decoded::End),
+                Err(e) if is_again(&e) => {}
+                // A damaged frame: fall through and feed more data.
+                Err(e) => self.decode_error(e, policy, stats)?,
+            }
+            if self.eof_sent {
+                // Drained: a decoder that answers "again" after end of input has nothing left.
+                return Ok(Decoded::End);
+            }
+            match self.packet.read(&mut self.input) {
+                Ok(()) => {
+                    if self.packet.stream() != self.stream_index {
+                        continue;
+                    }
+                    self.packets_read += 1;
+                    read_errors = 0;
+                    match self.decoder.send_packet(&self.packet) {
+                        Ok(()) => {}
+                        Err(e) if is_again(&e) => {}
+                        Err(e) => self.decode_error(e, policy, stats)?,
+                    }
+                }
+                Err(Error::Eof) => self.send_eof(),
+                Err(e @ Error::InvalidData) if read_errors < MAX_CONSECUTIVE_READ_ERRORS => {
+                    read_errors += 1;
+                    self.decode_error(e, policy, stats)?;
+                }
+                Err(e) => {
+                    // Other demuxer errors are sticky (FFmpeg latches I/O errors): end here.
+                    self.decode_error(e, policy, stats)?;
+                    self.send_eof();
+                }
+            }
+        }
+    }
+
+    fn send_eof(&mut self) {
+        // Only fails if already draining, which `eof_sent` rules out.
+        let _ = self.decoder.send_eof();
+        self.eof_sent = true;
+    }
+
+    fn decode_error(
+        &self,
+        error: Error,
+        policy: DecodeErrorPolicy,
+        stats: &ReaderStats,
+    ) -> Result<(), FileError> {
+        stats.add_error();
+        tracing::debug!(path = %self.path.display(), packet = self.packets_read, %error, "decode error");
+        match policy {
+            DecodeErrorPolicy::Skip => Ok(()),
+            DecodeErrorPolicy::Fail => Err(FileError::Decode {
+                path: self.path.clone(),
+                packet: self.packets_read,
+                reason: error.to_string(),
+            }),
+        }
+    }
+
+    /// Seeks to the keyframe at or before `offset` from the start and resets the decoder.
+    /// Frames before `offset` still come out; the caller discards them by timestamp.
+    pub(crate) fn seek(&mut self, offset: Duration) -> Result<(), FileError> {
+        let offset_us = i64::try_from(offset.as_micros()).unwrap_or(i64::MAX);
+        let target = self.container_start_us.saturating_add(offset_us);
+        self.input
+            .seek(target, ..target)
+            .map_err(|e| FileError::Decode {
+                path: self.path.clone(),
+                packet: self.packets_read,
+                reason: format!("seek to {offset:?} failed: {e}"),
+            })?;
+        self.decoder.flush();
+        self.eof_sent = false;
+        Ok(())
+    }
+
+    /// The stream's first timestamp, in ns (0 when the container does not say).
+    pub(crate) fn stream_start_ns(&self) -> u64 {
+        self.input
+            .stream(self.stream_index)
+            .map(|s| s.start_time())
+            .filter(|&t| t != ffmpeg::ffi::AV_NOPTS_VALUE)
+            .map_or(0, |t| self.to_ns(t))
+    }
+}
+
+fn positive_rational(r: ffmpeg::Rational) -> Option<streamlib_clock::Rational> {
+    let num = u32::try_from(r.numerator()).ok()?;
+    let den = u32::try_from(r.denominator()).ok()?;
+    streamlib_clock::Rational::new(num, den).ok()
+}
+
+fn media_info(
+    input: &format::context::Input,
+    stream_index: usize,
+    decoder: &codec::decoder::Video,
+) -> MediaInfo {
+    let stream = input.stream(stream_index);
+    let fps = stream.as_ref().and_then(|s| {
+        positive_rational(s.avg_frame_rate()).or_else(|| positive_rational(s.rate()))
+    });
+    let stream_duration = stream.as_ref().and_then(|s| {
+        let tb = s.time_base();
+        let d = s.duration();
+        (d > 0 && tb.denominator() > 0 && tb.numerator() > 0).then(|| {
+            let ns = i128::from(d) * i128::from(tb.numerator()) * 1_000_000_000
+                / i128::from(tb.denominator());
+            Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+        })
+    });
+    let duration = stream_duration.or_else(|| {
+        let us = input.duration();
+        (us > 0).then(|| Duration::from_micros(u64::try_from(us).unwrap_or(0)))
+    });
+    let codec = decoder
+        .codec()
+        .map_or_else(|| decoder.id().name().to_owned(), |c| c.name().to_owned());
+    MediaInfo {
+        width: decoder.width(),
+        height: decoder.height(),
+        fps,
+        duration,
+        codec,
+        frames: stream.and_then(|s| u64::try_from(s.frames()).ok().filter(|&n| n > 0)),
+    }
+}

@@ -1,0 +1,409 @@
+//! The FFmpeg side of the writer: one open output file with one video stream, its encoder,
+//! the pixel converter and the reusable frame and packet.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg::util::error::EAGAIN;
+use ffmpeg::{Dictionary, Packet, codec, encoder, format, frame};
+use ffmpeg_next as ffmpeg;
+use streamlib_clock::Rational;
+use streamlib_ports::{FrameLayout, PixelFormat};
+
+use crate::FileError;
+
+use super::{Container, OutputCodec, WriterConfig};
+
+/// What the session needs beyond the frame: settled by the handler at the first frame.
+pub(super) struct SessionSpec<'a> {
+    pub path: &'a Path,
+    pub container: Container,
+    pub codec: OutputCodec,
+    pub config: &'a WriterConfig,
+    pub fps: Rational,
+}
+
+/// An output file being written.
+pub(super) struct Session {
+    path: PathBuf,
+    output: format::context::Output,
+    encoder: encoder::video::Encoder,
+    scaler: Scaler,
+    /// The converted picture handed to the encoder, reused for every frame.
+    picture: frame::Video,
+    /// Reused for every packet the encoder returns.
+    packet: Packet,
+    stream_index: usize,
+    encoder_time_base: ffmpeg::Rational,
+    stream_time_base: ffmpeg::Rational,
+    /// The layout every input frame must have (the first frame's).
+    input_layout: FrameLayout,
+    packets: u64,
+}
+
+impl Session {
+    /// Opens the file, the encoder and the converter for frames of `layout`, and writes the
+    /// header.
+    pub(super) fn open(spec: &SessionSpec<'_>, layout: FrameLayout) -> Result<Self, FileError> {
+        let path = spec.path.to_path_buf();
+        let encode_err = |reason: String| FileError::Encode {
+            path: path.clone(),
+            reason,
+        };
+        let (width, height) = output_size(spec.codec, layout.width(), layout.height());
+        let pixel = output_pixel(spec.codec, layout.format());
+
+        let mut output = format::output_as(&path, spec.container.muxer()).map_err(|e| {
+            FileError::Unwritable {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let global_header = output
+            .format()
+            .flags()
+            .contains(format::flag::Flags::GLOBAL_HEADER);
+
+        let codec_name = spec.codec.encoder_name();
+        let codec =
+            encoder::find_by_name(codec_name).ok_or_else(|| FileError::UnsupportedCodec {
+                path: path.clone(),
+                codec: codec_name.to_owned(),
+                reason: "this FFmpeg build has no such encoder".to_owned(),
+            })?;
+        let mut video = codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .map_err(|e| encode_err(format!("encoder context: {e}")))?;
+        let time_base = ffmpeg::Rational::new(to_i32(spec.fps.den), to_i32(spec.fps.num));
+        let frame_rate = ffmpeg::Rational::new(to_i32(spec.fps.num), to_i32(spec.fps.den));
+        video.set_width(width);
+        video.set_height(height);
+        video.set_format(pixel);
+        video.set_time_base(time_base);
+        video.set_frame_rate(Some(frame_rate));
+        if is_yuv(pixel) {
+            // swscale converts RGB with BT.601 coefficients into limited range: say so.
+            video.set_colorspace(ffmpeg::color::Space::SMPTE170M);
+            video.set_color_range(ffmpeg::color::Range::MPEG);
+        }
+        if global_header {
+            video.set_flags(codec::flag::Flags::GLOBAL_HEADER);
+        }
+        let options = encoder_options(spec, &mut video);
+        let encoder = video
+            .open_with(options)
+            .map_err(|e| FileError::UnsupportedCodec {
+                path: path.clone(),
+                codec: codec_name.to_owned(),
+                reason: format!("cannot open the encoder for {width}x{height} {pixel:?}: {e}"),
+            })?;
+
+        let stream_index = {
+            let mut stream = output
+                .add_stream(codec)
+                .map_err(|e| encode_err(format!("add stream: {e}")))?;
+            stream.set_parameters(&encoder);
+            stream.set_time_base(time_base);
+            stream.set_avg_frame_rate(frame_rate);
+            stream.set_rate(frame_rate);
+            stream.index()
+        };
+        output
+            .write_header()
+            .map_err(|e| encode_err(format!("write header: {e}")))?;
+        let stream_time_base = output
+            .stream(stream_index)
+            .map(|s| s.time_base())
+            .unwrap_or(time_base);
+
+        let scaler = Scaler::new(layout, width, height, pixel).ok_or_else(|| {
+            encode_err(format!(
+                "swscale cannot convert {} to {pixel:?}",
+                layout.format()
+            ))
+        })?;
+        let picture = frame::Video::new(pixel, width, height);
+        // SAFETY: `picture` owns a valid AVFrame; reading its first data pointer is a plain load.
+        if unsafe { picture.is_empty() } {
+            return Err(encode_err("cannot allocate the picture".to_owned()));
+        }
+        Ok(Self {
+            path,
+            output,
+            encoder,
+            scaler,
+            picture,
+            packet: Packet::empty(),
+            stream_index,
+            encoder_time_base: time_base,
+            stream_time_base,
+            input_layout: layout,
+            packets: 0,
+        })
+    }
+
+    /// The layout the first frame had.
+    pub(super) fn input_layout(&self) -> FrameLayout {
+        self.input_layout
+    }
+
+    /// Packets written to the file so far.
+    pub(super) fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Converts `bytes` (a frame of the input layout) and encodes it with presentation time
+    /// `pts`, in frames.
+    pub(super) fn write(&mut self, bytes: &[u8], pts: i64) -> Result<(), FileError> {
+        // The encoder may still reference the previous picture's buffer: make it ours again
+        // (a copy only in that case).
+        // SAFETY: `picture` owns a valid, allocated AVFrame.
+        let ret = unsafe { ffmpeg::ffi::av_frame_make_writable(self.picture.as_mut_ptr()) };
+        if ret < 0 {
+            return Err(self.encode_error("make the picture writable", ret.into()));
+        }
+        self.scaler
+            .run(bytes, &mut self.picture)
+            .map_err(|reason| FileError::BadFrame {
+                path: self.path.clone(),
+                reason,
+            })?;
+        self.picture.set_pts(Some(pts));
+        self.encoder
+            .send_frame(&self.picture)
+            .map_err(|e| self.encode_error("send frame", e))?;
+        self.drain()
+    }
+
+    /// Flushes the encoder and writes the trailer: the file is complete afterwards.
+    pub(super) fn finish(&mut self) -> Result<(), FileError> {
+        self.encoder
+            .send_eof()
+            .map_err(|e| self.encode_error("flush", e))?;
+        self.drain()?;
+        self.output
+            .write_trailer()
+            .map_err(|e| self.encode_error("write trailer", e))
+    }
+
+    /// Moves every packet the encoder has ready into the file.
+    fn drain(&mut self) -> Result<(), FileError> {
+        loop {
+            match self.encoder.receive_packet(&mut self.packet) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => return Ok(()),
+                Err(ffmpeg::Error::Other { errno }) if errno == EAGAIN => return Ok(()),
+                Err(e) => return Err(self.encode_error("receive packet", e)),
+            }
+            self.packet.set_stream(self.stream_index);
+            // One frame per packet, in the encoder's 1/fps time base; without it the MP4
+            // muxer guesses durations and reports a wrong frame rate.
+            self.packet.set_duration(1);
+            self.packet
+                .rescale_ts(self.encoder_time_base, self.stream_time_base);
+            self.packet
+                .write_interleaved(&mut self.output)
+                .map_err(|e| self.encode_error("write packet", e))?;
+            self.packets += 1;
+        }
+    }
+
+    fn encode_error(&self, what: &str, e: ffmpeg::Error) -> FileError {
+        FileError::Encode {
+            path: self.path.clone(),
+            reason: format!("{what}: {e}"),
+        }
+    }
+}
+
+/// Encoder options for the codec: speed, quality, quiet logs.
+fn encoder_options<'a>(
+    spec: &SessionSpec<'_>,
+    video: &mut encoder::video::Video,
+) -> Dictionary<'a> {
+    let config = spec.config;
+    let mut options = Dictionary::new();
+    let preset = config.preset.as_deref().unwrap_or(super::DEFAULT_PRESET);
+    let crf = config.crf.map(|c| c.to_string());
+    match spec.codec {
+        OutputCodec::H264 | OutputCodec::H265 => {
+            options.set("preset", preset);
+            if spec.codec == OutputCodec::H265 {
+                options.set("x265-params", "log-level=error");
+            }
+            match (&crf, config.bitrate) {
+                (Some(crf), _) => options.set("crf", crf),
+                (None, Some(bits)) => {
+                    video.set_bit_rate(usize::try_from(bits).unwrap_or(usize::MAX));
+                }
+                (None, None) => {}
+            }
+        }
+        OutputCodec::Vp9 => {
+            // Realtime speed: a live pipeline cannot wait for libvpx's "good" deadline.
+            options.set("deadline", "realtime");
+            options.set("cpu-used", "8");
+            options.set("row-mt", "1");
+            match (&crf, config.bitrate) {
+                (Some(crf), _) => {
+                    options.set("crf", crf);
+                    video.set_bit_rate(0);
+                }
+                (None, Some(bits)) => {
+                    video.set_bit_rate(usize::try_from(bits).unwrap_or(usize::MAX));
+                }
+                (None, None) => {
+                    options.set("crf", "32");
+                    video.set_bit_rate(0);
+                }
+            }
+        }
+        OutputCodec::Ffv1 => {
+            options.set("level", "3");
+            options.set("slicecrc", "1");
+        }
+        OutputCodec::RawVideo => {}
+    }
+    options
+}
+
+/// The encoded size: libx264 and libx265 need even dimensions in 4:2:0, so odd sizes lose
+/// their last column or row; every other codec keeps the frame's size.
+pub(super) fn output_size(codec: OutputCodec, width: u32, height: u32) -> (u32, u32) {
+    match codec {
+        OutputCodec::H264 | OutputCodec::H265 => ((width & !1).max(2), (height & !1).max(2)),
+        _ => (width, height),
+    }
+}
+
+/// The encoder's pixel format. Lossy codecs get yuv420p; FFV1 keeps the input's own
+/// format family (bgra for RGBA/BGRA, so the round trip is pixel-identical, alpha included).
+pub(super) fn output_pixel(codec: OutputCodec, input: PixelFormat) -> format::Pixel {
+    match codec {
+        OutputCodec::Ffv1 => match input {
+            PixelFormat::Rgba8 | PixelFormat::Bgra8 => format::Pixel::BGRA,
+            PixelFormat::Gray8 => format::Pixel::GRAY8,
+            PixelFormat::Nv12 | PixelFormat::I420 => format::Pixel::YUV420P,
+            PixelFormat::Uyvy => format::Pixel::YUV422P,
+        },
+        _ => format::Pixel::YUV420P,
+    }
+}
+
+fn is_yuv(pixel: format::Pixel) -> bool {
+    matches!(pixel, format::Pixel::YUV420P | format::Pixel::YUV422P)
+}
+
+fn to_i32(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+fn ffmpeg_pixel(format: PixelFormat) -> format::Pixel {
+    match format {
+        PixelFormat::Rgba8 => format::Pixel::RGBA,
+        PixelFormat::Bgra8 => format::Pixel::BGRA,
+        PixelFormat::Gray8 => format::Pixel::GRAY8,
+        PixelFormat::Nv12 => format::Pixel::NV12,
+        PixelFormat::I420 => format::Pixel::YUV420P,
+        PixelFormat::Uyvy => format::Pixel::UYVY422,
+    }
+}
+
+/// A swscale context reading straight from a frame's pooled bytes (no copy into an AVFrame).
+struct Scaler {
+    ctx: *mut ffmpeg::ffi::SwsContext,
+    layout: FrameLayout,
+    /// Rows converted (the output height; may be one less than the input's).
+    rows: u32,
+}
+
+// SAFETY: the SwsContext is owned by this value alone and used only through `&mut self`;
+// swscale keeps no thread-local state, so moving it to another thread is sound.
+unsafe impl Send for Scaler {}
+
+impl Scaler {
+    fn new(layout: FrameLayout, width: u32, height: u32, pixel: format::Pixel) -> Option<Self> {
+        let flags = ffmpeg::ffi::SWS_BILINEAR | ffmpeg::ffi::SWS_ACCURATE_RND;
+        // SAFETY: plain constructor call with valid formats and sizes; a null result is
+        // handled below. The source size is the output size: odd inputs are cropped, not
+        // scaled.
+        let ctx = unsafe {
+            ffmpeg::ffi::sws_getContext(
+                to_i32(width),
+                to_i32(height),
+                ffmpeg_pixel(layout.format()).into(),
+                to_i32(width),
+                to_i32(height),
+                pixel.into(),
+                flags,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+            )
+        };
+        (!ctx.is_null()).then_some(Self {
+            ctx,
+            layout,
+            rows: height,
+        })
+    }
+
+    /// Converts one frame of the scaler's layout into `picture`.
+    fn run(&mut self, bytes: &[u8], picture: &mut frame::Video) -> Result<(), String> {
+        let layout = self.layout;
+        let needed = layout.buffer_len();
+        if bytes.len() < needed {
+            return Err(format!(
+                "frame buffer has {} bytes, its layout needs {needed}",
+                bytes.len()
+            ));
+        }
+        let stride = layout.stride() as usize;
+        let rows = layout.height() as usize;
+        let chroma_rows = rows.div_ceil(2);
+        let base = bytes.as_ptr();
+        let mut planes = [std::ptr::null::<u8>(); 4];
+        let mut strides = [0i32; 4];
+        let luma = stride * rows;
+        // Offsets follow `PixelFormat::buffer_len`, checked above, so they stay inside `bytes`.
+        let offsets: &[(usize, usize)] = match layout.format() {
+            PixelFormat::Nv12 => &[(0, stride), (luma, stride)],
+            PixelFormat::I420 => {
+                let c = stride.div_ceil(2);
+                &[(0, stride), (luma, c), (luma + c * chroma_rows, c)]
+            }
+            _ => &[(0, stride)],
+        };
+        for (i, &(offset, s)) in offsets.iter().enumerate() {
+            // SAFETY: `offset` is within `bytes` (see above).
+            planes[i] = unsafe { base.add(offset) };
+            strides[i] = to_i32(u32::try_from(s).unwrap_or(u32::MAX));
+        }
+        // SAFETY: `ctx` is a live SwsContext built for this layout and `picture`'s format and
+        // size; the source planes cover `rows` rows of their strides inside `bytes`; the
+        // destination planes and line sizes come from the allocated, writable `picture`.
+        let ret = unsafe {
+            let dst = picture.as_mut_ptr();
+            ffmpeg::ffi::sws_scale(
+                self.ctx,
+                planes.as_ptr(),
+                strides.as_ptr(),
+                0,
+                to_i32(self.rows),
+                (*dst).data.as_ptr(),
+                (*dst).linesize.as_ptr(),
+            )
+        };
+        if ret <= 0 {
+            return Err(format!("swscale failed ({ret})"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Scaler {
+    fn drop(&mut self) {
+        // SAFETY: `ctx` came from sws_getContext and is freed exactly once, here.
+        unsafe { ffmpeg::ffi::sws_freeContext(self.ctx) };
+    }
+}
