@@ -25,6 +25,8 @@ pub struct DemoOptions {
     pub height: u32,
     /// Frame rate.
     pub fps: u32,
+    /// An input file, for demos that read one.
+    pub input: Option<PathBuf>,
 }
 
 impl DemoOptions {
@@ -37,6 +39,7 @@ impl DemoOptions {
             width: default_size.0,
             height: default_size.1,
             fps: 30,
+            input: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -48,6 +51,7 @@ impl DemoOptions {
                     options.frames = Some(value("--frames")?.parse().context("--frames N")?);
                 }
                 "--out" => options.out = PathBuf::from(value("--out")?),
+                "--input" => options.input = Some(PathBuf::from(value("--input")?)),
                 "--fps" => options.fps = value("--fps")?.parse().context("--fps F")?,
                 "--size" => {
                     let size = value("--size")?;
@@ -62,7 +66,9 @@ impl DemoOptions {
                         .with_context(|| format!("bad height in '{size}'"))?;
                 }
                 "-h" | "--help" => {
-                    bail!("options: --headless --frames N --out DIR --size WxH --fps F")
+                    bail!(
+                        "options: --headless --frames N --out DIR --size WxH --fps F [--input FILE]"
+                    )
                 }
                 other => bail!("unknown option '{other}' (try --help)"),
             }
@@ -142,7 +148,15 @@ pub struct Verdict {
 /// Judges a finished run from its statistics. `sink` is the final stream's id.
 pub fn verdict(stats: &RuntimeStats, sink: &str, frames: u64, target_fps: u32) -> Verdict {
     let missed = stats.clock_missed;
-    let skipped: u64 = stats.streams.iter().map(|s| s.skipped_ticks).sum();
+    // The MP4 writer reads in ordered mode: a tick it skips while encoding loses nothing (the
+    // frames wait in its queue, and an overflow would show as drops), so only the video path's
+    // skipped ticks count.
+    let skipped: u64 = stats
+        .streams
+        .iter()
+        .filter(|s| s.id != "mp4")
+        .map(|s| s.skipped_ticks)
+        .sum();
     let drops: u64 = stats.streams.iter().map(|s| s.total_drops()).sum();
     let sink_stats = stats.stream(sink);
     let received = sink_stats.map_or(0, |s| s.ticks);
@@ -270,15 +284,32 @@ pub fn run_to_sink(
         runtime.add_stream(Stream::new("sink", capture))?;
         runtime.connect(output, &input)?;
         let target = options.frames.unwrap_or(300);
+        std::fs::create_dir_all(&options.out)?;
+        #[cfg(feature = "file")]
+        let movie = {
+            // The same frames, fanned out by reference, also go to an MP4 (H.264) on a thread
+            // of its own so encoding never holds up the pipeline's pool.
+            let path = options.out.join(format!("{demo}.mp4"));
+            let writer =
+                streamlib::file::FileWriter::new(streamlib::file::WriterConfig::new(&path))?;
+            let input = writer.input();
+            runtime.add_stream(
+                Stream::new("mp4", writer)
+                    .dispatcher(std::sync::Arc::new(DedicatedThreadDispatcher::new())),
+            )?;
+            runtime.connect(output, &input)?;
+            path
+        };
         let watcher = seen.clone();
         stop_at(target, Box::new(move || watcher.received()));
         let stats = runtime.run()?;
-        std::fs::create_dir_all(&options.out)?;
         let snapshots = write_snapshots(&options.out, &seen)?;
         let verdict = verdict(&stats, "sink", target, options.fps);
         let summary = write_summary(&options.out, demo, options, &stats, &verdict, &snapshots)?;
         println!("{summary}");
         println!("snapshots and stats in {}", options.out.display());
+        #[cfg(feature = "file")]
+        println!("video in {}", movie.display());
         if !verdict.held {
             std::process::exit(3);
         }
