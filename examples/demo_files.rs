@@ -38,6 +38,32 @@ fn make_input(path: &Path, options: &DemoOptions, frames: u64) -> anyhow::Result
     Ok(())
 }
 
+/// FileReader → a counting sink, as fast as it goes (`STREAMLIB_DECODE_ONLY=1`): decode
+/// throughput to compare with `ffmpeg -i FILE -f null -`.
+fn decode_only(path: &Path, options: &DemoOptions) -> anyhow::Result<()> {
+    let reader = FileReader::new(ReaderConfig {
+        pacing: Pacing::AsFastAsPossible,
+        ..ReaderConfig::new(path)
+    })?;
+    let sink = streamlib::video::FrameCapture::new([]);
+    let seen = sink.handle();
+    let (out, input) = (reader.output(), sink.input());
+    let mut runtime = StreamRuntime::new(FreeRunningClock::new(Rational::fps(options.fps)));
+    runtime.add_stream(Stream::new("reader", reader))?;
+    runtime.add_stream(Stream::new("sink", sink))?;
+    runtime.connect(&out, &input)?;
+    let started = Instant::now();
+    runtime.run()?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "decoded {} frames of {} in {secs:.2} s ({:.1} fps)",
+        seen.received(),
+        path.display(),
+        seen.received() as f64 / secs
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     init_logging();
     let mut options = DemoOptions::from_args((1280, 720), "out/demo_files")?;
@@ -55,6 +81,9 @@ fn main() -> anyhow::Result<()> {
         }
     };
 
+    if std::env::var_os("STREAMLIB_DECODE_ONLY").is_some() {
+        return decode_only(&input_path, &options);
+    }
     let reader = FileReader::new(ReaderConfig {
         pacing: Pacing::AsFastAsPossible,
         ..ReaderConfig::new(&input_path)
