@@ -2,10 +2,7 @@
 //! same-tick delivery through a runtime, and no allocation per frame.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::any::Any;
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,40 +21,10 @@ use streamlib_runtime::{Stream, StreamRuntime, StreamState};
 // ---------------------------------------------------------------------------------------------
 // Allocation counting: only threads that opt in are counted.
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note_allocation() {
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 /// The allocation tests share the counter, so they take turns.
 static COUNTING_TESTS: Mutex<()> = Mutex::new(());
@@ -763,17 +730,17 @@ fn allocations(frames: u64, bands: usize, run: &dyn Fn(&mut (dyn FnMut() + Send)
     let mut counted = 0;
     for n in 0..8 + frames {
         let frame = pool.frame(pool.acquire().unwrap()).with_tick(&tick(n));
-        COUNTED.with(|c| c.set(n >= 8));
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        common::set_counted(n >= 8);
+        let before = common::allocations();
         let mut step = || {
             let out = rig.push(frame.clone(), bands).unwrap();
             assert!(out.is_some());
         };
         run(&mut step);
         if n >= 8 {
-            counted += ALLOCATIONS.load(Ordering::SeqCst) - before;
+            counted += common::allocations() - before;
         }
-        COUNTED.with(|c| c.set(false));
+        common::set_counted(false);
     }
     assert_eq!(rig.blur.frames_skipped(), 0);
     counted
@@ -800,7 +767,7 @@ fn steady_state_with_bands_allocates_only_rayons_injector_blocks() {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
-        .start_handler(|_| COUNTED.with(|c| c.set(true)))
+        .start_handler(|_| common::set_counted(true))
         .build()
         .unwrap();
     let frames = 630;

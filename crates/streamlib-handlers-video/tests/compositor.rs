@@ -3,9 +3,6 @@
 //! a real runtime, every configuration error, and an allocation-free steady state.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,45 +23,10 @@ use streamlib_runtime::{Stream, StreamRuntime};
 // Allocation counting: only on threads that opted in (the test's own, and rayon's workers
 // while the allocation test runs), so tests running in parallel do not disturb it.
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNT_HERE: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note_allocation() {
-    if COUNT_HERE.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 // ---------------------------------------------------------------------------------------------
 // The documented formula, written independently of the crate (plain u32 arithmetic, whole
@@ -991,15 +953,15 @@ fn allocations_per_run(rig: &mut Rig, frames: &[Option<&VideoFrame>], bands: usi
         rig.try_tick(frames, bands).unwrap();
     }
     let flag = |on: bool| {
-        COUNT_HERE.with(|c| c.set(on));
-        rayon::broadcast(|_| COUNT_HERE.with(|c| c.set(on)));
+        common::set_counted(on);
+        rayon::broadcast(|_| common::set_counted(on));
     };
     flag(true);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = common::allocations();
     for _ in 0..n {
         rig.try_tick(frames, bands).unwrap();
     }
-    let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let allocated = common::allocations() - before;
     flag(false);
     allocated
 }

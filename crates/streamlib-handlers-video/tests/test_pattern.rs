@@ -2,10 +2,6 @@
 //! output that allocates nothing per frame, and clear errors for bad sizes.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use proptest::prelude::*;
 use streamlib_clock::{ClockSourceId, Rational, TimedTick};
 use streamlib_handlers_video::{Pattern, TestPattern, TestPatternConfig, VideoError};
@@ -15,40 +11,10 @@ use streamlib_ports::{
 
 /// Counts allocations made by threads that have switched counting on, so tests running in
 /// parallel on other threads do not disturb the count.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if COUNTING.with(Cell::get) {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 const WHITE_75: [u8; 3] = [191, 191, 191];
 const YELLOW_75: [u8; 3] = [191, 191, 0];
@@ -291,14 +257,14 @@ fn output_is_pooled_and_allocates_nothing_per_frame() {
     for n in 0..10 {
         rig.frame(n);
     }
-    COUNTING.with(|c| c.set(true));
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    common::set_counted(true);
+    let before = common::allocations();
     for n in 10..210 {
         let frame = rig.frame(n);
         assert_eq!(frame.frame_number(), n);
     }
-    let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
-    COUNTING.with(|c| c.set(false));
+    let allocated = common::allocations() - before;
+    common::set_counted(false);
     assert_eq!(allocated, 0, "allocations in 200 steady-state frames");
     let pool = rig.source.pool().pool();
     assert_eq!(pool.grown(), 0, "the pool never had to grow");
