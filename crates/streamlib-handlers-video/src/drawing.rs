@@ -69,7 +69,7 @@ use text::TextRenderer;
 const HANDLER: &str = "drawing";
 
 /// Largest canvas side accepted, in pixels.
-pub const MAX_DRAWING_SIDE: u32 = 16384;
+pub const MAX_DRAWING_SIDE: u32 = crate::error::MAX_FRAME_SIDE;
 
 /// Output frames pre-allocated at construction, and the most the pool may grow to.
 const POOL_INITIAL: usize = 4;
@@ -569,18 +569,7 @@ impl Drawing {
             font,
             clear,
         } = config;
-        let invalid = |reason| VideoError::InvalidSize {
-            handler: HANDLER,
-            width,
-            height,
-            reason,
-        };
-        if width == 0 || height == 0 {
-            return Err(invalid("width and height must be at least 1"));
-        }
-        if width > MAX_DRAWING_SIDE || height > MAX_DRAWING_SIDE {
-            return Err(invalid("a side is larger than 16384 pixels"));
-        }
+        VideoError::check_size(HANDLER, width, height)?;
         if clear[..3].iter().any(|&c| c > clear[3]) {
             return Err(VideoError::OutOfRange {
                 handler: HANDLER,

@@ -2,6 +2,9 @@ use thiserror::Error;
 
 use streamlib_ports::PixelFormat;
 
+/// The largest width or height the video handlers accept.
+pub const MAX_FRAME_SIDE: u32 = 16384;
+
 /// Errors from configuring and running the video handlers.
 #[derive(Debug, Error)]
 pub enum VideoError {
@@ -120,4 +123,23 @@ pub enum VideoError {
         #[source]
         source: streamlib_ports::FrameError,
     },
+}
+
+impl VideoError {
+    /// Checks a frame size every handler here shares: 1..=[`MAX_FRAME_SIDE`] on both sides.
+    pub(crate) fn check_size(handler: &'static str, width: u32, height: u32) -> Result<(), Self> {
+        let reason = if width == 0 || height == 0 {
+            "width and height must be at least 1"
+        } else if width > MAX_FRAME_SIDE || height > MAX_FRAME_SIDE {
+            "width and height must be at most 16384"
+        } else {
+            return Ok(());
+        };
+        Err(Self::InvalidSize {
+            handler,
+            width,
+            height,
+            reason,
+        })
+    }
 }

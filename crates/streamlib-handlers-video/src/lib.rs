@@ -33,7 +33,7 @@ pub use drawing::{
     DrawContext, Drawing, DrawingConfig, DrawingVars, FontSource, LineMetrics, MAX_DRAWING_SIDE,
     VarValue,
 };
-pub use error::VideoError;
+pub use error::{MAX_FRAME_SIDE, VideoError};
 pub use test_pattern::{MovingBox, Pattern, TestPattern, TestPatternConfig};
 /// The 2D rasteriser `Drawing` callbacks draw with (re-exported so versions always match).
 pub use tiny_skia;

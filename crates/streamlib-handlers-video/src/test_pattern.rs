@@ -200,7 +200,7 @@ pub struct TestPattern {
 
 impl TestPattern {
     /// The largest width or height accepted.
-    pub const MAX_DIMENSION: u32 = 16384;
+    pub const MAX_DIMENSION: u32 = crate::error::MAX_FRAME_SIDE;
 
     /// Checks the configuration, renders the pattern and allocates the frame pool.
     ///
@@ -210,18 +210,7 @@ impl TestPattern {
     /// created.
     pub fn new(config: TestPatternConfig) -> Result<Self, VideoError> {
         let (width, height) = (config.width, config.height);
-        let invalid = |reason| VideoError::InvalidSize {
-            handler: HANDLER,
-            width,
-            height,
-            reason,
-        };
-        if width == 0 || height == 0 {
-            return Err(invalid("width and height must be at least 1"));
-        }
-        if width > Self::MAX_DIMENSION || height > Self::MAX_DIMENSION {
-            return Err(invalid("width and height must be at most 16384"));
-        }
+        VideoError::check_size(HANDLER, width, height)?;
         if let Pattern::Checkerboard { cell } = config.pattern
             && !(1..=Self::MAX_DIMENSION).contains(&cell)
         {

@@ -5,8 +5,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::VideoError;
 
-/// Largest canvas side, in pixels.
-pub(crate) const MAX_SIDE: u32 = 16_384;
 /// Most layers a compositor may have.
 pub(crate) const MAX_LAYERS: usize = 64;
 
@@ -87,21 +85,7 @@ impl Default for CompositorConfig {
 
 impl CompositorConfig {
     pub(crate) fn validate(&self) -> Result<(), VideoError> {
-        let reason = if self.width == 0 || self.height == 0 {
-            Some("width and height must be at least 1")
-        } else if self.width > MAX_SIDE || self.height > MAX_SIDE {
-            Some("width and height must be at most 16384")
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            return Err(VideoError::InvalidSize {
-                handler: "compositor",
-                width: self.width,
-                height: self.height,
-                reason,
-            });
-        }
+        VideoError::check_size("compositor", self.width, self.height)?;
         if self.layers == 0 || self.layers > MAX_LAYERS {
             return Err(VideoError::OutOfRange {
                 handler: "compositor",
