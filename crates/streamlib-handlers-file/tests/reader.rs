@@ -353,6 +353,34 @@ fn h264_444_odd_size() {
 }
 
 #[test]
+fn broadcast_sizes_1366x768_and_1921x1081() {
+    let dir = temp_dir("sizes");
+    // 1366 is not a multiple of 16 (H.264 macroblocks, swscale's SIMD width); 1921×1081 is
+    // odd both ways in 4:2:0, where the last chroma sample covers one luma column and row.
+    let h264 = make(
+        &dir,
+        "wxga.mp4",
+        "testsrc=s=1366x768:r=30",
+        3,
+        &["-c:v", "libx264", "-pix_fmt", "yuv420p"],
+    );
+    let run = decode_all(&h264, 1366, 768);
+    assert_eq!(run.capture.received(), 3);
+    compare_with_cli(&run, &h264, "rgba", 2);
+
+    let ffv1 = make(
+        &dir,
+        "odd.mkv",
+        "testsrc=s=1921x1081:r=30",
+        3,
+        &["-c:v", "ffv1", "-pix_fmt", "yuv420p"],
+    );
+    let run = decode_all(&ffv1, 1921, 1081);
+    assert_eq!(run.capture.received(), 3);
+    compare_with_cli(&run, &ffv1, "rgba", 2);
+}
+
+#[test]
 fn variable_frame_rate() {
     let dir = temp_dir("vfr");
     // 10 frames 1/30 s apart, then 10 frames 1/10 s apart.
