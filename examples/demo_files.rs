@@ -84,8 +84,11 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("STREAMLIB_DECODE_ONLY").is_some() {
         return decode_only(&input_path, &options);
     }
+    // The file is YUV 4:2:0 and so is the encoder's input: the blur works on the planes
+    // directly, so no pixel is converted to RGBA and back.
     let reader = FileReader::new(ReaderConfig {
         pacing: Pacing::AsFastAsPossible,
+        format: PixelFormat::I420,
         ..ReaderConfig::new(&input_path)
     })?;
     let info = reader.info().clone();

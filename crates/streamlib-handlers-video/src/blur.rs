@@ -51,7 +51,8 @@ impl Default for BlurConfig {
 /// A Gaussian blur: reads frames on its `video` input, writes blurred frames on its `video`
 /// output, both `[cpu]`.
 ///
-/// - Formats: `Rgba8`, `Bgra8` (4 channels) and `Gray8`; others fail with
+/// - Formats: `Rgba8`, `Bgra8` (4 channels), `Gray8` and planar `I420` (each plane blurred at
+///   its own resolution, as FFmpeg's `gblur` does); others fail with
 ///   [`VideoError::UnsupportedFormat`], GPU frames with [`VideoError::NotInCpuMemory`].
 /// - Edges are clamped (replicate border). Alpha is blurred like the colour channels, as
 ///   FFmpeg's `gblur` and OpenCV's `GaussianBlur` do: exact for opaque and premultiplied
@@ -114,17 +115,16 @@ impl Blur {
             .cpu_bytes()
             .ok_or(VideoError::NotInCpuMemory { handler: HANDLER })?;
         let format = frame.format();
-        let channels = match format {
-            PixelFormat::Rgba8 | PixelFormat::Bgra8 => 4,
-            PixelFormat::Gray8 => 1,
-            _ => {
-                return Err(VideoError::UnsupportedFormat {
-                    handler: HANDLER,
-                    format,
-                    supported: "rgba8, bgra8, gray8",
-                });
-            }
-        };
+        if !matches!(
+            format,
+            PixelFormat::Rgba8 | PixelFormat::Bgra8 | PixelFormat::Gray8 | PixelFormat::I420
+        ) {
+            return Err(VideoError::UnsupportedFormat {
+                handler: HANDLER,
+                format,
+                supported: "rgba8, bgra8, gray8, i420",
+            });
+        }
         let (width, height) = (frame.width(), frame.height());
         let layout =
             FrameLayout::new(width, height, format).map_err(|source| VideoError::Frame {
@@ -149,18 +149,28 @@ impl Blur {
                 });
             }
         };
-        separable::blur_strided(
-            src,
-            frame.stride() as usize,
-            &mut out,
-            layout.stride() as usize,
-            width,
-            height,
-            channels,
-            &self.kernel,
-            &mut self.scratch,
-            bands,
+        let (src_planes, dst_planes) = (
+            planes(format, width, height, frame.stride()),
+            planes(format, width, height, layout.stride()),
         );
+        for (s, d) in src_planes
+            .iter()
+            .zip(&dst_planes)
+            .filter(|(s, _)| s.rows > 0)
+        {
+            separable::blur_strided(
+                &src[s.offset..],
+                s.stride,
+                &mut out[d.offset..],
+                d.stride,
+                s.width,
+                s.rows,
+                s.channels,
+                &self.kernel,
+                &mut self.scratch,
+                bands,
+            );
+        }
         let blurred = pool
             .frame(out)
             .with_timing(
@@ -172,6 +182,56 @@ impl Blur {
         self.output.write(blurred);
         Ok(())
     }
+}
+
+/// One plane of a frame: where it starts, its size in samples and how its rows are laid out.
+#[derive(Debug, Clone, Copy, Default)]
+struct Plane {
+    offset: usize,
+    stride: usize,
+    width: u32,
+    rows: u32,
+    channels: usize,
+}
+
+/// The planes blurred independently: one interleaved plane for RGBA/BGRA/Gray, three for
+/// I420, whose chroma planes are blurred at their own resolution with the same kernel (as
+/// FFmpeg's `gblur` does), so a YUV pipeline needs no conversion to RGBA and back. Unused
+/// entries have no rows.
+fn planes(format: PixelFormat, width: u32, height: u32, stride: u32) -> [Plane; 3] {
+    let stride = stride as usize;
+    let mut planes = [Plane::default(); 3];
+    match format {
+        PixelFormat::I420 => {
+            let luma = stride * height as usize;
+            let chroma_stride = stride.div_ceil(2);
+            let chroma = chroma_stride * height.div_ceil(2) as usize;
+            for (i, offset) in [0, luma, luma + chroma].into_iter().enumerate() {
+                let (w, h, s) = if i == 0 {
+                    (width, height, stride)
+                } else {
+                    (width.div_ceil(2), height.div_ceil(2), chroma_stride)
+                };
+                planes[i] = Plane {
+                    offset,
+                    stride: s,
+                    width: w,
+                    rows: h,
+                    channels: 1,
+                };
+            }
+        }
+        _ => {
+            planes[0] = Plane {
+                offset: 0,
+                stride,
+                width,
+                rows: height,
+                channels: if format == PixelFormat::Gray8 { 1 } else { 4 },
+            };
+        }
+    }
+    planes
 }
 
 /// The output pool for `layout`, (re)created when the layout changes.

@@ -485,6 +485,55 @@ fn the_handler_blurs_and_keeps_timing_alpha_and_size() {
 }
 
 #[test]
+fn i420_planes_are_blurred_at_their_own_resolution() {
+    let mut rig = Rig::new(BlurConfig::default());
+    // Odd sizes and a padded luma stride: chroma planes are ceil(w/2) × ceil(h/2) with stride
+    // ceil(stride/2), and each must come out as a Gray8 blur of that plane alone.
+    let (width, height, stride) = (37_u32, 23_u32, 48_u32);
+    let layout = FrameLayout::new(width, height, PixelFormat::I420)
+        .unwrap()
+        .with_stride(stride)
+        .unwrap();
+    let src = noise(layout.buffer_len(), 5);
+    let out = rig
+        .push(cpu_frame(layout, src.clone()), 2)
+        .unwrap()
+        .expect("a blurred frame");
+    assert_eq!(
+        out.layout(),
+        FrameLayout::new(width, height, PixelFormat::I420).unwrap()
+    );
+    let plane = |bytes: &[u8], offset: usize, s: usize, w: u32, h: u32| -> Vec<u8> {
+        (0..h as usize)
+            .flat_map(|y| bytes[offset + y * s..offset + y * s + w as usize].to_vec())
+            .collect()
+    };
+    let (cw, ch, cs) = (
+        width.div_ceil(2),
+        height.div_ceil(2),
+        stride.div_ceil(2) as usize,
+    );
+    let luma = stride as usize * height as usize;
+    let src_planes = [
+        plane(&src, 0, stride as usize, width, height),
+        plane(&src, luma, cs, cw, ch),
+        plane(&src, luma + cs * ch as usize, cs, cw, ch),
+    ];
+    let bytes = out.cpu_bytes().unwrap();
+    let (tw, tcs) = (width as usize, width.div_ceil(2) as usize);
+    let tight_luma = tw * height as usize;
+    let out_planes = [
+        plane(bytes, 0, tw, width, height),
+        plane(bytes, tight_luma, tcs, cw, ch),
+        plane(bytes, tight_luma + tcs * ch as usize, tcs, cw, ch),
+    ];
+    for (i, (s, o)) in src_planes.iter().zip(&out_planes).enumerate() {
+        let (w, h) = if i == 0 { (width, height) } else { (cw, ch) };
+        assert_eq!(o, &blur_tight(s, w, h, 1, 2.0), "plane {i}");
+    }
+}
+
+#[test]
 fn the_pool_follows_the_input_size() {
     let mut rig = Rig::new(BlurConfig {
         sigma: 1.0,
@@ -539,7 +588,7 @@ fn an_nv12_frame_is_refused_by_name() {
     ));
     assert_eq!(
         err.to_string(),
-        "blur: nv12 frames are not supported (supported: rgba8, bgra8, gray8)"
+        "blur: nv12 frames are not supported (supported: rgba8, bgra8, gray8, i420)"
     );
     assert!(rig.sink.recv().is_none());
 }

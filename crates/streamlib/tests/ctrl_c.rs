@@ -5,7 +5,12 @@
 //! The test re-runs its own binary as the child (selected by an environment variable), so the
 //! signal goes through the same `ctrlc` handler a user's program installs.
 #![cfg(all(feature = "file", feature = "ctrlc", feature = "video"))]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "tests; the child reports to its parent on stdout"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -81,6 +81,12 @@ impl Session {
         video.set_format(pixel);
         video.set_time_base(time_base);
         video.set_frame_rate(Some(frame_rate));
+        // FFmpeg's default is one thread, which makes libx264/libx265/libvpx encode serially
+        // inside the pipeline's tick; 0 lets the encoder size its own pool, as the CLI does.
+        video.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            ..Default::default()
+        });
         if is_yuv(pixel) {
             // swscale converts RGB with BT.601 coefficients into limited range: say so.
             video.set_colorspace(ffmpeg::color::Space::SMPTE170M);
