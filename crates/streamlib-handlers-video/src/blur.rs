@@ -105,6 +105,13 @@ impl Blur {
         &self.kernel
     }
 
+    /// Changes sigma and radius from the next frame on (a control plane calls this between
+    /// two `process` calls). An invalid config is refused and the current kernel kept.
+    pub fn set_config(&mut self, config: BlurConfig) -> Result<(), VideoError> {
+        self.kernel = GaussianKernel::new(config.sigma, config.radius)?;
+        Ok(())
+    }
+
     /// Frames skipped because every output buffer was still held downstream.
     pub fn frames_skipped(&self) -> u64 {
         self.skipped

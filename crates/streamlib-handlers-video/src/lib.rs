@@ -19,6 +19,7 @@ mod compositor;
 mod display;
 mod drawing;
 mod error;
+mod null_sink;
 mod test_pattern;
 
 pub use blur::{Blur, BlurConfig, BlurScratch, GaussianKernel, MAX_RADIUS, blur_frame};
@@ -34,6 +35,7 @@ pub use drawing::{
     VarValue,
 };
 pub use error::{MAX_FRAME_SIDE, VideoError};
+pub use null_sink::NullSink;
 pub use test_pattern::{MovingBox, Pattern, TestPattern, TestPatternConfig};
 /// The 2D rasteriser `Drawing` callbacks draw with (re-exported so versions always match).
 pub use tiny_skia;

@@ -1,0 +1,501 @@
+//! From a description to a runtime: validate against the registry, build each handler, add
+//! it with its dispatcher, link the ports (the runtime negotiates memory and inserts
+//! transfers), and keep the live-property handles.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde::Serialize;
+use streamlib_dispatch::{
+    DedicatedThreadDispatcher, Dispatcher, InlineDispatcher, ThreadPoolDispatcher,
+};
+use streamlib_ports::{AnyInputPort, AnyOutputPort, PortKind};
+use streamlib_runtime::{Connection, Stream, StreamRuntime};
+
+use crate::desc::{ElementDesc, LinkDesc, PipelineDesc};
+use crate::error::{LaunchError, list, nearest};
+use crate::parse::is_identifier;
+use crate::registry::{HandlerSpec, LiveHandle, Properties, Registry};
+use crate::value::{Value, ValueError};
+
+/// The dispatchers `@name` may choose.
+#[cfg(feature = "async")]
+pub const DISPATCHERS: &[&str] = &["inline", "threadpool", "dedicated", "async"];
+/// The dispatchers `@name` may choose.
+#[cfg(not(feature = "async"))]
+pub const DISPATCHERS: &[&str] = &["inline", "threadpool", "dedicated"];
+
+/// Checks every property of `element` against `spec` and fills in defaults.
+pub fn validate_properties(
+    element: &ElementDesc,
+    spec: &HandlerSpec,
+) -> Result<Properties, LaunchError> {
+    let mut values = BTreeMap::new();
+    for (name, text) in &element.properties {
+        let Some(prop) = spec.property(name) else {
+            return Err(LaunchError::UnknownProperty {
+                element: element.name.clone(),
+                handler: spec.name.to_owned(),
+                property: name.clone(),
+                suggestion: nearest(name, spec.properties.iter().map(|p| p.name)),
+                available: list(spec.properties.iter().map(|p| p.name)),
+            });
+        };
+        values.insert(
+            name.clone(),
+            parse_value(element, spec, name, text, &prop.ty)?,
+        );
+    }
+    for prop in spec.properties.iter().filter(|p| !p.name.contains("<N>")) {
+        if values.contains_key(prop.name) {
+            continue;
+        }
+        match prop.default {
+            Some(default) => {
+                let value = prop.ty.parse(default).map_err(|_| LaunchError::Handler {
+                    element: element.name.clone(),
+                    handler: spec.name.to_owned(),
+                    message: format!("the registered default of `{}` is invalid", prop.name),
+                })?;
+                values.insert(prop.name.to_owned(), value);
+            }
+            None => {
+                return Err(LaunchError::MissingProperty {
+                    element: element.name.clone(),
+                    handler: spec.name.to_owned(),
+                    property: prop.name.to_owned(),
+                    doc: prop.doc.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(Properties::new(values))
+}
+
+fn parse_value(
+    element: &ElementDesc,
+    spec: &HandlerSpec,
+    name: &str,
+    text: &str,
+    ty: &crate::PropType,
+) -> Result<Value, LaunchError> {
+    ty.parse(text).map_err(|e| match e {
+        ValueError::Type(expected) => LaunchError::BadValue {
+            element: element.name.clone(),
+            handler: spec.name.to_owned(),
+            property: name.to_owned(),
+            value: text.to_owned(),
+            expected,
+        },
+        ValueError::Range(range) => LaunchError::OutOfRange {
+            element: element.name.clone(),
+            handler: spec.name.to_owned(),
+            property: name.to_owned(),
+            value: text.to_owned(),
+            range,
+        },
+    })
+}
+
+/// Checks a description against the registry without building anything: handler names,
+/// element names, properties (types, ranges, required ones), dispatchers.
+pub fn validate(registry: &Registry, desc: &PipelineDesc) -> Result<(), LaunchError> {
+    check_elements(registry, desc).map(|_| ())
+}
+
+fn check_elements<'r>(
+    registry: &'r Registry,
+    desc: &PipelineDesc,
+) -> Result<Vec<(&'r HandlerSpec, Properties)>, LaunchError> {
+    if desc.elements.is_empty() {
+        return Err(LaunchError::Empty);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut checked = Vec::with_capacity(desc.elements.len());
+    for element in &desc.elements {
+        if !is_identifier(&element.name) || !seen.insert(element.name.as_str()) {
+            return Err(LaunchError::DuplicateName {
+                name: element.name.clone(),
+            });
+        }
+        let spec = registry
+            .get(&element.handler)
+            .ok_or_else(|| LaunchError::UnknownHandler {
+                name: element.handler.clone(),
+                suggestion: nearest(&element.handler, registry.names()),
+            })?;
+        if let Some(name) = &element.dispatcher {
+            if !DISPATCHERS.contains(&name.as_str()) {
+                return Err(LaunchError::UnknownDispatcher {
+                    element: element.name.clone(),
+                    name: name.clone(),
+                    suggestion: nearest(name, DISPATCHERS.iter().copied()),
+                    available: DISPATCHERS.join(", "),
+                });
+            }
+        }
+        checked.push((spec, validate_properties(element, spec)?));
+    }
+    Ok(checked)
+}
+
+/// A built element: what it is and where its live properties go.
+#[derive(Debug, Clone)]
+struct ElementInfo {
+    handler: &'static str,
+    spec: HandlerSpec,
+    live: Option<LiveHandle>,
+}
+
+/// Sets live properties of a built pipeline's elements, from any thread.
+#[derive(Debug, Clone, Default)]
+pub struct Controls {
+    elements: BTreeMap<String, ElementInfo>,
+}
+
+impl Controls {
+    /// Validates `property=value` for `element` like a launch-time property and queues it;
+    /// the handler sees it at the start of its next `process` call.
+    pub fn set(&self, element: &str, property: &str, value: &str) -> Result<(), LaunchError> {
+        let info = self
+            .elements
+            .get(element)
+            .ok_or_else(|| LaunchError::UnknownElement {
+                link: format!("{element}.{property}={value}"),
+                name: element.to_owned(),
+                suggestion: nearest(element, self.elements.keys().map(String::as_str)),
+            })?;
+        let spec = &info.spec;
+        let desc = ElementDesc {
+            name: element.to_owned(),
+            handler: info.handler.to_owned(),
+            properties: BTreeMap::new(),
+            dispatcher: None,
+        };
+        let prop = spec
+            .property(property)
+            .ok_or_else(|| LaunchError::UnknownProperty {
+                element: element.to_owned(),
+                handler: info.handler.to_owned(),
+                property: property.to_owned(),
+                suggestion: nearest(property, spec.properties.iter().map(|p| p.name)),
+                available: list(spec.properties.iter().map(|p| p.name)),
+            })?;
+        let live =
+            info.live
+                .as_ref()
+                .filter(|_| prop.live)
+                .ok_or_else(|| LaunchError::NotLive {
+                    element: element.to_owned(),
+                    handler: info.handler.to_owned(),
+                    property: property.to_owned(),
+                    live: list(spec.properties.iter().filter(|p| p.live).map(|p| p.name)),
+                })?;
+        let value = parse_value(&desc, spec, property, value, &prop.ty)?;
+        live.push(property, value);
+        Ok(())
+    }
+
+    /// The element names, sorted.
+    pub fn elements(&self) -> impl Iterator<Item = &str> {
+        self.elements.keys().map(String::as_str)
+    }
+}
+
+/// A pipeline built into a runtime, not started yet.
+pub struct Built {
+    /// The runtime, with every element added and linked.
+    pub runtime: StreamRuntime,
+    /// Live property control.
+    pub controls: Controls,
+    /// The graph as negotiated (transfers included).
+    pub graph: Graph,
+}
+
+impl std::fmt::Debug for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Built")
+            .field("graph", &self.graph)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds `desc` into `runtime` (which brings the clock and any registered transfers).
+pub fn build(
+    registry: &Registry,
+    desc: &PipelineDesc,
+    mut runtime: StreamRuntime,
+) -> Result<Built, LaunchError> {
+    let checked = check_elements(registry, desc)?;
+    let mut controls = Controls::default();
+    let mut ports: BTreeMap<String, streamlib_ports::Ports> = BTreeMap::new();
+    let mut nodes = Vec::with_capacity(desc.elements.len());
+    let mut pool: Option<Arc<dyn Dispatcher>> = None;
+    for (element, (spec, properties)) in desc.elements.iter().zip(checked) {
+        let built = (spec.factory)(&properties).map_err(|e| LaunchError::Handler {
+            element: element.name.clone(),
+            handler: spec.name.to_owned(),
+            message: e.to_string(),
+        })?;
+        ports.insert(element.name.clone(), built.handler.ports());
+        let mut stream = Stream::boxed(element.name.clone(), built.handler);
+        if let Some(name) = &element.dispatcher {
+            stream = stream.dispatcher(dispatcher(name, &mut pool)?);
+        }
+        runtime.add_stream(stream)?;
+        nodes.push(Node {
+            name: element.name.clone(),
+            handler: spec.name.to_owned(),
+            dispatcher: element.dispatcher.clone(),
+            transfer: false,
+        });
+        controls.elements.insert(
+            element.name.clone(),
+            ElementInfo {
+                handler: spec.name,
+                spec: spec.clone(),
+                live: built.live,
+            },
+        );
+    }
+    let mut used_inputs: BTreeMap<(String, String), ()> = BTreeMap::new();
+    let mut edges = Vec::new();
+    for link in &desc.links {
+        let (output, input) = resolve_link(desc, &ports, &used_inputs, link)?;
+        used_inputs.insert((link.to.element.clone(), input.name().to_owned()), ());
+        let connection = runtime.connect_ports(output, input)?;
+        edges.push(connection);
+    }
+    for edge in &edges {
+        if let Some(transfer) = &edge.transfer {
+            nodes.push(Node {
+                name: transfer.clone(),
+                handler: "transfer".to_owned(),
+                dispatcher: None,
+                transfer: true,
+            });
+        }
+    }
+    runtime.validate()?;
+    Ok(Built {
+        runtime,
+        controls,
+        graph: Graph {
+            nodes,
+            edges: edges.iter().map(Edge::from).collect(),
+        },
+    })
+}
+
+fn dispatcher(
+    name: &str,
+    pool: &mut Option<Arc<dyn Dispatcher>>,
+) -> Result<Arc<dyn Dispatcher>, LaunchError> {
+    Ok(match name {
+        "inline" => Arc::new(InlineDispatcher::new()),
+        "dedicated" => Arc::new(DedicatedThreadDispatcher::new()),
+        #[cfg(feature = "async")]
+        "async" => Arc::new(streamlib_dispatch::AsyncDispatcher::new(1).map_err(|e| {
+            LaunchError::Handler {
+                element: name.to_owned(),
+                handler: "async dispatcher".to_owned(),
+                message: e.to_string(),
+            }
+        })?),
+        // One pool shared by every `@threadpool` element, sized to the machine.
+        _ => Arc::clone(pool.get_or_insert_with(|| {
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+            Arc::new(ThreadPoolDispatcher::new(workers))
+        })),
+    })
+}
+
+type PortPair = (Arc<dyn AnyOutputPort>, Arc<dyn AnyInputPort>);
+
+/// Finds the two ports of `link`: named ones, or the first output and the first free input
+/// of the output's kind.
+fn resolve_link(
+    desc: &PipelineDesc,
+    ports: &BTreeMap<String, streamlib_ports::Ports>,
+    used: &BTreeMap<(String, String), ()>,
+    link: &LinkDesc,
+) -> Result<PortPair, LaunchError> {
+    let shown = format!("{} ! {}", link.from, link.to);
+    let element = |name: &str| -> Result<(&ElementDesc, &streamlib_ports::Ports), LaunchError> {
+        match (desc.element(name), ports.get(name)) {
+            (Some(e), Some(p)) => Ok((e, p)),
+            _ => Err(LaunchError::UnknownElement {
+                link: shown.clone(),
+                name: name.to_owned(),
+                suggestion: nearest(name, desc.elements.iter().map(|e| e.name.as_str())),
+            }),
+        }
+    };
+    let (from, from_ports) = element(&link.from.element)?;
+    let (to, to_ports) = element(&link.to.element)?;
+    let outputs = from_ports.outputs();
+    let output = match &link.from.port {
+        Some(name) => outputs.iter().find(|p| p.name() == name).ok_or_else(|| {
+            unknown_port(
+                &shown,
+                from,
+                "output",
+                name,
+                outputs.iter().map(|p| p.name()),
+            )
+        })?,
+        None => outputs.first().ok_or_else(|| LaunchError::NoFreePort {
+            link: shown.clone(),
+            element: from.name.clone(),
+            handler: from.handler.clone(),
+            direction: "output",
+            kind: "anything".to_owned(),
+            available: "none".to_owned(),
+        })?,
+    };
+    let inputs = to_ports.inputs();
+    let input = match &link.to.port {
+        Some(name) => inputs.iter().find(|p| p.name() == name).ok_or_else(|| {
+            unknown_port(&shown, to, "input", name, inputs.iter().map(|p| p.name()))
+        })?,
+        None => {
+            let kind: PortKind = output.kind();
+            inputs
+                .iter()
+                .find(|p| {
+                    p.kind() == kind && !used.contains_key(&(to.name.clone(), p.name().to_owned()))
+                })
+                .ok_or_else(|| LaunchError::NoFreePort {
+                    link: shown.clone(),
+                    element: to.name.clone(),
+                    handler: to.handler.clone(),
+                    direction: "input",
+                    kind: kind.to_string(),
+                    available: list(inputs.iter().map(|p| p.name())),
+                })?
+        }
+    };
+    Ok((Arc::clone(output), Arc::clone(input)))
+}
+
+fn unknown_port<'a>(
+    link: &str,
+    element: &ElementDesc,
+    direction: &'static str,
+    port: &str,
+    available: impl Iterator<Item = &'a str> + Clone,
+) -> LaunchError {
+    LaunchError::UnknownPort {
+        link: link.to_owned(),
+        element: element.name.clone(),
+        handler: element.handler.clone(),
+        direction,
+        port: port.to_owned(),
+        suggestion: nearest(port, available.clone()),
+        available: list(available),
+    }
+}
+
+/// One stream of the negotiated graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    /// Stream id.
+    pub name: String,
+    /// Registered handler name, or `transfer` for one the runtime inserted.
+    pub handler: String,
+    /// `@dispatcher`, if one was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatcher: Option<String>,
+    /// Whether the runtime inserted it.
+    pub transfer: bool,
+}
+
+/// One link of the negotiated graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    /// `stream.port` of the output.
+    pub from: String,
+    /// `stream.port` of the input.
+    pub to: String,
+    /// The memory space agreed.
+    pub memory: String,
+    /// The transfer stream inserted between them, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<String>,
+}
+
+impl From<&Connection> for Edge {
+    fn from(c: &Connection) -> Self {
+        Edge {
+            from: c.output.clone(),
+            to: c.input.clone(),
+            memory: c.memory.to_string(),
+            transfer: c.transfer.clone(),
+        }
+    }
+}
+
+/// The validated, negotiated graph: what `streamlib graph` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Graph {
+    /// Streams, transfers last.
+    pub nodes: Vec<Node>,
+    /// Links as negotiated.
+    pub edges: Vec<Edge>,
+}
+
+impl Graph {
+    /// Graphviz form.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from("digraph pipeline {\n  rankdir=LR;\n  node [shape=box];\n");
+        for node in &self.nodes {
+            let style = if node.transfer { ", style=dashed" } else { "" };
+            let dispatcher = node
+                .dispatcher
+                .as_deref()
+                .map(|d| format!("\\n@{d}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  \"{}\" [label=\"{}\\n({}){dispatcher}\"{style}];",
+                node.name, node.name, node.handler
+            );
+        }
+        for edge in &self.edges {
+            let node = |port: &str| port.split('.').next().unwrap_or(port).to_owned();
+            let label = |port: &str| port.split_once('.').map_or("", |(_, p)| p).to_owned();
+            match &edge.transfer {
+                Some(t) => {
+                    let _ = writeln!(
+                        out,
+                        "  \"{}\" -> \"{t}\" [taillabel=\"{}\"];\n  \"{t}\" -> \"{}\" [headlabel=\"{}\", label=\"{}\"];",
+                        node(&edge.from),
+                        label(&edge.from),
+                        node(&edge.to),
+                        label(&edge.to),
+                        edge.memory
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  \"{}\" -> \"{}\" [taillabel=\"{}\", headlabel=\"{}\", label=\"{}\"];",
+                        node(&edge.from),
+                        node(&edge.to),
+                        label(&edge.from),
+                        label(&edge.to),
+                        edge.memory
+                    );
+                }
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// JSON form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}

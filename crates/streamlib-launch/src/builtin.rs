@@ -1,0 +1,24 @@
+//! The handlers streamlib ships, registered under their pipeline names.
+
+#[cfg(feature = "video")]
+mod video;
+
+#[cfg(feature = "file")]
+mod file;
+
+use crate::Registry;
+
+impl Registry {
+    /// Every handler this build ships: with the `video` feature `testpattern`, `blur`,
+    /// `compositor`, `drawing`, `display` (with a window system), `null`; with `file`
+    /// `filereader` and `filewriter`.
+    pub fn builtin() -> Self {
+        #[allow(unused_mut, reason = "nothing is registered without features")]
+        let mut registry = Registry::new();
+        #[cfg(feature = "video")]
+        video::register(&mut registry);
+        #[cfg(feature = "file")]
+        file::register(&mut registry);
+        registry
+    }
+}

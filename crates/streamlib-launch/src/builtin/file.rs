@@ -1,0 +1,152 @@
+//! `filereader`, `filewriter`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use streamlib_handlers_file::{
+    FileReader, FileWriter, Pacing, ReaderConfig, VideoCodec, WriterConfig,
+};
+use streamlib_ports::{DeliveryMode, MemoryCaps, PixelFormat, PortKind};
+
+use crate::Registry;
+use crate::registry::{Built, Direction, HandlerSpec, Properties, port, prop};
+use crate::value::PropType;
+
+const FORMATS: &[&str] = &["rgba8", "bgra8", "gray8", "nv12", "i420", "uyvy"];
+
+pub(super) fn register(registry: &mut Registry) {
+    registry.register(file_reader());
+    registry.register(file_writer());
+}
+
+fn pixel_format(name: &str) -> PixelFormat {
+    PixelFormat::ALL
+        .iter()
+        .copied()
+        .find(|f| f.as_str() == name)
+        .unwrap_or(PixelFormat::Rgba8)
+}
+
+fn file_reader() -> HandlerSpec {
+    HandlerSpec {
+        name: "filereader",
+        summary: "Decodes a media file's video through FFmpeg (MP4, MKV, MOV, WebM, AVI, Y4M, …)",
+        ports: vec![port(
+            "video",
+            Direction::Output,
+            PortKind::Video,
+            MemoryCaps::CPU,
+            DeliveryMode::Latest,
+            "decoded frames in the chosen format",
+        )],
+        properties: vec![
+            prop("location", PropType::Path, None, false, "the file to read"),
+            prop(
+                "format",
+                PropType::Enum(FORMATS),
+                Some("rgba8"),
+                false,
+                "pixel format of the frames (swscale converts)",
+            ),
+            prop(
+                "pacing",
+                PropType::Enum(&["realtime", "fast"]),
+                Some("realtime"),
+                false,
+                "follow the clock (drop or repeat frames), or one frame per tick (offline work)",
+            ),
+            prop(
+                "loop",
+                PropType::Bool,
+                Some("false"),
+                false,
+                "start again at the end instead of ending the stream",
+            ),
+            prop(
+                "start",
+                PropType::Float {
+                    min: 0.0,
+                    max: 1.0e7,
+                },
+                Some("0"),
+                false,
+                "start offset in seconds",
+            ),
+        ],
+        factory: Arc::new(|p: &Properties| {
+            let config = ReaderConfig {
+                format: pixel_format(p.text("format")),
+                pacing: if p.text("pacing") == "fast" {
+                    Pacing::AsFastAsPossible
+                } else {
+                    Pacing::Realtime
+                },
+                looping: p.bool("loop"),
+                start_offset: Duration::from_secs_f64(p.float("start")),
+                ..ReaderConfig::new(p.text("location"))
+            };
+            Ok(Built::fixed(FileReader::new(config)?))
+        }),
+    }
+}
+
+fn file_writer() -> HandlerSpec {
+    HandlerSpec {
+        name: "filewriter",
+        summary: "Encodes frames to a file through FFmpeg (mp4, mkv, mov, webm, y4m); finalized on stop",
+        ports: vec![port(
+            "video",
+            Direction::Input,
+            PortKind::Video,
+            MemoryCaps::CPU,
+            DeliveryMode::Latest,
+            "frames to encode",
+        )],
+        properties: vec![
+            prop(
+                "location",
+                PropType::Path,
+                None,
+                false,
+                "the file to write (container from the extension)",
+            ),
+            prop(
+                "codec",
+                PropType::Enum(&["auto", "h264", "h265", "vp9", "ffv1"]),
+                Some("auto"),
+                false,
+                "video codec; auto picks the container's default",
+            ),
+            prop(
+                "crf",
+                PropType::Int { min: -1, max: 63 },
+                Some("-1"),
+                false,
+                "constant quality (H.264/H.265 0..=51, VP9 0..=63); -1 for the codec default",
+            ),
+            prop(
+                "preset",
+                PropType::Text,
+                Some("veryfast"),
+                false,
+                "x264/x265 speed preset",
+            ),
+        ],
+        factory: Arc::new(|p: &Properties| {
+            let codec = match p.text("codec") {
+                "h264" => Some(VideoCodec::H264),
+                "h265" => Some(VideoCodec::H265),
+                "vp9" => Some(VideoCodec::Vp9),
+                "ffv1" => Some(VideoCodec::Ffv1),
+                _ => None,
+            };
+            let config = WriterConfig {
+                codec,
+                crf: u8::try_from(p.int("crf")).ok(),
+                preset: Some(p.text("preset").to_owned()),
+                ..WriterConfig::new(p.text("location"))
+            };
+            Ok(Built::fixed(FileWriter::new(config)?))
+        }),
+    }
+}

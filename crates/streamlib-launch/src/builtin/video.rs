@@ -1,0 +1,539 @@
+//! `testpattern`, `blur`, `compositor`, `drawing`, `display`, `null`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use streamlib_handlers_video::tiny_skia::Color;
+use streamlib_handlers_video::{
+    Blur, BlurConfig, Compositor, CompositorConfig, Drawing, DrawingConfig, FontSource,
+    LayerConfig, MAX_FRAME_SIDE, MAX_RADIUS, MissingLayer, NullSink, Pattern, TestPattern,
+    TestPatternConfig, VarValue,
+};
+use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
+
+use crate::Registry;
+use crate::registry::{Built, Direction, HandlerSpec, Properties, port, prop};
+use crate::value::{PropType, Value};
+
+const SIZE: PropType = PropType::Size {
+    max: MAX_FRAME_SIDE,
+};
+
+const VIDEO_OUT: crate::PortSpec = port(
+    "video",
+    Direction::Output,
+    PortKind::Video,
+    MemoryCaps::CPU,
+    DeliveryMode::Latest,
+    "RGBA8 frames",
+);
+
+const VIDEO_IN: crate::PortSpec = port(
+    "video",
+    Direction::Input,
+    PortKind::Video,
+    MemoryCaps::CPU,
+    DeliveryMode::Latest,
+    "frames in",
+);
+
+pub(super) fn register(registry: &mut Registry) {
+    registry.register(test_pattern());
+    registry.register(blur());
+    registry.register(compositor());
+    registry.register(drawing());
+    registry.register(null());
+    #[cfg(feature = "display")]
+    registry.register(display());
+}
+
+fn test_pattern() -> HandlerSpec {
+    HandlerSpec {
+        name: "testpattern",
+        summary: "Generates test frames: SMPTE bars, gradient, checkerboard, solid colours",
+        ports: vec![VIDEO_OUT],
+        properties: vec![
+            prop("size", SIZE, Some("1280x720"), false, "frame size"),
+            prop(
+                "pattern",
+                PropType::Enum(&["smpte", "gradient", "black", "white", "checkerboard"]),
+                Some("smpte"),
+                false,
+                "what to draw",
+            ),
+            prop(
+                "cell",
+                PropType::Int { min: 1, max: 16384 },
+                Some("64"),
+                false,
+                "checkerboard square size in pixels",
+            ),
+            prop(
+                "moving-box",
+                PropType::Bool,
+                Some("true"),
+                false,
+                "draw a box that moves one step per frame (shows motion and dropped frames)",
+            ),
+        ],
+        factory: Arc::new(|p: &Properties| {
+            let (width, height) = p.size("size");
+            let pattern = match p.text("pattern") {
+                "gradient" => Pattern::Gradient,
+                "black" => Pattern::Black,
+                "white" => Pattern::White,
+                "checkerboard" => Pattern::Checkerboard {
+                    cell: u32::try_from(p.int("cell")).unwrap_or(64),
+                },
+                _ => Pattern::SmpteBars,
+            };
+            let handler = TestPattern::new(TestPatternConfig {
+                width,
+                height,
+                pattern,
+                moving_box: p.bool("moving-box"),
+            })?;
+            Ok(Built::fixed(handler))
+        }),
+    }
+}
+
+fn blur_config(p: &Properties) -> BlurConfig {
+    BlurConfig {
+        sigma: p.float("sigma") as f32,
+        radius: p
+            .get("radius")
+            .and_then(Value::as_int)
+            .filter(|r| *r >= 0)
+            .and_then(|r| u32::try_from(r).ok()),
+    }
+}
+
+fn blur() -> HandlerSpec {
+    HandlerSpec {
+        name: "blur",
+        summary: "Gaussian blur (separable, fixed point, SIMD); RGBA8, BGRA8, Gray8, I420",
+        ports: vec![VIDEO_IN, VIDEO_OUT],
+        properties: vec![
+            prop(
+                "sigma",
+                PropType::Float {
+                    min: 0.01,
+                    max: f64::from(MAX_RADIUS) / 3.0,
+                },
+                Some("2"),
+                true,
+                "standard deviation in pixels",
+            ),
+            prop(
+                "radius",
+                PropType::Int {
+                    min: -1,
+                    max: i64::from(MAX_RADIUS),
+                },
+                Some("-1"),
+                true,
+                "kernel radius in pixels; -1 derives ceil(3 sigma)",
+            ),
+        ],
+        factory: Arc::new(|p: &Properties| {
+            let config = blur_config(p);
+            let handler = Blur::new(config)?;
+            // The last config applied, so that changing sigma keeps the radius and back.
+            let mut current = config;
+            Ok(Built::live(handler, move |blur: &mut Blur, name, value| {
+                let mut next = current;
+                match name {
+                    "sigma" => next.sigma = value.as_float().unwrap_or(2.0) as f32,
+                    _ => {
+                        next.radius = value
+                            .as_int()
+                            .filter(|r| *r >= 0)
+                            .and_then(|r| u32::try_from(r).ok());
+                    }
+                }
+                blur.set_config(next)?;
+                current = next;
+                Ok(())
+            }))
+        }),
+    }
+}
+
+fn compositor() -> HandlerSpec {
+    HandlerSpec {
+        name: "compositor",
+        summary: "Stacks layer inputs into one RGBA8 frame, with position, opacity and order",
+        ports: vec![
+            port(
+                "layer<N>",
+                Direction::Input,
+                PortKind::Video,
+                MemoryCaps::CPU,
+                DeliveryMode::Latest,
+                "layer N (0 ..= layers-1), RGBA8 or BGRA8, optional",
+            ),
+            VIDEO_OUT,
+        ],
+        properties: vec![
+            prop("size", SIZE, Some("1920x1080"), false, "output size"),
+            prop(
+                "layers",
+                PropType::Int { min: 1, max: 64 },
+                Some("4"),
+                false,
+                "number of layer inputs",
+            ),
+            prop(
+                "background",
+                PropType::Color,
+                Some("000000ff"),
+                false,
+                "canvas colour under every layer",
+            ),
+            prop(
+                "missing",
+                PropType::Enum(&["reuse", "skip"]),
+                Some("reuse"),
+                false,
+                "a layer with no new frame: draw its last one again, or leave it out",
+            ),
+            prop(
+                "layer<N>.x",
+                PropType::Int {
+                    min: -65536,
+                    max: 65536,
+                },
+                None,
+                true,
+                "layer N's left edge on the canvas",
+            ),
+            prop(
+                "layer<N>.y",
+                PropType::Int {
+                    min: -65536,
+                    max: 65536,
+                },
+                None,
+                true,
+                "layer N's top edge on the canvas",
+            ),
+            prop(
+                "layer<N>.opacity",
+                PropType::Float { min: 0.0, max: 1.0 },
+                None,
+                true,
+                "layer N's opacity, multiplied into its alpha",
+            ),
+            prop(
+                "layer<N>.z",
+                PropType::Int {
+                    min: -1000,
+                    max: 1000,
+                },
+                None,
+                true,
+                "layer N's stacking order (higher on top)",
+            ),
+            prop(
+                "layer<N>.visible",
+                PropType::Bool,
+                None,
+                true,
+                "whether layer N is drawn",
+            ),
+        ],
+        factory: Arc::new(|p: &Properties| {
+            let (width, height) = p.size("size");
+            let mut compositor = Compositor::new(CompositorConfig {
+                width,
+                height,
+                layers: usize::try_from(p.int("layers")).unwrap_or(4),
+                background: p.color("background"),
+                missing: if p.text("missing") == "skip" {
+                    MissingLayer::Skip
+                } else {
+                    MissingLayer::ReuseLast
+                },
+            })?;
+            for (name, value) in p
+                .iter()
+                .filter(|(n, _)| n.starts_with("layer") && n.contains('.'))
+            {
+                set_layer_property(&mut compositor, name, value)?;
+            }
+            Ok(Built::live(
+                compositor,
+                |c: &mut Compositor, name, value| set_layer_property(c, name, value),
+            ))
+        }),
+    }
+}
+
+/// Applies `layer<N>.<field>`.
+fn set_layer_property(
+    compositor: &mut Compositor,
+    name: &str,
+    value: &Value,
+) -> Result<(), HandlerError> {
+    let (layer, field) = name
+        .strip_prefix("layer")
+        .and_then(|rest| rest.split_once('.'))
+        .ok_or_else(|| HandlerError::msg(format!("`{name}` is not a layer property")))?;
+    let index: usize = layer
+        .parse()
+        .map_err(|_| HandlerError::msg(format!("`{name}`: `{layer}` is not a layer number")))?;
+    let controls = compositor.controls();
+    let current: LayerConfig = controls.layer(index)?;
+    let int = || i32::try_from(value.as_int().unwrap_or(0)).unwrap_or(0);
+    let next = match field {
+        "x" => LayerConfig {
+            x: int(),
+            ..current
+        },
+        "y" => LayerConfig {
+            y: int(),
+            ..current
+        },
+        "z" => LayerConfig {
+            z: int(),
+            ..current
+        },
+        "opacity" => LayerConfig {
+            opacity: value.as_float().unwrap_or(1.0) as f32,
+            ..current
+        },
+        "visible" => LayerConfig {
+            visible: value.as_bool().unwrap_or(true),
+            ..current
+        },
+        other => {
+            return Err(HandlerError::msg(format!(
+                "`{name}`: layers have no `{other}`"
+            )));
+        }
+    };
+    compositor.set_layer(index, next)?;
+    Ok(())
+}
+
+fn drawing() -> HandlerSpec {
+    HandlerSpec {
+        name: "drawing",
+        summary: "Draws a line of text (with {frame}, {time}, {fps} and variables) on a clear canvas or over its input",
+        ports: vec![
+            port(
+                "video",
+                Direction::Input,
+                PortKind::Video,
+                MemoryCaps::CPU,
+                DeliveryMode::Latest,
+                "optional background, RGBA8 of the drawing's size",
+            ),
+            port(
+                "vars",
+                Direction::Input,
+                PortKind::Data,
+                MemoryCaps::CPU,
+                DeliveryMode::Ordered { capacity: 64 },
+                "optional `name=value` lines setting variables",
+            ),
+            port(
+                "video",
+                Direction::Output,
+                PortKind::Video,
+                MemoryCaps::CPU,
+                DeliveryMode::Latest,
+                "premultiplied RGBA8 frames",
+            ),
+        ],
+        properties: vec![
+            prop("size", SIZE, Some("1280x720"), false, "canvas size"),
+            prop(
+                "text",
+                PropType::Text,
+                Some("frame {frame}  {time} s"),
+                true,
+                "the line drawn; {frame}, {time}, {fps} and {NAME} (a variable) are replaced",
+            ),
+            prop(
+                "x",
+                PropType::Float {
+                    min: -16384.0,
+                    max: 16384.0,
+                },
+                Some("16"),
+                true,
+                "left edge of the text",
+            ),
+            prop(
+                "y",
+                PropType::Float {
+                    min: -16384.0,
+                    max: 16384.0,
+                },
+                Some("48"),
+                true,
+                "baseline of the text",
+            ),
+            prop(
+                "font-size",
+                PropType::Float {
+                    min: 1.0,
+                    max: 4096.0,
+                },
+                Some("32"),
+                true,
+                "pixels per em",
+            ),
+            prop(
+                "color",
+                PropType::Color,
+                Some("ffffffff"),
+                true,
+                "text colour (straight RGBA)",
+            ),
+            prop(
+                "clear",
+                PropType::Color,
+                Some("00000000"),
+                false,
+                "canvas colour without a background input (premultiplied RGBA)",
+            ),
+            prop(
+                "font",
+                PropType::Path,
+                Some("system"),
+                false,
+                "a TTF/OTF file, or `system` for DejaVu Sans",
+            ),
+            prop(
+                "var.<N>",
+                PropType::Text,
+                None,
+                true,
+                "sets variable N, shown where the text says {N}",
+            ),
+        ],
+        factory: Arc::new(drawing_factory),
+    }
+}
+
+fn drawing_factory(p: &Properties) -> Result<Built, HandlerError> {
+    let (width, height) = p.size("size");
+    let font = match p.text("font") {
+        "system" => FontSource::System,
+        path => FontSource::Path(path.into()),
+    };
+    let config = DrawingConfig::new(width, height)
+        .with_font(font)
+        .with_clear(p.color("clear"));
+    let template = p.text("text").to_owned();
+    let (x, y, size) = (p.float("x"), p.float("y"), p.float("font-size"));
+    let color = p.color("color");
+    let mut line = String::with_capacity(256);
+    let mut var_name = String::with_capacity(32);
+    let drawing = Drawing::new(config, move |canvas, ctx| {
+        let color = ctx
+            .text("color")
+            .and_then(|c| PropType::Color.parse(c).ok())
+            .and_then(|v| v.as_color())
+            .unwrap_or(color);
+        line.clear();
+        expand(
+            ctx.text("text").unwrap_or(&template),
+            &mut line,
+            &mut var_name,
+            ctx,
+        );
+        let (x, y, size) = (
+            ctx.number("x", x) as f32,
+            ctx.number("y", y) as f32,
+            ctx.number("font-size", size) as f32,
+        );
+        let [r, g, b, a] = color;
+        ctx.draw_text(canvas, &line, x, y, size, Color::from_rgba8(r, g, b, a));
+        Ok(())
+    })?;
+    let vars = drawing.vars();
+    Ok(Built::live(drawing, move |_, name, value| {
+        let name = name.strip_prefix("var.").unwrap_or(name);
+        let value = match value {
+            Value::Float(f) => VarValue::Number(*f),
+            Value::Int(i) => VarValue::Number(*i as f64),
+            Value::Bool(b) => VarValue::Bool(*b),
+            other => VarValue::Text(other.to_string()),
+        };
+        vars.set(name, value);
+        Ok(())
+    }))
+}
+
+/// Replaces `{frame}`, `{time}`, `{fps}` and `{NAME}` in `template`.
+fn expand(
+    template: &str,
+    out: &mut String,
+    name: &mut String,
+    ctx: &streamlib_handlers_video::DrawContext<'_>,
+) {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            out.push_str(&rest[open..]);
+            return;
+        };
+        name.clear();
+        name.push_str(&rest[open + 1..open + close]);
+        let _ = match name.as_str() {
+            "frame" => write!(out, "{}", ctx.frame_number()),
+            "time" => write!(out, "{:.2}", ctx.time_s()),
+            "fps" => write!(out, "{:.2}", ctx.fps()),
+            var => match ctx.var(var) {
+                Some(value) => write!(out, "{value}"),
+                None => write!(out, "{{{var}}}"),
+            },
+        };
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+}
+
+fn null() -> HandlerSpec {
+    HandlerSpec {
+        name: "null",
+        summary: "Discards frames and counts them (for throughput: `… ! null`)",
+        ports: vec![port(
+            "video",
+            Direction::Input,
+            PortKind::Video,
+            MemoryCaps::CPU_GPU,
+            DeliveryMode::Latest,
+            "frames in any memory, dropped",
+        )],
+        properties: vec![],
+        factory: Arc::new(|_: &Properties| Ok(Built::fixed(NullSink::new()))),
+    }
+}
+
+#[cfg(feature = "display")]
+fn display() -> HandlerSpec {
+    use streamlib_handlers_video::{Display, DisplayConfig};
+    HandlerSpec {
+        name: "display",
+        summary: "Shows frames in a window (X11); Esc or closing it stops the pipeline",
+        ports: vec![VIDEO_IN],
+        properties: vec![prop(
+            "title",
+            PropType::Text,
+            Some("streamlib"),
+            false,
+            "window title",
+        )],
+        factory: Arc::new(|p: &Properties| {
+            Ok(Built::fixed(Display::new(DisplayConfig::new(
+                p.text("title"),
+            ))))
+        }),
+    }
+}

@@ -1,0 +1,48 @@
+//! Pipelines as text and as JSON, for people at a shell and for programs and AI agents.
+//!
+//! - A [`Registry`] of handlers by short name (`testpattern`, `blur`, `compositor`, `drawing`,
+//!   `display`, `null`, `filereader`, `filewriter`, …), each with its ports and typed
+//!   properties (type, default, range, one-line doc). [`Registry::builtin`] holds what this
+//!   build ships; user crates [`register`](Registry::register) their own.
+//! - A text syntax in the spirit of `gst-launch-1.0` ([`parse`]), and the same graph as
+//!   JSON ([`PipelineDesc::from_json`], [`PipelineDesc::to_json`]); text and JSON convert both
+//!   ways. Errors point at the column, suggest the nearest valid name, and state ranges.
+//! - [`build`]: validates a description against the registry and adds it to a
+//!   [`StreamRuntime`](streamlib_runtime::StreamRuntime), which negotiates memory and inserts
+//!   transfers. The result carries the negotiated [`Graph`] (DOT or JSON) and [`Controls`] for
+//!   changing live properties (blur sigma, compositor layer opacity, drawing text) between two
+//!   `process` calls.
+//!
+//! ```
+//! use streamlib_clock::{FreeRunningClock, Rational};
+//! use streamlib_launch::{Registry, build, parse};
+//! use streamlib_runtime::StreamRuntime;
+//!
+//! let desc = parse("testpattern size=64x36 ! blur sigma=1.5 ! null")?;
+//! let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(5);
+//! let mut built = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))?;
+//! built.controls.set("blur0", "sigma", "3")?; // reaches the blur before its next frame
+//! let stats = built.runtime.run()?;
+//! assert_eq!(stats.stream("testpattern0").map(|s| s.items_out), Some(5));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod build;
+mod builtin;
+mod desc;
+mod error;
+mod parse;
+mod registry;
+mod value;
+
+pub use build::{
+    Built, Controls, DISPATCHERS, Edge, Graph, Node, build, validate, validate_properties,
+};
+pub use desc::{ElementDesc, LinkDesc, PipelineDesc, PortRef};
+pub use error::{LaunchError, ParseError, nearest};
+pub use parse::parse;
+pub use registry::{
+    Built as BuiltHandler, Direction, Factory, HandlerSpec, LiveHandle, PortSpec, Properties,
+    PropertySpec, Registry, port, prop,
+};
+pub use value::{PropType, Value, ValueError};

@@ -1,0 +1,400 @@
+//! The handler registry: every handler a pipeline description may name, with its ports and
+//! typed properties, and a factory that builds it from validated properties.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+use streamlib_ports::{
+    DeliveryMode, HandlerError, MemoryCaps, PortKind, Ports, ProcessContext, StartContext,
+    StreamHandler,
+};
+
+use crate::value::{PropType, Value};
+
+/// Which way a port faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Receives messages.
+    Input,
+    /// Sends messages.
+    Output,
+}
+
+/// A port as `inspect` shows it. Names may contain `<N>` for numbered ports (`layer<N>`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PortSpec {
+    /// Port name.
+    pub name: &'static str,
+    /// Input or output.
+    pub direction: Direction,
+    /// Message kind: `video`, `audio`, `data`, `event`.
+    #[serde(serialize_with = "display")]
+    pub kind: PortKind,
+    /// Memory capabilities: `[cpu]`, `[gpu]`, `[cpu, gpu]`.
+    #[serde(serialize_with = "display")]
+    pub caps: MemoryCaps,
+    /// Latest-read or ordered.
+    #[serde(serialize_with = "display")]
+    pub delivery: DeliveryMode,
+    /// One line on what flows through it.
+    pub doc: &'static str,
+}
+
+/// A typed property.
+#[derive(Debug, Clone, Serialize)]
+pub struct PropertySpec {
+    /// Name; may contain `<N>` for per-port properties (`layer<N>.opacity`).
+    pub name: &'static str,
+    /// Type and range.
+    #[serde(serialize_with = "prop_type")]
+    pub ty: PropType,
+    /// Default as text; `None` means the property is required.
+    pub default: Option<&'static str>,
+    /// Whether it can be changed while the pipeline runs.
+    pub live: bool,
+    /// One line on what it does.
+    pub doc: &'static str,
+}
+
+impl PropertySpec {
+    /// Whether `name` is this property (`layer3.opacity` matches `layer<N>.opacity`).
+    pub fn matches(&self, name: &str) -> bool {
+        match self.name.split_once("<N>") {
+            None => self.name == name,
+            Some((prefix, suffix)) => name
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(suffix))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        }
+    }
+}
+
+fn display<T: fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+fn prop_type<S: serde::Serializer>(ty: &PropType, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(None)?;
+    map.serialize_entry("type", ty.name())?;
+    map.serialize_entry("accepts", &ty.describe())?;
+    match ty {
+        PropType::Int { min, max } => {
+            map.serialize_entry("min", min)?;
+            map.serialize_entry("max", max)?;
+        }
+        PropType::Float { min, max } => {
+            map.serialize_entry("min", min)?;
+            map.serialize_entry("max", max)?;
+        }
+        PropType::Enum(words) => map.serialize_entry("values", words)?,
+        _ => {}
+    }
+    map.end()
+}
+
+/// An element's validated properties: every one given, parsed and range-checked, plus the
+/// defaults of those not given.
+#[derive(Debug, Clone, Default)]
+pub struct Properties {
+    values: BTreeMap<String, Value>,
+}
+
+impl Properties {
+    /// From already-validated values (the builder makes these).
+    pub fn new(values: BTreeMap<String, Value>) -> Self {
+        Self { values }
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+
+    /// Every value, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// A flag (false when absent).
+    pub fn bool(&self, name: &str) -> bool {
+        self.get(name).and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// An integer (0 when absent).
+    pub fn int(&self, name: &str) -> i64 {
+        self.get(name).and_then(Value::as_int).unwrap_or(0)
+    }
+
+    /// A number (0 when absent).
+    pub fn float(&self, name: &str) -> f64 {
+        self.get(name).and_then(Value::as_float).unwrap_or(0.0)
+    }
+
+    /// Text ("" when absent).
+    pub fn text(&self, name: &str) -> &str {
+        self.get(name).and_then(Value::as_text).unwrap_or("")
+    }
+
+    /// A size ((1, 1) when absent).
+    pub fn size(&self, name: &str) -> (u32, u32) {
+        self.get(name).and_then(Value::as_size).unwrap_or((1, 1))
+    }
+
+    /// A colour (opaque black when absent).
+    pub fn color(&self, name: &str) -> [u8; 4] {
+        self.get(name)
+            .and_then(Value::as_color)
+            .unwrap_or([0, 0, 0, 255])
+    }
+}
+
+/// Changes waiting for the next `process` call.
+#[derive(Default)]
+struct Pending {
+    changes: Mutex<Vec<(String, Value)>>,
+    /// Set when `changes` has entries, so that ticks without changes take no lock.
+    dirty: AtomicBool,
+}
+
+/// Sets an element's live properties from any thread. Changes are queued and applied at the
+/// start of the handler's next `process` call, never during one; several changes made
+/// between two calls reach the same call, in order.
+#[derive(Clone, Default)]
+pub struct LiveHandle {
+    pending: Arc<Pending>,
+}
+
+impl LiveHandle {
+    /// Queues `name = value` (already validated against the property's type and range).
+    pub fn push(&self, name: &str, value: Value) {
+        let mut changes = self
+            .pending
+            .changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        changes.push((name.to_owned(), value));
+        self.pending.dirty.store(true, Ordering::Release);
+    }
+}
+
+impl fmt::Debug for LiveHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveHandle").finish_non_exhaustive()
+    }
+}
+
+/// Applies one live change to the handler.
+type ApplyFn<H> = Box<dyn FnMut(&mut H, &str, &Value) -> Result<(), HandlerError> + Send>;
+
+/// A handler whose live property changes are applied between two `process` calls.
+struct Controlled<H: StreamHandler> {
+    inner: H,
+    pending: Arc<Pending>,
+    apply: ApplyFn<H>,
+    batch: Vec<(String, Value)>,
+}
+
+impl<H: StreamHandler> Controlled<H> {
+    fn apply_pending(&mut self) -> Result<(), HandlerError> {
+        if !self.pending.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        {
+            let mut changes = self
+                .pending
+                .changes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            std::mem::swap(&mut *changes, &mut self.batch);
+        }
+        let mut result = Ok(());
+        for (name, value) in self.batch.drain(..) {
+            if let Err(e) = (self.apply)(&mut self.inner, &name, &value) {
+                result = Err(HandlerError::msg(format!("setting `{name}={value}`: {e}")));
+            }
+        }
+        result
+    }
+}
+
+impl<H: StreamHandler> StreamHandler for Controlled<H> {
+    fn ports(&self) -> Ports {
+        self.inner.ports()
+    }
+    fn on_start(&mut self, ctx: &StartContext<'_>) -> Result<(), HandlerError> {
+        self.inner.on_start(ctx)
+    }
+    fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+        self.apply_pending()?;
+        self.inner.process(ctx)
+    }
+    fn on_stop(&mut self) -> Result<(), HandlerError> {
+        self.inner.on_stop()
+    }
+    fn type_name(&self) -> &'static str {
+        self.inner.type_name()
+    }
+}
+
+/// What a factory returns: the handler, and a handle for its live properties if it has any.
+pub struct Built {
+    /// The handler, ready to be added to a runtime.
+    pub handler: Box<dyn StreamHandler>,
+    /// Where live property changes go.
+    pub live: Option<LiveHandle>,
+}
+
+impl Built {
+    /// A handler without live properties.
+    pub fn fixed(handler: impl StreamHandler) -> Self {
+        Self {
+            handler: Box::new(handler),
+            live: None,
+        }
+    }
+
+    /// A handler whose live properties `apply` sets (called on the handler's own thread,
+    /// between two `process` calls).
+    pub fn live<H: StreamHandler>(
+        handler: H,
+        apply: impl FnMut(&mut H, &str, &Value) -> Result<(), HandlerError> + Send + 'static,
+    ) -> Self {
+        let handle = LiveHandle::default();
+        Self {
+            handler: Box::new(Controlled {
+                inner: handler,
+                pending: Arc::clone(&handle.pending),
+                apply: Box::new(apply),
+                batch: Vec::new(),
+            }),
+            live: Some(handle),
+        }
+    }
+}
+
+impl fmt::Debug for Built {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Built")
+            .field("handler", &self.handler.type_name())
+            .field("live", &self.live.is_some())
+            .finish()
+    }
+}
+
+/// Builds a handler from validated properties.
+pub type Factory = Arc<dyn Fn(&Properties) -> Result<Built, HandlerError> + Send + Sync>;
+
+/// A registered handler: name, documentation, ports, properties and factory.
+#[derive(Clone, Serialize)]
+pub struct HandlerSpec {
+    /// The name pipelines use (`testpattern`).
+    pub name: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// Its ports.
+    pub ports: Vec<PortSpec>,
+    /// Its properties.
+    pub properties: Vec<PropertySpec>,
+    /// Builds it.
+    #[serde(skip)]
+    pub factory: Factory,
+}
+
+impl HandlerSpec {
+    /// The property spec `name` matches.
+    pub fn property(&self, name: &str) -> Option<&PropertySpec> {
+        self.properties.iter().find(|p| p.matches(name))
+    }
+}
+
+impl fmt::Debug for HandlerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerSpec")
+            .field("name", &self.name)
+            .field("ports", &self.ports)
+            .field("properties", &self.properties)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The handlers a pipeline description may name. [`Registry::builtin`] has every handler this
+/// build of streamlib ships; user crates add theirs with [`Registry::register`].
+#[derive(Clone, Default)]
+pub struct Registry {
+    specs: BTreeMap<&'static str, HandlerSpec>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `spec`, replacing a handler of the same name.
+    pub fn register(&mut self, spec: HandlerSpec) -> &mut Self {
+        self.specs.insert(spec.name, spec);
+        self
+    }
+
+    /// The handler named `name`.
+    pub fn get(&self, name: &str) -> Option<&HandlerSpec> {
+        self.specs.get(name)
+    }
+
+    /// Every handler, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &HandlerSpec> {
+        self.specs.values()
+    }
+
+    /// Every handler name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.specs.keys().copied()
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.specs.keys()).finish()
+    }
+}
+
+/// A port spec, for registrations.
+pub const fn port(
+    name: &'static str,
+    direction: Direction,
+    kind: PortKind,
+    caps: MemoryCaps,
+    delivery: DeliveryMode,
+    doc: &'static str,
+) -> PortSpec {
+    PortSpec {
+        name,
+        direction,
+        kind,
+        caps,
+        delivery,
+        doc,
+    }
+}
+
+/// A property spec, for registrations.
+pub const fn prop(
+    name: &'static str,
+    ty: PropType,
+    default: Option<&'static str>,
+    live: bool,
+    doc: &'static str,
+) -> PropertySpec {
+    PropertySpec {
+        name,
+        ty,
+        default,
+        live,
+        doc,
+    }
+}
