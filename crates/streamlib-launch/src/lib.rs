@@ -33,6 +33,7 @@ mod desc;
 mod error;
 mod parse;
 mod registry;
+mod session;
 mod value;
 
 pub use build::{
@@ -45,4 +46,5 @@ pub use registry::{
     Built as BuiltHandler, Direction, Factory, HandlerSpec, LiveHandle, PortSpec, Properties,
     PropertySpec, Registry, port, prop,
 };
+pub use session::{ClockKind, LaunchOptions, Session, fps_rational, stats_json};
 pub use value::{PropType, Value, ValueError};

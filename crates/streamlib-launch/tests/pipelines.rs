@@ -169,7 +169,7 @@ fn errors_name_the_element_and_suggest() {
         ),
         (
             "testpattern ! blur sigma=500 ! null",
-            "blur0 (blur): `sigma=500` is out of range: a number in 0.01..=",
+            "blur0 (blur): `sigma=500` is out of range: a number in 0.01..=21",
         ),
         (
             "testpattern size=big ! null",

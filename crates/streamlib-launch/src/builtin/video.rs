@@ -119,7 +119,7 @@ fn blur() -> HandlerSpec {
                 "sigma",
                 PropType::Float {
                     min: 0.01,
-                    max: f64::from(MAX_RADIUS) / 3.0,
+                    max: f64::from(MAX_RADIUS / 3),
                 },
                 Some("2"),
                 true,

@@ -1,0 +1,253 @@
+//! A pipeline launched in the background: what `streamlib launch` and the MCP server hold
+//! while it runs.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+use streamlib_clock::{FreeRunningClock, Rational, SoftwareClock};
+use streamlib_runtime::{RuntimeHandle, RuntimeStats, StreamRuntime};
+
+use crate::build::{Controls, Graph, build};
+use crate::desc::PipelineDesc;
+use crate::error::LaunchError;
+use crate::registry::Registry;
+
+/// Which clock drives a launched pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockKind {
+    /// Realtime: ticks at the frame rate, from the system's monotonic clock.
+    #[default]
+    Software,
+    /// As fast as the pipeline goes: the next tick once the previous one crossed the graph.
+    Free,
+}
+
+/// How to run a pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LaunchOptions {
+    /// Ticks per second (and the nominal rate of the free clock).
+    pub fps: f64,
+    /// The clock.
+    pub clock: ClockKind,
+    /// Stop after this many ticks; run until stopped or end of stream when `None`.
+    pub frames: Option<u64>,
+}
+
+impl Default for LaunchOptions {
+    fn default() -> Self {
+        Self {
+            fps: 30.0,
+            clock: ClockKind::Software,
+            frames: None,
+        }
+    }
+}
+
+/// The frame rate as a rational: integer rates exactly, NTSC rates as `N*1000/1001`.
+pub fn fps_rational(fps: f64) -> Result<Rational, LaunchError> {
+    if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
+        return Err(LaunchError::Handler {
+            element: "runtime".to_owned(),
+            handler: "clock".to_owned(),
+            message: format!("--fps {fps} is not in (0, 1000]"),
+        });
+    }
+    let ntsc = (fps * 1001.0 / 1000.0).round();
+    let rational = if (fps - fps.round()).abs() < 1e-9 {
+        Ok(Rational::fps(fps.round() as u32))
+    } else if (ntsc * 1000.0 / 1001.0 - fps).abs() < 1e-3 {
+        Rational::new(ntsc as u32 * 1000, 1001)
+    } else {
+        Rational::new((fps * 1000.0).round() as u32, 1000)
+    };
+    rational.map_err(|e| LaunchError::Handler {
+        element: "runtime".to_owned(),
+        handler: "clock".to_owned(),
+        message: format!("--fps {fps}: {e}"),
+    })
+}
+
+/// A pipeline running in the background. Dropping it stops the runtime (files are finalized,
+/// threads joined).
+pub struct Session {
+    runtime: StreamRuntime,
+    handle: RuntimeHandle,
+    controls: Controls,
+    graph: Graph,
+    desc: PipelineDesc,
+    options: LaunchOptions,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("pipeline", &self.desc.to_text())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Builds `desc` and starts it.
+    pub fn start(
+        registry: &Registry,
+        desc: &PipelineDesc,
+        options: LaunchOptions,
+    ) -> Result<Self, LaunchError> {
+        let runtime = runtime_for(options)?;
+        let mut built = build(registry, desc, runtime)?;
+        built.runtime.start()?;
+        let handle = built.runtime.handle();
+        if let (ClockKind::Software, Some(frames)) = (options.clock, options.frames) {
+            // The software clock has no limit of its own: a watcher stops the runtime once
+            // that many ticks have been issued.
+            let watcher = handle.clone();
+            std::thread::Builder::new()
+                .name("streamlib-frames".into())
+                .spawn(move || {
+                    loop {
+                        match watcher.stats() {
+                            Some(stats) if stats.clock_ticks < frames => {}
+                            _ => break,
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    watcher.stop();
+                })
+                .map_err(|e| LaunchError::Handler {
+                    element: "runtime".to_owned(),
+                    handler: "clock".to_owned(),
+                    message: format!("cannot start the frame-limit thread: {e}"),
+                })?;
+        }
+        Ok(Self {
+            runtime: built.runtime,
+            handle,
+            controls: built.controls,
+            graph: built.graph,
+            desc: desc.clone(),
+            options,
+        })
+    }
+
+    /// Live property control.
+    pub fn controls(&self) -> &Controls {
+        &self.controls
+    }
+
+    /// The negotiated graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The description it was started from.
+    pub fn desc(&self) -> &PipelineDesc {
+        &self.desc
+    }
+
+    /// A handle to stop it or read its stats from another thread.
+    pub fn handle(&self) -> RuntimeHandle {
+        self.handle.clone()
+    }
+
+    /// Current statistics.
+    pub fn stats(&self) -> Option<RuntimeStats> {
+        self.runtime.stats()
+    }
+
+    /// Whether it ended by itself (end of stream everywhere, a frame limit, a window closed).
+    pub fn is_finished(&self) -> bool {
+        self.runtime.is_finished()
+    }
+
+    /// Blocks until it ends (end of stream, frame limit, Ctrl-C, a handle's stop), then stops
+    /// it and returns the final statistics.
+    pub fn wait(&mut self) -> Result<RuntimeStats, LaunchError> {
+        Ok(self.runtime.run()?)
+    }
+
+    /// Stops it now and returns the final statistics.
+    pub fn stop(&mut self) -> Result<RuntimeStats, LaunchError> {
+        Ok(self.runtime.stop()?)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.runtime.is_finished() || self.runtime.stats().is_some() {
+            let _ = self.runtime.stop();
+        }
+    }
+}
+
+fn runtime_for(options: LaunchOptions) -> Result<StreamRuntime, LaunchError> {
+    let fps = fps_rational(options.fps)?;
+    Ok(match options.clock {
+        ClockKind::Software => StreamRuntime::new(SoftwareClock::new(fps)),
+        ClockKind::Free => {
+            let clock = FreeRunningClock::new(fps);
+            StreamRuntime::new(match options.frames {
+                Some(n) => clock.with_limit(n),
+                None => clock,
+            })
+        }
+    })
+}
+
+/// Statistics as JSON: the clock, then one object per stream (durations in microseconds).
+pub fn stats_json(stats: &RuntimeStats) -> Json {
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    json!({
+        "clock": stats.clock,
+        "clock_ticks": stats.clock_ticks,
+        "clock_missed": stats.clock_missed,
+        "elapsed_s": stats.elapsed.as_secs_f64(),
+        "tick_rate": stats.tick_rate(),
+        "streams": stats.streams.iter().map(|s| json!({
+            "id": s.id,
+            "handler": s.handler,
+            "dispatcher": s.dispatcher,
+            "state": s.state.to_string(),
+            "ticks": s.ticks,
+            "skipped_ticks": s.skipped_ticks,
+            "items_out": s.items_out,
+            "drops": s.total_drops(),
+            "errors": s.errors,
+            "panics": s.panics,
+            "restarts": s.restarts,
+            "deadline_misses": s.deadline_misses,
+            "process_p50_us": micros(s.p50),
+            "process_p99_us": micros(s.p99),
+            "process_max_us": micros(s.max),
+            "latency_p50_us": micros(s.latency_p50),
+            "latency_p99_us": micros(s.latency_p99),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn frame_rates() {
+        assert_eq!(fps_rational(30.0).unwrap(), Rational::fps(30));
+        assert_eq!(
+            fps_rational(29.97).unwrap(),
+            Rational::new(30_000, 1001).unwrap()
+        );
+        assert_eq!(
+            fps_rational(59.94).unwrap(),
+            Rational::new(60_000, 1001).unwrap()
+        );
+        assert_eq!(
+            fps_rational(12.5).unwrap(),
+            Rational::new(12_500, 1000).unwrap()
+        );
+        assert!(fps_rational(0.0).is_err());
+        assert!(fps_rational(f64::NAN).is_err());
+    }
+}
