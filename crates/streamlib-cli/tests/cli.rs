@@ -1,0 +1,192 @@
+//! The `streamlib` binary for real: every shipped handler in a `launch` run, JSON stats,
+//! `inspect` and `graph` output, and errors with their exit code.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn streamlib(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_streamlib"))
+        .args(args)
+        .output()
+        .expect("the streamlib binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+fn stream<'a>(stats: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    stats["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no stream {id} in {stats}"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("streamlib-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn video_handlers_run_from_the_shell() {
+    let out = streamlib(&[
+        "launch",
+        "compositor name=mix size=160x90 layers=2 layer1.opacity=0.5 ! blur sigma=1.5 @threadpool ! null  \
+         testpattern size=160x90 ! mix.layer0  \
+         drawing size=160x90 text=\"frame {frame}\" font-size=18 ! mix.layer1",
+        "--clock",
+        "free",
+        "--frames",
+        "12",
+        "--json",
+    ]);
+    let stats = json(&out);
+    assert_eq!(stats["clock_ticks"], 12);
+    for id in ["mix", "blur0", "null0", "testpattern0", "drawing0"] {
+        let s = stream(&stats, id);
+        assert_eq!(s["errors"], 0, "{id}: {s}");
+        assert!(s["ticks"].as_u64().unwrap() >= 12, "{id}: {s}");
+    }
+    assert_eq!(stream(&stats, "blur0")["dispatcher"], "threadpool");
+    assert!(stream(&stats, "blur0")["items_out"].as_u64().unwrap() >= 12);
+}
+
+#[test]
+fn files_round_trip_through_launch() {
+    let dir = temp_dir("files");
+    let file = dir.join("pattern.mkv");
+    let location = format!("location={}", file.display());
+    let out = streamlib(&[
+        "launch",
+        &format!("testpattern size=96x64 ! filewriter codec=ffv1 {location}"),
+        "--clock",
+        "free",
+        "--frames",
+        "15",
+        "--json",
+    ]);
+    assert_eq!(stream(&json(&out), "filewriter0")["errors"], 0);
+    let out = streamlib(&[
+        "launch",
+        &format!("filereader pacing=fast {location} ! blur ! null"),
+        "--clock",
+        "free",
+        "--json",
+    ]);
+    // Runs to the end of the file by itself: 15 frames, no frame limit needed.
+    let stats = json(&out);
+    assert_eq!(stream(&stats, "filereader0")["items_out"], 15);
+    assert_eq!(stream(&stats, "filereader0")["state"], "ended");
+    let out = streamlib(&["launch", "filereader location=/nonexistent.mp4 ! null"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent.mp4"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn display_opens_a_window_under_xvfb() {
+    let have = Command::new("xvfb-run").arg("--help").output().is_ok();
+    if !have {
+        assert!(
+            std::env::var_os("STREAMLIB_ALLOW_SKIP_DISPLAY").is_some(),
+            "xvfb-run is missing (apt install xvfb xauth); set STREAMLIB_ALLOW_SKIP_DISPLAY=1 to skip"
+        );
+        eprintln!("!!! SKIPPED: display through the CLI (no xvfb-run)");
+        return;
+    }
+    let out = Command::new("xvfb-run")
+        .args([
+            "-a",
+            "-s",
+            "-screen 0 640x480x24",
+            env!("CARGO_BIN_EXE_streamlib"),
+        ])
+        .args([
+            "launch",
+            "testpattern size=160x90 ! display title=cli",
+            "--frames",
+            "10",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stats = json(&out);
+    assert_eq!(stream(&stats, "display0")["errors"], 0);
+    assert!(stream(&stats, "display0")["ticks"].as_u64().unwrap() >= 10);
+}
+
+#[test]
+fn inspect_and_graph() {
+    let list = stdout(&streamlib(&["inspect"]));
+    for name in [
+        "testpattern",
+        "blur",
+        "compositor",
+        "drawing",
+        "display",
+        "null",
+        "filereader",
+        "filewriter",
+    ] {
+        assert!(list.contains(name), "{name} missing from\n{list}");
+    }
+    let blur = json(&streamlib(&["inspect", "blur", "--json"]));
+    assert_eq!(blur["properties"][0]["name"], "sigma");
+    assert_eq!(blur["properties"][0]["ty"]["type"], "float");
+    assert_eq!(blur["properties"][0]["live"], true);
+    let out = streamlib(&["inspect", "blurr"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("did you mean `blur`"));
+
+    let graph = json(&streamlib(&[
+        "graph",
+        "testpattern ! blur ! null",
+        "--json",
+    ]));
+    assert_eq!(graph["edges"].as_array().unwrap().len(), 2);
+    assert_eq!(graph["edges"][0]["memory"], "cpu");
+    let dot = stdout(&streamlib(&["graph", "testpattern ! blur ! null", "--dot"]));
+    assert!(
+        dot.starts_with("digraph pipeline {") && dot.contains("\"blur0\" -> \"null0\""),
+        "{dot}"
+    );
+    // Text -> JSON -> the same graph.
+    let desc = stdout(&streamlib(&[
+        "graph",
+        "testpattern name=src ! blur sigma=3 ! null",
+        "--desc-json",
+    ]));
+    let again = stdout(&streamlib(&["graph", &desc, "--from-json"]));
+    assert!(
+        again.starts_with("testpattern name=src ! blur sigma=3 ! null"),
+        "{again}"
+    );
+}
+
+#[test]
+fn errors_exit_2_with_the_column() {
+    let out = streamlib(&["launch", "testpattern ! ! null"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("found another `!` at column 15"), "{err}");
+    assert!(err.contains("              ^"), "{err}");
+    let out = streamlib(&["launch", "testpattern ! blur sigma=99 ! null"]);
+    assert!(stderr(&out).contains("out of range: a number in 0.01..=21"));
+}
