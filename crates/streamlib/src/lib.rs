@@ -21,12 +21,15 @@
 //! | [`runtime`] | `streamlib-runtime` | `StreamRuntime`, `Stream`, negotiation, supervision, stats |
 //! | `video` | `streamlib-handlers-video` | test pattern, display, blur, compositor, drawing |
 //! | `file` | `streamlib-handlers-file` | FFmpeg `FileReader` and `FileWriter` |
+//! | `launch` | `streamlib-launch` | handler registry, pipeline text/JSON, live properties |
 //!
 //! ## Features
 //! - `async` (default): the tokio-backed [`AsyncDispatcher`](dispatch::AsyncDispatcher).
 //! - `ctrlc` (default): [`StreamRuntime::run`](prelude::StreamRuntime::run) returns on Ctrl-C.
 //! - `video` (default): the video handlers (minifb window, tiny-skia drawing, fontdue text).
 //! - `file`: FFmpeg file I/O (needs FFmpeg's development libraries; `cargo xtask setup`).
+//! - `launch`: pipelines as text (`testpattern ! blur sigma=2 ! display`) and JSON, the handler
+//!   registry, live property control; the `streamlib` command is built on it.
 //! - `full`: all of the above.
 //!
 //! ## Example
