@@ -65,6 +65,15 @@ pub enum FileError {
         /// What FFmpeg said.
         reason: String,
     },
+    /// The audio track cannot be written as configured (a container without audio, a codec
+    /// or rate it cannot hold, an audio input without a configured track or the reverse).
+    #[error("{path}: cannot write an audio track ({reason})")]
+    AudioTrack {
+        /// The path.
+        path: PathBuf,
+        /// Why, and what to change.
+        reason: String,
+    },
     /// Encoding or muxing failed.
     #[error("{path}: encode error: {reason}")]
     Encode {

@@ -1,23 +1,27 @@
-//! [`FileReader`]: decodes the video of a media file into pooled frames.
+//! [`FileReader`]: decodes the video of a media file into pooled frames, and its audio
+//! into pooled [`AudioBuffer`]s when the audio output is connected.
 
+mod audio;
 mod convert;
 mod decode;
+mod stats;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ffmpeg_next::frame;
 use streamlib_clock::Rational;
 use streamlib_ports::{
-    HandlerError, MemoryCaps, OutputPort, OutputRef, PixelFormat, Ports, ProcessContext,
-    StreamHandler, VideoFrame,
+    AudioBuffer, HandlerError, MemoryCaps, OutputPort, OutputRef, PixelFormat, Ports,
+    ProcessContext, StartContext, StreamHandler, VideoFrame,
 };
 
 use crate::FileError;
+use audio::AudioDecoder;
 use convert::Converter;
 use decode::{Decoded, VideoDecoder};
+pub use stats::ReaderStats;
+use stats::{add, bump};
 
 /// Which video stream of the file to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,11 +74,22 @@ pub struct ReaderConfig {
     pub on_decode_error: DecodeErrorPolicy,
     /// FFmpeg decoder threads (frame and slice threading); 0 lets FFmpeg choose.
     pub threads: usize,
+    /// Sample rate of the audio output; the stream's own when `None` (swresample converts).
+    pub audio_sample_rate: Option<u32>,
+    /// Channel count of the audio output; the stream's own when `None` (swresample mixes
+    /// with FFmpeg's default layouts).
+    pub audio_channels: Option<u16>,
+    /// Samples per channel in each [`AudioBuffer`] (the last one of the file may be shorter).
+    pub audio_buffer_frames: usize,
 }
+
+/// [`ReaderConfig::audio_buffer_frames`] unless changed: 21.3 ms at 48 kHz.
+pub const DEFAULT_AUDIO_BUFFER_FRAMES: usize = 1024;
 
 impl ReaderConfig {
     /// Defaults for `path`: best video stream, RGBA, realtime pacing, no loop, skip errors,
-    /// automatic threads.
+    /// automatic threads, audio at the stream's rate and channels in buffers of
+    /// [`DEFAULT_AUDIO_BUFFER_FRAMES`].
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
@@ -85,8 +100,26 @@ impl ReaderConfig {
             start_offset: Duration::ZERO,
             on_decode_error: DecodeErrorPolicy::Skip,
             threads: 0,
+            audio_sample_rate: None,
+            audio_channels: None,
+            audio_buffer_frames: DEFAULT_AUDIO_BUFFER_FRAMES,
         }
     }
+}
+
+/// What the container says about the audio stream the reader would decode (the best one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioInfo {
+    /// Container index of the stream (as `ffprobe` numbers them).
+    pub stream_index: usize,
+    /// FFmpeg's decoder name (`aac`, `opus`, `mp3`, `pcm_s16le`, …).
+    pub codec: String,
+    /// Samples per second per channel (0 if the container does not say).
+    pub sample_rate: u32,
+    /// Channel count (0 if the container does not say).
+    pub channels: u16,
+    /// Duration of the stream, if the container states it.
+    pub duration: Option<Duration>,
 }
 
 /// What the container says about the chosen video stream.
@@ -104,63 +137,8 @@ pub struct MediaInfo {
     pub codec: String,
     /// Frame count, if the container states it (MP4 does; Matroska usually does not).
     pub frames: Option<u64>,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    frames_decoded: AtomicU64,
-    frames_output: AtomicU64,
-    frames_dropped: AtomicU64,
-    decode_errors: AtomicU64,
-    loops: AtomicU64,
-}
-
-/// Live counters of a [`FileReader`]; cloneable, readable from any thread.
-#[derive(Debug, Clone, Default)]
-pub struct ReaderStats {
-    counters: Arc<Counters>,
-}
-
-fn bump(counter: &AtomicU64) {
-    // One writer (the reader's own thread): a load and a store suffice.
-    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-}
-
-impl ReaderStats {
-    /// Frames the decoder produced (including ones discarded before the start offset or
-    /// dropped by realtime pacing).
-    pub fn frames_decoded(&self) -> u64 {
-        self.counters.frames_decoded.load(Ordering::Relaxed)
-    }
-
-    /// Frames written to the output (repeats under realtime pacing included).
-    pub fn frames_output(&self) -> u64 {
-        self.counters.frames_output.load(Ordering::Relaxed)
-    }
-
-    /// Decoded frames not shown: realtime pacing skipped them, or every pooled buffer was
-    /// still held downstream.
-    pub fn frames_dropped(&self) -> u64 {
-        self.counters.frames_dropped.load(Ordering::Relaxed)
-    }
-
-    /// Damaged packets or frames FFmpeg reported.
-    pub fn decode_errors(&self) -> u64 {
-        self.counters.decode_errors.load(Ordering::Relaxed)
-    }
-
-    /// Times the file wrapped around (looping).
-    pub fn loops(&self) -> u64 {
-        self.counters.loops.load(Ordering::Relaxed)
-    }
-
-    fn add_decoded(&self) {
-        bump(&self.counters.frames_decoded);
-    }
-
-    fn add_error(&self) {
-        bump(&self.counters.decode_errors);
-    }
+    /// The best audio stream, if the file has one.
+    pub audio: Option<AudioInfo>,
 }
 
 /// A decoded frame waiting to be shown, with its media time in ns.
@@ -180,12 +158,44 @@ struct Pending {
 /// the length of the file for each completed loop so times keep increasing) and the tick's
 /// frame number and clock id. After the last frame (not looping) the handler calls
 /// [`ProcessContext::end_of_stream`], so `runtime.run()` returns once the pipeline drains.
+///
+/// # Audio
+/// When the [`audio`](Self::audio) output is connected, the file's best audio stream is
+/// decoded too (by a second FFmpeg input on the same file, so the file's interleaving does
+/// not matter), converted by swresample to interleaved f32 at the stream's rate and channel
+/// count (or [`ReaderConfig::audio_sample_rate`] / [`audio_channels`](ReaderConfig::audio_channels)),
+/// and cut into pooled buffers of [`ReaderConfig::audio_buffer_frames`]. Nothing about
+/// audio is opened or decoded while the output is unconnected. A file without audio and a
+/// connected audio output fail at `on_start` with [`FileError::NoStream`]; check
+/// [`MediaInfo::audio`] before connecting.
+///
+/// - Timing: each tick that shows a frame also sends every audio buffer that begins before
+///   that frame ends (its pts plus the frame interval), in both pacings, so audio never lags
+///   the picture and leads it by less than one buffer; several buffers per tick are normal.
+///   Buffer times are media times on the video's timeline: the first sample's pts, then
+///   counted in samples, so consecutive buffers are exactly contiguous. Gaps in the file's
+///   audio timestamps become silence and overlaps are trimmed (differences under 10 ms are
+///   taken as rounding).
+/// - Start offset and looping: audio before the offset is cut sample-accurately; at each
+///   loop audio past the video's end is cut and the next pass continues the timeline.
+/// - End: when the video ends the reader keeps sending the remaining audio at the video's
+///   pace (one frame interval per tick), then a final shorter buffer, then ends the stream.
+/// - Buffers come from a pool; when all are held downstream one is allocated instead, so
+///   audio is never dropped by the reader (use ordered delivery downstream, the default for
+///   audio inputs).
 pub struct FileReader {
     config: ReaderConfig,
     info: MediaInfo,
     decoder: VideoDecoder,
     converter: Converter,
     out: OutputPort<VideoFrame>,
+    audio_out: OutputPort<AudioBuffer>,
+    /// Opened when the audio output is connected.
+    audio: Option<AudioDecoder>,
+    /// Media time up to which audio has been sent.
+    audio_limit_ns: u64,
+    /// The video has ended; the audio output is draining.
+    video_done: bool,
     stats: ReaderStats,
     /// Frame the decoder writes into; swapped with `pending` to avoid allocation.
     scratch: frame::Video,
@@ -211,8 +221,10 @@ impl FileReader {
     /// Opens the file now, so errors surface at construction: missing →
     /// [`FileError::NotFound`]; not media → [`FileError::NotMedia`] with FFmpeg's reason; no
     /// video stream or a bad index → [`FileError::NoStream`]; no decoder →
-    /// [`FileError::UnsupportedCodec`].
+    /// [`FileError::UnsupportedCodec`]; an audio option out of range →
+    /// [`FileError::OutOfRange`].
     pub fn new(config: ReaderConfig) -> Result<Self, FileError> {
+        check_audio_options(&config)?;
         let (mut decoder, info) = VideoDecoder::open(&config.path, config.stream, config.threads)?;
         let offset_ns = decoder
             .stream_start_ns()
@@ -229,6 +241,10 @@ impl FileReader {
             info,
             decoder,
             out: OutputPort::new("video", MemoryCaps::CPU),
+            audio_out: OutputPort::new("audio", MemoryCaps::CPU),
+            audio: None,
+            audio_limit_ns: 0,
+            video_done: false,
             stats: ReaderStats::default(),
             scratch: frame::Video::empty(),
             pending: None,
@@ -247,6 +263,11 @@ impl FileReader {
     /// The output ("video", CPU frames).
     pub fn output(&self) -> OutputRef<VideoFrame> {
         self.out.handle()
+    }
+
+    /// The audio output ("audio", interleaved f32): decoded only while connected.
+    pub fn audio(&self) -> OutputRef<AudioBuffer> {
+        self.audio_out.handle()
     }
 
     /// What the container says about the stream.
@@ -308,7 +329,11 @@ impl FileReader {
                         return Ok(false);
                     }
                     let end = self.last_pts_ns.unwrap_or(self.offset_ns) + self.last_gap_ns;
+                    let pass_end = self.loop_base_ns + end;
                     self.loop_base_ns += end.saturating_sub(self.offset_ns);
+                    if let Some(audio) = &mut self.audio {
+                        audio.next_pass(pass_end, self.loop_base_ns, self.config.start_offset)?;
+                    }
                     self.last_pts_ns = None;
                     self.pass_frames = 0;
                     bump(&self.stats.counters.loops);
@@ -318,8 +343,9 @@ impl FileReader {
         }
     }
 
-    /// Converts and writes `pending` for this tick.
+    /// Converts and writes `pending` for this tick, with the audio up to the frame's end.
     fn show(&mut self, pending: Pending, ctx: &ProcessContext<'_>) -> Result<(), FileError> {
+        self.send_audio(pending.pts_ns.saturating_add(self.last_gap_ns))?;
         let path = self.decoder.path();
         match self.converter.convert(&pending.frame, path)? {
             Some(frame) => {
@@ -342,8 +368,7 @@ impl FileReader {
         ctx: &mut ProcessContext<'_>,
     ) -> Result<(), FileError> {
         if self.pending.is_none() && !self.decode_next()? {
-            self.end(ctx);
-            return Ok(());
+            return self.end(ctx);
         }
         if let Some(pending) = self.pending.take() {
             self.show(pending, ctx)?;
@@ -355,8 +380,7 @@ impl FileReader {
         let now = ctx.tick().timestamp;
         let first_tick = *self.first_tick_ns.get_or_insert(now);
         if self.pending.is_none() && !self.decode_next()? {
-            self.end(ctx);
-            return Ok(());
+            return self.end(ctx);
         }
         let origin = match (self.origin_ns, &self.pending) {
             (Some(origin), _) => origin,
@@ -393,12 +417,72 @@ impl FileReader {
         }
         if self.pending.is_none() && !self.config.looping {
             // The file ended while catching up: the last frame went out above.
-            self.end(ctx);
+            return self.end(ctx);
         }
         Ok(())
     }
 
-    fn end(&mut self, ctx: &mut ProcessContext<'_>) {
+    /// Opens the audio stream if the audio output is connected and it is not open yet.
+    fn open_audio(&mut self) -> Result<(), FileError> {
+        if self.audio.is_none() && self.audio_out.is_connected() {
+            // Audio starts where the video does: at the offset, or the file's beginning.
+            let floor = if self.config.start_offset.is_zero() {
+                0
+            } else {
+                self.offset_ns
+            };
+            self.audio = Some(AudioDecoder::open(&self.config, floor, self.loop_base_ns)?);
+        }
+        Ok(())
+    }
+
+    /// Sends the audio that begins before media time `limit_ns`.
+    fn send_audio(&mut self, limit_ns: u64) -> Result<(), FileError> {
+        if let Some(audio) = &mut self.audio {
+            audio.emit_until(
+                limit_ns,
+                &self.audio_out,
+                self.config.on_decode_error,
+                &self.stats,
+            )?;
+            self.audio_limit_ns = self.audio_limit_ns.max(limit_ns);
+        }
+        Ok(())
+    }
+
+    /// After the last frame: sends the remaining audio one frame interval per tick (or as
+    /// realtime pacing makes it due), then the last short buffer, then ends the stream.
+    fn process_audio_tail(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), FileError> {
+        let step = self.last_gap_ns.max(1);
+        let mut limit = self.audio_limit_ns.saturating_add(step);
+        if self.config.pacing == Pacing::Realtime
+            && let (Some(origin), Some(first)) = (self.origin_ns, self.first_tick_ns)
+        {
+            let due = origin.saturating_add(ctx.tick().timestamp.saturating_sub(first));
+            limit = due.saturating_add(step).max(self.audio_limit_ns);
+        }
+        self.send_audio(limit)?;
+        if let Some(audio) = &mut self.audio {
+            if !audio.is_exhausted() {
+                return Ok(());
+            }
+            audio.emit_rest(&self.audio_out, &self.stats)?;
+        }
+        self.finish_stream(ctx);
+        Ok(())
+    }
+
+    /// The video has ended: drains the audio first if there is any.
+    fn end(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), FileError> {
+        if self.audio.is_some() && !self.video_done {
+            self.video_done = true;
+            return self.process_audio_tail(ctx);
+        }
+        self.finish_stream(ctx);
+        Ok(())
+    }
+
+    fn finish_stream(&mut self, ctx: &mut ProcessContext<'_>) {
         if !self.ended {
             tracing::debug!(path = %self.config.path.display(), "end of file");
         }
@@ -407,14 +491,55 @@ impl FileReader {
     }
 }
 
+/// Checks the audio options (the rest are checked by FFmpeg when the file opens).
+fn check_audio_options(config: &ReaderConfig) -> Result<(), FileError> {
+    if let Some(rate) = config.audio_sample_rate
+        && !(1..=768_000).contains(&rate)
+    {
+        return Err(FileError::OutOfRange {
+            what: "audio_sample_rate",
+            value: rate.to_string(),
+            range: "1..=768000",
+        });
+    }
+    if let Some(channels) = config.audio_channels
+        && !(1..=64).contains(&channels)
+    {
+        return Err(FileError::OutOfRange {
+            what: "audio_channels",
+            value: channels.to_string(),
+            range: "1..=64",
+        });
+    }
+    if !(1..=1 << 20).contains(&config.audio_buffer_frames) {
+        return Err(FileError::OutOfRange {
+            what: "audio_buffer_frames",
+            value: config.audio_buffer_frames.to_string(),
+            range: "1..=1048576",
+        });
+    }
+    Ok(())
+}
+
 impl StreamHandler for FileReader {
     fn ports(&self) -> Ports {
-        Ports::new().output(&self.out)
+        Ports::new().output(&self.out).output(&self.audio_out)
+    }
+
+    fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
+        // Wiring is done by now: a connected audio output on a file without audio fails here.
+        self.open_audio()?;
+        Ok(())
     }
 
     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
         if self.ended {
             ctx.end_of_stream();
+            return Ok(());
+        }
+        self.open_audio()?;
+        if self.video_done {
+            self.process_audio_tail(ctx)?;
             return Ok(());
         }
         match self.config.pacing {

@@ -1,8 +1,12 @@
-//! `FileWriter`: encodes the video frames it receives into a file through FFmpeg.
+//! `FileWriter`: encodes the video frames (and audio buffers) it receives into a file through
+//! FFmpeg.
 
+mod audio;
+mod checks;
+mod codec;
 mod session;
 
-use std::fs::OpenOptions;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,12 +14,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ffmpeg_next as ffmpeg;
 use streamlib_clock::Rational;
 use streamlib_ports::{
-    DeliveryMode, HandlerError, InputPort, InputRef, MemoryCaps, Ports, ProcessContext,
-    StartContext, StreamHandler, VideoFrame,
+    AudioBuffer, DeliveryMode, HandlerError, InputPort, InputRef, MemoryCaps, Ports,
+    ProcessContext, StartContext, StreamHandler, VideoFrame,
 };
 
 use crate::FileError;
 
+pub use audio::{AudioCodec, AudioConfig};
+use checks::{check_options, check_writable, quiet_ffmpeg_logs};
+use codec::OutputCodec;
+pub use codec::{Container, VideoCodec};
 use session::{Session, SessionSpec};
 
 /// The x264/x265 preset used when [`WriterConfig::preset`] is `None`.
@@ -39,122 +47,9 @@ const PRESETS: [&str; 10] = [
 /// without `on_start`).
 const FALLBACK_FPS: Rational = Rational::fps(30);
 
-/// A video codec the writer can encode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VideoCodec {
-    /// H.264 through libx264, 4:2:0.
-    H264,
-    /// H.265 through libx265, 4:2:0.
-    H265,
-    /// VP9 through libvpx-vp9, 4:2:0, realtime speed.
-    Vp9,
-    /// FFV1 (lossless), in the input's own colour family: RGBA and BGRA frames are stored
-    /// as bgra, so decoding gives back identical pixels.
-    Ffv1,
-}
-
-impl VideoCodec {
-    /// FFmpeg's encoder name (`libx264`, …).
-    pub fn encoder_name(self) -> &'static str {
-        OutputCodec::from(self).encoder_name()
-    }
-}
-
-/// A container the writer can produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Container {
-    /// MP4 (`.mp4`): H.264, H.265, VP9.
-    Mp4,
-    /// Matroska (`.mkv`): every codec.
-    Mkv,
-    /// QuickTime (`.mov`): H.264, H.265, FFV1.
-    Mov,
-    /// WebM (`.webm`): VP9.
-    Webm,
-    /// YUV4MPEG (`.y4m`): uncompressed yuv420p, no codec choice.
-    Y4m,
-}
-
-impl Container {
-    /// The container for a file extension (case-insensitive), `None` for any other.
-    pub fn from_path(path: &Path) -> Option<Self> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        match ext.as_str() {
-            "mp4" | "m4v" => Some(Self::Mp4),
-            "mkv" => Some(Self::Mkv),
-            "mov" => Some(Self::Mov),
-            "webm" => Some(Self::Webm),
-            "y4m" => Some(Self::Y4m),
-            _ => None,
-        }
-    }
-
-    /// FFmpeg's muxer name.
-    pub fn muxer(self) -> &'static str {
-        match self {
-            Self::Mp4 => "mp4",
-            Self::Mkv => "matroska",
-            Self::Mov => "mov",
-            Self::Webm => "webm",
-            Self::Y4m => "yuv4mpegpipe",
-        }
-    }
-
-    /// The codec used when [`WriterConfig::codec`] is `None`: H.264, VP9 for WebM, and
-    /// `None` for Y4M (uncompressed).
-    pub fn default_codec(self) -> Option<VideoCodec> {
-        match self {
-            Self::Mp4 | Self::Mkv | Self::Mov => Some(VideoCodec::H264),
-            Self::Webm => Some(VideoCodec::Vp9),
-            Self::Y4m => None,
-        }
-    }
-
-    /// Whether the container can hold `codec`.
-    pub fn supports(self, codec: VideoCodec) -> bool {
-        use VideoCodec::*;
-        match self {
-            Self::Mkv => true,
-            Self::Mp4 => matches!(codec, H264 | H265 | Vp9),
-            Self::Mov => matches!(codec, H264 | H265 | Ffv1),
-            Self::Webm => codec == Vp9,
-            Self::Y4m => false,
-        }
-    }
-}
-
-/// The encoder actually used: a [`VideoCodec`] or uncompressed video for Y4M.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OutputCodec {
-    H264,
-    H265,
-    Vp9,
-    Ffv1,
-    RawVideo,
-}
-
-impl From<VideoCodec> for OutputCodec {
-    fn from(codec: VideoCodec) -> Self {
-        match codec {
-            VideoCodec::H264 => Self::H264,
-            VideoCodec::H265 => Self::H265,
-            VideoCodec::Vp9 => Self::Vp9,
-            VideoCodec::Ffv1 => Self::Ffv1,
-        }
-    }
-}
-
-impl OutputCodec {
-    fn encoder_name(self) -> &'static str {
-        match self {
-            Self::H264 => "libx264",
-            Self::H265 => "libx265",
-            Self::Vp9 => "libvpx-vp9",
-            Self::Ffv1 => "ffv1",
-            Self::RawVideo => "wrapped_avframe",
-        }
-    }
-}
+/// Audio buffers that may wait for the first video frame (the file opens with it): about
+/// 10 s of 1024-sample buffers at 48 kHz.
+const MAX_PENDING_AUDIO: usize = 512;
 
 /// How a [`FileWriter`] writes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -175,6 +70,9 @@ pub struct WriterConfig {
     pub preset: Option<String>,
     /// Frame rate of the file; the runtime clock's rate when `None`.
     pub fps: Option<Rational>,
+    /// The audio track, fed by the [`audio_input`](FileWriter::audio_input); `None` for a
+    /// file without audio. Y4M cannot hold one.
+    pub audio: Option<AudioConfig>,
 }
 
 impl WriterConfig {
@@ -197,6 +95,8 @@ pub struct WriterStats {
 struct StatsInner {
     frames: AtomicU64,
     packets: AtomicU64,
+    audio_samples: AtomicU64,
+    audio_packets: AtomicU64,
     finalized: AtomicBool,
 }
 
@@ -206,9 +106,20 @@ impl WriterStats {
         self.inner.frames.load(Ordering::Relaxed)
     }
 
-    /// Encoded packets written to the file.
+    /// Encoded video packets written to the file.
     pub fn packets_written(&self) -> u64 {
         self.inner.packets.load(Ordering::Relaxed)
+    }
+
+    /// Audio samples per channel handed to the audio encoder (as they arrived, before any
+    /// rate conversion).
+    pub fn audio_samples_written(&self) -> u64 {
+        self.inner.audio_samples.load(Ordering::Relaxed)
+    }
+
+    /// Encoded audio packets written to the file.
+    pub fn audio_packets_written(&self) -> u64 {
+        self.inner.audio_packets.load(Ordering::Relaxed)
     }
 
     /// Whether the file has been completed (encoder flushed, trailer written).
@@ -235,6 +146,19 @@ enum State {
 /// the previous frame. The file is completed (encoder flushed, trailer written) when the
 /// inputs end, at `on_stop`, or when the writer is dropped, whichever comes first.
 ///
+/// # Audio
+/// With [`WriterConfig::audio`] set, the file gets an audio track fed by the input `"audio"`
+/// (ordered delivery, so no buffer is lost; optional, but then it must be connected — and
+/// connected only with a track configured — or `on_start` fails with
+/// [`FileError::AudioTrack`]). AAC (FFmpeg's native encoder) goes in MP4, MOV and Matroska,
+/// Opus (libopus) in WebM and Matroska; Y4M cannot hold audio. Incoming interleaved f32 is
+/// converted by swresample straight into the encoder's frames (1024 samples for AAC, planar
+/// float), resampling and remixing buffers whose rate or channel count differ from the
+/// track's. The track starts with the first buffer and runs contiguously, its time counted
+/// in samples (gaps in buffer timestamps are not reproduced); buffers that arrive before the
+/// first video frame wait for it. The encoder is flushed with the video's when the file is
+/// completed.
+///
 /// H.264 and H.265 need even sizes in 4:2:0: an odd width or height loses its last column or
 /// row. Lossy codecs encode yuv420p (BT.601, limited range); FFV1 encodes bgra for RGBA and
 /// BGRA input (lossless, alpha kept), gray for Gray8, yuv420p for NV12/I420 and yuv422p for
@@ -256,6 +180,10 @@ pub struct FileWriter {
     config: WriterConfig,
     fps: Option<Rational>,
     input: InputPort<VideoFrame>,
+    audio_codec: Option<AudioCodec>,
+    audio_input: InputPort<AudioBuffer>,
+    /// Audio that arrived before the file was opened.
+    pending_audio: VecDeque<AudioBuffer>,
     state: State,
     first_frame_number: Option<u64>,
     last_pts: Option<i64>,
@@ -264,8 +192,9 @@ pub struct FileWriter {
 
 impl FileWriter {
     /// Checks the configuration: a known container, a codec it can hold and that this FFmpeg
-    /// can encode, valid quality options, and a parent directory where the file can be
-    /// created. Nothing is written until the first frame.
+    /// can encode, valid quality options, an audio track the container can hold (opening its
+    /// encoder once), and a parent directory where the file can be created. Nothing is
+    /// written until the first frame.
     pub fn new(config: WriterConfig) -> Result<Self, FileError> {
         let path = config.path.clone();
         let container = match config.container {
@@ -313,6 +242,10 @@ impl FileWriter {
                 reason: "this FFmpeg build has no such encoder".to_owned(),
             });
         }
+        let audio_codec = match &config.audio {
+            Some(audio) => Some(audio::check(&path, container, audio)?),
+            None => None,
+        };
         check_writable(&path)?;
         Ok(Self {
             path,
@@ -322,6 +255,11 @@ impl FileWriter {
             config,
             input: InputPort::new("video", MemoryCaps::CPU)
                 .with_delivery(DeliveryMode::Ordered { capacity: 8 }),
+            audio_codec,
+            audio_input: InputPort::new("audio", MemoryCaps::CPU)
+                .with_delivery(DeliveryMode::Ordered { capacity: 256 })
+                .optional(),
+            pending_audio: VecDeque::with_capacity(64),
             state: State::Idle,
             first_frame_number: None,
             last_pts: None,
@@ -332,6 +270,17 @@ impl FileWriter {
     /// The input (`"video"`).
     pub fn input(&self) -> InputRef<VideoFrame> {
         self.input.handle()
+    }
+
+    /// The audio input (`"audio"`, interleaved f32, ordered delivery); connect it when
+    /// [`WriterConfig::audio`] is set.
+    pub fn audio_input(&self) -> InputRef<AudioBuffer> {
+        self.audio_input.handle()
+    }
+
+    /// The audio track's codec, if the file has one.
+    pub fn audio_codec(&self) -> Option<AudioCodec> {
+        self.audio_codec
     }
 
     /// A handle on the counters, usable after the writer moved into a runtime.
@@ -378,6 +327,7 @@ impl FileWriter {
                 codec: self.codec,
                 config: &self.config,
                 fps: self.fps.unwrap_or(FALLBACK_FPS),
+                audio: self.audio_codec.zip(self.config.audio.as_ref()),
             };
             match Session::open(&spec, frame.layout()) {
                 Ok(session) => self.state = State::Open(Box::new(session)),
@@ -387,6 +337,9 @@ impl FileWriter {
                     let _ = std::fs::remove_file(&self.path);
                     return Err(e);
                 }
+            }
+            while let Some(buffer) = self.pending_audio.pop_front() {
+                self.write_audio(&buffer)?;
             }
         }
         let pts = self.next_pts(frame.frame_number());
@@ -423,9 +376,62 @@ impl FileWriter {
         Ok(())
     }
 
-    /// Completes the file: flushes the encoder and writes the trailer. Safe to call more
+    /// Queues one audio buffer on the audio track, encoding each frame it completes; before
+    /// the first video frame opened the file it waits (up to about 10 s). Used by `process`;
+    /// public for driving the writer without a runtime.
+    pub fn write_audio(&mut self, buffer: &AudioBuffer) -> Result<(), FileError> {
+        if self.config.audio.is_none() {
+            return Err(FileError::AudioTrack {
+                path: self.path.clone(),
+                reason: "audio arrived but WriterConfig::audio is None; set the track's \
+                         sample rate and channels"
+                    .to_owned(),
+            });
+        }
+        match &mut self.state {
+            State::Idle if self.pending_audio.len() < MAX_PENDING_AUDIO => {
+                self.pending_audio.push_back(buffer.clone());
+                Ok(())
+            }
+            State::Idle => Err(FileError::AudioTrack {
+                path: self.path.clone(),
+                reason: format!(
+                    "{MAX_PENDING_AUDIO} audio buffers arrived before any video frame; the \
+                     file opens with the first frame"
+                ),
+            }),
+            State::Open(session) => {
+                session.write_audio(buffer)?;
+                self.store_audio_counts();
+                Ok(())
+            }
+            State::Closed => Err(FileError::Encode {
+                path: self.path.clone(),
+                reason: "the file is already finalized; create a new FileWriter".to_owned(),
+            }),
+        }
+    }
+
+    fn store_audio_counts(&self) {
+        if let State::Open(session) = &self.state {
+            let (packets, samples) = session.audio_counts();
+            let inner = &self.stats.inner;
+            inner.audio_packets.store(packets, Ordering::Relaxed);
+            inner.audio_samples.store(samples, Ordering::Relaxed);
+        }
+    }
+
+    /// Completes the file: flushes the encoders and writes the trailer. Safe to call more
     /// than once; without any frame written there is no file and nothing to do.
     pub fn finish(&mut self) -> Result<(), FileError> {
+        if !self.pending_audio.is_empty() && matches!(self.state, State::Idle) {
+            tracing::warn!(
+                path = %self.path.display(),
+                buffers = self.pending_audio.len(),
+                "audio without any video frame: no file written"
+            );
+        }
+        self.pending_audio.clear();
         let state = std::mem::replace(&mut self.state, State::Closed);
         let State::Open(mut session) = state else {
             self.state = state;
@@ -436,6 +442,15 @@ impl FileWriter {
             .inner
             .packets
             .store(session.packets(), Ordering::Relaxed);
+        let (audio_packets, audio_samples) = session.audio_counts();
+        self.stats
+            .inner
+            .audio_packets
+            .store(audio_packets, Ordering::Relaxed);
+        self.stats
+            .inner
+            .audio_samples
+            .store(audio_samples, Ordering::Relaxed);
         if result.is_ok() {
             self.stats.inner.finalized.store(true, Ordering::Release);
             tracing::debug!(
@@ -478,19 +493,34 @@ impl std::fmt::Debug for FileWriter {
 
 impl StreamHandler for FileWriter {
     fn ports(&self) -> Ports {
-        Ports::new().input(&self.input)
+        Ports::new().input(&self.input).input(&self.audio_input)
     }
 
     fn on_start(&mut self, ctx: &StartContext<'_>) -> Result<(), HandlerError> {
         if self.config.fps.is_none() {
             self.fps = Some(ctx.clock().fps);
         }
-        Ok(())
+        let reason = match (self.config.audio.is_some(), self.audio_input.is_connected()) {
+            (false, true) => {
+                "the audio input is connected but WriterConfig::audio is None; set \
+                              the track's sample rate and channels"
+            }
+            (true, false) => "WriterConfig::audio is set but the audio input is not connected",
+            _ => return Ok(()),
+        };
+        Err(FileError::AudioTrack {
+            path: self.path.clone(),
+            reason: reason.to_owned(),
+        }
+        .into())
     }
 
     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
         while let Some(frame) = self.input.recv() {
             self.write_frame(&frame)?;
+        }
+        while let Some(buffer) = self.audio_input.recv() {
+            self.write_audio(&buffer)?;
         }
         if ctx.inputs_ended() {
             self.finish()?;
@@ -507,6 +537,12 @@ impl StreamHandler for FileWriter {
                 break;
             }
         }
+        while let Some(buffer) = self.audio_input.recv() {
+            if result.is_err() {
+                break;
+            }
+            result = self.write_audio(&buffer);
+        }
         let finished = self.finish();
         result.and(finished).map_err(HandlerError::from)
     }
@@ -517,95 +553,5 @@ impl Drop for FileWriter {
         if let Err(e) = self.finish() {
             tracing::error!("{e}");
         }
-    }
-}
-
-/// Validates crf, bitrate and preset for the codec.
-fn check_options(config: &WriterConfig, codec: OutputCodec) -> Result<(), FileError> {
-    if let Some(crf) = config.crf {
-        let (max, range) = match codec {
-            OutputCodec::Vp9 => (63, "0..=63"),
-            _ => (51, "0..=51"),
-        };
-        if crf > max {
-            return Err(FileError::OutOfRange {
-                what: "crf",
-                value: crf.to_string(),
-                range,
-            });
-        }
-    }
-    if config.bitrate == Some(0) {
-        return Err(FileError::OutOfRange {
-            what: "bitrate",
-            value: "0".to_owned(),
-            range: "1..",
-        });
-    }
-    if let Some(preset) = &config.preset
-        && !PRESETS.contains(&preset.as_str())
-    {
-        return Err(FileError::OutOfRange {
-            what: "preset",
-            value: preset.clone(),
-            range: "ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow, placebo",
-        });
-    }
-    if let Some(fps) = config.fps
-        && (fps.num == 0 || fps.den == 0 || fps.num > i32::MAX as u32 || fps.den > i32::MAX as u32)
-    {
-        return Err(FileError::OutOfRange {
-            what: "fps",
-            value: format!("{}/{}", fps.num, fps.den),
-            range: "1/1..2^31",
-        });
-    }
-    Ok(())
-}
-
-/// Fails unless the file can be created: the parent directory exists and allows writing.
-/// Probes by creating the file, and removes it again if it did not exist before.
-fn check_writable(path: &Path) -> Result<(), FileError> {
-    let unwritable = |reason: String| FileError::Unwritable {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    match std::fs::metadata(parent) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => {
-            return Err(unwritable(format!(
-                "{} is not a directory",
-                parent.display()
-            )));
-        }
-        Err(e) => {
-            return Err(unwritable(format!(
-                "directory {} is not usable: {e}",
-                parent.display()
-            )));
-        }
-    }
-    let existed = path.exists();
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| unwritable(e.to_string()))?;
-    if !existed {
-        let _ = std::fs::remove_file(path);
-    }
-    Ok(())
-}
-
-/// Keeps encoders' statistics (x264 prints them at info level) off stderr, unless the
-/// application already chose a quieter or louder level than FFmpeg's default.
-fn quiet_ffmpeg_logs() {
-    if matches!(ffmpeg::log::get_level(), Ok(ffmpeg::log::Level::Info)) {
-        ffmpeg::log::set_level(ffmpeg::log::Level::Error);
     }
 }

@@ -13,7 +13,7 @@ use crate::FileError;
 
 /// Demuxer errors in a row after which a damaged file is treated as ended: a demuxer that
 /// cannot resync must not spin forever.
-const MAX_CONSECUTIVE_READ_ERRORS: u32 = 256;
+pub(super) const MAX_CONSECUTIVE_READ_ERRORS: u32 = 256;
 
 /// What [`VideoDecoder::next_frame`] produced.
 pub(crate) enum Decoded {
@@ -37,7 +37,8 @@ pub(crate) struct VideoDecoder {
     eof_sent: bool,
 }
 
-fn is_again(error: &Error) -> bool {
+/// Whether FFmpeg asks for more input (EAGAIN) rather than reporting a failure.
+pub(super) fn is_again(error: &Error) -> bool {
     matches!(error, Error::Other { errno } if *errno == EAGAIN)
 }
 
@@ -118,11 +119,7 @@ impl VideoDecoder {
             .video()
             .map_err(|e| unsupported(e.to_string()))?;
         let info = media_info(&input, stream_index, &decoder);
-        // SAFETY: `input` wraps a valid, opened AVFormatContext; reading one field.
-        let container_start_us = match unsafe { (*input.as_ptr()).start_time } {
-            t if t == ffmpeg::ffi::AV_NOPTS_VALUE => 0,
-            t => t,
-        };
+        let container_start_us = container_start_us(&input);
         Ok((
             Self {
                 path: path_buf,
@@ -146,10 +143,7 @@ impl VideoDecoder {
 
     /// Nanoseconds of a timestamp in the stream's time base (negative ones clamp to 0).
     pub(crate) fn to_ns(&self, ts: i64) -> u64 {
-        let num = i128::from(self.time_base.numerator());
-        let den = i128::from(self.time_base.denominator()).max(1);
-        let ns = i128::from(ts) * num * 1_000_000_000 / den;
-        u64::try_from(ns.max(0)).unwrap_or(u64::MAX)
+        ts_to_ns(ts, self.time_base)
     }
 
     /// Decodes the next frame of the stream into `frame`, applying `policy` to decode errors.
@@ -258,6 +252,23 @@ impl VideoDecoder {
     }
 }
 
+/// Nanoseconds of a timestamp in `time_base` (negative ones clamp to 0).
+pub(super) fn ts_to_ns(ts: i64, time_base: ffmpeg::Rational) -> u64 {
+    let num = i128::from(time_base.numerator());
+    let den = i128::from(time_base.denominator()).max(1);
+    let ns = i128::from(ts) * num * 1_000_000_000 / den;
+    u64::try_from(ns.max(0)).unwrap_or(u64::MAX)
+}
+
+/// The container's start time in microseconds (0 when unknown), added to seek targets.
+pub(super) fn container_start_us(input: &format::context::Input) -> i64 {
+    // SAFETY: `input` wraps a valid, opened AVFormatContext; reading one field.
+    match unsafe { (*input.as_ptr()).start_time } {
+        t if t == ffmpeg::ffi::AV_NOPTS_VALUE => 0,
+        t => t,
+    }
+}
+
 fn positive_rational(r: ffmpeg::Rational) -> Option<streamlib_clock::Rational> {
     let num = u32::try_from(r.numerator()).ok()?;
     let den = u32::try_from(r.denominator()).ok()?;
@@ -273,16 +284,7 @@ fn media_info(
     let fps = stream.as_ref().and_then(|s| {
         positive_rational(s.avg_frame_rate()).or_else(|| positive_rational(s.rate()))
     });
-    let stream_duration = stream.as_ref().and_then(|s| {
-        let tb = s.time_base();
-        let d = s.duration();
-        (d > 0 && tb.denominator() > 0 && tb.numerator() > 0).then(|| {
-            let ns = i128::from(d) * i128::from(tb.numerator()) * 1_000_000_000
-                / i128::from(tb.denominator());
-            Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
-        })
-    });
-    let duration = stream_duration.or_else(|| {
+    let duration = stream.as_ref().and_then(stream_duration).or_else(|| {
         let us = input.duration();
         (us > 0).then(|| Duration::from_micros(u64::try_from(us).unwrap_or(0)))
     });
@@ -296,5 +298,17 @@ fn media_info(
         duration,
         codec,
         frames: stream.and_then(|s| u64::try_from(s.frames()).ok().filter(|&n| n > 0)),
+        audio: super::audio::probe(input),
     }
+}
+
+/// The stream's own duration, when its header states one.
+pub(super) fn stream_duration(stream: &format::stream::Stream<'_>) -> Option<Duration> {
+    let tb = stream.time_base();
+    let d = stream.duration();
+    (d > 0 && tb.denominator() > 0 && tb.numerator() > 0).then(|| {
+        let ns = i128::from(d) * i128::from(tb.numerator()) * 1_000_000_000
+            / i128::from(tb.denominator());
+        Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    })
 }

@@ -1,5 +1,5 @@
 //! The FFmpeg side of the writer: one open output file with one video stream, its encoder,
-//! the pixel converter and the reusable frame and packet.
+//! the pixel converter and the reusable frame and packet, and the audio stream if configured.
 
 use std::path::{Path, PathBuf};
 
@@ -7,10 +7,11 @@ use ffmpeg::util::error::EAGAIN;
 use ffmpeg::{Dictionary, Packet, codec, encoder, format, frame};
 use ffmpeg_next as ffmpeg;
 use streamlib_clock::Rational;
-use streamlib_ports::{FrameLayout, PixelFormat};
+use streamlib_ports::{AudioBuffer, FrameLayout, PixelFormat};
 
 use crate::FileError;
 
+use super::audio::{AudioCodec, AudioConfig, AudioEncoder};
 use super::{Container, OutputCodec, WriterConfig};
 
 /// What the session needs beyond the frame: settled by the handler at the first frame.
@@ -20,6 +21,8 @@ pub(super) struct SessionSpec<'a> {
     pub codec: OutputCodec,
     pub config: &'a WriterConfig,
     pub fps: Rational,
+    /// The audio track's codec and format, if the file has one.
+    pub audio: Option<(AudioCodec, &'a AudioConfig)>,
 }
 
 /// An output file being written.
@@ -38,6 +41,7 @@ pub(super) struct Session {
     /// The layout every input frame must have (the first frame's).
     input_layout: FrameLayout,
     packets: u64,
+    audio: Option<AudioEncoder>,
 }
 
 impl Session {
@@ -114,9 +118,16 @@ impl Session {
             stream.set_rate(frame_rate);
             stream.index()
         };
+        let mut audio = match spec.audio {
+            Some((codec, config)) => Some(AudioEncoder::add(&mut output, &path, codec, config)?),
+            None => None,
+        };
         output
             .write_header()
             .map_err(|e| encode_err(format!("write header: {e}")))?;
+        if let Some(audio) = &mut audio {
+            audio.header_written(&output);
+        }
         let stream_time_base = output
             .stream(stream_index)
             .map(|s| s.time_base())
@@ -145,6 +156,7 @@ impl Session {
             stream_time_base,
             input_layout: layout,
             packets: 0,
+            audio,
         })
     }
 
@@ -153,9 +165,27 @@ impl Session {
         self.input_layout
     }
 
-    /// Packets written to the file so far.
+    /// Video packets written to the file so far.
     pub(super) fn packets(&self) -> u64 {
         self.packets
+    }
+
+    /// Audio packets written and samples per channel accepted so far.
+    pub(super) fn audio_counts(&self) -> (u64, u64) {
+        self.audio
+            .as_ref()
+            .map_or((0, 0), |a| (a.packets(), a.samples()))
+    }
+
+    /// Queues `buffer` on the audio track, encoding every frame it completes.
+    pub(super) fn write_audio(&mut self, buffer: &AudioBuffer) -> Result<(), FileError> {
+        match &mut self.audio {
+            Some(audio) => audio.write(&mut self.output, buffer),
+            None => Err(FileError::AudioTrack {
+                path: self.path.clone(),
+                reason: "audio arrived but WriterConfig::audio is None".to_owned(),
+            }),
+        }
     }
 
     /// Converts `bytes` (a frame of the input layout) and encodes it with presentation time
@@ -181,15 +211,23 @@ impl Session {
         self.drain()
     }
 
-    /// Flushes the encoder and writes the trailer: the file is complete afterwards.
+    /// Flushes the encoders and writes the trailer: the file is complete afterwards. The
+    /// trailer is written even if a flush failed, so what was encoded stays playable.
     pub(super) fn finish(&mut self) -> Result<(), FileError> {
-        self.encoder
+        let video = self
+            .encoder
             .send_eof()
-            .map_err(|e| self.encode_error("flush", e))?;
-        self.drain()?;
-        self.output
+            .map_err(|e| self.encode_error("flush", e))
+            .and_then(|()| self.drain());
+        let audio = match &mut self.audio {
+            Some(audio) => audio.finish(&mut self.output),
+            None => Ok(()),
+        };
+        let trailer = self
+            .output
             .write_trailer()
-            .map_err(|e| self.encode_error("write trailer", e))
+            .map_err(|e| self.encode_error("write trailer", e));
+        video.and(audio).and(trailer)
     }
 
     /// Moves every packet the encoder has ready into the file.
