@@ -39,10 +39,12 @@ fn make_input(path: &Path, options: &DemoOptions, frames: u64) -> anyhow::Result
 }
 
 /// FileReader → a counting sink, as fast as it goes (`STREAMLIB_DECODE_ONLY=1`): decode
-/// throughput to compare with `ffmpeg -i FILE -f null -`.
+/// throughput to compare with `ffmpeg -i FILE -f null -`. Frames stay I420 (copied into
+/// pooled frames, not converted), as FFmpeg's null sink takes them.
 fn decode_only(path: &Path, options: &DemoOptions) -> anyhow::Result<()> {
     let reader = FileReader::new(ReaderConfig {
         pacing: Pacing::AsFastAsPossible,
+        format: PixelFormat::I420,
         ..ReaderConfig::new(path)
     })?;
     let sink = streamlib::video::FrameCapture::new([]);

@@ -5,6 +5,7 @@ mod audio;
 mod checks;
 mod codec;
 mod session;
+mod worker;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use checks::{check_options, check_writable, quiet_ffmpeg_logs};
 use codec::OutputCodec;
 pub use codec::{Container, VideoCodec};
 use session::{Session, SessionSpec};
+use worker::Worker;
 
 /// The x264/x265 preset used when [`WriterConfig::preset`] is `None`.
 pub const DEFAULT_PRESET: &str = "veryfast";
@@ -131,8 +133,8 @@ impl WriterStats {
 enum State {
     /// No frame yet: the file does not exist.
     Idle,
-    /// The file is open.
-    Open(Box<Session>),
+    /// The file is open; its session runs on the encoder thread.
+    Open(Worker),
     /// Finalized (or abandoned after an error): later frames are refused.
     Closed,
 }
@@ -145,6 +147,13 @@ enum State {
 /// clock skipped leave gaps, and a frame number that does not advance is written right after
 /// the previous frame. The file is completed (encoder flushed, trailer written) when the
 /// inputs end, at `on_stop`, or when the writer is dropped, whichever comes first.
+///
+/// Converting, encoding and muxing run on the writer's own encoder thread, fed by reference
+/// through a queue of four jobs: a frame's encoding overlaps the pipeline's next tick instead
+/// of lengthening this one. When the encoder falls behind, the writer waits for it (frames are
+/// never dropped); an encoder error is returned by the writer's next call, and the file is
+/// still completed up to it. `frames_written` counts frames accepted; packets and audio
+/// counts follow the encoder thread.
 ///
 /// # Audio
 /// With [`WriterConfig::audio`] set, the file gets an audio track fed by the input `"audio"`
@@ -317,9 +326,9 @@ impl FileWriter {
     /// Encodes one frame, opening the file first if it is the first. Used by `process`;
     /// public for driving the writer without a runtime.
     pub fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), FileError> {
-        let Some(bytes) = frame.cpu_bytes() else {
+        if frame.cpu_bytes().is_none() {
             return Err(self.bad_frame("GPU frames cannot be written; add a transfer to CPU"));
-        };
+        }
         if matches!(self.state, State::Idle) {
             let spec = SessionSpec {
                 path: &self.path,
@@ -329,8 +338,10 @@ impl FileWriter {
                 fps: self.fps.unwrap_or(FALLBACK_FPS),
                 audio: self.audio_codec.zip(self.config.audio.as_ref()),
             };
-            match Session::open(&spec, frame.layout()) {
-                Ok(session) => self.state = State::Open(Box::new(session)),
+            match Session::open(&spec, frame.layout())
+                .and_then(|session| Worker::spawn(session, self.stats.clone()))
+            {
+                Ok(worker) => self.state = State::Open(worker),
                 Err(e) => {
                     // A half-written header is useless; leave no stray file behind.
                     self.state = State::Closed;
@@ -343,13 +354,13 @@ impl FileWriter {
             }
         }
         let pts = self.next_pts(frame.frame_number());
-        let State::Open(session) = &mut self.state else {
+        let State::Open(worker) = &mut self.state else {
             return Err(FileError::Encode {
                 path: self.path.clone(),
                 reason: "the file is already finalized; create a new FileWriter".to_owned(),
             });
         };
-        let expected = session.input_layout();
+        let expected = worker.layout();
         if frame.layout() != expected {
             return Err(FileError::BadFrame {
                 path: self.path.clone(),
@@ -366,13 +377,9 @@ impl FileWriter {
                 ),
             });
         }
-        session.write(bytes, pts)?;
+        worker.video(frame.clone(), pts)?;
         self.last_pts = Some(pts);
         self.stats.inner.frames.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .inner
-            .packets
-            .store(session.packets(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -400,24 +407,11 @@ impl FileWriter {
                      file opens with the first frame"
                 ),
             }),
-            State::Open(session) => {
-                session.write_audio(buffer)?;
-                self.store_audio_counts();
-                Ok(())
-            }
+            State::Open(worker) => worker.audio(buffer.clone()),
             State::Closed => Err(FileError::Encode {
                 path: self.path.clone(),
                 reason: "the file is already finalized; create a new FileWriter".to_owned(),
             }),
-        }
-    }
-
-    fn store_audio_counts(&self) {
-        if let State::Open(session) = &self.state {
-            let (packets, samples) = session.audio_counts();
-            let inner = &self.stats.inner;
-            inner.audio_packets.store(packets, Ordering::Relaxed);
-            inner.audio_samples.store(samples, Ordering::Relaxed);
         }
     }
 
@@ -433,26 +427,13 @@ impl FileWriter {
         }
         self.pending_audio.clear();
         let state = std::mem::replace(&mut self.state, State::Closed);
-        let State::Open(mut session) = state else {
+        let State::Open(mut worker) = state else {
             self.state = state;
             return Ok(());
         };
-        let result = session.finish();
-        self.stats
-            .inner
-            .packets
-            .store(session.packets(), Ordering::Relaxed);
-        let (audio_packets, audio_samples) = session.audio_counts();
-        self.stats
-            .inner
-            .audio_packets
-            .store(audio_packets, Ordering::Relaxed);
-        self.stats
-            .inner
-            .audio_samples
-            .store(audio_samples, Ordering::Relaxed);
+        // Encodes what is still queued, flushes, writes the trailer, joins the thread.
+        let result = worker.finish();
         if result.is_ok() {
-            self.stats.inner.finalized.store(true, Ordering::Release);
             tracing::debug!(
                 path = %self.path.display(),
                 frames = self.stats.frames_written(),

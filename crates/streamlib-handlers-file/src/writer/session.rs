@@ -161,6 +161,10 @@ impl Session {
     }
 
     /// The layout the first frame had.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub(super) fn input_layout(&self) -> FrameLayout {
         self.input_layout
     }
