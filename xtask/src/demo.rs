@@ -10,6 +10,7 @@ const DEMOS: &[(&str, &str)] = &[
     ("basic", "demo_basic"),
     ("advanced", "demo_advanced"),
     ("files", "demo_files"),
+    ("gpu", "demo_gpu"),
 ];
 
 /// Splits the arguments into the demo's name and the options passed through to it.
@@ -45,12 +46,17 @@ pub fn run(args: &[String]) -> Result<()> {
     let code = Command::cargo()
         .arg("run")
         .args((!debug).then_some("--release"))
-        // FFmpeg file I/O is built in so the files demo works and headless demos write MP4s.
+        // FFmpeg file I/O is built in so the files demo works and headless demos write MP4s;
+        // the GPU demo adds wgpu.
         .args([
             "-p",
             "streamlib",
             "--features",
-            "file",
+            if example == "demo_gpu" {
+                "file,gpu"
+            } else {
+                "file"
+            },
             "--example",
             example,
             "--",
@@ -88,7 +94,7 @@ mod tests {
         let err = parse(&words("fancy")).err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("unknown demo 'fancy'; demos: basic, advanced, files")
+            Some("unknown demo 'fancy'; demos: basic, advanced, files, gpu")
         );
     }
 }

@@ -62,12 +62,18 @@ const GROUPS: &[PackageGroup] = &[
             "ffmpeg",
         ],
     },
-    // Disabled until the GPU crate lands: lavapipe, the software Vulkan driver GPU tests run on
-    // where there is no GPU.
+    // lavapipe, the software Vulkan driver the GPU tests run on where there is no GPU, and
+    // the loaders wgpu opens at run time (Vulkan, EGL for its GL backend).
     PackageGroup {
         name: "gpu",
-        enabled: false,
-        packages: &["mesa-vulkan-drivers", "libvulkan1"],
+        enabled: true,
+        packages: &[
+            "mesa-vulkan-drivers",
+            "libvulkan1",
+            "libegl1",
+            "libegl-mesa0",
+            "libgl1-mesa-dri",
+        ],
     },
 ];
 
@@ -180,17 +186,19 @@ imagemagick install ok half-installed
     }
 
     #[test]
-    fn disabled_groups_are_not_installed_but_still_listed() {
+    fn the_test_groups_are_enabled() {
+        for name in ["core tests", "video", "file", "gpu"] {
+            assert!(
+                GROUPS
+                    .iter()
+                    .any(|group| group.name == name && group.enabled),
+                "{name}"
+            );
+        }
         assert!(
             GROUPS
                 .iter()
-                .any(|group| group.name == "core tests" && group.enabled)
-        );
-        // The GPU group waits for streamlib-gpu; it is listed but not installed yet.
-        assert!(
-            GROUPS
-                .iter()
-                .any(|group| group.name == "gpu" && !group.enabled && !group.packages.is_empty())
+                .any(|group| group.name == "gpu" && group.packages.contains(&"mesa-vulkan-drivers"))
         );
     }
 }

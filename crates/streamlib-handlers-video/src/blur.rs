@@ -4,6 +4,8 @@
 //! time, bands of rows in parallel. The handler adds the frame plumbing: format checks, an
 //! output pool sized on the first frame, and timing passed through.
 
+#[cfg(feature = "gpu")]
+mod gpu;
 mod kernel;
 mod separable;
 #[cfg(target_arch = "x86_64")]
@@ -75,6 +77,9 @@ pub struct Blur {
     pool: Option<FramePool>,
     scratch: BlurScratch,
     skipped: u64,
+    /// The GPU path, when built with `Blur::with_gpu`.
+    #[cfg(feature = "gpu")]
+    gpu: Option<gpu::GpuPath>,
 }
 
 impl Blur {
@@ -87,6 +92,8 @@ impl Blur {
             pool: None,
             scratch: BlurScratch::new(),
             skipped: 0,
+            #[cfg(feature = "gpu")]
+            gpu: None,
         })
     }
 
@@ -264,6 +271,10 @@ impl StreamHandler for Blur {
         let Some(frame) = self.input.recv() else {
             return Ok(());
         };
+        #[cfg(feature = "gpu")]
+        if self.gpu.is_some() {
+            return gpu::process(self, &frame, ctx);
+        }
         self.blur(&frame, ctx.concurrency_limit())?;
         Ok(())
     }

@@ -16,6 +16,8 @@
 
 mod blend;
 mod controls;
+#[cfg(feature = "gpu")]
+mod gpu;
 
 use std::fmt;
 use std::sync::Arc;
@@ -302,6 +304,9 @@ pub struct Compositor {
     order: Vec<usize>,
     /// One row per band, where rows are built before being streamed to the output.
     scratch: Vec<Vec<u8>>,
+    /// The GPU path, when built with `Compositor::with_gpu`.
+    #[cfg(feature = "gpu")]
+    gpu: Option<gpu::GpuPath>,
 }
 
 impl fmt::Debug for Compositor {
@@ -345,6 +350,8 @@ impl Compositor {
             version: 0,
             order: (0..config.layers).collect(),
             scratch: Vec::new(),
+            #[cfg(feature = "gpu")]
+            gpu: None,
             config,
         })
     }
@@ -428,6 +435,10 @@ impl StreamHandler for Compositor {
     }
 
     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+        #[cfg(feature = "gpu")]
+        if self.uses_gpu() {
+            return gpu::process(self, ctx);
+        }
         self.refresh_layers();
         self.receive()?;
         if !self.output.is_connected() {

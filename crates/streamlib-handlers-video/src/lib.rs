@@ -9,7 +9,9 @@
 //!   frames (what its 2D rasteriser works in); the `Compositor` accepts either per layer and
 //!   produces `Straight`. Handlers that do not blend (blur on opaque frames, display) pass the
 //!   mode through.
-//! - All handlers here declare `[cpu]` ports; the GPU paths arrive with `streamlib-gpu`.
+//! - All handlers here declare `[cpu]` ports, except `Blur::with_gpu` and
+//!   `Compositor::with_gpu` (feature `gpu`, through `streamlib-gpu`): `[cpu, gpu]` ports, and
+//!   each frame takes the path its negotiated memory says.
 //! - Outputs come from pre-allocated pools: steady-state processing allocates nothing.
 
 mod blur;

@@ -21,6 +21,7 @@
 //! | [`runtime`] | `streamlib-runtime` | `StreamRuntime`, `Stream`, negotiation, supervision, stats |
 //! | `video` | `streamlib-handlers-video` | test pattern, display, blur, compositor, drawing |
 //! | `file` | `streamlib-handlers-file` | FFmpeg `FileReader` and `FileWriter` |
+//! | `gpu` | `streamlib-gpu` | wgpu context, GPU frames, transfers, `BlurGpu`, GPU dispatcher |
 //! | `launch` | `streamlib-launch` | handler registry, pipeline text/JSON, live properties |
 //!
 //! ## Features
@@ -28,6 +29,9 @@
 //! - `ctrlc` (default): [`StreamRuntime::run`](prelude::StreamRuntime::run) returns on Ctrl-C.
 //! - `video` (default): the video handlers (minifb window, tiny-skia drawing, fontdue text).
 //! - `file`: FFmpeg file I/O (needs FFmpeg's development libraries; `cargo xtask setup`).
+//! - `gpu`: wgpu (Vulkan, GL; the lavapipe software driver where there is no GPU): GPU frames,
+//!   the CPU↔GPU transfers the runtime inserts (`gpu::register_transfers`), `BlurGpu`, and the
+//!   GPU paths of `video`'s blur and compositor.
 //! - `launch`: pipelines as text (`testpattern ! blur sigma=2 ! display`) and JSON, the handler
 //!   registry, live property control; the `streamlib` command is built on it.
 //! - `full`: all of the above.
@@ -109,6 +113,16 @@ pub mod video {
 #[cfg(feature = "file")]
 pub mod file {
     pub use streamlib_handlers_file::*;
+}
+
+#[cfg(feature = "gpu")]
+pub mod gpu;
+
+/// Pipelines as text and JSON: the handler registry, `parse`, `build`, live property
+/// `Controls`, background `Session`s (`streamlib-launch`, feature `launch`).
+#[cfg(feature = "launch")]
+pub mod launch {
+    pub use streamlib_launch::*;
 }
 
 /// The names most programs need.
