@@ -1,8 +1,393 @@
-//! `streamlib mcp`: the Model Context Protocol server over stdio (filled in below).
+//! `streamlib mcp`: the Model Context Protocol server over stdio (rmcp), so that an AI agent
+//! can list handlers, validate, launch, watch, tune and stop pipelines.
+//!
+//! Launched pipelines live in a table keyed by id (`p1`, `p2`, …); when the client
+//! disconnects (stdin closes) every one still running is stopped, so files are finalized and
+//! threads joined before the process exits.
 
-use streamlib_launch::Registry;
+mod params;
+mod pipelines;
 
-/// Serves MCP on stdin/stdout until the client disconnects.
-pub fn serve(_registry: Registry) -> anyhow::Result<()> {
-    anyhow::bail!("the MCP server is not built yet")
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, ServiceExt as _, tool, tool_handler, tool_router};
+use serde_json::{Value as Json, json};
+use streamlib_clock::ManualClock;
+use streamlib_launch::{
+    Graph, LaunchError, LaunchOptions, PipelineDesc, Registry, Session, build, fps_rational,
+    nearest,
+};
+use streamlib_runtime::StreamRuntime;
+
+use params::{InspectHandler, LaunchPipeline, PipelineId, SetProperty, ValidatePipeline, describe};
+use pipelines::{Launched, Pipelines};
+
+/// How long, after the client disconnects, blocking work still in flight (a launch half
+/// done) may take before the process moves on.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `initialize` tells the agent: the syntax and the workflow, briefly.
+const INSTRUCTIONS: &str = "\
+streamlib runs realtime media pipelines. A pipeline is text in the spirit of gst-launch:
+  testpattern size=640x360 ! blur sigma=2 ! null
+- An element is a handler name followed by key=value properties (quote values with spaces:
+  text=\"hello world\"); `name=mix` names it, otherwise it is <handler><n> (testpattern0, blur0).
+  An optional @dispatcher (e.g. @threadpool) chooses where it runs.
+- `!` links the previous element to the next. `name.port` refers to an element declared
+  anywhere, for graphs that are not a chain:
+  compositor name=mix ! null  testpattern ! mix.layer0  testpattern pattern=gradient ! mix.layer1
+Workflow: list_handlers, inspect_handler (ports, property types, ranges, defaults, which are
+live), validate_pipeline (a dry run: the negotiated graph, or an error pointing at the
+column / suggesting names / stating ranges), launch_pipeline (returns an id such as p1),
+pipeline_stats, set_property (live properties only), stop_pipeline (returns final stats).
+Pipelines still running when the client disconnects are stopped.";
+
+/// The MCP service: the handler registry and this connection's pipelines.
+#[derive(Clone)]
+struct StreamlibServer {
+    registry: Arc<Registry>,
+    pipelines: Arc<Pipelines>,
+    tool_router: ToolRouter<Self>,
+}
+
+/// A successful result: the JSON as structured content (and as text for older clients).
+fn success(value: Json) -> CallToolResult {
+    CallToolResult::structured(value)
+}
+
+/// A tool error (`isError: true`) whose text the agent reads and can act on.
+fn failure(message: impl Display) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.to_string())])
+}
+
+/// The graph as JSON.
+fn graph_json(graph: &Graph) -> Json {
+    serde_json::to_value(graph).unwrap_or(Json::Null)
+}
+
+/// Parses and builds `desc` into a runtime whose clock never ticks: everything `launch` checks
+/// (handlers, properties, links, memory negotiation), nothing started.
+fn dry_run(registry: &Registry, desc: &PipelineDesc) -> Result<Graph, LaunchError> {
+    let (clock, never) = ManualClock::new(fps_rational(30.0)?);
+    let built = build(registry, desc, StreamRuntime::new(clock))?;
+    let graph = built.graph.clone();
+    // The runtime goes first, never started; then the clock handle it was waiting on.
+    drop(built);
+    drop(never);
+    Ok(graph)
+}
+
+/// Stops a pipeline (blocking: the runtime joins its threads, writers finalize their files)
+/// and returns the final statistics.
+fn stop(mut launched: Launched) -> Result<Json, LaunchError> {
+    let stats = launched.session.stop()?;
+    Ok(streamlib_launch::stats_json(&stats))
+}
+
+/// Runs blocking work (building handlers, joining threads) off the protocol task.
+async fn blocking<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("internal error: {e}"))
+}
+
+#[tool_router]
+impl StreamlibServer {
+    fn new(registry: Registry, pipelines: Arc<Pipelines>) -> Self {
+        Self {
+            registry: Arc::new(registry),
+            pipelines,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Every handler a pipeline may use, with its one-line summary.
+    #[tool(
+        description = "List every handler (pipeline element type) this streamlib build offers, \
+        each with a one-line summary. Pipelines chain handlers with `!`, e.g. \
+        `testpattern size=640x360 ! blur sigma=2 ! null`; use inspect_handler for one \
+        handler's ports and properties.",
+        annotations(read_only_hint = true)
+    )]
+    async fn list_handlers(&self) -> CallToolResult {
+        let handlers: Vec<Json> = self
+            .registry
+            .iter()
+            .map(|spec| json!({ "name": spec.name, "summary": spec.summary }))
+            .collect();
+        success(json!({ "handlers": handlers }))
+    }
+
+    /// One handler's ports and properties.
+    #[tool(
+        description = "Show one handler's ports (direction, kind, memory caps, delivery) and \
+        properties (type, accepted values, min/max, default — null means required — and \
+        whether it is live, i.e. settable with set_property while running). Properties are \
+        written `key=value` after the handler name in a pipeline.",
+        annotations(read_only_hint = true)
+    )]
+    async fn inspect_handler(&self, params: Parameters<InspectHandler>) -> CallToolResult {
+        let name = params.0.name;
+        match self.registry.get(&name) {
+            Some(spec) => match serde_json::to_value(spec) {
+                Ok(value) => success(value),
+                Err(e) => failure(format!("internal error: {e}")),
+            },
+            None => failure(LaunchError::UnknownHandler {
+                suggestion: nearest(&name, self.registry.names()),
+                name,
+            }),
+        }
+    }
+
+    /// A dry run: parse, validate, negotiate; nothing runs.
+    #[tool(
+        description = "Dry-run a pipeline without running it: parse it, check handlers, \
+        properties (types, ranges) and links, and negotiate memory (inserting CPU/GPU \
+        transfers where needed). Returns the negotiated graph (nodes and edges, transfers \
+        included) and the canonical text and JSON forms; or an error that points at the \
+        column, suggests the nearest valid name, or states the valid range. Text syntax: \
+        `testpattern size=640x360 ! blur sigma=2 ! null`; `name=x` names an element, `x.port` \
+        links to one of its ports from anywhere.",
+        annotations(read_only_hint = true)
+    )]
+    async fn validate_pipeline(&self, params: Parameters<ValidatePipeline>) -> CallToolResult {
+        let ValidatePipeline { pipeline, format } = params.0;
+        let registry = Arc::clone(&self.registry);
+        let checked = blocking(move || {
+            let desc = describe(&pipeline, format)?;
+            let graph = dry_run(&registry, &desc)?;
+            Ok::<_, LaunchError>((desc, graph))
+        })
+        .await;
+        match checked {
+            Ok(Ok((desc, graph))) => success(json!({
+                "valid": true,
+                "text": desc.to_text(),
+                "json": serde_json::to_value(&desc).unwrap_or(Json::Null),
+                "graph": graph_json(&graph),
+            })),
+            Ok(Err(e)) => failure(e),
+            Err(e) => failure(e),
+        }
+    }
+
+    /// Starts a pipeline in the background.
+    #[tool(
+        description = "Start a pipeline in the background and return its id (e.g. `p1`) and \
+        negotiated graph. Several can run at once. Text syntax: \
+        `testpattern size=640x360 ! blur sigma=2 ! null`. Then use pipeline_stats to watch \
+        it, set_property to change live properties, stop_pipeline to end it (files are \
+        finalized then). `frames` makes it stop by itself after that many ticks.",
+        annotations(read_only_hint = false, destructive_hint = false)
+    )]
+    async fn launch_pipeline(&self, params: Parameters<LaunchPipeline>) -> CallToolResult {
+        let LaunchPipeline {
+            pipeline,
+            format,
+            fps,
+            clock,
+            frames,
+        } = params.0;
+        let options = LaunchOptions {
+            fps: fps.unwrap_or(30.0),
+            clock: clock.unwrap_or_default().into(),
+            frames,
+        };
+        let registry = Arc::clone(&self.registry);
+        let started = blocking(move || {
+            let desc = describe(&pipeline, format)?;
+            Session::start(&registry, &desc, options)
+        })
+        .await;
+        let session = match started {
+            Ok(Ok(session)) => session,
+            Ok(Err(e)) => return failure(e),
+            Err(e) => return failure(e),
+        };
+        let text = session.desc().to_text();
+        let graph = graph_json(session.graph());
+        match self.pipelines.insert(Launched { session, options }) {
+            Ok(id) => success(json!({
+                "id": id,
+                "pipeline": text,
+                "options": options,
+                "graph": graph,
+            })),
+            Err(launched) => {
+                // The client went away while this one was starting.
+                let _ = blocking(move || stop(*launched)).await;
+                failure("the client disconnected; the pipeline was stopped")
+            }
+        }
+    }
+
+    /// Live statistics of a launched pipeline.
+    #[tool(
+        description = "Live statistics of a launched pipeline: clock ticks, missed ticks, tick \
+        rate, and per element (stream) ticks, items out, drops, errors, panics, restarts, \
+        deadline misses, process time and latency percentiles in microseconds; plus \
+        `finished` (it ended by itself: end of stream or its frame limit).",
+        annotations(read_only_hint = true)
+    )]
+    async fn pipeline_stats(&self, params: Parameters<PipelineId>) -> CallToolResult {
+        let id = params.0.id;
+        match self.pipelines.with(&id, |launched| launched.report(&id)) {
+            Ok(report) => success(report),
+            Err(e) => failure(e),
+        }
+    }
+
+    /// The pipelines launched and not stopped yet.
+    #[tool(
+        description = "List the pipelines launched on this connection and not stopped yet: \
+        id, text, and whether each finished by itself.",
+        annotations(read_only_hint = true)
+    )]
+    async fn list_pipelines(&self) -> CallToolResult {
+        success(json!({ "pipelines": self.pipelines.list() }))
+    }
+
+    /// Changes a live property.
+    #[tool(
+        description = "Change a live property of a running pipeline's element (e.g. element \
+        `blur0`, property `sigma`, value `4`); the element sees it before its next frame. \
+        The value is checked like a launch-time value: an error says why (unknown element or \
+        property, not live, wrong type, out of range). inspect_handler shows which properties \
+        are live and their ranges.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true
+        )
+    )]
+    async fn set_property(&self, params: Parameters<SetProperty>) -> CallToolResult {
+        let SetProperty {
+            id,
+            element,
+            property,
+            value,
+        } = params.0;
+        let value = value.to_text();
+        let set = self.pipelines.with(&id, |launched| {
+            launched.session.controls().set(&element, &property, &value)
+        });
+        match set {
+            Ok(Ok(())) => success(json!({
+                "id": id,
+                "element": element,
+                "property": property,
+                "value": value,
+                "applied": "queued: the element uses it from its next frame",
+            })),
+            Ok(Err(e)) => failure(e),
+            Err(e) => failure(e),
+        }
+    }
+
+    /// Stops a pipeline.
+    #[tool(
+        description = "Stop a launched pipeline: the clock stops, every element finishes \
+        (files are finalized) and the final statistics are returned. The id is forgotten \
+        afterwards.",
+        annotations(read_only_hint = false, destructive_hint = true)
+    )]
+    async fn stop_pipeline(&self, params: Parameters<PipelineId>) -> CallToolResult {
+        let id = params.0.id;
+        let launched = match self.pipelines.remove(&id) {
+            Ok(launched) => launched,
+            Err(e) => return failure(e),
+        };
+        let text = launched.session.desc().to_text();
+        match blocking(move || stop(launched)).await {
+            Ok(Ok(stats)) => success(json!({
+                "id": id,
+                "pipeline": text,
+                "stopped": true,
+                "stats": stats,
+            })),
+            Ok(Err(e)) => failure(format!("{id} stopped with an error: {e}")),
+            Err(e) => failure(e),
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for StreamlibServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("streamlib", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+}
+
+/// Serves MCP on stdin/stdout until the client disconnects, then stops every pipeline it left
+/// running.
+pub fn serve(registry: Registry) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let pipelines = Arc::new(Pipelines::default());
+    let server = StreamlibServer::new(registry, Arc::clone(&pipelines));
+    let served = runtime.block_on(async move {
+        // Non-blocking pipes when the client spawned us with pipes (the usual case), so a
+        // signal can end the read; the blocking stdin handle otherwise.
+        let service = server.serve(rmcp::transport::stdio_pipes()).await?;
+        let cancel = service.cancellation_token();
+        tokio::spawn(async move {
+            terminated().await;
+            tracing::info!("terminated by a signal");
+            cancel.cancel();
+        });
+        let reason = service.waiting().await?;
+        tracing::info!("MCP client gone ({reason:?})");
+        anyhow::Ok(())
+    });
+    // Nothing is admitted from here on; what runs is stopped now (files finalized, threads
+    // joined).
+    for (id, launched) in pipelines.close() {
+        if let Err(e) = stop(launched) {
+            tracing::error!("stopping {id}: {e}");
+        }
+    }
+    // Blocking work still in flight (a launch half done) may finish: the session it returns is
+    // dropped with its task, and dropping a session stops it. A stdin read that cannot be
+    // cancelled is abandoned after the timeout.
+    runtime.shutdown_timeout(DRAIN_TIMEOUT);
+    served
+}
+
+/// Resolves on SIGINT or SIGTERM (how clients end a server that does not leave when its stdin
+/// closes), so that the pipelines are still stopped cleanly; never resolves if the handlers
+/// cannot be installed.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
