@@ -131,7 +131,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let registry = Registry::builtin();
+    #[allow(unused_mut, reason = "only the gpu feature adds to it")]
+    let mut registry = Registry::builtin();
+    #[cfg(feature = "gpu")]
+    streamlib::gpu::register_launch(&mut registry);
     match cli.command {
         Command::Launch {
             pipeline,

@@ -195,3 +195,41 @@ fn errors_exit_2_with_the_column() {
     let out = streamlib(&["launch", "testpattern ! blur sigma=99 ! null"]);
     assert!(stderr(&out).contains("out of range: a number in 0.01..=21"));
 }
+
+#[cfg(feature = "gpu")]
+#[test]
+fn gpu_pipelines_get_their_transfers_inserted() {
+    let out = streamlib(&[
+        "graph",
+        "testpattern size=64x36 ! blurgpu ! blur ! null",
+        "--json",
+    ]);
+    if !out.status.success() && std::env::var_os("STREAMLIB_ALLOW_NO_GPU").is_some() {
+        eprintln!("!!! SKIPPED: no GPU adapter: {}", stderr(&out));
+        return;
+    }
+    let graph = json(&out);
+    let transfers: Vec<&str> = graph["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["transfer"].as_str())
+        .collect();
+    assert_eq!(transfers.len(), 2, "{graph}");
+    assert!(transfers[0].starts_with("CpuToGpu") && transfers[1].starts_with("GpuToCpu"));
+    // blur -> null needs none: null takes CPU and GPU frames alike.
+    assert_eq!(graph["edges"][2]["transfer"], serde_json::Value::Null);
+    let stats = json(&streamlib(&[
+        "launch",
+        "testpattern size=64x36 ! blurgpu sigma=1 ! blur ! null",
+        "--clock",
+        "free",
+        "--frames",
+        "5",
+        "--json",
+    ]));
+    for s in stats["streams"].as_array().unwrap() {
+        assert_eq!(s["errors"], 0, "{s}");
+    }
+    assert_eq!(stream(&stats, "blurgpu0")["items_out"], 5);
+}

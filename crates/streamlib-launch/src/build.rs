@@ -228,6 +228,13 @@ pub fn build(
     mut runtime: StreamRuntime,
 ) -> Result<Built, LaunchError> {
     let checked = check_elements(registry, desc)?;
+    for hook in registry.build_hooks() {
+        hook(desc, &mut runtime).map_err(|e| LaunchError::Handler {
+            element: "runtime".to_owned(),
+            handler: "build hook".to_owned(),
+            message: e.to_string(),
+        })?;
+    }
     let mut controls = Controls::default();
     let mut ports: BTreeMap<String, streamlib_ports::Ports> = BTreeMap::new();
     let mut nodes = Vec::with_capacity(desc.elements.len());

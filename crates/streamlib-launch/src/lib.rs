@@ -43,8 +43,8 @@ pub use desc::{ElementDesc, LinkDesc, PipelineDesc, PortRef};
 pub use error::{LaunchError, ParseError, nearest};
 pub use parse::parse;
 pub use registry::{
-    Built as BuiltHandler, Direction, Factory, HandlerSpec, LiveHandle, PortSpec, Properties,
-    PropertySpec, Registry, port, prop,
+    BuildHook, Built as BuiltHandler, Direction, Factory, HandlerSpec, LiveHandle, PortSpec,
+    Properties, PropertySpec, Registry, port, prop,
 };
 pub use session::{ClockKind, LaunchOptions, Session, fps_rational, stats_json};
 pub use value::{PropType, Value, ValueError};

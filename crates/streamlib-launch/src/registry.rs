@@ -322,11 +322,20 @@ impl fmt::Debug for HandlerSpec {
     }
 }
 
+/// Prepares a runtime for a description before its elements are added: e.g. registers the
+/// CPU↔GPU transfers when the description uses a GPU handler.
+pub type BuildHook = Arc<
+    dyn Fn(&crate::PipelineDesc, &mut streamlib_runtime::StreamRuntime) -> Result<(), HandlerError>
+        + Send
+        + Sync,
+>;
+
 /// The handlers a pipeline description may name. [`Registry::builtin`] has every handler this
 /// build of streamlib ships; user crates add theirs with [`Registry::register`].
 #[derive(Clone, Default)]
 pub struct Registry {
     specs: BTreeMap<&'static str, HandlerSpec>,
+    hooks: Vec<BuildHook>,
 }
 
 impl Registry {
@@ -339,6 +348,18 @@ impl Registry {
     pub fn register(&mut self, spec: HandlerSpec) -> &mut Self {
         self.specs.insert(spec.name, spec);
         self
+    }
+
+    /// Adds a hook [`build`](crate::build) runs on the runtime before adding elements (a GPU
+    /// crate registers its transfers this way, only when a description needs them).
+    pub fn add_build_hook(&mut self, hook: BuildHook) -> &mut Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// The build hooks, in the order added.
+    pub fn build_hooks(&self) -> &[BuildHook] {
+        &self.hooks
     }
 
     /// The handler named `name`.

@@ -75,3 +75,101 @@ pub fn register_transfers(runtime: &mut StreamRuntime, ctx: &GpuContext) -> GpuT
     );
     transfers
 }
+
+/// Handlers the `launch` registry gains from the GPU crate.
+#[cfg(feature = "launch")]
+const GPU_HANDLERS: &[&str] = &["blurgpu"];
+
+/// Makes pipeline descriptions GPU-aware: registers `blurgpu` with `registry`, and a build
+/// hook that, for a description using a GPU handler, registers the CPU↔GPU transfers with the
+/// runtime so `testpattern ! blurgpu ! display` gets its upload and download inserted. The GPU
+/// context is created on first use (a CPU-only pipeline never opens the GPU) and shared by
+/// every pipeline built from this registry; without an adapter, building such a pipeline fails
+/// with the adapter search's error.
+#[cfg(feature = "launch")]
+pub fn register_launch(registry: &mut crate::launch::Registry) {
+    use std::sync::OnceLock;
+
+    use crate::launch::{
+        BuiltHandler, Direction, HandlerSpec, PipelineDesc, Properties, PropType, Value, port,
+        prop,
+    };
+    use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps};
+
+    let shared: Arc<OnceLock<Result<GpuContext, String>>> = Arc::new(OnceLock::new());
+    let context = {
+        let shared = Arc::clone(&shared);
+        move || -> Result<GpuContext, HandlerError> {
+            shared
+                .get_or_init(|| GpuContext::new().map_err(|e| e.to_string()))
+                .clone()
+                .map_err(HandlerError::msg)
+        }
+    };
+    let for_blur = context.clone();
+    registry.register(HandlerSpec {
+        name: "blurgpu",
+        summary: "Gaussian blur on the GPU (WGSL compute, separable, shared-memory tiles); GPU frames in and out",
+        ports: vec![
+            port(
+                "video",
+                Direction::Input,
+                PortKind::Video,
+                MemoryCaps::GPU,
+                DeliveryMode::Latest,
+                "GPU RGBA8/BGRA8 frames (an upload is inserted after a CPU source)",
+            ),
+            port(
+                "video",
+                Direction::Output,
+                PortKind::Video,
+                MemoryCaps::GPU,
+                DeliveryMode::Latest,
+                "blurred GPU frames (a download is inserted before a CPU sink)",
+            ),
+        ],
+        properties: vec![
+            prop(
+                "sigma",
+                PropType::Float {
+                    min: 0.01,
+                    max: 21.0,
+                },
+                Some("2"),
+                false,
+                "standard deviation in pixels",
+            ),
+            prop(
+                "radius",
+                PropType::Int { min: -1, max: 64 },
+                Some("-1"),
+                false,
+                "kernel radius in pixels; -1 derives ceil(3 sigma)",
+            ),
+        ],
+        factory: Arc::new(move |p: &Properties| {
+            let ctx = for_blur()?;
+            let radius = p
+                .get("radius")
+                .and_then(Value::as_int)
+                .and_then(|r| u32::try_from(r).ok());
+            Ok(BuiltHandler::fixed(BlurGpu::new(
+                &ctx,
+                p.float("sigma") as f32,
+                radius,
+            )?))
+        }),
+    });
+    registry.add_build_hook(Arc::new(
+        move |desc: &PipelineDesc, runtime: &mut StreamRuntime| {
+            if desc
+                .elements
+                .iter()
+                .any(|e| GPU_HANDLERS.contains(&e.handler.as_str()))
+            {
+                register_transfers(runtime, &context()?);
+            }
+            Ok(())
+        },
+    ));
+}
