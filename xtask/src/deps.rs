@@ -29,6 +29,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("streamlib-buffers", HEAVY_BACKENDS),
     ("streamlib-clock", HEAVY_BACKENDS),
     ("streamlib-ports", HEAVY_BACKENDS),
+    // A PTP clock and the RTP path are small socket code: no executor, GPU or codec.
+    ("streamlib-ptp", HEAVY_BACKENDS),
+    ("streamlib-net", HEAVY_BACKENDS),
 ];
 
 /// Checks every guarded crate that exists, failing with each forbidden package found.
