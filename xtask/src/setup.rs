@@ -62,6 +62,20 @@ const GROUPS: &[PackageGroup] = &[
             "ffmpeg",
         ],
     },
+    // The network crates' real peers: GStreamer's RFC 4175 payloader/depayloader for the
+    // ST 2110-20 interop tests, iproute2 for the network-namespace tests, and linuxptp's
+    // ptp4l as the PTP master the PTP clock is tested against.
+    PackageGroup {
+        name: "net",
+        enabled: true,
+        packages: &[
+            "gstreamer1.0-tools",
+            "gstreamer1.0-plugins-base",
+            "gstreamer1.0-plugins-good",
+            "iproute2",
+            "linuxptp",
+        ],
+    },
     // lavapipe, the software Vulkan driver the GPU tests run on where there is no GPU, and
     // the loaders wgpu opens at run time (Vulkan, EGL for its GL backend).
     PackageGroup {
@@ -187,7 +201,7 @@ imagemagick install ok half-installed
 
     #[test]
     fn the_test_groups_are_enabled() {
-        for name in ["core tests", "video", "file", "gpu"] {
+        for name in ["core tests", "video", "file", "net", "gpu"] {
             assert!(
                 GROUPS
                     .iter()

@@ -233,3 +233,81 @@ fn gpu_pipelines_get_their_transfers_inserted() {
     }
     assert_eq!(stream(&stats, "blurgpu0")["items_out"], 5);
 }
+
+/// A pipeline split in two `streamlib launch` processes joined by RTP and an SDP file: the
+/// sender writes the SDP, the receiver configures itself from it, and a lossless recording on
+/// the far side holds the sender's exact pixels.
+#[cfg(all(feature = "net", feature = "file"))]
+#[test]
+fn a_pipeline_split_across_processes_by_sdp() {
+    let dir = temp_dir("split");
+    let sdp = dir.join("stream.sdp");
+    let (received, reference) = (dir.join("received.mkv"), dir.join("reference.mkv"));
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let source = "testpattern size=320x180 moving-box=false";
+    let out = streamlib(&[
+        "launch",
+        &format!(
+            "{source} ! filewriter codec=ffv1 location={}",
+            reference.display()
+        ),
+        "--clock",
+        "free",
+        "--frames",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut sender = Command::new(env!("CARGO_BIN_EXE_streamlib"))
+        .args([
+            "launch",
+            &format!(
+                "{source} ! networksend destination=127.0.0.1:{port} sampling=rgb8 size=320x180 \
+                 pacing=wide sdp={}",
+                sdp.display()
+            ),
+            "--frames",
+            "150",
+        ])
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if sdp.exists() && std::fs::metadata(&sdp).unwrap().len() > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&sdp).unwrap();
+    assert!(
+        text.contains("sampling=RGB") && text.contains("width=320"),
+        "{text}"
+    );
+    let out = streamlib(&[
+        "launch",
+        &format!(
+            "networkreceive sdp={} ! filewriter codec=ffv1 location={}",
+            sdp.display(),
+            received.display()
+        ),
+        "--frames",
+        "30",
+        "--json",
+    ]);
+    let stats = json(&out);
+    assert!(sender.wait().unwrap().success());
+    assert!(stream(&stats, "filewriter0")["ticks"].as_u64().unwrap() >= 30);
+    // The first received frame equals the sender's pattern, byte for byte.
+    let first = |path: &std::path::Path| {
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(path)
+            .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        out.stdout
+    };
+    let (got, want) = (first(&received), first(&reference));
+    assert_eq!(got.len(), 320 * 180 * 3);
+    assert!(got == want, "received pixels differ from the sender's");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -6,12 +6,15 @@ mod video;
 #[cfg(feature = "file")]
 mod file;
 
+#[cfg(feature = "net")]
+mod net;
+
 use crate::Registry;
 
 impl Registry {
     /// Every handler this build ships: with the `video` feature `testpattern`, `blur`,
     /// `compositor`, `drawing`, `display` (with a window system), `null`; with `file`
-    /// `filereader` and `filewriter`.
+    /// `filereader` and `filewriter`; with `net` `networksend` and `networkreceive`.
     pub fn builtin() -> Self {
         #[allow(unused_mut, reason = "nothing is registered without features")]
         let mut registry = Registry::new();
@@ -19,6 +22,8 @@ impl Registry {
         video::register(&mut registry);
         #[cfg(feature = "file")]
         file::register(&mut registry);
+        #[cfg(feature = "net")]
+        net::register(&mut registry);
         registry
     }
 }

@@ -22,6 +22,7 @@
 //! | `video` | `streamlib-handlers-video` | test pattern, display, blur, compositor, drawing |
 //! | `file` | `streamlib-handlers-file` | FFmpeg `FileReader` and `FileWriter` |
 //! | `gpu` | `streamlib-gpu` | wgpu context, GPU frames, transfers, `BlurGpu`, GPU dispatcher |
+//! | `net` | `streamlib-net` | ST 2110-20 RTP send/receive, jitter buffer, SDP |
 //! | `launch` | `streamlib-launch` | handler registry, pipeline text/JSON, live properties |
 //!
 //! ## Features
@@ -32,6 +33,7 @@
 //! - `gpu`: wgpu (Vulkan, GL; the lavapipe software driver where there is no GPU): GPU frames,
 //!   the CPU↔GPU transfers the runtime inserts (`gpu::register_transfers`), `BlurGpu`, and the
 //!   GPU paths of `video`'s blur and compositor.
+//! - `net`: SMPTE ST 2110-20 (RFC 4175) video over RTP, ST 2110-21 pacing, jitter buffer, SDP.
 //! - `launch`: pipelines as text (`testpattern ! blur sigma=2 ! display`) and JSON, the handler
 //!   registry, live property control; the `streamlib` command is built on it.
 //! - `full`: all of the above.
@@ -117,6 +119,13 @@ pub mod file {
 
 #[cfg(feature = "gpu")]
 pub mod gpu;
+
+/// SMPTE ST 2110-20 video over RTP: `NetworkSend`, `NetworkReceive`, the RFC 4175
+/// packetizer, jitter buffer, SDP, paced sockets (`streamlib-net`, feature `net`).
+#[cfg(feature = "net")]
+pub mod net {
+    pub use streamlib_net::*;
+}
 
 /// Pipelines as text and JSON: the handler registry, `parse`, `build`, live property
 /// `Controls`, background `Session`s (`streamlib-launch`, feature `launch`).

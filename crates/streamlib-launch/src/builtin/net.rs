@@ -1,0 +1,202 @@
+//! `networksend`, `networkreceive`: SMPTE ST 2110-20 over RTP.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use streamlib_clock::Rational;
+use streamlib_net::{
+    NetworkReceive, NetworkReceiveConfig, NetworkSend, NetworkSendConfig, Pacing, RefClock,
+    Sampling, SdpSession, VideoFormat,
+};
+use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
+
+use crate::Registry;
+use crate::registry::{Built, Direction, HandlerSpec, Properties, port, prop};
+use crate::value::PropType;
+
+const SAMPLINGS: &[&str] = &["ycbcr422-8", "ycbcr422-10", "rgb8"];
+
+pub(super) fn register(registry: &mut Registry) {
+    registry.register(network_send());
+    registry.register(network_receive());
+}
+
+fn sampling(name: &str) -> Sampling {
+    match name {
+        "ycbcr422-8" => Sampling::YCbCr422Depth8,
+        "rgb8" => Sampling::RgbDepth8,
+        _ => Sampling::YCbCr422Depth10,
+    }
+}
+
+fn rate(text: &str) -> Result<Rational, HandlerError> {
+    let parsed = match text.split_once('/') {
+        Some((n, d)) => n.parse().ok().zip(d.parse().ok()),
+        None => text.parse().ok().map(|n| (n, 1)),
+    };
+    let (num, den): (u32, u32) =
+        parsed.ok_or_else(|| HandlerError::msg(format!("fps `{text}` is not N or N/D")))?;
+    Ok(Rational::new(num, den)?)
+}
+
+fn address(name: &str, text: &str) -> Result<SocketAddr, HandlerError> {
+    text.parse()
+        .map_err(|_| HandlerError::msg(format!("{name} `{text}` is not an address:port")))
+}
+
+fn format_of(p: &Properties) -> Result<VideoFormat, HandlerError> {
+    let (width, height) = p.size("size");
+    Ok(VideoFormat::new(
+        sampling(p.text("sampling")),
+        width,
+        height,
+        rate(p.text("fps"))?,
+    )?)
+}
+
+fn common_props() -> Vec<crate::PropertySpec> {
+    vec![
+        prop(
+            "size",
+            PropType::Size { max: 32_767 },
+            Some("1920x1080"),
+            false,
+            "frame size (even width for 4:2:2)",
+        ),
+        prop(
+            "sampling",
+            PropType::Enum(SAMPLINGS),
+            Some("ycbcr422-10"),
+            false,
+            "ST 2110-20 sampling and depth (4:2:2 travels as UYVY frames, RGB as RGBA8)",
+        ),
+        prop(
+            "fps",
+            PropType::Text,
+            Some("30"),
+            false,
+            "frame rate, N or N/D (exactframerate in the SDP)",
+        ),
+    ]
+}
+
+fn network_send() -> HandlerSpec {
+    let mut properties = vec![
+        prop(
+            "destination",
+            PropType::Text,
+            None,
+            false,
+            "receiver or multicast group, address:port (IPv4 or [IPv6]:port)",
+        ),
+        prop(
+            "pacing",
+            PropType::Enum(&["narrow", "wide", "burst"]),
+            Some("narrow"),
+            false,
+            "ST 2110-21 sender type; burst is unpaced (tests)",
+        ),
+        prop(
+            "sdp",
+            PropType::Text,
+            Some(""),
+            false,
+            "write the stream's SDP to this file (for the receiver, GStreamer or FFmpeg)",
+        ),
+    ];
+    properties.extend(common_props());
+    HandlerSpec {
+        name: "networksend",
+        summary: "Sends frames as SMPTE ST 2110-20 RTP (RFC 4175), paced per ST 2110-21",
+        ports: vec![port(
+            "video",
+            Direction::Input,
+            PortKind::Video,
+            MemoryCaps::CPU,
+            DeliveryMode::Latest,
+            "UYVY frames (4:2:2) or RGBA8 (rgb8) of the configured size",
+        )],
+        properties,
+        factory: Arc::new(|p: &Properties| {
+            let destination = address("destination", p.text("destination"))?;
+            let mut config = NetworkSendConfig::new(destination, format_of(p)?);
+            config.pacing = match p.text("pacing") {
+                "wide" => Pacing::Wide,
+                "burst" => Pacing::Burst,
+                _ => Pacing::Narrow,
+            };
+            let sender = NetworkSend::new(config)?;
+            let path = p.text("sdp");
+            if !path.is_empty() {
+                let origin = match destination.ip() {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                };
+                let sdp = sender.sdp(origin, RefClock::Ptp { grandmaster: None });
+                std::fs::write(path, sdp.to_sdp()).map_err(|e| {
+                    HandlerError::msg(format!("cannot write the SDP to {path}: {e}"))
+                })?;
+            }
+            Ok(Built::fixed(sender))
+        }),
+    }
+}
+
+fn network_receive() -> HandlerSpec {
+    let mut properties = vec![
+        prop(
+            "sdp",
+            PropType::Text,
+            Some(""),
+            false,
+            "configure from this SDP file (address, port, format); the other properties are then ignored",
+        ),
+        prop(
+            "bind",
+            PropType::Text,
+            Some("0.0.0.0:5004"),
+            false,
+            "local address:port to receive on",
+        ),
+        prop(
+            "multicast",
+            PropType::Text,
+            Some(""),
+            false,
+            "multicast group to join (empty: unicast)",
+        ),
+    ];
+    properties.extend(common_props());
+    HandlerSpec {
+        name: "networkreceive",
+        summary: "Receives SMPTE ST 2110-20 RTP into frames, through a reordering jitter buffer",
+        ports: vec![port(
+            "video",
+            Direction::Output,
+            PortKind::Video,
+            MemoryCaps::CPU,
+            DeliveryMode::Latest,
+            "UYVY (4:2:2) or RGBA8 (rgb8) frames, the newest complete one per tick",
+        )],
+        properties,
+        factory: Arc::new(|p: &Properties| {
+            let path = p.text("sdp");
+            let config = if path.is_empty() {
+                let mut config =
+                    NetworkReceiveConfig::new(address("bind", p.text("bind"))?, format_of(p)?);
+                let group = p.text("multicast");
+                if !group.is_empty() {
+                    config.multicast_group = Some(group.parse().map_err(|_| {
+                        HandlerError::msg(format!("multicast `{group}` is not an IP address"))
+                    })?);
+                }
+                config
+            } else {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| HandlerError::msg(format!("cannot read the SDP {path}: {e}")))?;
+                NetworkReceiveConfig::from_sdp(&SdpSession::parse(&text)?)
+            };
+            Ok(Built::fixed(NetworkReceive::new(config)?))
+        }),
+    }
+}

@@ -1,0 +1,334 @@
+//! `NetworkReceive`: a source that publishes the frames of an ST 2110-20 RTP stream.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+use streamlib_ports::{
+    FramePool, HandlerError, MemoryCaps, OutputPort, OutputRef, Ports, ProcessContext,
+    StartContext, StreamHandler, VideoFrame,
+};
+
+use crate::jitter::{Delivered, JitterBuffer, JitterConfig, LineSpan, ReceiveCounters};
+use crate::rtp::Malformed;
+use crate::sdp::SdpSession;
+use crate::socket::{RecvBatch, SocketConfig, receiver_socket};
+use crate::stats::Histogram;
+use crate::{NetError, VideoFormat};
+
+const HANDLER: &str = "NetworkReceive";
+
+/// How often the receive thread wakes without traffic, to finalize due frames and to notice
+/// a stop.
+const POLL: Duration = Duration::from_millis(1);
+
+/// How a [`NetworkReceive`] listens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkReceiveConfig {
+    /// Local address and port (`0.0.0.0:5004`, `[::]:5004`, or a specific address).
+    pub bind: SocketAddr,
+    /// Multicast group to join (`None`: unicast).
+    pub multicast_group: Option<IpAddr>,
+    /// What the stream carries.
+    pub format: VideoFormat,
+    /// Reordering window, slots, incomplete-frame policy, payload type.
+    pub jitter: JitterConfig,
+    /// Socket options.
+    pub socket: SocketConfig,
+    /// Frames the output pool holds beyond the jitter buffer's slots (frames downstream
+    /// handlers may keep). Default 8.
+    pub extra_frames: usize,
+}
+
+impl NetworkReceiveConfig {
+    /// `format` on `bind`, unicast, default jitter and socket settings.
+    pub fn new(bind: SocketAddr, format: VideoFormat) -> Self {
+        Self {
+            bind,
+            multicast_group: None,
+            format,
+            jitter: JitterConfig::default(),
+            socket: SocketConfig::default(),
+            extra_frames: 8,
+        }
+    }
+
+    /// What an SDP describes: its port on the unspecified address of its family, joining its
+    /// group if it is multicast, its format and payload type.
+    pub fn from_sdp(sdp: &SdpSession) -> Self {
+        let dest = sdp.destination;
+        let any: IpAddr = if dest.is_ipv4() {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        };
+        let mut config = Self::new(SocketAddr::new(any, dest.port()), sdp.format);
+        config.multicast_group = dest.ip().is_multicast().then_some(dest.ip());
+        config.jitter.payload_type = Some(sdp.payload_type);
+        config
+    }
+}
+
+/// A snapshot of a [`NetworkReceive`]'s counters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReceiveStats {
+    /// The jitter buffer's counters (packets, malformed, duplicates, reordered, late, lost,
+    /// frames complete / incomplete / dropped).
+    pub counters: ReceiveCounters,
+    /// Frames written to the output.
+    pub frames_published: u64,
+    /// Frames assembled but replaced by a newer one before a tick published them.
+    pub frames_superseded: u64,
+    /// Failed `recvmmsg` calls.
+    pub recv_errors: u64,
+    /// Assembly latency (first packet to frame ready), median, ns.
+    pub assembly_p50_ns: u64,
+    /// Assembly latency, 99th percentile, ns.
+    pub assembly_p99_ns: u64,
+    /// Frame ready to published on a tick, median, ns.
+    pub publish_wait_p50_ns: u64,
+    /// Missing lines of the last incomplete frame delivered (policy `DeliverMarked`).
+    pub last_missing: Vec<LineSpan>,
+}
+
+struct Shared {
+    counters: Mutex<ReceiveCounters>,
+    last_missing: Mutex<Vec<LineSpan>>,
+    published: AtomicU64,
+    superseded: AtomicU64,
+    recv_errors: AtomicU64,
+    assembly: Histogram,
+    publish_wait: Histogram,
+}
+
+/// Reads a [`NetworkReceive`]'s counters from any thread.
+#[derive(Clone)]
+pub struct ReceiveStatsHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ReceiveStatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.snapshot().fmt(f)
+    }
+}
+
+impl ReceiveStatsHandle {
+    /// The counters now (they are refreshed after every batch of datagrams).
+    pub fn snapshot(&self) -> ReceiveStats {
+        let s = &*self.shared;
+        ReceiveStats {
+            counters: *s.counters.lock().unwrap_or_else(PoisonError::into_inner),
+            frames_published: s.published.load(Ordering::Relaxed),
+            frames_superseded: s.superseded.load(Ordering::Relaxed),
+            recv_errors: s.recv_errors.load(Ordering::Relaxed),
+            assembly_p50_ns: s.assembly.percentile(50.0),
+            assembly_p99_ns: s.assembly.percentile(99.0),
+            publish_wait_p50_ns: s.publish_wait.percentile(50.0),
+            last_missing: s
+                .last_missing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+}
+
+struct Worker {
+    thread: JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+}
+
+/// A source with one output `"video"` (`[cpu]`): frames of `format`'s frame pixel format
+/// (UYVY for 4:2:2, RGBA8 for RGB) from a pre-allocated [`FramePool`].
+///
+/// A receive thread it owns (started in `on_start`, joined in `on_stop`) reads datagrams in
+/// batches and feeds a [`JitterBuffer`]; each `process` call publishes the newest frame
+/// assembled since the last tick (older ones are counted as superseded), stamped with the
+/// tick. No frame ready: nothing is written that tick.
+pub struct NetworkReceive {
+    config: NetworkReceiveConfig,
+    output: OutputPort<VideoFrame>,
+    pool: FramePool,
+    ready: Arc<ArrayQueue<(VideoFrame, Instant)>>,
+    shared: Arc<Shared>,
+    worker: Option<Worker>,
+}
+
+impl NetworkReceive {
+    /// Checks the configuration and allocates the frame pool.
+    pub fn new(config: NetworkReceiveConfig) -> Result<Self, NetError> {
+        let layout = config.format.layout()?;
+        let frames = config.jitter.slots + 2 + config.extra_frames;
+        let pool = FramePool::new("network_receive", layout, frames, frames).map_err(|source| {
+            NetError::Pool {
+                handler: HANDLER,
+                source,
+            }
+        })?;
+        // Validates the jitter settings now rather than at start.
+        JitterBuffer::new(config.format, pool.clone(), config.jitter)?;
+        Ok(Self {
+            config,
+            output: OutputPort::new("video", MemoryCaps::CPU),
+            pool,
+            ready: Arc::new(ArrayQueue::new(2)),
+            shared: Arc::new(Shared {
+                counters: Mutex::new(ReceiveCounters::default()),
+                last_missing: Mutex::new(Vec::new()),
+                published: AtomicU64::new(0),
+                superseded: AtomicU64::new(0),
+                recv_errors: AtomicU64::new(0),
+                assembly: Histogram::new(),
+                publish_wait: Histogram::new(),
+            }),
+            worker: None,
+        })
+    }
+
+    /// The output (`"video"`).
+    pub fn output(&self) -> OutputRef<VideoFrame> {
+        self.output.handle()
+    }
+
+    /// A handle to read the counters.
+    pub fn stats(&self) -> ReceiveStatsHandle {
+        ReceiveStatsHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The frame pool (for its counters).
+    pub fn pool(&self) -> &FramePool {
+        &self.pool
+    }
+
+    fn stop_worker(&mut self) -> Result<(), NetError> {
+        let Some(worker) = self.worker.take() else {
+            return Ok(());
+        };
+        worker.stop.store(true, Ordering::Release);
+        worker.thread.join().map_err(|_| NetError::ThreadPanicked {
+            handler: HANDLER,
+            what: "receive",
+        })
+    }
+}
+
+impl StreamHandler for NetworkReceive {
+    fn ports(&self) -> Ports {
+        Ports::new().output(&self.output)
+    }
+
+    fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
+        self.stop_worker()?;
+        let c = &self.config;
+        let socket = receiver_socket(c.bind, c.multicast_group, &c.socket, POLL)?;
+        let jitter = JitterBuffer::new(c.format, self.pool.clone(), c.jitter)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready, shared, stop2) = (
+            Arc::clone(&self.ready),
+            Arc::clone(&self.shared),
+            Arc::clone(&stop),
+        );
+        let thread = thread::Builder::new()
+            .name("streamlib-net-recv".into())
+            .spawn(move || receive_loop(&socket, jitter, &ready, &shared, &stop2))
+            .map_err(|source| NetError::Thread {
+                handler: HANDLER,
+                what: "receive",
+                source,
+            })?;
+        self.worker = Some(Worker { thread, stop });
+        Ok(())
+    }
+
+    fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+        let mut newest = None;
+        while let Some(item) = self.ready.pop() {
+            if newest.replace(item).is_some() {
+                self.shared.superseded.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Some((frame, ready_at)) = newest {
+            self.shared
+                .publish_wait
+                .record(ready_at.elapsed().as_nanos() as u64);
+            self.output.write(frame.with_tick(ctx.tick()));
+            self.shared.published.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn on_stop(&mut self) -> Result<(), HandlerError> {
+        let result = self.stop_worker();
+        // Frames not yet published go back to the pool.
+        while self.ready.pop().is_some() {}
+        Ok(result?)
+    }
+}
+
+impl Drop for NetworkReceive {
+    fn drop(&mut self) {
+        let _ = self.stop_worker();
+    }
+}
+
+fn receive_loop(
+    socket: &std::net::UdpSocket,
+    mut jitter: JitterBuffer,
+    ready: &ArrayQueue<(VideoFrame, Instant)>,
+    shared: &Shared,
+    stop: &AtomicBool,
+) {
+    let origin = Instant::now();
+    let mut batch = RecvBatch::new();
+    let mut truncated = 0u64;
+    let mut sink = |d: Delivered<'_>| {
+        shared.assembly.record(d.assembly_ns);
+        if !d.complete {
+            let mut last = shared
+                .last_missing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            last.clear();
+            last.extend_from_slice(d.missing);
+        }
+        if ready.force_push((d.frame, Instant::now())).is_some() {
+            shared.superseded.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    while !stop.load(Ordering::Acquire) {
+        let n = match batch.recv(socket) {
+            Ok(n) => n,
+            Err(_) => {
+                shared.recv_errors.fetch_add(1, Ordering::Relaxed);
+                thread::sleep(POLL);
+                0
+            }
+        };
+        let now = origin.elapsed().as_nanos() as u64;
+        for i in 0..n {
+            let Some((datagram, cut)) = batch.get(i) else {
+                break;
+            };
+            if cut {
+                truncated += 1;
+                continue;
+            }
+            jitter.push(datagram, now, &mut sink);
+        }
+        jitter.poll(now, &mut sink);
+        let mut counters = *jitter.counters();
+        counters.malformed += truncated;
+        counters.malformed_by[Malformed::Truncated as usize] += truncated;
+        counters.datagrams += truncated;
+        *shared
+            .counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = counters;
+    }
+}
