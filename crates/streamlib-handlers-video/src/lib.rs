@@ -17,6 +17,7 @@
 mod blur;
 mod capture;
 mod compositor;
+mod convert;
 #[cfg(feature = "display")]
 mod display;
 mod drawing;
@@ -30,6 +31,7 @@ pub use compositor::{
     Compositor, CompositorConfig, CompositorControls, LayerConfig, MissingLayer, composite_over,
     unpremultiply,
 };
+pub use convert::Convert;
 #[cfg(feature = "display")]
 pub use display::{Display, DisplayConfig, DisplayScale, DisplayStats, display_available};
 pub use drawing::{

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use streamlib_handlers_video::tiny_skia::Color;
 use streamlib_handlers_video::{
-    Blur, BlurConfig, Compositor, CompositorConfig, Drawing, DrawingConfig, FontSource,
+    Blur, BlurConfig, Compositor, CompositorConfig, Convert, Drawing, DrawingConfig, FontSource,
     LayerConfig, MAX_FRAME_SIDE, MAX_RADIUS, MissingLayer, NullSink, Pattern, TestPattern,
     TestPatternConfig, VarValue,
 };
@@ -43,6 +43,7 @@ pub(super) fn register(registry: &mut Registry) {
     registry.register(compositor());
     registry.register(drawing());
     registry.register(null());
+    registry.register(convert());
     #[cfg(feature = "display")]
     registry.register(display());
 }
@@ -497,6 +498,28 @@ fn expand(
         rest = &rest[open + close + 1..];
     }
     out.push_str(rest);
+}
+
+fn convert() -> HandlerSpec {
+    HandlerSpec {
+        name: "convert",
+        summary: "Converts pixel formats: RGBA8/BGRA8 to UYVY (4:2:2) or I420 (4:2:0) and back, BT.709 limited range",
+        ports: vec![VIDEO_IN, VIDEO_OUT],
+        properties: vec![prop(
+            "format",
+            PropType::Enum(&["rgba8", "bgra8", "uyvy", "i420"]),
+            None,
+            false,
+            "the output pixel format (frames already in it pass through by reference)",
+        )],
+        factory: Arc::new(|p: &Properties| {
+            let format = streamlib_ports::PixelFormat::ALL
+                .into_iter()
+                .find(|f| f.as_str() == p.text("format"))
+                .unwrap_or(streamlib_ports::PixelFormat::Rgba8);
+            Ok(Built::fixed(Convert::new(format)?))
+        }),
+    }
 }
 
 fn null() -> HandlerSpec {
