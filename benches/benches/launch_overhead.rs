@@ -21,7 +21,9 @@ fn by_hand() -> RuntimeStats {
     let blur = Blur::new(BlurConfig::default()).unwrap();
     let sink = NullSink::new();
     let (p, bi, bo, s) = (pattern.output(), blur.input(), blur.output(), sink.input());
-    runtime.add_stream(Stream::new("testpattern0", pattern)).unwrap();
+    runtime
+        .add_stream(Stream::new("testpattern0", pattern))
+        .unwrap();
     runtime.add_stream(Stream::new("blur0", blur)).unwrap();
     runtime.add_stream(Stream::new("null0", sink)).unwrap();
     runtime.connect(&p, &bi).unwrap();

@@ -19,7 +19,9 @@ fn frame(format: PixelFormat) -> VideoFrame {
         Ok(layout) => layout,
         Err(e) => panic!("valid layout: {e}"),
     };
-    let bytes: Vec<u8> = (0..layout.buffer_len()).map(|i| (i * 31 % 256) as u8).collect();
+    let bytes: Vec<u8> = (0..layout.buffer_len())
+        .map(|i| (i * 31 % 256) as u8)
+        .collect();
     match VideoFrame::cpu(layout, PooledBuf::from_vec(bytes)) {
         Ok(frame) => frame,
         Err(e) => panic!("valid frame: {e}"),
@@ -49,7 +51,12 @@ fn convert(c: &mut Criterion) {
                 .handle()
                 .erased()
                 .connect_to(&*handler.input().erased())
-                .and_then(|()| handler.output().erased().connect_to(&*sink.handle().erased()));
+                .and_then(|()| {
+                    handler
+                        .output()
+                        .erased()
+                        .connect_to(&*sink.handle().erased())
+                });
             if let Err(e) = wired {
                 panic!("wiring failed: {e}");
             }

@@ -91,8 +91,7 @@ pub fn register_launch(registry: &mut crate::launch::Registry) {
     use std::sync::OnceLock;
 
     use crate::launch::{
-        BuiltHandler, Direction, HandlerSpec, PipelineDesc, Properties, PropType, Value, port,
-        prop,
+        BuiltHandler, Direction, HandlerSpec, PipelineDesc, PropType, Properties, Value, port, prop,
     };
     use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps};
 
