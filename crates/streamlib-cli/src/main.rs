@@ -51,9 +51,13 @@ enum Command {
         /// Stop after this many ticks.
         #[arg(long)]
         frames: Option<u64>,
-        /// software: realtime; free: as fast as the pipeline goes (offline, benchmarks).
+        /// software: realtime; free: as fast as the pipeline goes (offline, benchmarks);
+        /// ptp: ticks on a PTP grandmaster's TAI frame boundaries (needs --ptp-interface).
         #[arg(long, value_enum, default_value_t = ClockArg::Software)]
         clock: ClockArg,
+        /// The interface PTP runs on (`eth0`, or an IPv4 address), with --clock ptp.
+        #[arg(long)]
+        ptp_interface: Option<String>,
         /// Print per-handler statistics at the end.
         #[arg(long)]
         stats: bool,
@@ -99,6 +103,7 @@ enum Command {
 enum ClockArg {
     Software,
     Free,
+    Ptp,
 }
 
 fn describe(pipeline: &str, from_json: bool) -> anyhow::Result<PipelineDesc> {
@@ -141,16 +146,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fps,
             frames,
             clock,
+            ptp_interface,
             stats,
             json,
             from_json,
         } => {
             let desc = describe(&pipeline, from_json)?;
             let options = LaunchOptions {
+                ptp_interface,
                 fps,
                 clock: match clock {
                     ClockArg::Software => ClockKind::Software,
                     ClockArg::Free => ClockKind::Free,
+                    ClockArg::Ptp => ClockKind::Ptp,
                 },
                 frames,
             };

@@ -200,11 +200,13 @@ impl StreamlibServer {
             fps: fps.unwrap_or(30.0),
             clock: clock.unwrap_or_default().into(),
             frames,
+            ptp_interface: None,
         };
         let registry = Arc::clone(&self.registry);
+        let start_options = options.clone();
         let started = blocking(move || {
             let desc = describe(&pipeline, format)?;
-            Session::start(&registry, &desc, options)
+            Session::start(&registry, &desc, start_options)
         })
         .await;
         let session = match started {
@@ -214,7 +216,10 @@ impl StreamlibServer {
         };
         let text = session.desc().to_text();
         let graph = graph_json(session.graph());
-        match self.pipelines.insert(Launched { session, options }) {
+        match self.pipelines.insert(Launched {
+            session,
+            options: options.clone(),
+        }) {
             Ok(id) => success(json!({
                 "id": id,
                 "pipeline": text,

@@ -22,10 +22,14 @@ pub enum ClockKind {
     Software,
     /// As fast as the pipeline goes: the next tick once the previous one crossed the graph.
     Free,
+    /// IEEE 1588 PTP (feature `ptp`): ticks on the grandmaster's TAI frame boundaries, so
+    /// pipelines on machines locked to one master stamp frames alike. The interface comes from
+    /// [`LaunchOptions::ptp_interface`] (a name like `eth0` or an IPv4 address).
+    Ptp,
 }
 
 /// How to run a pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LaunchOptions {
     /// Ticks per second (and the nominal rate of the free clock).
     pub fps: f64,
@@ -33,6 +37,9 @@ pub struct LaunchOptions {
     pub clock: ClockKind,
     /// Stop after this many ticks; run until stopped or end of stream when `None`.
     pub frames: Option<u64>,
+    /// The interface PTP runs on, for [`ClockKind::Ptp`] (a name or an IPv4 address).
+    #[serde(default)]
+    pub ptp_interface: Option<String>,
 }
 
 impl Default for LaunchOptions {
@@ -41,6 +48,7 @@ impl Default for LaunchOptions {
             fps: 30.0,
             clock: ClockKind::Software,
             frames: None,
+            ptp_interface: None,
         }
     }
 }
@@ -96,12 +104,14 @@ impl Session {
         desc: &PipelineDesc,
         options: LaunchOptions,
     ) -> Result<Self, LaunchError> {
-        let runtime = runtime_for(options)?;
+        let runtime = runtime_for(&options)?;
         let mut built = build(registry, desc, runtime)?;
         built.runtime.start()?;
         let handle = built.runtime.handle();
-        if let (ClockKind::Software, Some(frames)) = (options.clock, options.frames) {
-            // The software clock has no limit of its own: a watcher stops the runtime once
+        if let (ClockKind::Software | ClockKind::Ptp, Some(frames)) =
+            (options.clock, options.frames)
+        {
+            // Realtime clocks have no limit of their own: a watcher stops the runtime once
             // that many ticks have been issued.
             let watcher = handle.clone();
             std::thread::Builder::new()
@@ -182,9 +192,10 @@ impl Drop for Session {
     }
 }
 
-fn runtime_for(options: LaunchOptions) -> Result<StreamRuntime, LaunchError> {
+fn runtime_for(options: &LaunchOptions) -> Result<StreamRuntime, LaunchError> {
     let fps = fps_rational(options.fps)?;
     Ok(match options.clock {
+        ClockKind::Ptp => ptp_runtime(fps, options.ptp_interface.as_deref())?,
         ClockKind::Software => StreamRuntime::new(SoftwareClock::new(fps)),
         ClockKind::Free => {
             let clock = FreeRunningClock::new(fps);
@@ -193,6 +204,35 @@ fn runtime_for(options: LaunchOptions) -> Result<StreamRuntime, LaunchError> {
                 None => clock,
             })
         }
+    })
+}
+
+#[cfg(feature = "ptp")]
+fn ptp_runtime(fps: Rational, interface: Option<&str>) -> Result<StreamRuntime, LaunchError> {
+    use streamlib_ptp::{Interface, PtpClock, PtpConfig, Transport};
+    let clock_error = |message: String| LaunchError::Handler {
+        element: "runtime".to_owned(),
+        handler: "ptp clock".to_owned(),
+        message,
+    };
+    let name = interface.ok_or_else(|| {
+        clock_error("--clock ptp needs the interface PTP runs on (--ptp-interface eth0)".into())
+    })?;
+    let interface = match name.parse() {
+        Ok(address) => Interface::Address(address),
+        Err(_) => Interface::Name(name.to_owned()),
+    };
+    let clock = PtpClock::new(fps, PtpConfig::new(Transport::multicast(interface)))
+        .map_err(|e| clock_error(e.to_string()))?;
+    Ok(StreamRuntime::new(clock))
+}
+
+#[cfg(not(feature = "ptp"))]
+fn ptp_runtime(_: Rational, _: Option<&str>) -> Result<StreamRuntime, LaunchError> {
+    Err(LaunchError::Handler {
+        element: "runtime".to_owned(),
+        handler: "ptp clock".to_owned(),
+        message: "this build has no PTP clock (enable the `ptp` feature)".to_owned(),
     })
 }
 

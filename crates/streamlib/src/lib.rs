@@ -23,6 +23,7 @@
 //! | `file` | `streamlib-handlers-file` | FFmpeg `FileReader` and `FileWriter` |
 //! | `gpu` | `streamlib-gpu` | wgpu context, GPU frames, transfers, `BlurGpu`, GPU dispatcher |
 //! | `net` | `streamlib-net` | ST 2110-20 RTP send/receive, jitter buffer, SDP |
+//! | `ptp` | `streamlib-ptp` | IEEE 1588 PTP slave and `PtpClock` (TAI) |
 //! | `launch` | `streamlib-launch` | handler registry, pipeline text/JSON, live properties |
 //!
 //! ## Features
@@ -34,6 +35,7 @@
 //!   the CPU↔GPU transfers the runtime inserts (`gpu::register_transfers`), `BlurGpu`, and the
 //!   GPU paths of `video`'s blur and compositor.
 //! - `net`: SMPTE ST 2110-20 (RFC 4175) video over RTP, ST 2110-21 pacing, jitter buffer, SDP.
+//! - `ptp`: an IEEE 1588 PTP clock (`PtpClock`) in TAI; it never steers the system clock.
 //! - `launch`: pipelines as text (`testpattern ! blur sigma=2 ! display`) and JSON, the handler
 //!   registry, live property control; the `streamlib` command is built on it.
 //! - `full`: all of the above.
@@ -125,6 +127,13 @@ pub mod gpu;
 #[cfg(feature = "net")]
 pub mod net {
     pub use streamlib_net::*;
+}
+
+/// IEEE 1588 PTP: `PtpClock` (a `Clock` on the grandmaster's TAI frame boundaries), the slave,
+/// status, and a small master for tests (`streamlib-ptp`, feature `ptp`).
+#[cfg(feature = "ptp")]
+pub mod ptp {
+    pub use streamlib_ptp::*;
 }
 
 /// Pipelines as text and JSON: the handler registry, `parse`, `build`, live property
