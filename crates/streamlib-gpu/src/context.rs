@@ -167,7 +167,10 @@ impl GpuContext {
         })
     }
 
-    /// A context for tests, shared by every test of the process (one device creation).
+    /// A fresh context for a test. Not cached in a static on purpose: a context alive at
+    /// process exit keeps its poller inside the driver while the driver's own exit handlers
+    /// tear it down (lavapipe then crashes the finished test binary with SIGSEGV); each test's
+    /// context is dropped, and its threads joined, when the test ends.
     ///
     /// Returns `Ok(Some(ctx))` when an adapter was found. When none is found it returns the
     /// [`GpuError::NoAdapter`] error, so the test fails, unless [`ALLOW_NO_GPU_ENV`] is `1`:
@@ -180,16 +183,8 @@ impl GpuContext {
     /// # let _ = ctx; Ok(()) }
     /// ```
     pub fn for_tests() -> Result<Option<Self>, GpuError> {
-        static SHARED: Mutex<Option<GpuContext>> = Mutex::new(None);
-        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(ctx) = shared.as_ref().filter(|c| !c.is_lost()) {
-            return Ok(Some(ctx.clone()));
-        }
         match Self::new() {
-            Ok(ctx) => {
-                *shared = Some(ctx.clone());
-                Ok(Some(ctx))
-            }
+            Ok(ctx) => Ok(Some(ctx)),
             Err(error @ GpuError::NoAdapter { .. }) => {
                 if std::env::var(ALLOW_NO_GPU_ENV).as_deref() == Ok("1") {
                     skipped_banner(&error);
