@@ -311,3 +311,68 @@ fn a_pipeline_split_across_processes_by_sdp() {
     assert!(got == want, "received pixels differ from the sender's");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// FFmpeg opens the SDP streamlib writes and receives its ST 2110-20 stream: every complete
+/// frame it decodes equals the sender's UYVY pattern byte for byte (its first frame may be
+/// partial: it joins mid-stream).
+#[cfg(all(feature = "net", feature = "file"))]
+#[test]
+fn ffmpeg_receives_what_the_sdp_describes() {
+    let dir = temp_dir("ffmpeg-sdp");
+    let (sdp, reference) = (dir.join("stream.sdp"), dir.join("reference.mkv"));
+    let port = 40_000 + (std::process::id() % 20_000) as u16;
+    let source = "testpattern size=320x180 moving-box=false ! convert format=uyvy";
+    let out = streamlib(&[
+        "launch",
+        &format!(
+            "{source} ! filewriter codec=ffv1 location={}",
+            reference.display()
+        ),
+        "--clock",
+        "free",
+        "--frames",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut sender = Command::new(env!("CARGO_BIN_EXE_streamlib"))
+        .args([
+            "launch",
+            &format!(
+                "{source} ! networksend destination=127.0.0.1:{port} sampling=ycbcr422-8 \
+                 size=320x180 pacing=wide sdp={}",
+                sdp.display()
+            ),
+            "--frames",
+            "300",
+        ])
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::fs::metadata(&sdp).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let raw = |args: &[&str]| {
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-protocol_whitelist", "file,udp,rtp"])
+            .args(args)
+            .args(["-f", "rawvideo", "-pix_fmt", "uyvy422", "-"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        out.stdout
+    };
+    let received = raw(&["-i", sdp.to_str().unwrap(), "-frames:v", "8"]);
+    sender.kill().ok();
+    sender.wait().ok();
+    let want = raw(&["-i", reference.to_str().unwrap(), "-frames:v", "1"]);
+    let size = 320 * 180 * 2;
+    assert_eq!((want.len(), received.len()), (size, 8 * size));
+    let equal = received.chunks(size).skip(1).filter(|f| *f == want).count();
+    assert_eq!(
+        equal, 7,
+        "frames 1..8 from FFmpeg should equal the sender's"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
