@@ -234,6 +234,23 @@ fn gpu_pipelines_get_their_transfers_inserted() {
     assert_eq!(stream(&stats, "blurgpu0")["items_out"], 5);
 }
 
+/// Starts `streamlib launch PIPELINE --frames N` (a sender that writes `sdp`) and waits until
+/// the SDP file is there.
+#[cfg(all(feature = "net", feature = "file"))]
+fn start_sender(pipeline: &str, sdp: &std::path::Path, frames: u32) -> std::process::Child {
+    let sender = Command::new(env!("CARGO_BIN_EXE_streamlib"))
+        .args(["launch", pipeline, "--frames", &frames.to_string()])
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::fs::metadata(sdp).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sender
+}
+
 /// A pipeline split in two `streamlib launch` processes joined by RTP and an SDP file: the
 /// sender writes the SDP, the receiver configures itself from it, and a lossless recording on
 /// the far side holds the sender's exact pixels.
@@ -257,25 +274,15 @@ fn a_pipeline_split_across_processes_by_sdp() {
         "1",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut sender = Command::new(env!("CARGO_BIN_EXE_streamlib"))
-        .args([
-            "launch",
-            &format!(
-                "{source} ! networksend destination=127.0.0.1:{port} sampling=rgb8 size=320x180 \
-                 pacing=wide sdp={}",
-                sdp.display()
-            ),
-            "--frames",
-            "150",
-        ])
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if sdp.exists() && std::fs::metadata(&sdp).unwrap().len() > 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut sender = start_sender(
+        &format!(
+            "{source} ! networksend destination=127.0.0.1:{port} sampling=rgb8 size=320x180 \
+             pacing=wide sdp={}",
+            sdp.display()
+        ),
+        &sdp,
+        150,
+    );
     let text = std::fs::read_to_string(&sdp).unwrap();
     assert!(
         text.contains("sampling=RGB") && text.contains("width=320"),
@@ -334,25 +341,15 @@ fn ffmpeg_receives_what_the_sdp_describes() {
         "1",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut sender = Command::new(env!("CARGO_BIN_EXE_streamlib"))
-        .args([
-            "launch",
-            &format!(
-                "{source} ! networksend destination=127.0.0.1:{port} sampling=ycbcr422-8 \
-                 size=320x180 pacing=wide sdp={}",
-                sdp.display()
-            ),
-            "--frames",
-            "300",
-        ])
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if std::fs::metadata(&sdp).is_ok_and(|m| m.len() > 0) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut sender = start_sender(
+        &format!(
+            "{source} ! networksend destination=127.0.0.1:{port} sampling=ycbcr422-8 \
+             size=320x180 pacing=wide sdp={}",
+            sdp.display()
+        ),
+        &sdp,
+        300,
+    );
     let raw = |args: &[&str]| {
         let out = Command::new("ffmpeg")
             .args(["-v", "error", "-protocol_whitelist", "file,udp,rtp"])

@@ -96,13 +96,15 @@ mod imp {
     }
 }
 
-/// Now on the local monotonic clock, ns (`CLOCK_MONOTONIC` on Linux).
-pub(crate) fn now_ns() -> u64 {
+/// Now on the local monotonic clock, ns (`CLOCK_MONOTONIC` on Linux): the timebase every
+/// clock here sleeps on, public so that clocks in other crates (PTP) share it.
+pub fn now_ns() -> u64 {
     imp::now_ns()
 }
 
-/// Sleeps until the monotonic clock reads at least `deadline_ns` (returns at once if it does).
-pub(crate) fn sleep_until_ns(deadline_ns: u64) -> io::Result<()> {
+/// Sleeps until the monotonic clock reads at least `deadline_ns` (returns at once if it does);
+/// a sleep cut short by a signal resumes towards the same deadline.
+pub fn sleep_until_ns(deadline_ns: u64) -> io::Result<()> {
     imp::sleep_until_ns(deadline_ns)
 }
 

@@ -34,7 +34,7 @@ pub(crate) fn timespec_ns(ts: &libc::timespec) -> u64 {
 /// Every local timestamp in this crate (receive and send times, the servo's model) is on this
 /// timebase, so a step of the system clock never disturbs PTP.
 pub fn local_monotonic_ns() -> u64 {
-    read(libc::CLOCK_MONOTONIC)
+    streamlib_clock::monotonic_now_ns()
 }
 
 /// Now on `CLOCK_REALTIME`, ns since 1970 UTC (the timebase of kernel software timestamps).
@@ -64,28 +64,10 @@ pub(crate) fn realtime_to_monotonic(kernel_realtime_ns: u64) -> u64 {
     mono.saturating_sub(age)
 }
 
-/// Sleeps until the monotonic clock reads at least `deadline_ns`.
+/// Sleeps until the monotonic clock reads at least `deadline_ns` (the clock crate's sleep, so
+/// PTP ticks and the other clocks share one timebase).
 pub(crate) fn sleep_until_monotonic_ns(deadline_ns: u64) -> io::Result<()> {
-    let ts = libc::timespec {
-        tv_sec: libc::time_t::try_from(deadline_ns / NS_PER_SEC).unwrap_or(libc::time_t::MAX),
-        tv_nsec: (deadline_ns % NS_PER_SEC) as libc::c_long,
-    };
-    loop {
-        // SAFETY: `ts` is a valid timespec; a null remainder is allowed with TIMER_ABSTIME.
-        let rc = unsafe {
-            libc::clock_nanosleep(
-                libc::CLOCK_MONOTONIC,
-                libc::TIMER_ABSTIME,
-                &ts,
-                std::ptr::null_mut(),
-            )
-        };
-        match rc {
-            0 => return Ok(()),
-            libc::EINTR => {}
-            err => return Err(io::Error::from_raw_os_error(err)),
-        }
-    }
+    streamlib_clock::sleep_until_monotonic_ns(deadline_ns)
 }
 
 #[cfg(test)]
