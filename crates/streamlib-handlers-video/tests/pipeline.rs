@@ -3,10 +3,9 @@
 //! pipeline allocates nothing per frame (a counting allocator over every thread).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use streamlib_test_support::{CountingAllocator, allocations};
 
 use streamlib_clock::{ManualClock, Rational};
 use streamlib_dispatch::ThreadPoolDispatcher;
@@ -16,31 +15,8 @@ use streamlib_handlers_video::{
     LayerConfig, MissingLayer, Pattern, TestPattern, TestPatternConfig,
 };
 use streamlib_runtime::{Stream, StreamRuntime};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn pattern_blur_composite_capture_on_one_tick_without_allocating() {
@@ -133,9 +109,9 @@ fn pattern_blur_composite_capture_on_one_tick_without_allocating() {
         }
     };
     pump(0, 100);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = allocations();
     pump(100, 200);
-    let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let allocated = allocations() - before;
     pump(300, 1);
     let stats = rt.stop().unwrap();
 

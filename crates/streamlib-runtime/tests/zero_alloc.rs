@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use streamlib_test_support::{CountingAllocator, allocations};
 
 use common::*;
 use streamlib_clock::{ManualClock, Rational};
@@ -14,31 +14,8 @@ use streamlib_dispatch::{Dispatcher, InlineDispatcher, ThreadPoolDispatcher};
 use streamlib_ports::MemoryCaps;
 use streamlib_runtime::{Stream, StreamRuntime};
 
-/// Counts every allocation in the process (all threads).
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn allocations_over_1000_ticks(dispatcher: Arc<dyn Dispatcher>) -> u64 {
     let (clock, ticks) = ManualClock::new(Rational::fps(60));
@@ -63,9 +40,9 @@ fn allocations_over_1000_ticks(dispatcher: Arc<dyn Dispatcher>) -> u64 {
     rt.start().unwrap();
 
     pump(&rt, &ticks, 0, 100);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = allocations();
     pump(&rt, &ticks, 100, 1000);
-    let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let allocated = allocations() - before;
 
     let stats = rt.stop().unwrap();
     assert_eq!(log.received.load(Ordering::SeqCst), 1100);
