@@ -14,7 +14,8 @@ use crate::Registry;
 impl Registry {
     /// Every handler this build ships: with the `video` feature `testpattern`, `blur`,
     /// `compositor`, `drawing`, `display` (with a window system), `null`; with `file`
-    /// `filereader` and `filewriter`; with `net` `networksend` and `networkreceive`.
+    /// `filereader` and `filewriter`; with `net` `networksend`, `networkreceive` (ST 2110-20
+    /// video) and `networkaudiosend`, `networkaudioreceive` (ST 2110-30 audio).
     pub fn builtin() -> Self {
         #[allow(unused_mut, reason = "nothing is registered without features")]
         let mut registry = Registry::new();

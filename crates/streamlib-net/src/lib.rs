@@ -1,4 +1,5 @@
-//! SMPTE ST 2110-20 (RFC 4175) uncompressed video over RTP for streamlib.
+//! SMPTE ST 2110-20 (RFC 4175) uncompressed video and ST 2110-30 (AES67) audio over RTP for
+//! streamlib.
 //!
 //! - [`Packetizer`]: frames → RTP datagrams (general packing mode, marker on the last packet
 //!   of a frame, 90 kHz timestamps, 32-bit extended sequence numbers), packets kept under a
@@ -13,6 +14,16 @@
 //!   ST 2110-21 pacing.
 //!
 //! Formats and how they map to frames are in [`Sampling`].
+//!
+//! SMPTE ST 2110-30 (AES67) audio travels beside it:
+//!
+//! - [`AudioPacketizer`]: interleaved f32 → L16 / L24 big-endian packets of 1 ms (or 125 µs),
+//!   RTP timestamps at 48 kHz from the buffers' time.
+//! - [`AudioJitterBuffer`]: datagrams → contiguous samples, reordered within a window,
+//!   duplicates dropped, losses counted and concealed with silence of the right length.
+//! - [`AudioSdpSession`]: `m=audio`, `a=rtpmap:97 L24/48000/2`, `a=ptime`, written and parsed.
+//! - [`NetworkAudioSend`] / [`NetworkAudioReceive`]: handlers for one audio stream, each with
+//!   its own thread, ordered delivery of [`AudioBuffer`](streamlib_ports::AudioBuffer)s.
 //!
 //! ```
 //! use streamlib_clock::Rational;
@@ -36,6 +47,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod audio;
+mod audio_jitter;
+mod audio_receive;
+mod audio_send;
 mod error;
 mod format;
 mod jitter;
@@ -45,10 +60,22 @@ mod payload;
 mod receive;
 mod rtp;
 mod sdp;
+mod sdp_audio;
 mod send;
 mod socket;
 mod stats;
 
+pub use audio::{
+    AUDIO_CLOCK_RATE, AudioEncoding, AudioFormat, AudioPacketizer, AudioPacketizerConfig,
+    MAX_AUDIO_CHANNELS, PacketTime, rtp_timestamp_audio,
+};
+pub use audio_jitter::{AudioChunk, AudioJitterBuffer, AudioJitterConfig, AudioReceiveCounters};
+pub use audio_receive::{
+    AudioReceiveStats, AudioReceiveStatsHandle, NetworkAudioReceive, NetworkAudioReceiveConfig,
+};
+pub use audio_send::{
+    AudioSendStats, AudioSendStatsHandle, NetworkAudioSend, NetworkAudioSendConfig,
+};
 pub use error::NetError;
 pub use format::{Sampling, VideoFormat};
 pub use jitter::{
@@ -63,6 +90,7 @@ pub use rtp::{
     extended_sequence, rtp_timestamp_90k,
 };
 pub use sdp::{RefClock, SdpSession};
+pub use sdp_audio::AudioSdpSession;
 pub use send::{NetworkSend, NetworkSendConfig, SendStats, SendStatsHandle};
 pub use socket::{
     MAX_BATCH, RECV_SLOT, RecvBatch, SendBatch, SocketConfig, receiver_socket, sender_socket,

@@ -54,6 +54,19 @@ pub struct SdpSession {
     pub ref_clock: RefClock,
 }
 
+impl RefClock {
+    /// The `a=ts-refclk:` value (shared with the audio SDP).
+    pub(crate) fn sdp_value(self) -> String {
+        match self {
+            RefClock::Ptp { grandmaster: None } => "ptp=IEEE1588-2008:traceable".to_string(),
+            RefClock::Ptp {
+                grandmaster: Some((gm, domain)),
+            } => format!("ptp=IEEE1588-2008:{}:{domain}", hex_dashes(&gm)),
+            RefClock::LocalMac(mac) => format!("localmac={}", hex_dashes(&mac)),
+        }
+    }
+}
+
 fn hex_dashes(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 3);
     for (i, b) in bytes.iter().enumerate() {
@@ -92,13 +105,7 @@ impl SdpSession {
             a => a.to_string(),
         };
         let f = &self.format;
-        let ref_clock = match self.ref_clock {
-            RefClock::Ptp { grandmaster: None } => "ptp=IEEE1588-2008:traceable".to_string(),
-            RefClock::Ptp {
-                grandmaster: Some((gm, domain)),
-            } => format!("ptp=IEEE1588-2008:{}:{domain}", hex_dashes(&gm)),
-            RefClock::LocalMac(mac) => format!("localmac={}", hex_dashes(&mac)),
-        };
+        let ref_clock = self.ref_clock.sdp_value();
         let pt = self.payload_type;
         let lines = [
             "v=0".to_string(),
@@ -247,7 +254,7 @@ impl SdpSession {
     }
 }
 
-fn parse_ref_clock(text: &str) -> Option<RefClock> {
+pub(crate) fn parse_ref_clock(text: &str) -> Option<RefClock> {
     if let Some(mac) = text.strip_prefix("localmac=") {
         return parse_hex_dashes::<6>(mac).map(RefClock::LocalMac);
     }

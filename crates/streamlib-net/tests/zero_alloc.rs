@@ -3,36 +3,12 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use common::*;
 use streamlib_net::*;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use streamlib_test_support::{CountingAllocator, allocations};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn steady_state_allocates_nothing() {
@@ -70,10 +46,10 @@ fn steady_state_allocates_nothing() {
             }
         };
     run(&mut p, &mut jb, 0, 10, 0);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = allocations();
     run(&mut p, &mut jb, 10, 50, 0);
     run(&mut p, &mut jb, 60, 50, 97);
-    let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let allocated = allocations() - before;
     assert_eq!(
         allocated,
         0,
@@ -83,4 +59,58 @@ fn steady_state_allocates_nothing() {
     assert_eq!(jb.counters().frames_complete, 60);
     assert_eq!(jb.counters().frames_incomplete, 50);
     assert!(delivered >= 60);
+
+    // In the same test: the allocation counter is process-wide, and a second test running
+    // beside this one would be counted too.
+    audio_steady_state_allocates_nothing();
+}
+
+/// ST 2110-30: packetizing 10 ms buffers and reassembling them through the audio jitter
+/// buffer, with reordering, duplicates and losses, allocates nothing after warm-up.
+fn audio_steady_state_allocates_nothing() {
+    let format = AudioFormat::new(AudioEncoding::L24, 8).unwrap();
+    let mut p = AudioPacketizer::new(format, AudioPacketizerConfig::default()).unwrap();
+    let mut jb = AudioJitterBuffer::new(format, AudioJitterConfig::default()).unwrap();
+    let buffer: Vec<f32> = (0..480 * 8).map(|i| (i as f32 / 4000.0).sin()).collect();
+    let mut held = vec![0u8; format.packet_len()];
+    let mut held_len = 0;
+    let mut received = 0u64;
+    let mut n = 0u64;
+    let mut run = |p: &mut AudioPacketizer, jb: &mut AudioJitterBuffer, buffers: u32| {
+        for b in 0..buffers {
+            p.push(&buffer, b * 480, &mut |d: &[u8]| {
+                n += 1;
+                let now = n * 1_000_000;
+                let mut sink = |c: AudioChunk<'_>| received += c.samples.len() as u64;
+                match n % 50 {
+                    // Lost.
+                    7 => {}
+                    // Held back and sent after the next one (reordered).
+                    20 => {
+                        held[..d.len()].copy_from_slice(d);
+                        held_len = d.len();
+                    }
+                    21 => {
+                        jb.push(d, now, &mut sink);
+                        jb.push(&held[..held_len], now, &mut sink);
+                    }
+                    // Duplicated.
+                    30 => {
+                        jb.push(d, now, &mut sink);
+                        jb.push(d, now, &mut sink);
+                    }
+                    _ => jb.push(d, now, &mut sink),
+                }
+                jb.poll(now, &mut sink);
+            });
+        }
+    };
+    run(&mut p, &mut jb, 20);
+    let before = allocations();
+    run(&mut p, &mut jb, 200);
+    let allocated = allocations() - before;
+    assert_eq!(allocated, 0, "allocations over 2000 audio packets");
+    let c = *jb.counters();
+    assert_eq!((c.lost, c.duplicates, c.reordered), (44, 44, 44), "{c:?}");
+    assert!(received > 0);
 }

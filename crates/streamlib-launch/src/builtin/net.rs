@@ -19,6 +19,8 @@ const SAMPLINGS: &[&str] = &["ycbcr422-8", "ycbcr422-10", "rgb8"];
 pub(super) fn register(registry: &mut Registry) {
     registry.register(network_send());
     registry.register(network_receive());
+    registry.register(network_audio_send());
+    registry.register(network_audio_receive());
 }
 
 fn sampling(name: &str) -> Sampling {
@@ -197,6 +199,181 @@ fn network_receive() -> HandlerSpec {
                 NetworkReceiveConfig::from_sdp(&SdpSession::parse(&text)?)
             };
             Ok(Built::fixed(NetworkReceive::new(config)?))
+        }),
+    }
+}
+
+fn audio_format_of(p: &Properties) -> Result<streamlib_net::AudioFormat, HandlerError> {
+    use streamlib_net::{AudioEncoding, AudioFormat, PacketTime};
+    let encoding = match p.text("encoding") {
+        "l16" => AudioEncoding::L16,
+        _ => AudioEncoding::L24,
+    };
+    let channels = u16::try_from(p.int("channels")).map_err(|_| {
+        HandlerError::msg(format!("channels `{}` is out of range", p.int("channels")))
+    })?;
+    let packet_time = match p.text("ptime") {
+        "0.125" => PacketTime::Us125,
+        _ => PacketTime::Ms1,
+    };
+    Ok(AudioFormat::new(encoding, channels)?.with_packet_time(packet_time))
+}
+
+fn audio_props() -> Vec<crate::PropertySpec> {
+    vec![
+        prop(
+            "encoding",
+            PropType::Enum(&["l24", "l16"]),
+            Some("l24"),
+            false,
+            "linear PCM on the wire: 24- or 16-bit big-endian",
+        ),
+        prop(
+            "channels",
+            PropType::Int { min: 1, max: 8 },
+            Some("2"),
+            false,
+            "interleaved channels (48 kHz)",
+        ),
+        prop(
+            "ptime",
+            PropType::Enum(&["1", "0.125"]),
+            Some("1"),
+            false,
+            "packet time in ms (48 or 6 samples per channel per packet)",
+        ),
+        prop(
+            "payload",
+            PropType::Int { min: 96, max: 127 },
+            Some("97"),
+            false,
+            "RTP payload type",
+        ),
+    ]
+}
+
+fn network_audio_send() -> HandlerSpec {
+    let mut properties = vec![
+        prop(
+            "destination",
+            PropType::Text,
+            None,
+            false,
+            "receiver or multicast group, address:port (IPv4 or [IPv6]:port)",
+        ),
+        prop(
+            "sdp",
+            PropType::Text,
+            Some(""),
+            false,
+            "write the stream's SDP to this file (for the receiver, GStreamer or FFmpeg)",
+        ),
+    ];
+    properties.extend(audio_props());
+    HandlerSpec {
+        name: "networkaudiosend",
+        summary: "Sends audio as SMPTE ST 2110-30 / AES67 RTP (L24 or L16, 1 ms packets), paced in real time",
+        ports: vec![port(
+            "audio",
+            Direction::Input,
+            PortKind::Audio,
+            MemoryCaps::CPU,
+            DeliveryMode::Ordered { capacity: 64 },
+            "interleaved f32 buffers of the configured channel count at 48 kHz, any length",
+        )],
+        properties,
+        factory: Arc::new(|p: &Properties| {
+            let destination = address("destination", p.text("destination"))?;
+            let mut config =
+                streamlib_net::NetworkAudioSendConfig::new(destination, audio_format_of(p)?);
+            config.rtp.payload_type = u8::try_from(p.int("payload")).unwrap_or(97);
+            let sender = streamlib_net::NetworkAudioSend::new(config)?;
+            let path = p.text("sdp");
+            if !path.is_empty() {
+                let origin = match destination.ip() {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                };
+                let sdp = sender.sdp(origin, RefClock::Ptp { grandmaster: None });
+                std::fs::write(path, sdp.to_sdp()).map_err(|e| {
+                    HandlerError::msg(format!("cannot write the SDP to {path}: {e}"))
+                })?;
+            }
+            Ok(Built::fixed(sender))
+        }),
+    }
+}
+
+fn network_audio_receive() -> HandlerSpec {
+    let mut properties = vec![
+        prop(
+            "sdp",
+            PropType::Text,
+            Some(""),
+            false,
+            "configure from this SDP file (address, port, format); the other properties are then ignored",
+        ),
+        prop(
+            "bind",
+            PropType::Text,
+            Some("0.0.0.0:5004"),
+            false,
+            "local address:port to receive on",
+        ),
+        prop(
+            "multicast",
+            PropType::Text,
+            Some(""),
+            false,
+            "multicast group to join (empty: unicast)",
+        ),
+        prop(
+            "buffer-packets",
+            PropType::Int { min: 1, max: 1000 },
+            Some("1"),
+            false,
+            "packet times per output buffer (1: lowest latency)",
+        ),
+    ];
+    properties.extend(audio_props());
+    HandlerSpec {
+        name: "networkaudioreceive",
+        summary: "Receives SMPTE ST 2110-30 / AES67 RTP audio through a reordering jitter buffer; losses become silence",
+        ports: vec![port(
+            "audio",
+            Direction::Output,
+            PortKind::Audio,
+            MemoryCaps::CPU,
+            DeliveryMode::Ordered { capacity: 64 },
+            "interleaved f32 buffers at 48 kHz, in order, every one that became due per tick",
+        )],
+        properties,
+        factory: Arc::new(|p: &Properties| {
+            let path = p.text("sdp");
+            let mut config = if path.is_empty() {
+                let mut config = streamlib_net::NetworkAudioReceiveConfig::new(
+                    address("bind", p.text("bind"))?,
+                    audio_format_of(p)?,
+                );
+                config.jitter.payload_type = u8::try_from(p.int("payload")).ok();
+                let group = p.text("multicast");
+                if !group.is_empty() {
+                    config.multicast_group = Some(group.parse().map_err(|_| {
+                        HandlerError::msg(format!("multicast `{group}` is not an IP address"))
+                    })?);
+                }
+                config
+            } else {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| HandlerError::msg(format!("cannot read the SDP {path}: {e}")))?;
+                streamlib_net::NetworkAudioReceiveConfig::from_sdp(
+                    &streamlib_net::AudioSdpSession::parse(&text)?,
+                )
+            };
+            config.packets_per_buffer = usize::try_from(p.int("buffer-packets")).unwrap_or(1);
+            Ok(Built::fixed(streamlib_net::NetworkAudioReceive::new(
+                config,
+            )?))
         }),
     }
 }

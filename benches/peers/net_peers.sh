@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Network speed comparison, streamlib vs GStreamer: raw RGB video (ST 2110-20 / RFC 4175)
+# over UDP loopback, D seconds each, one after the other in the same run. Not CI: a peer
+# script, run by hand on a quiet machine.
+#
+#   BIN=/path/to/streamlib D=60 benches/peers/net_peers.sh
+#
+# Environment:
+#   BIN   the streamlib CLI (default target/release/streamlib; build it with
+#         `cargo build --release -p streamlib-cli`, or `--no-default-features --features net`
+#         for a lighter build that has everything this script uses)
+#   D     seconds of video per peer (default 20; the issue asks for 60)
+#   SIZE  WIDTHxHEIGHT (default 1920x1080), 60 fps, 8-bit RGB on the wire
+#   P, Q  UDP ports for streamlib and GStreamer (default 47100, 47102)
+#   PACING  streamlib's ST 2110-21 sender type: narrow (default), wide (bursts of 16), burst
+#   OUT   where logs and the JSON stats go (default a fresh temporary folder)
+#
+# What is measured, per side (sender, receiver) and peer:
+#   - CPU seconds (user + system) from /usr/bin/time, the whole process;
+#   - frames sent (the generator's count) and frames received (streamlib: frames the
+#     NetworkReceive published, its runtime ticking at 120 Hz so none is superseded;
+#     GStreamer: buffers reaching fakesink, counted from `-v` last-message lines);
+#   - datagrams sent and received, and datagrams the kernel dropped for want of receive
+#     buffer (RcvbufErrors + InErrors): deltas of /proc/net/snmp's Udp counters over each
+#     peer's run. Loopback loses nothing else, so these are the packet losses. The counters
+#     are system-wide: other UDP traffic on the machine during a run shows up in them;
+#   - Gbit/s of video delivered (frames received × frame bytes × 8 / D).
+#
+# Notes:
+#   - 4:2:2 10-bit needs UYVY frames; streamlib's testpattern produces RGBA, so both peers
+#     carry 8-bit RGB here (streamlib drops the alpha byte when packetizing).
+#   - streamlib paces per ST 2110-21 (narrow); GStreamer's udpsink sends each frame as one
+#     burst, so its receiver needs a socket buffer that holds a whole frame (6.2 MB at
+#     1080p); both ask for 8 MiB, and the kernel caps that at net.core.rmem_max.
+#   - The CLI's --json carries runtime statistics only, not NetworkReceive's own counters
+#     (malformed, lost per frame, ...): the packet figures here come from the kernel.
+set -euo pipefail
+
+BIN=${BIN:-target/release/streamlib}
+D=${D:-20}
+SIZE=${SIZE:-1920x1080}
+PACING=${PACING:-narrow}
+P=${P:-47100}
+Q=${Q:-47102}
+OUT=${OUT:-$(mktemp -d -t net_peers.XXXXXX)}
+W=${SIZE%x*}
+H=${SIZE#*x}
+FRAME_BYTES=$((W * H * 3))
+
+die() {
+    echo "net_peers: $*" >&2
+    exit 1
+}
+[[ -x $BIN ]] || die "no streamlib CLI at $BIN (cargo build --release -p streamlib-cli; or set BIN=)"
+command -v gst-launch-1.0 >/dev/null || die "gst-launch-1.0 is missing (apt-get install gstreamer1.0-tools gstreamer1.0-plugins-good)"
+[[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install time)"
+command -v jq >/dev/null || die "jq is missing (apt-get install jq)"
+mkdir -p "$OUT"
+
+# InDatagrams InErrors OutDatagrams RcvbufErrors
+udp_counters() { awk '/^Udp: [0-9]/ { print $2, $4, $5, $6; exit }' /proc/net/snmp; }
+# user + system seconds from a `/usr/bin/time -f "%U %S"` file (its last line).
+cpu_of() { tail -n 1 "$1" | awk '{ printf "%.2f", $1 + $2 }'; }
+# "in_datagrams out_datagrams dropped" between two udp_counters lines.
+udp_delta() {
+    read -r i0 e0 o0 r0 <<<"$1"
+    read -r i1 e1 o1 r1 <<<"$2"
+    echo "$((i1 - i0)) $((o1 - o0)) $((e1 - e0 + r1 - r0))"
+}
+
+echo "net_peers: ${W}x${H}@60 RGB, ${D} s per peer, streamlib pacing $PACING, logs in $OUT"
+
+# --- streamlib -------------------------------------------------------------------------
+before=$(udp_counters)
+/usr/bin/time -f "%U %S" -o "$OUT/streamlib_rx.time" \
+    "$BIN" launch --fps 120 --frames $(((D + 3) * 120)) --json \
+    "networkreceive bind=127.0.0.1:$P size=${W}x${H} sampling=rgb8 fps=60 ! null" \
+    >"$OUT/streamlib_rx.json" 2>"$OUT/streamlib_rx.err" &
+rx_pid=$!
+sleep 1
+/usr/bin/time -f "%U %S" -o "$OUT/streamlib_tx.time" \
+    "$BIN" launch --fps 60 --frames $((D * 60)) --json \
+    "testpattern size=${W}x${H} ! networksend sampling=rgb8 size=${W}x${H} fps=60 destination=127.0.0.1:$P pacing=$PACING" \
+    >"$OUT/streamlib_tx.json" 2>"$OUT/streamlib_tx.err"
+wait "$rx_pid" || die "streamlib receiver failed: $(tail -n 3 "$OUT/streamlib_rx.err")"
+after=$(udp_counters)
+read -r sl_in sl_out sl_drop <<<"$(udp_delta "$before" "$after")"
+sl_sent=$(jq '[.streams[] | select(.handler == "TestPattern") | .items_out] | add // 0' "$OUT/streamlib_tx.json")
+sl_recv=$(jq '[.streams[] | select(.handler == "NetworkReceive") | .items_out] | add // 0' "$OUT/streamlib_rx.json")
+sl_tx_cpu=$(cpu_of "$OUT/streamlib_tx.time")
+sl_rx_cpu=$(cpu_of "$OUT/streamlib_rx.time")
+
+sleep 1
+
+# --- GStreamer -------------------------------------------------------------------------
+caps="application/x-rtp,media=(string)video,clock-rate=(int)90000,encoding-name=(string)RAW,sampling=(string)RGB,depth=(string)8,width=(string)$W,height=(string)$H,payload=(int)96"
+before=$(udp_counters)
+/usr/bin/time -f "%U %S" -o "$OUT/gstreamer_rx.time" \
+    timeout -s INT $((D + 4)) gst-launch-1.0 -e -v \
+    udpsrc port="$Q" address=127.0.0.1 buffer-size=8388608 caps="$caps" \
+    ! rtpvrawdepay ! fakesink silent=false \
+    >"$OUT/gstreamer_rx.log" 2>&1 &
+rx_pid=$!
+sleep 1
+/usr/bin/time -f "%U %S" -o "$OUT/gstreamer_tx.time" \
+    gst-launch-1.0 -q videotestsrc is-live=true num-buffers=$((D * 60)) \
+    ! "video/x-raw,format=RGB,width=$W,height=$H,framerate=60/1" \
+    ! rtpvrawpay mtu=1472 ! udpsink host=127.0.0.1 port="$Q" buffer-size=8388608 \
+    >"$OUT/gstreamer_tx.log" 2>&1
+wait "$rx_pid" || true # SIGINT ends it, by design
+after=$(udp_counters)
+read -r gst_in gst_out gst_drop <<<"$(udp_delta "$before" "$after")"
+gst_sent=$((D * 60))
+gst_recv=$(grep -c "last-message = chain" "$OUT/gstreamer_rx.log" || true)
+# rtpvrawdepay flags a frame DISCONT after missing packets (the first frame always is).
+gst_discont=$(grep "last-message = chain" "$OUT/gstreamer_rx.log" | grep -c discont || true)
+gst_tx_cpu=$(cpu_of "$OUT/gstreamer_tx.time")
+gst_rx_cpu=$(cpu_of "$OUT/gstreamer_rx.time")
+
+# --- Report ----------------------------------------------------------------------------
+gbit() { awk -v f="$1" -v b="$FRAME_BYTES" -v d="$D" 'BEGIN { printf "%.2f", f * b * 8 / d / 1e9 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+echo
+printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %8s\n" \
+    peer frames_sent frames_recv dgrams_tx dgrams_rx dropped discont tx_cpu_s rx_cpu_s Gbit/s
+printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %8s\n" \
+    streamlib "$sl_sent" "$sl_recv" "$sl_out" "$sl_in" "$sl_drop" "-" "$sl_tx_cpu" "$sl_rx_cpu" "$(gbit "$sl_recv")"
+printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %8s\n" \
+    gstreamer "$gst_sent" "$gst_recv" "$gst_out" "$gst_in" "$gst_drop" "$((gst_discont > 0 ? gst_discont - 1 : 0))" "$gst_tx_cpu" "$gst_rx_cpu" "$(gbit "$gst_recv")"
+echo
+echo "CPU streamlib / GStreamer: sender $(ratio "$sl_tx_cpu" "$gst_tx_cpu"), receiver $(ratio "$sl_rx_cpu" "$gst_rx_cpu")"
+echo "datagrams dropped by the kernel: streamlib $sl_drop, GStreamer $gst_drop; frames lost: streamlib $((sl_sent - sl_recv)), GStreamer $((gst_sent - gst_recv))"
+echo "(${W}x${H} RGB at 60 fps is $(awk -v b="$FRAME_BYTES" 'BEGIN { printf "%.2f", b * 60 * 8 / 1e9 }') Gbit/s of video; logs and JSON in $OUT)"
