@@ -47,7 +47,7 @@ pub fn validate_properties(
             parse_value(element, spec, name, text, &prop.ty)?,
         );
     }
-    for prop in spec.properties.iter().filter(|p| !p.name.contains("<N>")) {
+    for prop in spec.properties.iter().filter(|p| !p.name.contains('<')) {
         if values.contains_key(prop.name) {
             continue;
         }
@@ -114,7 +114,12 @@ fn check_elements<'r>(
     let mut seen = std::collections::BTreeSet::new();
     let mut checked = Vec::with_capacity(desc.elements.len());
     for element in &desc.elements {
-        if !is_identifier(&element.name) || !seen.insert(element.name.as_str()) {
+        if !is_identifier(&element.name) {
+            return Err(LaunchError::InvalidName {
+                name: element.name.clone(),
+            });
+        }
+        if !seen.insert(element.name.as_str()) {
             return Err(LaunchError::DuplicateName {
                 name: element.name.clone(),
             });

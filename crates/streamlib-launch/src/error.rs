@@ -123,6 +123,12 @@ pub enum LaunchError {
         /// The name.
         name: String,
     },
+    /// An element name that is not an identifier (the JSON form can carry any string).
+    #[error("`{name}` is not a valid element name (letters, digits, `_`, `-`)")]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
     /// A link names an element that does not exist.
     #[error("link `{link}`: no element named `{name}`{}", Suggest(.suggestion))]
     UnknownElement {

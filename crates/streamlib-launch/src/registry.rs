@@ -47,7 +47,8 @@ pub struct PortSpec {
 /// A typed property.
 #[derive(Debug, Clone, Serialize)]
 pub struct PropertySpec {
-    /// Name; may contain `<N>` for per-port properties (`layer<N>.opacity`).
+    /// Name; may contain `<N>` for per-port properties (`layer<N>.opacity`) or `<NAME>` for
+    /// named ones (`var.<NAME>`).
     pub name: &'static str,
     /// Type and range.
     #[serde(serialize_with = "prop_type")]
@@ -62,13 +63,23 @@ pub struct PropertySpec {
 
 impl PropertySpec {
     /// Whether `name` is this property (`layer3.opacity` matches `layer<N>.opacity`).
+    ///
+    /// `<N>` stands for a number (a port index), `<NAME>` for an identifier (letters, digits,
+    /// `_`, `-`: a variable name).
     pub fn matches(&self, name: &str) -> bool {
-        match self.name.split_once("<N>") {
+        let (placeholder, accept): (&str, fn(u8) -> bool) = if self.name.contains("<NAME>") {
+            ("<NAME>", |b| {
+                b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+            })
+        } else {
+            ("<N>", |b| b.is_ascii_digit())
+        };
+        match self.name.split_once(placeholder) {
             None => self.name == name,
             Some((prefix, suffix)) => name
                 .strip_prefix(prefix)
                 .and_then(|rest| rest.strip_suffix(suffix))
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(accept)),
         }
     }
 }
@@ -200,9 +211,12 @@ struct Controlled<H: StreamHandler> {
 }
 
 impl<H: StreamHandler> Controlled<H> {
-    fn apply_pending(&mut self) -> Result<(), HandlerError> {
+    /// Applies the queued changes. A change the handler refuses (a value inside the declared
+    /// range that the handler still cannot take) is logged and skipped, the old value kept:
+    /// a live change must never fail the stream it was meant to tune.
+    fn apply_pending(&mut self) {
         if !self.pending.dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
+            return;
         }
         {
             let mut changes = self
@@ -212,13 +226,11 @@ impl<H: StreamHandler> Controlled<H> {
                 .unwrap_or_else(PoisonError::into_inner);
             std::mem::swap(&mut *changes, &mut self.batch);
         }
-        let mut result = Ok(());
         for (name, value) in self.batch.drain(..) {
             if let Err(e) = (self.apply)(&mut self.inner, &name, &value) {
-                result = Err(HandlerError::msg(format!("setting `{name}={value}`: {e}")));
+                tracing::warn!(property = %name, %value, error = %e, "live change refused; the previous value stays");
             }
         }
-        result
     }
 }
 
@@ -230,7 +242,7 @@ impl<H: StreamHandler> StreamHandler for Controlled<H> {
         self.inner.on_start(ctx)
     }
     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
-        self.apply_pending()?;
+        self.apply_pending();
         self.inner.process(ctx)
     }
     fn on_stop(&mut self) -> Result<(), HandlerError> {

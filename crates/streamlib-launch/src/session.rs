@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
-use streamlib_clock::{FreeRunningClock, Rational, SoftwareClock};
+use streamlib_clock::{
+    Clock, ClockError, ClockInfo, ClockStats, FreeRunningClock, LockState, Rational, SoftwareClock,
+    TickWait,
+};
 use streamlib_runtime::{RuntimeHandle, RuntimeStats, StreamRuntime};
 
 use crate::build::{Controls, Graph, build};
@@ -108,30 +111,6 @@ impl Session {
         let mut built = build(registry, desc, runtime)?;
         built.runtime.start()?;
         let handle = built.runtime.handle();
-        if let (ClockKind::Software | ClockKind::Ptp, Some(frames)) =
-            (options.clock, options.frames)
-        {
-            // Realtime clocks have no limit of their own: a watcher stops the runtime once
-            // that many ticks have been issued.
-            let watcher = handle.clone();
-            std::thread::Builder::new()
-                .name("streamlib-frames".into())
-                .spawn(move || {
-                    loop {
-                        match watcher.stats() {
-                            Some(stats) if stats.clock_ticks < frames => {}
-                            _ => break,
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    watcher.stop();
-                })
-                .map_err(|e| LaunchError::Handler {
-                    element: "runtime".to_owned(),
-                    handler: "clock".to_owned(),
-                    message: format!("cannot start the frame-limit thread: {e}"),
-                })?;
-        }
         Ok(Self {
             runtime: built.runtime,
             handle,
@@ -186,17 +165,60 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if !self.runtime.is_finished() || self.runtime.stats().is_some() {
-            let _ = self.runtime.stop();
+        // Stops the clock, joins every thread, finalizes files (a no-op once stopped).
+        let _ = self.runtime.stop();
+    }
+}
+
+/// A clock that ends after `left` ticks: the frame limit of realtime clocks, which have none
+/// of their own. Ending the clock ends the sources, so the pipeline drains and finishes by
+/// itself (files finalized) whether or not anyone waits on the session.
+struct Limited<C> {
+    inner: C,
+    left: u64,
+}
+
+impl<C: Clock> Clock for Limited<C> {
+    fn info(&self) -> ClockInfo {
+        self.inner.info()
+    }
+    fn start(&mut self) -> Result<(), ClockError> {
+        self.inner.start()
+    }
+    fn wait_tick(&mut self, timeout: Duration) -> Result<TickWait, ClockError> {
+        if self.left == 0 {
+            return Ok(TickWait::Ended);
         }
+        let wait = self.inner.wait_tick(timeout)?;
+        if matches!(wait, TickWait::Tick(_)) {
+            self.left -= 1;
+        }
+        Ok(wait)
+    }
+    fn now_ns(&self) -> u64 {
+        self.inner.now_ns()
+    }
+    fn stats(&self) -> ClockStats {
+        self.inner.stats()
+    }
+    fn lock_state(&self) -> LockState {
+        self.inner.lock_state()
+    }
+}
+
+/// `clock`, limited to `frames` ticks when given.
+fn runtime_with(clock: impl Clock, frames: Option<u64>) -> StreamRuntime {
+    match frames {
+        Some(left) => StreamRuntime::new(Limited { inner: clock, left }),
+        None => StreamRuntime::new(clock),
     }
 }
 
 fn runtime_for(options: &LaunchOptions) -> Result<StreamRuntime, LaunchError> {
     let fps = fps_rational(options.fps)?;
     Ok(match options.clock {
-        ClockKind::Ptp => ptp_runtime(fps, options.ptp_interface.as_deref())?,
-        ClockKind::Software => StreamRuntime::new(SoftwareClock::new(fps)),
+        ClockKind::Ptp => ptp_runtime(fps, options.ptp_interface.as_deref(), options.frames)?,
+        ClockKind::Software => runtime_with(SoftwareClock::new(fps), options.frames),
         ClockKind::Free => {
             let clock = FreeRunningClock::new(fps);
             StreamRuntime::new(match options.frames {
@@ -208,7 +230,11 @@ fn runtime_for(options: &LaunchOptions) -> Result<StreamRuntime, LaunchError> {
 }
 
 #[cfg(feature = "ptp")]
-fn ptp_runtime(fps: Rational, interface: Option<&str>) -> Result<StreamRuntime, LaunchError> {
+fn ptp_runtime(
+    fps: Rational,
+    interface: Option<&str>,
+    frames: Option<u64>,
+) -> Result<StreamRuntime, LaunchError> {
     use streamlib_ptp::{Interface, PtpClock, PtpConfig, Transport};
     let clock_error = |message: String| LaunchError::Handler {
         element: "runtime".to_owned(),
@@ -224,11 +250,11 @@ fn ptp_runtime(fps: Rational, interface: Option<&str>) -> Result<StreamRuntime, 
     };
     let clock = PtpClock::new(fps, PtpConfig::new(Transport::multicast(interface)))
         .map_err(|e| clock_error(e.to_string()))?;
-    Ok(StreamRuntime::new(clock))
+    Ok(runtime_with(clock, frames))
 }
 
 #[cfg(not(feature = "ptp"))]
-fn ptp_runtime(_: Rational, _: Option<&str>) -> Result<StreamRuntime, LaunchError> {
+fn ptp_runtime(_: Rational, _: Option<&str>, _: Option<u64>) -> Result<StreamRuntime, LaunchError> {
     Err(LaunchError::Handler {
         element: "runtime".to_owned(),
         handler: "ptp clock".to_owned(),

@@ -290,8 +290,14 @@ fn a_live_change_reaches_the_next_frame_only() {
     controls.set("blur0", "sigma", "4").unwrap();
     ticker.tick();
     wait_for(2);
+    // Radius 0 is inside the declared range and derives the radius like -1 (a kernel cannot
+    // have zero taps); a live change never fails the stream it tunes.
+    controls.set("blur0", "radius", "0").unwrap();
+    ticker.tick();
+    wait_for(3);
     ticker.end();
-    built.runtime.stop().unwrap();
+    let stats = built.runtime.stop().unwrap();
+    assert_eq!(stats.stream("blur0").unwrap().errors, 0);
     let frames = capture.frames();
     // A checkerboard barely touched by σ=0.3 has pure black and white; σ=4 leaves neither.
     let extremes = |i: usize| {

@@ -28,8 +28,11 @@ enum Job {
 pub(super) struct Worker {
     jobs: Option<SyncSender<Job>>,
     thread: Option<JoinHandle<Result<(), FileError>>>,
-    /// The first error the encoder hit, taken by the next call.
+    /// The first error the encoder reported, taken by the next call.
     error: Arc<Mutex<Option<FileError>>>,
+    /// Why the encoder stopped accepting work, once it has: every later call fails with it,
+    /// so no frame is accepted (and counted) that will never be written.
+    failed: Mutex<Option<String>>,
     layout: FrameLayout,
     path: std::path::PathBuf,
 }
@@ -53,6 +56,7 @@ impl Worker {
             jobs: Some(jobs),
             thread: Some(thread),
             error,
+            failed: Mutex::new(None),
             layout,
             path,
         })
@@ -63,32 +67,53 @@ impl Worker {
         self.layout
     }
 
-    /// An error the encoder reported since the last call.
+    /// An error the encoder reported since the last call (the original error, once); after
+    /// that, an error saying the encoder failed earlier.
     fn take_error(&self) -> Result<(), FileError> {
-        match self
+        let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = self
             .error
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         {
-            Some(e) => Err(e),
+            *failed = Some(e.to_string());
+            return Err(e);
+        }
+        match failed.as_ref() {
+            Some(reason) => Err(self.stopped(&format!("the encoder failed earlier: {reason}"))),
             None => Ok(()),
         }
+    }
+
+    fn stopped(&self, reason: &str) -> FileError {
+        FileError::Encode {
+            path: self.path.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Marks the encoder as gone (its thread ended without reporting why: it panicked).
+    fn disconnected(&self) -> Result<(), FileError> {
+        self.take_error()?;
+        let reason = "the encoder thread stopped";
+        *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
+        Err(self.stopped(reason))
     }
 
     fn send(&self, job: Job) -> Result<(), FileError> {
         self.take_error()?;
         let Some(jobs) = &self.jobs else {
-            return Ok(());
+            return Err(self.stopped("the file is already finalized"));
         };
         match jobs.try_send(job) {
             Ok(()) => Ok(()),
             // Back-pressure: the encoder is the bottleneck; wait for it rather than drop.
-            Err(TrySendError::Full(job)) => {
-                let _ = jobs.send(job);
-                Ok(())
-            }
-            Err(TrySendError::Disconnected(_)) => self.take_error(),
+            Err(TrySendError::Full(job)) => match jobs.send(job) {
+                Ok(()) => Ok(()),
+                Err(_) => self.disconnected(),
+            },
+            Err(TrySendError::Disconnected(_)) => self.disconnected(),
         }
     }
 
@@ -114,7 +139,18 @@ impl Worker {
             }),
             None => Ok(()),
         };
-        self.take_error().and(joined)
+        // An error already returned by an earlier call is not returned again; what finishing
+        // adds is the flush and trailer (the join result) and any error not yet reported.
+        let pending = match self
+            .error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+        pending.and(joined)
     }
 }
 

@@ -105,7 +105,7 @@ fn blur_config(p: &Properties) -> BlurConfig {
         radius: p
             .get("radius")
             .and_then(Value::as_int)
-            .filter(|r| *r >= 0)
+            .filter(|r| *r > 0)
             .and_then(|r| u32::try_from(r).ok()),
     }
 }
@@ -134,7 +134,7 @@ fn blur() -> HandlerSpec {
                 },
                 Some("-1"),
                 true,
-                "kernel radius in pixels; -1 derives ceil(3 sigma)",
+                "kernel radius in pixels; -1 or 0 derives ceil(3 sigma)",
             ),
         ],
         factory: Arc::new(|p: &Properties| {
@@ -149,7 +149,7 @@ fn blur() -> HandlerSpec {
                     _ => {
                         next.radius = value
                             .as_int()
-                            .filter(|r| *r >= 0)
+                            .filter(|r| *r > 0)
                             .and_then(|r| u32::try_from(r).ok());
                     }
                 }
@@ -409,11 +409,11 @@ fn drawing() -> HandlerSpec {
                 "a TTF/OTF file, or `system` for DejaVu Sans",
             ),
             prop(
-                "var.<N>",
+                "var.<NAME>",
                 PropType::Text,
                 None,
                 true,
-                "sets variable N, shown where the text says {N}",
+                "sets variable NAME, shown where the text says {NAME}",
             ),
         ],
         factory: Arc::new(drawing_factory),
@@ -457,6 +457,12 @@ fn drawing_factory(p: &Properties) -> Result<Built, HandlerError> {
         Ok(())
     })?;
     let vars = drawing.vars();
+    // Variables given at launch (`var.speed=3`) are there from the first frame.
+    for (name, value) in p.iter() {
+        if let Some(var) = name.strip_prefix("var.") {
+            vars.set(var, VarValue::parse(&value.to_string()));
+        }
+    }
     Ok(Built::live(drawing, move |_, name, value| {
         let name = name.strip_prefix("var.").unwrap_or(name);
         let value = match value {
