@@ -77,7 +77,8 @@ enum Command {
         json: bool,
     },
     /// Prints the validated, negotiated graph (auto-inserted transfers included) without
-    /// running it.
+    /// running it: no tick is issued, but the handlers are built (a network sender writes its
+    /// SDP, a receiver binds its socket, a GPU handler opens the GPU).
     Graph {
         /// The pipeline.
         pipeline: String,

@@ -107,8 +107,8 @@ fn rgb_order(format: PixelFormat) -> Option<[usize; 3]> {
 ///
 /// A frame already in the target format is passed on by reference, not copied. Output frames
 /// come from the handler's pool (re-created when the size changes); nothing is allocated per
-/// frame. With a stream `concurrency_limit` of `n`, rows are converted in `n` bands in
-/// parallel.
+/// frame. With a stream `concurrency_limit` of `n`, RGB↔UYVY and RGB↔RGB rows are converted
+/// in `n` bands in parallel; the I420 paths run on one thread.
 #[derive(Debug)]
 pub struct Convert {
     target: PixelFormat,

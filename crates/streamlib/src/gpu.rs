@@ -88,21 +88,26 @@ const GPU_HANDLERS: &[&str] = &["blurgpu"];
 /// with the adapter search's error.
 #[cfg(feature = "launch")]
 pub fn register_launch(registry: &mut crate::launch::Registry) {
-    use std::sync::OnceLock;
+    use std::sync::{Mutex, PoisonError};
 
     use crate::launch::{
         BuiltHandler, Direction, HandlerSpec, PipelineDesc, PropType, Properties, Value, port, prop,
     };
     use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps};
 
-    let shared: Arc<OnceLock<Result<GpuContext, String>>> = Arc::new(OnceLock::new());
+    // Only a context that opened is kept: a failure (no adapter yet, a lost device) is
+    // retried by the next pipeline instead of being remembered for the registry's lifetime.
+    let shared: Arc<Mutex<Option<GpuContext>>> = Arc::new(Mutex::new(None));
     let context = {
         let shared = Arc::clone(&shared);
         move || -> Result<GpuContext, HandlerError> {
-            shared
-                .get_or_init(|| GpuContext::new().map_err(|e| e.to_string()))
-                .clone()
-                .map_err(HandlerError::msg)
+            let mut slot = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(ctx) = slot.as_ref().filter(|c| !c.is_lost()) {
+                return Ok(ctx.clone());
+            }
+            let ctx = GpuContext::new()?;
+            *slot = Some(ctx.clone());
+            Ok(ctx)
         }
     };
     let for_blur = context.clone();
