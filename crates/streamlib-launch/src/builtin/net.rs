@@ -56,6 +56,69 @@ fn format_of(p: &Properties) -> Result<VideoFormat, HandlerError> {
     )?)
 }
 
+/// The properties both receivers share: `sdp`, `bind`, `multicast`.
+fn receive_props() -> Vec<crate::PropertySpec> {
+    vec![
+        prop(
+            "sdp",
+            PropType::Text,
+            Some(""),
+            false,
+            "configure from this SDP file (address, port, format); the other properties are then ignored",
+        ),
+        prop(
+            "bind",
+            PropType::Text,
+            Some("0.0.0.0:5004"),
+            false,
+            "local address:port to receive on",
+        ),
+        prop(
+            "multicast",
+            PropType::Text,
+            Some(""),
+            false,
+            "multicast group to join (empty: unicast)",
+        ),
+    ]
+}
+
+/// The `multicast` property as a group to join, `None` when empty.
+fn multicast_group(p: &Properties) -> Result<Option<IpAddr>, HandlerError> {
+    let group = p.text("multicast");
+    if group.is_empty() {
+        return Ok(None);
+    }
+    group
+        .parse()
+        .map(Some)
+        .map_err(|_| HandlerError::msg(format!("multicast `{group}` is not an IP address")))
+}
+
+/// The SDP file at `path`.
+fn read_sdp(path: &str) -> Result<String, HandlerError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| HandlerError::msg(format!("cannot read the SDP {path}: {e}")))
+}
+
+/// Writes a sender's SDP to `path` (nothing when empty), with the loopback address of the
+/// destination's family as origin and a PTP-traceable reference clock.
+fn write_sdp(
+    path: &str,
+    destination: SocketAddr,
+    sdp: impl FnOnce(IpAddr, RefClock) -> String,
+) -> Result<(), HandlerError> {
+    if path.is_empty() {
+        return Ok(());
+    }
+    let origin = match destination.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+    };
+    std::fs::write(path, sdp(origin, RefClock::Ptp { grandmaster: None }))
+        .map_err(|e| HandlerError::msg(format!("cannot write the SDP to {path}: {e}")))
+}
+
 fn common_props() -> Vec<crate::PropertySpec> {
     vec![
         prop(
@@ -128,46 +191,16 @@ fn network_send() -> HandlerSpec {
                 _ => Pacing::Narrow,
             };
             let sender = NetworkSend::new(config)?;
-            let path = p.text("sdp");
-            if !path.is_empty() {
-                let origin = match destination.ip() {
-                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-                };
-                let sdp = sender.sdp(origin, RefClock::Ptp { grandmaster: None });
-                std::fs::write(path, sdp.to_sdp()).map_err(|e| {
-                    HandlerError::msg(format!("cannot write the SDP to {path}: {e}"))
-                })?;
-            }
+            write_sdp(p.text("sdp"), destination, |origin, clock| {
+                sender.sdp(origin, clock).to_sdp()
+            })?;
             Ok(Built::fixed(sender))
         }),
     }
 }
 
 fn network_receive() -> HandlerSpec {
-    let mut properties = vec![
-        prop(
-            "sdp",
-            PropType::Text,
-            Some(""),
-            false,
-            "configure from this SDP file (address, port, format); the other properties are then ignored",
-        ),
-        prop(
-            "bind",
-            PropType::Text,
-            Some("0.0.0.0:5004"),
-            false,
-            "local address:port to receive on",
-        ),
-        prop(
-            "multicast",
-            PropType::Text,
-            Some(""),
-            false,
-            "multicast group to join (empty: unicast)",
-        ),
-    ];
+    let mut properties = receive_props();
     properties.extend(common_props());
     HandlerSpec {
         name: "networkreceive",
@@ -186,16 +219,10 @@ fn network_receive() -> HandlerSpec {
             let config = if path.is_empty() {
                 let mut config =
                     NetworkReceiveConfig::new(address("bind", p.text("bind"))?, format_of(p)?);
-                let group = p.text("multicast");
-                if !group.is_empty() {
-                    config.multicast_group = Some(group.parse().map_err(|_| {
-                        HandlerError::msg(format!("multicast `{group}` is not an IP address"))
-                    })?);
-                }
+                config.multicast_group = multicast_group(p)?;
                 config
             } else {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| HandlerError::msg(format!("cannot read the SDP {path}: {e}")))?;
+                let text = read_sdp(path)?;
                 NetworkReceiveConfig::from_sdp(&SdpSession::parse(&text)?)
             };
             Ok(Built::fixed(NetworkReceive::new(config)?))
@@ -288,53 +315,23 @@ fn network_audio_send() -> HandlerSpec {
                 streamlib_net::NetworkAudioSendConfig::new(destination, audio_format_of(p)?);
             config.rtp.payload_type = u8::try_from(p.int("payload")).unwrap_or(97);
             let sender = streamlib_net::NetworkAudioSend::new(config)?;
-            let path = p.text("sdp");
-            if !path.is_empty() {
-                let origin = match destination.ip() {
-                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-                };
-                let sdp = sender.sdp(origin, RefClock::Ptp { grandmaster: None });
-                std::fs::write(path, sdp.to_sdp()).map_err(|e| {
-                    HandlerError::msg(format!("cannot write the SDP to {path}: {e}"))
-                })?;
-            }
+            write_sdp(p.text("sdp"), destination, |origin, clock| {
+                sender.sdp(origin, clock).to_sdp()
+            })?;
             Ok(Built::fixed(sender))
         }),
     }
 }
 
 fn network_audio_receive() -> HandlerSpec {
-    let mut properties = vec![
-        prop(
-            "sdp",
-            PropType::Text,
-            Some(""),
-            false,
-            "configure from this SDP file (address, port, format); the other properties are then ignored",
-        ),
-        prop(
-            "bind",
-            PropType::Text,
-            Some("0.0.0.0:5004"),
-            false,
-            "local address:port to receive on",
-        ),
-        prop(
-            "multicast",
-            PropType::Text,
-            Some(""),
-            false,
-            "multicast group to join (empty: unicast)",
-        ),
-        prop(
-            "buffer-packets",
-            PropType::Int { min: 1, max: 1000 },
-            Some("1"),
-            false,
-            "packet times per output buffer (1: lowest latency)",
-        ),
-    ];
+    let mut properties = receive_props();
+    properties.extend([prop(
+        "buffer-packets",
+        PropType::Int { min: 1, max: 1000 },
+        Some("1"),
+        false,
+        "packet times per output buffer (1: lowest latency)",
+    )]);
     properties.extend(audio_props());
     HandlerSpec {
         name: "networkaudioreceive",
@@ -356,16 +353,10 @@ fn network_audio_receive() -> HandlerSpec {
                     audio_format_of(p)?,
                 );
                 config.jitter.payload_type = u8::try_from(p.int("payload")).ok();
-                let group = p.text("multicast");
-                if !group.is_empty() {
-                    config.multicast_group = Some(group.parse().map_err(|_| {
-                        HandlerError::msg(format!("multicast `{group}` is not an IP address"))
-                    })?);
-                }
+                config.multicast_group = multicast_group(p)?;
                 config
             } else {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| HandlerError::msg(format!("cannot read the SDP {path}: {e}")))?;
+                let text = read_sdp(path)?;
                 streamlib_net::NetworkAudioReceiveConfig::from_sdp(
                     &streamlib_net::AudioSdpSession::parse(&text)?,
                 )
