@@ -48,7 +48,10 @@ pub use error::ClockError;
 pub use free_running::FreeRunningClock;
 pub use genlock::{GenlockClock, GenlockOptions, PulseSource, PulseWait};
 pub use manual::{ManualClock, ManualClockHandle};
-pub use monotonic::{now_ns as monotonic_now_ns, sleep_until_ns as sleep_until_monotonic_ns};
+pub use monotonic::{
+    now_ns as monotonic_now_ns, set_timer_slack_ns as set_thread_timer_slack_ns,
+    sleep_until_ns as sleep_until_monotonic_ns,
+};
 pub use pulse::{ManualPulse, PulseSender, SoftwarePulse, SoftwarePulseControl};
 pub use rational::Rational;
 pub use software::{SoftwareClock, SoftwareClockOptions};

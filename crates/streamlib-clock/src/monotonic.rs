@@ -120,7 +120,7 @@ pub(crate) fn sleep_until_precise_ns(deadline_ns: u64, spin_margin_ns: u64) -> i
 
 /// Sets the calling thread's timer slack (Linux `PR_SET_TIMERSLACK`; 0 restores the default).
 /// A no-op elsewhere.
-pub(crate) fn set_timer_slack_ns(slack_ns: u64) -> io::Result<()> {
+pub fn set_timer_slack_ns(slack_ns: u64) -> io::Result<()> {
     imp::set_timer_slack_ns(slack_ns)
 }
 

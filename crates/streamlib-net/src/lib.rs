@@ -93,6 +93,7 @@ pub use sdp::{RefClock, SdpSession};
 pub use sdp_audio::AudioSdpSession;
 pub use send::{NetworkSend, NetworkSendConfig, SendStats, SendStatsHandle};
 pub use socket::{
-    MAX_BATCH, RECV_SLOT, RecvBatch, SendBatch, SocketConfig, receiver_socket, sender_socket,
+    MAX_BATCH, RECV_SLOT, RecvBatch, SendBatch, SocketConfig, enable_gro, receiver_socket,
+    sender_socket,
 };
 pub use stats::Histogram;

@@ -27,28 +27,57 @@ impl Pacing {
     }
 }
 
-/// The send schedule of one frame: packet `i` leaves `offset(i)` after the frame starts.
+/// The send schedule of one frame: packet `i` leaves `offset(i)` after the frame starts, in
+/// bursts of [`Pacer::burst`] packets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pacer {
     mode: Pacing,
-    /// ns between consecutive packets in narrow mode.
+    /// ns between consecutive packets (the drain period TRS of ST 2110-21).
     gap_ns: f64,
+    /// Packets sent together at each wake-up.
+    burst: usize,
 }
 
 impl Pacer {
-    /// Packets per burst in wide mode.
+    /// Smallest burst of a wide sender (ST 2110-21 CMAX for `TP=2110TPW` is at least 16).
     pub const WIDE_BURST: usize = 16;
+
+    /// Shortest interval between wake-ups a narrow sender aims for: waking a thread costs a
+    /// few µs, so at high packet rates packets leave in small bursts (never above CMAX).
+    pub const MIN_WAKE_NS: f64 = 20_000.0;
 
     /// ST 2110-21's active ratio for 1080-line video (1080 of 1125 lines): `TRS = TFRAME ×
     /// RACTIVE / NPACKETS`.
     pub const ACTIVE_1080: f64 = 1080.0 / 1125.0;
 
     /// A schedule spreading `packets` over `active_ratio` of a frame of `period_ns`.
+    ///
+    /// The burst size follows ST 2110-21's network compatibility model, whose bucket holds
+    /// `CMAX` packets and drains one per `TRS`:
+    /// - narrow: `CMAX = max(4, ⌊NPACKETS / (43200 × RACTIVE × TFRAME)⌋)`; packets leave one
+    ///   at a time when the gap is at least [`Pacer::MIN_WAKE_NS`], otherwise in bursts of
+    ///   `⌈MIN_WAKE / TRS⌉` capped at `CMAX` (6 for 1080p59.94 10-bit: one wake-up per
+    ///   22 µs instead of per 3.7 µs);
+    /// - wide: `CMAX = max(16, ⌊NPACKETS / (21600 × TFRAME)⌋)`, every burst that size;
+    /// - burst: the whole frame at once.
     pub fn new(mode: Pacing, period_ns: f64, active_ratio: f64, packets: usize) -> Self {
-        let active = period_ns * active_ratio.clamp(0.01, 1.0);
+        let ratio = active_ratio.clamp(0.01, 1.0);
+        let active = period_ns * ratio;
+        let packets_f = packets.max(1) as f64;
+        let gap_ns = active / packets_f;
+        let frame_s = period_ns / 1e9;
+        let burst = match mode {
+            Pacing::Narrow => {
+                let cmax = ((packets_f / (43_200.0 * ratio * frame_s)) as usize).max(4);
+                ((Self::MIN_WAKE_NS / gap_ns).ceil() as usize).clamp(1, cmax)
+            }
+            Pacing::Wide => ((packets_f / (21_600.0 * frame_s)) as usize).max(Self::WIDE_BURST),
+            Pacing::Burst => packets.max(1),
+        };
         Self {
             mode,
-            gap_ns: active / packets.max(1) as f64,
+            gap_ns,
+            burst,
         }
     }
 
@@ -57,19 +86,28 @@ impl Pacer {
         self.mode
     }
 
-    /// Nominal ns between packets (narrow), or between bursts divided by the burst size.
+    /// Nominal ns between packets (`TRS`).
     pub fn gap_ns(&self) -> f64 {
         self.gap_ns
     }
 
-    /// When packet `i` is due, from the frame's start.
+    /// Packets that leave together at each wake-up.
+    pub fn burst(&self) -> usize {
+        self.burst
+    }
+
+    /// When packet `i` is due, from the frame's start: the start of its burst.
     pub fn offset(&self, i: usize) -> Duration {
-        let slot = match self.mode {
-            Pacing::Narrow => i,
-            Pacing::Wide => i / Self::WIDE_BURST * Self::WIDE_BURST,
-            Pacing::Burst => 0,
-        };
-        Duration::from_nanos((slot as f64 * self.gap_ns) as u64)
+        Duration::from_nanos(self.offset_ns(i))
+    }
+
+    /// [`Pacer::offset`] in ns.
+    pub fn offset_ns(&self, i: usize) -> u64 {
+        if self.mode == Pacing::Burst {
+            return 0;
+        }
+        let slot = i / self.burst * self.burst;
+        (slot as f64 * self.gap_ns) as u64
     }
 }
 
@@ -102,9 +140,18 @@ mod tests {
         let period = 1e9 * 1001.0 / 60_000.0;
         let p = Pacer::new(Pacing::Narrow, period, Pacer::ACTIVE_1080, 4320);
         assert!((p.gap_ns() - 3707.0).abs() < 1.0, "{}", p.gap_ns());
+        // CMAX = max(4, ⌊4320 / (43200 × 0.96 × 0.01668)⌋) = 6; 20 µs / 3.7 µs rounds up to 6.
+        assert_eq!(p.burst(), 6);
         assert_eq!(p.offset(0), Duration::ZERO);
+        assert_eq!(p.offset(5), Duration::ZERO);
+        assert_eq!(p.offset_ns(6), (6.0 * p.gap_ns()) as u64);
         assert!(p.offset(4319) < Duration::from_nanos((period * Pacer::ACTIVE_1080) as u64));
+        // 640×360 at 30 fps: 399 packets, 80 µs apart, one at a time.
+        let slow = Pacer::new(Pacing::Narrow, 1e9 / 30.0, Pacer::ACTIVE_1080, 399);
+        assert_eq!(slow.burst(), 1);
+        assert!(slow.offset(1) > Duration::from_micros(79));
         let w = Pacer::new(Pacing::Wide, period, Pacer::ACTIVE_1080, 4320);
+        assert_eq!(w.burst(), 16);
         assert_eq!(w.offset(15), Duration::ZERO);
         assert_eq!(w.offset(16), w.offset(31));
         assert!(w.offset(16) > Duration::ZERO);

@@ -35,6 +35,11 @@ pub struct PacketizerConfig {
     /// Largest UDP payload (RTP header included): see [`udp_payload_for_mtu`]. Default 1472,
     /// a 1500-byte IPv4 MTU.
     pub max_udp_payload: usize,
+    /// Pads every packet but a frame's last to one length with RTP padding (RFC 3550 §5.1:
+    /// the P bit, the pad count in the last byte), so that a GSO sender can hand the kernel
+    /// long runs of equal datagrams. A few bytes per packet (at most a pixel group and a
+    /// sample row header); receivers strip it. Default false.
+    pub uniform_length: bool,
 }
 
 impl Default for PacketizerConfig {
@@ -44,6 +49,7 @@ impl Default for PacketizerConfig {
             ssrc: 0x5354_4c42, // "STLB"
             initial_sequence: 0,
             max_udp_payload: udp_payload_for_mtu(1500, false),
+            uniform_length: false,
         }
     }
 }
@@ -56,6 +62,8 @@ pub struct Packetizer {
     config: PacketizerConfig,
     sequence: u32,
     packets_per_frame: usize,
+    /// Length every packet but a frame's last is padded to (0: no padding).
+    uniform_len: usize,
 }
 
 /// Where the next packet starts: a line and a pixel in it.
@@ -91,13 +99,21 @@ impl Packetizer {
             config,
             sequence: config.initial_sequence,
             packets_per_frame: 0,
+            uniform_len: 0,
         };
         let mut rows = [SampleRow::default(); MAX_ROWS];
         let mut cursor = Cursor { line: 0, px: 0 };
+        let mut longest = 0;
         while cursor.line < format.height as usize {
-            let (_, next) = p.plan(cursor, &mut rows);
+            let (count, next) = p.plan(cursor, &mut rows);
             cursor = next;
             p.packets_per_frame += 1;
+            if next.line < format.height as usize {
+                longest = longest.max(packet_len(&rows[..count]));
+            }
+        }
+        if config.uniform_length {
+            p.uniform_len = longest;
         }
         Ok(p)
     }
@@ -126,6 +142,12 @@ impl Packetizer {
     /// The extended sequence number the next packet gets.
     pub fn next_sequence(&self) -> u32 {
         self.sequence
+    }
+
+    /// Length every packet of a frame but the last has (0 unless
+    /// [`PacketizerConfig::uniform_length`]).
+    pub fn uniform_len(&self) -> usize {
+        self.uniform_len
     }
 
     /// Rows of the packet that starts at `cursor`, and where the next one starts.
@@ -194,6 +216,16 @@ impl Packetizer {
     }
 }
 
+/// Bytes of a packet carrying `rows` (headers included, no padding).
+fn packet_len(rows: &[SampleRow]) -> usize {
+    RTP_HEADER_LEN
+        + EXT_SEQ_LEN
+        + rows
+            .iter()
+            .map(|r| SRD_LEN + usize::from(r.length))
+            .sum::<usize>()
+}
+
 /// The packets of one frame, written one at a time into caller-owned buffers.
 #[derive(Debug)]
 pub struct FramePackets<'a> {
@@ -240,6 +272,14 @@ impl FramePackets<'_> {
             let line = self.pixels.get(start..).unwrap_or_default();
             sampling.pack(line, usize::from(row.offset), &mut out[pos..pos + len]);
             pos += len;
+        }
+        // RTP padding up to the uniform length: zeros, then the pad count.
+        let pad = p.uniform_len.saturating_sub(pos);
+        if !marker && (1..=255).contains(&pad) {
+            out[pos..p.uniform_len - 1].fill(0);
+            out[p.uniform_len - 1] = pad as u8;
+            out[0] |= 0x20;
+            pos = p.uniform_len;
         }
         self.cursor = next;
         Some(pos)

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use streamlib_ports::{
@@ -12,7 +12,9 @@ use streamlib_ports::{
     StreamHandler, VideoFrame,
 };
 
-use crate::pacing::{Pacer, wait_until};
+use streamlib_clock::{monotonic_now_ns, set_thread_timer_slack_ns, sleep_until_monotonic_ns};
+
+use crate::pacing::Pacer;
 use crate::rtp::rtp_timestamp_90k;
 use crate::sdp::{RefClock, SdpSession};
 use crate::socket::{SendBatch, SocketConfig, sender_socket};
@@ -39,6 +41,11 @@ pub struct NetworkSendConfig {
     pub active_ratio: f64,
     /// Socket options.
     pub socket: SocketConfig,
+    /// Hands each burst to the kernel as one UDP GSO message where the kernel has it
+    /// (Linux 4.18+; falls back to one datagram per message otherwise). Turns on the
+    /// packetizer's [`uniform_length`](PacketizerConfig::uniform_length) padding so that
+    /// bursts are runs of one length. Default true.
+    pub gso: bool,
 }
 
 impl NetworkSendConfig {
@@ -52,6 +59,7 @@ impl NetworkSendConfig {
             pacing: Pacing::Narrow,
             active_ratio: Pacer::ACTIVE_1080,
             socket: SocketConfig::default(),
+            gso: true,
         }
     }
 }
@@ -79,6 +87,10 @@ pub struct SendStats {
     pub gap_max_ns: u64,
     /// From a frame's first packet to its last, median, ns.
     pub frame_span_p50_ns: u64,
+    /// Packets the pacer sends at each wake-up (see [`Pacer::new`]); 0 before the start.
+    pub burst: u64,
+    /// Whether bursts go out as UDP GSO messages (false if disabled or the kernel refused).
+    pub gso: bool,
 }
 
 #[derive(Default)]
@@ -89,6 +101,8 @@ struct Shared {
     send_errors: AtomicU64,
     frames_skipped: AtomicU64,
     frames_rejected: AtomicU64,
+    burst: AtomicU64,
+    gso: AtomicBool,
     gaps: Histogram,
     spans: Histogram,
 }
@@ -121,6 +135,8 @@ impl SendStatsHandle {
             gap_p99_ns: s.gaps.percentile(99.0),
             gap_max_ns: s.gaps.max(),
             frame_span_p50_ns: s.spans.percentile(50.0),
+            burst: load(&s.burst),
+            gso: s.gso.load(Ordering::Relaxed),
         }
     }
 
@@ -227,7 +243,10 @@ impl StreamHandler for NetworkSend {
             self.config.bind,
             &self.config.socket,
         )?;
-        let packetizer = Packetizer::new(self.config.format, self.config.rtp)?;
+        let mut rtp = self.config.rtp;
+        rtp.uniform_length |= self.config.gso;
+        let packetizer = Packetizer::new(self.config.format, rtp)?;
+        let gso = self.config.gso;
         let stop = Arc::new(AtomicBool::new(false));
         let (queue, shared, stop2) = (
             Arc::clone(&self.queue),
@@ -238,7 +257,14 @@ impl StreamHandler for NetworkSend {
         let thread = thread::Builder::new()
             .name("streamlib-net-send".into())
             .spawn(move || {
-                send_loop(&socket, packetizer, pacing, ratio, &queue, &shared, &stop2);
+                let batch = if gso {
+                    SendBatch::with_gso(packetizer.max_packet_len())
+                } else {
+                    SendBatch::new(packetizer.max_packet_len())
+                };
+                send_loop(
+                    &socket, packetizer, batch, pacing, ratio, &queue, &shared, &stop2,
+                );
                 Ok(())
             })
             .map_err(|source| NetError::Thread {
@@ -279,9 +305,14 @@ impl Drop for NetworkSend {
 }
 
 /// Sends queued frames until told to stop and the queue is empty.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the send thread's whole state, passed once"
+)]
 fn send_loop(
     socket: &std::net::UdpSocket,
     mut packetizer: Packetizer,
+    mut batch: SendBatch,
     pacing: Pacing,
     active_ratio: f64,
     queue: &ArrayQueue<VideoFrame>,
@@ -295,14 +326,13 @@ fn send_loop(
         active_ratio,
         packetizer.packets_per_frame(),
     );
-    let mut batch = SendBatch::new(packetizer.max_packet_len());
-    // A sender that fell behind catches up in small bursts: 4 packets in narrow mode (about
-    // ST 2110-21's CMAX for narrow senders), one burst in wide mode.
-    let max_batch = match pacing {
-        Pacing::Narrow => 4,
-        Pacing::Wide => Pacer::WIDE_BURST,
-        Pacing::Burst => crate::socket::MAX_BATCH,
-    };
+    // Sleeps end within a µs or two of the deadline instead of the default 50 µs slack.
+    if let Err(err) = set_thread_timer_slack_ns(1) {
+        tracing::debug!(%err, "timer slack not set; pacing will be coarser");
+    }
+    let burst = pacer.burst().min(crate::socket::MAX_BATCH);
+    shared.burst.store(burst as u64, Ordering::Relaxed);
+    shared.gso.store(batch.gso(), Ordering::Relaxed);
     loop {
         let Some(frame) = queue.pop() else {
             if stop.load(Ordering::Acquire) {
@@ -319,18 +349,14 @@ fn send_loop(
             shared.frames_rejected.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let start = Instant::now();
-        let mut last_send: Option<Instant> = None;
+        let start = monotonic_now_ns();
+        let mut last_send: Option<u64> = None;
         let mut i = 0;
         while !packets.is_done() {
-            wait_until(start + pacer.offset(i));
-            let elapsed = start.elapsed();
-            // Everything already due goes in one sendmmsg; in narrow mode that is one packet
-            // unless the sender fell behind.
-            while batch.len() < max_batch
-                && !packets.is_done()
-                && (batch.is_empty() || pacer.offset(i) <= elapsed)
-            {
+            // A sender that fell behind finds its next burst already due and sends it at
+            // once: it catches up a burst at a time, never in one larger burst.
+            let _ = sleep_until_monotonic_ns(start + pacer.offset_ns(i));
+            while batch.len() < burst && !packets.is_done() {
                 if !batch.push_with(|buf| packets.next_into(buf)) {
                     break;
                 }
@@ -338,12 +364,10 @@ fn send_loop(
             }
             let count = batch.len();
             let bytes = batch.bytes();
-            let now = Instant::now();
+            let now = monotonic_now_ns();
             let (sent, err) = batch.send(socket);
             if let Some(prev) = last_send {
-                shared
-                    .gaps
-                    .record(now.duration_since(prev).as_nanos() as u64);
+                shared.gaps.record(now.saturating_sub(prev));
             }
             for _ in 1..count {
                 shared.gaps.record(0);
@@ -357,10 +381,9 @@ fn send_loop(
             }
         }
         if let Some(last) = last_send {
-            shared
-                .spans
-                .record(last.duration_since(start).as_nanos() as u64);
+            shared.spans.record(last.saturating_sub(start));
         }
+        shared.gso.store(batch.gso(), Ordering::Relaxed);
         shared.frames.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -159,24 +159,63 @@ pub fn receiver_socket(
     Ok(socket.into())
 }
 
-/// Up to [`MAX_BATCH`] outgoing datagrams in one pre-allocated buffer.
+/// Largest UDP payload one GSO message may carry before the kernel cuts it (the IPv4 limit,
+/// also used for IPv6).
+const GSO_MAX_BYTES: usize = 65_507;
+
+/// Room for one `UDP_SEGMENT` control message (a `u16`), 8-byte aligned.
+type CmsgSpace = [u64; 4];
+
+/// Up to [`MAX_BATCH`] outgoing datagrams in one pre-allocated buffer, sent with one
+/// `sendmmsg`, and with UDP generic segmentation offload (GSO) where the kernel has it.
+///
+/// With GSO ([`SendBatch::with_gso`]) every run of consecutive datagrams of one length (and
+/// at most one shorter datagram ending it) goes down the stack as one message that the kernel
+/// (or the NIC) cuts into those datagrams: one trip through the IP stack per run rather than
+/// per datagram. The datagrams on the wire are the same. Senders that want long runs write
+/// datagrams of one length (the packetizer's uniform mode pads them with RTP padding). If
+/// the kernel refuses GSO, the batch is resent without it and GSO stays off.
 #[derive(Debug)]
 pub struct SendBatch {
     data: Vec<u8>,
     slot: usize,
     lens: [usize; MAX_BATCH],
     count: usize,
+    gso: bool,
+    /// Messages sent with more than one segment.
+    gso_messages: u64,
 }
 
 impl SendBatch {
-    /// Room for [`MAX_BATCH`] datagrams of up to `max_len` bytes.
+    /// Room for [`MAX_BATCH`] datagrams of up to `max_len` bytes, one `sendmmsg` message each.
     pub fn new(max_len: usize) -> Self {
         Self {
             data: vec![0; max_len * MAX_BATCH],
             slot: max_len,
             lens: [0; MAX_BATCH],
             count: 0,
+            gso: false,
+            gso_messages: 0,
         }
+    }
+
+    /// As [`SendBatch::new`], with UDP GSO (`UDP_SEGMENT`, Linux 4.18 and later) for runs of
+    /// equal-length datagrams; elsewhere the same as `new`.
+    pub fn with_gso(max_len: usize) -> Self {
+        Self {
+            gso: cfg!(target_os = "linux"),
+            ..Self::new(max_len)
+        }
+    }
+
+    /// Whether sends still use GSO (false after the kernel refused it once).
+    pub fn gso(&self) -> bool {
+        self.gso
+    }
+
+    /// Messages that carried more than one datagram through GSO, since creation.
+    pub fn gso_messages(&self) -> u64 {
+        self.gso_messages
     }
 
     /// Datagrams queued.
@@ -220,50 +259,171 @@ impl SendBatch {
         }
     }
 
+    /// How many datagrams from `first` go in one GSO message: a run of one length `L` (at
+    /// most `GSO_MAX_BYTES` in all), and one shorter datagram after it if there is one.
+    fn gso_run(&self, first: usize) -> usize {
+        let len = self.lens[first];
+        let mut end = first + 1;
+        let mut total = len;
+        while end < self.count && total + self.lens[end] <= GSO_MAX_BYTES {
+            let next = self.lens[end];
+            if next > len || next == 0 {
+                break;
+            }
+            total += next;
+            end += 1;
+            if next < len {
+                break;
+            }
+        }
+        end - first
+    }
+
     /// Sends every queued datagram on the connected `socket` with `sendmmsg` (retrying the
-    /// rest after a partial send); returns how many were sent before an error, and the error.
+    /// rest after a partial send); returns how many datagrams were sent before an error, and
+    /// the error.
     pub fn send(&mut self, socket: &UdpSocket) -> (usize, Option<io::Error>) {
+        if self.gso {
+            match self.send_messages(socket, true) {
+                // The kernel (or the route's device) refuses UDP_SEGMENT: never again.
+                (0, Some(err)) if gso_refused(&err) => {
+                    tracing::debug!(%err, "UDP GSO refused; sending datagrams one by one");
+                    self.gso = false;
+                }
+                result => {
+                    self.count = 0;
+                    return result;
+                }
+            }
+        }
+        let result = self.send_messages(socket, false);
+        self.count = 0;
+        result
+    }
+
+    fn send_messages(&mut self, socket: &UdpSocket, gso: bool) -> (usize, Option<io::Error>) {
         // SAFETY: an all-zero iovec / mmsghdr is valid (null pointers, zero lengths).
         let mut iov: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
-        for i in 0..self.count {
-            iov[i].iov_base = self.data[i * self.slot..].as_mut_ptr().cast();
-            iov[i].iov_len = self.lens[i];
-            msgs[i].msg_hdr.msg_iov = &mut iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
+        let mut control = [CmsgSpace::default(); MAX_BATCH];
+        // Datagrams carried by each message.
+        let mut carried = [0usize; MAX_BATCH];
+        for (i, (v, &len)) in iov.iter_mut().zip(&self.lens[..self.count]).enumerate() {
+            v.iov_base = self.data[i * self.slot..].as_mut_ptr().cast();
+            v.iov_len = len;
         }
+        let mut messages = 0;
+        let mut first = 0;
+        while first < self.count {
+            let run = if gso { self.gso_run(first) } else { 1 };
+            let hdr = &mut msgs[messages].msg_hdr;
+            hdr.msg_iov = &mut iov[first];
+            hdr.msg_iovlen = run as _;
+            if run > 1 {
+                let segment = u16::try_from(self.lens[first]).unwrap_or(u16::MAX);
+                write_segment_cmsg(hdr, &mut control[messages], segment);
+                self.gso_messages += 1;
+            }
+            carried[messages] = run;
+            messages += 1;
+            first += run;
+        }
+        let mut sent_msgs = 0;
         let mut sent = 0;
-        while sent < self.count {
-            let remaining = (self.count - sent) as libc::c_uint;
-            // SAFETY: `msgs[sent..count]` point at iovecs that point into `self.data`, all
-            // alive and unaliased for the call; the socket is connected so no address is
-            // needed; the kernel writes only `msg_len` fields.
+        while sent_msgs < messages {
+            let remaining = (messages - sent_msgs) as libc::c_uint;
+            // SAFETY: `msgs[sent_msgs..messages]` point at iovecs into `self.data` and at
+            // control buffers in `control`, all alive and unaliased for the call; the socket
+            // is connected so no address is needed; the kernel writes only `msg_len` fields.
             let n = unsafe {
-                libc::sendmmsg(socket.as_raw_fd(), msgs[sent..].as_mut_ptr(), remaining, 0)
+                libc::sendmmsg(
+                    socket.as_raw_fd(),
+                    msgs[sent_msgs..].as_mut_ptr(),
+                    remaining,
+                    0,
+                )
             };
             if n < 0 {
                 let err = io::Error::last_os_error();
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                self.count = 0;
                 return (sent, Some(err));
             }
-            sent += n as usize;
+            let n = n as usize;
+            sent += carried[sent_msgs..sent_msgs + n].iter().sum::<usize>();
+            sent_msgs += n;
         }
-        self.count = 0;
         (sent, None)
     }
 }
 
-/// Pre-allocated buffers for [`MAX_BATCH`] incoming datagrams.
+/// Fills `control` with one `UDP_SEGMENT` control message of `segment` bytes and points
+/// `hdr` at it.
+fn write_segment_cmsg(hdr: &mut libc::msghdr, control: &mut CmsgSpace, segment: u16) {
+    hdr.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    hdr.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as _;
+    // SAFETY: `control` is 8-byte aligned and at least CMSG_SPACE(2) bytes (checked by the
+    // `cmsg_space_fits` test), so the first header and its data lie inside it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(hdr);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment);
+    }
+}
+
+/// Whether `err` from a GSO send means GSO is unavailable (old kernel, a device or route that
+/// cannot segment), not that the network failed.
+fn gso_refused(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOPROTOOPT | libc::EIO | libc::EOPNOTSUPP)
+    )
+}
+
+/// Turns on UDP generic receive offload (`UDP_GRO`, Linux 5.0 and later) on `socket`: the
+/// kernel may then hand over several datagrams of one sender as one buffer, which only a
+/// [`RecvBatch::with_gro`] splits correctly. Returns whether the kernel accepted it.
+pub fn enable_gro(socket: &UdpSocket) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let one: libc::c_int = 1;
+        // SAFETY: UDP_GRO takes one int, passed by pointer with its size; the fd is open.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_UDP,
+                libc::UDP_GRO,
+                std::ptr::addr_of!(one).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        rc == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        false
+    }
+}
+
+/// Largest buffer a GRO receive fills (a coalesced run of datagrams).
+const GRO_SLOT: usize = 65_536;
+
+/// Pre-allocated buffers for [`MAX_BATCH`] incoming datagrams, or with GRO for
+/// [`MAX_BATCH`] coalesced buffers of up to 64 KiB each, split back into their datagrams.
 #[derive(Debug)]
 pub struct RecvBatch {
     data: Vec<u8>,
-    lens: [usize; MAX_BATCH],
-    truncated: [bool; MAX_BATCH],
-    count: usize,
+    slot: usize,
+    gro: bool,
+    control: Vec<CmsgSpace>,
+    /// Per datagram of the last receive: start in `data`, length, whether truncated.
+    datagrams: Vec<(usize, usize, bool)>,
 }
 
 impl Default for RecvBatch {
@@ -273,34 +433,51 @@ impl Default for RecvBatch {
 }
 
 impl RecvBatch {
-    /// Buffers of [`RECV_SLOT`] bytes each.
+    /// Buffers of [`RECV_SLOT`] bytes each, for a socket without GRO.
     pub fn new() -> Self {
+        Self::with_slot(RECV_SLOT, false)
+    }
+
+    /// Buffers of 64 KiB each, for a socket on which [`enable_gro`] succeeded: a buffer the
+    /// kernel coalesced is split at the segment size it reports (4 MiB in all).
+    pub fn with_gro() -> Self {
+        Self::with_slot(GRO_SLOT, true)
+    }
+
+    fn with_slot(slot: usize, gro: bool) -> Self {
+        // Linux coalesces at most 64 datagrams into one GRO buffer (UDP_GRO_CNT_MAX).
+        let per_slot = if gro { 64 } else { 1 };
         Self {
-            data: vec![0; RECV_SLOT * MAX_BATCH],
-            lens: [0; MAX_BATCH],
-            truncated: [false; MAX_BATCH],
-            count: 0,
+            data: vec![0; slot * MAX_BATCH],
+            slot,
+            gro,
+            control: vec![CmsgSpace::default(); if gro { MAX_BATCH } else { 0 }],
+            datagrams: Vec::with_capacity(MAX_BATCH * per_slot),
         }
     }
 
     /// Waits (up to the socket's read timeout) for at least one datagram and takes every one
-    /// already queued, up to [`MAX_BATCH`], with one `recvmmsg`. Returns how many; 0 on
-    /// timeout.
+    /// already queued, up to [`MAX_BATCH`] buffers, with one `recvmmsg`. Returns how many
+    /// datagrams; 0 on timeout.
     pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         // SAFETY: an all-zero iovec / mmsghdr is valid (null pointers, zero lengths).
         let mut iov: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
         for i in 0..MAX_BATCH {
-            iov[i].iov_base = self.data[i * RECV_SLOT..].as_mut_ptr().cast();
-            iov[i].iov_len = RECV_SLOT;
+            iov[i].iov_base = self.data[i * self.slot..].as_mut_ptr().cast();
+            iov[i].iov_len = self.slot;
             msgs[i].msg_hdr.msg_iov = &mut iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
+            if let Some(control) = self.control.get_mut(i) {
+                msgs[i].msg_hdr.msg_control = control.as_mut_ptr().cast();
+                msgs[i].msg_hdr.msg_controllen = size_of::<CmsgSpace>() as _;
+            }
         }
-        self.count = 0;
-        // SAFETY: every mmsghdr points at one iovec of RECV_SLOT bytes inside `self.data`,
-        // alive and exclusively borrowed for the call; no address or control buffers are
-        // given; a null timeout makes the socket's SO_RCVTIMEO apply.
+        self.datagrams.clear();
+        // SAFETY: every mmsghdr points at one iovec of `slot` bytes inside `self.data` and,
+        // with GRO, at a control buffer of its own, all alive and exclusively borrowed for
+        // the call; a null timeout makes the socket's SO_RCVTIMEO apply.
         let n = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),
@@ -319,23 +496,58 @@ impl RecvBatch {
                 _ => Err(err),
             };
         }
-        let n = n as usize;
-        for (i, msg) in msgs.iter().enumerate().take(n) {
-            self.lens[i] = (msg.msg_len as usize).min(RECV_SLOT);
-            self.truncated[i] = msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        for (i, msg) in msgs.iter().enumerate().take(n as usize) {
+            let start = i * self.slot;
+            let len = (msg.msg_len as usize).min(self.slot);
+            let truncated = msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            let segment = if self.gro {
+                gro_segment(&msg.msg_hdr).unwrap_or(len)
+            } else {
+                len
+            };
+            if segment == 0 || segment >= len {
+                self.datagrams.push((start, len, truncated));
+                continue;
+            }
+            let mut at = 0;
+            while at < len {
+                let piece = segment.min(len - at);
+                self.datagrams.push((start + at, piece, truncated));
+                at += piece;
+            }
         }
-        self.count = n;
-        Ok(n)
+        Ok(self.datagrams.len())
     }
 
     /// Datagram `i` of the last receive, and whether the kernel truncated it.
     pub fn get(&self, i: usize) -> Option<(&[u8], bool)> {
-        if i >= self.count {
-            return None;
-        }
-        let start = i * RECV_SLOT;
-        Some((&self.data[start..start + self.lens[i]], self.truncated[i]))
+        let &(start, len, truncated) = self.datagrams.get(i)?;
+        Some((&self.data[start..start + len], truncated))
     }
+}
+
+/// The segment size of a GRO-coalesced receive, from its `UDP_GRO` control message.
+#[allow(
+    clippy::unnecessary_cast,
+    reason = "msg_controllen is not usize on every libc"
+)]
+fn gro_segment(hdr: &libc::msghdr) -> Option<usize> {
+    if hdr.msg_control.is_null() || (hdr.msg_controllen as usize) < size_of::<libc::cmsghdr>() {
+        return None;
+    }
+    // SAFETY: the kernel filled `msg_control` (our buffer) with `msg_controllen` bytes of
+    // well-formed control messages; CMSG_FIRSTHDR / CMSG_NXTHDR stay inside that length.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO {
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                return usize::try_from(size).ok();
+            }
+            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -376,5 +588,101 @@ mod tests {
             "127.0.0.1".parse().unwrap(),
         );
         round_trip("[::1]:0".parse().unwrap(), None, "::1".parse().unwrap());
+    }
+
+    /// Datagrams of `lens` (byte `i` of datagram `k` is `k + i`), sent in one batch through
+    /// GSO or not, come back whole and in order, to a receiver with or without GRO.
+    fn gso_round_trip(lens: &[usize], gso: bool, gro: bool) -> (u64, bool) {
+        let cfg = SocketConfig::default();
+        let rx = receiver_socket(
+            "127.0.0.1:0".parse().unwrap(),
+            None,
+            &cfg,
+            Duration::from_millis(200),
+        )
+        .unwrap();
+        let mut rb = if gro {
+            assert!(enable_gro(&rx), "UDP_GRO refused on loopback");
+            RecvBatch::with_gro()
+        } else {
+            RecvBatch::new()
+        };
+        let dest = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), rx.local_addr().unwrap().port());
+        let tx = sender_socket(dest, None, &cfg).unwrap();
+        let mut batch = if gso {
+            SendBatch::with_gso(1472)
+        } else {
+            SendBatch::new(1472)
+        };
+        let datagram =
+            |k: usize, len: usize| -> Vec<u8> { (0..len).map(|i| (k + i) as u8).collect() };
+        for (k, &len) in lens.iter().enumerate() {
+            assert!(batch.push_with(|b| {
+                b[..len].copy_from_slice(&datagram(k, len));
+                Some(len)
+            }));
+        }
+        let (sent, err) = batch.send(&tx);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(sent, lens.len());
+        let mut got = Vec::new();
+        while got.len() < lens.len() {
+            let n = rb.recv(&rx).unwrap();
+            assert!(n > 0, "timed out after {} datagrams", got.len());
+            for i in 0..n {
+                let (d, cut) = rb.get(i).unwrap();
+                assert!(!cut);
+                got.push(d.to_vec());
+            }
+        }
+        for (k, &len) in lens.iter().enumerate() {
+            assert_eq!(got[k], datagram(k, len), "datagram {k}");
+        }
+        (batch.gso_messages(), batch.gso())
+    }
+
+    #[test]
+    fn gso_runs_arrive_as_the_datagrams_sent() {
+        // 40 of one length and a short last one: one GSO message (44 × 1470 would exceed
+        // 64 KiB, so 64 splits into two).
+        let mut lens = vec![1470; 40];
+        lens.push(300);
+        for gro in [false, true] {
+            // Linux has had UDP_SEGMENT since 4.18; elsewhere the batch falls back.
+            let linux = cfg!(target_os = "linux");
+            assert_eq!(gso_round_trip(&lens, true, gro), (u64::from(linux), linux));
+            assert_eq!(
+                gso_round_trip(&[1470; 64], true, gro).0,
+                2 * u64::from(linux)
+            );
+            // Mixed lengths: runs break where the length grows.
+            gso_round_trip(&[100, 100, 50, 1470, 1470, 1471, 1471, 7, 1], true, gro);
+            // Without GSO nothing is coalesced.
+            assert_eq!(gso_round_trip(&lens, false, gro), (0, false));
+        }
+    }
+
+    #[test]
+    fn gso_runs_are_cut_at_length_changes_and_64k() {
+        let mut b = SendBatch::with_gso(1500);
+        for len in [10, 10, 10, 5, 10, 20, 20, 1500] {
+            b.push_with(|_| Some(len));
+        }
+        assert_eq!(b.gso_run(0), 4); // 10 10 10 and the shorter 5 ending the run
+        assert_eq!(b.gso_run(4), 1); // 10 then a longer 20
+        assert_eq!(b.gso_run(5), 2);
+        assert_eq!(b.gso_run(7), 1);
+        let mut b = SendBatch::with_gso(1500);
+        for _ in 0..MAX_BATCH {
+            b.push_with(|_| Some(1500));
+        }
+        assert_eq!(b.gso_run(0), GSO_MAX_BYTES / 1500);
+    }
+
+    #[test]
+    fn cmsg_space_fits() {
+        // SAFETY: CMSG_SPACE only computes a size.
+        let need = unsafe { libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) };
+        assert!(need as usize <= size_of::<CmsgSpace>());
     }
 }

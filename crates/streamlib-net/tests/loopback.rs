@@ -81,6 +81,8 @@ fn send_receive(
 fn check(got: &[Vec<u8>], f: &VideoFormat, frames: u32, sent: &SendStats, rx: &ReceiveStats) {
     assert_eq!(sent.frames, u64::from(frames), "{sent:?}");
     assert_eq!(sent.send_errors, 0);
+    // Linux has UDP GSO (4.18+); the default sender uses it.
+    assert_eq!(sent.gso, cfg!(target_os = "linux"), "{sent:?}");
     let c = &rx.counters;
     assert_eq!(
         (c.malformed, c.lost_packets, c.frames_dropped),
@@ -105,6 +107,8 @@ fn unicast_ipv4_narrow_pacing_yuv422_10bit() {
         frames,
     );
     check(&got, &f, frames, &sent, &rx);
+    // 80 µs between packets is long enough to send them one at a time.
+    assert_eq!(sent.burst, 1, "{sent:?}");
     let packets = sent.packets / u64::from(frames);
     let nominal = 1e9 / 30.0 * Pacer::ACTIVE_1080 / packets as f64;
     eprintln!(
@@ -139,6 +143,7 @@ fn unicast_ipv6_wide_pacing_rgb() {
         sent.frame_span_p50_ns as f64 / 1e6
     );
     // Bursts of 16: most gaps (inside a burst) are ~0.
+    assert_eq!(sent.burst, 16, "{sent:?}");
     assert!(sent.gap_p50_ns < 20_000, "{sent:?}");
 }
 

@@ -15,6 +15,53 @@ fn sampling() -> impl Strategy<Value = Sampling> {
     ]
 }
 
+/// With `uniform_length`, every 1080p packet but the last has one length (the padding a GSO
+/// sender relies on), a few bytes over the unpadded longest at most, and still reassembles.
+#[test]
+fn uniform_length_pads_every_packet_but_the_last() {
+    for s in [
+        Sampling::YCbCr422Depth8,
+        Sampling::YCbCr422Depth10,
+        Sampling::RgbDepth8,
+    ] {
+        let f = format(s, 1920, 1080);
+        let cfg = PacketizerConfig {
+            uniform_length: true,
+            ..Default::default()
+        };
+        let mut p = Packetizer::new(f, cfg).unwrap();
+        let unpadded = Packetizer::new(f, PacketizerConfig::default()).unwrap();
+        assert_eq!(unpadded.uniform_len(), 0);
+        assert_eq!(p.packets_per_frame(), unpadded.packets_per_frame());
+        let len = p.uniform_len();
+        assert!(len <= 1472 && len > 1400, "{s:?}: {len}");
+        let px = pattern(&f, 3);
+        let stride = f.layout().unwrap().stride() as usize;
+        let packets = packetize(&mut p, &px, stride, 77);
+        let (last, rest) = packets.split_last().unwrap();
+        assert!(rest.iter().all(|d| d.len() == len), "{s:?}");
+        assert!(last.len() <= len);
+        let padded = rest.iter().filter(|d| d[0] & 0x20 != 0).count();
+        // 1920 RGB pixels happen to fill every packet exactly; 4:2:2 lines do not.
+        assert_eq!(
+            padded > 0,
+            s != Sampling::RgbDepth8,
+            "{s:?}: {padded} padded"
+        );
+        let mut out = Out::new();
+        let mut jb = jitter(f, JitterConfig::default());
+        for d in &packets {
+            jb.push(d, 0, &mut collect(&mut out));
+        }
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0].1 && out[0].3 == px,
+            "{s:?}: reassembled frame differs"
+        );
+        assert_eq!(jb.counters().malformed, 0);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -27,11 +74,17 @@ proptest! {
         seed in any::<u32>(),
         seq in any::<u32>(),
         ts in any::<u32>(),
+        uniform_length in any::<bool>(),
     ) {
         let w = if s == Sampling::RgbDepth8 { half_w * 2 - 1 } else { half_w * 2 };
         let f = format(s, w, h);
         let max = udp_payload_for_mtu(mtu, false).max(40);
-        let cfg = PacketizerConfig { initial_sequence: seq, max_udp_payload: max, ..Default::default() };
+        let cfg = PacketizerConfig {
+            initial_sequence: seq,
+            max_udp_payload: max,
+            uniform_length,
+            ..Default::default()
+        };
         let mut p = Packetizer::new(f, cfg).unwrap();
         let px = pattern(&f, seed);
         let stride = f.layout().unwrap().stride() as usize;
@@ -40,6 +93,9 @@ proptest! {
         prop_assert_eq!(p.next_sequence(), seq.wrapping_add(packets.len() as u32));
         for (i, d) in packets.iter().enumerate() {
             prop_assert!(d.len() <= max);
+            if uniform_length && i + 1 < packets.len() {
+                prop_assert!(d.len() <= p.uniform_len());
+            }
             let (h, _) = RtpHeader::parse(d).unwrap();
             prop_assert_eq!(h.marker, i + 1 == packets.len());
         }
