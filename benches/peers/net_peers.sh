@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Network speed comparison, streamlib vs GStreamer: raw RGB video (ST 2110-20 / RFC 4175)
-# over UDP loopback, D seconds each, one after the other in the same run. Not CI: a peer
-# script, run by hand on a quiet machine.
+# Network speed comparison, streamlib vs GStreamer: raw video (ST 2110-20 / RFC 4175) over
+# UDP loopback, D seconds each, one after the other in the same run. Not CI: a peer script,
+# run by hand on a quiet machine.
 #
 #   BIN=/path/to/streamlib D=60 benches/peers/net_peers.sh
 #
@@ -10,7 +10,12 @@
 #         `cargo build --release -p streamlib-cli`, or `--no-default-features --features net`
 #         for a lighter build that has everything this script uses)
 #   D     seconds of video per peer (default 20; the issue asks for 60)
-#   SIZE  WIDTHxHEIGHT (default 1920x1080), 60 fps, 8-bit RGB on the wire
+#   SIZE  WIDTHxHEIGHT (default 1920x1080), 60 fps
+#   SAMPLING  ycbcr422-10 (default: 4:2:2 10-bit, pgroup-packed; both test sources make
+#         4:2:2 frames directly: streamlib's testpattern UYVY, GStreamer's videotestsrc UYVP)
+#         or rgb8
+#   NOGSO  when 1, also runs streamlib with gso=false gro=false (one datagram per message,
+#         as before GSO), for the ratio
 #   P, Q  UDP ports for streamlib and GStreamer (default 47100, 47102)
 #   PACING  streamlib's ST 2110-21 sender type: narrow (default), wide (bursts of 16), burst
 #   OUT   where logs and the JSON stats go (default a fresh temporary folder)
@@ -27,8 +32,10 @@
 #   - Gbit/s of video delivered (frames received × frame bytes × 8 / D).
 #
 # Notes:
-#   - 4:2:2 10-bit needs UYVY frames; streamlib's testpattern produces RGBA, so both peers
-#     carry 8-bit RGB here (streamlib drops the alpha byte when packetizing).
+#   - Each sender's CPU includes making its frames: streamlib's testpattern (a copy of a
+#     pre-rendered frame and the moving box), GStreamer's videotestsrc.
+#   - With GSO and GRO the kernel's Udp counters count a coalesced run as one datagram, so
+#     the datagram columns are messages, not packets; dropped ones still mean loss.
 #   - streamlib paces per ST 2110-21 (narrow); GStreamer's udpsink sends each frame as one
 #     burst, so its receiver needs a socket buffer that holds a whole frame (6.2 MB at
 #     1080p); both ask for 8 MiB, and the kernel caps that at net.core.rmem_max.
@@ -39,13 +46,29 @@ set -euo pipefail
 BIN=${BIN:-target/release/streamlib}
 D=${D:-20}
 SIZE=${SIZE:-1920x1080}
+SAMPLING=${SAMPLING:-ycbcr422-10}
+NOGSO=${NOGSO:-0}
 PACING=${PACING:-narrow}
 P=${P:-47100}
 Q=${Q:-47102}
 OUT=${OUT:-$(mktemp -d -t net_peers.XXXXXX)}
 W=${SIZE%x*}
 H=${SIZE#*x}
-FRAME_BYTES=$((W * H * 3))
+case $SAMPLING in
+rgb8)
+    FRAME_BYTES=$((W * H * 3))
+    SOURCE_FORMAT=rgba8
+    GST_FORMAT=RGB
+    GST_CAPS="sampling=(string)RGB,depth=(string)8"
+    ;;
+ycbcr422-10)
+    FRAME_BYTES=$((W * H * 5 / 2))
+    SOURCE_FORMAT=uyvy
+    GST_FORMAT=UYVP
+    GST_CAPS="sampling=(string)YCbCr-4:2:2,depth=(string)10"
+    ;;
+*) echo "net_peers: SAMPLING is rgb8 or ycbcr422-10" >&2; exit 1 ;;
+esac
 
 die() {
     echo "net_peers: $*" >&2
@@ -68,32 +91,46 @@ udp_delta() {
     echo "$((i1 - i0)) $((o1 - o0)) $((e1 - e0 + r1 - r0))"
 }
 
-echo "net_peers: ${W}x${H}@60 RGB, ${D} s per peer, streamlib pacing $PACING, logs in $OUT"
+echo "net_peers: ${W}x${H}@60 $SAMPLING, ${D} s per peer, streamlib pacing $PACING, logs in $OUT"
 
 # --- streamlib -------------------------------------------------------------------------
-before=$(udp_counters)
-/usr/bin/time -f "%U %S" -o "$OUT/streamlib_rx.time" \
-    "$BIN" launch --fps 120 --frames $(((D + 3) * 120)) --json \
-    "networkreceive bind=127.0.0.1:$P size=${W}x${H} sampling=rgb8 fps=60 ! null" \
-    >"$OUT/streamlib_rx.json" 2>"$OUT/streamlib_rx.err" &
-rx_pid=$!
-sleep 1
-/usr/bin/time -f "%U %S" -o "$OUT/streamlib_tx.time" \
-    "$BIN" launch --fps 60 --frames $((D * 60)) --json \
-    "testpattern size=${W}x${H} ! networksend sampling=rgb8 size=${W}x${H} fps=60 destination=127.0.0.1:$P pacing=$PACING" \
-    >"$OUT/streamlib_tx.json" 2>"$OUT/streamlib_tx.err"
-wait "$rx_pid" || die "streamlib receiver failed: $(tail -n 3 "$OUT/streamlib_rx.err")"
-after=$(udp_counters)
-read -r sl_in sl_out sl_drop <<<"$(udp_delta "$before" "$after")"
-sl_sent=$(jq '[.streams[] | select(.handler == "TestPattern") | .items_out] | add // 0' "$OUT/streamlib_tx.json")
-sl_recv=$(jq '[.streams[] | select(.handler == "NetworkReceive") | .items_out] | add // 0' "$OUT/streamlib_rx.json")
-sl_tx_cpu=$(cpu_of "$OUT/streamlib_tx.time")
-sl_rx_cpu=$(cpu_of "$OUT/streamlib_rx.time")
+# run_streamlib LABEL TX_PROPS RX_PROPS: sets <LABEL>_{in,out,drop,sent,recv,tx_cpu,rx_cpu}.
+run_streamlib() {
+    local label=$1 tx_props=$2 rx_props=$3 before after
+    before=$(udp_counters)
+    /usr/bin/time -f "%U %S" -o "$OUT/${label}_rx.time" \
+        "$BIN" launch --fps 120 --frames $(((D + 3) * 120)) --json \
+        "networkreceive bind=127.0.0.1:$P size=${W}x${H} sampling=$SAMPLING fps=60 $rx_props ! null" \
+        >"$OUT/${label}_rx.json" 2>"$OUT/${label}_rx.err" &
+    local rx_pid=$!
+    sleep 1
+    /usr/bin/time -f "%U %S" -o "$OUT/${label}_tx.time" \
+        "$BIN" launch --fps 60 --frames $((D * 60)) --json \
+        "testpattern size=${W}x${H} format=$SOURCE_FORMAT ! networksend sampling=$SAMPLING size=${W}x${H} fps=60 destination=127.0.0.1:$P pacing=$PACING $tx_props" \
+        >"$OUT/${label}_tx.json" 2>"$OUT/${label}_tx.err"
+    wait "$rx_pid" || die "streamlib receiver failed: $(tail -n 3 "$OUT/${label}_rx.err")"
+    after=$(udp_counters)
+    local in out drop
+    read -r in out drop <<<"$(udp_delta "$before" "$after")"
+    printf -v "${label}_in" %s "$in"
+    printf -v "${label}_out" %s "$out"
+    printf -v "${label}_drop" %s "$drop"
+    printf -v "${label}_sent" %s "$(jq '[.streams[] | select(.handler == "TestPattern") | .items_out] | add // 0' "$OUT/${label}_tx.json")"
+    printf -v "${label}_recv" %s "$(jq '[.streams[] | select(.handler == "NetworkReceive") | .items_out] | add // 0' "$OUT/${label}_rx.json")"
+    printf -v "${label}_tx_cpu" %s "$(cpu_of "$OUT/${label}_tx.time")"
+    printf -v "${label}_rx_cpu" %s "$(cpu_of "$OUT/${label}_rx.time")"
+}
+
+run_streamlib sl "" ""
+if [[ $NOGSO == 1 ]]; then
+    sleep 1
+    run_streamlib nogso "gso=false" "gro=false"
+fi
 
 sleep 1
 
 # --- GStreamer -------------------------------------------------------------------------
-caps="application/x-rtp,media=(string)video,clock-rate=(int)90000,encoding-name=(string)RAW,sampling=(string)RGB,depth=(string)8,width=(string)$W,height=(string)$H,payload=(int)96"
+caps="application/x-rtp,media=(string)video,clock-rate=(int)90000,encoding-name=(string)RAW,$GST_CAPS,width=(string)$W,height=(string)$H,payload=(int)96"
 before=$(udp_counters)
 /usr/bin/time -f "%U %S" -o "$OUT/gstreamer_rx.time" \
     timeout -s INT $((D + 4)) gst-launch-1.0 -e -v \
@@ -104,7 +141,7 @@ rx_pid=$!
 sleep 1
 /usr/bin/time -f "%U %S" -o "$OUT/gstreamer_tx.time" \
     gst-launch-1.0 -q videotestsrc is-live=true num-buffers=$((D * 60)) \
-    ! "video/x-raw,format=RGB,width=$W,height=$H,framerate=60/1" \
+    ! "video/x-raw,format=$GST_FORMAT,width=$W,height=$H,framerate=60/1" \
     ! rtpvrawpay mtu=1472 ! udpsink host=127.0.0.1 port="$Q" buffer-size=8388608 \
     >"$OUT/gstreamer_tx.log" 2>&1
 wait "$rx_pid" || true # SIGINT ends it, by design
@@ -126,9 +163,16 @@ printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %8s\n" \
     peer frames_sent frames_recv dgrams_tx dgrams_rx dropped discont tx_cpu_s rx_cpu_s Gbit/s
 printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %8s\n" \
     streamlib "$sl_sent" "$sl_recv" "$sl_out" "$sl_in" "$sl_drop" "-" "$sl_tx_cpu" "$sl_rx_cpu" "$(gbit "$sl_recv")"
+if [[ $NOGSO == 1 ]]; then
+    printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %8s\n" \
+        sl-no-gso "$nogso_sent" "$nogso_recv" "$nogso_out" "$nogso_in" "$nogso_drop" "-" "$nogso_tx_cpu" "$nogso_rx_cpu" "$(gbit "$nogso_recv")"
+fi
 printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %8s\n" \
     gstreamer "$gst_sent" "$gst_recv" "$gst_out" "$gst_in" "$gst_drop" "$((gst_discont > 0 ? gst_discont - 1 : 0))" "$gst_tx_cpu" "$gst_rx_cpu" "$(gbit "$gst_recv")"
 echo
 echo "CPU streamlib / GStreamer: sender $(ratio "$sl_tx_cpu" "$gst_tx_cpu"), receiver $(ratio "$sl_rx_cpu" "$gst_rx_cpu")"
 echo "datagrams dropped by the kernel: streamlib $sl_drop, GStreamer $gst_drop; frames lost: streamlib $((sl_sent - sl_recv)), GStreamer $((gst_sent - gst_recv))"
-echo "(${W}x${H} RGB at 60 fps is $(awk -v b="$FRAME_BYTES" 'BEGIN { printf "%.2f", b * 60 * 8 / 1e9 }') Gbit/s of video; logs and JSON in $OUT)"
+if [[ $NOGSO == 1 ]]; then
+    echo "CPU with GSO/GRO / without: sender $(ratio "$sl_tx_cpu" "$nogso_tx_cpu"), receiver $(ratio "$sl_rx_cpu" "$nogso_rx_cpu")"
+fi
+echo "(${W}x${H} $SAMPLING at 60 fps is $(awk -v b="$FRAME_BYTES" 'BEGIN { printf "%.2f", b * 60 * 8 / 1e9 }') Gbit/s of video; logs and JSON in $OUT)"

@@ -79,6 +79,7 @@ fn write_pattern(
         height,
         pattern: Pattern::SmpteBars,
         moving_box: true,
+        ..TestPatternConfig::default()
     })
     .unwrap();
     let writer = FileWriter::new(config).unwrap();
@@ -290,6 +291,7 @@ fn stopping_mid_stream_leaves_a_complete_file() {
         height: 240,
         pattern: Pattern::SmpteBars,
         moving_box: true,
+        ..TestPatternConfig::default()
     })
     .unwrap();
     let writer = FileWriter::new(WriterConfig {

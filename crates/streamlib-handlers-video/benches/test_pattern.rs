@@ -27,6 +27,7 @@ fn test_pattern(c: &mut Criterion) {
             height: 1080,
             pattern,
             moving_box,
+            ..TestPatternConfig::default()
         }) {
             Ok(source) => source,
             Err(e) => panic!("1920x1080 is valid: {e}"),

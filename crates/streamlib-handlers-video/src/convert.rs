@@ -70,9 +70,12 @@ impl Matrix {
         let round = (n << SHIFT) / 2;
         let cb = ((128 * n) << SHIFT) + self.cb[0] * r + self.cb[1] * g + self.cb[2] * b + round;
         let cr = ((128 * n) << SHIFT) + self.cr[0] * r + self.cr[1] * g + self.cr[2] * b + round;
+        // Both sums are positive (the 128·n offset exceeds the largest negative term), so
+        // a shift divides by n = 2 or 4 exactly as `/ n` after `>> SHIFT` would.
+        let shift = SHIFT + n.trailing_zeros();
         (
-            ((cb >> SHIFT) / n).clamp(0, 255) as u8,
-            ((cr >> SHIFT) / n).clamp(0, 255) as u8,
+            (cb >> shift).clamp(0, 255) as u8,
+            (cr >> shift).clamp(0, 255) as u8,
         )
     }
 
@@ -315,18 +318,72 @@ fn add(a: [i32; 3], b: [i32; 3]) -> [i32; 3] {
     [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
 }
 
+/// Converts a whole RGBA8 image (`src_stride` bytes per row) to UYVY (`dst_stride`), as
+/// [`Convert`] does: for sources that render once in RGBA and serve UYVY.
+pub(crate) fn rgba_to_uyvy(
+    src: &[u8],
+    src_stride: usize,
+    dst: &mut [u8],
+    dst_stride: usize,
+    width: u32,
+) {
+    let m = Matrix::bt709();
+    for (s, d) in src.chunks(src_stride).zip(dst.chunks_mut(dst_stride)) {
+        rgb_row_to_uyvy(&m, [0, 1, 2], s, d, width as usize);
+    }
+}
+
 /// One row of RGB to U Y0 V Y1 pairs; an odd last pixel pairs with itself.
 fn rgb_row_to_uyvy(m: &Matrix, order: [usize; 3], src: &[u8], dst: &mut [u8], width: usize) {
-    for pair in 0..width.div_ceil(2) {
-        let x0 = pair * 2;
-        let x1 = (x0 + 1).min(width - 1);
-        let (p0, p1) = (pixel(src, x0, order), pixel(src, x1, order));
-        let (cb, cr) = m.chroma(add(p0, p1), 2);
-        let d = &mut dst[pair * 4..pair * 4 + 4];
-        d[0] = cb;
-        d[1] = m.luma(p0);
-        d[2] = cr;
-        d[3] = m.luma(p1);
+    // The byte order as constants lets the compiler drop the index arithmetic and bounds
+    // checks of the inner loop (4× faster than indexing through `order`).
+    match order {
+        [0, 1, 2] => row_to_uyvy::<0, 1, 2>(m, src, dst, width),
+        [2, 1, 0] => row_to_uyvy::<2, 1, 0>(m, src, dst, width),
+        _ => {
+            for pair in 0..width.div_ceil(2) {
+                let x0 = pair * 2;
+                let x1 = (x0 + 1).min(width - 1);
+                let (p0, p1) = (pixel(src, x0, order), pixel(src, x1, order));
+                write_uyvy(m, p0, p1, &mut dst[pair * 4..pair * 4 + 4]);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn write_uyvy(m: &Matrix, p0: [i32; 3], p1: [i32; 3], d: &mut [u8]) {
+    let (cb, cr) = m.chroma(add(p0, p1), 2);
+    d[0] = cb;
+    d[1] = m.luma(p0);
+    d[2] = cr;
+    d[3] = m.luma(p1);
+}
+
+#[inline(always)]
+fn row_to_uyvy<const R: usize, const G: usize, const B: usize>(
+    m: &Matrix,
+    src: &[u8],
+    dst: &mut [u8],
+    width: usize,
+) {
+    let pairs = width / 2;
+    let at = |p: &[u8], o: usize| {
+        [
+            i32::from(p[o + R]),
+            i32::from(p[o + G]),
+            i32::from(p[o + B]),
+        ]
+    };
+    for (s, d) in src[..pairs * 8]
+        .chunks_exact(8)
+        .zip(dst[..pairs * 4].chunks_exact_mut(4))
+    {
+        write_uyvy(m, at(s, 0), at(s, 4), d);
+    }
+    if width % 2 == 1 {
+        let last = at(&src[(width - 1) * 4..width * 4], 0);
+        write_uyvy(m, last, last, &mut dst[pairs * 4..pairs * 4 + 4]);
     }
 }
 

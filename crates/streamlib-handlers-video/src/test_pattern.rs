@@ -105,6 +105,10 @@ pub struct TestPatternConfig {
     pub pattern: Pattern,
     /// Whether to draw the moving box (see [`TestPattern::moving_box`]).
     pub moving_box: bool,
+    /// The frames' pixel format: [`PixelFormat::Rgba8`] (default) or [`PixelFormat::Uyvy`]
+    /// (4:2:2, BT.709 limited range, as `Convert` makes it: what ST 2110-20 4:2:2 sends,
+    /// without a conversion per frame).
+    pub format: PixelFormat,
 }
 
 impl TestPatternConfig {
@@ -115,6 +119,7 @@ impl TestPatternConfig {
             height,
             pattern,
             moving_box: true,
+            format: PixelFormat::Rgba8,
         }
     }
 }
@@ -177,8 +182,9 @@ impl BoxPath {
     }
 }
 
-/// A source of test frames: one pooled `Rgba8` frame per tick on its output `"video"` (`[cpu]`),
-/// opaque and marked [`AlphaMode::Straight`], stamped with the tick.
+/// A source of test frames: one pooled `Rgba8` (or `Uyvy`, see
+/// [`TestPatternConfig::format`]) frame per tick on its output `"video"` (`[cpu]`), opaque and
+/// marked [`AlphaMode::Straight`], stamped with the tick.
 ///
 /// ```
 /// use streamlib_handlers_video::{Pattern, TestPattern, TestPatternConfig};
@@ -221,12 +227,18 @@ impl TestPattern {
                 range: "1..=16384",
             });
         }
-        let layout = FrameLayout::new(width, height, PixelFormat::Rgba8).map_err(|source| {
-            VideoError::Frame {
+        if !matches!(config.format, PixelFormat::Rgba8 | PixelFormat::Uyvy) {
+            return Err(VideoError::UnsupportedFormat {
+                handler: HANDLER,
+                format: config.format,
+                supported: "rgba8, uyvy",
+            });
+        }
+        let layout =
+            FrameLayout::new(width, height, config.format).map_err(|source| VideoError::Frame {
                 handler: HANDLER,
                 source,
-            }
-        })?;
+            })?;
         let pool =
             FramePool::new("test_pattern", layout, POOL_INITIAL, POOL_MAX).map_err(|source| {
                 VideoError::Pool {
@@ -234,7 +246,17 @@ impl TestPattern {
                     source,
                 }
             })?;
-        let pattern = render(width, height, config.pattern).into_boxed_slice();
+        let rgba = render(width, height, config.pattern);
+        let pattern = match config.format {
+            PixelFormat::Uyvy => {
+                let stride = layout.stride() as usize;
+                let mut uyvy = vec![0; layout.buffer_len()];
+                crate::convert::rgba_to_uyvy(&rgba, width as usize * 4, &mut uyvy, stride, width);
+                uyvy
+            }
+            _ => rgba,
+        }
+        .into_boxed_slice();
         let path = config.moving_box.then(|| BoxPath::new(width, height));
         Ok(Self {
             config,
@@ -255,7 +277,7 @@ impl TestPattern {
         &self.config
     }
 
-    /// The frames' layout (tightly packed `Rgba8`).
+    /// The frames' layout (tightly packed `Rgba8`, or `Uyvy`).
     pub fn layout(&self) -> FrameLayout {
         self.pool.layout()
     }
@@ -280,8 +302,22 @@ impl TestPattern {
         let Some(b) = self.moving_box(frame_number) else {
             return;
         };
-        let stride = self.config.width as usize * 4;
+        let stride = self.pool.layout().stride() as usize;
         let (x, y, size) = (b.x as usize, b.y as usize, b.size as usize);
+        if self.config.format == PixelFormat::Uyvy {
+            // Whole pixel pairs: the box widens to even edges. Inverting RGB inverts Y about
+            // the middle of 16..=235 and Cb, Cr about 128.
+            let (first, last) = (x / 2, (x + size).div_ceil(2));
+            for row in out.chunks_exact_mut(stride).skip(y).take(size) {
+                for q in row[first * 4..last * 4].chunks_exact_mut(4) {
+                    q[0] = 255u8.saturating_sub(q[0]).saturating_add(1);
+                    q[1] = 251u8.saturating_sub(q[1]);
+                    q[2] = 255u8.saturating_sub(q[2]).saturating_add(1);
+                    q[3] = 251u8.saturating_sub(q[3]);
+                }
+            }
+            return;
+        }
         for row in out.chunks_exact_mut(stride).skip(y).take(size) {
             for px in row[x * 4..(x + size) * 4].chunks_exact_mut(4) {
                 px[0] = !px[0];

@@ -303,6 +303,7 @@ fn xvfb_case() {
         height: HEIGHT,
         pattern: Pattern::SmpteBars,
         moving_box: false,
+        ..TestPatternConfig::default()
     })
     .unwrap();
     let display = Display::new(DisplayConfig {

@@ -29,6 +29,7 @@ fn pattern_blur_composite_capture_on_one_tick_without_allocating() {
         height,
         pattern: Pattern::SmpteBars,
         moving_box: true,
+        ..TestPatternConfig::default()
     })
     .unwrap();
     let blur = Blur::new(BlurConfig {

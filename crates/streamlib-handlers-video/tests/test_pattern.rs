@@ -47,6 +47,7 @@ impl Rig {
             height,
             pattern,
             moving_box,
+            ..TestPatternConfig::default()
         })
         .unwrap();
         let sink = InputPort::new("video", MemoryCaps::CPU);
@@ -330,4 +331,82 @@ fn bad_sizes_say_what_is_wrong() {
         "TestPattern: checkerboard cell = 0 is out of range 1..=16384"
     );
     assert!(TestPattern::new(TestPatternConfig::new(16384, 1, Pattern::Black)).is_ok());
+}
+
+/// The UYVY test pattern is what `Convert` makes of the RGBA one, byte for byte, and its
+/// moving box inverts whole pixel pairs (Y about the middle of 16..=235, Cb and Cr about 128).
+#[test]
+fn uyvy_frames_equal_the_converted_rgba_ones() {
+    use streamlib_handlers_video::Convert;
+    use streamlib_ports::OutputPort;
+    for (w, h) in [(640, 360), (723, 301)] {
+        let rig = |format, moving_box| {
+            let source = TestPattern::new(TestPatternConfig {
+                format,
+                moving_box,
+                ..TestPatternConfig::new(w, h, Pattern::SmpteBars)
+            })
+            .unwrap();
+            let sink = InputPort::new("video", MemoryCaps::CPU);
+            source
+                .output()
+                .erased()
+                .connect_to(&*sink.handle().erased())
+                .unwrap();
+            Rig { source, sink }
+        };
+        let rgba = rig(PixelFormat::Rgba8, false).frame(0);
+        let mut convert = Convert::new(PixelFormat::Uyvy).unwrap();
+        let feed = OutputPort::<VideoFrame>::new("video", MemoryCaps::CPU);
+        let out = InputPort::<VideoFrame>::new("video", MemoryCaps::CPU);
+        feed.handle()
+            .erased()
+            .connect_to(&*convert.input().erased())
+            .unwrap();
+        convert
+            .output()
+            .erased()
+            .connect_to(&*out.handle().erased())
+            .unwrap();
+        feed.write(rgba);
+        convert
+            .process(&mut ProcessContext::new("convert", tick(0)))
+            .unwrap();
+        let converted = out.recv().unwrap();
+
+        let plain = rig(PixelFormat::Uyvy, false).frame(0);
+        assert_eq!(plain.format(), PixelFormat::Uyvy);
+        assert_eq!(plain.stride(), w.div_ceil(2) * 4);
+        assert!(
+            plain.cpu_bytes() == converted.cpu_bytes(),
+            "{w}x{h}: UYVY pattern differs from Convert's"
+        );
+        // 75 % white at the top left: Y 180, Cb = Cr = 128.
+        assert_eq!(&plain.cpu_bytes().unwrap()[..4], &[128, 180, 128, 180]);
+
+        let mut boxed = rig(PixelFormat::Uyvy, true);
+        let b = boxed.source.moving_box(3).unwrap();
+        let frame = boxed.frame(3);
+        let (a, z) = (plain.cpu_bytes().unwrap(), frame.cpu_bytes().unwrap());
+        let stride = plain.stride() as usize;
+        let row = (b.y + b.size / 2) as usize;
+        let first_pair = (b.x / 2) as usize;
+        let q = row * stride + first_pair * 4;
+        assert_eq!(z[q] as u16 + a[q] as u16, 256, "Cb inverted");
+        assert_eq!(z[q + 1] as u16 + a[q + 1] as u16, 251, "Y inverted");
+        // Above the box nothing changes.
+        let above = (b.y as usize - 1) * stride;
+        assert_eq!(&z[above..above + stride], &a[above..above + stride]);
+    }
+}
+
+#[test]
+fn formats_other_than_rgba8_and_uyvy_are_refused() {
+    let err = TestPattern::new(TestPatternConfig {
+        format: PixelFormat::I420,
+        ..TestPatternConfig::default()
+    })
+    .unwrap_err();
+    assert!(matches!(err, VideoError::UnsupportedFormat { .. }), "{err}");
+    assert!(err.to_string().contains("i420"), "{err}");
 }

@@ -31,6 +31,7 @@ fn child(path: &Path) {
         height: 240,
         pattern: Pattern::SmpteBars,
         moving_box: true,
+        ..TestPatternConfig::default()
     })
     .unwrap();
     let writer = FileWriter::new(WriterConfig::new(path)).unwrap();

@@ -162,6 +162,13 @@ fn network_send() -> HandlerSpec {
             "ST 2110-21 sender type; burst is unpaced (tests)",
         ),
         prop(
+            "gso",
+            PropType::Bool,
+            Some("true"),
+            false,
+            "hand each burst to the kernel as one UDP GSO message (Linux; packets padded to one length)",
+        ),
+        prop(
             "sdp",
             PropType::Text,
             Some(""),
@@ -190,6 +197,7 @@ fn network_send() -> HandlerSpec {
                 "burst" => Pacing::Burst,
                 _ => Pacing::Narrow,
             };
+            config.gso = p.bool("gso");
             let sender = NetworkSend::new(config)?;
             write_sdp(p.text("sdp"), destination, |origin, clock| {
                 sender.sdp(origin, clock).to_sdp()
@@ -201,6 +209,13 @@ fn network_send() -> HandlerSpec {
 
 fn network_receive() -> HandlerSpec {
     let mut properties = receive_props();
+    properties.push(prop(
+        "gro",
+        PropType::Bool,
+        Some("true"),
+        false,
+        "ask the kernel for UDP GRO: datagrams sent together arrive as one buffer (Linux)",
+    ));
     properties.extend(common_props());
     HandlerSpec {
         name: "networkreceive",
@@ -216,7 +231,7 @@ fn network_receive() -> HandlerSpec {
         properties,
         factory: Arc::new(|p: &Properties| {
             let path = p.text("sdp");
-            let config = if path.is_empty() {
+            let mut config = if path.is_empty() {
                 let mut config =
                     NetworkReceiveConfig::new(address("bind", p.text("bind"))?, format_of(p)?);
                 config.multicast_group = multicast_group(p)?;
@@ -225,6 +240,7 @@ fn network_receive() -> HandlerSpec {
                 let text = read_sdp(path)?;
                 NetworkReceiveConfig::from_sdp(&SdpSession::parse(&text)?)
             };
+            config.gro = p.bool("gro");
             Ok(Built::fixed(NetworkReceive::new(config)?))
         }),
     }

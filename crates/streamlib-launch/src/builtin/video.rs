@@ -76,6 +76,13 @@ fn test_pattern() -> HandlerSpec {
                 false,
                 "draw a box that moves one step per frame (shows motion and dropped frames)",
             ),
+            prop(
+                "format",
+                PropType::Enum(&["rgba8", "uyvy"]),
+                Some("rgba8"),
+                false,
+                "pixel format of the frames (uyvy: 4:2:2 BT.709, what networksend's 4:2:2 takes, without a convert)",
+            ),
         ],
         factory: Arc::new(|p: &Properties| {
             let (width, height) = p.size("size");
@@ -93,6 +100,11 @@ fn test_pattern() -> HandlerSpec {
                 height,
                 pattern,
                 moving_box: p.bool("moving-box"),
+                format: if p.text("format") == "uyvy" {
+                    streamlib_ports::PixelFormat::Uyvy
+                } else {
+                    streamlib_ports::PixelFormat::Rgba8
+                },
             })?;
             Ok(Built::fixed(handler))
         }),
