@@ -14,6 +14,9 @@
 #   SAMPLING  ycbcr422-10 (default: 4:2:2 10-bit, pgroup-packed; both test sources make
 #         4:2:2 frames directly: streamlib's testpattern UYVY, GStreamer's videotestsrc UYVP)
 #         or rgb8
+#   GST_PATTERN  videotestsrc's pattern (default black: its SMPTE renderer takes 14.5 ms per
+#         1080p UYVP frame here, slower than real time, so with it the run measures
+#         videotestsrc rather than the network path; set smpte to see that)
 #   NOGSO  when 1, also runs streamlib with gso=false gro=false (one datagram per message,
 #         as before GSO), for the ratio
 #   P, Q  UDP ports for streamlib and GStreamer (default 47100, 47102)
@@ -48,6 +51,7 @@ D=${D:-20}
 SIZE=${SIZE:-1920x1080}
 SAMPLING=${SAMPLING:-ycbcr422-10}
 NOGSO=${NOGSO:-0}
+GST_PATTERN=${GST_PATTERN:-black}
 PACING=${PACING:-narrow}
 P=${P:-47100}
 Q=${Q:-47102}
@@ -80,15 +84,17 @@ command -v gst-launch-1.0 >/dev/null || die "gst-launch-1.0 is missing (apt-get 
 command -v jq >/dev/null || die "jq is missing (apt-get install jq)"
 mkdir -p "$OUT"
 
-# InDatagrams InErrors OutDatagrams RcvbufErrors
-udp_counters() { awk '/^Udp: [0-9]/ { print $2, $4, $5, $6; exit }' /proc/net/snmp; }
-# user + system seconds from a `/usr/bin/time -f "%U %S"` file (its last line).
+# InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors
+udp_counters() { awk '/^Udp: [0-9]/ { print $2, $3, $4, $5, $6; exit }' /proc/net/snmp; }
+# user + system seconds from a `/usr/bin/time -f "%U %S %e"` file (its last line).
 cpu_of() { tail -n 1 "$1" | awk '{ printf "%.2f", $1 + $2 }'; }
+# elapsed seconds from the same file.
+wall_of() { tail -n 1 "$1" | awk '{ print $3 }'; }
 # "in_datagrams out_datagrams dropped" between two udp_counters lines.
 udp_delta() {
-    read -r i0 e0 o0 r0 <<<"$1"
-    read -r i1 e1 o1 r1 <<<"$2"
-    echo "$((i1 - i0)) $((o1 - o0)) $((e1 - e0 + r1 - r0))"
+    read -r i0 n0 e0 o0 r0 <<<"$1"
+    read -r i1 n1 e1 o1 r1 <<<"$2"
+    echo "$((i1 - i0)) $((o1 - o0)) $((n1 - n0 + e1 - e0 + r1 - r0))"
 }
 
 echo "net_peers: ${W}x${H}@60 $SAMPLING, ${D} s per peer, streamlib pacing $PACING, logs in $OUT"
@@ -98,13 +104,13 @@ echo "net_peers: ${W}x${H}@60 $SAMPLING, ${D} s per peer, streamlib pacing $PACI
 run_streamlib() {
     local label=$1 tx_props=$2 rx_props=$3 before after
     before=$(udp_counters)
-    /usr/bin/time -f "%U %S" -o "$OUT/${label}_rx.time" \
+    /usr/bin/time -f "%U %S %e" -o "$OUT/${label}_rx.time" \
         "$BIN" launch --fps 120 --frames $(((D + 3) * 120)) --json \
         "networkreceive bind=127.0.0.1:$P size=${W}x${H} sampling=$SAMPLING fps=60 $rx_props ! null" \
         >"$OUT/${label}_rx.json" 2>"$OUT/${label}_rx.err" &
     local rx_pid=$!
     sleep 1
-    /usr/bin/time -f "%U %S" -o "$OUT/${label}_tx.time" \
+    /usr/bin/time -f "%U %S %e" -o "$OUT/${label}_tx.time" \
         "$BIN" launch --fps 60 --frames $((D * 60)) --json \
         "testpattern size=${W}x${H} format=$SOURCE_FORMAT ! networksend sampling=$SAMPLING size=${W}x${H} fps=60 destination=127.0.0.1:$P pacing=$PACING $tx_props" \
         >"$OUT/${label}_tx.json" 2>"$OUT/${label}_tx.err"
@@ -132,18 +138,22 @@ sleep 1
 # --- GStreamer -------------------------------------------------------------------------
 caps="application/x-rtp,media=(string)video,clock-rate=(int)90000,encoding-name=(string)RAW,$GST_CAPS,width=(string)$W,height=(string)$H,payload=(int)96"
 before=$(udp_counters)
-/usr/bin/time -f "%U %S" -o "$OUT/gstreamer_rx.time" \
-    timeout -s INT $((D + 4)) gst-launch-1.0 -e -v \
+/usr/bin/time -f "%U %S %e" -o "$OUT/gstreamer_rx.time" \
+    timeout -s INT $((3 * D + 30)) gst-launch-1.0 -e -v \
     udpsrc port="$Q" address=127.0.0.1 buffer-size=8388608 caps="$caps" \
     ! rtpvrawdepay ! fakesink silent=false \
     >"$OUT/gstreamer_rx.log" 2>&1 &
 rx_pid=$!
 sleep 1
-/usr/bin/time -f "%U %S" -o "$OUT/gstreamer_tx.time" \
-    gst-launch-1.0 -q videotestsrc is-live=true num-buffers=$((D * 60)) \
+/usr/bin/time -f "%U %S %e" -o "$OUT/gstreamer_tx.time" \
+    gst-launch-1.0 -q videotestsrc is-live=true pattern="$GST_PATTERN" num-buffers=$((D * 60)) \
     ! "video/x-raw,format=$GST_FORMAT,width=$W,height=$H,framerate=60/1" \
     ! rtpvrawpay mtu=1472 ! udpsink host=127.0.0.1 port="$Q" buffer-size=8388608 \
     >"$OUT/gstreamer_tx.log" 2>&1
+# The receiver stops 2 s after the sender, however long the sender took (videotestsrc may
+# run slower than real time): timeout, the child of /usr/bin/time, forwards SIGINT.
+sleep 2
+pkill -INT -P "$rx_pid" timeout || true
 wait "$rx_pid" || true # SIGINT ends it, by design
 after=$(udp_counters)
 read -r gst_in gst_out gst_drop <<<"$(udp_delta "$before" "$after")"
@@ -159,16 +169,16 @@ gbit() { awk -v f="$1" -v b="$FRAME_BYTES" -v d="$D" 'BEGIN { printf "%.2f", f *
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 echo
-printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %8s\n" \
-    peer frames_sent frames_recv dgrams_tx dgrams_rx dropped discont tx_cpu_s rx_cpu_s Gbit/s
-printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %8s\n" \
-    streamlib "$sl_sent" "$sl_recv" "$sl_out" "$sl_in" "$sl_drop" "-" "$sl_tx_cpu" "$sl_rx_cpu" "$(gbit "$sl_recv")"
+printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %9s %8s\n" \
+    peer frames_sent frames_recv dgrams_tx dgrams_rx dropped discont tx_cpu_s rx_cpu_s tx_wall_s Gbit/s
+printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %9s %8s\n" \
+    streamlib "$sl_sent" "$sl_recv" "$sl_out" "$sl_in" "$sl_drop" "-" "$sl_tx_cpu" "$sl_rx_cpu" "$(wall_of "$OUT/sl_tx.time")" "$(gbit "$sl_recv")"
 if [[ $NOGSO == 1 ]]; then
-    printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %8s\n" \
-        sl-no-gso "$nogso_sent" "$nogso_recv" "$nogso_out" "$nogso_in" "$nogso_drop" "-" "$nogso_tx_cpu" "$nogso_rx_cpu" "$(gbit "$nogso_recv")"
+    printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %9s %8s\n" \
+        sl-no-gso "$nogso_sent" "$nogso_recv" "$nogso_out" "$nogso_in" "$nogso_drop" "-" "$nogso_tx_cpu" "$nogso_rx_cpu" "$(wall_of "$OUT/nogso_tx.time")" "$(gbit "$nogso_recv")"
 fi
-printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %8s\n" \
-    gstreamer "$gst_sent" "$gst_recv" "$gst_out" "$gst_in" "$gst_drop" "$((gst_discont > 0 ? gst_discont - 1 : 0))" "$gst_tx_cpu" "$gst_rx_cpu" "$(gbit "$gst_recv")"
+printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %9s %8s\n" \
+    gstreamer "$gst_sent" "$gst_recv" "$gst_out" "$gst_in" "$gst_drop" "$((gst_discont > 0 ? gst_discont - 1 : 0))" "$gst_tx_cpu" "$gst_rx_cpu" "$(wall_of "$OUT/gstreamer_tx.time")" "$(gbit "$gst_recv")"
 echo
 echo "CPU streamlib / GStreamer: sender $(ratio "$sl_tx_cpu" "$gst_tx_cpu"), receiver $(ratio "$sl_rx_cpu" "$gst_rx_cpu")"
 echo "datagrams dropped by the kernel: streamlib $sl_drop, GStreamer $gst_drop; frames lost: streamlib $((sl_sent - sl_recv)), GStreamer $((gst_sent - gst_recv))"
