@@ -10,8 +10,11 @@
 //! - [`SdpSession`]: the SDP (ST 2110-20 `fmtp`, `ts-refclk`, `mediaclk`) a receiver needs,
 //!   written and parsed back.
 //! - [`NetworkSend`] / [`NetworkReceive`]: handlers that send and receive one video stream
-//!   over UDP (unicast or multicast, IPv4 or IPv6) with `sendmmsg` / `recvmmsg` batching and
-//!   ST 2110-21 pacing.
+//!   over UDP (unicast or multicast, IPv4 or IPv6) with ST 2110-21 pacing ([`Pacer`]:
+//!   bursts no larger than the standard's `CMAX`), `sendmmsg` / `recvmmsg` batching, and UDP
+//!   GSO / GRO on Linux: each burst crosses the kernel as one message ([`SendBatch`],
+//!   [`RecvBatch::with_gro`]). With both ends on PTP, received frames can carry the sender's
+//!   media time ([`FrameTimestamps::Media`]).
 //!
 //! Formats and how they map to frames are in [`Sampling`].
 //!
@@ -84,10 +87,12 @@ pub use jitter::{
 pub use pacing::{Pacer, Pacing};
 pub use packetizer::{FramePackets, Packetizer, PacketizerConfig, udp_payload_for_mtu};
 pub use payload::{MAX_ROWS, RowList, SampleRow, parse_payload};
-pub use receive::{NetworkReceive, NetworkReceiveConfig, ReceiveStats, ReceiveStatsHandle};
+pub use receive::{
+    FrameTimestamps, NetworkReceive, NetworkReceiveConfig, ReceiveStats, ReceiveStatsHandle,
+};
 pub use rtp::{
     Malformed, RTP_HEADER_LEN, RtpHeader, SeqVerdict, SequenceWindow, VIDEO_CLOCK_RATE,
-    extended_sequence, rtp_timestamp_90k,
+    extended_sequence, rtp_time_ns, rtp_timestamp_90k,
 };
 pub use sdp::{RefClock, SdpSession};
 pub use sdp_audio::AudioSdpSession;

@@ -14,6 +14,7 @@ use streamlib_ports::{
 
 use crate::jitter::{Delivered, JitterBuffer, JitterConfig, LineSpan, ReceiveCounters};
 use crate::rtp::Malformed;
+use crate::rtp::rtp_time_ns;
 use crate::sdp::SdpSession;
 use crate::socket::{RecvBatch, SocketConfig, enable_gro, receiver_socket};
 use crate::stats::Histogram;
@@ -24,6 +25,20 @@ const HANDLER: &str = "NetworkReceive";
 /// How often the receive thread wakes without traffic, to finalize due frames and to notice
 /// a stop.
 const POLL: Duration = Duration::from_millis(1);
+
+/// Which time a [`NetworkReceive`] stamps on the frames it publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrameTimestamps {
+    /// The receiving runtime's tick that published the frame (default).
+    #[default]
+    Tick,
+    /// The sender's media time, from the RTP timestamp: the time nearest the tick whose
+    /// 90 kHz timestamp it is ([`rtp_time_ns`](crate::rtp_time_ns)). Meaningful when both
+    /// runtimes run on one timescale (PTP / TAI, as ST 2110 requires): a frame then carries
+    /// the same time on both machines (to one 90 kHz tick), and the frame number of that
+    /// time on the tick's frame rate.
+    Media,
+}
 
 /// How a [`NetworkReceive`] listens.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +60,8 @@ pub struct NetworkReceiveConfig {
     /// arrive as one buffer, split here, which saves most of the per-datagram kernel work.
     /// Default true; ignored where the kernel refuses it.
     pub gro: bool,
+    /// Which time published frames carry. Default [`FrameTimestamps::Tick`].
+    pub timestamps: FrameTimestamps,
 }
 
 impl NetworkReceiveConfig {
@@ -58,6 +75,7 @@ impl NetworkReceiveConfig {
             socket: SocketConfig::default(),
             extra_frames: 8,
             gro: true,
+            timestamps: FrameTimestamps::Tick,
         }
     }
 
@@ -95,6 +113,15 @@ pub struct ReceiveStats {
     pub assembly_p99_ns: u64,
     /// Frame ready to published on a tick, median, ns.
     pub publish_wait_p50_ns: u64,
+    /// The publishing tick's time minus the frame's media time (its RTP timestamp, see
+    /// [`FrameTimestamps::Media`]), median, ns: the end-to-end latency from capture to
+    /// publication when both ends share a timescale (PTP); meaningless otherwise.
+    pub media_latency_p50_ns: u64,
+    /// The same, 99th percentile, ns.
+    pub media_latency_p99_ns: u64,
+    /// Frames whose media time was after the tick that published them: a clock that does
+    /// not share the sender's timescale (or is not yet locked to it).
+    pub frames_from_future: u64,
     /// Missing lines of the last incomplete frame delivered (policy `DeliverMarked`).
     pub last_missing: Vec<LineSpan>,
 }
@@ -105,8 +132,10 @@ struct Shared {
     published: AtomicU64,
     superseded: AtomicU64,
     recv_errors: AtomicU64,
+    from_future: AtomicU64,
     assembly: Histogram,
     publish_wait: Histogram,
+    media_latency: Histogram,
 }
 
 /// Reads a [`NetworkReceive`]'s counters from any thread.
@@ -133,6 +162,9 @@ impl ReceiveStatsHandle {
             assembly_p50_ns: s.assembly.percentile(50.0),
             assembly_p99_ns: s.assembly.percentile(99.0),
             publish_wait_p50_ns: s.publish_wait.percentile(50.0),
+            media_latency_p50_ns: s.media_latency.percentile(50.0),
+            media_latency_p99_ns: s.media_latency.percentile(99.0),
+            frames_from_future: s.from_future.load(Ordering::Relaxed),
             last_missing: s
                 .last_missing
                 .lock()
@@ -158,7 +190,7 @@ pub struct NetworkReceive {
     config: NetworkReceiveConfig,
     output: OutputPort<VideoFrame>,
     pool: FramePool,
-    ready: Arc<ArrayQueue<(VideoFrame, Instant)>>,
+    ready: Arc<ArrayQueue<(VideoFrame, Instant, u32)>>,
     shared: Arc<Shared>,
     worker: Option<Worker>,
 }
@@ -187,8 +219,10 @@ impl NetworkReceive {
                 published: AtomicU64::new(0),
                 superseded: AtomicU64::new(0),
                 recv_errors: AtomicU64::new(0),
+                from_future: AtomicU64::new(0),
                 assembly: Histogram::new(),
                 publish_wait: Histogram::new(),
+                media_latency: Histogram::new(),
             }),
             worker: None,
         })
@@ -266,11 +300,26 @@ impl StreamHandler for NetworkReceive {
                 self.shared.superseded.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if let Some((frame, ready_at)) = newest {
+        if let Some((frame, ready_at, rtp)) = newest {
             self.shared
                 .publish_wait
                 .record(ready_at.elapsed().as_nanos() as u64);
-            self.output.write(frame.with_tick(ctx.tick()));
+            let tick = ctx.tick();
+            let media = rtp_time_ns(rtp, tick.timestamp);
+            match tick.timestamp.checked_sub(media) {
+                Some(latency) => self.shared.media_latency.record(latency),
+                None => {
+                    self.shared.from_future.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let frame = match self.config.timestamps {
+                FrameTimestamps::Tick => frame.with_tick(tick),
+                FrameTimestamps::Media => {
+                    let number = media_frame_number(media, tick.fps);
+                    frame.with_timing(media, number, tick.clock_source_id)
+                }
+            };
+            self.output.write(frame);
             self.shared.published.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -290,11 +339,24 @@ impl Drop for NetworkReceive {
     }
 }
 
+/// The number of the frame at `t_ns` on a grid of `fps` frames per second from time 0 (the
+/// PTP epoch for TAI clocks): `⌊t × fps⌋`, rounded to the nearest frame when within 1 µs
+/// (RTP timestamps carry frame times to 11 µs).
+fn media_frame_number(t_ns: u64, fps: streamlib_clock::Rational) -> u64 {
+    let (num, den) = (u128::from(fps.num), u128::from(fps.den));
+    if num == 0 || den == 0 {
+        return 0;
+    }
+    let scaled = u128::from(t_ns) * num;
+    let period = 1_000_000_000 * den;
+    u64::try_from((scaled + 1_000 * num) / period).unwrap_or(u64::MAX)
+}
+
 fn receive_loop(
     socket: &std::net::UdpSocket,
     mut batch: RecvBatch,
     mut jitter: JitterBuffer,
-    ready: &ArrayQueue<(VideoFrame, Instant)>,
+    ready: &ArrayQueue<(VideoFrame, Instant, u32)>,
     shared: &Shared,
     stop: &AtomicBool,
 ) {
@@ -310,7 +372,10 @@ fn receive_loop(
             last.clear();
             last.extend_from_slice(d.missing);
         }
-        if ready.force_push((d.frame, Instant::now())).is_some() {
+        if ready
+            .force_push((d.frame, Instant::now(), d.rtp_timestamp))
+            .is_some()
+        {
             shared.superseded.fetch_add(1, Ordering::Relaxed);
         }
     };
@@ -343,5 +408,26 @@ fn receive_loop(
             .counters
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = counters;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streamlib_clock::Rational;
+
+    #[test]
+    fn media_frame_numbers_count_from_the_epoch() {
+        let fps = Rational::fps(60);
+        assert_eq!(media_frame_number(0, fps), 0);
+        // Frame 1 starts at 16_666_666.67 ns: its RTP-derived time may be a ns either side.
+        assert_eq!(media_frame_number(16_666_666, fps), 1);
+        assert_eq!(media_frame_number(16_666_667, fps), 1);
+        assert_eq!(media_frame_number(33_000_000, fps), 1);
+        let ntsc = Rational::FPS_29_97;
+        // Frame 30 000 of 29.97 fps is at exactly 1001 s.
+        assert_eq!(media_frame_number(1_001_000_000_000, ntsc), 30_000);
+        assert_eq!(media_frame_number(1_000_999_999_500, ntsc), 30_000);
+        assert_eq!(media_frame_number(1_000_990_000_000, ntsc), 29_999);
     }
 }

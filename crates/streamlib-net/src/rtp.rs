@@ -17,8 +17,34 @@ pub const VIDEO_CLOCK_RATE: u32 = 90_000;
 /// assert_eq!(rtp_timestamp_90k(33_366_667), 3003);
 /// ```
 pub fn rtp_timestamp_90k(ns: u64) -> u32 {
-    // u128: TAI ns since 1970 times 9 would overflow u64 in 2034.
-    (u128::from(ns) * 9 / 100_000) as u32
+    // u128: TAI ns since 1970 times 9 would overflow u64 in 2034. Rounded to the nearest
+    // tick: frame times on a 1/60 s grid are whole ns rounded down (16_666_666 for frame 1),
+    // and must still give the exact 1500 ticks per frame that ST 2110 receivers expect.
+    ((u128::from(ns) * 9 + 50_000) / 100_000) as u32
+}
+
+/// The time, in ns, that a 90 kHz RTP timestamp stands for: of all the times whose
+/// [`rtp_timestamp_90k`] is `rtp` (the 32-bit timestamp wraps every 13.3 hours), the one
+/// nearest to `near_ns` (the receiver's own clock). With both ends on one timescale (PTP, as
+/// ST 2110 requires) it is the sender's media time to within one tick (11.1 µs).
+///
+/// ```
+/// use streamlib_net::{rtp_timestamp_90k, rtp_time_ns};
+/// let sent = 1_800_000_000_016_666_666; // frame time on a 60 fps TAI grid
+/// let rtp = rtp_timestamp_90k(sent);
+/// // Received 40 ms later, or across the 32-bit wrap: the same time comes back (±1 ns).
+/// assert!(rtp_time_ns(rtp, sent + 40_000_000).abs_diff(sent) <= 1);
+/// ```
+pub fn rtp_time_ns(rtp: u32, near_ns: u64) -> u64 {
+    const WRAP: i128 = 1 << 32;
+    let near = (i128::from(near_ns) * 9 + 50_000) / 100_000;
+    let mut ticks = (near & !(WRAP - 1)) + i128::from(rtp);
+    if ticks - near > WRAP / 2 {
+        ticks -= WRAP;
+    } else if near - ticks > WRAP / 2 {
+        ticks += WRAP;
+    }
+    u64::try_from((ticks.max(0) * 100_000 + 4) / 9).unwrap_or(u64::MAX)
 }
 
 /// The 32-bit extended sequence number of RFC 4175: the RTP header's 16 bits are the low
@@ -276,6 +302,33 @@ impl SequenceWindow {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn rtp_times_unwrap_to_the_nearest_wrap() {
+        // 60 fps frame times (whole ns, rounded up as PTP clocks tick) give exactly 1500
+        // ticks a frame and come back within 1 ns, far from the epoch and on either side of
+        // the 32-bit wrap (every 2^32 / 90 kHz ≈ 13.3 h).
+        let wrap_ns = (1u64 << 32) * 100_000 / 9;
+        for base in [0, 1_700_000_000_000_000_000, 5 * wrap_ns - 50_000_000] {
+            let start = base.div_ceil(16_666_667) * 16_666_667;
+            for n in 0..8u64 {
+                let t = start + (n * 1_000_000_000).div_ceil(60);
+                let rtp = rtp_timestamp_90k(t);
+                assert_eq!(
+                    rtp.wrapping_sub(rtp_timestamp_90k(start)),
+                    1500 * n as u32,
+                    "frame {n} at {t}"
+                );
+                for seen in [t, t + 40_000_000, t.saturating_sub(3_000_000)] {
+                    assert!(rtp_time_ns(rtp, seen).abs_diff(t) <= 6_000, "{t} seen at {seen}");
+                }
+            }
+        }
+        // Half a wrap away is the limit.
+        let t = 10 * wrap_ns;
+        let later = t + wrap_ns / 2 - 1_000_000;
+        assert!(rtp_time_ns(rtp_timestamp_90k(t), later).abs_diff(t) < 20_000);
+    }
 
     #[test]
     fn header_round_trip() {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use streamlib_clock::Rational;
 use streamlib_net::{
-    NetworkReceive, NetworkReceiveConfig, NetworkSend, NetworkSendConfig, Pacing, RefClock,
-    Sampling, SdpSession, VideoFormat,
+    FrameTimestamps, NetworkReceive, NetworkReceiveConfig, NetworkSend, NetworkSendConfig, Pacing,
+    RefClock, Sampling, SdpSession, VideoFormat,
 };
 use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
 
@@ -216,6 +216,13 @@ fn network_receive() -> HandlerSpec {
         false,
         "ask the kernel for UDP GRO: datagrams sent together arrive as one buffer (Linux)",
     ));
+    properties.push(prop(
+        "timestamps",
+        PropType::Enum(&["tick", "media"]),
+        Some("tick"),
+        false,
+        "stamp frames with the publishing tick, or with the sender's media time from RTP (same timestamps on both ends when both run --clock ptp)",
+    ));
     properties.extend(common_props());
     HandlerSpec {
         name: "networkreceive",
@@ -241,6 +248,9 @@ fn network_receive() -> HandlerSpec {
                 NetworkReceiveConfig::from_sdp(&SdpSession::parse(&text)?)
             };
             config.gro = p.bool("gro");
+            if p.text("timestamps") == "media" {
+                config.timestamps = FrameTimestamps::Media;
+            }
             Ok(Built::fixed(NetworkReceive::new(config)?))
         }),
     }
