@@ -320,7 +320,10 @@ mod tests {
                     "frame {n} at {t}"
                 );
                 for seen in [t, t + 40_000_000, t.saturating_sub(3_000_000)] {
-                    assert!(rtp_time_ns(rtp, seen).abs_diff(t) <= 6_000, "{t} seen at {seen}");
+                    assert!(
+                        rtp_time_ns(rtp, seen).abs_diff(t) <= 6_000,
+                        "{t} seen at {seen}"
+                    );
                 }
             }
         }

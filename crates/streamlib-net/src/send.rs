@@ -79,7 +79,9 @@ pub struct SendStats {
     pub frames_skipped: u64,
     /// Frames not matching the configured format (or not in CPU memory).
     pub frames_rejected: u64,
-    /// Gaps between consecutive packets of a frame, as sent: median, ns.
+    /// Gaps between consecutive bursts of a frame (sends of [`SendStats::burst`] packets;
+    /// single packets when the burst is 1), as sent: median, ns. Nominally
+    /// [`SendStats::burst_interval_ns`].
     pub gap_p50_ns: u64,
     /// 99th percentile gap, ns.
     pub gap_p99_ns: u64,
@@ -89,6 +91,8 @@ pub struct SendStats {
     pub frame_span_p50_ns: u64,
     /// Packets the pacer sends at each wake-up (see [`Pacer::new`]); 0 before the start.
     pub burst: u64,
+    /// The nominal time between bursts (`burst × TRS`), ns; 0 before the start.
+    pub burst_interval_ns: u64,
     /// Whether bursts go out as UDP GSO messages (false if disabled or the kernel refused).
     pub gso: bool,
 }
@@ -102,6 +106,7 @@ struct Shared {
     frames_skipped: AtomicU64,
     frames_rejected: AtomicU64,
     burst: AtomicU64,
+    burst_interval: AtomicU64,
     gso: AtomicBool,
     gaps: Histogram,
     spans: Histogram,
@@ -136,11 +141,12 @@ impl SendStatsHandle {
             gap_max_ns: s.gaps.max(),
             frame_span_p50_ns: s.spans.percentile(50.0),
             burst: load(&s.burst),
+            burst_interval_ns: load(&s.burst_interval),
             gso: s.gso.load(Ordering::Relaxed),
         }
     }
 
-    /// The packet gap histogram.
+    /// The histogram of gaps between bursts.
     pub fn gaps(&self) -> &Histogram {
         &self.shared.gaps
     }
@@ -332,6 +338,12 @@ fn send_loop(
     }
     let burst = pacer.burst().min(crate::socket::MAX_BATCH);
     shared.burst.store(burst as u64, Ordering::Relaxed);
+    let interval = if pacing == Pacing::Burst {
+        0
+    } else {
+        (pacer.gap_ns() * burst as f64) as u64
+    };
+    shared.burst_interval.store(interval, Ordering::Relaxed);
     shared.gso.store(batch.gso(), Ordering::Relaxed);
     loop {
         let Some(frame) = queue.pop() else {
@@ -362,15 +374,11 @@ fn send_loop(
                 }
                 i += 1;
             }
-            let count = batch.len();
             let bytes = batch.bytes();
             let now = monotonic_now_ns();
             let (sent, err) = batch.send(socket);
             if let Some(prev) = last_send {
                 shared.gaps.record(now.saturating_sub(prev));
-            }
-            for _ in 1..count {
-                shared.gaps.record(0);
             }
             last_send = Some(now);
             shared.packets.fetch_add(sent as u64, Ordering::Relaxed);

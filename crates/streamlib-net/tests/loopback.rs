@@ -26,8 +26,18 @@ fn send_receive(
     pacing: Pacing,
     frames: u32,
 ) -> (Vec<Vec<u8>>, SendStats, ReceiveStats, VideoFormat) {
-    let fps = Rational::fps(30);
-    let f = VideoFormat::new(sampling, 640, 360, fps).unwrap();
+    let f = VideoFormat::new(sampling, 640, 360, Rational::fps(30)).unwrap();
+    send_receive_format(ip, group, f, pacing, frames)
+}
+
+fn send_receive_format(
+    ip: &str,
+    group: Option<&str>,
+    f: VideoFormat,
+    pacing: Pacing,
+    frames: u32,
+) -> (Vec<Vec<u8>>, SendStats, ReceiveStats, VideoFormat) {
+    let fps = f.fps;
     let port = free_port(ip);
     let dest_ip = group.unwrap_or(ip);
     let dest: SocketAddr = SocketAddr::new(dest_ip.parse().unwrap(), port);
@@ -50,7 +60,9 @@ fn send_receive(
     let sink = CopySink::new();
     let copies = sink.frames.clone();
     // The receiving runtime ticks faster than frames arrive, so none is superseded.
-    let mut rx = StreamRuntime::new(SoftwareClock::new(Rational::fps(120)));
+    let mut rx = StreamRuntime::new(SoftwareClock::new(Rational::fps(
+        fps.num.div_ceil(fps.den) * 4,
+    )));
     let (out, input) = (receive.output(), sink.input.handle());
     rx.add_stream(Stream::new("receive", receive)).unwrap();
     rx.add_stream(Stream::new("sink", sink)).unwrap();
@@ -137,14 +149,21 @@ fn unicast_ipv6_wide_pacing_rgb() {
     let (got, sent, rx, f) = send_receive("::1", None, Sampling::RgbDepth8, Pacing::Wide, frames);
     check(&got, &f, frames, &sent, &rx);
     eprintln!(
-        "wide pacing, 640x360 RGB @30: gap p50 {} ns, p99 {:.1} us, frame span p50 {:.2} ms",
-        sent.gap_p50_ns,
+        "wide pacing, 640x360 RGB @30: bursts every {:.1} us nominal, achieved p50 {:.1} us, p99 {:.1} us, frame span p50 {:.2} ms",
+        sent.burst_interval_ns as f64 / 1e3,
+        sent.gap_p50_ns as f64 / 1e3,
         sent.gap_p99_ns as f64 / 1e3,
         sent.frame_span_p50_ns as f64 / 1e6
     );
-    // Bursts of 16: most gaps (inside a burst) are ~0.
+    // Bursts of 16, spread over the frame: no median gap above the nominal interval (a
+    // sender catching up after being descheduled sends bursts back to back, so it may be
+    // shorter), and a frame spans most of its active period.
     assert_eq!(sent.burst, 16, "{sent:?}");
-    assert!(sent.gap_p50_ns < 20_000, "{sent:?}");
+    let interval = sent.burst_interval_ns as f64;
+    let active = 1e9 / 30.0 * Pacer::ACTIVE_1080;
+    assert!(interval > 0.0 && interval < active / 2.0, "{sent:?}");
+    assert!(sent.gap_p50_ns as f64 <= 1.25 * interval, "{sent:?}");
+    assert!(sent.frame_span_p50_ns as f64 > 0.8 * active, "{sent:?}");
 }
 
 #[test]
@@ -158,4 +177,33 @@ fn multicast_ipv4_burst_yuv422_8bit() {
         frames,
     );
     check(&got, &f, frames, &sent, &rx);
+}
+
+/// The stream, 1080p59.94 4:2:2 10-bit (2.5 Gbit/s), for 5 s in each pacing mode,
+/// printing what the sender achieved. A measurement, not a gate: run it in release on a
+/// quiet machine (`cargo test --release -p streamlib-net --test loopback -- --ignored
+/// --nocapture`).
+#[test]
+#[ignore = "a measurement: 15 s at 2.5 Gbit/s, meaningful only in release on a quiet machine"]
+#[allow(clippy::print_stdout, reason = "the measurement is the output")]
+fn full_hd_59_94_10bit_pacing_report() {
+    let f = VideoFormat::new(Sampling::YCbCr422Depth10, 1920, 1080, Rational::FPS_59_94).unwrap();
+    for pacing in [Pacing::Narrow, Pacing::Wide, Pacing::Burst] {
+        let frames = 300;
+        let (got, sent, rx, _) = send_receive_format("127.0.0.1", None, f, pacing, frames);
+        let c = &rx.counters;
+        println!(
+            "{pacing:?}: {} of {frames} frames sent, {} received ({} lost packets); bursts of {} (gso {}) every {:.1} us nominal, achieved p50 {:.1} us p99 {:.1} us max {:.1} us, frame span p50 {:.2} ms",
+            sent.frames,
+            got.len(),
+            c.lost_packets,
+            sent.burst,
+            sent.gso,
+            sent.burst_interval_ns as f64 / 1e3,
+            sent.gap_p50_ns as f64 / 1e3,
+            sent.gap_p99_ns as f64 / 1e3,
+            sent.gap_max_ns as f64 / 1e3,
+            sent.frame_span_p50_ns as f64 / 1e6,
+        );
+    }
 }
