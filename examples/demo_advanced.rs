@@ -127,6 +127,7 @@ fn main() -> anyhow::Result<()> {
         height,
         pattern: Pattern::SmpteBars,
         moving_box: true,
+        ..TestPatternConfig::default()
     })?;
     let blur = Blur::new(BlurConfig {
         sigma: 2.0,

@@ -23,6 +23,7 @@ fn main() -> anyhow::Result<()> {
         height: options.height,
         pattern: Pattern::SmpteBars,
         moving_box: true,
+        ..TestPatternConfig::default()
     })?;
     let source = pattern.output();
     runtime.add_stream(Stream::new("pattern", pattern))?;

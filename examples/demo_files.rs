@@ -28,6 +28,7 @@ fn make_input(path: &Path, options: &DemoOptions, frames: u64) -> anyhow::Result
         height: options.height,
         pattern: Pattern::SmpteBars,
         moving_box: true,
+        ..TestPatternConfig::default()
     })?;
     let writer = FileWriter::new(WriterConfig::new(path))?;
     let (out, input) = (pattern.output(), writer.input());

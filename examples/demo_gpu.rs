@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         height: options.height,
         pattern: Pattern::SmpteBars,
         moving_box: true,
+        ..TestPatternConfig::default()
     })?;
     let blur = BlurGpu::new(&ctx, 2.0, None)?;
     let (pattern_out, blur_in, blur_out) = (pattern.output(), blur.input(), blur.output());

@@ -32,6 +32,7 @@ fn write(path: &Path, codec: VideoCodec, crf: Option<u8>, pattern: Pattern) -> V
         height: 240,
         pattern,
         moving_box: true,
+        ..TestPatternConfig::default()
     })
     .unwrap();
     let writer = FileWriter::new(WriterConfig {

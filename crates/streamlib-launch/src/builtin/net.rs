@@ -95,14 +95,27 @@ fn multicast_group(p: &Properties) -> Result<Option<IpAddr>, HandlerError> {
         .map_err(|_| HandlerError::msg(format!("multicast `{group}` is not an IP address")))
 }
 
+/// The local address the kernel would send to `destination` from.
+fn local_address_towards(destination: SocketAddr) -> Option<IpAddr> {
+    // Connecting a UDP socket sends nothing: it only asks the routing table for the source.
+    let any: SocketAddr = match destination {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(any).ok()?;
+    socket.connect(destination).ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_unspecified())
+}
+
 /// The SDP file at `path`.
 fn read_sdp(path: &str) -> Result<String, HandlerError> {
     std::fs::read_to_string(path)
         .map_err(|e| HandlerError::msg(format!("cannot read the SDP {path}: {e}")))
 }
 
-/// Writes a sender's SDP to `path` (nothing when empty), with the loopback address of the
-/// destination's family as origin and a PTP-traceable reference clock.
+/// Writes a sender's SDP to `path` (nothing when empty), with the address this host sends to
+/// `destination` from as origin (the loopback address of its family when there is no route)
+/// and a PTP-traceable reference clock.
 fn write_sdp(
     path: &str,
     destination: SocketAddr,
@@ -111,10 +124,10 @@ fn write_sdp(
     if path.is_empty() {
         return Ok(());
     }
-    let origin = match destination.ip() {
+    let origin = local_address_towards(destination).unwrap_or(match destination.ip() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-    };
+    });
     std::fs::write(path, sdp(origin, RefClock::Ptp { grandmaster: None }))
         .map_err(|e| HandlerError::msg(format!("cannot write the SDP to {path}: {e}")))
 }
@@ -392,5 +405,19 @@ fn network_audio_receive() -> HandlerSpec {
                 config,
             )?))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdp_origin_is_the_address_that_reaches_the_destination() {
+        let to = |s: &str| s.parse::<SocketAddr>().ok();
+        let v4 = to("127.0.0.1:5004").and_then(local_address_towards);
+        assert_eq!(v4, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let v6 = to("[::1]:5004").and_then(local_address_towards);
+        assert_eq!(v6, Some(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)));
     }
 }
