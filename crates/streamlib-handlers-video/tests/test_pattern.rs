@@ -42,14 +42,14 @@ struct Rig {
 
 impl Rig {
     fn new(width: u32, height: u32, pattern: Pattern, moving_box: bool) -> Self {
-        let source = TestPattern::new(TestPatternConfig {
-            width,
-            height,
-            pattern,
+        Self::with_config(TestPatternConfig {
             moving_box,
-            ..TestPatternConfig::default()
+            ..TestPatternConfig::new(width, height, pattern)
         })
-        .unwrap();
+    }
+
+    fn with_config(config: TestPatternConfig) -> Self {
+        let source = TestPattern::new(config).unwrap();
         let sink = InputPort::new("video", MemoryCaps::CPU);
         source
             .output()
@@ -341,19 +341,11 @@ fn uyvy_frames_equal_the_converted_rgba_ones() {
     use streamlib_ports::OutputPort;
     for (w, h) in [(640, 360), (723, 301)] {
         let rig = |format, moving_box| {
-            let source = TestPattern::new(TestPatternConfig {
+            Rig::with_config(TestPatternConfig {
                 format,
                 moving_box,
                 ..TestPatternConfig::new(w, h, Pattern::SmpteBars)
             })
-            .unwrap();
-            let sink = InputPort::new("video", MemoryCaps::CPU);
-            source
-                .output()
-                .erased()
-                .connect_to(&*sink.handle().erased())
-                .unwrap();
-            Rig { source, sink }
         };
         let rgba = rig(PixelFormat::Rgba8, false).frame(0);
         let mut convert = Convert::new(PixelFormat::Uyvy).unwrap();

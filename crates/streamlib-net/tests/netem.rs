@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use streamlib_net::*;
+use streamlib_test_support::netns::{Namespaces, run};
 
 const ROLE: &str = "STREAMLIB_NET_NETEM_ROLE";
 const IMPAIR: &str = "STREAMLIB_NET_NETEM_IMPAIR";
@@ -31,26 +32,9 @@ fn format() -> VideoFormat {
     common::format(Sampling::YCbCr422Depth8, 320, 240)
 }
 
+/// `ip ARGS…`, quiet; whether it succeeded.
 fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Deletes the namespaces it names (and so their veths and qdiscs) when dropped.
-struct Namespaces(Vec<String>);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in &self.0 {
-            if !ip(&["netns", "del", ns]) {
-                eprintln!("warning: could not delete network namespace {ns}");
-            }
-        }
-    }
+    run(&[&["ip"], args].concat())
 }
 
 fn skip(why: &str) {
@@ -67,16 +51,11 @@ fn jitter_buffer_under_netem() {
     }
     let id = std::process::id() % 100_000;
     let (a, b) = (format!("slnet-a-{id}"), format!("slnet-b-{id}"));
-    if !ip(&["netns", "add", &a]) {
+    let Some(namespaces) = Namespaces::create(&[&a, &b]) else {
         return skip("`ip netns add` failed");
-    }
-    let mut guard = Namespaces(vec![a.clone()]);
-    if !ip(&["netns", "add", &b]) {
-        return skip("`ip netns add` failed for the second namespace");
-    }
-    guard.0.push(b.clone());
+    };
     let (va, vb) = (format!("sla{id}"), format!("slb{id}"));
-    let steps: [&[&str]; 8] = [
+    let steps: [&[&str]; 6] = [
         &[
             "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
         ],
@@ -84,8 +63,6 @@ fn jitter_buffer_under_netem() {
         &["-n", &b, "addr", "add", "10.231.0.2/30", "dev", &vb],
         &["-n", &a, "link", "set", &va, "up"],
         &["-n", &b, "link", "set", &vb, "up"],
-        &["-n", &a, "link", "set", "lo", "up"],
-        &["-n", &b, "link", "set", "lo", "up"],
         &[
             "netns",
             "exec",
@@ -176,7 +153,7 @@ fn jitter_buffer_under_netem() {
         "netem duplicated packets and they were dropped"
     );
     assert!(complete >= u64::from(FRAMES) * 3 / 4, "{line}");
-    drop(guard);
+    drop(namespaces);
 }
 
 #[test]

@@ -21,7 +21,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,9 +37,12 @@ use streamlib_ports::{
 };
 use streamlib_ptp::{ClockIdentity, Interface, PtpClock, PtpConfig, Transport, tai_frame_at};
 use streamlib_runtime::{Stream, StreamRuntime};
+use streamlib_test_support::netns::{Namespaces, Reaper, skip_or_fail, unavailable};
 
 const PTP4L: &str = "/usr/sbin/ptp4l";
 const ROLE_ENV: &str = "STREAMLIB_SPLIT_ROLE";
+/// Set to 1 where this test must run rather than skip.
+const REQUIRE: &str = "STREAMLIB_REQUIRE_PTP";
 const FPS: u32 = 50;
 /// Frames the sender sends; the receiver needs `WANT` of them.
 const SEND_FRAMES: u64 = 300;
@@ -56,18 +59,11 @@ fn video() -> VideoFormat {
     VideoFormat::new(Sampling::YCbCr422Depth10, 320, 180, fps()).unwrap()
 }
 
-fn run(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Three namespaces, a bridge in the first and a veth from each other one into it; all
 /// removed on drop (deleting a namespace deletes its interfaces).
 struct Topology {
+    /// Deletes the namespaces on drop.
+    _namespaces: Namespaces,
     master: String,
     sender: String,
     receiver: String,
@@ -76,107 +72,52 @@ struct Topology {
 impl Topology {
     fn create() -> Option<Self> {
         let pid = std::process::id();
-        let t = Self {
-            master: format!("slsplit-m-{pid}"),
-            sender: format!("slsplit-a-{pid}"),
-            receiver: format!("slsplit-b-{pid}"),
-        };
-        let m = t.master.as_str();
-        let mut ok = [m, &t.sender, &t.receiver].iter().all(|ns| {
-            run(&["ip", "netns", "add", ns]) && t.exec(ns, &["ip", "link", "set", "lo", "up"])
-        });
-        ok = ok
-            && t.exec(m, &["ip", "link", "add", "br0", "type", "bridge"])
-            && t.exec(
+        let (master, sender, receiver) = (
+            format!("slsplit-m-{pid}"),
+            format!("slsplit-a-{pid}"),
+            format!("slsplit-b-{pid}"),
+        );
+        let ns = Namespaces::create(&[&master, &sender, &receiver])?;
+        let m = master.as_str();
+        let mut ok = ns.exec(m, &["ip", "link", "add", "br0", "type", "bridge"])
+            && ns.exec(
                 m,
-                &[
-                    "ip",
-                    "link",
-                    "set",
-                    "br0",
-                    "type",
-                    "bridge",
-                    "mcast_snooping",
-                    "0",
-                ],
+                &["ip", "link", "set", "br0", "type", "bridge", "mcast_snooping", "0"],
             )
-            && t.exec(m, &["ip", "link", "set", "br0", "up"])
+            && ns.exec(m, &["ip", "link", "set", "br0", "up"])
             // ptp4l needs an interface with software timestamping, which a bridge lacks: the
             // grandmaster gets a veth of its own into the bridge.
-            && t.exec(m, &["ip", "link", "add", "gm", "type", "veth", "peer", "name", "togm"])
-            && t.exec(m, &["ip", "link", "set", "togm", "master", "br0"])
-            && t.exec(m, &["ip", "link", "set", "togm", "up"])
-            && t.exec(m, &["ip", "addr", "add", "10.204.0.1/24", "dev", "gm"])
-            && t.exec(m, &["ip", "link", "set", "gm", "up"]);
-        for (ns, ip, port) in [
-            (&t.sender, SENDER_IP, "tosender"),
-            (&t.receiver, RECEIVER_IP, "toreceiver"),
+            && ns.exec(m, &["ip", "link", "add", "gm", "type", "veth", "peer", "name", "togm"])
+            && ns.exec(m, &["ip", "link", "set", "togm", "master", "br0"])
+            && ns.exec(m, &["ip", "link", "set", "togm", "up"])
+            && ns.exec(m, &["ip", "addr", "add", "10.204.0.1/24", "dev", "gm"])
+            && ns.exec(m, &["ip", "link", "set", "gm", "up"]);
+        for (end, ip, port) in [
+            (&sender, SENDER_IP, "tosender"),
+            (&receiver, RECEIVER_IP, "toreceiver"),
         ] {
             ok =
-                ok && t.exec(
+                ok && ns.exec(
                     m,
                     &[
                         "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
-                        ns,
+                        end,
                     ],
-                ) && t.exec(m, &["ip", "link", "set", port, "master", "br0"])
-                    && t.exec(m, &["ip", "link", "set", port, "up"])
-                    && t.exec(
-                        ns,
+                ) && ns.exec(m, &["ip", "link", "set", port, "master", "br0"])
+                    && ns.exec(m, &["ip", "link", "set", port, "up"])
+                    && ns.exec(
+                        end,
                         &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
                     )
-                    && t.exec(ns, &["ip", "link", "set", "eth0", "up"]);
+                    && ns.exec(end, &["ip", "link", "set", "eth0", "up"]);
         }
-        ok.then_some(t)
+        ok.then_some(Self {
+            _namespaces: ns,
+            master,
+            sender,
+            receiver,
+        })
     }
-
-    fn exec(&self, ns: &str, args: &[&str]) -> bool {
-        let mut full = vec!["ip", "netns", "exec", ns];
-        full.extend_from_slice(args);
-        run(&full)
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for ns in [&self.master, &self.sender, &self.receiver] {
-            run(&["ip", "netns", "del", ns]);
-        }
-    }
-}
-
-/// Kills a child process on drop.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn unavailable() -> Option<String> {
-    // SAFETY: geteuid has no preconditions and touches no memory.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root (network namespaces need it)".into());
-    }
-    if !std::path::Path::new(PTP4L).exists() {
-        return Some(format!("{PTP4L} not installed (package linuxptp)"));
-    }
-    if !run(&["ip", "-V"]) {
-        return Some("`ip` not installed (package iproute2)".into());
-    }
-    None
-}
-
-fn skip_or_fail(reason: &str) {
-    if std::env::var("STREAMLIB_REQUIRE_PTP").is_ok_and(|v| v == "1") {
-        panic!("PTP split test required (STREAMLIB_REQUIRE_PTP=1) but {reason}");
-    }
-    eprintln!("\n################################################################");
-    eprintln!("## SKIPPED: PTP split pipeline test: {reason}");
-    eprintln!("## set STREAMLIB_REQUIRE_PTP=1 to make this a failure");
-    eprintln!("################################################################\n");
 }
 
 /// Starts this test binary's `role` test inside namespace `ns`, its stdout piped.
@@ -249,13 +190,16 @@ fn a_split_pipeline_on_ptp_keeps_the_senders_timestamps() {
     if std::env::var_os(ROLE_ENV).is_some() {
         return; // a child runs only its role
     }
-    if let Some(reason) = unavailable() {
-        skip_or_fail(&reason);
-        return;
+    let test = "PTP split pipeline test";
+    if let Some(reason) = unavailable(&[PTP4L]) {
+        return skip_or_fail(test, REQUIRE, &reason);
     }
     let Some(net) = Topology::create() else {
-        skip_or_fail("could not create the namespaces, bridge and veths");
-        return;
+        return skip_or_fail(
+            test,
+            REQUIRE,
+            "could not create the namespaces, bridge and veths",
+        );
     };
     let cfg = std::env::temp_dir().join(format!("slsplit-{}.cfg", std::process::id()));
     std::fs::write(

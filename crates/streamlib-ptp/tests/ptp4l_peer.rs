@@ -12,10 +12,12 @@
 )]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use streamlib_clock::{Clock, LockState, Rational, TickWait};
+use streamlib_test_support::netns::{Namespaces, Reaper, run, skip_or_fail, unavailable};
+
 use streamlib_ptp::{
     ClockIdentity, Interface, PtpClock, PtpConfig, Transport, local_monotonic_ns, tai_frame_time_ns,
 };
@@ -25,18 +27,10 @@ const CHILD_ENV: &str = "STREAMLIB_PTP_CHILD";
 /// Seconds of offsets collected after lock.
 const MEASURE_SECS: u64 = 10;
 
-fn run(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Namespaces and the veth pair; removed on drop (deleting a namespace deletes its veth end,
 /// and with it the pair).
 struct Netns {
+    namespaces: Namespaces,
     master_ns: String,
     slave_ns: String,
     master_if: String,
@@ -46,90 +40,40 @@ struct Netns {
 impl Netns {
     fn create() -> Option<Self> {
         let pid = std::process::id();
+        let (master_ns, slave_ns) = (format!("slptp-m-{pid}"), format!("slptp-s-{pid}"));
+        let namespaces = Namespaces::create(&[&master_ns, &slave_ns])?;
         let n = Self {
-            master_ns: format!("slptp-m-{pid}"),
-            slave_ns: format!("slptp-s-{pid}"),
+            namespaces,
+            master_ns,
+            slave_ns,
             master_if: format!("slpm{pid}"),
             slave_if: format!("slps{pid}"),
         };
-        let ok = run(&["ip", "netns", "add", &n.master_ns])
-            && run(&["ip", "netns", "add", &n.slave_ns])
-            && run(&[
-                "ip",
-                "link",
-                "add",
-                &n.master_if,
-                "netns",
-                &n.master_ns,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &n.slave_if,
-                "netns",
-                &n.slave_ns,
-            ])
-            && n.exec_ok(
-                &n.master_ns,
-                &["ip", "addr", "add", "10.203.0.1/24", "dev", &n.master_if],
-            )
-            && n.exec_ok(
-                &n.slave_ns,
-                &["ip", "addr", "add", "10.203.0.2/24", "dev", &n.slave_if],
-            )
-            && n.exec_ok(&n.master_ns, &["ip", "link", "set", &n.master_if, "up"])
-            && n.exec_ok(&n.slave_ns, &["ip", "link", "set", &n.slave_if, "up"])
-            && n.exec_ok(&n.master_ns, &["ip", "link", "set", "lo", "up"])
-            && n.exec_ok(&n.slave_ns, &["ip", "link", "set", "lo", "up"]);
+        let exec = |ns: &str, args: &[&str]| n.namespaces.exec(ns, args);
+        let ok = run(&[
+            "ip",
+            "link",
+            "add",
+            &n.master_if,
+            "netns",
+            &n.master_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &n.slave_if,
+            "netns",
+            &n.slave_ns,
+        ]) && exec(
+            &n.master_ns,
+            &["ip", "addr", "add", "10.203.0.1/24", "dev", &n.master_if],
+        ) && exec(
+            &n.slave_ns,
+            &["ip", "addr", "add", "10.203.0.2/24", "dev", &n.slave_if],
+        ) && exec(&n.master_ns, &["ip", "link", "set", &n.master_if, "up"])
+            && exec(&n.slave_ns, &["ip", "link", "set", &n.slave_if, "up"]);
         ok.then_some(n)
     }
-
-    fn exec_ok(&self, ns: &str, args: &[&str]) -> bool {
-        let mut full = vec!["ip", "netns", "exec", ns];
-        full.extend_from_slice(args);
-        run(&full)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        run(&["ip", "netns", "del", &self.master_ns]);
-        run(&["ip", "netns", "del", &self.slave_ns]);
-    }
-}
-
-/// Kills a child process on drop.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn unavailable() -> Option<String> {
-    // SAFETY: geteuid has no preconditions and touches no memory.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root (network namespaces need it)".into());
-    }
-    if !std::path::Path::new(PTP4L).exists() {
-        return Some(format!("{PTP4L} not installed (package linuxptp)"));
-    }
-    if !run(&["ip", "-V"]) {
-        return Some("`ip` not installed (package iproute2)".into());
-    }
-    None
-}
-
-fn skip_or_fail(reason: &str) {
-    if std::env::var("STREAMLIB_REQUIRE_PTP").is_ok_and(|v| v == "1") {
-        panic!("PTP peer test required (STREAMLIB_REQUIRE_PTP=1) but {reason}");
-    }
-    eprintln!("\n################################################################");
-    eprintln!("## SKIPPED: ptp4l peer test: {reason}");
-    eprintln!("## set STREAMLIB_REQUIRE_PTP=1 to make this a failure");
-    eprintln!("################################################################\n");
 }
 
 #[derive(Debug, Default)]
@@ -185,12 +129,17 @@ fn streamlib_slave_locks_to_ptp4l_master() -> Result<(), Box<dyn std::error::Err
     if std::env::var_os(CHILD_ENV).is_some() {
         return Ok(()); // the child runs `child_slave` only
     }
-    if let Some(reason) = unavailable() {
-        skip_or_fail(&reason);
+    let test = "ptp4l peer test";
+    if let Some(reason) = unavailable(&[PTP4L]) {
+        skip_or_fail(test, "STREAMLIB_REQUIRE_PTP", &reason);
         return Ok(());
     }
     let Some(net) = Netns::create() else {
-        skip_or_fail("could not create namespaces / veth (ip netns add failed)");
+        skip_or_fail(
+            test,
+            "STREAMLIB_REQUIRE_PTP",
+            "could not create namespaces / veth (ip netns add failed)",
+        );
         return Ok(());
     };
     let cfg = config_file()?;

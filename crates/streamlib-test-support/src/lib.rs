@@ -1,5 +1,7 @@
 //! Test-only helpers shared by streamlib's crates (a dev-dependency, never a dependency).
 //!
+//! [`netns`] sets up network namespaces for tests that need several hosts.
+//!
 //! [`CountingAllocator`] counts every allocation and reallocation in the process, on every
 //! thread, so a test can prove that steady-state processing allocates nothing:
 //!
@@ -14,6 +16,8 @@
 //! assert!(allocations() > before);
 //! # drop(v);
 //! ```
+
+pub mod netns;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
