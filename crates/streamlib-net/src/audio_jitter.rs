@@ -12,7 +12,9 @@
 //!   (concealed) is dropped as **late**.
 //! - A jump of more than `max_conceal` packets (a sender that restarted) is not filled with
 //!   silence: what is held leaves, the gap is counted lost, and output restarts at the new
-//!   packet (**resync**).
+//!   packet (**resync**). So does a jump back: after [`AudioJitterBuffer::RESYNC_PACKETS`]
+//!   packets in a row that are all late, duplicates or too old (a sender that restarted its
+//!   numbering under the same SSRC), output follows the new numbering.
 //!
 //! Datagrams are never trusted: every length is checked before a byte is read, and the
 //! payload must be exactly one packet time of the configured channels. Nothing is allocated
@@ -115,10 +117,16 @@ pub struct AudioJitterBuffer {
     next_ts: u32,
     ssrc: Option<u32>,
     last_packet_ns: u64,
+    /// Consecutive packets dropped as late, duplicate or too old.
+    stale_run: u32,
     counters: AudioReceiveCounters,
 }
 
 impl AudioJitterBuffer {
+    /// Consecutive unplaceable packets (late, duplicate, too old) after which the buffer
+    /// follows the source's new numbering.
+    pub const RESYNC_PACKETS: u32 = 16;
+
     /// A jitter buffer for `format`.
     pub fn new(format: AudioFormat, config: AudioJitterConfig) -> Result<Self, NetError> {
         format.check()?;
@@ -143,6 +151,7 @@ impl AudioJitterBuffer {
             next_ts: 0,
             ssrc: None,
             last_packet_ns: 0,
+            stale_run: 0,
             counters: AudioReceiveCounters::default(),
         })
     }
@@ -202,7 +211,28 @@ impl AudioJitterBuffer {
             None => self.ssrc = Some(header.ssrc),
         }
         self.last_packet_ns = now_ns;
-        let seq = match self.window.accept(u32::from(header.sequence)) {
+        let mut verdict = self.window.accept(u32::from(header.sequence));
+        let unplaceable = match verdict {
+            SeqVerdict::InOrder { seq, .. } | SeqVerdict::Reordered { seq } => {
+                self.next_out.is_some_and(|next| seq < next)
+            }
+            SeqVerdict::Duplicate | SeqVerdict::TooOld => true,
+        };
+        if unplaceable {
+            self.stale_run += 1;
+            if self.stale_run >= Self::RESYNC_PACKETS {
+                // The source started its numbering over: follow it.
+                self.flush(out);
+                self.window.reset();
+                self.next_out = None;
+                self.counters.resyncs += 1;
+                self.stale_run = 0;
+                verdict = self.window.accept(u32::from(header.sequence));
+            }
+        } else {
+            self.stale_run = 0;
+        }
+        let seq = match verdict {
             SeqVerdict::InOrder { seq, .. } => seq,
             SeqVerdict::Reordered { seq } => {
                 self.counters.reordered += 1;
@@ -435,6 +465,29 @@ mod tests {
         assert_eq!(got.len(), 2);
         let c = jb.counters();
         assert_eq!((c.resyncs, c.lost, c.concealed_samples), (1, 5000, 0));
+    }
+
+    #[test]
+    fn a_sender_restarting_its_numbering_is_followed() {
+        let mut jb = buffer();
+        let mut got = Got::new();
+        for d in &packets(100, 1000) {
+            jb.push(d, 0, &mut sink(&mut got));
+        }
+        assert_eq!(got.len(), 100);
+        // Restarted under the same SSRC at sequence 10: behind everything delivered.
+        let restarted = packets(40, 10);
+        for d in &restarted {
+            jb.push(d, 0, &mut sink(&mut got));
+        }
+        let c = jb.counters();
+        let stale = AudioJitterBuffer::RESYNC_PACKETS as usize;
+        assert_eq!((c.resyncs, c.late), (1, stale as u64 - 1), "{c:?}");
+        // Everything from the packet that triggered the resync on.
+        assert_eq!(got.len(), 100 + 40 - (stale - 1));
+        // A single late packet in a live stream does not resync.
+        jb.push(&restarted[3], 0, &mut sink(&mut got));
+        assert_eq!(jb.counters().resyncs, 1);
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //!   **incomplete** and handled by the [`IncompletePolicy`].
 //! - **Duplicates** (same extended sequence number) are dropped, using a 32768-packet window;
 //!   packets of a frame already finalized are dropped as **late**.
+//! - A source that **restarts** or whose clock **steps** (a sender restarted with the same
+//!   SSRC, a PTP clock stepping at lock) sends packets that look older than everything seen:
+//!   sequence numbers beyond the duplicate window, or timestamps more than a second behind.
+//!   After [`JitterBuffer::RESYNC_PACKETS`] such packets in a row the buffer flushes and
+//!   follows the new numbering ([`ReceiveCounters::resyncs`]); a few stray old packets do not
+//!   trigger it.
 //! - **Losses** are counted per frame from sequence-number gaps (inside the frame, and
 //!   between the previous frame's last packet and this frame's first).
 //!
@@ -111,6 +117,9 @@ pub struct ReceiveCounters {
     pub frames_dropped: u64,
     /// Packets dropped because no frame buffer was free (downstream holds them all).
     pub pool_exhausted: u64,
+    /// Times the buffer followed a source that restarted or stepped its clock (see the
+    /// module docs).
+    pub resyncs: u64,
 }
 
 /// A frame leaving the jitter buffer.
@@ -161,6 +170,8 @@ pub struct JitterBuffer {
     last_max_seq: Option<u64>,
     ssrc: Option<u32>,
     last_packet_ns: u64,
+    /// Consecutive packets that looked far older than the stream (see `RESYNC_PACKETS`).
+    stale_run: u32,
     assembly: Histogram,
 }
 
@@ -175,6 +186,14 @@ impl std::fmt::Debug for JitterBuffer {
 }
 
 impl JitterBuffer {
+    /// Consecutive far-older packets after which the buffer follows the source's new
+    /// numbering (see the module docs).
+    pub const RESYNC_PACKETS: u32 = 16;
+
+    /// How far behind the newest timestamp (90 kHz ticks; 1 s) a packet must be to count
+    /// towards a resync rather than as merely late.
+    pub const RESYNC_TICKS: u32 = 90_000;
+
     /// A jitter buffer for `format`, taking frame buffers from `pool` (whose layout must be
     /// `format.layout()`, any stride).
     pub fn new(
@@ -237,6 +256,7 @@ impl JitterBuffer {
             last_max_seq: None,
             ssrc: None,
             last_packet_ns: 0,
+            stale_run: 0,
             assembly: Histogram::new(),
         })
     }
@@ -305,10 +325,26 @@ impl JitterBuffer {
             None => self.ssrc = Some(header.ssrc),
         }
         self.last_packet_ns = now_ns;
-        let seq = match self
-            .sequence
-            .accept(extended_sequence(rows.ext_seq, header.sequence))
-        {
+        let ext_seq = extended_sequence(rows.ext_seq, header.sequence);
+        let ts = header.timestamp;
+        // Far older than the stream, by sequence number or by time: a restart or a clock
+        // step after enough of them in a row, otherwise late.
+        let stale = self
+            .last_timestamp
+            .is_some_and(|last| !newer(ts, last) && last.wrapping_sub(ts) > Self::RESYNC_TICKS);
+        let mut verdict = self.sequence.accept(ext_seq);
+        if stale || verdict == SeqVerdict::TooOld {
+            self.stale_run += 1;
+            if self.stale_run < Self::RESYNC_PACKETS {
+                self.counters.late += 1;
+                return;
+            }
+            self.counters.resyncs += 1;
+            self.reset_source(header.ssrc, sink, now_ns);
+            verdict = self.sequence.accept(ext_seq);
+        }
+        self.stale_run = 0;
+        let seq = match verdict {
             SeqVerdict::InOrder { seq, .. } => seq,
             SeqVerdict::Reordered { seq } => {
                 self.counters.reordered += 1;
@@ -323,7 +359,6 @@ impl JitterBuffer {
                 return;
             }
         };
-        let ts = header.timestamp;
         if self.last_timestamp.is_some_and(|last| !newer(ts, last)) {
             self.counters.late += 1;
             return;
@@ -464,6 +499,7 @@ impl JitterBuffer {
         self.sequence.reset();
         self.last_timestamp = None;
         self.last_max_seq = None;
+        self.stale_run = 0;
         self.ssrc = Some(ssrc);
     }
 

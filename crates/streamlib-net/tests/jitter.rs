@@ -219,3 +219,71 @@ fn bad_configs_are_refused() {
         .to_string();
     assert!(err.contains("pool layout"), "{err}");
 }
+
+/// A sender that restarts (same SSRC, sequence from 0, earlier timestamps) or whose clock
+/// steps back (PTP locking) is followed after `RESYNC_PACKETS` far-older packets; a few stray
+/// old packets are only late.
+#[test]
+fn a_restarted_or_stepped_source_is_followed() {
+    let frames = |p: &mut Packetizer, f: &VideoFormat, ts0: u32, n: u32| -> Vec<Vec<u8>> {
+        (0..n)
+            .flat_map(|k| packetize(p, &pattern(f, k), 128, ts0.wrapping_add(k * 3000)))
+            .collect()
+    };
+    let dropped = JitterBuffer::RESYNC_PACKETS - 1;
+    // A restart: the same SSRC, sequence numbers and timestamps start over.
+    let (f, mut p) = setup(70_000);
+    let per_frame = p.packets_per_frame() as u32;
+    // Frames after the resync that arrive whole: those starting after the dropped packets.
+    let whole_after = |n: u32| n - dropped.div_ceil(per_frame);
+    let mut jb = jitter(f, JitterConfig::default());
+    let mut out = Out::new();
+    let before = frames(&mut p, &f, 50_000_000, 4);
+    let (_, mut restarted) = setup(0);
+    let after = frames(&mut restarted, &f, 1_000, 12);
+    for (i, d) in before.iter().chain(&after).enumerate() {
+        jb.push(d, i as u64 * MS, &mut collect(&mut out));
+    }
+    let c = *jb.counters();
+    assert_eq!(c.resyncs, 1, "{c:?}");
+    assert_eq!(c.late, u64::from(dropped), "{c:?}");
+    assert_eq!(c.frames_complete, u64::from(4 + whole_after(12)), "{c:?}");
+    assert_eq!(out.last().unwrap().0, 1_000 + 11 * 3000);
+    assert!(out.last().unwrap().3 == pattern(&f, 11));
+
+    // A clock step back with the sequence running on: followed the same way.
+    let (f, mut p) = setup(0);
+    let mut jb = jitter(f, JitterConfig::default());
+    let mut out = Out::new();
+    let before = frames(&mut p, &f, 900_000_000, 3);
+    let after = frames(&mut p, &f, 100_000_000, 12);
+    for (i, d) in before.iter().chain(&after).enumerate() {
+        jb.push(d, i as u64 * MS, &mut collect(&mut out));
+    }
+    let c = *jb.counters();
+    assert_eq!(
+        (c.resyncs, c.frames_complete),
+        (1, u64::from(3 + whole_after(12))),
+        "{c:?}"
+    );
+
+    // A handful of ancient packets (a far older sequence and time) in a live stream: late,
+    // no resync.
+    let (f, mut ancient) = setup(0);
+    let (_, mut p) = setup(100_000);
+    let mut jb = jitter(f, JitterConfig::default());
+    let mut out = Out::new();
+    let old = frames(&mut ancient, &f, 0, 1);
+    let live = frames(&mut p, &f, 1_000_000, 3);
+    let first = per_frame as usize;
+    for (i, d) in live[..first]
+        .iter()
+        .chain(&old[..3])
+        .chain(&live[first..])
+        .enumerate()
+    {
+        jb.push(d, i as u64 * MS, &mut collect(&mut out));
+    }
+    let c = *jb.counters();
+    assert_eq!((c.resyncs, c.late, c.frames_complete), (0, 3, 3), "{c:?}");
+}
