@@ -42,8 +42,8 @@
 #   - streamlib paces per ST 2110-21 (narrow); GStreamer's udpsink sends each frame as one
 #     burst, so its receiver needs a socket buffer that holds a whole frame (6.2 MB at
 #     1080p); both ask for 8 MiB, and the kernel caps that at net.core.rmem_max.
-#   - The CLI's --json carries runtime statistics only, not NetworkReceive's own counters
-#     (malformed, lost per frame, ...): the packet figures here come from the kernel.
+#   - The CLI's --json carries each network handler's own counters as "report" (packets
+#     lost, frames skipped by the sender); the datagram columns come from the kernel.
 set -euo pipefail
 
 BIN=${BIN:-target/release/streamlib}
@@ -123,6 +123,8 @@ run_streamlib() {
     printf -v "${label}_drop" %s "$drop"
     printf -v "${label}_sent" %s "$(jq '[.streams[] | select(.handler == "TestPattern") | .items_out] | add // 0' "$OUT/${label}_tx.json")"
     printf -v "${label}_recv" %s "$(jq '[.streams[] | select(.handler == "NetworkReceive") | .items_out] | add // 0' "$OUT/${label}_rx.json")"
+    printf -v "${label}_lost" %s "$(jq '[.streams[] | select(.handler == "NetworkReceive") | .report.lost_packets // 0] | add // 0' "$OUT/${label}_rx.json")"
+    printf -v "${label}_skipped" %s "$(jq '[.streams[] | select(.handler == "NetworkSend") | .report.frames_skipped // 0] | add // 0' "$OUT/${label}_tx.json")"
     printf -v "${label}_tx_cpu" %s "$(cpu_of "$OUT/${label}_tx.time")"
     printf -v "${label}_rx_cpu" %s "$(cpu_of "$OUT/${label}_rx.time")"
 }
@@ -182,6 +184,7 @@ printf "%-10s %12s %12s %10s %10s %10s %10s %9s %9s %9s %8s\n" \
 echo
 echo "CPU streamlib / GStreamer: sender $(ratio "$sl_tx_cpu" "$gst_tx_cpu"), receiver $(ratio "$sl_rx_cpu" "$gst_rx_cpu")"
 echo "datagrams dropped by the kernel: streamlib $sl_drop, GStreamer $gst_drop; frames lost: streamlib $((sl_sent - sl_recv)), GStreamer $((gst_sent - gst_recv))"
+echo "streamlib's own counters: packets lost $sl_lost (receiver), frames skipped before sending $sl_skipped (sender)"
 if [[ $NOGSO == 1 ]]; then
     echo "CPU with GSO/GRO / without: sender $(ratio "$sl_tx_cpu" "$nogso_tx_cpu"), receiver $(ratio "$sl_rx_cpu" "$nogso_rx_cpu")"
 fi

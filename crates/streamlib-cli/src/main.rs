@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use streamlib_clock::ManualClock;
 use streamlib_launch::{
     ClockKind, LaunchOptions, PipelineDesc, Registry, Session, build, fps_rational, parse,
-    stats_json,
+    stats_json_with_reports,
 };
 use streamlib_runtime::StreamRuntime;
 
@@ -169,7 +169,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let secs = started.elapsed().as_secs_f64();
             let failed = result.streams.iter().any(|s| s.errors > 0 || s.panics > 0);
             if json {
-                println!("{}", serde_json::to_string_pretty(&stats_json(&result))?);
+                let json = stats_json_with_reports(&result, session.controls());
+                println!("{}", serde_json::to_string_pretty(&json)?);
             } else {
                 if stats {
                     println!("{result}");

@@ -86,7 +86,10 @@ fn dry_run(registry: &Registry, desc: &PipelineDesc) -> Result<Graph, LaunchErro
 /// and returns the final statistics.
 fn stop(mut launched: Launched) -> Result<Json, LaunchError> {
     let stats = launched.session.stop()?;
-    Ok(streamlib_launch::stats_json(&stats))
+    Ok(streamlib_launch::stats_json_with_reports(
+        &stats,
+        launched.session.controls(),
+    ))
 }
 
 /// Runs blocking work (building handlers, joining threads) off the protocol task.
@@ -238,8 +241,9 @@ impl StreamlibServer {
     #[tool(
         description = "Live statistics of a launched pipeline: clock ticks, missed ticks, tick \
         rate, and per element (stream) ticks, items out, drops, errors, panics, restarts, \
-        deadline misses, process time and latency percentiles in microseconds; plus \
-        `finished` (it ended by itself: end of stream or its frame limit).",
+        deadline misses, process time and latency percentiles in microseconds, and a `report` \
+        of the handler's own counters where it keeps any (network handlers: packets, losses, \
+        pacing); plus `finished` (it ended by itself: end of stream or its frame limit).",
         annotations(read_only_hint = true)
     )]
     async fn pipeline_stats(&self, params: Parameters<PipelineId>) -> CallToolResult {

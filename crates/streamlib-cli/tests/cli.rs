@@ -302,6 +302,14 @@ fn a_pipeline_split_across_processes_by_sdp() {
     let stats = json(&out);
     assert!(sender.wait().unwrap().success());
     assert!(stream(&stats, "filewriter0")["ticks"].as_u64().unwrap() >= 30);
+    // The receiver's own counters come with the stats: whole frames, nothing malformed.
+    let report = &stream(&stats, "networkreceive0")["report"];
+    assert!(report["frames_complete"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["malformed"], 0, "{report}");
+    assert!(
+        report["packets"].as_u64().unwrap() >= report["frames_complete"].as_u64().unwrap(),
+        "{report}"
+    );
     // The first received frame equals the sender's pattern, byte for byte.
     let first = |path: &std::path::Path| {
         let out = Command::new("ffmpeg")

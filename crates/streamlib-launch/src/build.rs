@@ -16,7 +16,7 @@ use streamlib_runtime::{Connection, Stream, StreamRuntime};
 use crate::desc::{ElementDesc, LinkDesc, PipelineDesc};
 use crate::error::{LaunchError, list, nearest};
 use crate::parse::is_identifier;
-use crate::registry::{HandlerSpec, LiveHandle, Properties, Registry};
+use crate::registry::{HandlerSpec, LiveHandle, Properties, Registry, Report};
 use crate::value::{Value, ValueError};
 
 /// The dispatchers `@name` may choose.
@@ -145,12 +145,23 @@ fn check_elements<'r>(
     Ok(checked)
 }
 
-/// A built element: what it is and where its live properties go.
-#[derive(Debug, Clone)]
+/// A built element: what it is, where its live properties go, what it reports.
+#[derive(Clone)]
 struct ElementInfo {
     handler: &'static str,
     spec: HandlerSpec,
     live: Option<LiveHandle>,
+    report: Option<Report>,
+}
+
+impl std::fmt::Debug for ElementInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElementInfo")
+            .field("handler", &self.handler)
+            .field("live", &self.live)
+            .field("report", &self.report.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Sets live properties of a built pipeline's elements, from any thread.
@@ -205,6 +216,12 @@ impl Controls {
     /// The element names, sorted.
     pub fn elements(&self) -> impl Iterator<Item = &str> {
         self.elements.keys().map(String::as_str)
+    }
+
+    /// The report of `element`'s own counters now, if its handler keeps any (network
+    /// handlers do: packets, losses, pacing).
+    pub fn report(&self, element: &str) -> Option<serde_json::Value> {
+        self.elements.get(element)?.report.as_ref().map(|r| r())
     }
 }
 
@@ -268,6 +285,7 @@ pub fn build(
                 handler: spec.name,
                 spec: spec.clone(),
                 live: built.live,
+                report: built.report,
             },
         );
     }

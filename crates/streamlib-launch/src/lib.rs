@@ -44,7 +44,9 @@ pub use error::{LaunchError, ParseError, nearest};
 pub use parse::parse;
 pub use registry::{
     BuildHook, Built as BuiltHandler, Direction, Factory, HandlerSpec, LiveHandle, PortSpec,
-    Properties, PropertySpec, Registry, port, prop,
+    Properties, PropertySpec, Registry, Report, port, prop,
 };
-pub use session::{ClockKind, LaunchOptions, Session, fps_rational, stats_json};
+pub use session::{
+    ClockKind, LaunchOptions, Session, fps_rational, stats_json, stats_json_with_reports,
+};
 pub use value::{PropType, Value, ValueError};

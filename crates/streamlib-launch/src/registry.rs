@@ -253,12 +253,19 @@ impl<H: StreamHandler> StreamHandler for Controlled<H> {
     }
 }
 
-/// What a factory returns: the handler, and a handle for its live properties if it has any.
+/// A handler's own counters as JSON, readable from any thread while it runs (what
+/// `streamlib launch --json` prints as a stream's `"report"`).
+pub type Report = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// What a factory returns: the handler, a handle for its live properties if it has any, and
+/// a report of its own counters if it keeps any.
 pub struct Built {
     /// The handler, ready to be added to a runtime.
     pub handler: Box<dyn StreamHandler>,
     /// Where live property changes go.
     pub live: Option<LiveHandle>,
+    /// Its counters (see [`Built::with_report`]).
+    pub report: Option<Report>,
 }
 
 impl Built {
@@ -267,7 +274,18 @@ impl Built {
         Self {
             handler: Box::new(handler),
             live: None,
+            report: None,
         }
+    }
+
+    /// Adds a report: `report` is called from other threads (statistics, `--json`) while
+    /// the handler runs, so it reads a shared stats handle, never the handler itself.
+    pub fn with_report(
+        mut self,
+        report: impl Fn() -> serde_json::Value + Send + Sync + 'static,
+    ) -> Self {
+        self.report = Some(Arc::new(report));
+        self
     }
 
     /// A handler whose live properties `apply` sets (called on the handler's own thread,
@@ -285,6 +303,7 @@ impl Built {
                 batch: Vec::new(),
             }),
             live: Some(handle),
+            report: None,
         }
     }
 }
@@ -294,6 +313,7 @@ impl fmt::Debug for Built {
         f.debug_struct("Built")
             .field("handler", &self.handler.type_name())
             .field("live", &self.live.is_some())
+            .field("report", &self.report.is_some())
             .finish()
     }
 }

@@ -293,6 +293,24 @@ pub fn stats_json(stats: &RuntimeStats) -> Json {
     })
 }
 
+/// [`stats_json`] with each stream's `"report"`: the handler's own counters where it keeps
+/// any (see [`BuiltHandler::with_report`](crate::BuiltHandler::with_report)).
+pub fn stats_json_with_reports(stats: &RuntimeStats, controls: &Controls) -> Json {
+    let mut json = stats_json(stats);
+    if let Some(streams) = json.get_mut("streams").and_then(Json::as_array_mut) {
+        for stream in streams {
+            let report = stream
+                .get("id")
+                .and_then(Json::as_str)
+                .and_then(|id| controls.report(id));
+            if let (Some(report), Some(object)) = (report, stream.as_object_mut()) {
+                object.insert("report".to_owned(), report);
+            }
+        }
+    }
+    json
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]

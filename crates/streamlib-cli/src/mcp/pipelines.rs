@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Value as Json, json};
-use streamlib_launch::{LaunchOptions, Session, stats_json};
+use streamlib_launch::{LaunchOptions, Session, stats_json_with_reports};
 
 /// A launched pipeline and how it was launched.
 #[derive(Debug)]
@@ -32,7 +32,10 @@ impl Launched {
             "id": id,
             "pipeline": self.session.desc().to_text(),
             "finished": self.finished(),
-            "stats": self.session.stats().as_ref().map(stats_json),
+            "stats": self
+                .session
+                .stats()
+                .map(|stats| stats_json_with_reports(&stats, self.session.controls())),
         })
     }
 }

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use serde_json::json;
 use streamlib_clock::Rational;
 use streamlib_net::{
     FrameTimestamps, NetworkReceive, NetworkReceiveConfig, NetworkSend, NetworkSendConfig, Pacing,
@@ -215,7 +216,25 @@ fn network_send() -> HandlerSpec {
             write_sdp(p.text("sdp"), destination, |origin, clock| {
                 sender.sdp(origin, clock).to_sdp()
             })?;
-            Ok(Built::fixed(sender))
+            let stats = sender.stats();
+            Ok(Built::fixed(sender).with_report(move || {
+                let s = stats.snapshot();
+                json!({
+                    "frames": s.frames,
+                    "packets": s.packets,
+                    "bytes": s.bytes,
+                    "send_errors": s.send_errors,
+                    "frames_skipped": s.frames_skipped,
+                    "frames_rejected": s.frames_rejected,
+                    "burst": s.burst,
+                    "burst_interval_ns": s.burst_interval_ns,
+                    "gap_p50_ns": s.gap_p50_ns,
+                    "gap_p99_ns": s.gap_p99_ns,
+                    "gap_max_ns": s.gap_max_ns,
+                    "frame_span_p50_ns": s.frame_span_p50_ns,
+                    "gso": s.gso,
+                })
+            }))
         }),
     }
 }
@@ -264,7 +283,35 @@ fn network_receive() -> HandlerSpec {
             if p.text("timestamps") == "media" {
                 config.timestamps = FrameTimestamps::Media;
             }
-            Ok(Built::fixed(NetworkReceive::new(config)?))
+            let receiver = NetworkReceive::new(config)?;
+            let stats = receiver.stats();
+            Ok(Built::fixed(receiver).with_report(move || {
+                let s = stats.snapshot();
+                let c = s.counters;
+                json!({
+                    "datagrams": c.datagrams,
+                    "packets": c.packets,
+                    "malformed": c.malformed,
+                    "foreign_ssrc": c.foreign_ssrc,
+                    "duplicates": c.duplicates,
+                    "reordered": c.reordered,
+                    "late": c.late,
+                    "lost_packets": c.lost_packets,
+                    "frames_complete": c.frames_complete,
+                    "frames_incomplete": c.frames_incomplete,
+                    "frames_dropped": c.frames_dropped,
+                    "pool_exhausted": c.pool_exhausted,
+                    "resyncs": c.resyncs,
+                    "frames_published": s.frames_published,
+                    "frames_superseded": s.frames_superseded,
+                    "recv_errors": s.recv_errors,
+                    "assembly_p50_ns": s.assembly_p50_ns,
+                    "assembly_p99_ns": s.assembly_p99_ns,
+                    "media_latency_p50_ns": s.media_latency_p50_ns,
+                    "media_latency_p99_ns": s.media_latency_p99_ns,
+                    "frames_from_future": s.frames_from_future,
+                })
+            }))
         }),
     }
 }
@@ -357,7 +404,21 @@ fn network_audio_send() -> HandlerSpec {
             write_sdp(p.text("sdp"), destination, |origin, clock| {
                 sender.sdp(origin, clock).to_sdp()
             })?;
-            Ok(Built::fixed(sender))
+            let stats = sender.stats();
+            Ok(Built::fixed(sender).with_report(move || {
+                let s = stats.snapshot();
+                json!({
+                    "packets": s.packets,
+                    "samples": s.samples,
+                    "bytes": s.bytes,
+                    "send_errors": s.send_errors,
+                    "buffers_rejected": s.buffers_rejected,
+                    "buffers_dropped": s.buffers_dropped,
+                    "resyncs": s.resyncs,
+                    "lateness_p50_ns": s.lateness_p50_ns,
+                    "lateness_p99_ns": s.lateness_p99_ns,
+                })
+            }))
         }),
     }
 }
@@ -401,9 +462,28 @@ fn network_audio_receive() -> HandlerSpec {
                 )
             };
             config.packets_per_buffer = usize::try_from(p.int("buffer-packets")).unwrap_or(1);
-            Ok(Built::fixed(streamlib_net::NetworkAudioReceive::new(
-                config,
-            )?))
+            let receiver = streamlib_net::NetworkAudioReceive::new(config)?;
+            let stats = receiver.stats();
+            Ok(Built::fixed(receiver).with_report(move || {
+                let s = stats.snapshot();
+                let c = s.counters;
+                json!({
+                    "datagrams": c.datagrams,
+                    "packets": c.packets,
+                    "samples": c.samples,
+                    "malformed": c.malformed,
+                    "foreign_ssrc": c.foreign_ssrc,
+                    "duplicates": c.duplicates,
+                    "reordered": c.reordered,
+                    "late": c.late,
+                    "lost": c.lost,
+                    "concealed_samples": c.concealed_samples,
+                    "resyncs": c.resyncs,
+                    "buffers_published": s.buffers_published,
+                    "packets_dropped": s.packets_dropped,
+                    "recv_errors": s.recv_errors,
+                })
+            }))
         }),
     }
 }
