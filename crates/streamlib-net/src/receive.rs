@@ -340,16 +340,10 @@ impl Drop for NetworkReceive {
 }
 
 /// The number of the frame at `t_ns` on a grid of `fps` frames per second from time 0 (the
-/// PTP epoch for TAI clocks): `⌊t × fps⌋`, rounded to the nearest frame when within 1 µs
-/// (RTP timestamps carry frame times to 11 µs).
+/// PTP epoch for TAI clocks), counting a time within 1 µs before a frame's start as that
+/// frame (RTP timestamps carry frame times to 11 µs, rounded either way).
 fn media_frame_number(t_ns: u64, fps: streamlib_clock::Rational) -> u64 {
-    let (num, den) = (u128::from(fps.num), u128::from(fps.den));
-    if num == 0 || den == 0 {
-        return 0;
-    }
-    let scaled = u128::from(t_ns) * num;
-    let period = 1_000_000_000 * den;
-    u64::try_from((scaled + 1_000 * num) / period).unwrap_or(u64::MAX)
+    fps.frame_at_ns(t_ns.saturating_add(1_000))
 }
 
 fn receive_loop(
