@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crate::NetError;
 use crate::audio::AudioFormat;
-use crate::rtp::{RtpHeader, SeqVerdict, SequenceWindow};
+use crate::rtp::{RtpHeader, SeqVerdict, SequenceWindow, StaleRun};
 
 const COMPONENT: &str = "AudioJitterBuffer";
 
@@ -118,14 +118,14 @@ pub struct AudioJitterBuffer {
     ssrc: Option<u32>,
     last_packet_ns: u64,
     /// Consecutive packets dropped as late, duplicate or too old.
-    stale_run: u32,
+    stale: StaleRun,
     counters: AudioReceiveCounters,
 }
 
 impl AudioJitterBuffer {
     /// Consecutive unplaceable packets (late, duplicate, too old) after which the buffer
     /// follows the source's new numbering.
-    pub const RESYNC_PACKETS: u32 = 16;
+    pub const RESYNC_PACKETS: u32 = StaleRun::LIMIT;
 
     /// A jitter buffer for `format`.
     pub fn new(format: AudioFormat, config: AudioJitterConfig) -> Result<Self, NetError> {
@@ -151,7 +151,7 @@ impl AudioJitterBuffer {
             next_ts: 0,
             ssrc: None,
             last_packet_ns: 0,
-            stale_run: 0,
+            stale: StaleRun::default(),
             counters: AudioReceiveCounters::default(),
         })
     }
@@ -201,10 +201,7 @@ impl AudioJitterBuffer {
                     self.counters.foreign_ssrc += 1;
                     return;
                 }
-                self.flush(out);
-                self.window.reset();
-                self.next_out = None;
-                self.counters.resyncs += 1;
+                self.resync(out);
                 self.ssrc = Some(header.ssrc);
             }
             Some(_) => {}
@@ -218,19 +215,12 @@ impl AudioJitterBuffer {
             }
             SeqVerdict::Duplicate | SeqVerdict::TooOld => true,
         };
-        if unplaceable {
-            self.stale_run += 1;
-            if self.stale_run >= Self::RESYNC_PACKETS {
-                // The source started its numbering over: follow it.
-                self.flush(out);
-                self.window.reset();
-                self.next_out = None;
-                self.counters.resyncs += 1;
-                self.stale_run = 0;
-                verdict = self.window.accept(u32::from(header.sequence));
-            }
-        } else {
-            self.stale_run = 0;
+        if !unplaceable {
+            self.stale.placed();
+        } else if self.stale.stale() {
+            // The source started its numbering over: follow it.
+            self.resync(out);
+            verdict = self.window.accept(u32::from(header.sequence));
         }
         let seq = match verdict {
             SeqVerdict::InOrder { seq, .. } => seq,
@@ -286,6 +276,16 @@ impl AudioJitterBuffer {
     /// `max_wait`). Call it regularly (every millisecond or so).
     pub fn poll(&mut self, now_ns: u64, out: &mut impl FnMut(AudioChunk<'_>)) {
         self.drain(now_ns, out);
+    }
+
+    /// Lets out what is held and starts over at the next packet (a new source, or one that
+    /// restarted its numbering).
+    fn resync(&mut self, out: &mut impl FnMut(AudioChunk<'_>)) {
+        self.flush(out);
+        self.window.reset();
+        self.next_out = None;
+        self.stale.placed();
+        self.counters.resyncs += 1;
     }
 
     /// Lets out everything held, concealing the gaps between (end of stream).

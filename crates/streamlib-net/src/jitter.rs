@@ -31,7 +31,7 @@ use streamlib_buffers::PoolBufMut;
 use streamlib_ports::{FramePool, VideoFrame};
 
 use crate::payload::{parse_payload, unpack_rows};
-use crate::rtp::{Malformed, RtpHeader, SeqVerdict, SequenceWindow, extended_sequence};
+use crate::rtp::{Malformed, RtpHeader, SeqVerdict, SequenceWindow, StaleRun, extended_sequence};
 use crate::stats::Histogram;
 use crate::{NetError, VideoFormat};
 
@@ -171,7 +171,7 @@ pub struct JitterBuffer {
     ssrc: Option<u32>,
     last_packet_ns: u64,
     /// Consecutive packets that looked far older than the stream (see `RESYNC_PACKETS`).
-    stale_run: u32,
+    stale: StaleRun,
     assembly: Histogram,
 }
 
@@ -188,7 +188,7 @@ impl std::fmt::Debug for JitterBuffer {
 impl JitterBuffer {
     /// Consecutive far-older packets after which the buffer follows the source's new
     /// numbering (see the module docs).
-    pub const RESYNC_PACKETS: u32 = 16;
+    pub const RESYNC_PACKETS: u32 = StaleRun::LIMIT;
 
     /// How far behind the newest timestamp (90 kHz ticks; 1 s) a packet must be to count
     /// towards a resync rather than as merely late.
@@ -256,7 +256,7 @@ impl JitterBuffer {
             last_max_seq: None,
             ssrc: None,
             last_packet_ns: 0,
-            stale_run: 0,
+            stale: StaleRun::default(),
             assembly: Histogram::new(),
         })
     }
@@ -334,8 +334,7 @@ impl JitterBuffer {
             .is_some_and(|last| !newer(ts, last) && last.wrapping_sub(ts) > Self::RESYNC_TICKS);
         let mut verdict = self.sequence.accept(ext_seq);
         if stale || verdict == SeqVerdict::TooOld {
-            self.stale_run += 1;
-            if self.stale_run < Self::RESYNC_PACKETS {
+            if !self.stale.stale() {
                 self.counters.late += 1;
                 return;
             }
@@ -343,7 +342,7 @@ impl JitterBuffer {
             self.reset_source(header.ssrc, sink, now_ns);
             verdict = self.sequence.accept(ext_seq);
         }
-        self.stale_run = 0;
+        self.stale.placed();
         let seq = match verdict {
             SeqVerdict::InOrder { seq, .. } => seq,
             SeqVerdict::Reordered { seq } => {
@@ -499,7 +498,7 @@ impl JitterBuffer {
         self.sequence.reset();
         self.last_timestamp = None;
         self.last_max_seq = None;
-        self.stale_run = 0;
+        self.stale.placed();
         self.ssrc = Some(ssrc);
     }
 
