@@ -17,9 +17,10 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use streamlib_test_support::netns::{Namespaces, Reaper, run, skip_or_fail, unavailable};
+use streamlib_test_support::netns::{
+    Namespaces, PTP4L, Reaper, ptp4l_config, skip_or_fail, unavailable,
+};
 
-const PTP4L: &str = "/usr/sbin/ptp4l";
 const REQUIRE: &str = "STREAMLIB_REQUIRE_PTP";
 
 #[test]
@@ -33,16 +34,9 @@ fn the_readme_split_pipeline_runs_on_ptp() {
     let Some(ns) = Namespaces::create(&[&gm_ns, &host_ns]) else {
         return skip_or_fail(test, REQUIRE, "ip netns add failed");
     };
-    let ok = run(&[
-        "ip", "link", "add", "gm", "netns", &gm_ns, "type", "veth", "peer", "name", "eth0",
-        "netns", &host_ns,
-    ]) && ns.exec(&gm_ns, &["ip", "addr", "add", "10.206.0.1/24", "dev", "gm"])
-        && ns.exec(&gm_ns, &["ip", "link", "set", "gm", "up"])
-        && ns.exec(
-            &host_ns,
-            &["ip", "addr", "add", "10.206.0.2/24", "dev", "eth0"],
-        )
-        && ns.exec(&host_ns, &["ip", "link", "set", "eth0", "up"])
+    let ok = ns.veth((&gm_ns, "gm"), (&host_ns, "eth0"))
+        && ns.address(&gm_ns, "gm", "10.206.0.1/24")
+        && ns.address(&host_ns, "eth0", "10.206.0.2/24")
         && ns.exec(
             &host_ns,
             &["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"],
@@ -52,23 +46,9 @@ fn the_readme_split_pipeline_runs_on_ptp() {
     }
     let dir = std::env::temp_dir().join(format!("streamlib-cli-ptp-{pid}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let (cfg, sdp) = (dir.join("ptp4l.cfg"), dir.join("stream.sdp"));
-    std::fs::write(
-        &cfg,
-        "[global]\nlogSyncInterval -3\nlogAnnounceInterval -2\nlogMinDelayReqInterval -3\n\
-         announceReceiptTimeout 3\n",
-    )
-    .unwrap();
-    let _grandmaster = Reaper(
-        Command::new("ip")
-            .args(["netns", "exec", &gm_ns, PTP4L, "-S", "-4", "-f"])
-            .arg(&cfg)
-            .args(["-i", "gm"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let sdp = dir.join("stream.sdp");
+    let cfg = ptp4l_config("slcli", "").unwrap();
+    let _grandmaster = ns.ptp4l_grandmaster(&gm_ns, "gm", &cfg).unwrap();
     let exe = env!("CARGO_BIN_EXE_streamlib");
     let clock = ["--fps", "30", "--clock", "ptp", "--ptp-interface", "eth0"];
     let mut sender = Reaper(
@@ -111,6 +91,7 @@ fn the_readme_split_pipeline_runs_on_ptp() {
     let sent = sender.0.wait().unwrap();
     assert!(sent.success());
     std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_file(&cfg).ok();
     let receiver = stats["streams"]
         .as_array()
         .unwrap()

@@ -37,9 +37,10 @@ use streamlib_ports::{
 };
 use streamlib_ptp::{ClockIdentity, Interface, PtpClock, PtpConfig, Transport, tai_frame_at};
 use streamlib_runtime::{Stream, StreamRuntime};
-use streamlib_test_support::netns::{Namespaces, Reaper, skip_or_fail, unavailable};
+use streamlib_test_support::netns::{
+    Namespaces, PTP4L, Reaper, ptp4l_config, skip_or_fail, unavailable,
+};
 
-const PTP4L: &str = "/usr/sbin/ptp4l";
 const ROLE_ENV: &str = "STREAMLIB_SPLIT_ROLE";
 /// Set to 1 where this test must run rather than skip.
 const REQUIRE: &str = "STREAMLIB_REQUIRE_PTP";
@@ -63,7 +64,7 @@ fn video() -> VideoFormat {
 /// removed on drop (deleting a namespace deletes its interfaces).
 struct Topology {
     /// Deletes the namespaces on drop.
-    _namespaces: Namespaces,
+    namespaces: Namespaces,
     master: String,
     sender: String,
     receiver: String,
@@ -79,40 +80,31 @@ impl Topology {
         );
         let ns = Namespaces::create(&[&master, &sender, &receiver])?;
         let m = master.as_str();
+        let bridge = |port: &str| {
+            ns.exec(m, &["ip", "link", "set", port, "master", "br0"]) && ns.up(m, port)
+        };
         let mut ok = ns.exec(m, &["ip", "link", "add", "br0", "type", "bridge"])
             && ns.exec(
                 m,
                 &["ip", "link", "set", "br0", "type", "bridge", "mcast_snooping", "0"],
             )
-            && ns.exec(m, &["ip", "link", "set", "br0", "up"])
+            && ns.up(m, "br0")
             // ptp4l needs an interface with software timestamping, which a bridge lacks: the
             // grandmaster gets a veth of its own into the bridge.
-            && ns.exec(m, &["ip", "link", "add", "gm", "type", "veth", "peer", "name", "togm"])
-            && ns.exec(m, &["ip", "link", "set", "togm", "master", "br0"])
-            && ns.exec(m, &["ip", "link", "set", "togm", "up"])
-            && ns.exec(m, &["ip", "addr", "add", "10.204.0.1/24", "dev", "gm"])
-            && ns.exec(m, &["ip", "link", "set", "gm", "up"]);
+            && ns.veth((m, "gm"), (m, "togm"))
+            && bridge("togm")
+            && ns.address(m, "gm", "10.204.0.1/24");
         for (end, ip, port) in [
             (&sender, SENDER_IP, "tosender"),
             (&receiver, RECEIVER_IP, "toreceiver"),
         ] {
-            ok =
-                ok && ns.exec(
-                    m,
-                    &[
-                        "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
-                        end,
-                    ],
-                ) && ns.exec(m, &["ip", "link", "set", port, "master", "br0"])
-                    && ns.exec(m, &["ip", "link", "set", port, "up"])
-                    && ns.exec(
-                        end,
-                        &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
-                    )
-                    && ns.exec(end, &["ip", "link", "set", "eth0", "up"]);
+            ok = ok
+                && ns.veth((m, port), (end, "eth0"))
+                && bridge(port)
+                && ns.address(end, "eth0", &format!("{ip}/24"));
         }
         ok.then_some(Self {
-            _namespaces: ns,
+            namespaces: ns,
             master,
             sender,
             receiver,
@@ -201,23 +193,11 @@ fn a_split_pipeline_on_ptp_keeps_the_senders_timestamps() {
             "could not create the namespaces, bridge and veths",
         );
     };
-    let cfg = std::env::temp_dir().join(format!("slsplit-{}.cfg", std::process::id()));
-    std::fs::write(
-        &cfg,
-        "[global]\nlogSyncInterval -3\nlogAnnounceInterval -2\nlogMinDelayReqInterval -3\n\
-         announceReceiptTimeout 3\n",
-    )
-    .unwrap();
-    let _master = Reaper(
-        Command::new("ip")
-            .args(["netns", "exec", &net.master, PTP4L, "-S", "-4", "-f"])
-            .arg(&cfg)
-            .args(["-i", "gm"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let cfg = ptp4l_config("slsplit", "").unwrap();
+    let _master = net
+        .namespaces
+        .ptp4l_grandmaster(&net.master, "gm", &cfg)
+        .unwrap();
 
     // The receiver first: it reports READY once locked and listening.
     let mut receiver = spawn_role(&net.receiver, "role_receive");

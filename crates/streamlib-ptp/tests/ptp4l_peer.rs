@@ -16,13 +16,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use streamlib_clock::{Clock, LockState, Rational, TickWait};
-use streamlib_test_support::netns::{Namespaces, Reaper, run, skip_or_fail, unavailable};
+use streamlib_test_support::netns::{
+    Namespaces, PTP4L, Reaper, ptp4l_config, skip_or_fail, unavailable,
+};
 
 use streamlib_ptp::{
     ClockIdentity, Interface, PtpClock, PtpConfig, Transport, local_monotonic_ns, tai_frame_time_ns,
 };
 
-const PTP4L: &str = "/usr/sbin/ptp4l";
 const CHILD_ENV: &str = "STREAMLIB_PTP_CHILD";
 /// Seconds of offsets collected after lock.
 const MEASURE_SECS: u64 = 10;
@@ -49,29 +50,10 @@ impl Netns {
             master_if: format!("slpm{pid}"),
             slave_if: format!("slps{pid}"),
         };
-        let exec = |ns: &str, args: &[&str]| n.namespaces.exec(ns, args);
-        let ok = run(&[
-            "ip",
-            "link",
-            "add",
-            &n.master_if,
-            "netns",
-            &n.master_ns,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &n.slave_if,
-            "netns",
-            &n.slave_ns,
-        ]) && exec(
-            &n.master_ns,
-            &["ip", "addr", "add", "10.203.0.1/24", "dev", &n.master_if],
-        ) && exec(
-            &n.slave_ns,
-            &["ip", "addr", "add", "10.203.0.2/24", "dev", &n.slave_if],
-        ) && exec(&n.master_ns, &["ip", "link", "set", &n.master_if, "up"])
-            && exec(&n.slave_ns, &["ip", "link", "set", &n.slave_if, "up"]);
+        let ns = &n.namespaces;
+        let ok = ns.veth((&n.master_ns, &n.master_if), (&n.slave_ns, &n.slave_if))
+            && ns.address(&n.master_ns, &n.master_if, "10.203.0.1/24")
+            && ns.address(&n.slave_ns, &n.slave_if, "10.203.0.2/24");
         ok.then_some(n)
     }
 }
@@ -113,17 +95,6 @@ fn stats(values: &[i64]) -> Stats {
     }
 }
 
-fn config_file() -> std::io::Result<std::path::PathBuf> {
-    let path = std::env::temp_dir().join(format!("slptp-{}.cfg", std::process::id()));
-    // Faster than the defaults, so that both slaves lock well within the test's minute.
-    std::fs::write(
-        &path,
-        "[global]\nlogSyncInterval -3\nlogAnnounceInterval -2\nlogMinDelayReqInterval -3\n\
-         announceReceiptTimeout 3\nsummary_interval -3\n",
-    )?;
-    Ok(path)
-}
-
 #[test]
 fn streamlib_slave_locks_to_ptp4l_master() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os(CHILD_ENV).is_some() {
@@ -142,7 +113,8 @@ fn streamlib_slave_locks_to_ptp4l_master() -> Result<(), Box<dyn std::error::Err
         );
         return Ok(());
     };
-    let cfg = config_file()?;
+    // Faster than the defaults, so that both slaves lock well within the test's minute.
+    let cfg = ptp4l_config("slptp", "summary_interval -3\n")?;
     let cfg_s = cfg.to_string_lossy().into_owned();
     let started = Instant::now();
     let master = Reaper(

@@ -20,6 +20,8 @@
     reason = "test helpers: skips are announced on stderr, required tests fail by panicking"
 )]
 
+use std::io;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// Runs `args[0]` with the rest as arguments, output discarded; whether it succeeded.
@@ -62,6 +64,56 @@ impl Namespaces {
         full.extend_from_slice(args);
         run(&full)
     }
+
+    /// A veth pair: interface `a.1` in namespace `a.0`, its peer `b.1` in `b.0` (the same
+    /// namespace or another); both down until [`up`](Self::up) or
+    /// [`address`](Self::address).
+    pub fn veth(&self, a: (&str, &str), b: (&str, &str)) -> bool {
+        run(&[
+            "ip", "link", "add", a.1, "netns", a.0, "type", "veth", "peer", "name", b.1, "netns",
+            b.0,
+        ])
+    }
+
+    /// Brings `iface` in `ns` up.
+    pub fn up(&self, ns: &str, iface: &str) -> bool {
+        self.exec(ns, &["ip", "link", "set", iface, "up"])
+    }
+
+    /// Gives `iface` in `ns` the address `cidr` (`10.0.0.1/24`) and brings it up.
+    pub fn address(&self, ns: &str, iface: &str, cidr: &str) -> bool {
+        self.exec(ns, &["ip", "addr", "add", cidr, "dev", iface]) && self.up(ns, iface)
+    }
+
+    /// Starts `ptp4l` (software timestamps, UDP over IPv4) as the grandmaster on `iface` in
+    /// `ns`, with `config` (see [`ptp4l_config`]) and its output discarded.
+    pub fn ptp4l_grandmaster(&self, ns: &str, iface: &str, config: &Path) -> io::Result<Reaper> {
+        Command::new("ip")
+            .args(["netns", "exec", ns, PTP4L, "-S", "-4", "-f"])
+            .arg(config)
+            .args(["-i", iface])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(Reaper)
+    }
+}
+
+/// Where Debian's linuxptp installs `ptp4l`.
+pub const PTP4L: &str = "/usr/sbin/ptp4l";
+
+/// `ptp4l` settings for tests: 8 syncs, 4 announces and up to 8 delay requests a second, and
+/// 3 missed announces to time out, so that slaves lock in about 2 s rather than the
+/// defaults' tens of seconds.
+pub const PTP4L_FAST_CONFIG: &str = "[global]\nlogSyncInterval -3\nlogAnnounceInterval -2\n\
+     logMinDelayReqInterval -3\nannounceReceiptTimeout 3\n";
+
+/// Writes [`PTP4L_FAST_CONFIG`] to a file in the temporary directory named after `tag` and
+/// this process, plus `extra` lines; returns its path.
+pub fn ptp4l_config(tag: &str, extra: &str) -> io::Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("{tag}-{}.cfg", std::process::id()));
+    std::fs::write(&path, format!("{PTP4L_FAST_CONFIG}{extra}"))?;
+    Ok(path)
 }
 
 impl Drop for Namespaces {
@@ -96,7 +148,7 @@ pub fn unavailable(programs: &[&str]) -> Option<String> {
     }
     programs
         .iter()
-        .find(|p| !std::path::Path::new(p).exists())
+        .find(|p| !Path::new(p).exists())
         .map(|p| format!("{p} not installed"))
 }
 
