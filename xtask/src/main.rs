@@ -17,6 +17,7 @@ mod deny;
 mod deps;
 mod layers;
 mod lint;
+mod loom;
 mod setup;
 mod test;
 mod workspace;
@@ -46,6 +47,10 @@ const TASKS: &[Task] = &[
     Task {
         usage: "test",
         summary: "all tests, benches in test mode and doc tests (extra args: STREAMLIB_TEST_ARGS)",
+    },
+    Task {
+        usage: "loom",
+        summary: "model-check streamlib-buffers' lock-free code under loom (part of test)",
     },
     Task {
         usage: "layers",
@@ -108,6 +113,7 @@ fn run() -> Result<()> {
         },
         "lint" => no_arguments(task, rest).and_then(|()| lint::run()),
         "test" => no_arguments(task, rest).and_then(|()| test::run()),
+        "loom" => no_arguments(task, rest).and_then(|()| loom::run()),
         "layers" => no_arguments(task, rest).and_then(|()| layers::run()),
         "deps" => no_arguments(task, rest).and_then(|()| deps::run()),
         "deny" => no_arguments(task, rest).and_then(|()| deny::run().map(drop)),

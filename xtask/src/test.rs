@@ -10,7 +10,8 @@ use crate::command::Command;
 const EXTRA_ARGS_VAR: &str = "STREAMLIB_TEST_ARGS";
 
 /// Unit, integration and example tests plus benches (built in the test profile; criterion runs
-/// each bench once as a smoke test), then the doc tests, which `--all-targets` leaves out.
+/// each bench once as a smoke test), then the doc tests, which `--all-targets` leaves out, then
+/// the loom models of the lock-free buffers (their own build, see `loom.rs`).
 pub fn run() -> Result<()> {
     let extra = extra_args()?;
     Command::cargo()
@@ -20,7 +21,8 @@ pub fn run() -> Result<()> {
     Command::cargo()
         .args(["test", "--workspace", "--doc", "--all-features"])
         .args(extra)
-        .run()
+        .run()?;
+    crate::loom::run()
 }
 
 /// `-- ARGS` from the environment, or nothing when the variable is unset or blank.

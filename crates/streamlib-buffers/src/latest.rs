@@ -1,12 +1,28 @@
 //! The latest-read ring buffer: one writer, any number of readers, each reader sees the newest
 //! item; older items are dropped, never queued.
-
-use std::cell::UnsafeCell;
-use std::hint;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+//!
+//! # The slot protocol
+//! Each slot has a 32-bit `state`: bit 31 (`WRITING`) is set while the writer owns the slot,
+//! bits 0..31 count readers *pinning* it. Every transition is a single atomic operation:
+//!
+//! | who    | operation                          | when                                        |
+//! |--------|------------------------------------|---------------------------------------------|
+//! | writer | `CAS(0 -> WRITING)`, Acquire       | claims a slot nobody pins, not the newest    |
+//! | writer | `fetch_and(!WRITING)`, Release     | releases it after storing value and seq      |
+//! | reader | `fetch_add(1)`, Acquire            | pins the slot `latest` names                 |
+//! | reader | `fetch_sub(1)`, Release            | unpins it, after cloning or backing off      |
+//!
+//! A reader's `fetch_add` can land while the writer holds the slot (it loaded `latest` just
+//! before the writer re-claimed that slot). It then sees `WRITING` in the value its own
+//! `fetch_add` returned, does not touch the value, and undoes its pin. The writer's release
+//! must therefore clear only its own bit: an earlier version stored `0`, which erased such a
+//! pin, so the reader's later `fetch_sub` wrapped the state to `0xFFFF_FFFF`. That slot could
+//! never be claimed again (the writer hung once two slots were lost), and a third reader could
+//! pin the slot while the state read 0, letting the writer overwrite a value being cloned.
+//! `tests/loom.rs` checks the protocol under loom; `tests/ring_buffer.rs` stresses it.
 
 use crate::BuffersError;
+use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering, UnsafeCell, backoff};
 
 /// Slots a latest-read buffer has unless told otherwise: one being written, one holding the
 /// newest item, one spare for a reader that is still cloning the previous newest item.
@@ -23,7 +39,8 @@ const IDX_MASK: u64 = (1 << IDX_BITS) - 1;
 /// filling another.
 #[repr(align(64))]
 struct Slot<T> {
-    /// `WRITING` while written, else the number of readers cloning the value right now.
+    /// `WRITING` while written, plus the number of readers pinning the slot right now (see the
+    /// module docs: readers may pin, and immediately unpin, while `WRITING` is set).
     state: AtomicU32,
     /// Sequence number of the item in `value` (0 = never written).
     seq: AtomicU64,
@@ -50,8 +67,10 @@ struct Shared<T> {
 }
 
 // SAFETY: a slot's value is only written by the thread that moved its state from 0 to WRITING
-// (exclusive), and only cloned through `&T` by readers that incremented the state while WRITING
-// was clear (shared), so the usual `Send + Sync` bounds of `T` make sharing sound.
+// (exclusive: no pin, no other writer), and only cloned through `&T` by readers whose own
+// increment found WRITING clear (shared; the writer's CAS from 0 fails while any pin is
+// counted, and no release erases a pin), so the usual `Send + Sync` bounds of `T` make sharing
+// sound.
 unsafe impl<T: Send + Sync> Sync for Shared<T> {}
 // SAFETY: as above; values move between threads, hence `T: Send`.
 unsafe impl<T: Send + Sync> Send for Shared<T> {}
@@ -130,6 +149,9 @@ impl<T: Clone + Send + Sync> LatestBuffer<T> {
             let has_latest = packed != 0;
             let start = self.cursor.load(Ordering::Relaxed) as usize;
             self.cursor.store(start as u32 + 1, Ordering::Relaxed);
+            // The newest slot is skipped (readers must keep finding it); any other slot whose
+            // state is exactly 0 has no writer and no pin. Acquire pairs with the Release of
+            // the last reader's unpin, so its clone happened before we overwrite.
             let found = (0..n).map(|i| (start + i) % n).find(|&i| {
                 (!has_latest || i != latest_idx)
                     && shared.slots[i]
@@ -142,22 +164,19 @@ impl<T: Clone + Send + Sync> LatestBuffer<T> {
             }
             // Every other slot is pinned by a reader that is cloning an item: that takes
             // nanoseconds, so spin, then yield.
-            spins += 1;
-            if spins < 64 {
-                hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            backoff(&mut spins);
         };
         let slot = &shared.slots[idx];
         // SAFETY: the CAS above moved this slot's state from 0 (no reader pinning it) to
-        // WRITING, which readers check before touching `value`; we have exclusive access until
-        // the state is released below.
-        unsafe {
-            *slot.value.get() = Some(item);
-        }
+        // WRITING. Until WRITING is cleared below, a reader's pin sees WRITING and backs off
+        // without touching `value`, and no other CAS from 0 can succeed: we have exclusive
+        // access.
+        slot.value.with_mut(|value| unsafe { *value = Some(item) });
         slot.seq.store(seq, Ordering::Relaxed);
-        slot.state.store(0, Ordering::Release);
+        // Clear only our bit: pins taken while we held the slot stay counted and are undone by
+        // their readers' own `fetch_sub`. Release publishes `value` and `seq` to the next
+        // reader whose pin reads this state.
+        slot.state.fetch_and(!WRITING, Ordering::Release);
         shared
             .latest
             .store((seq << IDX_BITS) | idx as u64, Ordering::Release);
@@ -179,6 +198,17 @@ impl<T: Clone + Send + Sync> LatestBuffer<T> {
     /// Items written so far.
     pub fn written(&self) -> u64 {
         self.shared.next_seq.load(Ordering::Relaxed)
+    }
+
+    /// Slots whose state is not idle right now: pinned by a reader or being written. A
+    /// diagnostic: when no read or write is in progress it must be 0 (a slot lost to a broken
+    /// pin count would show here for good).
+    pub fn busy_slots(&self) -> usize {
+        self.shared
+            .slots
+            .iter()
+            .filter(|slot| slot.state.load(Ordering::Acquire) != 0)
+            .count()
     }
 }
 
@@ -280,25 +310,23 @@ impl<T: Clone + Send + Sync> LatestReader<T> {
             }
             let (seq, idx) = unpack(packed);
             let slot = &shared.slots[idx];
+            // Pin first, then look: Acquire pairs with the writer's Release of this slot.
             let state = slot.state.fetch_add(1, Ordering::Acquire);
             if state & WRITING == 0 && slot.seq.load(Ordering::Acquire) == seq {
-                // SAFETY: our increment happened while WRITING was clear, so the writer cannot
-                // take this slot until we decrement; `value` holds the item published as `seq`.
-                let item = unsafe { (*slot.value.get()).clone() };
+                // SAFETY: our increment found WRITING clear, so no writer holds the slot and
+                // none can claim it (its CAS needs the state to be 0) until we decrement; the
+                // seq check says `value` holds the item published as `seq`.
+                let item = slot.value.with(|value| unsafe { (*value).clone() });
                 slot.state.fetch_sub(1, Ordering::Release);
                 if let Some(item) = item {
                     return Some((item, seq));
                 }
             } else {
+                // The slot is being written, or was rewritten since we read `latest`: undo the
+                // pin (the writer's release kept it counted) and read `latest` again.
                 slot.state.fetch_sub(1, Ordering::Release);
             }
-            // The slot was rewritten between reading `latest` and pinning it: read again.
-            spins += 1;
-            if spins < 64 {
-                hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            backoff(&mut spins);
         }
     }
 }

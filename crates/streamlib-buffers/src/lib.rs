@@ -35,6 +35,7 @@ mod error;
 mod latest;
 mod ordered;
 mod pool;
+mod sync;
 
 pub use error::BuffersError;
 pub use latest::{DEFAULT_SLOTS, Latest, LatestBuffer, LatestReader, MAX_SLOTS};

@@ -1,10 +1,7 @@
 //! Bounded, in-order delivery for audio, data and events: nothing is dropped silently.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use crossbeam_queue::ArrayQueue;
-
 use crate::BuffersError;
+use crate::sync::{ArrayQueue, AtomicU64, Ordering};
 
 /// What an [`OrderedQueue`] does when a push finds it full. Either way the loss is counted in
 /// [`OrderedQueue::overflowed`].

@@ -7,16 +7,12 @@
 //! and counts it, and its readers keep showing the previous frame (latest-read semantics).
 //! Size a pool as: ring slots + one frame per reader in flight + one being written, plus margin.
 
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
-use std::sync::atomic::{self, AtomicU64, AtomicUsize, Ordering};
-
-use crossbeam_queue::ArrayQueue;
 
 use crate::BuffersError;
+use crate::sync::{Arc, ArrayQueue, AtomicU64, AtomicUsize, Ordering, UnsafeCell, fence};
 
 struct PoolSlot<T> {
     /// Live [`PooledBuf`] handles (0 while free or uniquely held by a [`PoolBufMut`]).
@@ -48,8 +44,11 @@ impl<T> PoolShared<T> {
     }
 
     fn slice(&self, index: usize) -> &[T] {
-        // SAFETY: callers hold a handle to `index`, so no `PoolBufMut` for it exists elsewhere.
-        unsafe { (*self.slots[index].data.get()).as_slice() }
+        // SAFETY: callers hold a handle to `index`, so no `PoolBufMut` for it exists elsewhere
+        // and nothing mutates the vector while the returned borrow (tied to that handle) lives.
+        self.slots[index]
+            .data
+            .with(|data| unsafe { (*data).as_slice() })
     }
 }
 
@@ -145,9 +144,9 @@ impl<T: Copy + Default + Send + Sync + 'static> BufferPool<T> {
         let index = count;
         // SAFETY: the CAS above claimed slot `index` for this thread alone: it was never
         // allocated, so it is neither in the free queue nor referenced by any handle.
-        unsafe {
-            *shared.slots[index].data.get() = vec![T::default(); shared.buffer_len];
-        }
+        shared.slots[index]
+            .data
+            .with_mut(|data| unsafe { *data = vec![T::default(); shared.buffer_len] });
         shared.grown.fetch_add(1, Ordering::Relaxed);
         Ok(PoolBufMut {
             shared: Arc::clone(&self.shared),
@@ -235,8 +234,11 @@ impl<T> Deref for PoolBufMut<T> {
 
 impl<T> DerefMut for PoolBufMut<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        // SAFETY: a `PoolBufMut` is the only handle to its slot (see `PoolShared`'s Sync).
-        unsafe { (*self.shared.slots[self.index].data.get()).as_mut_slice() }
+        // SAFETY: a `PoolBufMut` is the only handle to its slot (see `PoolShared`'s Sync), and
+        // the borrow is tied to `&mut self`, so it is exclusive while it lives.
+        self.shared.slots[self.index]
+            .data
+            .with_mut(|data| unsafe { (*data).as_mut_slice() })
     }
 }
 
@@ -320,7 +322,7 @@ impl<T> Drop for PooledBuf<T> {
         {
             // Pairs with the Release above so every reader's last access happens before the
             // next writer's.
-            atomic::fence(Ordering::Acquire);
+            fence(Ordering::Acquire);
             self.shared.release(self.index);
         }
     }

@@ -156,6 +156,78 @@ fn ring_stress_one_writer_four_readers() {
     }
 }
 
+/// Fan-out readers hammer the ring in tight loops for seconds while the writer writes as fast as
+/// it can; afterwards the writer and a fresh reader must still complete within a deadline and
+/// every slot must be idle. The earlier release (`state.store(0)`) lost reader pins under
+/// exactly this load: a slot's count wrapped and the writer hung once two slots were lost. A
+/// hang fails the test at the deadline instead of hanging the suite.
+#[test]
+fn ring_fan_out_readers_never_wedge_the_writer() {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    const RUN: Duration = Duration::from_secs(3);
+    // Generous for a loaded 2-core machine: a healthy write takes nanoseconds.
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    let ring = Arc::new(LatestBuffer::<Arc<u64>>::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let reader = ring.reader();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(latest) = reader.read_latest() {
+                        assert_eq!(*latest.item, latest.seq, "a value from another write");
+                        reads += 1;
+                    }
+                }
+                reads
+            })
+        })
+        .collect();
+    let (done_tx, done_rx) = mpsc::channel();
+    let writer_ring = Arc::clone(&ring);
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut seq = 0u64;
+        while start.elapsed() < RUN {
+            for _ in 0..1024 {
+                seq += 1;
+                writer_ring.write(Arc::new(seq));
+            }
+        }
+        let _ = done_tx.send(seq);
+    });
+    let written = done_rx.recv_timeout(RUN + DEADLINE);
+    stop.store(true, Ordering::Relaxed);
+    let written = written.expect("the writer hung: a slot stayed pinned or claimed");
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads > 0, "the readers never read");
+    assert_eq!(
+        ring.busy_slots(),
+        0,
+        "a slot's state did not return to idle"
+    );
+
+    // A fresh reader and one more write complete too (a lost newest slot spins readers).
+    let (tx, rx) = mpsc::channel();
+    let after = Arc::clone(&ring);
+    std::thread::spawn(move || {
+        let fresh = after.reader().read_latest().map(|l| l.seq);
+        after.write(Arc::new(written + 1));
+        let _ = tx.send((fresh, after.reader().read_latest().map(|l| l.seq)));
+    });
+    let (fresh, newest) = rx
+        .recv_timeout(DEADLINE)
+        .expect("a fresh reader or the next write hung");
+    assert_eq!(fresh, Some(written));
+    assert_eq!(newest, Some(written + 1));
+    assert_eq!(ring.busy_slots(), 0);
+}
+
 #[test]
 fn pool_stress_never_hands_a_buffer_out_twice() {
     let pool = BufferPool::<u64>::new("stress", 64, 4, 4).unwrap();
