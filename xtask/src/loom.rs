@@ -1,4 +1,6 @@
-//! `cargo xtask loom`: the loom model checks of streamlib-buffers' lock-free code.
+//! `cargo xtask loom`: the loom model checks of the lock-free code: streamlib-buffers' ring,
+//! pool and queue (`tests/loom.rs`) and streamlib-dispatch's run gate (`gate.rs`'s
+//! `loom_models`).
 //!
 //! `--cfg loom` swaps every atomic in the crate for loom's, which changes what every dependency
 //! is built with, so the models build in their own target directory (`target/loom`) and leave
@@ -9,9 +11,10 @@ use anyhow::Result;
 
 use crate::command::Command;
 
-/// Builds and runs `crates/streamlib-buffers/tests/loom.rs` under loom.
+/// Builds and runs every loom model.
 pub fn run() -> Result<()> {
     let target_dir = crate::workspace::root()?.join("target").join("loom");
+    let target_dir = target_dir.to_string_lossy();
     Command::cargo()
         .args([
             "test",
@@ -22,6 +25,21 @@ pub fn run() -> Result<()> {
             "loom",
         ])
         .env("RUSTFLAGS", "--cfg loom")
-        .env("CARGO_TARGET_DIR", &target_dir.to_string_lossy())
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .run()?;
+    // Without default features: the tokio dispatcher has loom paths of its own that would need
+    // loom as tokio's dependency, and the model covers the gate every dispatcher shares.
+    Command::cargo()
+        .args([
+            "test",
+            "-p",
+            "streamlib-dispatch",
+            "--no-default-features",
+            "--release",
+            "--lib",
+            "loom_models",
+        ])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", &target_dir)
         .run()
 }

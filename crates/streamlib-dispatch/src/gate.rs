@@ -11,8 +11,15 @@ use std::any::Any;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+#[cfg(not(loom))]
 use std::time::Duration;
+
+// `cargo xtask loom` builds this file against loom's atomics and thread-locals and model-checks
+// the state machine (`loom_models` below); the rest of the crate is not modelled.
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::WorkUnit;
 
@@ -70,6 +77,15 @@ pub(crate) struct RunGate {
 }
 
 impl RunGate {
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Self {
+            state: AtomicU8::new(0),
+            runner: AtomicUsize::new(0),
+        }
+    }
+
+    #[cfg(not(loom))]
     pub(crate) const fn new() -> Self {
         Self {
             state: AtomicU8::new(0),
@@ -208,9 +224,16 @@ impl RunGate {
     }
 }
 
+#[cfg(not(loom))]
 thread_local! {
     /// Its address identifies the current thread cheaply (no allocation, no syscall).
     static THREAD_MARK: Cell<u8> = const { Cell::new(0) };
+}
+
+// Loom runs its threads on one OS thread, so the mark must come from loom's own thread-locals.
+#[cfg(loom)]
+loom::thread_local! {
+    static THREAD_MARK: Cell<u8> = Cell::new(0);
 }
 
 /// A non-zero number unique among live threads.
@@ -219,6 +242,7 @@ fn thread_mark() -> usize {
 }
 
 /// Waits politely: spin first (a run is usually short), then yield, then sleep.
+#[cfg(not(loom))]
 pub(crate) fn backoff(step: &mut u32) {
     if *step < 64 {
         std::hint::spin_loop();
@@ -227,6 +251,13 @@ pub(crate) fn backoff(step: &mut u32) {
     } else {
         std::thread::sleep(Duration::from_micros(50));
     }
+    *step = step.saturating_add(1);
+}
+
+/// Under loom every wait is a yield, so the model scheduler can run the thread waited for.
+#[cfg(loom)]
+pub(crate) fn backoff(step: &mut u32) {
+    loom::thread::yield_now();
     *step = step.saturating_add(1);
 }
 
@@ -241,7 +272,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -345,5 +376,174 @@ mod tests {
         fn name(&self) -> &str {
             "noop"
         }
+    }
+}
+
+/// Model checks of the gate's contract under loom: `cargo xtask loom`.
+#[cfg(all(test, loom))]
+mod loom_models {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use loom::thread;
+
+    use super::*;
+
+    /// A unit that checks runs never overlap and never start after `detach` returned.
+    struct Probe {
+        running: AtomicBool,
+        runs: AtomicUsize,
+        detached: AtomicBool,
+        /// A logical clock shared by activators and runs.
+        clock: AtomicUsize,
+        /// The clock when the latest run began.
+        last_start: AtomicUsize,
+    }
+
+    impl WorkUnit for Probe {
+        fn run(&self) {
+            assert!(
+                !self.detached.load(Ordering::SeqCst),
+                "a run started after detach returned"
+            );
+            assert!(
+                !self.running.swap(true, Ordering::SeqCst),
+                "two runs at once"
+            );
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let now = self.clock.fetch_add(1, Ordering::SeqCst);
+            self.last_start.fetch_max(now, Ordering::SeqCst);
+            self.running.store(false, Ordering::SeqCst);
+        }
+        fn name(&self) -> &str {
+            "probe"
+        }
+    }
+
+    fn probe() -> Arc<Probe> {
+        Arc::new(Probe {
+            running: AtomicBool::new(false),
+            runs: AtomicUsize::new(0),
+            detached: AtomicBool::new(false),
+            clock: AtomicUsize::new(1),
+            last_start: AtomicUsize::new(0),
+        })
+    }
+
+    /// What an executor does with one hand-off: begin, run, and run again while `end_run`
+    /// says an activation arrived during the run.
+    fn serve(gate: &RunGate, unit: &Probe) {
+        if gate.begin_run() != Begin::Run {
+            return;
+        }
+        loop {
+            gate.run_unit(unit);
+            if !gate.end_run() {
+                return;
+            }
+            assert_eq!(gate.begin_run(), Begin::Run, "a re-queue that cannot run");
+        }
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(f);
+    }
+
+    /// Two activators race an executor: every hand-off is served, runs never overlap, and no
+    /// activation is left unserved (each is followed by a run that began after it).
+    #[test]
+    fn activations_are_never_lost_and_runs_never_overlap() {
+        model(|| {
+            let gate = Arc::new(RunGate::new());
+            let unit = probe();
+            let handed = Arc::new(AtomicUsize::new(0));
+            let finished = Arc::new(AtomicUsize::new(0));
+            let last_activation = Arc::new(AtomicUsize::new(0));
+            let activators: Vec<_> = (0..2)
+                .map(|_| {
+                    let gate = Arc::clone(&gate);
+                    let handed = Arc::clone(&handed);
+                    let finished = Arc::clone(&finished);
+                    let unit = Arc::clone(&unit);
+                    let last_activation = Arc::clone(&last_activation);
+                    thread::spawn(move || {
+                        let now = unit.clock.fetch_add(1, Ordering::SeqCst);
+                        last_activation.fetch_max(now, Ordering::SeqCst);
+                        if gate.activate() {
+                            handed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        finished.fetch_add(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            // The executor serves each hand-off once; an activation that coalesced with a
+            // running unit is re-queued by `end_run`, not handed over again.
+            let mut served = 0;
+            let mut spins = 0;
+            loop {
+                let all_done = finished.load(Ordering::SeqCst) == activators.len();
+                if handed.load(Ordering::SeqCst) > served {
+                    served += 1;
+                    serve(&gate, &unit);
+                } else if all_done {
+                    break;
+                } else {
+                    backoff(&mut spins);
+                }
+            }
+            for activator in activators {
+                activator.join().unwrap();
+            }
+            // Anything handed over after the last check is served now.
+            while handed.load(Ordering::SeqCst) > served {
+                served += 1;
+                serve(&gate, &unit);
+            }
+            assert!(
+                unit.last_start.load(Ordering::SeqCst) > last_activation.load(Ordering::SeqCst),
+                "the last activation was coalesced into a run that had already begun"
+            );
+            assert_eq!(
+                gate.state.load(Ordering::SeqCst) & (PENDING | QUEUED | RUNNING),
+                0,
+                "an activation was left unserved"
+            );
+        });
+    }
+
+    /// `detach` on one thread while the executor runs the unit on another: once `detach` has
+    /// returned no run is in progress and none starts; the capacity is released exactly once.
+    #[test]
+    fn no_run_after_detach_returns() {
+        model(|| {
+            let gate = Arc::new(RunGate::new());
+            let unit = probe();
+            assert!(gate.activate());
+            let executor = {
+                let gate = Arc::clone(&gate);
+                let unit = Arc::clone(&unit);
+                thread::spawn(move || {
+                    serve(&gate, &unit);
+                    if gate.activate() {
+                        serve(&gate, &unit);
+                    }
+                    gate.try_release()
+                })
+            };
+            assert!(!gate.detach());
+            unit.detached.store(true, Ordering::SeqCst);
+            assert!(
+                !unit.running.load(Ordering::SeqCst),
+                "detach returned mid-run"
+            );
+            let released_by_executor = executor.join().unwrap();
+            let released_here = gate.try_release();
+            assert!(
+                released_by_executor ^ released_here,
+                "capacity released twice or never"
+            );
+        });
     }
 }
