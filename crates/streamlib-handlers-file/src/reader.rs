@@ -347,7 +347,7 @@ impl FileReader {
     fn show(&mut self, pending: Pending, ctx: &ProcessContext<'_>) -> Result<(), FileError> {
         self.send_audio(pending.pts_ns.saturating_add(self.last_gap_ns))?;
         let path = self.decoder.path();
-        match self.converter.convert(&pending.frame, path)? {
+        match self.converter.convert(&pending.frame, path, &self.out)? {
             Some(frame) => {
                 let tick = ctx.tick();
                 let frame =

@@ -263,7 +263,8 @@ impl FileWriter {
             fps: config.fps,
             config,
             input: InputPort::new("video", MemoryCaps::CPU)
-                .with_delivery(DeliveryMode::Ordered { capacity: 8 }),
+                .with_delivery(DeliveryMode::Ordered { capacity: 8 })
+                .holding(worker::FRAMES_HELD),
             audio_codec,
             audio_input: InputPort::new("audio", MemoryCaps::CPU)
                 .with_delivery(DeliveryMode::Ordered { capacity: 256 })

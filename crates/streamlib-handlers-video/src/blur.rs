@@ -14,7 +14,6 @@ mod simd;
 pub use kernel::{GaussianKernel, MAX_RADIUS};
 pub use separable::{BlurScratch, blur_frame};
 
-use streamlib_buffers::BuffersError;
 use streamlib_ports::{
     FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps, OutputPort, OutputRef,
     PixelFormat, Ports, ProcessContext, StreamHandler, VideoFrame,
@@ -76,7 +75,6 @@ pub struct Blur {
     output: OutputPort<VideoFrame>,
     pool: Option<FramePool>,
     scratch: BlurScratch,
-    skipped: u64,
     /// The GPU path, when built with `Blur::with_gpu`.
     #[cfg(feature = "gpu")]
     gpu: Option<gpu::GpuPath>,
@@ -91,7 +89,6 @@ impl Blur {
             output: OutputPort::new("video", MemoryCaps::CPU),
             pool: None,
             scratch: BlurScratch::new(),
-            skipped: 0,
             #[cfg(feature = "gpu")]
             gpu: None,
         })
@@ -121,7 +118,7 @@ impl Blur {
 
     /// Frames skipped because every output buffer was still held downstream.
     pub fn frames_skipped(&self) -> u64 {
-        self.skipped
+        self.output.pool_counters().skipped_pool_empty
     }
 
     fn blur(&mut self, frame: &VideoFrame, bands: usize) -> Result<(), VideoError> {
@@ -145,23 +142,10 @@ impl Blur {
                 handler: HANDLER,
                 source,
             })?;
-        let pool = pool_for(&mut self.pool, layout)?;
-        let mut out = match pool.acquire() {
-            Ok(out) => out,
-            Err(BuffersError::PoolExhausted { .. }) => {
-                self.skipped += 1;
-                tracing::debug!(
-                    skipped = self.skipped,
-                    "blur: output pool exhausted, frame skipped"
-                );
-                return Ok(());
-            }
-            Err(source) => {
-                return Err(VideoError::Pool {
-                    handler: HANDLER,
-                    source,
-                });
-            }
+        let pool = pool_for(&mut self.pool, layout, &self.output)?;
+        // An empty pool skips this frame (counted in the stats); readers keep the last one.
+        let Some(mut out) = pool.acquire_for(&self.output) else {
+            return Ok(());
         };
         let (src_planes, dst_planes) = (
             planes(format, width, height, frame.stride()),
@@ -248,16 +232,21 @@ fn planes(format: PixelFormat, width: u32, height: u32, stride: u32) -> [Plane; 
     planes
 }
 
-/// The output pool for `layout`, (re)created when the layout changes.
-fn pool_for(slot: &mut Option<FramePool>, layout: FrameLayout) -> Result<&FramePool, VideoError> {
+/// The output pool for `layout`, (re)created when the layout changes and sized from what
+/// `output`'s readers can hold.
+fn pool_for<'a>(
+    slot: &'a mut Option<FramePool>,
+    layout: FrameLayout,
+    output: &OutputPort<VideoFrame>,
+) -> Result<&'a FramePool, VideoError> {
     let pool = match slot.take() {
         Some(pool) if pool.layout() == layout => pool,
-        _ => FramePool::new(HANDLER, layout, POOL_INITIAL, POOL_MAX).map_err(|source| {
-            VideoError::Pool {
+        _ => FramePool::for_output(HANDLER, layout, POOL_INITIAL, POOL_MAX, output).map_err(
+            |source| VideoError::Pool {
                 handler: HANDLER,
                 source,
-            }
-        })?,
+            },
+        )?,
     };
     Ok(slot.insert(pool))
 }

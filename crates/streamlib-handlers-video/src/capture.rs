@@ -70,8 +70,11 @@ impl FrameCapture {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .reserve(indices.len());
+        // It keeps the captured frames, the latest (if asked) and the one in hand: upstream
+        // pools are sized for that.
+        let held = indices.len() + 2;
         Self {
-            input: InputPort::new("video", MemoryCaps::CPU),
+            input: InputPort::new("video", MemoryCaps::CPU).holding(held),
             indices,
             keep_latest: false,
             handle,

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use streamlib_ports::{
     AlphaMode, FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps, OutputPort,
-    OutputRef, PixelFormat, Ports, ProcessContext, StreamHandler, VideoFrame,
+    OutputRef, PixelFormat, Ports, ProcessContext, StartContext, StreamHandler, VideoFrame,
 };
 
 use self::blend::{
@@ -332,7 +332,7 @@ impl Compositor {
                 source,
             },
         )?;
-        // Downstream rings hold a few frames; the pool grows up to 8 during warm-up if needed.
+        // At least 8; `on_start` raises it to what the connected readers can hold.
         let pool = FramePool::new(HANDLER, layout, 4, 8).map_err(|source| VideoError::Pool {
             handler: HANDLER,
             source,
@@ -404,6 +404,12 @@ impl Compositor {
         }
     }
 
+    /// Whether this is the drain call after every input ended with nothing new: no frame then
+    /// (a repeat of the last tick's would count as produced twice).
+    fn drained(&self, ctx: &ProcessContext<'_>) -> bool {
+        ctx.inputs_ended() && !self.held.iter().any(|h| h.fresh)
+    }
+
     /// Receives this tick's layer frames. A frame that cannot be drawn is dropped and
     /// reported (the first such error), after every input has been read.
     fn receive(&mut self) -> Result<(), VideoError> {
@@ -441,7 +447,7 @@ impl StreamHandler for Compositor {
         }
         self.refresh_layers();
         self.receive()?;
-        if !self.output.is_connected() {
+        if !self.output.is_connected() || self.drained(ctx) {
             return Ok(());
         }
         let CompositorConfig {
@@ -471,10 +477,10 @@ impl StreamHandler for Compositor {
         }
         let ops = &ops[..count];
 
-        let mut buf = self.pool.acquire().map_err(|source| VideoError::Pool {
-            handler: HANDLER,
-            source,
-        })?;
+        // An empty pool skips this frame (counted in the stats); readers keep the last one.
+        let Some(mut buf) = self.pool.acquire_for(&self.output) else {
+            return Ok(());
+        };
         let plan = RowPlan {
             stride: self.pool.layout().stride() as usize,
             width: width as usize,
@@ -513,6 +519,17 @@ impl StreamHandler for Compositor {
             .with_tick(ctx.tick())
             .with_alpha(AlphaMode::Straight);
         self.output.write(frame);
+        Ok(())
+    }
+
+    fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
+        // Sized from the graph now that the output is connected.
+        self.pool
+            .fit_output(&self.output)
+            .map_err(|source| VideoError::Pool {
+                handler: HANDLER,
+                source,
+            })?;
         Ok(())
     }
 

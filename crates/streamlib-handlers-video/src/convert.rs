@@ -2,7 +2,6 @@
 //! (UYVY for SMPTE ST 2110-20 4:2:2, I420 for codecs), BT.709 limited range.
 
 use rayon::prelude::*;
-use streamlib_buffers::BuffersError;
 use streamlib_ports::{
     FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps, OutputPort, OutputRef,
     PixelFormat, Ports, ProcessContext, StreamHandler, VideoFrame,
@@ -119,7 +118,6 @@ pub struct Convert {
     input: InputPort<VideoFrame>,
     output: OutputPort<VideoFrame>,
     pool: Option<FramePool>,
-    skipped: u64,
 }
 
 impl Convert {
@@ -141,7 +139,6 @@ impl Convert {
             input: InputPort::new("video", MemoryCaps::CPU),
             output: OutputPort::new("video", MemoryCaps::CPU),
             pool: None,
-            skipped: 0,
         })
     }
 
@@ -157,7 +154,7 @@ impl Convert {
 
     /// Frames skipped because every output buffer was still held downstream.
     pub fn frames_skipped(&self) -> u64 {
-        self.skipped
+        self.output.pool_counters().skipped_pool_empty
     }
 
     /// Converts `frame` and writes the result.
@@ -183,26 +180,17 @@ impl Convert {
             })?;
         let pool = match self.pool.take() {
             Some(pool) if pool.layout() == layout => pool,
-            _ => FramePool::new(HANDLER, layout, POOL_INITIAL, POOL_MAX).map_err(|source| {
-                VideoError::Pool {
+            // Sized from what the output's readers can hold.
+            _ => FramePool::for_output(HANDLER, layout, POOL_INITIAL, POOL_MAX, &self.output)
+                .map_err(|source| VideoError::Pool {
                     handler: HANDLER,
                     source,
-                }
-            })?,
+                })?,
         };
         let pool = self.pool.insert(pool);
-        let mut out = match pool.acquire() {
-            Ok(out) => out,
-            Err(BuffersError::PoolExhausted { .. }) => {
-                self.skipped += 1;
-                return Ok(());
-            }
-            Err(source) => {
-                return Err(VideoError::Pool {
-                    handler: HANDLER,
-                    source,
-                });
-            }
+        // An empty pool skips this frame (counted in the stats); readers keep the last one.
+        let Some(mut out) = pool.acquire_for(&self.output) else {
+            return Ok(());
         };
         let geometry = Geometry {
             width: width as usize,

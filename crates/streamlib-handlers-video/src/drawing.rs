@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
-use streamlib_buffers::BuffersError;
 use streamlib_clock::TimedTick;
 use streamlib_ports::{
     AlphaMode, DataMessage, FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps,
-    OutputPort, OutputRef, PixelFormat, Ports, ProcessContext, StreamHandler, VideoFrame,
+    OutputPort, OutputRef, PixelFormat, Ports, ProcessContext, StartContext, StreamHandler,
+    VideoFrame,
 };
 use tiny_skia::{Color, PixmapMut};
 
@@ -545,7 +545,6 @@ pub struct Drawing {
     text: TextState,
     vars: VarMap,
     shared: Arc<VarsShared>,
-    skipped: u64,
 }
 
 impl Drawing {
@@ -608,7 +607,6 @@ impl Drawing {
             },
             vars: VarMap::new(),
             shared: Arc::default(),
-            skipped: 0,
         })
     }
 
@@ -784,29 +782,23 @@ impl StreamHandler for Drawing {
             .output(&self.output)
     }
 
+    fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
+        // Sized from the graph now that the output is connected.
+        self.pool
+            .fit_output(&self.output)
+            .map_err(|source| VideoError::Pool {
+                handler: HANDLER,
+                source,
+            })?;
+        Ok(())
+    }
+
     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
         self.apply_pending_vars();
         self.apply_var_messages();
-        let mut buf = match self.pool.acquire() {
-            Ok(buf) => buf,
-            Err(BuffersError::PoolExhausted { .. }) => {
-                // Every frame is still held downstream: skip this one; readers keep the last.
-                self.skipped += 1;
-                if self.skipped.is_power_of_two() {
-                    tracing::warn!(
-                        skipped = self.skipped,
-                        "drawing: output pool exhausted, frame skipped"
-                    );
-                }
-                return Ok(());
-            }
-            Err(source) => {
-                return Err(VideoError::Pool {
-                    handler: HANDLER,
-                    source,
-                }
-                .into());
-            }
+        // An empty pool skips this frame (counted in the stats); readers keep the last one.
+        let Some(mut buf) = self.pool.acquire_for(&self.output) else {
+            return Ok(());
         };
         self.prepare_canvas(&mut buf)?;
         let (width, height) = (self.layout.width(), self.layout.height());
@@ -842,7 +834,7 @@ impl fmt::Debug for Drawing {
             .field("clear", &self.clear)
             .field("has_font", &self.text.renderer.is_some())
             .field("vars", &self.vars)
-            .field("skipped", &self.skipped)
+            .field("skipped", &self.output.pool_counters().skipped_pool_empty)
             .finish_non_exhaustive()
     }
 }

@@ -6,7 +6,7 @@
 
 use streamlib_ports::{
     AlphaMode, FrameLayout, FramePool, HandlerError, MemoryCaps, OutputPort, OutputRef,
-    PixelFormat, Ports, ProcessContext, StreamHandler, VideoFrame,
+    PixelFormat, Ports, ProcessContext, StartContext, StreamHandler, VideoFrame,
 };
 
 use crate::VideoError;
@@ -342,14 +342,25 @@ impl StreamHandler for TestPattern {
         Ports::new().output(&self.output)
     }
 
+    fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
+        // Sized from the graph now that the output is connected.
+        self.pool
+            .fit_output(&self.output)
+            .map_err(|source| VideoError::Pool {
+                handler: HANDLER,
+                source,
+            })?;
+        Ok(())
+    }
+
     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
         if !self.output.is_connected() {
             return Ok(());
         }
-        let mut buf = self.pool.acquire().map_err(|source| VideoError::Pool {
-            handler: HANDLER,
-            source,
-        })?;
+        // An empty pool skips this frame (counted in the stats); readers keep the last one.
+        let Some(mut buf) = self.pool.acquire_for(&self.output) else {
+            return Ok(());
+        };
         self.draw(&mut buf, ctx.tick().frame_number);
         let frame = self
             .pool

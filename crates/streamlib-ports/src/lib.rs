@@ -23,7 +23,8 @@
 //!     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
 //!         let Some(frame) = self.input.recv() else { return Ok(()) };
 //!         let src = frame.cpu_bytes().ok_or_else(|| HandlerError::msg("expected a CPU frame"))?;
-//!         let mut out = self.pool.acquire()?;
+//!         // An empty pool skips the frame (counted on the output), never fails.
+//!         let Some(mut out) = self.pool.acquire_for(&self.output) else { return Ok(()) };
 //!         for (o, i) in out.iter_mut().zip(src) {
 //!             *o = 255 - i;
 //!         }
@@ -65,6 +66,7 @@ mod handler;
 mod memory;
 mod message;
 mod port;
+mod pool_output;
 mod video;
 
 pub use audio::AudioBuffer;
@@ -78,5 +80,6 @@ pub use memory::{MemoryCaps, MemorySpace};
 pub use message::{Message, PortKind};
 pub use port::{
     AnyInputPort, AnyOutputPort, DeliveryMode, InputPort, InputRef, OutputPort, OutputRef, PortId,
+pub use pool_output::{POOL_MARGIN, PoolCounters};
 };
 pub use video::{AlphaMode, FrameData, FramePool, GpuFrame, GpuResource, VideoFrame};

@@ -61,6 +61,10 @@ struct OutputCore<T> {
     /// Inputs reading in latest mode; the ring is skipped when there are none.
     latest_readers: AtomicU64,
     written: AtomicU64,
+    /// Items the connected inputs can hold at once (see [`OutputPort::frames_held_downstream`]).
+    held_downstream: AtomicU64,
+    /// What the producer's pool did (see [`crate::PoolCounters`]).
+    pool: crate::pool_output::PoolCells,
 }
 
 impl<T: Message> OutputCore<T> {
@@ -127,6 +131,8 @@ impl<T: Message> OutputPort<T> {
                 connections: AtomicU64::new(0),
                 latest_readers: AtomicU64::new(0),
                 written: AtomicU64::new(0),
+                held_downstream: AtomicU64::new(0),
+                pool: crate::pool_output::PoolCells::default(),
             }),
         }
     }
@@ -167,6 +173,18 @@ impl<T: Message> OutputPort<T> {
     /// Items written so far.
     pub fn written(&self) -> u64 {
         self.core.written.load(Ordering::Relaxed)
+    }
+
+    /// How many items the connected inputs can hold at once: the ring's slots when any input
+    /// reads in latest mode, each ordered input's queue, and what each input's handler
+    /// declared it keeps beyond its queue ([`InputPort::holding`]). Known once connected; a
+    /// producer sizes its pool from it (see [`OutputPort::pool_capacity`]).
+    pub fn frames_held_downstream(&self) -> usize {
+        self.core.held_downstream.load(Ordering::Relaxed) as usize
+    }
+
+    pub(crate) fn pool_cells(&self) -> &crate::pool_output::PoolCells {
+        &self.core.pool
     }
 }
 
@@ -228,6 +246,7 @@ struct InputCore<T> {
     caps: MemoryCaps,
     mode: DeliveryMode,
     required: bool,
+    holds: usize,
     negotiated: AtomicU8,
     connection: OnceLock<Connection<T>>,
 }
@@ -241,7 +260,7 @@ impl<T: Message> InputPort<T> {
     /// A required input named `name` accepting `caps`, delivering in the message type's
     /// default mode (latest for video, ordered for the rest).
     pub fn new(name: impl Into<Cow<'static, str>>, caps: MemoryCaps) -> Self {
-        Self::build(name.into(), caps, T::DEFAULT_DELIVERY, true)
+        Self::build(name.into(), caps, T::DEFAULT_DELIVERY, true, 1)
     }
 
     fn build(
@@ -249,6 +268,7 @@ impl<T: Message> InputPort<T> {
         caps: MemoryCaps,
         mode: DeliveryMode,
         required: bool,
+        holds: usize,
     ) -> Self {
         Self {
             core: Arc::new(InputCore {
@@ -257,27 +277,37 @@ impl<T: Message> InputPort<T> {
                 caps,
                 mode,
                 required,
+                holds,
                 negotiated: AtomicU8::new(0),
                 connection: OnceLock::new(),
             }),
         }
     }
 
-    fn rebuild(self, mode: DeliveryMode, required: bool) -> Self {
+    fn rebuild(self, mode: DeliveryMode, required: bool, holds: usize) -> Self {
         let core = &self.core;
-        Self::build(core.name.clone(), core.caps, mode, required)
+        Self::build(core.name.clone(), core.caps, mode, required, holds)
     }
 
     /// The same input with another delivery mode (call before handing out handles).
     pub fn with_delivery(self, mode: DeliveryMode) -> Self {
-        let required = self.core.required;
-        self.rebuild(mode, required)
+        let (required, holds) = (self.core.required, self.core.holds);
+        self.rebuild(mode, required, holds)
     }
 
     /// The same input, but the runtime may start with it unconnected.
     pub fn optional(self) -> Self {
-        let mode = self.core.mode;
-        self.rebuild(mode, false)
+        let (mode, holds) = (self.core.mode, self.core.holds);
+        self.rebuild(mode, false, holds)
+    }
+
+    /// The same input, declaring that its handler keeps up to `items` received items past
+    /// its queue at once: the one it is processing, a last frame it reuses, the jobs of an
+    /// encoder thread. Upstream producers size their pools from it when connected
+    /// ([`OutputPort::frames_held_downstream`]). The default is 1, the item in hand.
+    pub fn holding(self, items: usize) -> Self {
+        let (mode, required) = (self.core.mode, self.core.required);
+        self.rebuild(mode, required, items)
     }
 
     /// The next item for this reader: in latest mode the newest unseen item (older unseen ones
@@ -341,6 +371,11 @@ impl<T: Message> InputPort<T> {
     /// Items this input lost: skipped by latest-read, or discarded by a full ordered queue.
     pub fn dropped(&self) -> u64 {
         self.core.dropped()
+    }
+
+    /// Items this input delivered to its handler.
+    pub fn received(&self) -> u64 {
+        self.core.received()
     }
 
     /// A handle for wiring.
@@ -422,6 +457,10 @@ pub trait AnyOutputPort: Send + Sync + 'static {
     fn written(&self) -> u64;
     /// Inputs connected.
     fn connections(&self) -> u64;
+    /// Items the connected inputs can hold at once ([`OutputPort::frames_held_downstream`]).
+    fn frames_held_downstream(&self) -> usize;
+    /// What the producer's pool did for this output (zeros when it reports none).
+    fn pool_counters(&self) -> crate::PoolCounters;
     /// For downcasting.
     fn as_any(&self) -> &dyn Any;
 }
@@ -454,6 +493,10 @@ pub trait AnyInputPort: Send + Sync + 'static {
     fn upstream_ended(&self) -> bool;
     /// Items lost (latest-read skips or ordered overflow).
     fn dropped(&self) -> u64;
+    /// Items delivered to the handler.
+    fn received(&self) -> u64;
+    /// Items the handler keeps past the queue at once ([`InputPort::holding`]).
+    fn holds(&self) -> usize;
     /// For downcasting.
     fn as_any(&self) -> &dyn Any;
 }
@@ -517,6 +560,15 @@ impl<T: Message> AnyOutputPort for OutputCore<T> {
                 InputSource::Ordered(Arc::new(queue))
             }
         };
+        // What this reader adds to the frames held at once: its queue (the ring, for the
+        // first latest reader; later ones share it) plus what its handler keeps.
+        let queued = match core.mode {
+            DeliveryMode::Ordered { capacity } => capacity,
+            DeliveryMode::Latest if self.latest_readers.load(Ordering::Relaxed) == 0 => {
+                self.latest.slots()
+            }
+            DeliveryMode::Latest => 0,
+        };
         let queue = match &source {
             InputSource::Ordered(queue) => Some(Arc::clone(queue)),
             InputSource::Latest(_) => {
@@ -539,6 +591,8 @@ impl<T: Message> AnyOutputPort for OutputCore<T> {
                 .push(queue);
         }
         self.connections.fetch_add(1, Ordering::Relaxed);
+        self.held_downstream
+            .fetch_add((queued + core.holds) as u64, Ordering::Relaxed);
         Ok(())
     }
     fn freeze(&self) {
@@ -563,6 +617,12 @@ impl<T: Message> AnyOutputPort for OutputCore<T> {
     fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
     }
+    fn frames_held_downstream(&self) -> usize {
+        self.held_downstream.load(Ordering::Relaxed) as usize
+    }
+    fn pool_counters(&self) -> crate::PoolCounters {
+        self.pool.snapshot()
+    }
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -586,6 +646,14 @@ impl<T: Message> InputCore<T> {
         match self.connection.get().map(|c| &c.source) {
             Some(InputSource::Latest(reader)) => reader.dropped(),
             Some(InputSource::Ordered(queue)) => queue.overflowed(),
+            None => 0,
+        }
+    }
+
+    fn received(&self) -> u64 {
+        match self.connection.get().map(|c| &c.source) {
+            Some(InputSource::Latest(reader)) => reader.read_count(),
+            Some(InputSource::Ordered(queue)) => queue.popped(),
             None => 0,
         }
     }
@@ -630,6 +698,12 @@ impl<T: Message> AnyInputPort for InputCore<T> {
     }
     fn dropped(&self) -> u64 {
         InputCore::dropped(self)
+    }
+    fn received(&self) -> u64 {
+        InputCore::received(self)
+    }
+    fn holds(&self) -> usize {
+        self.holds
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use streamlib_buffers::{BufferPool, BuffersError, PoolBufMut, PooledBuf};
 use streamlib_clock::{ClockSourceId, TimedTick};
 
-use crate::{FrameError, FrameLayout, MemorySpace};
+use crate::{FrameError, FrameLayout, MemorySpace, Message, OutputPort};
 
 /// How a frame's colour relates to its alpha channel. Handlers that blend must honour it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -221,6 +221,40 @@ impl FramePool {
     ) -> Result<Self, BuffersError> {
         let pool = BufferPool::new(name, layout.buffer_len(), initial, max)?;
         Ok(Self { layout, pool })
+    }
+
+    /// A pool for the frames of `output`, sized from the graph: its most buffers are
+    /// [`OutputPort::pool_capacity`]`(at_least)`, `initial` of them (or fewer, if that is
+    /// more) allocated now. Create it once `output` is connected.
+    pub fn for_output<T: Message>(
+        name: impl Into<String>,
+        layout: FrameLayout,
+        initial: usize,
+        at_least: usize,
+        output: &OutputPort<T>,
+    ) -> Result<Self, BuffersError> {
+        let max = output.pool_capacity(at_least);
+        Self::new(name, layout, initial.clamp(1, max), max)
+    }
+
+    /// Raises the pool's maximum to what `output` needs now that it is connected
+    /// ([`OutputPort::pool_capacity`], never below the current maximum), by replacing the
+    /// pool when it is too small (frames of the old one stay valid). For producers whose pool
+    /// exists before wiring: call it in `on_start`. Returns whether the pool was replaced.
+    pub fn fit_output<T: Message>(&mut self, output: &OutputPort<T>) -> Result<bool, BuffersError> {
+        let needed = output.pool_capacity(self.pool.capacity());
+        if needed <= self.pool.capacity() {
+            return Ok(false);
+        }
+        let initial = self.pool.allocated().clamp(1, needed);
+        *self = Self::new(self.pool.name().to_owned(), self.layout, initial, needed)?;
+        Ok(true)
+    }
+
+    /// A buffer for the next frame on `output`, or `None` when the pool is empty: skip the
+    /// frame; the skip is counted on `output` (see [`OutputPort::acquire_or_skip`]).
+    pub fn acquire_for<T: Message>(&self, output: &OutputPort<T>) -> Option<PoolBufMut<u8>> {
+        output.acquire_or_skip(&self.pool)
     }
 
     /// The layout every buffer fits.

@@ -62,6 +62,41 @@ pub(crate) struct Node {
     counters: NodeCounters,
 }
 
+impl Node {
+    fn record_error(&self, message: &str) {
+        *self
+            .counters
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message.to_owned());
+    }
+
+    /// Logs when the pools feeding its outputs ran dry: the first skip, then at powers of two,
+    /// so a pool that stays dry does not flood the log.
+    fn log_pool_skips(&self) {
+        let skipped: u64 = self
+            .outputs
+            .iter()
+            .map(|o| o.pool_counters().skipped_pool_empty)
+            .sum();
+        let logged = self.counters.skips_logged.load(Ordering::Relaxed);
+        if skipped > logged && (logged == 0 || skipped >= 2 * logged) {
+            self.counters.skips_logged.store(skipped, Ordering::Relaxed);
+            let capacity: u64 = self
+                .outputs
+                .iter()
+                .map(|o| o.pool_counters().capacity)
+                .sum();
+            tracing::warn!(
+                stream = %self.id,
+                handler = self.type_name,
+                "frame pool ran dry ({capacity} buffers): {skipped} frames skipped so far; \
+                 downstream holds frames longer than the graph declared"
+            );
+        }
+    }
+}
+
 // SAFETY: `handler` (the only non-Sync field) is touched only by the thread that holds `busy`
 // (set by a successful compare-exchange from false), which makes access exclusive; the
 // handler itself is `Send`, so moving access between threads is sound.
@@ -449,6 +484,7 @@ impl Shared {
         if node.time_limit.is_some_and(|limit| elapsed > limit) {
             bump(&counters.deadline_misses, 1);
         }
+        node.log_pool_skips();
         match result {
             Ok(Ok(())) => {
                 if ctx.stop_requested() {
@@ -485,6 +521,7 @@ impl Shared {
     }
 
     fn fail(&self, node: &Node, handler: &mut Box<dyn StreamHandler>, message: &str) {
+        node.record_error(message);
         match node.policy.backoff() {
             Some(backoff) => self.schedule_restart(node, handler, backoff, message),
             None => {
@@ -522,6 +559,7 @@ impl Shared {
             && let Err(message) = catch(|| handler.on_stop())
         {
             bump(&node.counters.errors, 1);
+            node.record_error(&format!("on_stop failed: {message}"));
             tracing::error!(stream = %node.id, "on_stop failed: {message}");
         }
     }
@@ -689,6 +727,7 @@ impl Shared {
                 let c = &n.counters;
                 let h = &c.process_time;
                 let l = &c.latency;
+                let pools: Vec<_> = n.outputs.iter().map(|o| o.pool_counters()).collect();
                 StreamStats {
                     id: n.id.clone(),
                     handler: n.type_name,
@@ -704,6 +743,10 @@ impl Shared {
                     ticks: c.ticks.load(Ordering::Relaxed),
                     skipped_ticks: c.skipped_ticks.load(Ordering::Relaxed),
                     items_out: n.outputs.iter().map(|o| o.written()).sum(),
+                    items_in: n.inputs.iter().map(|p| p.received()).sum(),
+                    skipped_pool_empty: pools.iter().map(|p| p.skipped_pool_empty).sum(),
+                    pool_grown: pools.iter().map(|p| p.grown).sum(),
+                    pool_capacity: pools.iter().map(|p| p.capacity).sum(),
                     drops: n
                         .inputs
                         .iter()
@@ -715,6 +758,11 @@ impl Shared {
                     errors: c.errors.load(Ordering::Relaxed),
                     panics: c.panics.load(Ordering::Relaxed),
                     restarts: c.restarts.load(Ordering::Relaxed),
+                    last_error: c
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .clone(),
                     deadline_misses: c.deadline_misses.load(Ordering::Relaxed),
                     p50: Duration::from_nanos(h.quantile(0.5)),
                     p99: Duration::from_nanos(h.quantile(0.99)),

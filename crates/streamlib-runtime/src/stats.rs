@@ -98,6 +98,10 @@ pub(crate) struct NodeCounters {
     pub(crate) panics: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) deadline_misses: AtomicU64,
+    /// Pool-empty skips already logged (the log line repeats at powers of two).
+    pub(crate) skips_logged: AtomicU64,
+    /// Written only on failure paths, so a lock costs nothing per frame.
+    pub(crate) last_error: std::sync::Mutex<Option<String>>,
     pub(crate) process_time: Histogram,
     /// From the clock issuing a tick to this stream finishing it.
     pub(crate) latency: Histogram,
@@ -112,6 +116,8 @@ impl NodeCounters {
             panics: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             deadline_misses: AtomicU64::new(0),
+            skips_logged: AtomicU64::new(0),
+            last_error: std::sync::Mutex::new(None),
             process_time: Histogram::new(),
             latency: Histogram::new(),
         }
@@ -174,6 +180,15 @@ pub struct StreamStats {
     pub skipped_ticks: u64,
     /// Items written to its outputs.
     pub items_out: u64,
+    /// Items its inputs delivered to it (for a sink: what it received).
+    pub items_in: u64,
+    /// Frames it did not produce because its pool was empty (skipped, counted, never an
+    /// error; its readers kept the previous frame).
+    pub skipped_pool_empty: u64,
+    /// Buffers its pools allocated after creation because they were empty.
+    pub pool_grown: u64,
+    /// The most buffers its pools may hold, summed over its outputs (0 when it reports none).
+    pub pool_capacity: u64,
     /// Per-input losses.
     pub drops: Vec<InputDrops>,
     /// `process` calls that returned an error.
@@ -182,6 +197,8 @@ pub struct StreamStats {
     pub panics: u64,
     /// Restarts performed.
     pub restarts: u64,
+    /// The last error or panic message of `process`, `on_start` or `on_stop`, if any.
+    pub last_error: Option<String>,
     /// `process` calls that overran the stream's time limit.
     pub deadline_misses: u64,
     /// Median `process` time.
@@ -204,6 +221,11 @@ impl StreamStats {
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().map(|d| d.dropped).sum()
     }
+
+    /// Whether it failed and was left failed (restart policy `never`, or restarts exhausted).
+    pub fn has_failed(&self) -> bool {
+        self.state == StreamState::Failed
+    }
 }
 
 /// A snapshot of every stream and the clock.
@@ -225,6 +247,12 @@ impl RuntimeStats {
     /// The stream with this id.
     pub fn stream(&self, id: &str) -> Option<&StreamStats> {
         self.streams.iter().find(|s| s.id == id)
+    }
+
+    /// Streams left failed, each with its handler and last error: the run did not do what it
+    /// was asked, and callers should exit non-zero.
+    pub fn failed(&self) -> impl Iterator<Item = &StreamStats> {
+        self.streams.iter().filter(|s| s.has_failed())
     }
 
     /// Ticks per second achieved.
@@ -255,12 +283,14 @@ impl fmt::Display for RuntimeStats {
         )?;
         writeln!(
             f,
-            "{:<16} {:<14} {:<10} {:>8} {:>7} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} state",
+            "{:<16} {:<14} {:<10} {:>8} {:>7} {:>7} {:>7} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} state",
             "stream",
             "handler",
             "dispatch",
             "ticks",
             "skip",
+            "in",
+            "out",
             "drops",
             "errors",
             "p50 µs",
@@ -271,12 +301,14 @@ impl fmt::Display for RuntimeStats {
         for s in &self.streams {
             writeln!(
                 f,
-                "{:<16} {:<14} {:<10} {:>8} {:>7} {:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {}{}",
+                "{:<16} {:<14} {:<10} {:>8} {:>7} {:>7} {:>7} {:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {}{}",
                 s.id,
                 s.handler,
                 s.dispatcher,
                 s.ticks,
                 s.skipped_ticks,
+                s.items_in,
+                s.items_out,
                 s.total_drops(),
                 s.errors + s.panics,
                 micros(s.p50),
@@ -289,6 +321,24 @@ impl fmt::Display for RuntimeStats {
                 } else {
                     String::new()
                 }
+            )?;
+        }
+        for s in &self.streams {
+            if s.pool_capacity > 0 && (s.skipped_pool_empty > 0 || s.pool_grown > 0) {
+                writeln!(
+                    f,
+                    "pool of {}: {} buffers at most, grew by {}, ran dry {} times (frames skipped)",
+                    s.id, s.pool_capacity, s.pool_grown, s.skipped_pool_empty
+                )?;
+            }
+        }
+        for s in self.failed() {
+            writeln!(
+                f,
+                "{} ({}) failed: {}",
+                s.id,
+                s.handler,
+                s.last_error.as_deref().unwrap_or("no message")
             )?;
         }
         Ok(())

@@ -7,7 +7,7 @@ use ffmpeg::format::Pixel;
 use ffmpeg::frame;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
-use streamlib_ports::{FrameLayout, FramePool, PixelFormat, VideoFrame};
+use streamlib_ports::{FrameLayout, FramePool, OutputPort, PixelFormat, VideoFrame};
 
 use crate::FileError;
 
@@ -69,12 +69,14 @@ impl Converter {
         self.pool.as_ref()
     }
 
-    /// Converts `src` into a pooled frame (untimed). `Ok(None)` when every pooled buffer is
-    /// still held downstream: the caller counts the frame as dropped.
+    /// Converts `src` into a pooled frame (untimed) for `out`. `Ok(None)` when every pooled
+    /// buffer is still held downstream: the skip is counted on `out`, and the caller counts
+    /// the frame as dropped.
     pub(crate) fn convert(
         &mut self,
         src: &frame::Video,
         path: &Path,
+        out: &OutputPort<VideoFrame>,
     ) -> Result<Option<VideoFrame>, FileError> {
         let bad = |reason: String| FileError::BadFrame {
             path: path.to_path_buf(),
@@ -92,11 +94,13 @@ impl Converter {
                         l.with_stride(u32::try_from(stride).unwrap_or(u32::MAX))
                     })
                     .map_err(|e| bad(e.to_string()))?;
-                let pool = FramePool::new(
+                // Sized from what the output's readers can hold (at least POOL_MAX).
+                let pool = FramePool::for_output(
                     format!("file-reader {}", path.display()),
                     layout,
                     POOL_INITIAL,
                     POOL_MAX,
+                    out,
                 )
                 .map_err(|e| bad(e.to_string()))?;
                 self.pool = Some(pool.clone());
@@ -129,7 +133,7 @@ impl Converter {
         let Some((_, scaler)) = self.scaler.as_mut() else {
             return Ok(None);
         };
-        let Ok(mut buf) = pool.acquire() else {
+        let Some(mut buf) = pool.acquire_for(out) else {
             return Ok(None);
         };
         let (offsets, strides) = plane_layout(layout);

@@ -19,6 +19,11 @@ use crate::FileError;
 /// few enough that a stop finalizes quickly.
 const QUEUE: usize = 4;
 
+/// Frames a writer holds past its input queue at once: the queued jobs, the one the encoder
+/// thread converts, and the one `process` waits to hand over. Its input declares it so that
+/// upstream pools are sized for it ([`InputPort::holding`](streamlib_ports::InputPort::holding)).
+pub(super) const FRAMES_HELD: usize = QUEUE + 2;
+
 enum Job {
     Video(VideoFrame, i64),
     Audio(AudioBuffer),

@@ -106,13 +106,17 @@ pub(super) fn process(
                 &uploaded
             }
             None => {
-                blur.skipped += 1;
+                // The upload pool is empty: skip (counted in the stats).
+                let capacity = path.uploader.pool().map_or(0, |p| p.capacity());
+                blur.output.skip_pool_empty(capacity);
                 return Ok(());
             }
         },
     };
     let Some(blurred) = blur_gpu_frame(&path.ctx, kernel, &mut path.pool, source)? else {
-        blur.skipped += 1;
+        // The texture pool is empty: skip (counted in the stats).
+        let capacity = path.pool.as_ref().map_or(0, |p| p.capacity());
+        blur.output.skip_pool_empty(capacity);
         return Ok(());
     };
     if out_space == MemorySpace::Gpu {
@@ -122,7 +126,10 @@ pub(super) fn process(
     path.readback.submit(&path.ctx, &blurred)?;
     match path.readback.next(&path.ctx, true)? {
         Some(host) => blur.output.write(host),
-        None => blur.skipped += 1,
+        // No host buffer free for the read-back: skip (counted in the stats).
+        None => blur
+            .output
+            .skip_pool_empty(path.readback.host_pool().map_or(0, |p| p.pool().capacity())),
     }
     Ok(())
 }

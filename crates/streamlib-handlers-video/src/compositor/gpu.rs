@@ -135,7 +135,7 @@ pub(super) fn process(
 ) -> Result<(), HandlerError> {
     compositor.refresh_layers();
     receive(compositor)?;
-    if !compositor.output.is_connected() {
+    if !compositor.output.is_connected() || compositor.drained(ctx) {
         return Ok(());
     }
     let CompositorConfig {
@@ -183,19 +183,28 @@ pub(super) fn process(
         });
     }
     if path.pool.is_none() {
+        // Created at the first frame, once the output is connected: sized from the graph.
         path.pool = Some(GpuFramePool::new(
             &path.ctx,
             HANDLER,
             width,
             height,
             POOL_INITIAL,
-            POOL_MAX,
+            compositor.output.pool_capacity(POOL_MAX),
         )?);
     }
     let (Some(pool), Some(kernel)) = (path.pool.as_ref(), path.kernel.as_mut()) else {
         return Ok(());
     };
-    let lease = pool.acquire()?;
+    let lease = match pool.acquire() {
+        Ok(lease) => lease,
+        // An empty pool skips this frame (counted in the stats); readers keep the last one.
+        Err(GpuError::PoolExhausted { capacity, .. }) => {
+            compositor.output.skip_pool_empty(capacity);
+            return Ok(());
+        }
+        Err(error) => return Err(error.into()),
+    };
     let mut encoder =
         path.ctx
             .device()
