@@ -120,7 +120,7 @@ fn main() -> anyhow::Result<()> {
     init_logging();
     let options = DemoOptions::from_args((1920, 1080), "out/demo_advanced")?;
     let (width, height) = (options.width, options.height);
-    let mut runtime = StreamRuntime::new(SoftwareClock::new(Rational::fps(options.fps)));
+    let mut runtime = StreamRuntime::new(options.clock());
 
     let pattern = TestPattern::new(TestPatternConfig {
         width,

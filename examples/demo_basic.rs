@@ -17,7 +17,7 @@ use support::{DemoOptions, init_logging, run_to_sink};
 fn main() -> anyhow::Result<()> {
     init_logging();
     let options = DemoOptions::from_args((640, 480), "out/demo_basic")?;
-    let mut runtime = StreamRuntime::new(SoftwareClock::new(Rational::fps(options.fps)));
+    let mut runtime = StreamRuntime::new(options.clock());
     let pattern = TestPattern::new(TestPatternConfig {
         width: options.width,
         height: options.height,

@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
         ctx.info().backend,
         ctx.info().device_type
     );
-    let mut runtime = StreamRuntime::new(SoftwareClock::new(Rational::fps(options.fps)));
+    let mut runtime = StreamRuntime::new(options.clock());
     let transfers = register_transfers(&mut runtime, &ctx);
 
     let pattern = TestPattern::new(TestPatternConfig {

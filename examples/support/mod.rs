@@ -29,7 +29,51 @@ pub struct DemoOptions {
     pub input: Option<PathBuf>,
 }
 
+/// The demos' clock: software-timed at `--fps`, ending after `--frames` ticks when given (so
+/// a headless run drains and its counts are final).
+pub struct DemoClock {
+    inner: SoftwareClock,
+    left: Option<u64>,
+}
+
+impl Clock for DemoClock {
+    fn info(&self) -> streamlib::clock::ClockInfo {
+        self.inner.info()
+    }
+    fn start(&mut self) -> Result<(), streamlib::clock::ClockError> {
+        self.inner.start()
+    }
+    fn wait_tick(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<streamlib::clock::TickWait, streamlib::clock::ClockError> {
+        use streamlib::clock::TickWait;
+        if self.left == Some(0) {
+            return Ok(TickWait::Ended);
+        }
+        let wait = self.inner.wait_tick(timeout)?;
+        if let (TickWait::Tick(_), Some(left)) = (&wait, self.left.as_mut()) {
+            *left -= 1;
+        }
+        Ok(wait)
+    }
+    fn now_ns(&self) -> u64 {
+        self.inner.now_ns()
+    }
+    fn stats(&self) -> streamlib::clock::ClockStats {
+        self.inner.stats()
+    }
+}
+
 impl DemoOptions {
+    /// The clock for this run (see [`DemoClock`]).
+    pub fn clock(&self) -> DemoClock {
+        DemoClock {
+            inner: SoftwareClock::new(Rational::fps(self.fps)),
+            left: self.frames,
+        }
+    }
+
     /// Parses `--headless --frames N --out DIR --size WxH --fps F` from the command line.
     pub fn from_args(default_size: (u32, u32), default_out: &str) -> anyhow::Result<Self> {
         let mut options = Self {
@@ -131,45 +175,94 @@ pub fn write_png(frame: &VideoFrame, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether the run held its frame rate, and the numbers behind the verdict.
+/// Exit status of a headless demo whose pipeline ran but did not hold its frame rate.
+pub const EXIT_NOT_HELD: i32 = 3;
+/// Exit status of a demo in which a handler failed and was left failed (restart policy
+/// `never`): the run did not do what it was asked, which is a defect, not load.
+pub const EXIT_HANDLER_FAILED: i32 = 4;
+
+/// What a run did, counted from its statistics, and whether it held its frame rate.
 pub struct Verdict {
-    /// Frames the sink received.
+    /// Frame periods the run covered: clock ticks issued plus ticks the clock missed.
     pub frames: u64,
+    /// Clock ticks issued.
+    pub ticks: u64,
+    /// Ticks the clock missed (it woke too late).
+    pub clock_missed: u64,
+    /// Frames the stream feeding the sink wrote.
+    pub produced: u64,
+    /// Frames not produced anywhere because a pool was empty (skipped and counted).
+    pub skipped_pool_empty: u64,
+    /// Ticks handlers skipped because they (or their upstream) were still busy.
+    pub skipped_ticks: u64,
+    /// Items lost on inputs (latest-read skips, ordered overflow).
+    pub drops: u64,
+    /// Frames the sink received.
+    pub received: u64,
+    /// Frames the file writer received, when there is one.
+    pub file_received: Option<u64>,
+    /// Frames written into the file (video packets muxed), when there is one.
+    pub file_written: Option<u64>,
     /// Frames per second achieved at the sink.
     pub fps: f64,
-    /// Everything lost: clock ticks missed, ticks skipped by handlers, drops on inputs.
+    /// Frames the sink lacks: `frames - received`.
     pub lost: u64,
+    /// Frames the file lacks: `frames - file_written`.
+    pub file_lost: Option<u64>,
+    /// Streams left failed: id, handler and error.
+    pub failed: Vec<(String, &'static str, String)>,
     /// Worst p99 tick-to-done latency of a sink, ms.
     pub latency_p99_ms: f64,
-    /// Held: nothing lost and the sink saw every tick.
+    /// Held: nothing lost at the sink or in the file, and no handler failed.
     pub held: bool,
 }
 
-/// Judges a finished run from its statistics. `sink` is the final stream's id.
-pub fn verdict(stats: &RuntimeStats, sink: &str, frames: u64, target_fps: u32) -> Verdict {
-    let missed = stats.clock_missed;
-    // The MP4 writer reads in ordered mode: a tick it skips while encoding loses nothing (the
-    // frames wait in its queue, and an overflow would show as drops), so only the video path's
-    // skipped ticks count.
-    let skipped: u64 = stats
-        .streams
-        .iter()
-        .filter(|s| s.id != "mp4")
-        .map(|s| s.skipped_ticks)
-        .sum();
-    let drops: u64 = stats.streams.iter().map(|s| s.total_drops()).sum();
+/// Judges a finished run from its statistics. `sink` is the final stream's id, `producer` the
+/// stream feeding it, `file_written` the frames the file writer muxed (if there is one).
+pub fn verdict(
+    stats: &RuntimeStats,
+    sink: &str,
+    producer: &str,
+    file_written: Option<u64>,
+    target_fps: u32,
+) -> Verdict {
+    let frames = stats.clock_ticks + stats.clock_missed;
     let sink_stats = stats.stream(sink);
-    let received = sink_stats.map_or(0, |s| s.ticks);
+    let received = sink_stats.map_or(0, |s| s.items_in);
     let latency = sink_stats.map_or(0.0, |s| s.latency_p99.as_secs_f64() * 1e3);
     let secs = stats.elapsed.as_secs_f64().max(1e-9);
     let fps = (received as f64 / secs).min(f64::from(target_fps) * 1.05);
-    let lost = missed + skipped + drops;
+    let lost = frames.saturating_sub(received);
+    let file_lost = file_written.map(|w| frames.saturating_sub(w));
+    let failed: Vec<_> = stats
+        .failed()
+        .map(|s| {
+            (
+                s.id.clone(),
+                s.handler,
+                s.last_error
+                    .clone()
+                    .unwrap_or_else(|| "no message".to_owned()),
+            )
+        })
+        .collect();
     Verdict {
         frames,
+        ticks: stats.clock_ticks,
+        clock_missed: stats.clock_missed,
+        produced: stats.stream(producer).map_or(0, |s| s.items_out),
+        skipped_pool_empty: stats.streams.iter().map(|s| s.skipped_pool_empty).sum(),
+        skipped_ticks: stats.streams.iter().map(|s| s.skipped_ticks).sum(),
+        drops: stats.streams.iter().map(|s| s.total_drops()).sum(),
+        received,
+        file_received: file_written.and_then(|_| stats.stream("mp4").map(|s| s.items_in)),
+        file_written,
         fps,
         lost,
+        file_lost,
+        held: lost == 0 && file_lost.unwrap_or(0) == 0 && failed.is_empty(),
+        failed,
         latency_p99_ms: latency,
-        held: lost == 0 && received >= frames,
     }
 }
 
@@ -185,20 +278,46 @@ pub fn write_summary(
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "{demo}: {}x{} @ {} fps, {} frames: {:.2} fps achieved, {} lost (missed + skipped + dropped), sink latency p99 {:.2} ms: {}",
+        "{demo}: {}x{} @ {} fps, {} frames ({} ticks + {} missed by the clock): {:.2} fps achieved, sink latency p99 {:.2} ms: {}",
         options.width,
         options.height,
         options.fps,
         verdict.frames,
+        verdict.ticks,
+        verdict.clock_missed,
         verdict.fps,
-        verdict.lost,
         verdict.latency_p99_ms,
-        if verdict.held {
+        if !verdict.failed.is_empty() {
+            "a handler FAILED"
+        } else if verdict.held {
             "HELD its frame rate"
         } else {
             "did NOT hold its frame rate"
         }
     );
+    let _ = writeln!(
+        text,
+        "  produced {} (pool empty: {} skipped; {} ticks skipped, {} dropped on inputs); sink received {}, lost {}",
+        verdict.produced,
+        verdict.skipped_pool_empty,
+        verdict.skipped_ticks,
+        verdict.drops,
+        verdict.received,
+        verdict.lost,
+    );
+    if let (Some(received), Some(written), Some(lost)) = (
+        verdict.file_received,
+        verdict.file_written,
+        verdict.file_lost,
+    ) {
+        let _ = writeln!(
+            text,
+            "  file received {received}, wrote {written} frames, lost {lost}"
+        );
+    }
+    for (id, handler, error) in &verdict.failed {
+        let _ = writeln!(text, "  FAILED: {id} ({handler}): {error}");
+    }
     let _ = writeln!(text, "{stats}");
     std::fs::write(dir.join("stats.txt"), &text)
         .with_context(|| format!("cannot write {}", dir.join("stats.txt").display()))?;
@@ -209,10 +328,17 @@ pub fn write_summary(
             serde_json::json!({
                 "id": s.id,
                 "handler": s.handler,
+                "state": s.state.to_string(),
                 "ticks": s.ticks,
                 "skipped_ticks": s.skipped_ticks,
+                "items_in": s.items_in,
+                "items_out": s.items_out,
+                "skipped_pool_empty": s.skipped_pool_empty,
+                "pool_grown": s.pool_grown,
+                "pool_capacity": s.pool_capacity,
                 "drops": s.total_drops(),
                 "errors": s.errors + s.panics,
+                "error": s.last_error,
                 "p50_ms": s.p50.as_secs_f64() * 1e3,
                 "p99_ms": s.p99.as_secs_f64() * 1e3,
                 "latency_p99_ms": s.latency_p99.as_secs_f64() * 1e3,
@@ -225,9 +351,21 @@ pub fn write_summary(
         "height": options.height,
         "target_fps": options.fps,
         "frames": verdict.frames,
-        "achieved_fps": verdict.fps,
-        "clock_missed": stats.clock_missed,
+        "clock_ticks": verdict.ticks,
+        "clock_missed": verdict.clock_missed,
+        "produced": verdict.produced,
+        "skipped_pool_empty": verdict.skipped_pool_empty,
+        "skipped_ticks": verdict.skipped_ticks,
+        "drops": verdict.drops,
+        "sink_received": verdict.received,
         "lost": verdict.lost,
+        "file_received": verdict.file_received,
+        "file_written": verdict.file_written,
+        "file_lost": verdict.file_lost,
+        "failed": verdict.failed.iter().map(|(id, handler, error)| serde_json::json!({
+            "id": id, "handler": handler, "error": error,
+        })).collect::<Vec<_>>(),
+        "achieved_fps": verdict.fps,
         "sink_latency_p99_ms": verdict.latency_p99_ms,
         "held_frame_rate": verdict.held,
         "snapshots": snapshots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
@@ -257,61 +395,60 @@ pub fn write_snapshots(
 }
 
 /// Ends the pipeline in `output` with a window, or headless with a frame capture, runs it,
-/// and reports: headless runs write snapshots and the summary, and exit with status 3 when
-/// the pipeline did not hold its frame rate.
+/// and reports: headless runs write snapshots and the summary, and exit with status
+/// [`EXIT_NOT_HELD`] (3) when the pipeline did not hold its frame rate. Any run in which a
+/// handler failed exits with [`EXIT_HANDLER_FAILED`] (4), naming the handler and its error.
 pub fn run_to_sink(
     mut runtime: StreamRuntime,
     output: &streamlib::ports::OutputRef<VideoFrame>,
     options: &DemoOptions,
     demo: &str,
 ) -> anyhow::Result<()> {
-    use std::time::Duration;
     use streamlib::video::{Display, DisplayConfig, FrameCapture};
 
-    let handle = runtime.handle();
-    let stop_at = |target: u64, count: Box<dyn Fn() -> u64 + Send>| {
-        let handle = handle.clone();
-        std::thread::spawn(move || {
-            while count() < target {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            handle.stop();
-        });
-    };
     if options.headless {
         let capture = FrameCapture::new(options.snapshot_indices());
         let (input, seen) = (capture.input(), capture.handle());
         runtime.add_stream(Stream::new("sink", capture))?;
-        runtime.connect(output, &input)?;
-        let target = options.frames.unwrap_or(300);
+        let producer = runtime
+            .connect(output, &input)?
+            .output
+            .split_once('.')
+            .map(|(stream, _)| stream.to_owned())
+            .unwrap_or_default();
         std::fs::create_dir_all(&options.out)?;
         #[cfg(feature = "file")]
-        let movie = {
+        let (movie, written) = {
             // The same frames, fanned out by reference, also go to an MP4 (H.264) on a thread
             // of its own so encoding never holds up the pipeline's pool.
             let path = options.out.join(format!("{demo}.mp4"));
             let writer =
                 streamlib::file::FileWriter::new(streamlib::file::WriterConfig::new(&path))?;
-            let input = writer.input();
+            let (input, written) = (writer.input(), writer.stats());
             runtime.add_stream(
                 Stream::new("mp4", writer)
                     .dispatcher(std::sync::Arc::new(DedicatedThreadDispatcher::new())),
             )?;
             runtime.connect(output, &input)?;
-            path
+            (path, written)
         };
-        let watcher = seen.clone();
-        stop_at(target, Box::new(move || watcher.received()));
+        // The clock (see `DemoOptions::clock`) ends after `--frames` ticks: every handler
+        // then drains what it holds, so the counts below are final.
         let stats = runtime.run()?;
         let snapshots = write_snapshots(&options.out, &seen)?;
-        let verdict = verdict(&stats, "sink", target, options.fps);
+        #[cfg(feature = "file")]
+        let file_written = Some(written.packets_written());
+        #[cfg(not(feature = "file"))]
+        let file_written = None;
+        let verdict = verdict(&stats, "sink", &producer, file_written, options.fps);
         let summary = write_summary(&options.out, demo, options, &stats, &verdict, &snapshots)?;
         println!("{summary}");
         println!("snapshots and stats in {}", options.out.display());
         #[cfg(feature = "file")]
         println!("video in {}", movie.display());
+        exit_if_failed(&verdict);
         if !verdict.held {
-            std::process::exit(3);
+            std::process::exit(EXIT_NOT_HELD);
         }
     } else {
         let display = Display::new(DisplayConfig {
@@ -319,32 +456,41 @@ pub fn run_to_sink(
             ..DisplayConfig::default()
         });
         let input = display.input();
-        let shown = display.stats();
         // The window gets a thread of its own so the pool never waits on it.
         runtime.add_stream(
             Stream::new("sink", display)
                 .dispatcher(std::sync::Arc::new(DedicatedThreadDispatcher::new())),
         )?;
         runtime.connect(output, &input)?;
-        if let Some(target) = options.frames {
-            stop_at(target, Box::new(move || shown.frames_received()));
-        }
         let stats = runtime.run()?;
-        let ticks = stats.stream("sink").map_or(0, |s| s.ticks);
-        let verdict = verdict(&stats, "sink", ticks, options.fps);
+        let verdict = verdict(&stats, "sink", "", None, options.fps);
         println!("{stats}");
         println!(
-            "{:.2} fps, {} lost: {}",
+            "{:.2} fps, {} of {} frames lost: {}",
             verdict.fps,
             verdict.lost,
+            verdict.frames,
             if verdict.held {
                 "held its frame rate"
             } else {
                 "did not hold its frame rate"
             }
         );
+        exit_if_failed(&verdict);
     }
     Ok(())
+}
+
+/// Names each failed handler with its error and exits with [`EXIT_HANDLER_FAILED`], if any
+/// handler failed.
+fn exit_if_failed(verdict: &Verdict) {
+    if verdict.failed.is_empty() {
+        return;
+    }
+    for (id, handler, error) in &verdict.failed {
+        tracing::error!("handler '{id}' ({handler}) failed: {error}");
+    }
+    std::process::exit(EXIT_HANDLER_FAILED);
 }
 
 /// Sets up logging (`RUST_LOG` overrides `info`).

@@ -39,8 +39,10 @@ fn parse(args: &[String]) -> Result<(&'static str, bool, Vec<String>)> {
     Ok((example, debug, rest))
 }
 
-/// Runs the demo; its exit status (0 only when the pipeline held its frame rate, 3 when it
-/// ran but did not) becomes ours.
+/// Runs the demo; its exit status becomes ours: 0 only when the pipeline held its frame rate
+/// (nothing lost at the sink or in the file), 3 when it ran but did not (load: `.ci/run`
+/// tolerates it), 4 when a handler failed and was left failed (a defect: the handler and its
+/// error are named in the log and in `summary.json`'s `failed`), anything else for a crash.
 pub fn run(args: &[String]) -> Result<()> {
     let (example, debug, rest) = parse(args)?;
     let code = Command::cargo()

@@ -42,6 +42,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs a pipeline until N frames, end of stream or Ctrl-C, then prints per-handler stats.
+    ///
+    /// Exit status: 0 when every handler ran without error; 1 when a handler failed (it is
+    /// named, with its error, on stderr); 2 when the pipeline could not be built or started.
     Launch {
         /// The pipeline, e.g. "testpattern ! blur sigma=2 ! display" (or JSON with --from-json).
         pipeline: String,
@@ -212,7 +215,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", built.graph.to_json());
             } else {
                 println!("{}", desc.to_text());
+            // Exit 1 when a handler failed (left failed, or errors along the way): the run did
+            // not do what it was asked. Each failed handler is named with its error.
                 for edge in &built.graph.edges {
+            for stream in result.failed() {
+                eprintln!(
+                    "error: handler '{}' ({}) failed: {}",
+                    stream.id,
+                    stream.handler,
+                    stream.last_error.as_deref().unwrap_or("no message")
+                );
+            }
                     match &edge.transfer {
                         Some(t) => println!(
                             "  {} -> {} [{}] via {t} (inserted)",

@@ -234,6 +234,36 @@ fn gpu_pipelines_get_their_transfers_inserted() {
     assert_eq!(stream(&stats, "blurgpu0")["items_out"], 5);
 }
 
+/// A handler that fails with restart policy `never` (the default) makes the run fail: exit 1,
+/// the handler and its error named on stderr, and `--json` says which stream failed and why.
+#[test]
+fn a_failed_handler_exits_1_naming_it() {
+    // Blur takes no UYVY: it fails on the first frame, at run time, not at build.
+    let pipeline = "testpattern size=64x48 format=uyvy ! blur ! null";
+    let out = streamlib(&["launch", pipeline, "--clock", "free", "--frames", "10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: handler 'blur0' (Blur) failed: blur: uyvy frames are not supported"),
+        "{err}"
+    );
+    let out = streamlib(&[
+        "launch", pipeline, "--clock", "free", "--frames", "10", "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blur = stream(&stats, "blur0");
+    assert_eq!(blur["state"], "failed", "{blur}");
+    assert!(
+        blur["error"].as_str().unwrap_or("").contains("uyvy"),
+        "{blur}"
+    );
+    // The sink got nothing, and says so: its upstream failed, so it ended.
+    let sink = stream(&stats, "null0");
+    assert_eq!(sink["items_in"], 0, "{sink}");
+    assert_eq!(sink["state"], "ended", "{sink}");
+}
+
 /// Starts `streamlib launch PIPELINE --frames N` (a sender that writes `sdp`) and waits until
 /// the SDP file is there.
 #[cfg(all(feature = "net", feature = "file"))]

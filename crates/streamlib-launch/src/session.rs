@@ -290,11 +290,16 @@ pub fn stats_json(stats: &RuntimeStats) -> Json {
             "latency_p50_us": micros(s.latency_p50),
             "latency_p99_us": micros(s.latency_p99),
         })).collect::<Vec<_>>(),
+            "items_in": s.items_in,
     })
+            "skipped_pool_empty": s.skipped_pool_empty,
+            "pool_grown": s.pool_grown,
+            "pool_capacity": s.pool_capacity,
 }
 
 /// [`stats_json`] with each stream's `"report"`: the handler's own counters where it keeps
 /// any (see [`BuiltHandler::with_report`](crate::BuiltHandler::with_report)).
+            "error": s.last_error,
 pub fn stats_json_with_reports(stats: &RuntimeStats, controls: &Controls) -> Json {
     let mut json = stats_json(stats);
     if let Some(streams) = json.get_mut("streams").and_then(Json::as_array_mut) {
