@@ -112,6 +112,16 @@ fn never_policy_leaves_it_failed_and_the_rest_running() {
     let flaky = stats.stream("flaky").unwrap();
     assert_eq!(flaky.state, StreamState::Failed);
     assert_eq!((flaky.errors, flaky.ticks), (1, 3));
+    // The stats name what failed and why, so callers can exit non-zero saying so.
+    let failed: Vec<_> = stats.failed().map(|s| s.id.as_str()).collect();
+    assert_eq!(failed, ["flaky"]);
+    assert_eq!(flaky.last_error.as_deref(), Some("decoder lost sync"));
+    assert!(
+        stats
+            .to_string()
+            .contains("flaky (Flaky) failed: decoder lost sync"),
+        "{stats}"
+    );
     assert_eq!(b.other.received.load(Ordering::SeqCst), 6);
     assert_eq!(b.log.received.load(Ordering::SeqCst), 2);
     // Stopped once, at the failure; not again at shutdown.
