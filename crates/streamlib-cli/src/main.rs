@@ -20,13 +20,13 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use streamlib_clock::ManualClock;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use streamlib_launch::{
-    ClockKind, LaunchOptions, PipelineDesc, Registry, Session, build, fps_rational, parse,
+    ClockKind, LaunchOptions, PipelineDesc, Policy, Registry, Session, dry_run, parse,
     stats_json_with_reports,
 };
-use streamlib_runtime::StreamRuntime;
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +70,8 @@ enum Command {
         /// The pipeline argument is the JSON form.
         #[arg(long)]
         from_json: bool,
+        #[command(flatten)]
+        folders: Folders,
     },
     /// Lists the registered handlers, or shows one handler's ports and properties.
     Inspect {
@@ -80,8 +82,8 @@ enum Command {
         json: bool,
     },
     /// Prints the validated, negotiated graph (auto-inserted transfers included) without
-    /// running it: no tick is issued, but the handlers are built (a network sender writes its
-    /// SDP, a receiver binds its socket, a GPU handler opens the GPU).
+    /// building a handler: nothing is written, no socket bound, no frame pool allocated (a GPU
+    /// pipeline still opens the GPU to register its transfers).
     Graph {
         /// The pipeline.
         pipeline: String,
@@ -97,10 +99,51 @@ enum Command {
         /// The pipeline argument is the JSON form.
         #[arg(long)]
         from_json: bool,
+        #[command(flatten)]
+        folders: Folders,
     },
     /// Serves the MCP protocol on stdin/stdout: tools to list, validate, launch, watch, tune
-    /// and stop pipelines.
-    Mcp,
+    /// and stop pipelines. The agent's pipelines read and write no file until --allow-read /
+    /// --allow-write name folders, and stay on loopback until --allow-network.
+    Mcp {
+        #[command(flatten)]
+        folders: Folders,
+        /// Let pipelines send to, bind and join any address, not only loopback.
+        #[arg(long)]
+        allow_network: bool,
+        /// The most pipelines one connection may run at once.
+        #[arg(long, default_value_t = 8)]
+        max_pipelines: usize,
+        /// How long one tool call may take, in seconds.
+        #[arg(long, default_value_t = 30)]
+        tool_timeout: u64,
+    },
+}
+
+/// The folders a pipeline may use beyond the default (`launch`, `graph`: the current folder;
+/// `mcp`: none).
+#[derive(Args)]
+struct Folders {
+    /// Let pipelines read files inside DIR (repeatable).
+    #[arg(long, value_name = "DIR")]
+    allow_read: Vec<PathBuf>,
+    /// Let pipelines create and replace files inside DIR (repeatable).
+    #[arg(long, value_name = "DIR")]
+    allow_write: Vec<PathBuf>,
+}
+
+impl Folders {
+    /// `base` plus these folders.
+    fn policy(&self, base: Policy) -> anyhow::Result<Policy> {
+        let mut policy = base;
+        for dir in &self.allow_read {
+            policy = policy.allow_read(dir)?;
+        }
+        for dir in &self.allow_write {
+            policy = policy.allow_write(dir)?;
+        }
+        Ok(policy)
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -120,7 +163,7 @@ fn describe(pipeline: &str, from_json: bool) -> anyhow::Result<PipelineDesc> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Mcp);
+    let quiet = matches!(cli.command, Command::Mcp { .. });
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -154,8 +197,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stats,
             json,
             from_json,
+            folders,
         } => {
             let desc = describe(&pipeline, from_json)?;
+            let policy = folders.policy(Policy::current_dir()?)?;
             let options = LaunchOptions {
                 ptp_interface,
                 fps,
@@ -167,10 +212,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 frames,
             };
             let started = Instant::now();
-            let mut session = Session::start(&registry, &desc, options)?;
+            let mut session = Session::start_with(&registry, &desc, options, &policy)?;
             let result = session.wait()?;
             let secs = started.elapsed().as_secs_f64();
+            // Exit 1 when a handler failed (left failed, or errors along the way): the run did
+            // not do what it was asked. Each failed handler is named with its error.
             let failed = result.streams.iter().any(|s| s.errors > 0 || s.panics > 0);
+            for stream in result.failed() {
+                eprintln!(
+                    "error: handler '{}' ({}) failed: {}",
+                    stream.id,
+                    stream.handler,
+                    stream.last_error.as_deref().unwrap_or("no message")
+                );
+            }
             if json {
                 let json = stats_json_with_reports(&result, session.controls());
                 println!("{}", serde_json::to_string_pretty(&json)?);
@@ -200,32 +255,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             desc_json,
             from_json,
+            folders,
         } => {
             let desc = describe(&pipeline, from_json)?;
             if desc_json {
                 println!("{}", desc.to_json());
                 return Ok(ExitCode::SUCCESS);
             }
-            // A clock that never ticks: the graph is built and negotiated, never run.
-            let (clock, _never) = ManualClock::new(fps_rational(30.0)?);
-            let built = build(&registry, &desc, StreamRuntime::new(clock))?;
+            // Validated and negotiated with stand-ins for the handlers: nothing is built.
+            let policy = folders.policy(Policy::current_dir()?)?;
+            let graph = dry_run(&registry, &desc, &policy)?;
             if dot {
-                print!("{}", built.graph.to_dot());
+                print!("{}", graph.to_dot());
             } else if json {
-                println!("{}", built.graph.to_json());
+                println!("{}", graph.to_json());
             } else {
                 println!("{}", desc.to_text());
-            // Exit 1 when a handler failed (left failed, or errors along the way): the run did
-            // not do what it was asked. Each failed handler is named with its error.
-                for edge in &built.graph.edges {
-            for stream in result.failed() {
-                eprintln!(
-                    "error: handler '{}' ({}) failed: {}",
-                    stream.id,
-                    stream.handler,
-                    stream.last_error.as_deref().unwrap_or("no message")
-                );
-            }
+                for edge in &graph.edges {
                     match &edge.transfer {
                         Some(t) => println!(
                             "  {} -> {} [{}] via {t} (inserted)",
@@ -237,8 +283,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Mcp => {
-            mcp::serve(registry)?;
+        Command::Mcp {
+            folders,
+            allow_network,
+            max_pipelines,
+            tool_timeout,
+        } => {
+            let policy = folders.policy(Policy::confined().allow_network(allow_network))?;
+            let limits = mcp::Limits {
+                pipelines: max_pipelines,
+                tool_call: std::time::Duration::from_secs(tool_timeout),
+            };
+            mcp::serve(registry, policy, limits)?;
             Ok(ExitCode::SUCCESS)
         }
     }

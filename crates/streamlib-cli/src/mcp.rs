@@ -17,12 +17,9 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{ServerHandler, ServiceExt as _, tool, tool_handler, tool_router};
 use serde_json::{Value as Json, json};
-use streamlib_clock::ManualClock;
 use streamlib_launch::{
-    Graph, LaunchError, LaunchOptions, PipelineDesc, Registry, Session, build, fps_rational,
-    nearest,
+    Graph, LaunchError, LaunchOptions, Policy, Registry, Session, dry_run, nearest,
 };
-use streamlib_runtime::StreamRuntime;
 
 use params::{InspectHandler, LaunchPipeline, PipelineId, SetProperty, ValidatePipeline, describe};
 use pipelines::{Launched, Pipelines};
@@ -30,6 +27,27 @@ use pipelines::{Launched, Pipelines};
 /// How long, after the client disconnects, blocking work still in flight (a launch half
 /// done) may take before the process moves on.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest id, element, property or value `set_property` accepts.
+const MAX_ARGUMENT_BYTES: usize = 4096;
+
+/// What one MCP connection may use: an agent is not trusted with the machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Pipelines running at once.
+    pub pipelines: usize,
+    /// How long one tool call may take (building, starting or stopping a pipeline).
+    pub tool_call: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            pipelines: 8,
+            tool_call: Duration::from_secs(30),
+        }
+    }
+}
 
 /// What `initialize` tells the agent: the syntax and the workflow, briefly.
 const INSTRUCTIONS: &str = "\
@@ -45,12 +63,18 @@ Workflow: list_handlers, inspect_handler (ports, property types, ranges, default
 live), validate_pipeline (a dry run: the negotiated graph, or an error pointing at the
 column / suggesting names / stating ranges), launch_pipeline (returns an id such as p1),
 pipeline_stats, set_property (live properties only), stop_pipeline (returns final stats).
-Pipelines still running when the client disconnects are stopped.";
+Pipelines still running when the client disconnects are stopped.
+Files and the network are confined by the operator: locations must be plain files inside the
+folders allowed for reading or writing (no URLs, no devices), and network addresses must be
+loopback unless the network is allowed; a refusal names the rule.";
 
-/// The MCP service: the handler registry and this connection's pipelines.
+/// The MCP service: the handler registry, what pipelines may reach, and this connection's
+/// pipelines.
 #[derive(Clone)]
 struct StreamlibServer {
     registry: Arc<Registry>,
+    policy: Arc<Policy>,
+    limits: Limits,
     pipelines: Arc<Pipelines>,
     tool_router: ToolRouter<Self>,
 }
@@ -70,18 +94,6 @@ fn graph_json(graph: &Graph) -> Json {
     serde_json::to_value(graph).unwrap_or(Json::Null)
 }
 
-/// Parses and builds `desc` into a runtime whose clock never ticks: everything `launch` checks
-/// (handlers, properties, links, memory negotiation), nothing started.
-fn dry_run(registry: &Registry, desc: &PipelineDesc) -> Result<Graph, LaunchError> {
-    let (clock, never) = ManualClock::new(fps_rational(30.0)?);
-    let built = build(registry, desc, StreamRuntime::new(clock))?;
-    let graph = built.graph.clone();
-    // The runtime goes first, never started; then the clock handle it was waiting on.
-    drop(built);
-    drop(never);
-    Ok(graph)
-}
-
 /// Stops a pipeline (blocking: the runtime joins its threads, writers finalize their files)
 /// and returns the final statistics.
 fn stop(mut launched: Launched) -> Result<Json, LaunchError> {
@@ -92,20 +104,29 @@ fn stop(mut launched: Launched) -> Result<Json, LaunchError> {
     ))
 }
 
-/// Runs blocking work (building handlers, joining threads) off the protocol task.
+/// Runs blocking work (building handlers, joining threads) off the protocol task, for at most
+/// `limit`. Work that takes longer is abandoned: it finishes on its own thread and what it
+/// returns is dropped (a session dropped is stopped).
 async fn blocking<R: Send + 'static>(
+    limit: Duration,
     work: impl FnOnce() -> R + Send + 'static,
 ) -> Result<R, String> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| format!("internal error: {e}"))
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(work)).await {
+        Ok(done) => done.map_err(|e| format!("internal error: {e}")),
+        Err(_) => Err(format!(
+            "the tool call took longer than {} s and was abandoned",
+            limit.as_secs()
+        )),
+    }
 }
 
 #[tool_router]
 impl StreamlibServer {
-    fn new(registry: Registry, pipelines: Arc<Pipelines>) -> Self {
+    fn new(registry: Registry, policy: Policy, limits: Limits, pipelines: Arc<Pipelines>) -> Self {
         Self {
             registry: Arc::new(registry),
+            policy: Arc::new(policy),
+            limits,
             pipelines,
             tool_router: Self::tool_router(),
         }
@@ -164,9 +185,10 @@ impl StreamlibServer {
     async fn validate_pipeline(&self, params: Parameters<ValidatePipeline>) -> CallToolResult {
         let ValidatePipeline { pipeline, format } = params.0;
         let registry = Arc::clone(&self.registry);
-        let checked = blocking(move || {
+        let policy = Arc::clone(&self.policy);
+        let checked = blocking(self.limits.tool_call, move || {
             let desc = describe(&pipeline, format)?;
-            let graph = dry_run(&registry, &desc)?;
+            let graph = dry_run(&registry, &desc, &policy)?;
             Ok::<_, LaunchError>((desc, graph))
         })
         .await;
@@ -205,11 +227,18 @@ impl StreamlibServer {
             frames,
             ptp_interface: None,
         };
+        if self.pipelines.len() >= self.limits.pipelines {
+            return failure(format!(
+                "{} pipelines are running, the most one connection may run; stop one first",
+                self.limits.pipelines
+            ));
+        }
         let registry = Arc::clone(&self.registry);
+        let policy = Arc::clone(&self.policy);
         let start_options = options.clone();
-        let started = blocking(move || {
+        let started = blocking(self.limits.tool_call, move || {
             let desc = describe(&pipeline, format)?;
-            Session::start(&registry, &desc, start_options)
+            Session::start_with(&registry, &desc, start_options, &policy)
         })
         .await;
         let session = match started {
@@ -219,20 +248,23 @@ impl StreamlibServer {
         };
         let text = session.desc().to_text();
         let graph = graph_json(session.graph());
-        match self.pipelines.insert(Launched {
-            session,
-            options: options.clone(),
-        }) {
+        match self.pipelines.insert(
+            Launched {
+                session,
+                options: options.clone(),
+            },
+            self.limits.pipelines,
+        ) {
             Ok(id) => success(json!({
                 "id": id,
                 "pipeline": text,
                 "options": options,
                 "graph": graph,
             })),
-            Err(launched) => {
-                // The client went away while this one was starting.
-                let _ = blocking(move || stop(*launched)).await;
-                failure("the client disconnected; the pipeline was stopped")
+            Err((launched, why)) => {
+                // The client went away, or others filled the table, while this one started.
+                let _ = blocking(self.limits.tool_call, move || stop(*launched)).await;
+                failure(why)
             }
         }
     }
@@ -285,6 +317,14 @@ impl StreamlibServer {
             value,
         } = params.0;
         let value = value.to_text();
+        if [&id, &element, &property, &value]
+            .iter()
+            .any(|t| t.len() > MAX_ARGUMENT_BYTES)
+        {
+            return failure(format!(
+                "set_property: an argument is longer than {MAX_ARGUMENT_BYTES} bytes"
+            ));
+        }
         let set = self.pipelines.with(&id, |launched| {
             launched.session.controls().set(&element, &property, &value)
         });
@@ -315,7 +355,7 @@ impl StreamlibServer {
             Err(e) => return failure(e),
         };
         let text = launched.session.desc().to_text();
-        match blocking(move || stop(launched)).await {
+        match blocking(self.limits.tool_call, move || stop(launched)).await {
             Ok(Ok(stats)) => success(json!({
                 "id": id,
                 "pipeline": text,
@@ -338,13 +378,14 @@ impl ServerHandler for StreamlibServer {
 }
 
 /// Serves MCP on stdin/stdout until the client disconnects, then stops every pipeline it left
-/// running.
-pub fn serve(registry: Registry) -> anyhow::Result<()> {
+/// running. Pipelines reach only what `policy` allows; `limits` bound what one connection
+/// may use.
+pub fn serve(registry: Registry, policy: Policy, limits: Limits) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let pipelines = Arc::new(Pipelines::default());
-    let server = StreamlibServer::new(registry, Arc::clone(&pipelines));
+    let server = StreamlibServer::new(registry, policy, limits, Arc::clone(&pipelines));
     let served = runtime.block_on(async move {
         // Non-blocking pipes when the client spawned us with pipes (the usual case), so a
         // signal can end the read; the blocking stdin handle otherwise.

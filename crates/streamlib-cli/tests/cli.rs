@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn streamlib(args: &[&str]) -> Output {
+    // In the temporary folder: `launch` reads and writes only inside its current folder.
     Command::new(env!("CARGO_BIN_EXE_streamlib"))
         .args(args)
+        .current_dir(std::env::temp_dir())
         .output()
         .expect("the streamlib binary runs")
 }
@@ -102,6 +104,42 @@ fn files_round_trip_through_launch() {
         "{}",
         stderr(&out)
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `launch` writes only inside its current folder and the --allow-write ones.
+#[cfg(feature = "file")]
+#[test]
+fn launch_writes_only_where_allowed() {
+    let dir = temp_dir("allowed");
+    let outside = std::env::temp_dir()
+        .parent()
+        .map_or("/".into(), |p| p.join("streamlib-x.mkv"));
+    let pipeline = format!(
+        "testpattern size=32x32 ! filewriter codec=ffv1 location={}",
+        outside.display()
+    );
+    let out = streamlib(&["launch", &pipeline, "--clock", "free", "--frames", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is outside the write allow-list (--allow-write DIR)"),
+        "{}",
+        stderr(&out)
+    );
+    let file = dir.join("allowed.mkv");
+    let pipeline = format!(
+        "testpattern size=32x32 ! filewriter codec=ffv1 location={}",
+        file.display()
+    );
+    let folder = dir.to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_streamlib"))
+        .args(["launch", &pipeline, "--clock", "free", "--frames", "1"])
+        .args(["--allow-write", folder])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(file.exists());
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -196,6 +234,36 @@ fn errors_exit_2_with_the_column() {
     assert!(stderr(&out).contains("out of range: a number in 0.01..=21"));
 }
 
+/// A handler that fails with restart policy `never` (the default) makes the run fail: exit 1,
+/// the handler and its error named on stderr, and `--json` says which stream failed and why.
+#[test]
+fn a_failed_handler_exits_1_naming_it() {
+    // Blur takes no UYVY: it fails on the first frame, at run time, not at build.
+    let pipeline = "testpattern size=64x48 format=uyvy ! blur ! null";
+    let out = streamlib(&["launch", pipeline, "--clock", "free", "--frames", "10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: handler 'blur0' (Blur) failed: blur: uyvy frames are not supported"),
+        "{err}"
+    );
+    let out = streamlib(&[
+        "launch", pipeline, "--clock", "free", "--frames", "10", "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blur = stream(&stats, "blur0");
+    assert_eq!(blur["state"], "failed", "{blur}");
+    assert!(
+        blur["error"].as_str().unwrap_or("").contains("uyvy"),
+        "{blur}"
+    );
+    // The sink got nothing, and says so: its upstream failed, so it ended.
+    let sink = stream(&stats, "null0");
+    assert_eq!(sink["items_in"], 0, "{sink}");
+    assert_eq!(sink["state"], "ended", "{sink}");
+}
+
 #[cfg(feature = "gpu")]
 #[test]
 fn gpu_pipelines_get_their_transfers_inserted() {
@@ -234,42 +302,13 @@ fn gpu_pipelines_get_their_transfers_inserted() {
     assert_eq!(stream(&stats, "blurgpu0")["items_out"], 5);
 }
 
-/// A handler that fails with restart policy `never` (the default) makes the run fail: exit 1,
-/// the handler and its error named on stderr, and `--json` says which stream failed and why.
-#[test]
-fn a_failed_handler_exits_1_naming_it() {
-    // Blur takes no UYVY: it fails on the first frame, at run time, not at build.
-    let pipeline = "testpattern size=64x48 format=uyvy ! blur ! null";
-    let out = streamlib(&["launch", pipeline, "--clock", "free", "--frames", "10"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(
-        err.contains("error: handler 'blur0' (Blur) failed: blur: uyvy frames are not supported"),
-        "{err}"
-    );
-    let out = streamlib(&[
-        "launch", pipeline, "--clock", "free", "--frames", "10", "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let blur = stream(&stats, "blur0");
-    assert_eq!(blur["state"], "failed", "{blur}");
-    assert!(
-        blur["error"].as_str().unwrap_or("").contains("uyvy"),
-        "{blur}"
-    );
-    // The sink got nothing, and says so: its upstream failed, so it ended.
-    let sink = stream(&stats, "null0");
-    assert_eq!(sink["items_in"], 0, "{sink}");
-    assert_eq!(sink["state"], "ended", "{sink}");
-}
-
 /// Starts `streamlib launch PIPELINE --frames N` (a sender that writes `sdp`) and waits until
 /// the SDP file is there.
 #[cfg(all(feature = "net", feature = "file"))]
 fn start_sender(pipeline: &str, sdp: &std::path::Path, frames: u32) -> std::process::Child {
     let sender = Command::new(env!("CARGO_BIN_EXE_streamlib"))
         .args(["launch", pipeline, "--frames", &frames.to_string()])
+        .current_dir(std::env::temp_dir())
         .spawn()
         .unwrap();
     for _ in 0..200 {

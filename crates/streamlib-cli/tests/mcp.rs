@@ -32,8 +32,14 @@ struct Server {
 impl Server {
     /// Starts `streamlib mcp` and performs the MCP handshake.
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts `streamlib mcp ARGS…` (policy flags) and performs the MCP handshake.
+    fn start_with(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_streamlib"))
             .arg("mcp")
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -415,8 +421,10 @@ fn disconnecting_finalizes_files() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("pattern.mkv");
     let location = format!("location={}", file.display());
+    let folder = dir.to_str().unwrap();
+    let allowed = ["--allow-read", folder, "--allow-write", folder];
 
-    let mut server = Server::start();
+    let mut server = Server::start_with(&allowed);
     let launched = server.call_ok(
         "launch_pipeline",
         json!({ "pipeline": format!("testpattern size=96x64 ! filewriter codec=ffv1 {location}") }),
@@ -432,7 +440,7 @@ fn disconnecting_finalizes_files() {
     };
     assert!(server.disconnect().success());
 
-    let mut server = Server::start();
+    let mut server = Server::start_with(&allowed);
     let launched = server.call_ok(
         "launch_pipeline",
         json!({ "pipeline": format!("filereader pacing=fast {location} ! null"), "clock": "free" }),
@@ -461,4 +469,201 @@ fn disconnecting_finalizes_files() {
     );
     assert!(server.disconnect().success());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// What an agent must not reach (issue 12, section 4): each attack, tried through the real
+// server, is refused.
+
+#[cfg(any(feature = "file", feature = "net"))]
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("streamlib-mcp-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::canonicalize(&dir).unwrap()
+}
+
+/// `validate_pipeline` and `launch_pipeline` both refuse `pipeline`; returns the message.
+#[cfg(any(feature = "file", feature = "net"))]
+fn refused_both(server: &mut Server, pipeline: &str) -> String {
+    let validated = server.call_err("validate_pipeline", json!({ "pipeline": pipeline }));
+    let launched = server.call_err("launch_pipeline", json!({ "pipeline": pipeline }));
+    assert_eq!(validated, launched, "{pipeline}");
+    validated
+}
+
+/// Validating a sender whose `sdp=` names a file must not write it: validation used to build
+/// the sender, which wrote its SDP over whatever the path named.
+#[cfg(feature = "net")]
+#[test]
+fn validating_writes_no_file() {
+    let dir = temp_dir("victim");
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let folder = dir.to_str().unwrap();
+    let mut server = Server::start_with(&["--allow-write", folder]);
+    let pipeline = format!(
+        "testpattern size=64x36 format=uyvy ! networksend destination=127.0.0.1:9 size=64x36 \
+         sampling=ycbcr422-8 sdp={}",
+        victim.display()
+    );
+    let valid = server.call_ok("validate_pipeline", json!({ "pipeline": pipeline }));
+    assert_eq!(valid["valid"], true, "{valid}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let fresh = dir.join("fresh.sdp");
+    let pipeline = pipeline.replace(victim.to_str().unwrap(), fresh.to_str().unwrap());
+    server.call_ok("validate_pipeline", json!({ "pipeline": pipeline }));
+    assert!(!fresh.exists(), "validation wrote {}", fresh.display());
+    // Without --allow-write, not even a launch may write it.
+    let mut confined = Server::start();
+    let message = refused_both(&mut confined, &pipeline);
+    assert!(
+        message.contains("outside the write allow-list (--allow-write DIR)"),
+        "{message}"
+    );
+    assert!(!fresh.exists());
+    assert!(confined.disconnect().success());
+    assert!(server.disconnect().success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// FFmpeg network outputs and pipes through a file location, `/dev/stdin` as a file or a
+/// font, paths outside the allow-lists.
+#[cfg(feature = "file")]
+#[test]
+fn files_are_confined_to_the_allowed_folders() {
+    let dir = temp_dir("files");
+    let folder = dir.to_str().unwrap();
+    let mut server = Server::start_with(&["--allow-read", folder, "--allow-write", folder]);
+    for location in [
+        "udp://127.0.0.1:9/x.mkv",
+        "tcp://127.0.0.1:9/x.mkv?listen",
+        "pipe:1",
+        "pipe:1.mkv",
+    ] {
+        let message = refused_both(
+            &mut server,
+            &format!("testpattern ! filewriter name=w0 location={location}"),
+        );
+        assert!(
+            message.starts_with("w0 (filewriter): location"),
+            "{message}"
+        );
+        assert!(message.contains("protocol"), "{message}");
+    }
+    for pipeline in [
+        "filereader location=/dev/stdin ! null",
+        "drawing font=/dev/stdin ! null",
+    ] {
+        let message = refused_both(&mut server, pipeline);
+        assert!(
+            message.contains("not a regular file"),
+            "{pipeline}: {message}"
+        );
+    }
+    let message = refused_both(
+        &mut server,
+        "testpattern ! filewriter name=w0 location=/etc/x.mkv",
+    );
+    assert_eq!(
+        message,
+        "w0 (filewriter): location `/etc/x.mkv` is outside the write allow-list (--allow-write DIR)"
+    );
+    let message = refused_both(&mut server, "drawing font=/etc/hostname ! null");
+    assert!(
+        message.contains("outside the read allow-list (--allow-read DIR)"),
+        "{message}"
+    );
+    let escape = format!("{folder}/../x.mkv");
+    let message = refused_both(
+        &mut server,
+        &format!("testpattern ! filewriter location={escape}"),
+    );
+    assert!(message.contains("write allow-list"), "{message}");
+    // The server still answers on its stdout: nothing was written into the protocol channel.
+    let inside = format!("testpattern ! filewriter location={folder}/ok.mkv");
+    let valid = server.call_ok("validate_pipeline", json!({ "pipeline": inside }));
+    assert_eq!(valid["valid"], true, "{valid}");
+    assert!(server.disconnect().success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// An SDP parse error names the line, never quotes it; a file outside the allow-list is not
+/// even opened.
+#[cfg(feature = "net")]
+#[test]
+fn an_sdp_parse_error_reads_no_file_back() {
+    let dir = temp_dir("sdp");
+    let secret = dir.join("secret.txt");
+    std::fs::write(&secret, "v=0\nhunter2-the-password\n").unwrap();
+    let folder = dir.to_str().unwrap();
+    let mut server = Server::start_with(&["--allow-read", folder]);
+    let message = refused_both(
+        &mut server,
+        &format!("networkreceive sdp={} ! null", secret.display()),
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("line 2"), "{message}");
+    let message = refused_both(&mut server, "networkreceive sdp=/etc/passwd ! null");
+    assert!(message.contains("read allow-list"), "{message}");
+    assert!(!message.contains("root:"), "{message}");
+    assert!(server.disconnect().success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Senders and receivers stay on loopback unless --allow-network.
+#[cfg(feature = "net")]
+#[test]
+fn the_network_is_loopback_unless_allowed() {
+    let send = "testpattern size=64x36 format=uyvy ! networksend size=64x36 sampling=ycbcr422-8 \
+                destination=";
+    let mut server = Server::start();
+    let message = refused_both(&mut server, &format!("{send}192.0.2.1:5004"));
+    assert!(
+        message.contains("destination 192.0.2.1:5004 is not a loopback address (--allow-network"),
+        "{message}"
+    );
+    let message = refused_both(&mut server, "networkreceive size=64x36 ! null");
+    assert!(message.contains("bind address 0.0.0.0:5004"), "{message}");
+    server.call_ok(
+        "validate_pipeline",
+        json!({ "pipeline": format!("{send}127.0.0.1:5004") }),
+    );
+    assert!(server.disconnect().success());
+    let mut open = Server::start_with(&["--allow-network"]);
+    open.call_ok(
+        "validate_pipeline",
+        json!({ "pipeline": format!("{send}192.0.2.1:5004") }),
+    );
+    assert!(open.disconnect().success());
+}
+
+/// Limits: pipelines per connection, text length, and a near-miss name in a long text is
+/// answered at once (the suggestion used to be quadratic in the names' lengths).
+#[test]
+fn an_agent_cannot_exhaust_the_server() {
+    let mut server = Server::start_with(&["--max-pipelines", "2"]);
+    for _ in 0..2 {
+        server.call_ok(
+            "launch_pipeline",
+            json!({ "pipeline": "testpattern size=32x32 ! null" }),
+        );
+    }
+    let message = server.call_err(
+        "launch_pipeline",
+        json!({ "pipeline": "testpattern ! null" }),
+    );
+    assert!(message.contains("2 pipelines are running"), "{message}");
+    let long = format!("testpattern text=\"{}\" ! null", "x".repeat(70_000));
+    let message = server.call_err("validate_pipeline", json!({ "pipeline": long }));
+    assert!(message.contains("at most 65536"), "{message}");
+    let name = "e".repeat(30_000);
+    let pipeline = format!("testpattern name={name} ! null  testpattern ! {name}x.video");
+    let started = Instant::now();
+    server.call_err("validate_pipeline", json!({ "pipeline": pipeline }));
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "a near-miss name took {took:?}"
+    );
+    assert!(server.disconnect().success());
 }

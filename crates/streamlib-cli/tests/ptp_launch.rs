@@ -54,6 +54,7 @@ fn the_readme_split_pipeline_runs_on_ptp() {
     let mut sender = Reaper(
         Command::new("ip")
             .args(["netns", "exec", &host_ns, exe, "launch"])
+            .current_dir(&dir)
             .arg(format!(
                 "testpattern size=320x180 format=uyvy ! networksend \
                  destination=239.10.0.1:5004 size=320x180 fps=30 sdp={}",
@@ -74,6 +75,7 @@ fn the_readme_split_pipeline_runs_on_ptp() {
     }
     let out = Command::new("ip")
         .args(["netns", "exec", &host_ns, exe, "launch"])
+        .current_dir(&dir)
         .arg(format!(
             "networkreceive sdp={} timestamps=media ! null",
             sdp.display()

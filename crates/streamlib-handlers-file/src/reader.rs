@@ -81,6 +81,22 @@ pub struct ReaderConfig {
     pub audio_channels: Option<u16>,
     /// Samples per channel in each [`AudioBuffer`] (the last one of the file may be shorter).
     pub audio_buffer_frames: usize,
+    /// FFmpeg's `protocol_whitelist` when opening the file: `file` when `None`, so a location
+    /// like `udp://…` or `pipe:0` is never opened as a network stream or another process's
+    /// pipe. Comma-separated protocol names to allow more.
+    pub protocol_whitelist: Option<String>,
+}
+
+/// The protocols FFmpeg may open for `config`'s file (`file` by default).
+pub(crate) fn protocol_whitelist(config: &ReaderConfig) -> &str {
+    config.protocol_whitelist.as_deref().unwrap_or("file")
+}
+
+/// The format-open dictionary that confines FFmpeg to `whitelist`'s protocols.
+pub(crate) fn open_options<'a>(whitelist: &str) -> ffmpeg_next::Dictionary<'a> {
+    let mut options = ffmpeg_next::Dictionary::new();
+    options.set("protocol_whitelist", whitelist);
+    options
 }
 
 /// [`ReaderConfig::audio_buffer_frames`] unless changed: 21.3 ms at 48 kHz.
@@ -103,6 +119,7 @@ impl ReaderConfig {
             audio_sample_rate: None,
             audio_channels: None,
             audio_buffer_frames: DEFAULT_AUDIO_BUFFER_FRAMES,
+            protocol_whitelist: None,
         }
     }
 }
@@ -225,7 +242,12 @@ impl FileReader {
     /// [`FileError::OutOfRange`].
     pub fn new(config: ReaderConfig) -> Result<Self, FileError> {
         check_audio_options(&config)?;
-        let (mut decoder, info) = VideoDecoder::open(&config.path, config.stream, config.threads)?;
+        let (mut decoder, info) = VideoDecoder::open(
+            &config.path,
+            config.stream,
+            config.threads,
+            protocol_whitelist(&config),
+        )?;
         let offset_ns = decoder
             .stream_start_ns()
             .saturating_add(u64::try_from(config.start_offset.as_nanos()).unwrap_or(u64::MAX));

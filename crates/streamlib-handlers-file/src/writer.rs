@@ -75,6 +75,10 @@ pub struct WriterConfig {
     /// The audio track, fed by the [`audio_input`](FileWriter::audio_input); `None` for a
     /// file without audio. Y4M cannot hold one.
     pub audio: Option<AudioConfig>,
+    /// FFmpeg's `protocol_whitelist` when opening the output: `file` when `None`, so a
+    /// location like `udp://…`, `tcp://…?listen` or `pipe:1` is never opened as a network
+    /// output or a pipe. Comma-separated protocol names to allow more.
+    pub protocol_whitelist: Option<String>,
 }
 
 impl WriterConfig {

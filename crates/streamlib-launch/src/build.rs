@@ -1,6 +1,7 @@
-//! From a description to a runtime: validate against the registry, build each handler, add
-//! it with its dispatcher, link the ports (the runtime negotiates memory and inserts
-//! transfers), and keep the live-property handles.
+//! From a description to a runtime: validate against the registry and the policy, build each
+//! handler (or, for a dry run, a stand-in with its registered ports), add it with its
+//! dispatcher, link the ports (the runtime negotiates memory and inserts transfers), and keep
+//! the live-property handles.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,7 +17,8 @@ use streamlib_runtime::{Connection, Stream, StreamRuntime};
 use crate::desc::{ElementDesc, LinkDesc, PipelineDesc};
 use crate::error::{LaunchError, list, nearest};
 use crate::parse::is_identifier;
-use crate::registry::{HandlerSpec, LiveHandle, Properties, Registry, Report};
+use crate::policy::{Access, Policy};
+use crate::registry::{CheckError, HandlerSpec, LiveHandle, Properties, Registry, Report};
 use crate::value::{Value, ValueError};
 
 /// The dispatchers `@name` may choose.
@@ -99,14 +101,70 @@ fn parse_value(
 }
 
 /// Checks a description against the registry without building anything: handler names,
-/// element names, properties (types, ranges, required ones), dispatchers.
+/// element names, properties (types, ranges, required ones), dispatchers; files and
+/// addresses against [`Policy::default`].
 pub fn validate(registry: &Registry, desc: &PipelineDesc) -> Result<(), LaunchError> {
-    check_elements(registry, desc).map(|_| ())
+    validate_with(registry, desc, &Policy::default())
+}
+
+/// [`validate`] under `policy`: a file outside its folders, a URL, a device or a
+/// non-loopback address it forbids is a [`LaunchError::Refused`].
+pub fn validate_with(
+    registry: &Registry,
+    desc: &PipelineDesc,
+    policy: &Policy,
+) -> Result<(), LaunchError> {
+    check_elements(registry, desc, &Arc::new(policy.clone())).map(|_| ())
+}
+
+/// Checks every property that names a file
+/// ([`PropertySpec::access`](crate::PropertySpec::access)) against the policy
+/// and puts the path to open in its place; then the handler's own
+/// [`Check`](crate::Check).
+fn apply_policy(
+    registry: &Registry,
+    element: &ElementDesc,
+    spec: &HandlerSpec,
+    properties: &mut Properties,
+) -> Result<(), LaunchError> {
+    let refused = |property: &str, source| LaunchError::Refused {
+        element: element.name.clone(),
+        handler: spec.name.to_owned(),
+        property: property.to_owned(),
+        source,
+    };
+    for prop in spec.properties.iter().filter(|p| !p.access.is_none()) {
+        let text = properties.text(prop.name);
+        // The registered default (`system`, empty for none) is the handler's, not the input's.
+        if prop.default == Some(text) || properties.get(prop.name).is_none() {
+            continue;
+        }
+        let policy = properties.policy();
+        let checked = match prop.access {
+            Access::Read => policy.check_read(text),
+            Access::Write => policy.check_write(text),
+            Access::None => continue,
+        }
+        .map_err(|e| refused(prop.name, e))?;
+        properties.set(prop.name, Value::Text(checked));
+    }
+    if let Some(check) = registry.check(spec.name) {
+        check(properties).map_err(|e| match e {
+            CheckError::Refused { property, error } => refused(&property, error),
+            CheckError::Invalid(e) => LaunchError::Handler {
+                element: element.name.clone(),
+                handler: spec.name.to_owned(),
+                message: e.to_string(),
+            },
+        })?;
+    }
+    Ok(())
 }
 
 fn check_elements<'r>(
     registry: &'r Registry,
     desc: &PipelineDesc,
+    policy: &Arc<Policy>,
 ) -> Result<Vec<(&'r HandlerSpec, Properties)>, LaunchError> {
     if desc.elements.is_empty() {
         return Err(LaunchError::Empty);
@@ -140,7 +198,9 @@ fn check_elements<'r>(
                 });
             }
         }
-        checked.push((spec, validate_properties(element, spec)?));
+        let mut properties = validate_properties(element, spec)?.with_policy(Arc::clone(policy));
+        apply_policy(registry, element, spec, &mut properties)?;
+        checked.push((spec, properties));
     }
     Ok(checked)
 }
@@ -243,13 +303,62 @@ impl std::fmt::Debug for Built {
     }
 }
 
-/// Builds `desc` into `runtime` (which brings the clock and any registered transfers).
+/// Builds `desc` into `runtime` (which brings the clock and any registered transfers), under
+/// [`Policy::default`].
 pub fn build(
     registry: &Registry,
     desc: &PipelineDesc,
-    mut runtime: StreamRuntime,
+    runtime: StreamRuntime,
 ) -> Result<Built, LaunchError> {
-    let checked = check_elements(registry, desc)?;
+    build_with(registry, desc, runtime, &Policy::default())
+}
+
+/// Builds `desc` into `runtime` under `policy`: every file and address is checked before the
+/// first handler is built.
+pub fn build_with(
+    registry: &Registry,
+    desc: &PipelineDesc,
+    runtime: StreamRuntime,
+    policy: &Policy,
+) -> Result<Built, LaunchError> {
+    assemble(registry, desc, runtime, policy, Mode::Build)
+}
+
+/// Validates and negotiates `desc` under `policy` without building a single handler: each
+/// element is a stand-in with its registered ports, so nothing is written (no SDP file), no
+/// socket bound, no file opened but those the policy lets it read, and no frame pool
+/// allocated. The build hooks run (a GPU handler's transfers are registered). Returns the
+/// graph `build` would negotiate.
+pub fn dry_run(
+    registry: &Registry,
+    desc: &PipelineDesc,
+    policy: &Policy,
+) -> Result<Graph, LaunchError> {
+    let rate = streamlib_clock::Rational::fps(30);
+    // A clock that never ticks: the runtime is never started.
+    let (clock, never) = streamlib_clock::ManualClock::new(rate);
+    let built = assemble(registry, desc, StreamRuntime::new(clock), policy, Mode::Dry)?;
+    let graph = built.graph;
+    drop(built.runtime);
+    drop(never);
+    Ok(graph)
+}
+
+/// Whether handlers are built, or stand-ins made from their registered ports.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Build,
+    Dry,
+}
+
+fn assemble(
+    registry: &Registry,
+    desc: &PipelineDesc,
+    mut runtime: StreamRuntime,
+    policy: &Policy,
+    mode: Mode,
+) -> Result<Built, LaunchError> {
+    let checked = check_elements(registry, desc, &Arc::new(policy.clone()))?;
     for hook in registry.build_hooks() {
         hook(desc, &mut runtime).map_err(|e| LaunchError::Handler {
             element: "runtime".to_owned(),
@@ -262,14 +371,17 @@ pub fn build(
     let mut nodes = Vec::with_capacity(desc.elements.len());
     let mut pool: Option<Arc<dyn Dispatcher>> = None;
     for (element, (spec, properties)) in desc.elements.iter().zip(checked) {
-        let built = (spec.factory)(&properties).map_err(|e| LaunchError::Handler {
-            element: element.name.clone(),
-            handler: spec.name.to_owned(),
-            message: e.to_string(),
-        })?;
+        let built = match mode {
+            Mode::Build => (spec.factory)(&properties).map_err(|e| LaunchError::Handler {
+                element: element.name.clone(),
+                handler: spec.name.to_owned(),
+                message: e.to_string(),
+            })?,
+            Mode::Dry => crate::placeholder::built(spec, &properties, element, desc),
+        };
         ports.insert(element.name.clone(), built.handler.ports());
         let mut stream = Stream::boxed(element.name.clone(), built.handler);
-        if let Some(name) = &element.dispatcher {
+        if let (Some(name), Mode::Build) = (&element.dispatcher, mode) {
             stream = stream.dispatcher(dispatcher(name, &mut pool)?);
         }
         runtime.add_stream(stream)?;

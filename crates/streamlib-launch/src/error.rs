@@ -217,14 +217,50 @@ pub enum LaunchError {
     /// An empty description.
     #[error("the pipeline is empty")]
     Empty,
+    /// The [`Policy`](crate::Policy) refused a file or an address the element would reach.
+    #[error("{element} ({handler}): {property} {source}")]
+    Refused {
+        /// Element name.
+        element: String,
+        /// Handler name.
+        handler: String,
+        /// The property at fault.
+        property: String,
+        /// The rule it broke.
+        source: crate::PolicyError,
+    },
+    /// The pipeline text is longer than the caller accepts.
+    #[error("the pipeline is {length} bytes long; at most {limit} are accepted")]
+    TooLong {
+        /// Its length in bytes.
+        length: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
+/// Names longer than this get no suggestion: comparing two names costs the product of their
+/// lengths, and an agent can send long ones.
+const SUGGEST_MAX_CHARS: usize = 64;
+
 /// The name in `candidates` nearest to `name` (edit distance at most a third of its length,
-/// at least 2), for "did you mean" hints.
+/// at least 2), for "did you mean" hints. Names and candidates longer than 64 characters
+/// are not compared, so the cost stays bounded whatever the input.
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let limit = (name.chars().count() / 3).max(2);
+    // Bytes bound characters from above: a quick refusal before counting.
+    if name.len() > SUGGEST_MAX_CHARS * 4 {
+        return None;
+    }
+    let length = name.chars().count();
+    if length > SUGGEST_MAX_CHARS {
+        return None;
+    }
+    let limit = (length / 3).max(2);
     candidates
         .into_iter()
+        .filter(|c| c.len() <= SUGGEST_MAX_CHARS * 4)
+        // The distance is at least the difference in length.
+        .filter(|c| c.chars().count().abs_diff(length) <= limit)
         .map(|c| (edit_distance(name, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -272,5 +308,20 @@ mod tests {
         assert_eq!(nearest("blr", ["blur", "display"]), Some("blur".into()));
         assert_eq!(nearest("zzzzzz", ["blur", "display"]), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn long_names_get_no_suggestion_and_cost_little() {
+        let long = "a".repeat(200_000);
+        let near = format!("{long}b");
+        let started = std::time::Instant::now();
+        assert_eq!(nearest(&near, [long.as_str(), "blur"]), None);
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        let name = "x".repeat(60);
+        let candidate = format!("{name}y");
+        assert_eq!(
+            nearest(&name, [candidate.as_str()]),
+            Some(candidate.clone())
+        );
     }
 }

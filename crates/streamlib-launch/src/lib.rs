@@ -12,6 +12,10 @@
 //!   transfers. The result carries the negotiated [`Graph`] (DOT or JSON) and [`Controls`] for
 //!   changing live properties (blur sigma, compositor layer opacity, drawing text) between two
 //!   `process` calls.
+//! - A [`Policy`] of what a pipeline may reach (folders to read and write, loopback or any
+//!   address, FFmpeg protocols), checked before any handler opens anything; [`dry_run`]
+//!   validates and negotiates a pipeline without building a handler: nothing written, no
+//!   socket bound, no frame pool allocated.
 //!
 //! ```
 //! use streamlib_clock::{FreeRunningClock, Rational};
@@ -32,19 +36,23 @@ mod builtin;
 mod desc;
 mod error;
 mod parse;
+mod placeholder;
+mod policy;
 mod registry;
 mod session;
 mod value;
 
 pub use build::{
-    Built, Controls, DISPATCHERS, Edge, Graph, Node, build, validate, validate_properties,
+    Built, Controls, DISPATCHERS, Edge, Graph, Node, build, build_with, dry_run, validate,
+    validate_properties, validate_with,
 };
 pub use desc::{ElementDesc, LinkDesc, PipelineDesc, PortRef};
 pub use error::{LaunchError, ParseError, nearest};
 pub use parse::parse;
+pub use policy::{Access, Policy, PolicyError};
 pub use registry::{
-    BuildHook, Built as BuiltHandler, Direction, Factory, HandlerSpec, LiveHandle, PortSpec,
-    Properties, PropertySpec, Registry, Report, port, prop,
+    BuildHook, Built as BuiltHandler, Check, CheckError, Direction, Factory, HandlerSpec,
+    LiveHandle, PortSpec, Properties, PropertySpec, Registry, Report, port, prop,
 };
 pub use session::{
     ClockKind, LaunchOptions, Session, fps_rational, stats_json, stats_json_with_reports,

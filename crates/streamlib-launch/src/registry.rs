@@ -12,6 +12,7 @@ use streamlib_ports::{
     StreamHandler,
 };
 
+use crate::policy::{Access, Policy};
 use crate::value::{PropType, Value};
 
 /// Which way a port faces.
@@ -42,6 +43,33 @@ pub struct PortSpec {
     pub delivery: DeliveryMode,
     /// One line on what flows through it.
     pub doc: &'static str,
+    /// Whether the runtime refuses to start with it unconnected (inputs; see
+    /// [`PortSpec::optional`]).
+    #[serde(skip_serializing_if = "is_true")]
+    pub required: bool,
+    /// For a numbered port (`layer<N>`): the integer property that says how many there are
+    /// (see [`PortSpec::numbered_by`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<&'static str>,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl PortSpec {
+    /// The same input, but the pipeline may leave it unconnected.
+    pub const fn optional(mut self) -> Self {
+        self.required = false;
+        self
+    }
+
+    /// A numbered port (`layer<N>`) of which there are as many as the integer property
+    /// `count` says: `layer0` to `layer{count-1}`.
+    pub const fn numbered_by(mut self, count: &'static str) -> Self {
+        self.count = Some(count);
+        self
+    }
 }
 
 /// A typed property.
@@ -59,9 +87,20 @@ pub struct PropertySpec {
     pub live: bool,
     /// One line on what it does.
     pub doc: &'static str,
+    /// Whether it names a file the handler reads or writes, for the [`Policy`] to check
+    /// before the handler runs (its default value is trusted and not checked).
+    #[serde(skip_serializing_if = "Access::is_none")]
+    pub access: Access,
 }
 
 impl PropertySpec {
+    /// The same property, naming a file the handler reads ([`Access::Read`]) or writes
+    /// ([`Access::Write`]).
+    pub const fn access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
+    }
+
     /// Whether `name` is this property (`layer3.opacity` matches `layer<N>.opacity`).
     ///
     /// `<N>` stands for a number (a port index), `<NAME>` for an identifier (letters, digits,
@@ -109,16 +148,37 @@ fn prop_type<S: serde::Serializer>(ty: &PropType, s: S) -> Result<S::Ok, S::Erro
 }
 
 /// An element's validated properties: every one given, parsed and range-checked, plus the
-/// defaults of those not given.
+/// defaults of those not given; and the [`Policy`] the pipeline is built under, for
+/// factories to check what they derive (the addresses of an SDP file).
 #[derive(Debug, Clone, Default)]
 pub struct Properties {
     values: BTreeMap<String, Value>,
+    policy: Arc<Policy>,
 }
 
 impl Properties {
-    /// From already-validated values (the builder makes these).
+    /// From already-validated values (the builder makes these), under [`Policy::default`].
     pub fn new(values: BTreeMap<String, Value>) -> Self {
-        Self { values }
+        Self {
+            values,
+            policy: Arc::default(),
+        }
+    }
+
+    /// The same values under `policy`.
+    pub fn with_policy(mut self, policy: Arc<Policy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The policy the pipeline is built under.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Replaces the value of `name` (the builder puts checked, canonical paths here).
+    pub(crate) fn set(&mut self, name: &str, value: Value) {
+        self.values.insert(name.to_owned(), value);
     }
 
     /// The value of `name`.
@@ -362,12 +422,41 @@ pub type BuildHook = Arc<
         + Sync,
 >;
 
+/// Why a handler's [`Check`] refused its properties.
+#[derive(Debug)]
+pub enum CheckError {
+    /// The [`Policy`] forbids what a property would reach.
+    Refused {
+        /// The property at fault (`sdp`, `bind`, `destination`).
+        property: String,
+        /// The rule it broke.
+        error: crate::PolicyError,
+    },
+    /// The properties are valid one by one but not together (an odd width for 4:2:2, an
+    /// address that does not parse): what the factory would refuse.
+    Invalid(HandlerError),
+}
+
+impl From<HandlerError> for CheckError {
+    fn from(e: HandlerError) -> Self {
+        CheckError::Invalid(e)
+    }
+}
+
+/// Checks a handler's validated properties without building it: what the factory would
+/// refuse, and what it would reach (the addresses it sends to or binds, those inside an SDP
+/// file) against [`Properties::policy`]. It opens nothing but files the policy lets it
+/// read. Runs when a pipeline is validated or dry-run, and before the factory when it is
+/// built.
+pub type Check = Arc<dyn Fn(&Properties) -> Result<(), CheckError> + Send + Sync>;
+
 /// The handlers a pipeline description may name. [`Registry::builtin`] has every handler this
 /// build of streamlib ships; user crates add theirs with [`Registry::register`].
 #[derive(Clone, Default)]
 pub struct Registry {
     specs: BTreeMap<&'static str, HandlerSpec>,
     hooks: Vec<BuildHook>,
+    checks: BTreeMap<&'static str, Check>,
 }
 
 impl Registry {
@@ -387,6 +476,18 @@ impl Registry {
     pub fn add_build_hook(&mut self, hook: BuildHook) -> &mut Self {
         self.hooks.push(hook);
         self
+    }
+
+    /// Adds the [`Check`] of handler `name` (beyond the file properties its
+    /// [`PropertySpec::access`] declares), replacing an earlier one.
+    pub fn add_check(&mut self, name: &'static str, check: Check) -> &mut Self {
+        self.checks.insert(name, check);
+        self
+    }
+
+    /// The [`Check`] of handler `name`, if it has one.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.get(name)
     }
 
     /// The build hooks, in the order added.
@@ -432,6 +533,8 @@ pub const fn port(
         caps,
         delivery,
         doc,
+        required: true,
+        count: None,
     }
 }
 
@@ -449,5 +552,6 @@ pub const fn prop(
         default,
         live,
         doc,
+        access: Access::None,
     }
 }

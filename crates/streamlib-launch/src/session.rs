@@ -11,7 +11,8 @@ use streamlib_clock::{
 };
 use streamlib_runtime::{RuntimeHandle, RuntimeStats, StreamRuntime};
 
-use crate::build::{Controls, Graph, build};
+use crate::build::{Controls, Graph, build_with};
+use crate::policy::Policy;
 use crate::desc::PipelineDesc;
 use crate::error::LaunchError;
 use crate::registry::Registry;
@@ -101,14 +102,25 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Builds `desc` and starts it.
+    /// Builds `desc` under [`Policy::default`] and starts it.
     pub fn start(
         registry: &Registry,
         desc: &PipelineDesc,
         options: LaunchOptions,
     ) -> Result<Self, LaunchError> {
+        Self::start_with(registry, desc, options, &Policy::default())
+    }
+
+    /// Builds `desc` under `policy` (files and addresses are checked before any handler is
+    /// built) and starts it.
+    pub fn start_with(
+        registry: &Registry,
+        desc: &PipelineDesc,
+        options: LaunchOptions,
+        policy: &Policy,
+    ) -> Result<Self, LaunchError> {
         let runtime = runtime_for(&options)?;
-        let mut built = build(registry, desc, runtime)?;
+        let mut built = build_with(registry, desc, runtime, policy)?;
         built.runtime.start()?;
         let handle = built.runtime.handle();
         Ok(Self {
@@ -278,11 +290,16 @@ pub fn stats_json(stats: &RuntimeStats) -> Json {
             "state": s.state.to_string(),
             "ticks": s.ticks,
             "skipped_ticks": s.skipped_ticks,
+            "items_in": s.items_in,
             "items_out": s.items_out,
+            "skipped_pool_empty": s.skipped_pool_empty,
+            "pool_grown": s.pool_grown,
+            "pool_capacity": s.pool_capacity,
             "drops": s.total_drops(),
             "errors": s.errors,
             "panics": s.panics,
             "restarts": s.restarts,
+            "error": s.last_error,
             "deadline_misses": s.deadline_misses,
             "process_p50_us": micros(s.p50),
             "process_p99_us": micros(s.p99),
@@ -290,16 +307,11 @@ pub fn stats_json(stats: &RuntimeStats) -> Json {
             "latency_p50_us": micros(s.latency_p50),
             "latency_p99_us": micros(s.latency_p99),
         })).collect::<Vec<_>>(),
-            "items_in": s.items_in,
     })
-            "skipped_pool_empty": s.skipped_pool_empty,
-            "pool_grown": s.pool_grown,
-            "pool_capacity": s.pool_capacity,
 }
 
 /// [`stats_json`] with each stream's `"report"`: the handler's own counters where it keeps
 /// any (see [`BuiltHandler::with_report`](crate::BuiltHandler::with_report)).
-            "error": s.last_error,
 pub fn stats_json_with_reports(stats: &RuntimeStats, controls: &Controls) -> Json {
     let mut json = stats_json(stats);
     if let Some(streams) = json.get_mut("streams").and_then(Json::as_array_mut) {

@@ -120,11 +120,21 @@ pub struct SetProperty {
     pub value: PropertyValue,
 }
 
-/// Parses `pipeline` in `format`, or in the format its first character suggests.
+/// The longest pipeline text (or JSON) a tool call accepts.
+pub const MAX_PIPELINE_BYTES: usize = 64 * 1024;
+
+/// Parses `pipeline` in `format`, or in the format its first character suggests; refuses one
+/// longer than [`MAX_PIPELINE_BYTES`] before reading it.
 pub fn describe(
     pipeline: &str,
     format: Option<PipelineFormat>,
 ) -> Result<PipelineDesc, LaunchError> {
+    if pipeline.len() > MAX_PIPELINE_BYTES {
+        return Err(LaunchError::TooLong {
+            length: pipeline.len(),
+            limit: MAX_PIPELINE_BYTES,
+        });
+    }
     let format = format.unwrap_or(if pipeline.trim_start().starts_with('{') {
         PipelineFormat::Json
     } else {

@@ -61,17 +61,35 @@ impl Pipelines {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Keeps `launched` under a new id; gives it back when the client already disconnected
-    /// (the caller stops it).
-    pub fn insert(&self, launched: Launched) -> Result<String, Box<Launched>> {
+    /// Keeps `launched` under a new id; gives it back, with the reason, when the client
+    /// already disconnected or `limit` pipelines are running (the caller stops it).
+    pub fn insert(
+        &self,
+        launched: Launched,
+        limit: usize,
+    ) -> Result<String, (Box<Launched>, String)> {
         let mut table = self.lock();
         if table.closed {
-            return Err(Box::new(launched));
+            return Err((
+                Box::new(launched),
+                "the client disconnected; the pipeline was stopped".to_owned(),
+            ));
+        }
+        if table.running.len() >= limit {
+            return Err((
+                Box::new(launched),
+                format!("{limit} pipelines are running, the most one connection may run; stop one first"),
+            ));
         }
         table.launched += 1;
         let id = format!("p{}", table.launched);
         table.running.insert(id.clone(), launched);
         Ok(id)
+    }
+
+    /// How many pipelines are running.
+    pub fn len(&self) -> usize {
+        self.lock().running.len()
     }
 
     /// Runs `f` on the pipeline `id`, under the lock.

@@ -96,10 +96,12 @@ impl AudioDecoder {
         loop_base_ns: u64,
     ) -> Result<Self, FileError> {
         let path = config.path.clone();
-        let mut input = format::input(&path).map_err(|e| FileError::NotMedia {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let options = super::open_options(super::protocol_whitelist(config));
+        let mut input =
+            format::input_with_dictionary(&path, options).map_err(|e| FileError::NotMedia {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         let stream =
             input
                 .streams()

@@ -49,6 +49,7 @@ impl VideoDecoder {
         path: &Path,
         select: StreamSelect,
         threads: usize,
+        protocol_whitelist: &str,
     ) -> Result<(Self, MediaInfo), FileError> {
         let path_buf = path.to_path_buf();
         if !path.exists() {
@@ -58,10 +59,12 @@ impl VideoDecoder {
             path: path_buf.clone(),
             reason: format!("FFmpeg failed to initialise: {e}"),
         })?;
-        let input = format::input(&path).map_err(|e| FileError::NotMedia {
-            path: path_buf.clone(),
-            reason: e.to_string(),
-        })?;
+        let options = super::open_options(protocol_whitelist);
+        let input =
+            format::input_with_dictionary(&path, options).map_err(|e| FileError::NotMedia {
+                path: path_buf.clone(),
+                reason: e.to_string(),
+            })?;
         let stream = match select {
             StreamSelect::Best => {
                 input

@@ -56,12 +56,18 @@ impl Session {
         let (width, height) = output_size(spec.codec, layout.width(), layout.height());
         let pixel = output_pixel(spec.codec, layout.format());
 
-        let mut output = format::output_as(&path, spec.container.muxer()).map_err(|e| {
-            FileError::Unwritable {
-                path: path.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        // FFmpeg opens only what the whitelist names (`file` by default): never a network
+        // output or a pipe, whatever the path says.
+        let mut protocols = Dictionary::new();
+        let whitelist = spec.config.protocol_whitelist.as_deref().unwrap_or("file");
+        protocols.set("protocol_whitelist", whitelist);
+        let mut output =
+            format::output_as_with(&path, spec.container.muxer(), protocols).map_err(|e| {
+                FileError::Unwritable {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         let global_header = output
             .format()
             .flags()

@@ -8,9 +8,9 @@ use streamlib_handlers_file::{
 };
 use streamlib_ports::{DeliveryMode, MemoryCaps, PixelFormat, PortKind};
 
-use crate::Registry;
 use crate::registry::{Built, Direction, HandlerSpec, Properties, port, prop};
 use crate::value::PropType;
+use crate::{Access, Registry};
 
 const FORMATS: &[&str] = &["rgba8", "bgra8", "gray8", "nv12", "i420", "uyvy"];
 
@@ -31,16 +31,26 @@ fn file_reader() -> HandlerSpec {
     HandlerSpec {
         name: "filereader",
         summary: "Decodes a media file's video through FFmpeg (MP4, MKV, MOV, WebM, AVI, Y4M, …)",
-        ports: vec![port(
-            "video",
-            Direction::Output,
-            PortKind::Video,
-            MemoryCaps::CPU,
-            DeliveryMode::Latest,
-            "decoded frames in the chosen format",
-        )],
+        ports: vec![
+            port(
+                "video",
+                Direction::Output,
+                PortKind::Video,
+                MemoryCaps::CPU,
+                DeliveryMode::Latest,
+                "decoded frames in the chosen format",
+            ),
+            port(
+                "audio",
+                Direction::Output,
+                PortKind::Audio,
+                MemoryCaps::CPU,
+                DeliveryMode::Ordered { capacity: 64 },
+                "the file's best audio stream, interleaved f32 (when connected)",
+            ),
+        ],
         properties: vec![
-            prop("location", PropType::Path, None, false, "the file to read"),
+            prop("location", PropType::Path, None, false, "the file to read").access(Access::Read),
             prop(
                 "format",
                 PropType::Enum(FORMATS),
@@ -83,6 +93,7 @@ fn file_reader() -> HandlerSpec {
                 },
                 looping: p.bool("loop"),
                 start_offset: Duration::from_secs_f64(p.float("start")),
+                protocol_whitelist: Some(p.policy().protocol_whitelist()),
                 ..ReaderConfig::new(p.text("location"))
             };
             Ok(Built::fixed(FileReader::new(config)?))
@@ -94,14 +105,25 @@ fn file_writer() -> HandlerSpec {
     HandlerSpec {
         name: "filewriter",
         summary: "Encodes frames to a file through FFmpeg (mp4, mkv, mov, webm, y4m); finalized on stop",
-        ports: vec![port(
-            "video",
-            Direction::Input,
-            PortKind::Video,
-            MemoryCaps::CPU,
-            DeliveryMode::Latest,
-            "frames to encode",
-        )],
+        ports: vec![
+            port(
+                "video",
+                Direction::Input,
+                PortKind::Video,
+                MemoryCaps::CPU,
+                DeliveryMode::Ordered { capacity: 8 },
+                "frames to encode",
+            ),
+            port(
+                "audio",
+                Direction::Input,
+                PortKind::Audio,
+                MemoryCaps::CPU,
+                DeliveryMode::Ordered { capacity: 256 },
+                "interleaved f32 audio to encode alongside (optional)",
+            )
+            .optional(),
+        ],
         properties: vec![
             prop(
                 "location",
@@ -109,7 +131,8 @@ fn file_writer() -> HandlerSpec {
                 None,
                 false,
                 "the file to write (container from the extension)",
-            ),
+            )
+            .access(Access::Write),
             prop(
                 "codec",
                 PropType::Enum(&["auto", "h264", "h265", "vp9", "ffv1"]),
@@ -144,6 +167,7 @@ fn file_writer() -> HandlerSpec {
                 codec,
                 crf: u8::try_from(p.int("crf")).ok(),
                 preset: Some(p.text("preset").to_owned()),
+                protocol_whitelist: Some(p.policy().protocol_whitelist()),
                 ..WriterConfig::new(p.text("location"))
             };
             Ok(Built::fixed(FileWriter::new(config)?))

@@ -11,9 +11,9 @@ use streamlib_net::{
 };
 use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
 
-use crate::Registry;
-use crate::registry::{Built, Direction, HandlerSpec, Properties, port, prop};
+use crate::registry::{Built, CheckError, Direction, HandlerSpec, Properties, port, prop};
 use crate::value::PropType;
+use crate::{Access, PolicyError, Registry};
 
 const SAMPLINGS: &[&str] = &["ycbcr422-8", "ycbcr422-10", "rgb8"];
 
@@ -22,6 +22,84 @@ pub(super) fn register(registry: &mut Registry) {
     registry.register(network_receive());
     registry.register(network_audio_send());
     registry.register(network_audio_receive());
+    registry.add_check("networksend", Arc::new(check_send));
+    registry.add_check("networkaudiosend", Arc::new(check_audio_send));
+    registry.add_check("networkreceive", Arc::new(check_receive));
+    registry.add_check("networkaudioreceive", Arc::new(check_audio_receive));
+}
+
+/// The largest SDP file read: a session description is a few hundred bytes.
+const MAX_SDP_BYTES: u64 = 64 * 1024;
+
+fn refused(property: &str, error: PolicyError) -> CheckError {
+    CheckError::Refused {
+        property: property.to_owned(),
+        error,
+    }
+}
+
+/// What a sender's factory would refuse, and its destination against the policy.
+fn check_send(p: &Properties) -> Result<(), CheckError> {
+    let destination = address("destination", p.text("destination"))?;
+    format_of(p)?;
+    rate(p.text("fps"))?;
+    p.policy()
+        .check_destination(destination)
+        .map_err(|e| refused("destination", e))
+}
+
+fn check_audio_send(p: &Properties) -> Result<(), CheckError> {
+    let destination = address("destination", p.text("destination"))?;
+    audio_format_of(p)?;
+    p.policy()
+        .check_destination(destination)
+        .map_err(|e| refused("destination", e))
+}
+
+/// The addresses a receiver binds and joins, against the policy: from its SDP file when it
+/// has one (`sdp` names the rule then), else from `bind` and `multicast`.
+fn check_addresses(
+    p: &Properties,
+    bind: SocketAddr,
+    group: Option<IpAddr>,
+) -> Result<(), CheckError> {
+    let from_sdp = !p.text("sdp").is_empty();
+    let policy = p.policy();
+    policy
+        .check_bind(bind)
+        .map_err(|e| refused(if from_sdp { "sdp" } else { "bind" }, e))?;
+    match group {
+        Some(group) => policy
+            .check_group(group)
+            .map_err(|e| refused(if from_sdp { "sdp" } else { "multicast" }, e)),
+        None => Ok(()),
+    }
+}
+
+fn check_receive(p: &Properties) -> Result<(), CheckError> {
+    let config = receive_config(p)?;
+    check_addresses(p, config.bind, config.multicast_group)
+}
+
+fn check_audio_receive(p: &Properties) -> Result<(), CheckError> {
+    let config = audio_receive_config(p)?;
+    check_addresses(p, config.bind, config.multicast_group)
+}
+
+/// A parse error of the SDP file at `path`, by position only: the file's text is never
+/// quoted back (an agent could otherwise read a line of any file it may name).
+fn sdp_error(path: &str, error: &streamlib_net::NetError) -> HandlerError {
+    match error {
+        streamlib_net::NetError::Sdp { line: 0, text, .. } => {
+            HandlerError::msg(format!("the SDP {path} lacks a required line ({text})"))
+        }
+        streamlib_net::NetError::Sdp { line, .. } => {
+            HandlerError::msg(format!("the SDP {path} is not valid at line {line}"))
+        }
+        _ => HandlerError::msg(format!(
+            "the SDP {path} does not describe a stream this receiver takes"
+        )),
+    }
 }
 
 fn sampling(name: &str) -> Sampling {
@@ -66,7 +144,8 @@ fn receive_props() -> Vec<crate::PropertySpec> {
             Some(""),
             false,
             "configure from this SDP file (address, port, format); the other properties are then ignored",
-        ),
+        )
+        .access(Access::Read),
         prop(
             "bind",
             PropType::Text,
@@ -108,10 +187,66 @@ fn local_address_towards(destination: SocketAddr) -> Option<IpAddr> {
     Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_unspecified())
 }
 
-/// The SDP file at `path`.
+/// The SDP file at `path` (already checked against the policy: `sdp` is [`Access::Read`]),
+/// at most [`MAX_SDP_BYTES`] of it.
 fn read_sdp(path: &str) -> Result<String, HandlerError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| HandlerError::msg(format!("cannot read the SDP {path}: {e}")))
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| HandlerError::msg(format!("cannot read the SDP {path}: {e}"));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut text = String::new();
+    file.take(MAX_SDP_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_SDP_BYTES {
+        return Err(HandlerError::msg(format!(
+            "the SDP {path} is larger than {MAX_SDP_BYTES} bytes"
+        )));
+    }
+    Ok(text)
+}
+
+/// A video receiver's configuration: from its SDP file, or from `bind`, `multicast` and the
+/// format properties.
+fn receive_config(p: &Properties) -> Result<NetworkReceiveConfig, HandlerError> {
+    let path = p.text("sdp");
+    if path.is_empty() {
+        let mut config = NetworkReceiveConfig::new(address("bind", p.text("bind"))?, format_of(p)?);
+        config.multicast_group = multicast_group(p)?;
+        Ok(config)
+    } else {
+        let text = read_sdp(path)?;
+        let sdp = SdpSession::parse(&text).map_err(|e| sdp_error(path, &e))?;
+        Ok(NetworkReceiveConfig::from_sdp(&sdp))
+    }
+}
+
+/// An audio receiver's configuration, the same way.
+fn audio_receive_config(
+    p: &Properties,
+) -> Result<streamlib_net::NetworkAudioReceiveConfig, HandlerError> {
+    let path = p.text("sdp");
+    if path.is_empty() {
+        let mut config = streamlib_net::NetworkAudioReceiveConfig::new(
+            address("bind", p.text("bind"))?,
+            audio_format_of(p)?,
+        );
+        config.jitter.payload_type = u8::try_from(p.int("payload")).ok();
+        config.multicast_group = multicast_group(p)?;
+        Ok(config)
+    } else {
+        let text = read_sdp(path)?;
+        let sdp = streamlib_net::AudioSdpSession::parse(&text).map_err(|e| sdp_error(path, &e))?;
+        Ok(streamlib_net::NetworkAudioReceiveConfig::from_sdp(&sdp))
+    }
+}
+
+/// The policy's verdict on the addresses a built configuration uses (the factories check
+/// again: the SDP file may have changed since the pipeline was checked).
+fn recheck(p: &Properties, bind: SocketAddr, group: Option<IpAddr>) -> Result<(), HandlerError> {
+    check_addresses(p, bind, group).map_err(|e| match e {
+        CheckError::Refused { property, error } => HandlerError::msg(format!("{property} {error}")),
+        CheckError::Invalid(e) => e,
+    })
 }
 
 /// Writes a sender's SDP to `path` (nothing when empty), with the address this host sends to
@@ -188,7 +323,8 @@ fn network_send() -> HandlerSpec {
             Some(""),
             false,
             "write the stream's SDP to this file (for the receiver, GStreamer or FFmpeg)",
-        ),
+        )
+        .access(Access::Write),
     ];
     properties.extend(common_props());
     HandlerSpec {
@@ -205,6 +341,9 @@ fn network_send() -> HandlerSpec {
         properties,
         factory: Arc::new(|p: &Properties| {
             let destination = address("destination", p.text("destination"))?;
+            p.policy()
+                .check_destination(destination)
+                .map_err(|e| HandlerError::msg(format!("destination {e}")))?;
             let mut config = NetworkSendConfig::new(destination, format_of(p)?);
             config.pacing = match p.text("pacing") {
                 "wide" => Pacing::Wide,
@@ -269,16 +408,8 @@ fn network_receive() -> HandlerSpec {
         )],
         properties,
         factory: Arc::new(|p: &Properties| {
-            let path = p.text("sdp");
-            let mut config = if path.is_empty() {
-                let mut config =
-                    NetworkReceiveConfig::new(address("bind", p.text("bind"))?, format_of(p)?);
-                config.multicast_group = multicast_group(p)?;
-                config
-            } else {
-                let text = read_sdp(path)?;
-                NetworkReceiveConfig::from_sdp(&SdpSession::parse(&text)?)
-            };
+            let mut config = receive_config(p)?;
+            recheck(p, config.bind, config.multicast_group)?;
             config.gro = p.bool("gro");
             if p.text("timestamps") == "media" {
                 config.timestamps = FrameTimestamps::Media;
@@ -380,7 +511,8 @@ fn network_audio_send() -> HandlerSpec {
             Some(""),
             false,
             "write the stream's SDP to this file (for the receiver, GStreamer or FFmpeg)",
-        ),
+        )
+        .access(Access::Write),
     ];
     properties.extend(audio_props());
     HandlerSpec {
@@ -397,6 +529,9 @@ fn network_audio_send() -> HandlerSpec {
         properties,
         factory: Arc::new(|p: &Properties| {
             let destination = address("destination", p.text("destination"))?;
+            p.policy()
+                .check_destination(destination)
+                .map_err(|e| HandlerError::msg(format!("destination {e}")))?;
             let mut config =
                 streamlib_net::NetworkAudioSendConfig::new(destination, audio_format_of(p)?);
             config.rtp.payload_type = u8::try_from(p.int("payload")).unwrap_or(97);
@@ -446,21 +581,8 @@ fn network_audio_receive() -> HandlerSpec {
         )],
         properties,
         factory: Arc::new(|p: &Properties| {
-            let path = p.text("sdp");
-            let mut config = if path.is_empty() {
-                let mut config = streamlib_net::NetworkAudioReceiveConfig::new(
-                    address("bind", p.text("bind"))?,
-                    audio_format_of(p)?,
-                );
-                config.jitter.payload_type = u8::try_from(p.int("payload")).ok();
-                config.multicast_group = multicast_group(p)?;
-                config
-            } else {
-                let text = read_sdp(path)?;
-                streamlib_net::NetworkAudioReceiveConfig::from_sdp(
-                    &streamlib_net::AudioSdpSession::parse(&text)?,
-                )
-            };
+            let mut config = audio_receive_config(p)?;
+            recheck(p, config.bind, config.multicast_group)?;
             config.packets_per_buffer = usize::try_from(p.int("buffer-packets")).unwrap_or(1);
             let receiver = streamlib_net::NetworkAudioReceive::new(config)?;
             let stats = receiver.stats();

@@ -11,9 +11,9 @@ use streamlib_handlers_video::{
 };
 use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
 
-use crate::Registry;
 use crate::registry::{Built, Direction, HandlerSpec, Properties, port, prop};
 use crate::value::{PropType, Value};
+use crate::{Access, Registry};
 
 const SIZE: PropType = PropType::Size {
     max: MAX_FRAME_SIDE,
@@ -185,7 +185,9 @@ fn compositor() -> HandlerSpec {
                 MemoryCaps::CPU,
                 DeliveryMode::Latest,
                 "layer N (0 ..= layers-1), RGBA8 or BGRA8, optional",
-            ),
+            )
+            .numbered_by("layers")
+            .optional(),
             VIDEO_OUT,
         ],
         properties: vec![
@@ -342,7 +344,8 @@ fn drawing() -> HandlerSpec {
                 MemoryCaps::CPU,
                 DeliveryMode::Latest,
                 "optional background, RGBA8 of the drawing's size",
-            ),
+            )
+            .optional(),
             port(
                 "vars",
                 Direction::Input,
@@ -350,7 +353,8 @@ fn drawing() -> HandlerSpec {
                 MemoryCaps::CPU,
                 DeliveryMode::Ordered { capacity: 64 },
                 "optional `name=value` lines setting variables",
-            ),
+            )
+            .optional(),
             port(
                 "video",
                 Direction::Output,
@@ -419,7 +423,8 @@ fn drawing() -> HandlerSpec {
                 Some("system"),
                 false,
                 "a TTF/OTF file, or `system` for DejaVu Sans",
-            ),
+            )
+            .access(Access::Read),
             prop(
                 "var.<NAME>",
                 PropType::Text,
@@ -563,7 +568,25 @@ fn display() -> HandlerSpec {
     HandlerSpec {
         name: "display",
         summary: "Shows frames in a window (X11); Esc or closing it stops the pipeline",
-        ports: vec![VIDEO_IN],
+        ports: vec![
+            VIDEO_IN,
+            port(
+                "keys",
+                Direction::Output,
+                PortKind::Event,
+                MemoryCaps::CPU,
+                DeliveryMode::Ordered { capacity: 64 },
+                "key presses and releases in the window",
+            ),
+            port(
+                "mouse",
+                Direction::Output,
+                PortKind::Event,
+                MemoryCaps::CPU,
+                DeliveryMode::Ordered { capacity: 64 },
+                "pointer moves and clicks in the window",
+            ),
+        ],
         properties: vec![prop(
             "title",
             PropType::Text,
