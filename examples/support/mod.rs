@@ -377,18 +377,34 @@ pub fn write_summary(
     Ok(text)
 }
 
-/// Writes the captured frames as `first.png`, `middle.png`, `last.png`.
+/// Writes the captured frames as `first.png`, `middle.png`, `last.png` (the frames received
+/// at `indices`). A run that received fewer frames than asked (frames were lost) never saw
+/// some of those indices: the newest frame received stands in for each one missing.
 pub fn write_snapshots(
     dir: &Path,
     capture: &streamlib::video::CaptureHandle,
+    indices: &[u64],
 ) -> anyhow::Result<Vec<PathBuf>> {
     let names = ["first", "middle", "last"];
+    let captured = capture.frames();
+    let latest = capture.latest();
     let mut paths = Vec::new();
-    for (i, (index, frame)) in capture.frames().iter().enumerate() {
-        let name = names.get(i).copied().unwrap_or("extra");
+    for (name, wanted) in names.iter().zip(indices) {
+        let frame = match captured.iter().find(|(index, _)| index == wanted) {
+            Some((_, frame)) => frame,
+            None => match &latest {
+                Some(frame) => {
+                    tracing::warn!(
+                        "frame {wanted} never arrived: {name}.png shows the newest frame received"
+                    );
+                    frame
+                }
+                None => continue,
+            },
+        };
         let path = dir.join(format!("{name}.png"));
         write_png(frame, &path)?;
-        tracing::debug!(index, path = %path.display(), "snapshot");
+        tracing::debug!(wanted, path = %path.display(), "snapshot");
         paths.push(path);
     }
     Ok(paths)
@@ -407,7 +423,8 @@ pub fn run_to_sink(
     use streamlib::video::{Display, DisplayConfig, FrameCapture};
 
     if options.headless {
-        let capture = FrameCapture::new(options.snapshot_indices());
+        let indices = options.snapshot_indices();
+        let capture = FrameCapture::new(indices.iter().copied()).keep_latest();
         let (input, seen) = (capture.input(), capture.handle());
         runtime.add_stream(Stream::new("sink", capture))?;
         let producer = runtime
@@ -435,7 +452,7 @@ pub fn run_to_sink(
         // The clock (see `DemoOptions::clock`) ends after `--frames` ticks: every handler
         // then drains what it holds, so the counts below are final.
         let stats = runtime.run()?;
-        let snapshots = write_snapshots(&options.out, &seen)?;
+        let snapshots = write_snapshots(&options.out, &seen, &indices)?;
         #[cfg(feature = "file")]
         let file_written = Some(written.packets_written());
         #[cfg(not(feature = "file"))]
