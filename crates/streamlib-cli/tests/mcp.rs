@@ -667,3 +667,17 @@ fn an_agent_cannot_exhaust_the_server() {
     );
     assert!(server.disconnect().success());
 }
+
+/// A tool call that takes longer than --tool-timeout is answered with an error, and the
+/// server goes on answering.
+#[test]
+fn a_tool_call_has_a_time_limit() {
+    let mut server = Server::start_with(&["--tool-timeout", "0"]);
+    let message = server.call_err(
+        "validate_pipeline",
+        json!({ "pipeline": "testpattern ! blur ! null" }),
+    );
+    assert!(message.contains("longer than 0 s"), "{message}");
+    server.call_ok("list_handlers", json!({}));
+    assert!(server.disconnect().success());
+}
