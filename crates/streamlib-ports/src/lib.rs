@@ -65,8 +65,8 @@ mod format;
 mod handler;
 mod memory;
 mod message;
-mod port;
 mod pool_output;
+mod port;
 mod video;
 
 pub use audio::AudioBuffer;
@@ -78,8 +78,8 @@ pub use format::{FrameLayout, PixelFormat};
 pub use handler::{HandlerError, Ports, ProcessContext, StartContext, StreamHandler};
 pub use memory::{MemoryCaps, MemorySpace};
 pub use message::{Message, PortKind};
+pub use pool_output::{POOL_MARGIN, PoolCounters};
 pub use port::{
     AnyInputPort, AnyOutputPort, DeliveryMode, InputPort, InputRef, OutputPort, OutputRef, PortId,
-pub use pool_output::{POOL_MARGIN, PoolCounters};
 };
 pub use video::{AlphaMode, FrameData, FramePool, GpuFrame, GpuResource, VideoFrame};
