@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ffmpeg_next as ffmpeg;
-use streamlib_clock::Rational;
+use streamlib_clock::{Pacing, Rational};
 use streamlib_ports::{
     AudioBuffer, DeliveryMode, HandlerError, InputPort, InputRef, MemoryCaps, Ports,
     ProcessContext, StartContext, StreamHandler, VideoFrame,
@@ -75,6 +75,18 @@ pub struct WriterConfig {
     /// The audio track, fed by the [`audio_input`](FileWriter::audio_input); `None` for a
     /// file without audio. Y4M cannot hold one.
     pub audio: Option<AudioConfig>,
+    /// Whether the file is written in a layout a crash cannot ruin: fragmented MP4/MOV
+    /// (`empty_moov`, a fragment per keyframe and at least every 0.5 s) and Matroska/WebM in
+    /// 0.5 s clusters, flushed as they are muxed. A `kill -9` then loses only the last
+    /// fragment and the frames inside the encoder; the classic layout (`Some(false)`) writes
+    /// MP4's index at the end and loses the whole recording.
+    ///
+    /// `None` (auto) decides at `on_start`: fragmented when the runtime clock paces in real
+    /// time (a live recording, which cannot be redone), classic when the pipeline paces
+    /// itself (`--clock free`, a file read fast: a conversion that can be rerun, and classic
+    /// MP4 is what players seek best). A writer driven by hand, without `on_start`, is
+    /// classic.
+    pub fragmented: Option<bool>,
     /// FFmpeg's `protocol_whitelist` when opening the output: `file` when `None`, so a
     /// location like `udp://…`, `tcp://…?listen` or `pipe:1` is never opened as a network
     /// output or a pipe. Comma-separated protocol names to allow more.
@@ -104,6 +116,7 @@ struct StatsInner {
     audio_samples: AtomicU64,
     audio_packets: AtomicU64,
     finalized: AtomicBool,
+    files: AtomicU64,
 }
 
 impl WriterStats {
@@ -132,6 +145,12 @@ impl WriterStats {
     pub fn is_finalized(&self) -> bool {
         self.inner.finalized.load(Ordering::Acquire)
     }
+
+    /// Files opened: 1 for a run without restarts, one more for each restart that wrote a
+    /// frame (see [`FileWriter`]'s restarts).
+    pub fn files_opened(&self) -> u64 {
+        self.inner.files.load(Ordering::Relaxed)
+    }
 }
 
 enum State {
@@ -151,6 +170,14 @@ enum State {
 /// clock skipped leave gaps, and a frame number that does not advance is written right after
 /// the previous frame. The file is completed (encoder flushed, trailer written) when the
 /// inputs end, at `on_stop`, or when the writer is dropped, whichever comes first.
+///
+/// # Crashes and restarts
+/// A live recording is fragmented by default, so a killed process leaves a readable file
+/// ([`WriterConfig::fragmented`]). Once completed or failed, a writer refuses frames; when
+/// the runtime restarts it (its stream's restart policy: `on_stop`, then `on_start`), it
+/// writes the next file, numbered after the configured path: `out.mp4`, then `out-0001.mp4`,
+/// `out-0002.mp4`, …, each a complete file starting at its own first frame, of that frame's
+/// size. The counters add up across files.
 ///
 /// Converting, encoding and muxing run on the writer's own encoder thread, fed by reference
 /// through a queue of four jobs: a frame's encoding overlaps the pipeline's next tick instead
@@ -187,7 +214,14 @@ enum State {
 /// # Ok::<(), streamlib_handlers_file::FileError>(())
 /// ```
 pub struct FileWriter {
+    /// The file being written (or to be written at the next frame).
     path: PathBuf,
+    /// The configured path, which numbered files after a restart are named after.
+    base_path: PathBuf,
+    /// Files started before the current one (0 until the first restart).
+    restarts: u32,
+    /// The layout, as resolved by `on_start` (classic until then, for auto).
+    fragmented: bool,
     container: Container,
     codec: OutputCodec,
     config: WriterConfig,
@@ -261,7 +295,10 @@ impl FileWriter {
         };
         check_writable(&path)?;
         Ok(Self {
+            base_path: path.clone(),
             path,
+            restarts: 0,
+            fragmented: config.fragmented.unwrap_or(false),
             container,
             codec,
             fps: config.fps,
@@ -307,9 +344,28 @@ impl FileWriter {
         self.stats.frames_written()
     }
 
-    /// The file being written.
+    /// The file being written: the configured path, or after a restart the numbered file
+    /// that replaced it.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the file is (or will be) written in the crash-proof layout.
+    pub fn is_fragmented(&self) -> bool {
+        self.fragmented
+    }
+
+    /// Gets ready for the next file after a completed or failed one: the next numbered path,
+    /// a fresh timeline. Nothing is created until its first frame.
+    fn next_file(&mut self) {
+        self.restarts = self.restarts.saturating_add(1);
+        self.path = numbered_path(&self.base_path, self.restarts);
+        self.state = State::Idle;
+        self.first_frame_number = None;
+        self.last_pts = None;
+        self.pending_audio.clear();
+        self.stats.inner.finalized.store(false, Ordering::Release);
+        tracing::info!(path = %self.path.display(), "restarted: writing the next file");
     }
 
     /// The container.
@@ -342,11 +398,15 @@ impl FileWriter {
                 config: &self.config,
                 fps: self.fps.unwrap_or(FALLBACK_FPS),
                 audio: self.audio_codec.zip(self.config.audio.as_ref()),
+                fragmented: self.fragmented,
             };
             match Session::open(&spec, frame.layout())
                 .and_then(|session| Worker::spawn(session, self.stats.clone()))
             {
-                Ok(worker) => self.state = State::Open(worker),
+                Ok(worker) => {
+                    self.state = State::Open(worker);
+                    self.stats.inner.files.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(e) => {
                     // A half-written header is useless; leave no stray file behind.
                     self.state = State::Closed;
@@ -362,7 +422,9 @@ impl FileWriter {
         let State::Open(worker) = &mut self.state else {
             return Err(FileError::Encode {
                 path: self.path.clone(),
-                reason: "the file is already finalized; create a new FileWriter".to_owned(),
+                reason: "the file is already finalized; a restart (or a new FileWriter) \
+                         writes the next file"
+                    .to_owned(),
             });
         };
         let expected = worker.layout();
@@ -415,7 +477,9 @@ impl FileWriter {
             State::Open(worker) => worker.audio(buffer.clone()),
             State::Closed => Err(FileError::Encode {
                 path: self.path.clone(),
-                reason: "the file is already finalized; create a new FileWriter".to_owned(),
+                reason: "the file is already finalized; a restart (or a new FileWriter) \
+                         writes the next file"
+                    .to_owned(),
             }),
         }
     }
@@ -466,6 +530,19 @@ impl FileWriter {
     }
 }
 
+/// `out.mp4` numbered `n`: `out-0001.mp4` (no extension: `out-0001`).
+fn numbered_path(base: &Path, n: u32) -> PathBuf {
+    let stem = base
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match base.extension() {
+        Some(ext) => format!("{stem}-{n:04}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n:04}"),
+    };
+    base.with_file_name(name)
+}
+
 impl std::fmt::Debug for FileWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileWriter")
@@ -485,6 +562,13 @@ impl StreamHandler for FileWriter {
     fn on_start(&mut self, ctx: &StartContext<'_>) -> Result<(), HandlerError> {
         if self.config.fps.is_none() {
             self.fps = Some(ctx.clock().fps);
+        }
+        self.fragmented = self
+            .config
+            .fragmented
+            .unwrap_or(ctx.clock().pacing == Pacing::Realtime);
+        if matches!(self.state, State::Closed) {
+            self.next_file();
         }
         let reason = match (self.config.audio.is_some(), self.audio_input.is_connected()) {
             (false, true) => {

@@ -23,6 +23,8 @@ pub(super) struct SessionSpec<'a> {
     pub fps: Rational,
     /// The audio track's codec and format, if the file has one.
     pub audio: Option<(AudioCodec, &'a AudioConfig)>,
+    /// Write a layout that survives a crash (see [`muxer_options`]).
+    pub fragmented: bool,
 }
 
 /// An output file being written.
@@ -129,7 +131,7 @@ impl Session {
             None => None,
         };
         output
-            .write_header()
+            .write_header_with(muxer_options(spec.container, spec.fragmented))
             .map_err(|e| encode_err(format!("write header: {e}")))?;
         if let Some(audio) = &mut audio {
             audio.header_written(&output);
@@ -268,6 +270,43 @@ impl Session {
             reason: format!("{what}: {e}"),
         }
     }
+}
+
+/// How long a fragment (MP4, MOV) or cluster (Matroska, WebM) of a fragmented file lasts:
+/// what a crash can lose, beside the frames still in the encoder.
+pub(super) const FRAGMENT_MS: u32 = 500;
+
+/// Muxer options for the file's layout.
+///
+/// Fragmented MP4 and MOV start with an empty `moov` and then write self-contained
+/// `moof`+`mdat` fragments, cut at every keyframe and at least every [`FRAGMENT_MS`]; CMAF's
+/// `default_base_moof` makes each fragment's offsets relative to itself. A process killed
+/// mid-recording leaves every complete fragment readable, where the classic layout, whose
+/// index (`moov`) is written by the trailer, leaves nothing. Matroska is written progressively
+/// in both layouts (the segment starts with an unknown size that the trailer patches);
+/// fragmented Matroska closes a cluster every [`FRAGMENT_MS`] instead of FFmpeg's 5 s. Both
+/// flush FFmpeg's I/O buffer after every packet so what was muxed is in the file, not in
+/// memory. Y4M has no index: nothing to set.
+pub(super) fn muxer_options<'a>(container: Container, fragmented: bool) -> Dictionary<'a> {
+    let mut options = Dictionary::new();
+    if !fragmented {
+        return options;
+    }
+    match container {
+        Container::Mp4 | Container::Mov => {
+            options.set("movflags", "+frag_keyframe+empty_moov+default_base_moof");
+            options.set(
+                "frag_duration",
+                &(u64::from(FRAGMENT_MS) * 1000).to_string(),
+            );
+        }
+        Container::Mkv | Container::Webm => {
+            options.set("cluster_time_limit", &FRAGMENT_MS.to_string());
+        }
+        Container::Y4m => {}
+    }
+    options.set("flush_packets", "1");
+    options
 }
 
 /// Encoder options for the codec: speed, quality, quiet logs.

@@ -154,6 +154,14 @@ fn file_writer() -> HandlerSpec {
                 false,
                 "x264/x265 speed preset",
             ),
+            prop(
+                "fragmented",
+                PropType::Enum(&["auto", "true", "false"]),
+                Some("auto"),
+                false,
+                "crash-proof layout (fragmented MP4, 0.5 s Matroska clusters); auto: on for a \
+                 realtime clock, off for --clock free",
+            ),
         ],
         factory: Arc::new(|p: &Properties| {
             let codec = match p.text("codec") {
@@ -167,6 +175,11 @@ fn file_writer() -> HandlerSpec {
                 codec,
                 crf: u8::try_from(p.int("crf")).ok(),
                 preset: Some(p.text("preset").to_owned()),
+                fragmented: match p.text("fragmented") {
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => None,
+                },
                 protocol_whitelist: Some(p.policy().protocol_whitelist()),
                 ..WriterConfig::new(p.text("location"))
             };
