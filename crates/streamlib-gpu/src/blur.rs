@@ -411,6 +411,8 @@ impl StreamHandler for BlurGpu {
         match blur_gpu_frame(&self.ctx, &mut self.kernel, &mut self.pool, &frame)? {
             Some(out) => self.output.write(out),
             None => {
+                self.output
+                    .skip_pool_empty(self.pool.as_ref().map_or(0, GpuFramePool::capacity));
                 self.skipped += 1;
                 tracing::debug!(
                     skipped = self.skipped,

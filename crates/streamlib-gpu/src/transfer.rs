@@ -146,7 +146,11 @@ impl StreamHandler for CpuToGpu {
                 self.stats.moved(&gpu);
                 self.output.write(gpu);
             }
-            None => self.stats.skip(),
+            None => {
+                // The runtime's statistics read pool-empty skips from the output.
+                self.output.skip_pool_empty(0);
+                self.stats.skip();
+            }
         }
         Ok(())
     }
@@ -214,7 +218,11 @@ impl GpuToCpu {
                 self.stats.moved(&frame);
                 self.output.write(frame);
             }
-            None => self.stats.skip(),
+            None => {
+                // The runtime's statistics read pool-empty skips from the output.
+                self.output.skip_pool_empty(0);
+                self.stats.skip();
+            }
         }
         Ok(true)
     }
