@@ -100,4 +100,12 @@ pub enum FileError {
         /// The valid range.
         range: &'static str,
     },
+    /// The file's pictures are larger than the reader's frame limits.
+    #[error("{path}: {source}; raise ReaderConfig::limits to read it")]
+    FrameTooLarge {
+        /// The path.
+        path: PathBuf,
+        /// The size and the limits.
+        source: streamlib_ports::FrameError,
+    },
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ffmpeg_next::frame;
 use streamlib_clock::Rational;
 use streamlib_ports::{
-    AudioBuffer, HandlerError, MemoryCaps, OutputPort, OutputRef, PixelFormat, Ports,
+    AudioBuffer, FrameLimits, HandlerError, MemoryCaps, OutputPort, OutputRef, PixelFormat, Ports,
     ProcessContext, StartContext, StreamHandler, VideoFrame,
 };
 
@@ -85,6 +85,10 @@ pub struct ReaderConfig {
     /// like `udp://…` or `pipe:0` is never opened as a network stream or another process's
     /// pipe. Comma-separated protocol names to allow more.
     pub protocol_whitelist: Option<String>,
+    /// The largest picture read ([`FrameLimits::DEFAULT`] unless changed): a bigger one in the
+    /// header or any decoded frame is a [`FileError::FrameTooLarge`], and FFmpeg's decoder
+    /// gets the pixel cap as its `max_pixels`, so it never allocates such a picture.
+    pub limits: FrameLimits,
 }
 
 /// The protocols FFmpeg may open for `config`'s file (`file` by default).
@@ -120,6 +124,7 @@ impl ReaderConfig {
             audio_channels: None,
             audio_buffer_frames: DEFAULT_AUDIO_BUFFER_FRAMES,
             protocol_whitelist: None,
+            limits: FrameLimits::DEFAULT,
         }
     }
 }
@@ -247,6 +252,7 @@ impl FileReader {
             config.stream,
             config.threads,
             protocol_whitelist(&config),
+            config.limits,
         )?;
         let offset_ns = decoder
             .stream_start_ns()

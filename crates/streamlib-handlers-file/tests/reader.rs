@@ -13,7 +13,7 @@ use streamlib_handlers_file::{
     DecodeErrorPolicy, FileError, FileReader, MediaInfo, Pacing, ReaderConfig, ReaderStats,
 };
 use streamlib_handlers_video::{CaptureHandle, FrameCapture};
-use streamlib_ports::{PixelFormat, VideoFrame};
+use streamlib_ports::{FrameLimits, PixelFormat, VideoFrame};
 use streamlib_runtime::{Stream, StreamRuntime};
 
 /// A fresh directory for one test's files.
@@ -415,6 +415,46 @@ fn missing_file_names_the_path() {
     let err = FileReader::new(ReaderConfig::new(&path)).err().unwrap();
     assert!(matches!(err, FileError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("nope.mp4"), "{err}");
+}
+
+/// A picture over the frame limits is refused before a frame pool is made for it, naming the
+/// file and the limits: by default (16384 wide at most), and with limits the caller lowered.
+#[test]
+fn pictures_over_the_frame_limits_are_refused() {
+    let dir = temp_dir("limits");
+    let wide = make(
+        &dir,
+        "wide.mkv",
+        "color=c=red:s=16400x8:r=30",
+        1,
+        &["-c:v", "ffv1"],
+    );
+    let err = FileReader::new(fast(&wide)).err().unwrap();
+    assert!(matches!(err, FileError::FrameTooLarge { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("wide.mkv"), "{text}");
+    assert!(
+        text.contains("16400x8 frame is over the frame limits (16384x16384"),
+        "{text}"
+    );
+
+    let small = make(
+        &dir,
+        "small.mkv",
+        "testsrc=s=64x36:r=30",
+        2,
+        &["-c:v", "ffv1"],
+    );
+    let tight = ReaderConfig {
+        limits: FrameLimits {
+            max_pixels: 1000,
+            ..FrameLimits::DEFAULT
+        },
+        ..fast(&small)
+    };
+    let err = FileReader::new(tight).err().unwrap();
+    assert!(err.to_string().contains("1000 pixels"), "{err}");
+    assert!(FileReader::new(fast(&small)).is_ok());
 }
 
 #[test]

@@ -1,9 +1,10 @@
 use thiserror::Error;
 
-use streamlib_ports::PixelFormat;
+use streamlib_ports::{FrameLimits, PixelFormat};
 
-/// The largest width or height the video handlers accept.
-pub const MAX_FRAME_SIDE: u32 = 16384;
+/// The largest width or height the video handlers accept: the frame limits' (16384; at that
+/// size on both sides a frame also reaches their 2^28-pixel cap).
+pub const MAX_FRAME_SIDE: u32 = FrameLimits::DEFAULT.max_width;
 
 /// Errors from configuring and running the video handlers.
 #[derive(Debug, Error)]

@@ -472,6 +472,45 @@ fn a_missing_font_file_names_the_path() {
     );
 }
 
+/// A FIFO (or `/dev/stdin`) would block the build forever and a huge file would be read into
+/// memory: both are refused before a byte is read, naming the path.
+#[cfg(feature = "text")]
+#[test]
+fn a_font_path_that_is_no_regular_file_or_too_big_is_refused() {
+    let dir = std::env::temp_dir().join(format!("streamlib-font-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("font.fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Sparse: 64 MiB long, no disk used.
+    let big = dir.join("big.ttf");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    for (path, why) in [
+        (fifo, "not a regular file"),
+        (dir.clone(), "not a regular file"),
+        (big, "over the 33554432-byte limit"),
+    ] {
+        let started = std::time::Instant::now();
+        let err = Drawing::new(
+            DrawingConfig::new(8, 8).with_font(FontSource::Path(path.clone())),
+            |_, _| Ok(()),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(err, VideoError::FontIo { .. }), "{err:?}");
+        let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains(why), "{text}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[cfg(feature = "text")]
 #[test]
 fn a_file_that_is_not_a_font_is_rejected() {

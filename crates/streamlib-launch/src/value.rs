@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use streamlib_ports::FrameLimits;
+
 /// The type of a handler property, with its valid range.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PropType {
@@ -135,7 +137,10 @@ impl PropType {
             PropType::Float { min, max } => format!("a number in {min}..={max}"),
             PropType::Text => "text".to_owned(),
             PropType::Path => "a file path".to_owned(),
-            PropType::Size { max } => format!("a size WIDTHxHEIGHT, each side in 1..={max}"),
+            PropType::Size { max } => {
+                let pixels = FrameLimits::DEFAULT.max_pixels;
+                format!("a size WIDTHxHEIGHT, each side in 1..={max}, at most {pixels} pixels")
+            }
             PropType::Enum(words) => format!("one of {}", words.join(", ")),
             PropType::Color => "a colour RRGGBB or RRGGBBAA (hex)".to_owned(),
         }
@@ -198,7 +203,11 @@ impl PropType {
                     .split_once(['x', 'X'])
                     .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
                     .ok_or_else(type_error)?;
-                if (1..=*max).contains(&w) && (1..=*max).contains(&h) {
+                // The frame limits too: no frame pool is sized from a property beyond them.
+                if (1..=*max).contains(&w)
+                    && (1..=*max).contains(&h)
+                    && FrameLimits::DEFAULT.check(w, h).is_ok()
+                {
                     Ok(Value::Size(w, h))
                 } else {
                     Err(range_error())
@@ -246,6 +255,14 @@ mod tests {
         assert_eq!(size.parse("1920x1080"), Ok(Value::Size(1920, 1080)));
         assert!(matches!(size.parse("0x10"), Err(ValueError::Range(_))));
         assert!(matches!(size.parse("1920"), Err(ValueError::Type(_))));
+        // Each side may be at its maximum only while the area stays within the limits.
+        let wide = PropType::Size { max: 32_767 };
+        assert_eq!(wide.parse("16384x16384"), Ok(Value::Size(16384, 16384)));
+        assert!(matches!(
+            wide.parse("32767x32767"),
+            Err(ValueError::Range(_))
+        ));
+        assert!(matches!(wide.parse("32767x8"), Err(ValueError::Range(_))));
         assert_eq!(
             PropType::Color.parse("#ff8000"),
             Ok(Value::Color([255, 128, 0, 255]))

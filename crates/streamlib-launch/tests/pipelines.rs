@@ -173,7 +173,7 @@ fn errors_name_the_element_and_suggest() {
         ),
         (
             "testpattern size=big ! null",
-            "testpattern0 (testpattern): `size=big` is not a size WIDTHxHEIGHT, each side in 1..=16384",
+            "testpattern0 (testpattern): `size=big` is not a size WIDTHxHEIGHT, each side in 1..=16384, at most 268435456 pixels",
         ),
         (
             "testpattern pattern=smtpe ! null",

@@ -13,7 +13,7 @@
 use std::fmt;
 
 use streamlib_clock::Rational;
-use streamlib_ports::{FrameLayout, PixelFormat};
+use streamlib_ports::{FrameLayout, FrameLimits, PixelFormat};
 
 use crate::NetError;
 
@@ -180,7 +180,8 @@ impl VideoFormat {
     /// The largest width or height accepted (line numbers and offsets are 15-bit fields).
     pub const MAX_SIDE: u32 = 32_767;
 
-    /// A format, checked: sizes 1 ..= 32767, even width for 4:2:2.
+    /// A format, checked: sizes 1 ..= 32767 (the wire's limit) and within
+    /// [`FrameLimits::DEFAULT`] (what a receiver may allocate), even width for 4:2:2.
     pub fn new(
         sampling: Sampling,
         width: u32,
@@ -211,6 +212,14 @@ impl VideoFormat {
         if !(1..=Self::MAX_SIDE).contains(&self.height) {
             return Err(bad("height", self.height, "must be 1 ..= 32767"));
         }
+        // The wire allows 32767×32767 (4 GiB a frame as RGBA): cap what a peer's SDP can make
+        // a receiver allocate.
+        FrameLimits::DEFAULT
+            .check(self.width, self.height)
+            .map_err(|source| NetError::Frame {
+                handler: "VideoFormat",
+                source,
+            })?;
         if self.width as usize % self.sampling.pgroup_pixels() != 0 {
             return Err(bad("width", self.width, "must be even for 4:2:2"));
         }
@@ -270,6 +279,18 @@ mod tests {
         let mut row = [0u8; 8];
         Sampling::RgbDepth8.unpack(&wire, &mut row, 0);
         assert_eq!(row, [1, 2, 3, 255, 4, 5, 6, 255]);
+    }
+
+    #[test]
+    fn sizes_over_the_frame_limits_are_refused() {
+        let err = VideoFormat::new(Sampling::RgbDepth8, 32_767, 32_767, Rational::fps(30))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "VideoFormat: a 32767x32767 frame is over the frame limits (16384x16384, 268435456 pixels)"
+        );
+        assert!(VideoFormat::new(Sampling::RgbDepth8, 16_384, 16_384, Rational::fps(30)).is_ok());
     }
 
     #[test]

@@ -398,6 +398,14 @@ mod tests {
         let err = SdpSession::parse(&text).unwrap_err().to_string();
         assert_eq!(err, "SDP line 0 `c=`: missing");
 
+        // A peer's SDP cannot make the receiver allocate 4 GiB frames.
+        let text = session()
+            .to_sdp()
+            .replace("width=1920; height=1080", "width=32766; height=32767");
+        let err = SdpSession::parse(&text).unwrap_err().to_string();
+        assert!(err.starts_with("SDP line 8 `a=fmtp:96"), "{err}");
+        assert!(err.contains("over the frame limits"), "{err}");
+
         let text = session().to_sdp().replace(":127", ":x");
         let err = SdpSession::parse(&text).unwrap_err().to_string();
         assert!(err.starts_with("SDP line 9 `a=ts-refclk"), "{err}");

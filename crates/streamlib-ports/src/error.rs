@@ -46,6 +46,21 @@ pub enum FrameError {
         /// Bytes given.
         actual: usize,
     },
+    /// A frame size from input is over the [`FrameLimits`](crate::FrameLimits) in force.
+    #[error(
+        "a {width}x{height} frame is over the frame limits ({}x{}, {} pixels)",
+        limits.max_width,
+        limits.max_height,
+        limits.max_pixels
+    )]
+    TooLarge {
+        /// Width asked for.
+        width: u32,
+        /// Height asked for.
+        height: u32,
+        /// The caps it broke.
+        limits: crate::FrameLimits,
+    },
     /// Audio needs at least one channel, a sample rate, and whole frames of samples.
     #[error(
         "invalid audio buffer: {samples} samples for {channels} channels at {sample_rate} Hz \

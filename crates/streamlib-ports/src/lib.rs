@@ -63,6 +63,7 @@ mod data;
 mod error;
 mod format;
 mod handler;
+mod limits;
 mod memory;
 mod message;
 mod pool_output;
@@ -76,6 +77,7 @@ pub use data::{
 pub use error::{FrameError, PortError};
 pub use format::{FrameLayout, PixelFormat};
 pub use handler::{HandlerError, Ports, ProcessContext, StartContext, StreamHandler};
+pub use limits::FrameLimits;
 pub use memory::{MemoryCaps, MemorySpace};
 pub use message::{Message, PortKind};
 pub use pool_output::{POOL_MARGIN, PoolCounters};

@@ -8,6 +8,8 @@ use ffmpeg::util::error::EAGAIN;
 use ffmpeg::{Error, format, frame, media};
 use ffmpeg_next as ffmpeg;
 
+use streamlib_ports::FrameLimits;
+
 use super::{DecodeErrorPolicy, MediaInfo, ReaderStats, StreamSelect};
 use crate::FileError;
 
@@ -35,6 +37,18 @@ pub(crate) struct VideoDecoder {
     packet: Packet,
     packets_read: u64,
     eof_sent: bool,
+    /// The largest picture accepted (the header's and every decoded frame's size).
+    limits: FrameLimits,
+}
+
+/// A picture over `limits` is a [`FileError::FrameTooLarge`].
+fn check_size(path: &Path, limits: FrameLimits, width: u32, height: u32) -> Result<(), FileError> {
+    limits
+        .check(width, height)
+        .map_err(|source| FileError::FrameTooLarge {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Whether FFmpeg asks for more input (EAGAIN) rather than reporting a failure.
@@ -50,6 +64,7 @@ impl VideoDecoder {
         select: StreamSelect,
         threads: usize,
         protocol_whitelist: &str,
+        limits: FrameLimits,
     ) -> Result<(Self, MediaInfo), FileError> {
         let path_buf = path.to_path_buf();
         if !path.exists() {
@@ -108,14 +123,26 @@ impl VideoDecoder {
         }
         let mut context = codec::context::Context::from_parameters(parameters)
             .map_err(|e| unsupported(e.to_string()))?;
-        // SAFETY: `context` owns a valid, not yet opened AVCodecContext; FFmpeg reads these
-        // two fields when the decoder opens. Frame and slice threading together is FFmpeg's
+        // SAFETY: `context` owns a valid, not yet opened AVCodecContext; FFmpeg reads the
+        // fields set here when the decoder opens, and the size read was copied from the
+        // stream's parameters. Frame and slice threading together is FFmpeg's
         // own default mask, which `set_threading` cannot express.
-        unsafe {
+        let header_size = unsafe {
             let raw = context.as_mut_ptr();
             (*raw).thread_type = ffmpeg::ffi::FF_THREAD_FRAME | ffmpeg::ffi::FF_THREAD_SLICE;
             (*raw).thread_count = i32::try_from(threads).unwrap_or(0);
             (*raw).pkt_timebase = time_base.into();
+            // FFmpeg refuses larger pictures itself before allocating them (its `max_pixels`
+            // option), whatever a damaged or hostile header claims.
+            (*raw).max_pixels = i64::try_from(limits.max_pixels).unwrap_or(i64::MAX);
+            ((*raw).width, (*raw).height)
+        };
+        // The header's size, before the decoder opens (0 when the container does not say:
+        // then the first frame's is checked).
+        if let (Ok(width @ 1..), Ok(height @ 1..)) =
+            (u32::try_from(header_size.0), u32::try_from(header_size.1))
+        {
+            check_size(&path_buf, limits, width, height)?;
         }
         let decoder = context
             .decoder()
@@ -134,6 +161,7 @@ impl VideoDecoder {
                 packet: Packet::empty(),
                 packets_read: 0,
                 eof_sent: false,
+                limits,
             },
             info,
         ))
@@ -160,6 +188,8 @@ impl VideoDecoder {
         loop {
             match self.decoder.receive_frame(frame) {
                 Ok(()) => {
+                    // A stream may change size mid-way: every frame is held to the limits.
+                    check_size(&self.path, self.limits, frame.width(), frame.height())?;
                     stats.add_decoded();
                     if frame.is_corrupt() || frame.has_decode_errors() {
                         // FFmpeg concealed damage (H.264 does rather than fail): count it;

@@ -30,20 +30,54 @@ const MAX_SIZE_PX: f32 = 4096.0;
 /// without end. When reached, the cache is emptied and refilled.
 const MAX_CACHED_GLYPHS: usize = 4096;
 
+/// The largest font file read: real fonts are a few MiB at most (Noto CJK about 20), and a
+/// path from a pipeline must not make the process read a huge file into memory.
+pub(crate) const MAX_FONT_BYTES: u64 = 32 << 20;
+
+/// Reads a font file: a regular file (no FIFO, device or `/dev/stdin` that would block or never
+/// end) of at most [`MAX_FONT_BYTES`], read with that bound even if it grows meanwhile.
+fn read_font_file(path: &Path) -> Result<Vec<u8>, VideoError> {
+    use std::io::Read as _;
+    let io = |source| VideoError::FontIo {
+        path: path.display().to_string(),
+        source,
+    };
+    let refuse = |why: String| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+    // `metadata` follows symlinks: a link to a regular file is fine, a link to a FIFO is not.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".to_owned()));
+    }
+    if meta.len() > MAX_FONT_BYTES {
+        return Err(refuse(format!(
+            "{} bytes, over the {MAX_FONT_BYTES}-byte limit for a font",
+            meta.len()
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FONT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_FONT_BYTES {
+        return Err(refuse(format!(
+            "over the {MAX_FONT_BYTES}-byte limit for a font"
+        )));
+    }
+    Ok(bytes)
+}
+
 fn load_font(source: FontSource) -> Result<Font, VideoError> {
     match source {
         FontSource::Bytes(bytes) => parse(bytes, "supplied bytes"),
         FontSource::Path(path) => {
-            let bytes = std::fs::read(&path).map_err(|source| VideoError::FontIo {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let bytes = read_font_file(&path)?;
             parse(bytes, &path.display().to_string())
         }
         FontSource::System => {
             for candidate in SYSTEM_FONT_PATHS {
                 // A missing or unreadable candidate is not an error: the next one may exist.
-                if let Ok(bytes) = std::fs::read(Path::new(candidate)) {
+                if let Ok(bytes) = read_font_file(Path::new(candidate)) {
                     return parse(bytes, candidate);
                 }
             }
