@@ -15,6 +15,7 @@ mod command;
 mod demo;
 mod deny;
 mod deps;
+mod fuzz;
 mod layers;
 mod lint;
 mod loom;
@@ -51,6 +52,10 @@ const TASKS: &[Task] = &[
     Task {
         usage: "loom",
         summary: "model-check streamlib-buffers' lock-free code under loom (part of test)",
+    },
+    Task {
+        usage: "fuzz TARGET [SECONDS]",
+        summary: "run one fuzz target long (libFuzzer via cargo-bolero, else random inputs)",
     },
     Task {
         usage: "layers",
@@ -119,6 +124,7 @@ fn run() -> Result<()> {
         "deny" => no_arguments(task, rest).and_then(|()| deny::run().map(drop)),
         "setup" => no_arguments(task, rest).and_then(|()| setup::run()),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
         "demo" => demo::run(rest),
         "help" | "-h" | "--help" => {
             print_help();

@@ -459,6 +459,9 @@ impl SlavePort {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
