@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crate::NetError;
 use crate::audio::AudioFormat;
-use crate::rtp::{RtpHeader, SeqVerdict, SequenceWindow, StaleRun};
+use crate::rtp::{RtpHeader, SSRC_TAKEOVER_NS, SeqVerdict, SequenceWindow, StaleRun};
 
 const COMPONENT: &str = "AudioJitterBuffer";
 
@@ -116,6 +116,8 @@ pub struct AudioJitterBuffer {
     /// RTP timestamp the next concealed packet gets.
     next_ts: u32,
     ssrc: Option<u32>,
+    /// The SSRC was given (an SDP's `a=ssrc:`): never replaced by another.
+    ssrc_pinned: bool,
     last_packet_ns: u64,
     /// Consecutive packets dropped as late, duplicate or too old.
     stale: StaleRun,
@@ -150,6 +152,7 @@ impl AudioJitterBuffer {
             next_out: None,
             next_ts: 0,
             ssrc: None,
+            ssrc_pinned: false,
             last_packet_ns: 0,
             stale: StaleRun::default(),
             counters: AudioReceiveCounters::default(),
@@ -164,6 +167,20 @@ impl AudioJitterBuffer {
     /// The counters.
     pub fn counters(&self) -> &AudioReceiveCounters {
         &self.counters
+    }
+
+    /// Accepts only packets of `ssrc` (an SDP's `a=ssrc:`), for good: a packet of any other
+    /// SSRC is counted in `foreign_ssrc` and dropped even after the stream went silent. Without
+    /// it, the first valid packet's SSRC is locked and another may take over only after
+    /// 500 ms of silence.
+    pub fn lock_ssrc(&mut self, ssrc: u32) {
+        self.ssrc = Some(ssrc);
+        self.ssrc_pinned = true;
+    }
+
+    /// The SSRC the buffer is locked to, once it has one.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.ssrc
     }
 
     /// Packets held, waiting for a gap before them.
@@ -195,9 +212,13 @@ impl AudioJitterBuffer {
         }
         match self.ssrc {
             Some(ssrc) if ssrc != header.ssrc => {
-                // Another source: ignored while ours is live, taken over after 500 ms of
-                // silence (a sender that restarted with a new SSRC).
-                if now_ns.saturating_sub(self.last_packet_ns) < 500_000_000 {
+                // Another source: ignored while ours is live, taken over after
+                // `SSRC_TAKEOVER_NS` of silence (a sender that restarted with a new SSRC)
+                // unless the SSRC was pinned. Only a receiver's source-address filter tells
+                // a restarted sender from a stranger on the same port: without one, a
+                // stranger can take over a stream that went silent, never a live one.
+                if self.ssrc_pinned || now_ns.saturating_sub(self.last_packet_ns) < SSRC_TAKEOVER_NS
+                {
                     self.counters.foreign_ssrc += 1;
                     return;
                 }

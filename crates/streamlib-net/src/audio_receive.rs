@@ -17,7 +17,7 @@ use crate::NetError;
 use crate::audio::AudioFormat;
 use crate::audio_jitter::{AudioChunk, AudioJitterBuffer, AudioJitterConfig, AudioReceiveCounters};
 use crate::sdp_audio::AudioSdpSession;
-use crate::socket::{RecvBatch, SocketConfig, receiver_socket};
+use crate::socket::{RecvBatch, SocketConfig, source_receiver_socket};
 
 const HANDLER: &str = "NetworkAudioReceive";
 
@@ -30,8 +30,18 @@ const POLL: Duration = Duration::from_millis(1);
 pub struct NetworkAudioReceiveConfig {
     /// Local address and port.
     pub bind: SocketAddr,
-    /// Multicast group to join (`None`: unicast).
+    /// Multicast group to join (`None`: unicast). The socket is bound to the group, so only
+    /// its datagrams arrive.
     pub multicast_group: Option<IpAddr>,
+    /// The sender's address: datagrams from any other are dropped and counted
+    /// (`foreign_packets`); with an IPv4 group the membership is source-specific
+    /// (`IP_ADD_SOURCE_MEMBERSHIP`). `None`: any sender.
+    pub source: Option<IpAddr>,
+    /// The stream's SSRC (an SDP's `a=ssrc:`): packets of any other SSRC are dropped and
+    /// counted, even after the stream went silent. `None`: the first valid packet's SSRC is
+    /// locked, and another may take over only after 500 ms of silence (a sender restarted
+    /// with a new SSRC).
+    pub ssrc: Option<u32>,
     /// What the stream carries.
     pub format: AudioFormat,
     /// Payload type, reordering window, gap wait, longest concealment.
@@ -51,6 +61,8 @@ impl NetworkAudioReceiveConfig {
         Self {
             bind,
             multicast_group: None,
+            source: None,
+            ssrc: None,
             format,
             jitter: AudioJitterConfig::default(),
             socket: SocketConfig {
@@ -92,6 +104,9 @@ pub struct AudioReceiveStats {
     pub packets_dropped: u64,
     /// Failed `recvmmsg` calls.
     pub recv_errors: u64,
+    /// Datagrams not of this stream, dropped: from another address than the configured
+    /// `source`, plus those of another SSRC (`counters.foreign_ssrc`).
+    pub foreign_packets: u64,
 }
 
 #[derive(Default)]
@@ -111,6 +126,8 @@ struct Shared {
     published: AtomicU64,
     dropped: AtomicU64,
     recv_errors: AtomicU64,
+    /// Datagrams dropped because another address sent them.
+    foreign_source: AtomicU64,
 }
 
 impl Shared {
@@ -166,6 +183,7 @@ impl AudioReceiveStatsHandle {
             buffers_published: load(&s.published),
             packets_dropped: load(&s.dropped),
             recv_errors: load(&s.recv_errors),
+            foreign_packets: load(&s.foreign_source) + load(&s.foreign_ssrc),
         }
     }
 }
@@ -264,8 +282,12 @@ impl StreamHandler for NetworkAudioReceive {
     fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
         self.stop_worker()?;
         let c = &self.config;
-        let socket = receiver_socket(c.bind, c.multicast_group, &c.socket, POLL)?;
-        let jitter = AudioJitterBuffer::new(c.format, c.jitter)?;
+        let socket = source_receiver_socket(c.bind, c.multicast_group, c.source, &c.socket, POLL)?;
+        let mut jitter = AudioJitterBuffer::new(c.format, c.jitter)?;
+        if let Some(ssrc) = c.ssrc {
+            jitter.lock_ssrc(ssrc);
+        }
+        let source = c.source;
         let assembler = Assembler {
             pool: self.pool.clone(),
             format: c.format,
@@ -282,7 +304,9 @@ impl StreamHandler for NetworkAudioReceive {
         );
         let thread = thread::Builder::new()
             .name("streamlib-net-audio-recv".into())
-            .spawn(move || receive_loop(&socket, jitter, assembler, &ready, &shared, &stop2))
+            .spawn(move || {
+                receive_loop(&socket, jitter, source, assembler, &ready, &shared, &stop2);
+            })
             .map_err(|source| NetError::Thread {
                 handler: HANDLER,
                 what: "receive",
@@ -367,6 +391,7 @@ impl Assembler {
 fn receive_loop(
     socket: &UdpSocket,
     mut jitter: AudioJitterBuffer,
+    source: Option<IpAddr>,
     mut assembler: Assembler,
     ready: &ArrayQueue<AudioBuffer>,
     shared: &Shared,
@@ -401,6 +426,10 @@ fn receive_loop(
             let Some((datagram, cut)) = batch.get(i) else {
                 break;
             };
+            if source.is_some_and(|want| batch.source(i) != Some(want)) {
+                shared.foreign_source.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             if cut {
                 truncated += 1;
                 continue;

@@ -31,7 +31,9 @@ use streamlib_buffers::PoolBufMut;
 use streamlib_ports::{FramePool, VideoFrame};
 
 use crate::payload::{parse_payload, unpack_rows};
-use crate::rtp::{Malformed, RtpHeader, SeqVerdict, SequenceWindow, StaleRun, extended_sequence};
+use crate::rtp::{
+    Malformed, RtpHeader, SSRC_TAKEOVER_NS, SeqVerdict, SequenceWindow, StaleRun, extended_sequence,
+};
 use crate::stats::Histogram;
 use crate::{NetError, VideoFormat};
 
@@ -169,6 +171,8 @@ pub struct JitterBuffer {
     last_timestamp: Option<u32>,
     last_max_seq: Option<u64>,
     ssrc: Option<u32>,
+    /// The SSRC was given (an SDP's `a=ssrc:`): never replaced by another.
+    ssrc_pinned: bool,
     last_packet_ns: u64,
     /// Consecutive packets that looked far older than the stream (see `RESYNC_PACKETS`).
     stale: StaleRun,
@@ -255,6 +259,7 @@ impl JitterBuffer {
             last_timestamp: None,
             last_max_seq: None,
             ssrc: None,
+            ssrc_pinned: false,
             last_packet_ns: 0,
             stale: StaleRun::default(),
             assembly: Histogram::new(),
@@ -269,6 +274,20 @@ impl JitterBuffer {
     /// What was counted so far.
     pub fn counters(&self) -> &ReceiveCounters {
         &self.counters
+    }
+
+    /// Accepts only packets of `ssrc` (an SDP's `a=ssrc:`), for good: a packet of any other
+    /// SSRC is counted in `foreign_ssrc` and dropped even after the stream went silent. Without
+    /// it, the first valid packet's SSRC is locked and another may take over only after
+    /// 500 ms of silence.
+    pub fn lock_ssrc(&mut self, ssrc: u32) {
+        self.ssrc = Some(ssrc);
+        self.ssrc_pinned = true;
+    }
+
+    /// The SSRC the buffer is locked to, once it has one.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.ssrc
     }
 
     /// Assembly latency (first packet to delivery) of every finalized frame, ns.
@@ -313,9 +332,13 @@ impl JitterBuffer {
         };
         match self.ssrc {
             Some(ssrc) if ssrc != header.ssrc => {
-                // Another source: ignored while ours is live, taken over after 500 ms of
-                // silence (a sender that restarted with a new SSRC).
-                if now_ns.saturating_sub(self.last_packet_ns) < 500_000_000 {
+                // Another source: ignored while ours is live, taken over after
+                // `SSRC_TAKEOVER_NS` of silence (a sender that restarted with a new SSRC)
+                // unless the SSRC was pinned. Only a receiver's source-address filter tells
+                // a restarted sender from a stranger on the same port: without one, a
+                // stranger can take over a stream that went silent, never a live one.
+                if self.ssrc_pinned || now_ns.saturating_sub(self.last_packet_ns) < SSRC_TAKEOVER_NS
+                {
                     self.counters.foreign_ssrc += 1;
                     return;
                 }

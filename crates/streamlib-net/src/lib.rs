@@ -64,6 +64,7 @@ mod receive;
 mod rtp;
 mod sdp;
 mod sdp_audio;
+mod sdp_filter;
 mod send;
 mod socket;
 mod stats;
@@ -96,9 +97,10 @@ pub use rtp::{
 };
 pub use sdp::{RefClock, SdpSession};
 pub use sdp_audio::AudioSdpSession;
+pub use sdp_filter::SdpStreamFilter;
 pub use send::{NetworkSend, NetworkSendConfig, SendStats, SendStatsHandle};
 pub use socket::{
     MAX_BATCH, RECV_SLOT, RecvBatch, SendBatch, SocketConfig, enable_gro, receiver_socket,
-    sender_socket,
+    sender_socket, source_receiver_socket,
 };
 pub use stats::Histogram;

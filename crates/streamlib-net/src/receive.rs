@@ -16,7 +16,7 @@ use crate::jitter::{Delivered, JitterBuffer, JitterConfig, LineSpan, ReceiveCoun
 use crate::rtp::Malformed;
 use crate::rtp::rtp_time_ns;
 use crate::sdp::SdpSession;
-use crate::socket::{RecvBatch, SocketConfig, enable_gro, receiver_socket};
+use crate::socket::{RecvBatch, SocketConfig, enable_gro, source_receiver_socket};
 use crate::stats::Histogram;
 use crate::{NetError, VideoFormat};
 
@@ -45,8 +45,18 @@ pub enum FrameTimestamps {
 pub struct NetworkReceiveConfig {
     /// Local address and port (`0.0.0.0:5004`, `[::]:5004`, or a specific address).
     pub bind: SocketAddr,
-    /// Multicast group to join (`None`: unicast).
+    /// Multicast group to join (`None`: unicast). The socket is bound to the group, so only
+    /// its datagrams arrive.
     pub multicast_group: Option<IpAddr>,
+    /// The sender's address: datagrams from any other are dropped and counted
+    /// (`foreign_packets`); with an IPv4 group the membership is source-specific
+    /// (`IP_ADD_SOURCE_MEMBERSHIP`). `None`: any sender.
+    pub source: Option<IpAddr>,
+    /// The stream's SSRC (an SDP's `a=ssrc:`): packets of any other SSRC are dropped and
+    /// counted, even after the stream went silent. `None`: the first valid packet's SSRC is
+    /// locked, and another may take over only after 500 ms of silence (a sender restarted
+    /// with a new SSRC).
+    pub ssrc: Option<u32>,
     /// What the stream carries.
     pub format: VideoFormat,
     /// Reordering window, slots, incomplete-frame policy, payload type.
@@ -70,6 +80,8 @@ impl NetworkReceiveConfig {
         Self {
             bind,
             multicast_group: None,
+            source: None,
+            ssrc: None,
             format,
             jitter: JitterConfig::default(),
             socket: SocketConfig::default(),
@@ -107,6 +119,9 @@ pub struct ReceiveStats {
     pub frames_superseded: u64,
     /// Failed `recvmmsg` calls.
     pub recv_errors: u64,
+    /// Datagrams not of this stream, dropped: from another address than the configured
+    /// `source`, plus those of another SSRC (`counters.foreign_ssrc`).
+    pub foreign_packets: u64,
     /// Assembly latency (first packet to frame ready), median, ns.
     pub assembly_p50_ns: u64,
     /// Assembly latency, 99th percentile, ns.
@@ -132,6 +147,8 @@ struct Shared {
     published: AtomicU64,
     superseded: AtomicU64,
     recv_errors: AtomicU64,
+    /// Datagrams dropped because another address sent them.
+    foreign_source: AtomicU64,
     from_future: AtomicU64,
     assembly: Histogram,
     publish_wait: Histogram,
@@ -154,8 +171,10 @@ impl ReceiveStatsHandle {
     /// The counters now (they are refreshed after every batch of datagrams).
     pub fn snapshot(&self) -> ReceiveStats {
         let s = &*self.shared;
+        let counters = *s.counters.lock().unwrap_or_else(PoisonError::into_inner);
         ReceiveStats {
-            counters: *s.counters.lock().unwrap_or_else(PoisonError::into_inner),
+            counters,
+            foreign_packets: s.foreign_source.load(Ordering::Relaxed) + counters.foreign_ssrc,
             frames_published: s.published.load(Ordering::Relaxed),
             frames_superseded: s.superseded.load(Ordering::Relaxed),
             recv_errors: s.recv_errors.load(Ordering::Relaxed),
@@ -219,6 +238,7 @@ impl NetworkReceive {
                 published: AtomicU64::new(0),
                 superseded: AtomicU64::new(0),
                 recv_errors: AtomicU64::new(0),
+                foreign_source: AtomicU64::new(0),
                 from_future: AtomicU64::new(0),
                 assembly: Histogram::new(),
                 publish_wait: Histogram::new(),
@@ -265,9 +285,13 @@ impl StreamHandler for NetworkReceive {
     fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
         self.stop_worker()?;
         let c = &self.config;
-        let socket = receiver_socket(c.bind, c.multicast_group, &c.socket, POLL)?;
+        let socket = source_receiver_socket(c.bind, c.multicast_group, c.source, &c.socket, POLL)?;
         let gro = c.gro && enable_gro(&socket);
-        let jitter = JitterBuffer::new(c.format, self.pool.clone(), c.jitter)?;
+        let mut jitter = JitterBuffer::new(c.format, self.pool.clone(), c.jitter)?;
+        if let Some(ssrc) = c.ssrc {
+            jitter.lock_ssrc(ssrc);
+        }
+        let source = c.source;
         let stop = Arc::new(AtomicBool::new(false));
         let (ready, shared, stop2) = (
             Arc::clone(&self.ready),
@@ -282,7 +306,7 @@ impl StreamHandler for NetworkReceive {
                 } else {
                     RecvBatch::new()
                 };
-                receive_loop(&socket, batch, jitter, &ready, &shared, &stop2);
+                receive_loop(&socket, batch, jitter, source, &ready, &shared, &stop2);
             })
             .map_err(|source| NetError::Thread {
                 handler: HANDLER,
@@ -350,6 +374,7 @@ fn receive_loop(
     socket: &std::net::UdpSocket,
     mut batch: RecvBatch,
     mut jitter: JitterBuffer,
+    source: Option<IpAddr>,
     ready: &ArrayQueue<(VideoFrame, Instant, u32)>,
     shared: &Shared,
     stop: &AtomicBool,
@@ -387,6 +412,10 @@ fn receive_loop(
             let Some((datagram, cut)) = batch.get(i) else {
                 break;
             };
+            if source.is_some_and(|want| batch.source(i) != Some(want)) {
+                shared.foreign_source.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             if cut {
                 truncated += 1;
                 continue;

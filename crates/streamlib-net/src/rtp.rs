@@ -171,6 +171,10 @@ pub struct SequenceWindow {
     ext_reliable: bool,
 }
 
+/// How long a jitter buffer's SSRC must be silent before a packet of another SSRC takes the
+/// stream over (a sender that restarted with a new SSRC), 500 ms.
+pub(crate) const SSRC_TAKEOVER_NS: u64 = 500_000_000;
+
 /// Packets in a row that a receiver could not place because they look far older than its
 /// stream. After [`StaleRun::LIMIT`] of them the source has restarted its numbering or
 /// stepped its clock, and the receiver follows it instead of dropping everything as late;

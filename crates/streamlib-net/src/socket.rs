@@ -117,6 +117,20 @@ pub fn receiver_socket(
     config: &SocketConfig,
     timeout: Duration,
 ) -> Result<UdpSocket, NetError> {
+    source_receiver_socket(bind, group, None, config, timeout)
+}
+
+/// [`receiver_socket`] that, for an IPv4 `group` and an IPv4 `source`, joins the group
+/// source-specifically (`IP_ADD_SOURCE_MEMBERSHIP`, IGMPv3): the kernel then delivers only
+/// that sender's datagrams. Other combinations join the whole group; the receivers still drop
+/// datagrams from any other address (see [`RecvBatch::source`]).
+pub fn source_receiver_socket(
+    bind: SocketAddr,
+    group: Option<IpAddr>,
+    source: Option<IpAddr>,
+    config: &SocketConfig,
+    timeout: Duration,
+) -> Result<UdpSocket, NetError> {
     let socket = new_socket(bind)?;
     let _ = socket.set_recv_buffer_size(config.buffer_bytes);
     socket
@@ -136,22 +150,29 @@ pub fn receiver_socket(
             addr: local,
             source,
         })?;
-    match group {
-        Some(IpAddr::V4(g)) => socket
+    match (group, source) {
+        (Some(IpAddr::V4(g)), Some(IpAddr::V4(src))) => socket
+            .join_ssm_v4(&src, &g, &config.multicast_interface_v4)
+            .map_err(|source| NetError::Multicast {
+                group: IpAddr::V4(g),
+                interface: format!("{} (source {src})", config.multicast_interface_v4),
+                source,
+            })?,
+        (Some(IpAddr::V4(g)), _) => socket
             .join_multicast_v4(&g, &config.multicast_interface_v4)
             .map_err(|source| NetError::Multicast {
                 group: IpAddr::V4(g),
                 interface: config.multicast_interface_v4.to_string(),
                 source,
             })?,
-        Some(IpAddr::V6(g)) => socket
+        (Some(IpAddr::V6(g)), _) => socket
             .join_multicast_v6(&g, config.multicast_interface_v6)
             .map_err(|source| NetError::Multicast {
                 group: IpAddr::V6(g),
                 interface: format!("index {}", config.multicast_interface_v6),
                 source,
             })?,
-        None => {}
+        (None, _) => {}
     }
     socket
         .set_read_timeout(Some(timeout))
@@ -422,8 +443,11 @@ pub struct RecvBatch {
     slot: usize,
     gro: bool,
     control: Vec<CmsgSpace>,
-    /// Per datagram of the last receive: start in `data`, length, whether truncated.
-    datagrams: Vec<(usize, usize, bool)>,
+    /// The sender's address of each buffer of the last receive.
+    names: Vec<libc::sockaddr_storage>,
+    /// Per datagram of the last receive: start in `data`, length, whether truncated, and the
+    /// buffer it came in (for its sender's address).
+    datagrams: Vec<(usize, usize, bool, usize)>,
 }
 
 impl Default for RecvBatch {
@@ -452,6 +476,8 @@ impl RecvBatch {
             slot,
             gro,
             control: vec![CmsgSpace::default(); if gro { MAX_BATCH } else { 0 }],
+            // SAFETY: an all-zero sockaddr_storage is valid (family AF_UNSPEC).
+            names: vec![unsafe { std::mem::zeroed() }; MAX_BATCH],
             datagrams: Vec::with_capacity(MAX_BATCH * per_slot),
         }
     }
@@ -469,14 +495,17 @@ impl RecvBatch {
             iov[i].iov_len = self.slot;
             msgs[i].msg_hdr.msg_iov = &mut iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = (&raw mut self.names[i]).cast();
+            msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as _;
             if let Some(control) = self.control.get_mut(i) {
                 msgs[i].msg_hdr.msg_control = control.as_mut_ptr().cast();
                 msgs[i].msg_hdr.msg_controllen = size_of::<CmsgSpace>() as _;
             }
         }
         self.datagrams.clear();
-        // SAFETY: every mmsghdr points at one iovec of `slot` bytes inside `self.data` and,
-        // with GRO, at a control buffer of its own, all alive and exclusively borrowed for
+        // SAFETY: every mmsghdr points at one iovec of `slot` bytes inside `self.data`, at a
+        // sockaddr_storage of its own in `self.names` and, with GRO, at a control buffer of
+        // its own, all alive and exclusively borrowed for
         // the call; a null timeout makes the socket's SO_RCVTIMEO apply.
         let n = unsafe {
             libc::recvmmsg(
@@ -506,13 +535,13 @@ impl RecvBatch {
                 len
             };
             if segment == 0 || segment >= len {
-                self.datagrams.push((start, len, truncated));
+                self.datagrams.push((start, len, truncated, i));
                 continue;
             }
             let mut at = 0;
             while at < len {
                 let piece = segment.min(len - at);
-                self.datagrams.push((start + at, piece, truncated));
+                self.datagrams.push((start + at, piece, truncated, i));
                 at += piece;
             }
         }
@@ -521,8 +550,34 @@ impl RecvBatch {
 
     /// Datagram `i` of the last receive, and whether the kernel truncated it.
     pub fn get(&self, i: usize) -> Option<(&[u8], bool)> {
-        let &(start, len, truncated) = self.datagrams.get(i)?;
+        let &(start, len, truncated, _) = self.datagrams.get(i)?;
         Some((&self.data[start..start + len], truncated))
+    }
+
+    /// The address datagram `i` of the last receive came from (`None` if the kernel gave
+    /// none, or not an IP one). An IPv4-mapped IPv6 address is given as IPv4.
+    pub fn source(&self, i: usize) -> Option<IpAddr> {
+        let &(_, _, _, buffer) = self.datagrams.get(i)?;
+        sockaddr_ip(self.names.get(buffer)?)
+    }
+}
+
+/// The IP address in a `sockaddr_storage` the kernel filled.
+fn sockaddr_ip(name: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match i32::from(name.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it is large and
+            // aligned enough for.
+            let v4 = unsafe { &*(&raw const *name).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let v6 = unsafe { &*(&raw const *name).cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr);
+            Some(ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4))
+        }
+        _ => None,
     }
 }
 

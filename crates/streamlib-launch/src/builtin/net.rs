@@ -160,7 +160,46 @@ fn receive_props() -> Vec<crate::PropertySpec> {
             false,
             "multicast group to join (empty: unicast)",
         ),
+        prop(
+            "source",
+            PropType::Text,
+            Some(""),
+            false,
+            "accept datagrams from this sender address only (source-specific multicast with an \
+             IPv4 group); empty: the SDP's a=source-filter, else any sender",
+        ),
+        prop(
+            "ssrc",
+            PropType::Int {
+                min: -1,
+                max: u32::MAX as i64,
+            },
+            Some("-1"),
+            false,
+            "accept this RTP SSRC only; -1: the SDP's a=ssrc, else lock to the first one seen",
+        ),
     ]
+}
+
+/// Applies `source=` and `ssrc=`, which win over what the SDP text (if any) names.
+fn stream_filter(
+    p: &Properties,
+    sdp: Option<(&str, IpAddr)>,
+) -> Result<(Option<IpAddr>, Option<u32>), HandlerError> {
+    let from_sdp = sdp
+        .map(|(text, dest)| streamlib_net::SdpStreamFilter::parse(text, dest))
+        .unwrap_or_default();
+    let text = p.text("source");
+    let source = if text.is_empty() {
+        from_sdp.source
+    } else {
+        Some(
+            text.parse()
+                .map_err(|_| HandlerError::msg(format!("source `{text}` is not an IP address")))?,
+        )
+    };
+    let ssrc = u32::try_from(p.int("ssrc")).ok().or(from_sdp.ssrc);
+    Ok((source, ssrc))
 }
 
 /// The `multicast` property as a group to join, `None` when empty.
@@ -212,11 +251,14 @@ fn receive_config(p: &Properties) -> Result<NetworkReceiveConfig, HandlerError> 
     if path.is_empty() {
         let mut config = NetworkReceiveConfig::new(address("bind", p.text("bind"))?, format_of(p)?);
         config.multicast_group = multicast_group(p)?;
+        (config.source, config.ssrc) = stream_filter(p, None)?;
         Ok(config)
     } else {
         let text = read_sdp(path)?;
         let sdp = SdpSession::parse(&text).map_err(|e| sdp_error(path, &e))?;
-        Ok(NetworkReceiveConfig::from_sdp(&sdp))
+        let mut config = NetworkReceiveConfig::from_sdp(&sdp);
+        (config.source, config.ssrc) = stream_filter(p, Some((&text, sdp.destination.ip())))?;
+        Ok(config)
     }
 }
 
@@ -232,11 +274,14 @@ fn audio_receive_config(
         );
         config.jitter.payload_type = u8::try_from(p.int("payload")).ok();
         config.multicast_group = multicast_group(p)?;
+        (config.source, config.ssrc) = stream_filter(p, None)?;
         Ok(config)
     } else {
         let text = read_sdp(path)?;
         let sdp = streamlib_net::AudioSdpSession::parse(&text).map_err(|e| sdp_error(path, &e))?;
-        Ok(streamlib_net::NetworkAudioReceiveConfig::from_sdp(&sdp))
+        let mut config = streamlib_net::NetworkAudioReceiveConfig::from_sdp(&sdp);
+        (config.source, config.ssrc) = stream_filter(p, Some((&text, sdp.destination.ip())))?;
+        Ok(config)
     }
 }
 
@@ -424,6 +469,7 @@ fn network_receive() -> HandlerSpec {
                     "packets": c.packets,
                     "malformed": c.malformed,
                     "foreign_ssrc": c.foreign_ssrc,
+                    "foreign_packets": s.foreign_packets,
                     "duplicates": c.duplicates,
                     "reordered": c.reordered,
                     "late": c.late,
@@ -595,6 +641,7 @@ fn network_audio_receive() -> HandlerSpec {
                     "samples": c.samples,
                     "malformed": c.malformed,
                     "foreign_ssrc": c.foreign_ssrc,
+                    "foreign_packets": s.foreign_packets,
                     "duplicates": c.duplicates,
                     "reordered": c.reordered,
                     "late": c.late,
