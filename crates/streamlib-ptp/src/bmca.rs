@@ -10,8 +10,10 @@ use crate::{Announce, Header, PortIdentity};
 const QUALIFY_ANNOUNCES: u32 = 2;
 /// FOREIGN_MASTER_TIME_WINDOW, in the master's announce intervals.
 const QUALIFY_WINDOW_INTERVALS: u64 = 4;
-/// More foreign masters than this are not tracked (a flood cannot grow memory).
-const MAX_FOREIGN_MASTERS: usize = 16;
+/// More foreign masters than this are not tracked (a flood cannot grow memory); a newcomer
+/// to a full table takes the place of a worse or stale entry (see
+/// [`MasterSelection::on_announce`]).
+pub(crate) const MAX_FOREIGN_MASTERS: usize = 16;
 
 /// The announce interval `2^log` s in ns, with the exponent clamped to sane values (1/128 s
 /// to 64 s), since it comes from the network.
@@ -70,6 +72,14 @@ pub(crate) struct MasterSelection {
 
 impl MasterSelection {
     /// Records an Announce received at local time `now`.
+    ///
+    /// The table is bounded; when it is full, a newcomer replaces, in this order: the entry
+    /// silent the longest past its qualification window (it can neither qualify nor be
+    /// chosen), else the worst unqualified entry, else the worst qualified one — each only if
+    /// the newcomer is better than it. Qualified masters are thus never pushed out by a flood
+    /// of one-shot Announces, and the best master never by a worse one: fake masters cannot
+    /// lock the real grandmaster out. (A fake that is *better* and keeps announcing wins the
+    /// BMCA as the standard says; PTP has no authentication, see docs/SECURITY.md.)
     pub(crate) fn on_announce(&mut self, header: &Header, announce: &Announce, now: u64) {
         let interval = interval_ns(header.log_interval);
         if let Some(m) = self.masters.iter_mut().find(|m| m.port == header.source) {
@@ -83,16 +93,52 @@ impl MasterSelection {
             m.flags = header.flags;
             m.interval_ns = interval;
             m.last_rx = now;
-        } else if self.masters.len() < MAX_FOREIGN_MASTERS {
-            self.masters.push(ForeignMaster {
-                port: header.source,
-                announce: *announce,
-                flags: header.flags,
-                interval_ns: interval,
-                recent: 1,
-                last_rx: now,
-            });
+            return;
         }
+        let newcomer = ForeignMaster {
+            port: header.source,
+            announce: *announce,
+            flags: header.flags,
+            interval_ns: interval,
+            recent: 1,
+            last_rx: now,
+        };
+        if self.masters.len() < MAX_FOREIGN_MASTERS {
+            self.masters.push(newcomer);
+        } else if let Some(i) = self.victim(&newcomer, now) {
+            self.masters[i] = newcomer;
+        }
+    }
+
+    /// The entry a newcomer to the full table replaces, if any (see `on_announce`).
+    fn victim(&self, newcomer: &ForeignMaster, now: u64) -> Option<usize> {
+        let silent = |m: &ForeignMaster| now.saturating_sub(m.last_rx);
+        let stale = self
+            .masters
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| silent(m) > QUALIFY_WINDOW_INTERVALS * m.interval_ns)
+            .max_by_key(|(_, m)| silent(m));
+        if let Some((i, _)) = stale {
+            return Some(i);
+        }
+        let worst = |qualified: bool| {
+            self.masters
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| (m.recent >= QUALIFY_ANNOUNCES) == qualified)
+                .max_by(|(_, a), (_, b)| compare(a, b))
+        };
+        match worst(false).or_else(|| worst(true)) {
+            Some((i, m)) if compare(newcomer, m) == Ordering::Less => Some(i),
+            _ => None,
+        }
+    }
+
+    /// Masters tracked now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.masters.len()
     }
 
     /// Drops masters silent for `receipt_timeout` of their announce intervals; returns how
@@ -226,6 +272,52 @@ mod tests {
         assert_eq!(table.expire(5 * s + 1, 3), 1);
         assert_eq!(table.best().map(|m| m.port), Some(header(7).source));
         assert!(table.get(header(3).source).is_none());
+    }
+
+    /// An Announce from fake master `n` (a distinct identity per `n`).
+    fn fake(n: u16, priority1: u8) -> (Header, Announce) {
+        let mut h = header(0);
+        h.source.clock = ClockIdentity([0xFA, 0xCE, 0, 0, 0, 0, (n >> 8) as u8, n as u8]);
+        let mut a = announce(0, priority1, 248);
+        a.grandmaster = h.source.clock;
+        (h, a)
+    }
+
+    #[test]
+    fn a_flood_of_fake_masters_does_not_lock_out_the_grandmaster() {
+        let s = 1_000_000_000;
+        let gm = (header(7), announce(7, 128, 248));
+        // 1: the table fills with worse fakes, each announcing twice (qualified), before the
+        // real grandmaster is heard; it still gets in and is chosen.
+        let mut table = MasterSelection::default();
+        for n in 0..MAX_FOREIGN_MASTERS as u16 {
+            let (h, a) = fake(n, 200);
+            table.on_announce(&h, &a, 0);
+            table.on_announce(&h, &a, s / 2);
+        }
+        assert_eq!(table.len(), MAX_FOREIGN_MASTERS);
+        table.on_announce(&gm.0, &gm.1, s);
+        table.on_announce(&gm.0, &gm.1, 2 * s);
+        assert_eq!(table.best().map(|m| m.port), Some(gm.0.source));
+
+        // 2: with the grandmaster qualified, thousands of one-shot fakes, better and worse,
+        // cannot push it out: BMCA still picks it.
+        let mut table = MasterSelection::default();
+        table.on_announce(&gm.0, &gm.1, 0);
+        table.on_announce(&gm.0, &gm.1, s);
+        for n in 0..5000u16 {
+            let (h, a) = fake(n, if n % 2 == 0 { 0 } else { 255 });
+            table.on_announce(&h, &a, s + u64::from(n) * 1000);
+        }
+        assert_eq!(table.len(), MAX_FOREIGN_MASTERS);
+        assert!(table.get(gm.0.source).is_some());
+        assert_eq!(table.best().map(|m| m.port), Some(gm.0.source));
+
+        // 3: a flood that went silent leaves stale entries, replaced by the next newcomers.
+        table.on_announce(&gm.0, &gm.1, 20 * s);
+        let (h, a) = fake(9999, 250);
+        table.on_announce(&h, &a, 20 * s);
+        assert!(table.get(h.source).is_some(), "a stale entry made room");
     }
 
     #[test]

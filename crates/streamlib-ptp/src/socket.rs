@@ -50,6 +50,11 @@ pub(crate) struct PtpSockets {
     local_general: SocketAddrV4,
     destination: Destination,
     tx_stamping: bool,
+    /// The chosen interface's index: datagrams that arrived on another are dropped (see
+    /// [`recv`](Self::recv)).
+    interface_index: Option<u32>,
+    /// Datagrams dropped because they arrived on another interface.
+    foreign_interface: std::sync::atomic::AtomicU64,
 }
 
 fn os_option(
@@ -137,6 +142,8 @@ impl PtpSockets {
             local_general,
             destination: transport.destination.clone(),
             tx_stamping,
+            interface_index,
+            foreign_interface: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -214,14 +221,43 @@ impl PtpSockets {
         ))
     }
 
-    /// Receives one datagram without blocking; `None` when there is none.
+    /// Datagrams dropped so far because they arrived on another interface than the chosen one.
+    #[cfg(test)]
+    pub(crate) fn foreign_interface_datagrams(&self) -> u64 {
+        self.foreign_interface
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Receives one datagram without blocking; `None` when there is none. With an interface
+    /// chosen by name, a datagram that arrived on another interface (the kernel says which,
+    /// `IP_PKTINFO`) is dropped and counted: `SO_BINDTODEVICE` does that too but needs
+    /// `CAP_NET_RAW`, and a socket bound to the wildcard address would otherwise take PTP
+    /// traffic from every network the host is on.
     pub(crate) fn recv(&self, channel: Channel, buf: &mut [u8]) -> io::Result<Option<Datagram>> {
         let socket = match channel {
             Channel::Event => &self.event,
             Channel::General => &self.general,
         };
-        match recvmsg(socket.as_raw_fd(), buf, libc::MSG_DONTWAIT) {
-            Ok((len, from, stamp)) => {
+        loop {
+            match recvmsg(socket.as_raw_fd(), buf, libc::MSG_DONTWAIT) {
+                Ok((_, _, _, Some(arrived)))
+                    if self.interface_index.is_some_and(|want| want != arrived) =>
+                {
+                    self.foreign_interface
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                other => return self.datagram(other),
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity, reason = "recvmsg's result, passed through")]
+    fn datagram(
+        &self,
+        received: io::Result<(usize, Option<SocketAddrV4>, Option<u64>, Option<u32>)>,
+    ) -> io::Result<Option<Datagram>> {
+        match received {
+            Ok((len, from, stamp, _)) => {
                 let (rx_mono, kernel_stamp) = match stamp {
                     Some(real) => (realtime_to_monotonic(real), true),
                     None => (local_monotonic_ns(), false),
@@ -279,7 +315,7 @@ fn tx_timestamp(fd: RawFd) -> Option<u64> {
     let deadline = local_monotonic_ns() + 5_000_000;
     let mut scratch = [0u8; 64];
     loop {
-        if let Ok((_, _, Some(stamp))) =
+        if let Ok((_, _, Some(stamp), _)) =
             recvmsg(fd, &mut scratch, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT)
         {
             return Some(stamp);
@@ -314,6 +350,16 @@ fn open_one(
     socket
         .set_reuse_address(true)
         .map_err(option("SO_REUSEADDR".into()))?;
+    if interface_index.is_some() {
+        // Tells `recv` which interface each datagram arrived on, to drop the others'.
+        setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            &1 as &libc::c_int,
+        )
+        .map_err(option("IP_PKTINFO".into()))?;
+    }
     if let Some(index) = interface_index {
         // Best effort (needs CAP_NET_RAW): keeps datagrams of other interfaces out.
         if let Destination::Multicast {
@@ -402,12 +448,14 @@ fn open_one(
     Ok((socket, local))
 }
 
-/// `recvmsg` with room for control messages: (length, sender, kernel `CLOCK_REALTIME` stamp).
+/// `recvmsg` with room for control messages: (length, sender, kernel `CLOCK_REALTIME` stamp,
+/// index of the interface it arrived on when `IP_PKTINFO` is set).
+#[allow(clippy::type_complexity, reason = "one private call site")]
 fn recvmsg(
     fd: RawFd,
     buf: &mut [u8],
     flags: libc::c_int,
-) -> io::Result<(usize, Option<SocketAddrV4>, Option<u64>)> {
+) -> io::Result<(usize, Option<SocketAddrV4>, Option<u64>, Option<u32>)> {
     // u64 elements keep the control buffer aligned for cmsghdr.
     let mut control = [0u64; 64];
     // SAFETY: sockaddr_in and msghdr are plain C structs for which all-zero bytes are valid.
@@ -440,6 +488,7 @@ fn recvmsg(
         });
 
     let mut stamp = None;
+    let mut arrived = None;
     // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR only reads its control fields.
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
     while !cmsg.is_null() {
@@ -448,6 +497,14 @@ fn recvmsg(
         // SAFETY: CMSG_DATA only offsets the pointer within the same control message.
         let data = unsafe { libc::CMSG_DATA(cmsg) };
         let data_len = (header.cmsg_len as usize).saturating_sub(data as usize - cmsg as usize);
+        if header.cmsg_level == libc::IPPROTO_IP
+            && header.cmsg_type == libc::IP_PKTINFO
+            && data_len >= size_of::<libc::in_pktinfo>()
+        {
+            // SAFETY: the control message holds an in_pktinfo at `data`.
+            let info = unsafe { std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>()) };
+            arrived = u32::try_from(info.ipi_ifindex).ok();
+        }
         if header.cmsg_level == libc::SOL_SOCKET {
             let wanted = match header.cmsg_type {
                 libc::SCM_TIMESTAMPNS => 1,
@@ -467,5 +524,62 @@ fn recvmsg(
         // SAFETY: `cmsg` is a valid header inside `msg`'s control buffer.
         cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
     }
-    Ok((len, from, stamp))
+    Ok((len, from, stamp, arrived))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+    use super::*;
+    use crate::PTP_PRIMARY_MULTICAST;
+
+    /// Sockets on `lo`, free ports; returns them and the event port's address on 127.0.0.1.
+    fn on_loopback() -> (PtpSockets, SocketAddrV4) {
+        let transport = Transport {
+            bind: Ipv4Addr::UNSPECIFIED,
+            event_port: 0,
+            general_port: 0,
+            destination: Destination::Multicast {
+                group: PTP_PRIMARY_MULTICAST,
+                interface: Interface::Name("lo".into()),
+            },
+        };
+        let sockets = PtpSockets::open(&transport).unwrap();
+        let port = sockets.local_addrs().0.port();
+        (sockets, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+    }
+
+    fn receive_one(sockets: &PtpSockets) -> Option<Datagram> {
+        let mut buf = [0u8; 128];
+        let deadline = local_monotonic_ns() + 2_000_000_000;
+        while local_monotonic_ns() < deadline {
+            if let Some(d) = sockets.recv(Channel::Event, &mut buf).unwrap() {
+                return Some(d);
+            }
+            if sockets.foreign_interface_datagrams() > 0 {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        None
+    }
+
+    #[test]
+    fn datagrams_from_other_interfaces_are_dropped() {
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Arrived on the chosen interface (lo): taken.
+        let (sockets, to) = on_loopback();
+        sender.send_to(b"on lo", to).unwrap();
+        let d = receive_one(&sockets).expect("a datagram on lo is received");
+        assert_eq!(d.len, 5);
+        assert_eq!(sockets.foreign_interface_datagrams(), 0);
+        // The same datagram, for sockets listening on another interface: the kernel says it
+        // came in on lo, so it is dropped and counted (what a datagram from another network
+        // looks like to a socket bound to 0.0.0.0).
+        let (mut sockets, to) = on_loopback();
+        sockets.interface_index = sockets.interface_index.map(|lo| lo + 1000);
+        sender.send_to(b"elsewhere", to).unwrap();
+        assert!(receive_one(&sockets).is_none());
+        assert_eq!(sockets.foreign_interface_datagrams(), 1);
+    }
 }
