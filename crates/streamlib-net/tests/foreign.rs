@@ -142,3 +142,84 @@ fn a_restarted_sender_with_a_new_ssrc_takes_over_after_silence_unless_pinned() {
         }
     }
 }
+
+#[test]
+fn a_source_specific_multicast_receiver_takes_only_its_sender() {
+    let format = format(Sampling::YCbCr422Depth10, 64, 16);
+    let port = free_port("0.0.0.0");
+    let group: Ipv4Addr = "239.255.42.97".parse().unwrap();
+    let mut config = NetworkReceiveConfig::new(
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        format,
+    );
+    config.multicast_group = Some(IpAddr::V4(group));
+    config.source = Some(IpAddr::V4(SENDER));
+    config.socket.multicast_interface_v4 = SENDER;
+    let mut rx = NetworkReceive::new(config).unwrap();
+    let stats = rx.stats();
+    let clock = FreeRunningClock::new(Rational::fps(30)).info();
+    rx.on_start(&StartContext::new("rx", &clock)).unwrap();
+    let to = SocketAddr::new(IpAddr::V4(group), port);
+    let multicast_from = |from: Ipv4Addr, packets: &[Vec<u8>]| {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::new(IpAddr::V4(from), 0).into())
+            .unwrap();
+        socket.set_multicast_if_v4(&SENDER).unwrap();
+        socket.set_multicast_loop_v4(true).unwrap();
+        for d in packets {
+            socket.send_to(d, &to.into()).unwrap();
+        }
+    };
+    // The stranger's datagrams never reach the jitter buffer: the membership filters them in
+    // the kernel (IGMPv3), or the receiver drops and counts them.
+    multicast_from(STRANGER, &frame_packets(&format, 0xBAD, 0));
+    multicast_from(SENDER, &frame_packets(&format, 0x600D, 1));
+    multicast_from(SENDER, &frame_packets(&format, 0x600D, 2));
+    assert!(
+        wait_for(Duration::from_secs(5), || stats
+            .snapshot()
+            .counters
+            .frames_complete
+            >= 1),
+        "{:?}",
+        stats.snapshot()
+    );
+    let s = stats.snapshot();
+    assert_eq!(s.counters.foreign_ssrc, 0, "{s:?}");
+    assert_eq!(
+        s.counters.datagrams,
+        2 * frame_packets(&format, 0x600D, 1).len() as u64,
+        "{s:?}"
+    );
+    rx.on_stop().unwrap();
+}
+
+#[test]
+fn the_audio_receiver_drops_a_stranger_too() {
+    let port = free_port("127.0.0.1");
+    let format = AudioFormat::new(AudioEncoding::L16, 1).unwrap();
+    let bind = SocketAddr::new(IpAddr::V4(SENDER), port);
+    let mut config = NetworkAudioReceiveConfig::new(bind, format);
+    config.source = Some(IpAddr::V4(SENDER));
+    let mut rx = NetworkAudioReceive::new(config).unwrap();
+    let stats = rx.stats();
+    let clock = FreeRunningClock::new(Rational::fps(100)).info();
+    rx.on_start(&StartContext::new("rx", &clock)).unwrap();
+    let mut packets = Vec::new();
+    let mut p = AudioPacketizer::new(format, AudioPacketizerConfig::default()).unwrap();
+    p.push(&[0.25; 480], 0, &mut |d: &[u8]| packets.push(d.to_vec()));
+    send_from(STRANGER, bind, &packets);
+    send_from(SENDER, bind, &packets);
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            let s = stats.snapshot();
+            s.counters.packets == packets.len() as u64 && s.foreign_packets == packets.len() as u64
+        }),
+        "{:?}",
+        stats.snapshot()
+    );
+    assert_eq!(stats.snapshot().counters.datagrams, packets.len() as u64);
+    rx.on_stop().unwrap();
+}
