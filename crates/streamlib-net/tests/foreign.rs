@@ -177,22 +177,20 @@ fn a_source_specific_multicast_receiver_takes_only_its_sender() {
     multicast_from(STRANGER, &frame_packets(&format, 0xBAD, 0));
     multicast_from(SENDER, &frame_packets(&format, 0x600D, 1));
     multicast_from(SENDER, &frame_packets(&format, 0x600D, 2));
+    let real = 2 * frame_packets(&format, 0x600D, 1).len() as u64;
+    // Wait for every real datagram (the stranger's, sent first, would be counted by then).
     assert!(
-        wait_for(Duration::from_secs(5), || stats
-            .snapshot()
-            .counters
-            .frames_complete
-            >= 1),
+        wait_for(Duration::from_secs(5), || {
+            let s = stats.snapshot();
+            s.counters.datagrams >= real && s.counters.frames_complete >= 1
+        }),
         "{:?}",
         stats.snapshot()
     );
+    std::thread::sleep(Duration::from_millis(20));
     let s = stats.snapshot();
     assert_eq!(s.counters.foreign_ssrc, 0, "{s:?}");
-    assert_eq!(
-        s.counters.datagrams,
-        2 * frame_packets(&format, 0x600D, 1).len() as u64,
-        "{s:?}"
-    );
+    assert_eq!(s.counters.datagrams, real, "{s:?}");
     rx.on_stop().unwrap();
 }
 
