@@ -75,8 +75,9 @@ impl NetworkAudioReceiveConfig {
         }
     }
 
-    /// What an SDP describes: its port on the unspecified address of its family, joining its
-    /// group if it is multicast, its format and payload type.
+    /// What an SDP describes: its port, bound to its multicast group (joined) or to its
+    /// unicast address when that address is this host's (else the unspecified address of its
+    /// family), its format and payload type.
     pub fn from_sdp(sdp: &AudioSdpSession) -> Self {
         let dest = sdp.destination;
         let any: IpAddr = if dest.is_ipv4() {
@@ -84,7 +85,11 @@ impl NetworkAudioReceiveConfig {
         } else {
             IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
         };
-        let mut config = Self::new(SocketAddr::new(any, dest.port()), sdp.format);
+        let local = crate::socket::is_local(dest.ip()).then_some(dest.ip());
+        let mut config = Self::new(
+            SocketAddr::new(local.unwrap_or(any), dest.port()),
+            sdp.format,
+        );
         config.multicast_group = dest.ip().is_multicast().then_some(dest.ip());
         config.jitter.payload_type = Some(sdp.payload_type);
         config

@@ -108,6 +108,12 @@ pub fn sender_socket(
     Ok(socket.into())
 }
 
+/// Whether `ip` is a unicast address of this host (one a socket can bind to): a receiver
+/// bound to it takes only datagrams sent to it, not those sent to the host's other addresses.
+pub(crate) fn is_local(ip: IpAddr) -> bool {
+    !ip.is_multicast() && !ip.is_unspecified() && UdpSocket::bind((ip, 0)).is_ok()
+}
+
 /// A socket bound to `bind` (its port; its address, or the group when `group` is set), that
 /// has joined `group` if one is given, with a read timeout of `timeout` so a receive thread
 /// can notice it should stop.
@@ -633,6 +639,14 @@ mod tests {
             }
         }
         assert_eq!(got[9], vec![9, 9, 9]);
+    }
+
+    #[test]
+    fn local_addresses_are_told_from_others() {
+        assert!(is_local("127.0.0.1".parse().unwrap()));
+        assert!(!is_local("192.0.2.1".parse().unwrap()), "TEST-NET-1 is nobody's");
+        assert!(!is_local("239.1.1.1".parse().unwrap()));
+        assert!(!is_local("0.0.0.0".parse().unwrap()));
     }
 
     #[test]
