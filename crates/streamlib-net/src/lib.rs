@@ -18,6 +18,14 @@
 //!
 //! Formats and how they map to frames are in [`Sampling`].
 //!
+//! Receivers accept only their stream: bound to the multicast group (or to the SDP's unicast
+//! address when it is this host's), optionally filtered on the sender's address
+//! (`source`, a source-specific membership for IPv4 groups; [`SdpStreamFilter`] reads an
+//! SDP's `a=source-filter` and `a=ssrc`), locked to one SSRC. Packets from anyone else are
+//! counted (`foreign_packets`), never delivered and never a reason to resync. A sender that
+//! restarts its numbering under the same SSRC is followed; one that restarts with a new SSRC
+//! takes over after 500 ms of silence, unless the SSRC was given.
+//!
 //! SMPTE ST 2110-30 (AES67) audio travels beside it:
 //!
 //! - [`AudioPacketizer`]: interleaved f32 → L16 / L24 big-endian packets of 1 ms (or 125 µs),
