@@ -138,7 +138,13 @@ mod tests {
     /// every output's name, kind and memory.
     fn shape(ports: &Ports) -> Vec<String> {
         let inputs = ports.inputs().iter().map(|p| {
-            format!("in {} {} {} {}", p.name(), p.kind(), p.caps(), p.is_required())
+            format!(
+                "in {} {} {} {}",
+                p.name(),
+                p.kind(),
+                p.caps(),
+                p.is_required()
+            )
         });
         let outputs = ports
             .outputs()
@@ -168,7 +174,10 @@ mod tests {
         ];
         if cfg!(feature = "file") {
             elements.push(format!("filereader location={}", y4m.display()));
-            elements.push(format!("filewriter location={}", dir.join("x.mkv").display()));
+            elements.push(format!(
+                "filewriter location={}",
+                dir.join("x.mkv").display()
+            ));
         }
         if cfg!(feature = "net") {
             elements.push("networksend destination=127.0.0.1:9".to_owned());

@@ -12,9 +12,9 @@ use streamlib_clock::{
 use streamlib_runtime::{RuntimeHandle, RuntimeStats, StreamRuntime};
 
 use crate::build::{Controls, Graph, build_with};
-use crate::policy::Policy;
 use crate::desc::PipelineDesc;
 use crate::error::LaunchError;
+use crate::policy::Policy;
 use crate::registry::Registry;
 
 /// Which clock drives a launched pipeline.

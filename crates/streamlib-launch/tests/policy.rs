@@ -7,7 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 #![cfg_attr(
     not(all(feature = "file", feature = "net")),
-    allow(unused_imports, dead_code, reason = "the helpers serve the file and net tests")
+    allow(
+        unused_imports,
+        dead_code,
+        reason = "the helpers serve the file and net tests"
+    )
 )]
 
 use std::path::PathBuf;

@@ -644,7 +644,10 @@ mod tests {
     #[test]
     fn local_addresses_are_told_from_others() {
         assert!(is_local("127.0.0.1".parse().unwrap()));
-        assert!(!is_local("192.0.2.1".parse().unwrap()), "TEST-NET-1 is nobody's");
+        assert!(
+            !is_local("192.0.2.1".parse().unwrap()),
+            "TEST-NET-1 is nobody's"
+        );
         assert!(!is_local("239.1.1.1".parse().unwrap()));
         assert!(!is_local("0.0.0.0".parse().unwrap()));
     }

@@ -78,7 +78,9 @@ impl Pipelines {
         if table.running.len() >= limit {
             return Err((
                 Box::new(launched),
-                format!("{limit} pipelines are running, the most one connection may run; stop one first"),
+                format!(
+                    "{limit} pipelines are running, the most one connection may run; stop one first"
+                ),
             ));
         }
         table.launched += 1;
