@@ -111,12 +111,24 @@ async fn blocking<R: Send + 'static>(
     limit: Duration,
     work: impl FnOnce() -> R + Send + 'static,
 ) -> Result<R, String> {
-    match tokio::time::timeout(limit, tokio::task::spawn_blocking(work)).await {
-        Ok(done) => done.map_err(|e| format!("internal error: {e}")),
-        Err(_) => Err(format!(
+    let started = std::time::Instant::now();
+    let abandoned = || {
+        format!(
             "the tool call took longer than {} s and was abandoned",
             limit.as_secs()
-        )),
+        )
+    };
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(work)).await {
+        // Work that finished only after its limit (the timer is checked after the first poll)
+        // is abandoned too, so the limit holds however the race between the two falls. What
+        // it produced (a started session) is dropped off the async threads: dropping a
+        // session stops its pipeline.
+        Ok(Ok(result)) if started.elapsed() > limit => {
+            drop(tokio::task::spawn_blocking(move || drop(result)));
+            Err(abandoned())
+        }
+        Ok(done) => done.map_err(|e| format!("internal error: {e}")),
+        Err(_) => Err(abandoned()),
     }
 }
 
