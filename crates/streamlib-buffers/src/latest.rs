@@ -10,7 +10,7 @@
 //! | writer | `CAS(0 -> WRITING)`, Acquire       | claims a slot nobody pins, not the newest    |
 //! | writer | `fetch_and(!WRITING)`, Release     | releases it after storing value and seq      |
 //! | reader | `fetch_add(1)`, Acquire            | pins the slot `latest` names                 |
-//! | reader | `fetch_sub(1)`, Release            | unpins it, after cloning or backing off      |
+//! | reader | `fetch_sub(1)`, Release            | unpins it (a drop guard: also if clone panics) |
 //!
 //! A reader's `fetch_add` can land while the writer holds the slot (it loaded `latest` just
 //! before the writer re-claimed that slot). It then sees `WRITING` in the value its own
@@ -148,7 +148,8 @@ impl<T: Clone + Send + Sync> LatestBuffer<T> {
             let (_, latest_idx) = unpack(packed);
             let has_latest = packed != 0;
             let start = self.cursor.load(Ordering::Relaxed) as usize;
-            self.cursor.store(start as u32 + 1, Ordering::Relaxed);
+            self.cursor
+                .store((start as u32).wrapping_add(1), Ordering::Relaxed);
             // The newest slot is skipped (readers must keep finding it); any other slot whose
             // state is exactly 0 has no writer and no pin. Acquire pairs with the Release of
             // the last reader's unpin, so its clone happened before we overwrite.
@@ -310,24 +311,47 @@ impl<T: Clone + Send + Sync> LatestReader<T> {
             }
             let (seq, idx) = unpack(packed);
             let slot = &shared.slots[idx];
-            // Pin first, then look: Acquire pairs with the writer's Release of this slot.
-            let state = slot.state.fetch_add(1, Ordering::Acquire);
-            if state & WRITING == 0 && slot.seq.load(Ordering::Acquire) == seq {
+            // Pin first, then look: Acquire pairs with the writer's Release of this slot. The
+            // pin is undone when `pin` drops (Release), even if `T::clone` panics: a pin left
+            // behind would lose the slot for good.
+            let pin = Pin::new(&slot.state);
+            if pin.found & WRITING == 0 && slot.seq.load(Ordering::Acquire) == seq {
                 // SAFETY: our increment found WRITING clear, so no writer holds the slot and
-                // none can claim it (its CAS needs the state to be 0) until we decrement; the
+                // none can claim it (its CAS needs the state to be 0) until `pin` drops; the
                 // seq check says `value` holds the item published as `seq`.
                 let item = slot.value.with(|value| unsafe { (*value).clone() });
-                slot.state.fetch_sub(1, Ordering::Release);
+                drop(pin);
                 if let Some(item) = item {
                     return Some((item, seq));
                 }
             } else {
                 // The slot is being written, or was rewritten since we read `latest`: undo the
                 // pin (the writer's release kept it counted) and read `latest` again.
-                slot.state.fetch_sub(1, Ordering::Release);
+                drop(pin);
             }
             backoff(&mut spins);
         }
+    }
+}
+
+/// A reader's pin on a slot: `fetch_add(1)` when taken, `fetch_sub(1)` when dropped.
+struct Pin<'a> {
+    state: &'a AtomicU32,
+    /// The state before our increment.
+    found: u32,
+}
+
+impl<'a> Pin<'a> {
+    fn new(state: &'a AtomicU32) -> Self {
+        let found = state.fetch_add(1, Ordering::Acquire);
+        Self { state, found }
+    }
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        // Release: our clone of the value happens before the writer's next claim of the slot.
+        self.state.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -375,6 +399,36 @@ mod tests {
         assert!(LatestBuffer::<u8>::with_slots(1).is_err());
         assert!(LatestBuffer::<u8>::with_slots(MAX_SLOTS + 1).is_err());
         assert_eq!(LatestBuffer::<u8>::with_slots(2).unwrap().slots(), 2);
+    }
+
+    /// A reader whose clone panics leaves no pin behind: the slot stays usable.
+    #[test]
+    fn a_panicking_clone_releases_its_pin() {
+        #[derive(Debug)]
+        struct Fragile(bool);
+        impl Clone for Fragile {
+            fn clone(&self) -> Self {
+                assert!(!self.0, "clone refused");
+                Self(self.0)
+            }
+        }
+        let buffer = LatestBuffer::with_slots(2).unwrap();
+        buffer.write(Fragile(true));
+        let reader = buffer.reader();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reader.read_latest();
+        }));
+        assert!(caught.is_err());
+        assert_eq!(
+            buffer.busy_slots(),
+            0,
+            "the panicking reader's pin was left"
+        );
+        // Both slots can still be written (the old newest one included).
+        for _ in 0..3 {
+            buffer.write(Fragile(false));
+        }
+        assert!(reader.read_latest().is_some());
     }
 
     #[test]
