@@ -87,10 +87,15 @@ impl Node {
                 .iter()
                 .map(|o| o.pool_counters().capacity)
                 .sum();
+            let size = if capacity > 0 {
+                format!("{capacity} buffers")
+            } else {
+                "size not reported".to_owned()
+            };
             tracing::warn!(
                 stream = %self.id,
                 handler = self.type_name,
-                "frame pool ran dry ({capacity} buffers): {skipped} frames skipped so far; \
+                "frame pool ran dry ({size}): {skipped} frames skipped so far; \
                  downstream holds frames longer than the graph declared"
             );
         }

@@ -324,11 +324,18 @@ impl fmt::Display for RuntimeStats {
             )?;
         }
         for s in &self.streams {
-            if s.pool_capacity > 0 && (s.skipped_pool_empty > 0 || s.pool_grown > 0) {
+            // A skip is reported even when the producer could not say how large its pool is
+            // (GPU transfers): a frame not produced must show in the summary.
+            if s.skipped_pool_empty > 0 || (s.pool_capacity > 0 && s.pool_grown > 0) {
+                let capacity = if s.pool_capacity > 0 {
+                    format!("{} buffers at most", s.pool_capacity)
+                } else {
+                    "size not reported".to_owned()
+                };
                 writeln!(
                     f,
-                    "pool of {}: {} buffers at most, grew by {}, ran dry {} times (frames skipped)",
-                    s.id, s.pool_capacity, s.pool_grown, s.skipped_pool_empty
+                    "pool of {}: {capacity}, grew by {}, ran dry {} times (frames skipped)",
+                    s.id, s.pool_grown, s.skipped_pool_empty
                 )?;
             }
         }
