@@ -57,6 +57,9 @@ pub(crate) struct PtpSockets {
     foreign_interface: std::sync::atomic::AtomicU64,
 }
 
+/// Datagrams of other interfaces [`PtpSockets::recv`] drops per call at most.
+pub(crate) const MAX_FOREIGN_DROPS: usize = 64;
+
 fn os_option(
     role: &'static str,
     addr: SocketAddrV4,
@@ -97,25 +100,85 @@ fn interface_index(name: &str) -> Option<u32> {
     (index != 0).then_some(index)
 }
 
+/// The interface PTP runs on, whichever way it was named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ChosenInterface {
+    name: String,
+    index: u32,
+}
+
+/// Finds the interface named, or the one that owns the address given, so that datagrams of
+/// the other interfaces are dropped in both cases.
+fn resolve_interface(interface: &Interface) -> Result<ChosenInterface, PtpError> {
+    let unusable = |reason: String| PtpError::Interface {
+        interface: interface.to_string(),
+        reason,
+    };
+    let name = match interface {
+        Interface::Name(name) => name.clone(),
+        Interface::Address(addr) => interface_with_address(*addr)
+            .map_err(|err| unusable(format!("listing the network interfaces failed: {err}")))?
+            .ok_or_else(|| {
+                unusable("no network interface has this IPv4 address (see `ip -4 addr`)".into())
+            })?,
+    };
+    let index = interface_index(&name).ok_or_else(|| {
+        unusable(format!(
+            "no such network interface `{name}` (see `ip link`)"
+        ))
+    })?;
+    Ok(ChosenInterface { name, index })
+}
+
+/// The name of the interface that has `addr` assigned (`getifaddrs`), `None` if none has.
+fn interface_with_address(addr: Ipv4Addr) -> io::Result<Option<String>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs stores the head of a list it allocated in `list`; freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = None;
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: `entry` is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { std::ptr::read(entry) };
+        entry = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: a non-null `ifa_addr` points to a sockaddr whose family gives its type.
+        let family = unsafe { std::ptr::read_unaligned(ifa.ifa_addr) }.sa_family;
+        if family != libc::AF_INET as libc::sa_family_t {
+            continue;
+        }
+        // SAFETY: an AF_INET address is a sockaddr_in.
+        let sin = unsafe { std::ptr::read_unaligned(ifa.ifa_addr.cast::<libc::sockaddr_in>()) };
+        if Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)) == addr {
+            // SAFETY: `ifa_name` is a NUL-terminated string owned by the list.
+            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+            found = Some(name.to_string_lossy().into_owned());
+            break;
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once; no pointer into it outlives this.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(found)
+}
+
 impl PtpSockets {
     pub(crate) fn open(transport: &Transport) -> Result<Self, PtpError> {
-        let interface_index = match &transport.destination {
-            Destination::Multicast {
-                interface: Interface::Name(name),
-                ..
-            } => Some(interface_index(name).ok_or_else(|| PtpError::Interface {
-                interface: name.clone(),
-                reason: "no such network interface (see `ip link`)".into(),
-            })?),
-            _ => None,
+        let chosen = match &transport.destination {
+            Destination::Multicast { interface, .. } => Some(resolve_interface(interface)?),
+            Destination::Unicast { .. } => None,
         };
+        let interface_index = chosen.as_ref().map(|c| c.index);
         let (event, local_event) =
-            open_one("event", transport, transport.event_port, interface_index)?;
+            open_one("event", transport, transport.event_port, chosen.as_ref())?;
         let (general, local_general) = open_one(
             "general",
             transport,
             transport.general_port,
-            interface_index,
+            chosen.as_ref(),
         )?;
 
         let fd = event.as_raw_fd();
@@ -228,17 +291,19 @@ impl PtpSockets {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Receives one datagram without blocking; `None` when there is none. With an interface
-    /// chosen by name, a datagram that arrived on another interface (the kernel says which,
-    /// `IP_PKTINFO`) is dropped and counted: `SO_BINDTODEVICE` does that too but needs
-    /// `CAP_NET_RAW`, and a socket bound to the wildcard address would otherwise take PTP
-    /// traffic from every network the host is on.
+    /// Receives one datagram without blocking; `None` when there is none. A datagram that
+    /// arrived on another interface than the chosen one (named, or owning the address given;
+    /// the kernel says which, `IP_PKTINFO`) is dropped and counted: `SO_BINDTODEVICE` does
+    /// that too but needs `CAP_NET_RAW`, and a socket bound to the wildcard address would
+    /// otherwise take PTP traffic from every network the host is on. At most
+    /// [`MAX_FOREIGN_DROPS`] are dropped per call, then it returns `None` as if nothing had
+    /// arrived, so a flood on another network cannot keep the caller here.
     pub(crate) fn recv(&self, channel: Channel, buf: &mut [u8]) -> io::Result<Option<Datagram>> {
         let socket = match channel {
             Channel::Event => &self.event,
             Channel::General => &self.general,
         };
-        loop {
+        for _ in 0..MAX_FOREIGN_DROPS {
             match recvmsg(socket.as_raw_fd(), buf, libc::MSG_DONTWAIT) {
                 Ok((_, _, _, Some(arrived)))
                     if self.interface_index.is_some_and(|want| want != arrived) =>
@@ -249,6 +314,7 @@ impl PtpSockets {
                 other => return self.datagram(other),
             }
         }
+        Ok(None)
     }
 
     #[allow(clippy::type_complexity, reason = "recvmsg's result, passed through")]
@@ -340,7 +406,7 @@ fn open_one(
     role: &'static str,
     transport: &Transport,
     port: u16,
-    interface_index: Option<u32>,
+    chosen: Option<&ChosenInterface>,
 ) -> Result<(Socket, SocketAddrV4), PtpError> {
     let want = SocketAddrV4::new(transport.bind, port);
     let option = |option: String| move |e| os_option(role, want, option, e);
@@ -350,7 +416,7 @@ fn open_one(
     socket
         .set_reuse_address(true)
         .map_err(option("SO_REUSEADDR".into()))?;
-    if interface_index.is_some() {
+    if let Some(chosen) = chosen {
         // Tells `recv` which interface each datagram arrived on, to drop the others'.
         setsockopt(
             socket.as_raw_fd(),
@@ -359,29 +425,21 @@ fn open_one(
             &1 as &libc::c_int,
         )
         .map_err(option("IP_PKTINFO".into()))?;
-    }
-    if let Some(index) = interface_index {
         // Best effort (needs CAP_NET_RAW): keeps datagrams of other interfaces out.
-        if let Destination::Multicast {
-            interface: Interface::Name(name),
-            ..
-        } = &transport.destination
-        {
-            let mut bytes = name.as_bytes().to_vec();
-            bytes.push(0);
-            // SAFETY: `bytes` is a live buffer of the length passed; the kernel only reads it.
-            let rc = unsafe {
-                libc::setsockopt(
-                    socket.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_BINDTODEVICE,
-                    bytes.as_ptr().cast(),
-                    bytes.len() as libc::socklen_t,
-                )
-            };
-            if rc != 0 {
-                tracing::debug!(interface = %name, index, "SO_BINDTODEVICE refused; listening on all interfaces");
-            }
+        let mut bytes = chosen.name.as_bytes().to_vec();
+        bytes.push(0);
+        // SAFETY: `bytes` is a live buffer of the length passed; the kernel only reads it.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                bytes.as_ptr().cast(),
+                bytes.len() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(interface = %chosen.name, index = chosen.index, "SO_BINDTODEVICE refused; listening on all interfaces");
         }
     }
     socket
@@ -399,12 +457,13 @@ fn open_one(
         .unwrap_or(want);
     let option = |option: String| move |e| os_option(role, local, option, e);
     if let Destination::Multicast { group, interface } = &transport.destination {
-        let (membership, name) = match (interface, interface_index) {
-            (Interface::Name(name), Some(index)) => {
-                (InterfaceIndexOrAddress::Index(index), name.clone())
-            }
+        let (membership, name) = match (interface, chosen) {
+            // By address, as asked: the kernel then sends from that address.
             (Interface::Address(addr), _) => {
                 (InterfaceIndexOrAddress::Address(*addr), addr.to_string())
+            }
+            (Interface::Name(name), Some(chosen)) => {
+                (InterfaceIndexOrAddress::Index(chosen.index), name.clone())
             }
             (Interface::Name(name), None) => {
                 return Err(PtpError::Interface {
@@ -535,16 +594,23 @@ mod tests {
 
     /// Sockets on `lo`, free ports; returns them and the event port's address on 127.0.0.1.
     fn on_loopback() -> (PtpSockets, SocketAddrV4) {
-        let transport = Transport {
+        on(Interface::Name("lo".into()))
+    }
+
+    fn transport(interface: Interface) -> Transport {
+        Transport {
             bind: Ipv4Addr::UNSPECIFIED,
             event_port: 0,
             general_port: 0,
             destination: Destination::Multicast {
                 group: PTP_PRIMARY_MULTICAST,
-                interface: Interface::Name("lo".into()),
+                interface,
             },
-        };
-        let sockets = PtpSockets::open(&transport).unwrap();
+        }
+    }
+
+    fn on(interface: Interface) -> (PtpSockets, SocketAddrV4) {
+        let sockets = PtpSockets::open(&transport(interface)).unwrap();
         let port = sockets.local_addrs().0.port();
         (sockets, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
     }
@@ -581,5 +647,44 @@ mod tests {
         sender.send_to(b"elsewhere", to).unwrap();
         assert!(receive_one(&sockets).is_none());
         assert_eq!(sockets.foreign_interface_datagrams(), 1);
+    }
+
+    #[test]
+    fn an_interface_given_by_address_filters_like_one_given_by_name() {
+        let (sockets, to) = on(Interface::Address(Ipv4Addr::LOCALHOST));
+        assert_eq!(sockets.interface_index, interface_index("lo"));
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"on lo", to).unwrap();
+        assert_eq!(receive_one(&sockets).map(|d| d.len), Some(5));
+        // An address no interface has (TEST-NET-3) is refused, and the error names it.
+        let nobody = Interface::Address(Ipv4Addr::new(203, 0, 113, 77));
+        let err = PtpSockets::open(&transport(nobody)).err().unwrap();
+        assert!(
+            matches!(&err, PtpError::Interface { interface, .. } if interface == "203.0.113.77"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("203.0.113.77"), "{err}");
+    }
+
+    #[test]
+    fn a_flood_from_another_interface_cannot_hold_recv() {
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (mut sockets, to) = on_loopback();
+        sockets.interface_index = sockets.interface_index.map(|lo| lo + 1000);
+        let flood = MAX_FOREIGN_DROPS + 36;
+        for _ in 0..flood {
+            sender.send_to(b"flood", to).unwrap();
+        }
+        // Loopback delivers at once; wait until the socket is readable all the same.
+        assert!(sockets.wait_readable(2000).unwrap().0);
+        let mut buf = [0u8; 64];
+        assert!(sockets.recv(Channel::Event, &mut buf).unwrap().is_none());
+        assert_eq!(
+            sockets.foreign_interface_datagrams(),
+            MAX_FOREIGN_DROPS as u64,
+            "one call drops at most MAX_FOREIGN_DROPS"
+        );
+        assert!(sockets.recv(Channel::Event, &mut buf).unwrap().is_none());
+        assert_eq!(sockets.foreign_interface_datagrams(), flood as u64);
     }
 }
