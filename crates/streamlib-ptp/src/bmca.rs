@@ -74,17 +74,24 @@ impl MasterSelection {
     /// Records an Announce received at local time `now`.
     ///
     /// The table is bounded; when it is full, a newcomer replaces, in this order: the entry
-    /// silent the longest past its qualification window (it can neither qualify nor be
-    /// chosen), else the worst unqualified entry, else the worst qualified one — each only if
-    /// the newcomer is better than it. Qualified masters are thus never pushed out by a flood
-    /// of one-shot Announces, and the best master never by a worse one: fake masters cannot
-    /// lock the real grandmaster out. (A fake that is *better* and keeps announcing wins the
-    /// BMCA as the standard says; PTP has no authentication, see docs/SECURITY.md.)
+    /// silent the longest past the foreign-master window (no Announce within
+    /// [`QUALIFY_WINDOW_INTERVALS`] of its intervals), whatever the newcomer; else the worst
+    /// unqualified entry, else the worst qualified one, each only if the newcomer is better
+    /// than it. The best qualified master is never taken for stale: it stays until a better
+    /// newcomer replaces it or its announce receipt timeout expires it
+    /// ([`expire`](Self::expire)), however long that timeout is, and its Announces keep it
+    /// qualified meanwhile. Qualified masters are thus never pushed out by a flood of one-shot
+    /// Announces, and the best master never by a worse one: fake masters cannot lock the real
+    /// grandmaster out. (A fake that is *better* and keeps announcing wins the BMCA as the
+    /// standard says; PTP has no authentication, see docs/SECURITY.md.)
     pub(crate) fn on_announce(&mut self, header: &Header, announce: &Announce, now: u64) {
         let interval = interval_ns(header.log_interval);
+        let best = self.best().map(|m| m.port);
         if let Some(m) = self.masters.iter_mut().find(|m| m.port == header.source) {
             let in_window = now.saturating_sub(m.last_rx) <= QUALIFY_WINDOW_INTERVALS * interval;
-            m.recent = if in_window {
+            // The chosen master stays qualified while its receipt timeout has not expired it,
+            // even if it missed more Announces than the window holds.
+            m.recent = if in_window || best == Some(m.port) {
                 m.recent.saturating_add(1)
             } else {
                 1
@@ -113,10 +120,14 @@ impl MasterSelection {
     /// The entry a newcomer to the full table replaces, if any (see `on_announce`).
     fn victim(&self, newcomer: &ForeignMaster, now: u64) -> Option<usize> {
         let silent = |m: &ForeignMaster| now.saturating_sub(m.last_rx);
+        // The chosen master may miss Announces up to its receipt timeout, which can be
+        // longer than the window.
+        let best = self.best().map(|m| m.port);
         let stale = self
             .masters
             .iter()
             .enumerate()
+            .filter(|(_, m)| Some(m.port) != best)
             .filter(|(_, m)| silent(m) > QUALIFY_WINDOW_INTERVALS * m.interval_ns)
             .max_by_key(|(_, m)| silent(m));
         if let Some((i, _)) = stale {
@@ -317,6 +328,47 @@ mod tests {
         table.on_announce(&gm.0, &gm.1, 20 * s);
         let (h, a) = fake(9999, 250);
         table.on_announce(&h, &a, 20 * s);
+        assert!(table.get(h.source).is_some(), "a stale entry made room");
+    }
+
+    #[test]
+    fn a_grandmaster_within_its_receipt_timeout_is_not_stale() {
+        let s = 1_000_000_000;
+        let gm = (header(7), announce(7, 128, 248));
+        let mut table = MasterSelection::default();
+        table.on_announce(&gm.0, &gm.1, 0);
+        table.on_announce(&gm.0, &gm.1, s);
+        // Worse masters fill the rest of the table and keep announcing.
+        let fakes: Vec<_> = (0..MAX_FOREIGN_MASTERS as u16 - 1)
+            .map(|n| fake(n, 200))
+            .collect();
+        for t in 1..=7 {
+            for (h, a) in &fakes {
+                table.on_announce(h, a, t * s);
+            }
+        }
+        // The grandmaster has missed 6 Announces (past the 4-interval window) but, with a
+        // receipt timeout of 8, it is still the master; a worse newcomer must not replace it.
+        assert_eq!(table.expire(7 * s, 8), 0);
+        let (h, a) = fake(9999, 250);
+        table.on_announce(&h, &a, 7 * s);
+        assert!(
+            table.get(h.source).is_none(),
+            "the worse newcomer found no room"
+        );
+        assert_eq!(table.best().map(|m| m.port), Some(gm.0.source));
+        // Its next Announce finds it still qualified and chosen.
+        table.on_announce(&gm.0, &gm.1, 8 * s);
+        assert_eq!(table.best().map(|m| m.port), Some(gm.0.source));
+        // A silent entry that is not the chosen master is stale and makes room.
+        let mut table = MasterSelection::default();
+        for (h, a) in &fakes {
+            table.on_announce(h, a, 0);
+        }
+        for t in 0..=7 {
+            table.on_announce(&gm.0, &gm.1, t * s);
+        }
+        table.on_announce(&h, &a, 7 * s);
         assert!(table.get(h.source).is_some(), "a stale entry made room");
     }
 
