@@ -110,8 +110,104 @@ pub fn sender_socket(
 
 /// Whether `ip` is a unicast address of this host (one a socket can bind to): a receiver
 /// bound to it takes only datagrams sent to it, not those sent to the host's other addresses.
+///
+/// Read from the interface list (`getifaddrs`), not by binding a socket: this runs while a
+/// pipeline is validated, which must not touch the network. As for `bind`, an address in a
+/// loopback interface's prefix (all of 127.0.0.0/8) counts, and an IPv6 link-local address
+/// (which needs a scope to bind) does not; an IPv4-mapped IPv6 address is its IPv4 one.
 pub(crate) fn is_local(ip: IpAddr) -> bool {
-    !ip.is_multicast() && !ip.is_unspecified() && UdpSocket::bind((ip, 0)).is_ok()
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    };
+    let link_local_v6 = matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+    if ip.is_multicast() || ip.is_unspecified() || link_local_v6 {
+        return false;
+    }
+    interface_addresses()
+        .inspect_err(|err| tracing::debug!(%err, "getifaddrs failed; treating {ip} as remote"))
+        .is_ok_and(|addrs| addrs.iter().any(|a| a.covers(ip)))
+}
+
+/// One address of an interface, from `getifaddrs`.
+#[derive(Clone, Copy, Debug)]
+struct InterfaceAddress {
+    addr: IpAddr,
+    netmask: Option<IpAddr>,
+    loopback: bool,
+}
+
+impl InterfaceAddress {
+    /// Whether binding `ip` would work because of this address: it is the address, or lies
+    /// in a loopback interface's prefix (the kernel makes the whole prefix local there).
+    fn covers(&self, ip: IpAddr) -> bool {
+        if self.addr == ip {
+            return true;
+        }
+        match (self.loopback, self.addr, self.netmask, ip) {
+            (true, IpAddr::V4(addr), Some(IpAddr::V4(mask)), IpAddr::V4(ip)) => {
+                let mask = u32::from(mask);
+                u32::from(addr) & mask == u32::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The IP addresses of this host's interfaces (`getifaddrs`: reads the kernel's list over
+/// netlink, binds nothing).
+fn interface_addresses() -> io::Result<Vec<InterfaceAddress>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs stores the head of a list it allocated in `list`; freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut addrs = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: `entry` is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { std::ptr::read(entry) };
+        entry = ifa.ifa_next;
+        // SAFETY: the pointers come from the same live node (or are null).
+        let (addr, netmask) = unsafe { (ip_of(ifa.ifa_addr), ip_of(ifa.ifa_netmask)) };
+        if let Some(addr) = addr {
+            addrs.push(InterfaceAddress {
+                addr,
+                netmask,
+                loopback: ifa.ifa_flags & libc::IFF_LOOPBACK as libc::c_uint != 0,
+            });
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once; nothing read from it borrows it.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(addrs)
+}
+
+/// The IP address in a `sockaddr` of `getifaddrs`, `None` for null or another family.
+///
+/// # Safety
+/// `sa` is null or points to a live sockaddr whose `sa_family` gives its full type.
+unsafe fn ip_of(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: `sa` is non-null and live (the caller's promise).
+    let family = libc::c_int::from(unsafe { std::ptr::read_unaligned(sa) }.sa_family);
+    match family {
+        libc::AF_INET => {
+            // SAFETY: an AF_INET address is a sockaddr_in.
+            let sin = unsafe { std::ptr::read_unaligned(sa.cast::<libc::sockaddr_in>()) };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: an AF_INET6 address is a sockaddr_in6.
+            let sin6 = unsafe { std::ptr::read_unaligned(sa.cast::<libc::sockaddr_in6>()) };
+            Some(IpAddr::V6(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
 }
 
 /// A socket bound to `bind` (its port; its address, or the group when `group` is set), that
@@ -650,6 +746,34 @@ mod tests {
         );
         assert!(!is_local("239.1.1.1".parse().unwrap()));
         assert!(!is_local("0.0.0.0".parse().unwrap()));
+        assert!(!is_local("::".parse().unwrap()));
+    }
+
+    /// `is_local` reads the interface list; it says what a bind would, for every address of
+    /// this host and a few that are not (the bind here is the test's, not `is_local`'s).
+    #[test]
+    fn is_local_agrees_with_bind() {
+        let mut ips: Vec<IpAddr> = interface_addresses()
+            .unwrap()
+            .iter()
+            .map(|a| a.addr)
+            .collect();
+        assert!(ips.contains(&"127.0.0.1".parse().unwrap()), "{ips:?}");
+        ips.extend(
+            [
+                "127.0.0.5",
+                "::1",
+                "::ffff:127.0.0.1",
+                "192.0.2.1",
+                "203.0.113.9",
+                "2001:db8::1",
+            ]
+            .map(|ip| ip.parse::<IpAddr>().unwrap()),
+        );
+        for ip in ips {
+            let binds = UdpSocket::bind((ip, 0)).is_ok();
+            assert_eq!(is_local(ip), binds, "{ip}: bind says {binds}");
+        }
     }
 
     #[test]
