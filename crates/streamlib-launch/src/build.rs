@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use streamlib_dispatch::{
@@ -18,7 +18,9 @@ use crate::desc::{ElementDesc, LinkDesc, PipelineDesc};
 use crate::error::{LaunchError, list, nearest};
 use crate::parse::is_identifier;
 use crate::policy::{Access, Policy};
-use crate::registry::{CheckError, HandlerSpec, LiveHandle, Properties, Registry, Report};
+use crate::registry::{
+    Check, CheckError, HandlerSpec, LiveHandle, Properties, PropertySpec, Registry, Report,
+};
 use crate::value::{Value, ValueError};
 
 /// The dispatchers `@name` may choose.
@@ -121,44 +123,82 @@ pub fn validate_with(
 /// ([`PropertySpec::access`](crate::PropertySpec::access)) against the policy
 /// and puts the path to open in its place; then the handler's own
 /// [`Check`](crate::Check).
+///
+/// The value in effect is checked, whether given or the registered default (a default such
+/// as `out.mp4` would otherwise write where the policy forbids), and every numbered
+/// property (`layer0.image` for `layer<N>.image`) by the name given. Only the property's
+/// [`no_file`](crate::PropertySpec::no_file) value is left alone.
 fn apply_policy(
     registry: &Registry,
     element: &ElementDesc,
     spec: &HandlerSpec,
     properties: &mut Properties,
 ) -> Result<(), LaunchError> {
-    let refused = |property: &str, source| LaunchError::Refused {
+    for prop in spec.properties.iter().filter(|p| !p.access.is_none()) {
+        let names: Vec<String> = properties
+            .iter()
+            .filter(|(name, _)| prop.matches(name))
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        for name in names {
+            let checked = check_access(properties.policy(), prop, properties.text(&name))
+                .map_err(|e| refused(element, spec, &name, e))?;
+            if let Some(path) = checked {
+                properties.set(&name, Value::Text(path));
+            }
+        }
+    }
+    run_check(registry.check(spec.name), element, spec, properties)
+}
+
+/// The path to open for `text`, a value of the file property `prop`, if it names a file.
+fn check_access(
+    policy: &Policy,
+    prop: &PropertySpec,
+    text: &str,
+) -> Result<Option<String>, crate::PolicyError> {
+    if prop.no_file == Some(text) {
+        return Ok(None);
+    }
+    match prop.access {
+        Access::Read => policy.check_read(text).map(Some),
+        Access::Write => policy.check_write(text).map(Some),
+        Access::None => Ok(None),
+    }
+}
+
+/// The handler's own [`Check`](crate::Check) of `properties`, if it has one.
+fn run_check(
+    check: Option<&Check>,
+    element: &ElementDesc,
+    spec: &HandlerSpec,
+    properties: &Properties,
+) -> Result<(), LaunchError> {
+    let Some(check) = check else {
+        return Ok(());
+    };
+    check(properties).map_err(|e| match e {
+        CheckError::Refused { property, error } => refused(element, spec, &property, error),
+        CheckError::Invalid(e) => LaunchError::Handler {
+            element: element.name.clone(),
+            handler: spec.name.to_owned(),
+            message: e.to_string(),
+        },
+    })
+}
+
+fn refused(
+    element: &ElementDesc,
+    spec: &HandlerSpec,
+    property: &str,
+    source: crate::PolicyError,
+) -> LaunchError {
+    LaunchError::Refused {
         element: element.name.clone(),
         handler: spec.name.to_owned(),
         property: property.to_owned(),
         source,
-    };
-    for prop in spec.properties.iter().filter(|p| !p.access.is_none()) {
-        let text = properties.text(prop.name);
-        // The registered default (`system`, empty for none) is the handler's, not the input's.
-        if prop.default == Some(text) || properties.get(prop.name).is_none() {
-            continue;
-        }
-        let policy = properties.policy();
-        let checked = match prop.access {
-            Access::Read => policy.check_read(text),
-            Access::Write => policy.check_write(text),
-            Access::None => continue,
-        }
-        .map_err(|e| refused(prop.name, e))?;
-        properties.set(prop.name, Value::Text(checked));
     }
-    if let Some(check) = registry.check(spec.name) {
-        check(properties).map_err(|e| match e {
-            CheckError::Refused { property, error } => refused(&property, error),
-            CheckError::Invalid(e) => LaunchError::Handler {
-                element: element.name.clone(),
-                handler: spec.name.to_owned(),
-                message: e.to_string(),
-            },
-        })?;
-    }
-    Ok(())
 }
 
 fn check_elements<'r>(
@@ -205,13 +245,17 @@ fn check_elements<'r>(
     Ok(checked)
 }
 
-/// A built element: what it is, where its live properties go, what it reports.
+/// A built element: what it is, where its live properties go, what it reports, and what a
+/// live change is checked against (the properties in effect, under the pipeline's policy,
+/// and the handler's [`Check`]).
 #[derive(Clone)]
 struct ElementInfo {
     handler: &'static str,
     spec: HandlerSpec,
     live: Option<LiveHandle>,
     report: Option<Report>,
+    properties: Arc<Mutex<Properties>>,
+    check: Option<Check>,
 }
 
 impl std::fmt::Debug for ElementInfo {
@@ -224,7 +268,9 @@ impl std::fmt::Debug for ElementInfo {
     }
 }
 
-/// Sets live properties of a built pipeline's elements, from any thread.
+/// Sets live properties of a built pipeline's elements, from any thread. A change is checked
+/// like a launch-time value: its type and range, the pipeline's [`Policy`] for a property
+/// naming a file, and the handler's [`Check`] (the addresses it would reach).
 #[derive(Debug, Clone, Default)]
 pub struct Controls {
     elements: BTreeMap<String, ElementInfo>,
@@ -268,7 +314,24 @@ impl Controls {
                     property: property.to_owned(),
                     live: list(spec.properties.iter().filter(|p| p.live).map(|p| p.name)),
                 })?;
-        let value = parse_value(&desc, spec, property, value, &prop.ty)?;
+        let mut value = parse_value(&desc, spec, property, value, &prop.ty)?;
+        // The whole check under the lock, so that two changes at once are each checked
+        // against the other.
+        let mut current = info
+            .properties
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut next = current.clone();
+        if let Some(text) = value.as_text() {
+            let checked = check_access(next.policy(), prop, text)
+                .map_err(|e| refused(&desc, spec, property, e))?;
+            if let Some(path) = checked {
+                value = Value::Text(path);
+            }
+        }
+        next.set(property, value.clone());
+        run_check(info.check.as_ref(), &desc, spec, &next)?;
+        *current = next;
         live.push(property, value);
         Ok(())
     }
@@ -398,6 +461,8 @@ fn assemble(
                 spec: spec.clone(),
                 live: built.live,
                 report: built.report,
+                properties: Arc::new(Mutex::new(properties)),
+                check: registry.check(spec.name).cloned(),
             },
         );
     }

@@ -99,6 +99,17 @@ pub enum PolicyError {
         /// The protocols the policy allows.
         allowed: String,
     },
+    /// A location naming an allowed protocol while the network is not allowed: FFmpeg's
+    /// protocols reach past the policy (see [`Policy::allow_protocol`]).
+    #[error(
+        "`{location}` names FFmpeg's `{scheme}:` protocol, which reaches the network; it is allowed only with --allow-network"
+    )]
+    NeedsNetwork {
+        /// The location as given.
+        location: String,
+        /// The protocol it names.
+        scheme: String,
+    },
     /// An allowed file that cannot be opened, or a file to create whose folder is missing.
     #[error("`{path}` cannot be used: {source}")]
     Io {
@@ -195,6 +206,12 @@ impl Policy {
 
     /// Also lets file handlers open FFmpeg's `protocol` (e.g. `udp`): locations naming it
     /// reach FFmpeg as they are, unchecked against the folders.
+    ///
+    /// This grants network reach: FFmpeg's protocols other than `file` open sockets, pipes or
+    /// other files by themselves, out of the policy's sight. So they are honoured only while
+    /// the network is allowed ([`Policy::allow_network`]); under a policy without network, a
+    /// location naming any protocol but `file` is refused ([`PolicyError::NeedsNetwork`])
+    /// and [`Policy::protocol_whitelist`] stays `file`.
     pub fn allow_protocol(mut self, protocol: &str) -> Self {
         if !self.protocols.iter().any(|p| p == protocol) {
             self.protocols.push(protocol.to_owned());
@@ -202,9 +219,14 @@ impl Policy {
         self
     }
 
-    /// FFmpeg's `protocol_whitelist` for file handlers: `file` unless more were allowed.
+    /// FFmpeg's `protocol_whitelist` for file handlers: `file` unless more were allowed
+    /// (and the network is allowed: see [`Policy::allow_protocol`]).
     pub fn protocol_whitelist(&self) -> String {
-        self.protocols.join(",")
+        if self.network {
+            self.protocols.join(",")
+        } else {
+            "file".to_owned()
+        }
     }
 
     /// Whether network handlers may use addresses other than loopback.
@@ -320,6 +342,12 @@ impl Policy {
             return Ok(None);
         }
         if self.protocols.iter().any(|p| p == scheme) {
+            if !self.network {
+                return Err(PolicyError::NeedsNetwork {
+                    location: location.to_owned(),
+                    scheme: scheme.to_owned(),
+                });
+            }
             return Ok(Some(location.to_owned()));
         }
         Err(PolicyError::Protocol {
@@ -330,16 +358,95 @@ impl Policy {
     }
 }
 
+/// FFmpeg's protocol names (and a few it had or may add): `name:` before a location is read as
+/// one of these, never as a file name. Erring on the side of refusing, this lists more than
+/// any one build of FFmpeg has.
+const FFMPEG_PROTOCOLS: &[&str] = &[
+    "async",
+    "bluray",
+    "cache",
+    "concat",
+    "concatf",
+    "crypto",
+    "data",
+    "dtls",
+    "fd",
+    "ffrtmpcrypt",
+    "ffrtmphttp",
+    "file",
+    "ftp",
+    "gopher",
+    "gophers",
+    "hls",
+    "http",
+    "httpproxy",
+    "https",
+    "icecast",
+    "ipfs",
+    "ipns",
+    "librist",
+    "libsmbclient",
+    "libsrt",
+    "libssh",
+    "libzmq",
+    "md5",
+    "mmsh",
+    "mmst",
+    "pipe",
+    "prompeg",
+    "rist",
+    "rtmp",
+    "rtmpe",
+    "rtmps",
+    "rtmpt",
+    "rtmpte",
+    "rtmpts",
+    "rtp",
+    "rtsp",
+    "rtsps",
+    "sctp",
+    "sftp",
+    "smb",
+    "srt",
+    "srtp",
+    "subfile",
+    "tcp",
+    "tee",
+    "tls",
+    "udp",
+    "udplite",
+    "unix",
+    "ws",
+    "wss",
+    "zmq",
+];
+
 /// The protocol a location names the way FFmpeg reads it (`udp://…`, `tcp:…`, `pipe:1`,
-/// `file:x.mp4`): letters, digits, `+`, `-`, `.` before the first `:`, and no `/` before it.
+/// `file:x.mp4`, `subfile,,0,9,:x`): FFmpeg takes the letters, digits, `+`, `-`, `.` before a
+/// `:` as a protocol name. Any `name://` counts, and `name:` when `name` is one of FFmpeg's
+/// protocols (`rtmp…` and `name+name` combinations of them included); anything else
+/// (`rec-12:30.mp4`) is a relative file name, which the policy hands to FFmpeg as an absolute
+/// path so that FFmpeg reads it as a file too.
 fn scheme(location: &str) -> Option<&str> {
-    let (scheme, _) = location.split_once(':')?;
-    let valid = scheme.len() >= 2
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+    if location
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("subfile,"))
+        && location.contains(':')
+    {
+        return Some("subfile");
+    }
+    let (scheme, rest) = location.split_once(':')?;
+    let valid = !scheme.is_empty()
         && scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    valid.then_some(scheme)
+    if !valid {
+        return None;
+    }
+    let lower = scheme.to_ascii_lowercase();
+    let known = |name: &str| name.starts_with("rtmp") || FFMPEG_PROTOCOLS.contains(&name);
+    let protocol = rest.starts_with("//") && scheme.len() >= 2 || lower.split('+').any(known);
+    protocol.then_some(scheme)
 }
 
 fn strip_file_scheme(location: &str) -> &str {
@@ -445,6 +552,50 @@ mod tests {
                 .is_ok()
         );
         assert_eq!(Policy::default().protocol_whitelist(), "file");
+    }
+
+    #[test]
+    fn allowed_protocols_need_the_network() {
+        let confined = Policy::confined().allow_protocol("udp");
+        for url in ["udp://127.0.0.1:9", "udp://10.0.0.1:9"] {
+            assert!(
+                matches!(
+                    confined.check_write(url),
+                    Err(PolicyError::NeedsNetwork { .. })
+                ),
+                "{url}"
+            );
+        }
+        assert_eq!(confined.protocol_whitelist(), "file");
+        let open = confined.allow_network(true);
+        assert!(open.check_write("udp://10.0.0.1:9").is_ok());
+        assert_eq!(open.protocol_whitelist(), "file,udp");
+    }
+
+    #[test]
+    fn only_ffmpeg_protocols_count_as_protocols() {
+        for (location, protocol) in [
+            ("rec-12:30.mp4", None),
+            ("a:b", None),
+            ("udp:127.0.0.1:9", Some("udp")),
+            ("subfile,,0,9,:x", Some("subfile")),
+            ("concat:a|b", Some("concat")),
+            ("crypto+udp:x", Some("crypto+udp")),
+            ("rtmpx:x", Some("rtmpx")),
+            ("Pipe:1", Some("Pipe")),
+            ("weird://x", Some("weird")),
+            ("file:x", Some("file")),
+        ] {
+            assert_eq!(scheme(location), protocol, "{location}");
+        }
+        // A relative name with a colon is a file of the current folder, handed to FFmpeg as
+        // an absolute path (which FFmpeg cannot read as a protocol).
+        let here = Policy::current_dir().expect("the current folder");
+        let path = here.check_write("rec-12:30.mp4").expect("a file name");
+        assert!(
+            path.starts_with('/') && path.ends_with("/rec-12:30.mp4"),
+            "{path}"
+        );
     }
 
     #[test]

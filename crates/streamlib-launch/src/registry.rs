@@ -88,9 +88,15 @@ pub struct PropertySpec {
     /// One line on what it does.
     pub doc: &'static str,
     /// Whether it names a file the handler reads or writes, for the [`Policy`] to check
-    /// before the handler runs (its default value is trusted and not checked).
+    /// before the handler runs. The value in effect is checked, given or default, unless it
+    /// is [`PropertySpec::no_file`].
     #[serde(skip_serializing_if = "Access::is_none")]
     pub access: Access,
+    /// The value that names no file for a property with [`PropertySpec::access`] (`system`
+    /// for the built-in font, empty for no SDP): the handler opens nothing for it, so the
+    /// policy does not check it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_file: Option<&'static str>,
 }
 
 impl PropertySpec {
@@ -98,6 +104,12 @@ impl PropertySpec {
     /// ([`Access::Write`]).
     pub const fn access(mut self, access: Access) -> Self {
         self.access = access;
+        self
+    }
+
+    /// The same property, with `value` meaning "no file" (see [`PropertySpec::no_file`]).
+    pub const fn no_file(mut self, value: &'static str) -> Self {
+        self.no_file = Some(value);
         self
     }
 
@@ -553,5 +565,6 @@ pub const fn prop(
         live,
         doc,
         access: Access::None,
+        no_file: None,
     }
 }

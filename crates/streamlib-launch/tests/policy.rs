@@ -400,3 +400,167 @@ fn a_long_near_miss_name_is_answered_quickly() {
     assert!(matches!(got, Ok(Err(LaunchError::UnknownHandler { .. }))));
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// A handler that does nothing, with file and address properties as a user registration
+/// might declare them: `location` (a recording, live), `layer<N>.image` (numbered reads),
+/// `log` (a write whose default is a file in the current folder) and `destination` (live,
+/// checked by the registry's [`Check`](streamlib_launch::Check)).
+mod custom {
+    use std::sync::Arc;
+
+    use streamlib_launch::{Access, CheckError, HandlerSpec, PropType, Registry, prop};
+    use streamlib_ports::{HandlerError, Ports, ProcessContext, StreamHandler};
+
+    pub struct Idle;
+
+    impl StreamHandler for Idle {
+        fn ports(&self) -> Ports {
+            Ports::new()
+        }
+        fn process(&mut self, _ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+
+    pub fn registry() -> Registry {
+        let mut registry = Registry::new();
+        registry.register(HandlerSpec {
+            name: "recorder",
+            summary: "records nothing",
+            ports: Vec::new(),
+            properties: vec![
+                prop("location", PropType::Text, Some(""), true, "recording")
+                    .access(Access::Write)
+                    .no_file(""),
+                prop("layer<N>.image", PropType::Path, None, false, "an image")
+                    .access(Access::Read),
+                prop("log", PropType::Path, Some("out.log"), false, "log").access(Access::Write),
+                prop(
+                    "destination",
+                    PropType::Text,
+                    Some("127.0.0.1:9"),
+                    true,
+                    "where to",
+                ),
+            ],
+            factory: Arc::new(|_| Ok(streamlib_launch::BuiltHandler::live(Idle, |_, _, _| Ok(())))),
+        });
+        registry.add_check(
+            "recorder",
+            Arc::new(|p| {
+                let address = p
+                    .text("destination")
+                    .parse()
+                    .map_err(|_| CheckError::Invalid(HandlerError::msg("not an address")))?;
+                p.policy()
+                    .check_destination(address)
+                    .map_err(|error| CheckError::Refused {
+                        property: "destination".to_owned(),
+                        error,
+                    })
+            }),
+        );
+        registry
+    }
+}
+
+/// A confined policy for `dir` that may also write the current folder (for `log`'s default).
+fn inside_and_here(dir: &std::path::Path) -> Policy {
+    inside(dir).allow_write(".").unwrap()
+}
+
+#[test]
+fn live_changes_are_checked_like_launch_time_values() {
+    let dir = temp_dir("live");
+    let registry = custom::registry();
+    let desc = parse("recorder name=r").unwrap();
+    let (clock, _never) = ManualClock::new(Rational::fps(30));
+    let built = build_with(
+        &registry,
+        &desc,
+        StreamRuntime::new(clock),
+        &inside_and_here(&dir),
+    )
+    .unwrap();
+    let controls = &built.controls;
+    let refusal = |property: &str, value: &str| match controls.set("r", property, value) {
+        Err(LaunchError::Refused { property: p, .. }) => assert_eq!(p, property),
+        other => panic!("{property}={value}: {other:?}"),
+    };
+    refusal("location", "/etc/streamlib-live.mkv");
+    refusal("location", "udp://127.0.0.1:9");
+    refusal("destination", "10.0.0.1:9");
+    controls
+        .set("r", "location", &dir.join("ok.mkv").display().to_string())
+        .unwrap();
+    controls.set("r", "destination", "127.0.0.1:10").unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn numbered_file_properties_are_checked() {
+    let dir = temp_dir("numbered");
+    std::fs::write(dir.join("ok.png"), "x").unwrap();
+    let policy = inside_and_here(&dir);
+    let desc = parse("recorder layer3.image=/etc/passwd").unwrap();
+    match validate_with(&custom::registry(), &desc, &policy) {
+        Err(LaunchError::Refused {
+            property,
+            source: PolicyError::OutsideRead { .. },
+            ..
+        }) => assert_eq!(property, "layer3.image"),
+        other => panic!("{other:?}"),
+    }
+    let text = format!("recorder layer0.image={}", dir.join("ok.png").display());
+    validate_with(&custom::registry(), &parse(&text).unwrap(), &policy).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn defaults_and_values_equal_to_them_are_checked() {
+    let dir = temp_dir("defaults");
+    // `log` defaults to `out.log` in the current folder, which `inside` does not allow:
+    // refused whether it is left out or given as its default.
+    for text in ["recorder", "recorder log=out.log"] {
+        match validate_with(&custom::registry(), &parse(text).unwrap(), &inside(&dir)) {
+            Err(LaunchError::Refused {
+                property,
+                source: PolicyError::OutsideWrite { .. },
+                ..
+            }) => assert_eq!(property, "log"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    // The value that names no file stays unchecked.
+    let text = format!("recorder location=\"\" log={}", dir.join("x.log").display());
+    validate_with(&custom::registry(), &parse(&text).unwrap(), &inside(&dir)).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[cfg(feature = "file")]
+#[test]
+fn ffmpeg_protocols_are_refused_and_colons_in_file_names_are_not() {
+    let dir = temp_dir("colons");
+    let policy = inside(&dir);
+    let location = dir.join("rec-12:30.mkv").display().to_string();
+    let text = format!("testpattern size=64x36 ! filewriter location={location}");
+    validate_with(&Registry::builtin(), &parse(&text).unwrap(), &policy).unwrap();
+    for location in [
+        "udp:127.0.0.1:9",
+        "subfile,,0,99,:/etc/passwd",
+        "concat:a.mkv|b.mkv",
+        "crypto+udp:x",
+        "rtmpq:x",
+        "weird://x",
+    ] {
+        let text = format!("testpattern size=64x36 ! filewriter location=\"{location}\"");
+        match validate_with(&Registry::builtin(), &parse(&text).unwrap(), &policy) {
+            Err(LaunchError::Refused {
+                source: PolicyError::Protocol { .. },
+                ..
+            }) => {}
+            other => panic!("{location}: {other:?}"),
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -145,7 +145,8 @@ fn receive_props() -> Vec<crate::PropertySpec> {
             false,
             "configure from this SDP file (address, port, format); the other properties are then ignored",
         )
-        .access(Access::Read),
+        .access(Access::Read)
+        .no_file(""),
         prop(
             "bind",
             PropType::Text,
@@ -369,7 +370,8 @@ fn network_send() -> HandlerSpec {
             false,
             "write the stream's SDP to this file (for the receiver, GStreamer or FFmpeg)",
         )
-        .access(Access::Write),
+        .access(Access::Write)
+        .no_file(""),
     ];
     properties.extend(common_props());
     HandlerSpec {
@@ -558,7 +560,8 @@ fn network_audio_send() -> HandlerSpec {
             false,
             "write the stream's SDP to this file (for the receiver, GStreamer or FFmpeg)",
         )
-        .access(Access::Write),
+        .access(Access::Write)
+        .no_file(""),
     ];
     properties.extend(audio_props());
     HandlerSpec {

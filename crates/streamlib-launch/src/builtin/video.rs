@@ -424,7 +424,8 @@ fn drawing() -> HandlerSpec {
                 false,
                 "a TTF/OTF file, or `system` for DejaVu Sans",
             )
-            .access(Access::Read),
+            .access(Access::Read)
+            .no_file("system"),
             prop(
                 "var.<NAME>",
                 PropType::Text,
