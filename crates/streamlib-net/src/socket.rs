@@ -749,6 +749,71 @@ mod tests {
         assert!(!is_local("::".parse().unwrap()));
     }
 
+    /// Installs a seccomp filter on the calling thread (only) under which `socket()` of
+    /// AF_INET or AF_INET6 fails with EACCES; other sockets (netlink) still work.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))] // socket() is its own syscall
+    fn forbid_ip_sockets() {
+        let op = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
+        let arg0 = if cfg!(target_endian = "little") {
+            16
+        } else {
+            20
+        };
+        let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+        let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+        let ret = libc::BPF_RET | libc::BPF_K;
+        let program = [
+            op(load, 0, 0, 0), // seccomp_data.nr
+            op(jeq, libc::SYS_socket as u32, 0, 4),
+            op(load, arg0, 0, 0), // args[0], the domain
+            op(jeq, libc::AF_INET as u32, 1, 0),
+            op(jeq, libc::AF_INET6 as u32, 0, 1),
+            op(ret, libc::SECCOMP_RET_ERRNO | libc::EACCES as u32, 0, 0),
+            op(ret, libc::SECCOMP_RET_ALLOW, 0, 0),
+        ];
+        let prog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_ptr().cast_mut(),
+        };
+        // SAFETY: plain prctl calls; `prog` points to `program`, both live across the call.
+        unsafe {
+            assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+            assert_eq!(
+                libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog
+                ),
+                0,
+                "seccomp filter refused: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
+
+    /// Validation must not bind sockets: in a thread that cannot create an IP socket at all,
+    /// `is_local` still answers right.
+    #[test]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))] // socket() is its own syscall
+    fn is_local_creates_no_ip_socket() {
+        let answers = std::thread::spawn(|| {
+            forbid_ip_sockets();
+            assert!(UdpSocket::bind("127.0.0.1:0").is_err(), "the filter holds");
+            (
+                is_local("127.0.0.1".parse().unwrap()),
+                is_local("192.0.2.1".parse().unwrap()),
+            )
+        })
+        .join()
+        .unwrap();
+        assert_eq!(answers, (true, false));
+    }
+
     /// `is_local` reads the interface list; it says what a bind would, for every address of
     /// this host and a few that are not (the bind here is the test's, not `is_local`'s).
     #[test]
