@@ -19,6 +19,20 @@ pub enum FileError {
         /// What FFmpeg said.
         reason: String,
     },
+    /// The file's container format is not on the reader's format whitelist (a playlist,
+    /// manifest, concat script or image sequence, which would open other paths).
+    #[error(
+        "{path}: container format '{format}' is refused (allowed: {allowed}; \
+         see ReaderConfig::format_whitelist)"
+    )]
+    FormatRefused {
+        /// The path.
+        path: PathBuf,
+        /// The demuxer FFmpeg probed for it.
+        format: String,
+        /// The whitelist it is not on.
+        allowed: String,
+    },
     /// The file has no stream of the kind asked for.
     #[error("{path}: no {kind} stream{detail}")]
     NoStream {

@@ -47,8 +47,8 @@ mod writer;
 
 pub use error::FileError;
 pub use reader::{
-    AudioInfo, DEFAULT_AUDIO_BUFFER_FRAMES, DecodeErrorPolicy, FileReader, MediaInfo, Pacing,
-    ReaderConfig, ReaderStats, StreamSelect,
+    AudioInfo, DEFAULT_AUDIO_BUFFER_FRAMES, DEFAULT_FORMAT_WHITELIST, DecodeErrorPolicy,
+    FileReader, MediaInfo, Pacing, ReaderConfig, ReaderStats, StreamSelect,
 };
 pub use writer::{
     AudioCodec, AudioConfig, Container, DEFAULT_PRESET, FileWriter, VideoCodec, WriterConfig,

@@ -4,6 +4,7 @@
 mod audio;
 mod convert;
 mod decode;
+mod open;
 mod stats;
 
 use std::path::PathBuf;
@@ -85,6 +86,13 @@ pub struct ReaderConfig {
     /// like `udp://…` or `pipe:0` is never opened as a network stream or another process's
     /// pipe. Comma-separated protocol names to allow more.
     pub protocol_whitelist: Option<String>,
+    /// FFmpeg's `format_whitelist` when opening the file: [`DEFAULT_FORMAT_WHITELIST`] when
+    /// `None`, plain container demuxers only, so a file that is (or probes as) an HLS
+    /// playlist, a DASH manifest, a concat script or an image sequence is refused with
+    /// [`FileError::FormatRefused`] instead of making FFmpeg open the other paths it names.
+    /// Comma-separated demuxer names (`ffmpeg -demuxers`); a demuxer is allowed when any of
+    /// its names is listed.
+    pub format_whitelist: Option<String>,
     /// The largest picture read ([`FrameLimits::DEFAULT`] unless changed): a bigger one in the
     /// header or any decoded frame is a [`FileError::FrameTooLarge`], and FFmpeg's decoder
     /// gets the pixel cap as its `max_pixels`, so it never allocates such a picture.
@@ -96,12 +104,21 @@ pub(crate) fn protocol_whitelist(config: &ReaderConfig) -> &str {
     config.protocol_whitelist.as_deref().unwrap_or("file")
 }
 
-/// The format-open dictionary that confines FFmpeg to `whitelist`'s protocols.
-pub(crate) fn open_options<'a>(whitelist: &str) -> ffmpeg_next::Dictionary<'a> {
-    let mut options = ffmpeg_next::Dictionary::new();
-    options.set("protocol_whitelist", whitelist);
-    options
+/// The container demuxers FFmpeg may use for `config`'s file ([`DEFAULT_FORMAT_WHITELIST`]
+/// by default).
+pub(crate) fn format_whitelist(config: &ReaderConfig) -> &str {
+    config
+        .format_whitelist
+        .as_deref()
+        .unwrap_or(DEFAULT_FORMAT_WHITELIST)
 }
+
+/// [`ReaderConfig::format_whitelist`] unless changed: demuxers that read the one file they
+/// are given and never open another (no playlists, manifests, concat scripts or image
+/// sequences). MOV/MP4, Matroska/WebM, AVI, MPEG-TS/PS, FLV, IVF, Y4M, NUT, MXF, WAV, MP3,
+/// AAC, Ogg, FLAC and raw H.264/HEVC/MPEG-4/MPEG video/AV1 OBU streams.
+pub const DEFAULT_FORMAT_WHITELIST: &str = "mov,matroska,avi,mpegts,mpeg,flv,ivf,yuv4mpegpipe,\
+nut,mxf,wav,mp3,aac,ogg,flac,h264,hevc,m4v,mpegvideo,obu";
 
 /// [`ReaderConfig::audio_buffer_frames`] unless changed: 21.3 ms at 48 kHz.
 pub const DEFAULT_AUDIO_BUFFER_FRAMES: usize = 1024;
@@ -124,6 +141,7 @@ impl ReaderConfig {
             audio_channels: None,
             audio_buffer_frames: DEFAULT_AUDIO_BUFFER_FRAMES,
             protocol_whitelist: None,
+            format_whitelist: None,
             limits: FrameLimits::DEFAULT,
         }
     }
@@ -242,7 +260,8 @@ pub struct FileReader {
 impl FileReader {
     /// Opens the file now, so errors surface at construction: missing →
     /// [`FileError::NotFound`]; not media → [`FileError::NotMedia`] with FFmpeg's reason; no
-    /// video stream or a bad index → [`FileError::NoStream`]; no decoder →
+    /// video stream or a bad index → [`FileError::NoStream`]; a container format outside
+    /// [`ReaderConfig::format_whitelist`] → [`FileError::FormatRefused`]; no decoder →
     /// [`FileError::UnsupportedCodec`]; an audio option out of range →
     /// [`FileError::OutOfRange`].
     pub fn new(config: ReaderConfig) -> Result<Self, FileError> {
@@ -252,6 +271,7 @@ impl FileReader {
             config.stream,
             config.threads,
             protocol_whitelist(&config),
+            format_whitelist(&config),
             config.limits,
         )?;
         let offset_ns = decoder

@@ -466,6 +466,56 @@ fn text_file_is_not_media() {
     assert!(err.to_string().contains("notes.mp4"), "{err}");
 }
 
+/// A playlist, a concat script or an image pattern in a readable folder must not make FFmpeg
+/// open the other files it names: `protocol_whitelist=file` allows any path, so the default
+/// format whitelist refuses those demuxers, naming the file and the format.
+#[test]
+fn playlists_and_concat_scripts_are_refused() {
+    let dir = temp_dir("playlist");
+    let outside = temp_dir("playlist-outside");
+    let secret = make(
+        &outside,
+        "secret.ts",
+        "testsrc=s=64x36:r=30",
+        3,
+        &["-c:v", "mpeg2video"],
+    );
+    let playlist = format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXTINF:0.1,\n{}\n#EXT-X-ENDLIST\n",
+        secret.display()
+    );
+    let m3u8 = dir.join("list.m3u8");
+    std::fs::write(&m3u8, &playlist).unwrap();
+    // The same playlist under a media extension: FFmpeg probes it as HLS all the same.
+    let disguised = dir.join("clip.mp4");
+    std::fs::write(&disguised, &playlist).unwrap();
+    make(
+        &dir,
+        "sibling.mkv",
+        "testsrc=s=64x36:r=30",
+        3,
+        &["-c:v", "ffv1"],
+    );
+    let concat = dir.join("list.ffconcat");
+    std::fs::write(&concat, "ffconcat version 1.0\nfile sibling.mkv\n").unwrap();
+
+    for (path, format) in [(&m3u8, "hls"), (&disguised, "hls"), (&concat, "concat")] {
+        let err = FileReader::new(fast(path)).err().unwrap();
+        assert!(matches!(err, FileError::FormatRefused { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(path.to_str().unwrap()), "{text}");
+        assert!(text.contains(&format!("'{format}' is refused")), "{text}");
+    }
+    // The files themselves, and the playlist when the caller allows HLS, are read.
+    assert!(FileReader::new(fast(&secret)).is_ok());
+    assert!(FileReader::new(fast(&dir.join("sibling.mkv"))).is_ok());
+    let allowed = ReaderConfig {
+        format_whitelist: Some("hls,mpegts,mpegvideo".to_owned()),
+        ..fast(&m3u8)
+    };
+    assert_eq!(FileReader::new(allowed).unwrap().info().width, 64);
+}
+
 #[test]
 fn audio_only_and_bad_index_have_no_video_stream() {
     let dir = temp_dir("audio");

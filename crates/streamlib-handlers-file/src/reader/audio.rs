@@ -96,12 +96,11 @@ impl AudioDecoder {
         loop_base_ns: u64,
     ) -> Result<Self, FileError> {
         let path = config.path.clone();
-        let options = super::open_options(super::protocol_whitelist(config));
-        let mut input =
-            format::input_with_dictionary(&path, options).map_err(|e| FileError::NotMedia {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+        let mut input = super::open::open_input(
+            &path,
+            super::protocol_whitelist(config),
+            super::format_whitelist(config),
+        )?;
         let stream =
             input
                 .streams()

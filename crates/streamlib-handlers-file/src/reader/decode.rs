@@ -64,6 +64,7 @@ impl VideoDecoder {
         select: StreamSelect,
         threads: usize,
         protocol_whitelist: &str,
+        format_whitelist: &str,
         limits: FrameLimits,
     ) -> Result<(Self, MediaInfo), FileError> {
         let path_buf = path.to_path_buf();
@@ -74,12 +75,7 @@ impl VideoDecoder {
             path: path_buf.clone(),
             reason: format!("FFmpeg failed to initialise: {e}"),
         })?;
-        let options = super::open_options(protocol_whitelist);
-        let input =
-            format::input_with_dictionary(&path, options).map_err(|e| FileError::NotMedia {
-                path: path_buf.clone(),
-                reason: e.to_string(),
-            })?;
+        let input = super::open::open_input(path, protocol_whitelist, format_whitelist)?;
         let stream = match select {
             StreamSelect::Best => {
                 input
