@@ -177,7 +177,10 @@ enum State {
 /// the runtime restarts it (its stream's restart policy: `on_stop`, then `on_start`), it
 /// writes the next file, numbered after the configured path: `out.mp4`, then `out-0001.mp4`,
 /// `out-0002.mp4`, …, each a complete file starting at its own first frame, of that frame's
-/// size. The counters add up across files.
+/// size. The counters add up across files. A numbered file is always a new one: a number
+/// whose name already exists (a file of an earlier run, a symlink, a FIFO, anything) is
+/// skipped, never overwritten or followed, and the file is created exclusively before
+/// FFmpeg writes into it.
 ///
 /// Converting, encoding and muxing run on the writer's own encoder thread, fed by reference
 /// through a queue of four jobs: a frame's encoding overlaps the pipeline's next tick instead
@@ -218,7 +221,7 @@ pub struct FileWriter {
     path: PathBuf,
     /// The configured path, which numbered files after a restart are named after.
     base_path: PathBuf,
-    /// Files started before the current one (0 until the first restart).
+    /// The current file's number (0 for the configured path until the first restart).
     restarts: u32,
     /// The layout, as resolved by `on_start` (classic until then, for auto).
     fragmented: bool,
@@ -359,13 +362,57 @@ impl FileWriter {
     /// a fresh timeline. Nothing is created until its first frame.
     fn next_file(&mut self) {
         self.restarts = self.restarts.saturating_add(1);
-        self.path = numbered_path(&self.base_path, self.restarts);
+        self.skip_taken_numbers();
         self.state = State::Idle;
         self.first_frame_number = None;
         self.last_pts = None;
         self.pending_audio.clear();
         self.stats.inner.finalized.store(false, Ordering::Release);
         tracing::info!(path = %self.path.display(), "restarted: writing the next file");
+    }
+
+    /// Moves `restarts` and `path` to the first numbered file, from the current number on,
+    /// whose name does not exist at all (`symlink_metadata`: a dangling symlink exists too).
+    fn skip_taken_numbers(&mut self) {
+        loop {
+            self.path = numbered_path(&self.base_path, self.restarts);
+            if self.restarts == u32::MAX || std::fs::symlink_metadata(&self.path).is_err() {
+                return;
+            }
+            self.restarts += 1;
+        }
+    }
+
+    /// Creates the numbered file of a restart exclusively (`O_CREAT | O_EXCL`, which neither
+    /// follows a symlink nor opens a FIFO or device), moving on to the next number if the
+    /// name was taken since [`skip_taken_numbers`](Self::skip_taken_numbers) looked, so
+    /// FFmpeg only ever writes into a new regular file of this writer's.
+    fn reserve_numbered_file(&mut self) -> Result<(), FileError> {
+        for _ in 0..MAX_NUMBER_TRIES {
+            self.skip_taken_numbers();
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&self.path)
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    self.restarts = self.restarts.saturating_add(1);
+                }
+                Err(e) => {
+                    return Err(FileError::Unwritable {
+                        path: self.path.clone(),
+                        reason: format!("cannot create the restart's file: {e}"),
+                    });
+                }
+            }
+        }
+        Err(FileError::Unwritable {
+            path: self.path.clone(),
+            reason: format!(
+                "{MAX_NUMBER_TRIES} numbered names in a row were taken while creating them"
+            ),
+        })
     }
 
     /// The container.
@@ -391,6 +438,12 @@ impl FileWriter {
             return Err(self.bad_frame("GPU frames cannot be written; add a transfer to CPU"));
         }
         if matches!(self.state, State::Idle) {
+            if self.restarts > 0
+                && let Err(e) = self.reserve_numbered_file()
+            {
+                self.state = State::Closed;
+                return Err(e);
+            }
             let spec = SessionSpec {
                 path: &self.path,
                 container: self.container,
@@ -530,6 +583,10 @@ impl FileWriter {
     }
 }
 
+/// Names found taken one after another while creating a restart's file, after which the
+/// writer gives up (something keeps creating them).
+const MAX_NUMBER_TRIES: u32 = 1000;
+
 /// `out.mp4` numbered `n`: `out-0001.mp4` (no extension: `out-0001`).
 fn numbered_path(base: &Path, n: u32) -> PathBuf {
     let stem = base
@@ -623,5 +680,47 @@ impl Drop for FileWriter {
         if let Err(e) = self.finish() {
             tracing::error!("{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use streamlib_buffers::PooledBuf;
+    use streamlib_ports::{FrameLayout, PixelFormat, VideoFrame};
+
+    use super::*;
+
+    /// A name taken after the restart chose its number (here a symlink made between
+    /// `next_file` and the first frame) is not followed: the file is created exclusively,
+    /// and the writer moves on to the next number.
+    #[test]
+    fn a_name_taken_before_the_first_frame_is_skipped() {
+        let dir =
+            std::env::temp_dir().join(format!("streamlib-writer-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("precious.txt");
+        std::fs::write(&target, b"keep").unwrap();
+        let mut writer = FileWriter::new(WriterConfig {
+            fps: Some(Rational::fps(30)),
+            ..WriterConfig::new(dir.join("out.mkv"))
+        })
+        .unwrap();
+        writer.state = State::Closed;
+        writer.next_file();
+        assert_eq!(writer.path(), dir.join("out-0001.mkv"));
+        std::os::unix::fs::symlink(&target, dir.join("out-0001.mkv")).unwrap();
+
+        let layout = FrameLayout::new(64, 48, PixelFormat::Rgba8).unwrap();
+        let frame = VideoFrame::cpu(layout, PooledBuf::from_vec(vec![90; layout.buffer_len()]))
+            .unwrap()
+            .with_timing(0, 0, streamlib_clock::ClockSourceId::SOFTWARE);
+        writer.write_frame(&frame).unwrap();
+        assert_eq!(writer.path(), dir.join("out-0002.mkv"));
+        drop(writer);
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert!(std::fs::metadata(dir.join("out-0002.mkv")).unwrap().len() > 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

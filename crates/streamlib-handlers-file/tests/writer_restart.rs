@@ -2,7 +2,7 @@
 //! writes the next numbered file instead of failing with "already finalized" forever.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,19 +68,26 @@ fn probe(path: &Path) -> (u64, u32) {
     (frames.parse().unwrap(), width.parse().unwrap())
 }
 
-#[test]
-fn a_failed_writer_restarts_into_the_next_numbered_file() {
+/// A fresh directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "streamlib-writer-restart-{}-{}",
+        "streamlib-writer-restart-{}-{}-{name}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("out.mp4");
+    dir
+}
+
+/// Writes `path` with a writer whose frames grow twice (two failures, two restarts) and
+/// checks the first file: frames 0..20 are 64 wide; frame 20 (80 wide) fails it, the restart
+/// takes the 80-wide frames that follow into the next numbered file, and frame 40 does the
+/// same again.
+fn record_with_two_restarts(path: &Path) {
     let writer = FileWriter::new(WriterConfig {
         fps: Some(Rational::fps(30)),
-        ..WriterConfig::new(&path)
+        ..WriterConfig::new(path)
     })
     .unwrap();
     let stats = writer.stats();
@@ -108,16 +115,50 @@ fn a_failed_writer_restarts_into_the_next_numbered_file() {
     assert_eq!(writer_stats.restarts, 2, "{writer_stats:?}");
     assert_eq!(stats.files_opened(), 3);
     assert!(stats.is_finalized());
+    assert_eq!(probe(path), (20, 64), "{}", path.display());
+}
 
-    // Frames 0..20 are 64 wide; frame 20 (80 wide) fails the first file, the restart takes
-    // the 80-wide frames that follow into out-0001.mp4, and frame 40 does the same again.
-    let first = probe(&path);
-    assert_eq!(first, (20, 64), "{}", path.display());
-    for (name, width) in [("out-0001.mp4", 80), ("out-0002.mp4", 96)] {
+/// The numbered files hold the 80- and 96-wide frames.
+fn check_restart_files(dir: &Path, names: [&str; 2]) {
+    for (name, width) in names.into_iter().zip([80, 96]) {
         let (frames, w) = probe(&dir.join(name));
         assert_eq!(w, width, "{name}");
         assert!((10..=19).contains(&frames), "{name}: {frames} frames");
     }
+}
+
+#[test]
+fn a_failed_writer_restarts_into_the_next_numbered_file() {
+    let dir = temp_dir("plain");
+    record_with_two_restarts(&dir.join("out.mp4"));
+    check_restart_files(&dir, ["out-0001.mp4", "out-0002.mp4"]);
     assert!(!dir.join("out-0003.mp4").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A restart never writes into a name that exists: a file of an earlier run is kept as it
+/// is, and a symlink is neither followed (its target is untouched) nor replaced; the
+/// restarts take the next free numbers.
+#[test]
+fn restarts_skip_existing_files_and_symlinks() {
+    let dir = temp_dir("taken");
+    let elsewhere = temp_dir("taken-target");
+    let earlier = dir.join("out-0001.mp4");
+    std::fs::write(&earlier, b"an earlier run's recording").unwrap();
+    let target = elsewhere.join("precious.txt");
+    std::fs::write(&target, b"not for the writer").unwrap();
+    let link = dir.join("out-0002.mp4");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+
+    record_with_two_restarts(&dir.join("out.mp4"));
+    check_restart_files(&dir, ["out-0003.mp4", "out-0004.mp4"]);
+    assert!(!dir.join("out-0005.mp4").exists());
+    assert_eq!(
+        std::fs::read(&earlier).unwrap(),
+        b"an earlier run's recording"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"not for the writer");
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&elsewhere);
 }
