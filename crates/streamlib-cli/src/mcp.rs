@@ -239,34 +239,35 @@ impl StreamlibServer {
             frames,
             ptp_interface: None,
         };
-        if self.pipelines.len() >= self.limits.pipelines {
-            return failure(format!(
-                "{} pipelines are running, the most one connection may run; stop one first",
-                self.limits.pipelines
-            ));
-        }
+        // The slot is taken before anything is built and travels with the work, so that
+        // concurrent launches cannot all pass the limit, and one abandoned at its time limit
+        // still counts until its build (and the stop of what it built) really ends.
+        let slot = match self.pipelines.reserve(self.limits.pipelines) {
+            Ok(slot) => slot,
+            Err(why) => return failure(why),
+        };
         let registry = Arc::clone(&self.registry);
         let policy = Arc::clone(&self.policy);
         let start_options = options.clone();
         let started = blocking(self.limits.tool_call, move || {
-            let desc = describe(&pipeline, format)?;
-            Session::start_with(&registry, &desc, start_options, &policy)
+            let session = describe(&pipeline, format)
+                .and_then(|desc| Session::start_with(&registry, &desc, start_options, &policy));
+            // Dropped in this order when abandoned: the session (stopped), then the slot.
+            (session, slot)
         })
         .await;
-        let session = match started {
-            Ok(Ok(session)) => session,
-            Ok(Err(e)) => return failure(e),
+        let (session, slot) = match started {
+            Ok((Ok(session), slot)) => (session, slot),
+            Ok((Err(e), _)) => return failure(e),
             Err(e) => return failure(e),
         };
         let text = session.desc().to_text();
         let graph = graph_json(session.graph());
-        match self.pipelines.insert(
-            Launched {
-                session,
-                options: options.clone(),
-            },
-            self.limits.pipelines,
-        ) {
+        match self.pipelines.insert(Launched {
+            session,
+            options: options.clone(),
+            _slot: slot,
+        }) {
             Ok(id) => success(json!({
                 "id": id,
                 "pipeline": text,
@@ -274,7 +275,7 @@ impl StreamlibServer {
                 "graph": graph,
             })),
             Err((launched, why)) => {
-                // The client went away, or others filled the table, while this one started.
+                // The client went away while this one started.
                 let _ = blocking(self.limits.tool_call, move || stop(*launched)).await;
                 failure(why)
             }
@@ -451,5 +452,43 @@ async fn terminated() {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A launch abandoned at its time limit keeps its slot until its work ends: the limit
+    /// holds against an agent that launches slow pipelines with a short timeout.
+    #[test]
+    fn abandoned_work_keeps_its_slot_until_it_ends() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let Ok(runtime) = runtime else {
+            panic!("no tokio runtime");
+        };
+        let pipelines = Pipelines::default();
+        let Ok(slot) = pipelines.reserve(1) else {
+            panic!("the first slot is free");
+        };
+        let (finish, finished) = std::sync::mpsc::channel::<()>();
+        let answer = runtime.block_on(blocking(Duration::from_millis(10), move || {
+            finished.recv().ok();
+            slot
+        }));
+        assert!(answer.is_err(), "the call was abandoned");
+        assert!(pipelines.reserve(1).is_err(), "abandoned work still counts");
+        finish.send(()).ok();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pipelines.taken() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the slot was never given back"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(pipelines.reserve(1).is_ok());
     }
 }

@@ -1,7 +1,8 @@
 //! The pipelines an MCP client launched, by id, until it stops them or disconnects.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Value as Json, json};
 use streamlib_launch::{LaunchOptions, Session, stats_json_with_reports};
@@ -13,6 +14,24 @@ pub struct Launched {
     pub session: Session,
     /// Its launch options (for `finished` with a frame limit).
     pub options: LaunchOptions,
+    /// Its place among the pipelines the connection may run, given back when it is dropped
+    /// (once stopped). Held only to be dropped.
+    pub _slot: Slot,
+}
+
+/// A place among the pipelines one connection may run ([`Pipelines::reserve`]). It is taken
+/// before a launch builds anything and moves with the work: into the blocking launch, then
+/// into the table, then into the blocking stop. It is given back when dropped, so a launch or
+/// a stop that outlives its tool call (abandoned) still counts until its work really ends.
+#[derive(Debug)]
+pub struct Slot {
+    taken: Arc<AtomicUsize>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.taken.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Launched {
@@ -54,6 +73,8 @@ struct Table {
 #[derive(Default)]
 pub struct Pipelines {
     table: Mutex<Table>,
+    /// Slots taken: pipelines starting, running or stopping.
+    taken: Arc<AtomicUsize>,
 }
 
 impl Pipelines {
@@ -61,13 +82,33 @@ impl Pipelines {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Keeps `launched` under a new id; gives it back, with the reason, when the client
-    /// already disconnected or `limit` pipelines are running (the caller stops it).
-    pub fn insert(
-        &self,
-        launched: Launched,
-        limit: usize,
-    ) -> Result<String, (Box<Launched>, String)> {
+    /// Takes a slot for a pipeline about to be launched, unless `limit` are already starting,
+    /// running or stopping. Concurrent launches each take their own, so no more than `limit`
+    /// are ever built at once.
+    pub fn reserve(&self, limit: usize) -> Result<Slot, String> {
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < limit).then_some(taken + 1)
+            })
+            .map(|_| Slot {
+                taken: Arc::clone(&self.taken),
+            })
+            .map_err(|_| {
+                format!(
+                    "{limit} pipelines are running (or starting, or stopping), the most one connection may run; stop one first"
+                )
+            })
+    }
+
+    /// How many slots are taken: pipelines starting, running or stopping.
+    #[cfg(test)]
+    pub fn taken(&self) -> usize {
+        self.taken.load(Ordering::Acquire)
+    }
+
+    /// Keeps `launched` (which holds its [`Slot`]) under a new id; gives it back, with the
+    /// reason, when the client already disconnected (the caller stops it).
+    pub fn insert(&self, launched: Launched) -> Result<String, (Box<Launched>, String)> {
         let mut table = self.lock();
         if table.closed {
             return Err((
@@ -75,23 +116,10 @@ impl Pipelines {
                 "the client disconnected; the pipeline was stopped".to_owned(),
             ));
         }
-        if table.running.len() >= limit {
-            return Err((
-                Box::new(launched),
-                format!(
-                    "{limit} pipelines are running, the most one connection may run; stop one first"
-                ),
-            ));
-        }
         table.launched += 1;
         let id = format!("p{}", table.launched);
         table.running.insert(id.clone(), launched);
         Ok(id)
-    }
-
-    /// How many pipelines are running.
-    pub fn len(&self) -> usize {
-        self.lock().running.len()
     }
 
     /// Runs `f` on the pipeline `id`, under the lock.
@@ -141,5 +169,37 @@ fn unknown(id: &str, table: &Table) -> String {
     } else {
         let ids: Vec<&str> = table.running.keys().map(String::as_str).collect();
         format!("no pipeline `{id}`; running: {}", ids.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_bound_launches_until_their_work_ends() {
+        let pipelines = Arc::new(Pipelines::default());
+        let first = pipelines.reserve(2);
+        let second = pipelines.reserve(2);
+        assert!(first.is_ok() && second.is_ok());
+        let refused = pipelines.reserve(2).err().unwrap_or_default();
+        assert!(refused.contains("2 pipelines are running"), "{refused}");
+        // A slot moved into work that outlives its call (abandoned) counts until it ends.
+        let (finish, finished) = std::sync::mpsc::channel::<()>();
+        let work = std::thread::spawn(move || {
+            let _slot = second;
+            finished.recv().ok();
+        });
+        assert!(
+            pipelines.reserve(2).is_err(),
+            "abandoned work still holds its slot"
+        );
+        finish.send(()).ok();
+        work.join().ok();
+        assert_eq!(pipelines.taken(), 1);
+        let third = pipelines.reserve(2);
+        assert!(third.is_ok());
+        drop((first, third));
+        assert_eq!(pipelines.taken(), 0);
     }
 }
