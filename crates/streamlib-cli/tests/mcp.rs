@@ -681,3 +681,57 @@ fn a_tool_call_has_a_time_limit() {
     server.call_ok("list_handlers", json!({}));
     assert!(server.disconnect().success());
 }
+
+/// Launches sent at once may not build more pipelines than --max-pipelines: each recorder
+/// built creates its file, so the files left say how many were built. The limit used to be
+/// checked before building and again after, so all of them were built and all but one
+/// stopped.
+#[cfg(feature = "file")]
+#[test]
+fn concurrent_launches_build_no_more_than_the_limit() {
+    let dir = temp_dir("concurrent");
+    let folder = dir.to_str().unwrap();
+    let mut server = Server::start_with(&["--max-pipelines", "1", "--allow-write", folder]);
+    let first = server.next_id;
+    let launches = 4;
+    for n in 0..launches {
+        let pipeline = format!(
+            "testpattern size=32x32 ! filewriter codec=ffv1 location={}",
+            dir.join(format!("{n}.mkv")).display()
+        );
+        server.send(json!({
+            "jsonrpc": "2.0",
+            "id": first + n,
+            "method": "tools/call",
+            "params": { "name": "launch_pipeline", "arguments": { "pipeline": pipeline } },
+        }));
+    }
+    server.next_id += launches;
+    let mut answered = 0;
+    let mut launched = 0;
+    let deadline = Instant::now() + RESPONSE_TIMEOUT;
+    while answered < launches {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = server
+            .lines
+            .recv_timeout(left)
+            .expect("every launch answered");
+        let message: Value = serde_json::from_str(&line).unwrap();
+        let Some(id) = message["id"].as_u64() else {
+            continue;
+        };
+        assert!((first..first + launches).contains(&id), "{message}");
+        answered += 1;
+        if message["result"]["isError"] != true {
+            launched += 1;
+        }
+    }
+    assert_eq!(launched, 1);
+    assert!(server.disconnect().success());
+    let built = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(
+        built, 1,
+        "recorders built by {launches} concurrent launches"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
