@@ -786,10 +786,7 @@ impl StreamHandler for Drawing {
         // Sized from the graph now that the output is connected.
         self.pool
             .fit_output(&self.output)
-            .map_err(|source| VideoError::Pool {
-                handler: HANDLER,
-                source,
-            })?;
+            .map_err(VideoError::pool(HANDLER))?;
         Ok(())
     }
 

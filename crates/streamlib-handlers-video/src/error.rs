@@ -127,6 +127,13 @@ pub enum VideoError {
 }
 
 impl VideoError {
+    /// Wraps a pool error of `handler`'s, for `map_err`.
+    pub(crate) fn pool(handler: &'static str) -> impl Fn(streamlib_buffers::BuffersError) -> Self {
+        move |source| Self::Pool { handler, source }
+    }
+}
+
+impl VideoError {
     /// Checks a frame size every handler here shares: 1..=[`MAX_FRAME_SIDE`] on both sides.
     pub(crate) fn check_size(handler: &'static str, width: u32, height: u32) -> Result<(), Self> {
         let reason = if width == 0 || height == 0 {
