@@ -18,6 +18,7 @@ use bolero::check;
 use streamlib_clock::{FreeRunningClock, Rational};
 use streamlib_launch::{PipelineDesc, PropType, Registry, build, parse, validate};
 use streamlib_runtime::StreamRuntime;
+use streamlib_test_support::FuzzInput as Input;
 
 /// Random inputs per target in an ordinary test run (CI).
 const ITERATIONS: usize = 1_000;
@@ -32,31 +33,6 @@ const CONTAINED: [&str; 6] = [
     "convert",
     "null",
 ];
-
-/// The fuzz input, read front to back; an exhausted input reads as zeros.
-struct Input<'a>(&'a [u8]);
-
-impl<'a> Input<'a> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn u8(&mut self) -> u8 {
-        let Some((&b, rest)) = self.0.split_first() else {
-            return 0;
-        };
-        self.0 = rest;
-        b
-    }
-
-    fn pick<'t, T>(&mut self, items: &'t [T]) -> &'t T {
-        &items[usize::from(self.u8()) % items.len()]
-    }
-
-    fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.0)
-    }
-}
 
 /// Values for a property of type `ty`: inside, at and beyond its range, and nonsense.
 fn value(input: &mut Input<'_>, ty: &PropType, small: bool) -> String {

@@ -15,6 +15,7 @@ use bolero::check;
 use streamlib_clock::Rational;
 use streamlib_net::*;
 use streamlib_ports::{FrameLimits, FramePool, VideoFrame};
+use streamlib_test_support::FuzzInput as Input;
 
 /// Random inputs per target in an ordinary test run (CI).
 const ITERATIONS: usize = 2_000;
@@ -22,37 +23,6 @@ const ITERATIONS: usize = 2_000;
 /// Inputs for the sequence targets: long enough for many steps in random runs.
 fn sequence() -> impl bolero::generator::ValueGenerator<Output = Vec<u8>> {
     bolero::produce::<Vec<u8>>().with().len(32usize..4096)
-}
-
-/// The fuzz input, read front to back; an exhausted input reads as zeros.
-struct Input<'a>(&'a [u8]);
-
-impl<'a> Input<'a> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn u8(&mut self) -> u8 {
-        let Some((&b, rest)) = self.0.split_first() else {
-            return 0;
-        };
-        self.0 = rest;
-        b
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_be_bytes([self.u8(), self.u8()])
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let (head, rest) = self.0.split_at(n.min(self.0.len()));
-        self.0 = rest;
-        head
-    }
 }
 
 /// One step of a packet sequence, shared by the video and audio targets.

@@ -1,6 +1,7 @@
 //! Test-only helpers shared by streamlib's crates (a dev-dependency, never a dependency).
 //!
-//! [`netns`] sets up network namespaces for tests that need several hosts.
+//! [`netns`] sets up network namespaces for tests that need several hosts; [`FuzzInput`] reads
+//! a fuzz target's bytes as a sequence of choices.
 //!
 //! [`CountingAllocator`] counts every allocation and reallocation in the process, on every
 //! thread, so a test can prove that steady-state processing allocates nothing:
@@ -17,7 +18,10 @@
 //! # drop(v);
 //! ```
 
+mod fuzz_input;
 pub mod netns;
+
+pub use fuzz_input::FuzzInput;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -14,31 +14,7 @@ use std::net::{Ipv4Addr, UdpSocket};
 use super::*;
 use crate::Transport;
 use crate::message::{Announce, ClockQuality};
-
-/// The fuzz input, read front to back; an exhausted input reads as zeros.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let Some((&b, rest)) = self.0.split_first() else {
-            return 0;
-        };
-        self.0 = rest;
-        b
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_be_bytes([self.u8(), self.u8()])
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    fn u64(&mut self) -> u64 {
-        u64::from(self.u32()) << 32 | u64::from(self.u32())
-    }
-}
+use streamlib_test_support::FuzzInput as Input;
 
 /// Would-be masters: a few, so that selection and changes of master happen.
 fn source(n: u8) -> PortIdentity {
