@@ -133,11 +133,16 @@ impl Convert {
                 supported: "rgba8, bgra8, uyvy, i420 (as targets)",
             });
         }
+        let input = InputPort::new("video", MemoryCaps::CPU);
+        let output = OutputPort::new("video", MemoryCaps::CPU);
+        // Frames already in the target format go through by reference: what holds them
+        // downstream holds frames of the upstream pool.
+        input.forwards_to(&output);
         Ok(Self {
             target,
             matrix: Matrix::bt709(),
-            input: InputPort::new("video", MemoryCaps::CPU),
-            output: OutputPort::new("video", MemoryCaps::CPU),
+            input,
+            output,
             pool: None,
         })
     }

@@ -148,6 +148,32 @@ mod tests {
         assert_eq!(out.pool_capacity(64), 64);
     }
 
+    /// A pass-through handler (`source ! convert ! writer` where convert has nothing to do)
+    /// forwards the source's frames: the source's pool must cover what the writer holds.
+    #[test]
+    fn capacity_follows_inputs_that_forward_their_items() {
+        let connect = |out: &OutputPort<VideoFrame>, input: &InputPort<VideoFrame>| {
+            out.handle()
+                .erased()
+                .connect_to(&*input.handle().erased())
+                .unwrap();
+        };
+        let source = OutputPort::<VideoFrame>::new("video", MemoryCaps::CPU);
+        let pass_in = InputPort::<VideoFrame>::new("video", MemoryCaps::CPU);
+        let pass_out = OutputPort::<VideoFrame>::new("video", MemoryCaps::CPU);
+        pass_in.forwards_to(&pass_out);
+        let writer = InputPort::<VideoFrame>::new("video", MemoryCaps::CPU)
+            .with_delivery(DeliveryMode::Ordered { capacity: 8 })
+            .holding(6);
+        // The upstream link first, as a chain is wired: the downstream part is counted when
+        // the source sizes its pool, not when it connected.
+        connect(&source, &pass_in);
+        connect(&pass_out, &writer);
+        // Ring of 3 + 1 held by the pass-through, then the writer's queue of 8 + 6.
+        assert_eq!(source.frames_held_downstream(), 3 + 1 + 8 + 6);
+        assert_eq!(pass_out.frames_held_downstream(), 8 + 6);
+    }
+
     #[test]
     fn empty_pool_skips_and_counts() {
         let out = OutputPort::<VideoFrame>::new("video", MemoryCaps::CPU);

@@ -63,11 +63,33 @@ struct OutputCore<T> {
     written: AtomicU64,
     /// Items the connected inputs can hold at once (see [`OutputPort::frames_held_downstream`]).
     held_downstream: AtomicU64,
+    /// Outputs that connected inputs pass this output's items on to unchanged
+    /// ([`InputPort::forwards_to`]): what their readers hold is held here too.
+    forwarded: Mutex<Vec<Arc<dyn AnyOutputPort>>>,
     /// What the producer's pool did (see [`crate::PoolCounters`]).
     pool: crate::pool_output::PoolCells,
 }
 
+/// Forwarding chains longer than this are not followed (a graph with a cycle would recurse).
+const MAX_FORWARD_DEPTH: usize = 64;
+
 impl<T: Message> OutputCore<T> {
+    /// [`OutputPort::frames_held_downstream`], `depth` forwarding hops down.
+    fn held(&self, depth: usize) -> usize {
+        let own = self.held_downstream.load(Ordering::Relaxed) as usize;
+        if depth >= MAX_FORWARD_DEPTH {
+            return own;
+        }
+        let forwarded = self
+            .forwarded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        own + forwarded
+            .iter()
+            .map(|out| out.frames_held_downstream_at(depth + 1))
+            .sum::<usize>()
+    }
+
     fn write(&self, item: T) {
         // One writer per output: a plain load and store count it.
         self.written
@@ -132,6 +154,7 @@ impl<T: Message> OutputPort<T> {
                 latest_readers: AtomicU64::new(0),
                 written: AtomicU64::new(0),
                 held_downstream: AtomicU64::new(0),
+                forwarded: Mutex::new(Vec::new()),
                 pool: crate::pool_output::PoolCells::default(),
             }),
         }
@@ -176,11 +199,13 @@ impl<T: Message> OutputPort<T> {
     }
 
     /// How many items the connected inputs can hold at once: the ring's slots when any input
-    /// reads in latest mode, each ordered input's queue, and what each input's handler
-    /// declared it keeps beyond its queue ([`InputPort::holding`]). Known once connected; a
-    /// producer sizes its pool from it (see [`OutputPort::pool_capacity`]).
+    /// reads in latest mode, each ordered input's queue, what each input's handler declared
+    /// it keeps beyond its queue ([`InputPort::holding`]), and, through inputs that pass items
+    /// on unchanged ([`InputPort::forwards_to`]), what the outputs they forward to hold. Known
+    /// once the whole graph is connected; a producer sizes its pool from it (see
+    /// [`OutputPort::pool_capacity`]).
     pub fn frames_held_downstream(&self) -> usize {
-        self.core.held_downstream.load(Ordering::Relaxed) as usize
+        self.core.held(0)
     }
 
     pub(crate) fn pool_cells(&self) -> &crate::pool_output::PoolCells {
@@ -249,6 +274,8 @@ struct InputCore<T> {
     holds: usize,
     negotiated: AtomicU8,
     connection: OnceLock<Connection<T>>,
+    /// The output this input's items are passed on to unchanged, if any.
+    forward: OnceLock<Arc<dyn AnyOutputPort>>,
 }
 
 /// An input port, owned by the handler that reads it.
@@ -280,6 +307,7 @@ impl<T: Message> InputPort<T> {
                 holds,
                 negotiated: AtomicU8::new(0),
                 connection: OnceLock::new(),
+                forward: OnceLock::new(),
             }),
         }
     }
@@ -308,6 +336,19 @@ impl<T: Message> InputPort<T> {
     pub fn holding(self, items: usize) -> Self {
         let (mode, required) = (self.core.mode, self.core.required);
         self.rebuild(mode, required, items)
+    }
+
+    /// Declares that this input's handler may pass received items on through `output`
+    /// unchanged (a conversion with nothing to convert): frames held downstream of `output`
+    /// are then frames of this input's upstream pool, and upstream producers size their pools
+    /// for them too ([`OutputPort::frames_held_downstream`]). Call it after the builder
+    /// methods ([`holding`](Self::holding), [`optional`](Self::optional), …), which make a
+    /// new port; a second call is ignored.
+    pub fn forwards_to<U: Message>(&self, output: &OutputPort<U>) {
+        let _ = self
+            .core
+            .forward
+            .set(Arc::clone(&output.core) as Arc<dyn AnyOutputPort>);
     }
 
     /// The next item for this reader: in latest mode the newest unseen item (older unseen ones
@@ -458,7 +499,11 @@ pub trait AnyOutputPort: Send + Sync + 'static {
     /// Inputs connected.
     fn connections(&self) -> u64;
     /// Items the connected inputs can hold at once ([`OutputPort::frames_held_downstream`]).
-    fn frames_held_downstream(&self) -> usize;
+    fn frames_held_downstream(&self) -> usize {
+        self.frames_held_downstream_at(0)
+    }
+    /// The same, asked `depth` forwarding hops down (bounds a cyclic graph's recursion).
+    fn frames_held_downstream_at(&self, depth: usize) -> usize;
     /// What the producer's pool did for this output (zeros when it reports none).
     fn pool_counters(&self) -> crate::PoolCounters;
     /// For downcasting.
@@ -593,6 +638,12 @@ impl<T: Message> AnyOutputPort for OutputCore<T> {
         self.connections.fetch_add(1, Ordering::Relaxed);
         self.held_downstream
             .fetch_add((queued + core.holds) as u64, Ordering::Relaxed);
+        if let Some(forward) = core.forward.get() {
+            self.forwarded
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(Arc::clone(forward));
+        }
         Ok(())
     }
     fn freeze(&self) {
@@ -617,8 +668,8 @@ impl<T: Message> AnyOutputPort for OutputCore<T> {
     fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
     }
-    fn frames_held_downstream(&self) -> usize {
-        self.held_downstream.load(Ordering::Relaxed) as usize
+    fn frames_held_downstream_at(&self, depth: usize) -> usize {
+        self.held(depth)
     }
     fn pool_counters(&self) -> crate::PoolCounters {
         self.pool.snapshot()
