@@ -59,6 +59,7 @@
 //! ```
 
 mod audio;
+mod caps;
 mod data;
 mod error;
 mod format;
@@ -71,6 +72,9 @@ mod port;
 mod video;
 
 pub use audio::AudioBuffer;
+pub use caps::{
+    AudioCaps, Caps, Field, Follow, Formats, FrameRate, Mismatch, VideoCaps, VideoInfo,
+};
 pub use data::{
     DataMessage, Key, KeyEvent, KeyState, Modifiers, MouseButton, MouseEvent, MouseEventKind,
 };

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use streamlib_buffers::{LatestBuffer, LatestReader, OrderedQueue, OverflowPolicy};
 
-use crate::{MemoryCaps, MemorySpace, Message, PortError, PortKind};
+use crate::caps::CapsState;
+use crate::{Caps, Follow, MemoryCaps, MemorySpace, Message, PortError, PortKind, VideoInfo};
 
 /// A port's identity, unique in the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,6 +69,13 @@ struct OutputCore<T> {
     forwarded: Mutex<Vec<Arc<dyn AnyOutputPort>>>,
     /// What the producer's pool did (see [`crate::PoolCounters`]).
     pool: crate::pool_output::PoolCells,
+    /// Format caps: template, follow rule, negotiated (read at build and start only).
+    format: Mutex<CapsState>,
+}
+
+fn lock_caps(cell: &Mutex<CapsState>) -> std::sync::MutexGuard<'_, CapsState> {
+    cell.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Forwarding chains longer than this are not followed (a graph with a cycle would recurse).
@@ -156,8 +164,42 @@ impl<T: Message> OutputPort<T> {
                 held_downstream: AtomicU64::new(0),
                 forwarded: Mutex::new(Vec::new()),
                 pool: crate::pool_output::PoolCells::default(),
+                format: Mutex::new(CapsState::default()),
             }),
         }
+    }
+
+    /// The same output declaring the format caps it produces (see [`Caps`]): fixed caps for
+    /// a source, a template for a transform (with [`follows`](Self::follows)).
+    pub fn with_format(self, caps: Caps) -> Self {
+        self.set_format(caps);
+        self
+    }
+
+    /// Declares the format caps it produces (before the runtime negotiates).
+    pub fn set_format(&self, caps: Caps) {
+        lock_caps(&self.core.format).template = caps;
+    }
+
+    /// Declares that the fields `follow` names of what this output produces are those
+    /// negotiated on `input` (blur: all of them; a format converter: size and rate).
+    pub fn follows<U: Message>(&self, input: &InputPort<U>, follow: Follow) {
+        lock_caps(&self.core.format).follows = Some((input.core.id, follow));
+    }
+
+    /// The declared format caps.
+    pub fn format(&self) -> Caps {
+        lock_caps(&self.core.format).template.clone()
+    }
+
+    /// The caps negotiated on this output's links, once the runtime negotiated them.
+    pub fn negotiated_format(&self) -> Option<Caps> {
+        lock_caps(&self.core.format).negotiated.clone()
+    }
+
+    /// The negotiated video format, when format and size were fixed.
+    pub fn negotiated_video(&self) -> Option<VideoInfo> {
+        self.negotiated_format().and_then(|c| c.video_info())
     }
 
     /// Publishes `item` to every connected input: the ring for latest readers, each queue for
@@ -276,6 +318,8 @@ struct InputCore<T> {
     connection: OnceLock<Connection<T>>,
     /// The output this input's items are passed on to unchanged, if any.
     forward: OnceLock<Arc<dyn AnyOutputPort>>,
+    /// Format caps: template and negotiated (read at build and start only).
+    format: Mutex<CapsState>,
 }
 
 /// An input port, owned by the handler that reads it.
@@ -308,13 +352,43 @@ impl<T: Message> InputPort<T> {
                 negotiated: AtomicU8::new(0),
                 connection: OnceLock::new(),
                 forward: OnceLock::new(),
+                format: Mutex::new(CapsState::default()),
             }),
         }
     }
 
     fn rebuild(self, mode: DeliveryMode, required: bool, holds: usize) -> Self {
         let core = &self.core;
-        Self::build(core.name.clone(), core.caps, mode, required, holds)
+        let rebuilt = Self::build(core.name.clone(), core.caps, mode, required, holds);
+        rebuilt.set_format(self.format());
+        rebuilt
+    }
+
+    /// The same input declaring the format caps it accepts (see [`Caps`]).
+    pub fn with_format(self, caps: Caps) -> Self {
+        self.set_format(caps);
+        self
+    }
+
+    /// Declares the format caps it accepts (before the runtime negotiates).
+    pub fn set_format(&self, caps: Caps) {
+        lock_caps(&self.core.format).template = caps;
+    }
+
+    /// The declared format caps.
+    pub fn format(&self) -> Caps {
+        lock_caps(&self.core.format).template.clone()
+    }
+
+    /// The caps negotiated on this input's link, once the runtime negotiated them: what
+    /// every frame it receives looks like (until a renegotiation).
+    pub fn negotiated_format(&self) -> Option<Caps> {
+        lock_caps(&self.core.format).negotiated.clone()
+    }
+
+    /// The negotiated video format, when format and size were fixed.
+    pub fn negotiated_video(&self) -> Option<VideoInfo> {
+        self.negotiated_format().and_then(|c| c.video_info())
     }
 
     /// The same input with another delivery mode (call before handing out handles).
@@ -506,6 +580,16 @@ pub trait AnyOutputPort: Send + Sync + 'static {
     fn frames_held_downstream_at(&self, depth: usize) -> usize;
     /// What the producer's pool did for this output (zeros when it reports none).
     fn pool_counters(&self) -> crate::PoolCounters;
+    /// Declared format caps ([`OutputPort::with_format`]).
+    fn format_caps(&self) -> Caps;
+    /// The input this output's caps follow, and which fields ([`OutputPort::follows`]).
+    fn follows(&self) -> Option<(PortId, Follow)>;
+    /// Declares a follow rule (the runtime marks the transfers it inserts as pass-through).
+    fn set_follows(&self, input: PortId, follow: Follow);
+    /// The negotiated caps, once negotiated.
+    fn negotiated_format(&self) -> Option<Caps>;
+    /// Records the negotiated caps.
+    fn set_negotiated_format(&self, caps: Caps);
     /// For downcasting.
     fn as_any(&self) -> &dyn Any;
 }
@@ -542,6 +626,12 @@ pub trait AnyInputPort: Send + Sync + 'static {
     fn received(&self) -> u64;
     /// Items the handler keeps past the queue at once ([`InputPort::holding`]).
     fn holds(&self) -> usize;
+    /// Declared format caps ([`InputPort::with_format`]).
+    fn format_caps(&self) -> Caps;
+    /// The negotiated caps, once negotiated.
+    fn negotiated_format(&self) -> Option<Caps>;
+    /// Records the negotiated caps.
+    fn set_negotiated_format(&self, caps: Caps);
     /// For downcasting.
     fn as_any(&self) -> &dyn Any;
 }
@@ -674,6 +764,21 @@ impl<T: Message> AnyOutputPort for OutputCore<T> {
     fn pool_counters(&self) -> crate::PoolCounters {
         self.pool.snapshot()
     }
+    fn format_caps(&self) -> Caps {
+        lock_caps(&self.format).template.clone()
+    }
+    fn follows(&self) -> Option<(PortId, Follow)> {
+        lock_caps(&self.format).follows
+    }
+    fn set_follows(&self, input: PortId, follow: Follow) {
+        lock_caps(&self.format).follows = Some((input, follow));
+    }
+    fn negotiated_format(&self) -> Option<Caps> {
+        lock_caps(&self.format).negotiated.clone()
+    }
+    fn set_negotiated_format(&self, caps: Caps) {
+        lock_caps(&self.format).negotiated = Some(caps);
+    }
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -755,6 +860,15 @@ impl<T: Message> AnyInputPort for InputCore<T> {
     }
     fn holds(&self) -> usize {
         self.holds
+    }
+    fn format_caps(&self) -> Caps {
+        lock_caps(&self.format).template.clone()
+    }
+    fn negotiated_format(&self) -> Option<Caps> {
+        lock_caps(&self.format).negotiated.clone()
+    }
+    fn set_negotiated_format(&self, caps: Caps) {
+        lock_caps(&self.format).negotiated = Some(caps);
     }
     fn as_any(&self) -> &dyn Any {
         self

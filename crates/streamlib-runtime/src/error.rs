@@ -107,6 +107,43 @@ pub enum RuntimeError {
         /// Target memory space.
         to: streamlib_ports::MemorySpace,
     },
+    /// Two linked ports share no format and nothing was allowed or able to bridge them.
+    #[error(
+        "{output} -> {input}: {output} produces {output_caps}; {input} accepts {input_caps}; \
+         they differ in {field}. {fix}"
+    )]
+    NotNegotiated {
+        /// `stream.port` of the output.
+        output: String,
+        /// What it produces.
+        output_caps: streamlib_ports::Caps,
+        /// `stream.port` of the input.
+        input: String,
+        /// What it accepts.
+        input_caps: streamlib_ports::Caps,
+        /// The first field that disagrees (`format`, `size`, `rate`, `kind`, …).
+        field: String,
+        /// What would make the link valid.
+        fix: String,
+    },
+    /// A handler's own caps refuse what its input carries (a transform declared a template
+    /// narrower than what it follows).
+    #[error(
+        "{output} cannot follow {input}: {input} carries {input_caps} but {output} produces only \
+         {output_caps} (differs in {field}); put a converter before {input}"
+    )]
+    TransformRefused {
+        /// `stream.port` of the output.
+        output: String,
+        /// Its template.
+        output_caps: streamlib_ports::Caps,
+        /// `stream.port` of the input it follows.
+        input: String,
+        /// What was negotiated on that input.
+        input_caps: streamlib_ports::Caps,
+        /// The field.
+        field: String,
+    },
     /// Wiring failed at the port level.
     #[error("cannot connect {output} to {input}: {source}")]
     Port {

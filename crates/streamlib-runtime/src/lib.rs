@@ -52,14 +52,17 @@
 //! # Ok::<(), streamlib_runtime::RuntimeError>(())
 //! ```
 
+mod converter;
 mod engine;
 mod error;
 mod graph;
+mod negotiate;
 mod runtime;
 mod stats;
 mod stream;
 mod transfer;
 
+pub use converter::{Conversion, ConverterFactory, ConverterRegistry};
 pub use error::RuntimeError;
 pub use runtime::{Connection, RuntimeHandle, StreamRuntime};
 pub use stats::{InputDrops, RuntimeStats, StreamState, StreamStats};

@@ -7,21 +7,31 @@ use std::time::Duration;
 use streamlib_clock::{Clock, ClockInfo, Pacing, TickWait};
 use streamlib_dispatch::{Dispatcher, ThreadPoolDispatcher};
 use streamlib_ports::{
-    AnyInputPort, AnyOutputPort, InputRef, MemorySpace, Message, OutputRef, PortId, Ports,
+    AnyInputPort, AnyOutputPort, Caps, Follow, InputRef, MemorySpace, Message, OutputRef, PortId,
+    Ports,
 };
 
 use crate::engine::{NodeSpec, Shared};
 use crate::graph::topological_order;
-use crate::{RuntimeError, RuntimeStats, Stream, TransferRegistry};
+use crate::{ConverterRegistry, RuntimeError, RuntimeStats, Stream, TransferRegistry};
 
 /// How long `stop` waits for a handler's `process` call in flight before giving up on it.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the driver returns from the clock to check for stop and due restarts.
 const DRIVER_POLL: Duration = Duration::from_millis(20);
 
-struct Added {
-    stream: Stream,
-    ports: Ports,
+pub(crate) struct Added {
+    pub(crate) stream: Stream,
+    pub(crate) ports: Ports,
+}
+
+/// One wire, recorded by `connect` and made when the runtime negotiates.
+pub(crate) struct Link {
+    pub(crate) output: Arc<dyn AnyOutputPort>,
+    pub(crate) input: Arc<dyn AnyInputPort>,
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+    pub(crate) memory: MemorySpace,
 }
 
 /// What `connect` did.
@@ -35,6 +45,11 @@ pub struct Connection {
     pub memory: MemorySpace,
     /// The id of a transfer stream inserted between them, if any.
     pub transfer: Option<String>,
+    /// The format caps negotiated on the link (at the input), once negotiated
+    /// ([`StreamRuntime::negotiate`]); `None` before.
+    pub caps: Option<Caps>,
+    /// Ids of the format converters negotiation inserted, in order.
+    pub converters: Vec<String>,
 }
 
 /// Shared between the runtime, its handles and its threads.
@@ -114,13 +129,16 @@ impl Phase {
 /// one to run again.
 pub struct StreamRuntime {
     clock: Option<Box<dyn Clock>>,
-    clock_info: ClockInfo,
-    added: Vec<Added>,
+    pub(crate) clock_info: ClockInfo,
+    pub(crate) added: Vec<Added>,
     port_owner: HashMap<PortId, usize>,
-    edges: Vec<(usize, usize)>,
-    connections: Vec<Connection>,
+    pub(crate) links: Vec<Link>,
+    pub(crate) connections: Vec<Connection>,
     transfers: TransferRegistry,
+    pub(crate) converters: ConverterRegistry,
     auto_transfer: bool,
+    pub(crate) auto_convert: bool,
+    pub(crate) negotiated: bool,
     default_dispatcher: Option<Arc<dyn Dispatcher>>,
     control: Arc<Control>,
     phase: Phase,
@@ -135,10 +153,13 @@ impl StreamRuntime {
             clock_info,
             added: Vec::new(),
             port_owner: HashMap::new(),
-            edges: Vec::new(),
+            links: Vec::new(),
             connections: Vec::new(),
             transfers: TransferRegistry::new(),
+            converters: ConverterRegistry::new(),
             auto_transfer: true,
+            auto_convert: true,
+            negotiated: false,
             default_dispatcher: None,
             control: Arc::new(Control {
                 stop_requested: AtomicBool::new(false),
@@ -153,6 +174,33 @@ impl StreamRuntime {
     pub fn set_auto_transfer(&mut self, enabled: bool) -> &mut Self {
         self.auto_transfer = enabled;
         self
+    }
+
+    /// Whether negotiation may insert format converters (default: yes, with a warning). Off,
+    /// every link whose caps do not intersect is a build error naming both sides and the fix.
+    pub fn set_auto_convert(&mut self, enabled: bool) -> &mut Self {
+        self.auto_convert = enabled;
+        self
+    }
+
+    /// The format converters negotiation may insert.
+    pub fn converters_mut(&mut self) -> &mut ConverterRegistry {
+        &mut self.converters
+    }
+
+    /// Replaces the clock before the runtime negotiates or starts: the caller learnt the
+    /// rate from the sources' caps ([`source_rates`](Self::source_rates)).
+    pub fn set_clock(&mut self, clock: impl Clock) -> Result<(), RuntimeError> {
+        self.ensure_building("replace the clock")?;
+        if self.negotiated {
+            return Err(RuntimeError::InvalidState {
+                action: "replace the clock",
+                state: "negotiated",
+            });
+        }
+        self.clock_info = clock.info();
+        self.clock = Some(Box::new(clock));
+        Ok(())
     }
 
     /// The dispatcher for streams that name none (default: a thread pool with one worker per
@@ -190,7 +238,7 @@ impl StreamRuntime {
         self.added.iter().map(|a| a.stream.id.as_str()).collect()
     }
 
-    fn ensure_building(&self, action: &'static str) -> Result<(), RuntimeError> {
+    pub(crate) fn ensure_building(&self, action: &'static str) -> Result<(), RuntimeError> {
         match self.phase {
             Phase::Building => Ok(()),
             ref other => Err(RuntimeError::InvalidState {
@@ -223,7 +271,7 @@ impl StreamRuntime {
         Ok(())
     }
 
-    fn port_label(&self, owner: usize, port: &str) -> String {
+    pub(crate) fn port_label(&self, owner: usize, port: &str) -> String {
         format!("{}.{}", self.added[owner].stream.id, port)
     }
 
@@ -329,7 +377,7 @@ impl StreamRuntime {
                 input_type: input.message_type_name(),
             });
         }
-        if input.is_connected() {
+        if input.is_connected() || self.links.iter().any(|l| l.input.id() == input.id()) {
             return Err(RuntimeError::Port {
                 output: out_label,
                 input: in_label.clone(),
@@ -341,21 +389,23 @@ impl StreamRuntime {
             None => output.caps().negotiate(&input.caps()),
         };
         if let Some(space) = agreed {
-            output
-                .connect_to(&*input)
-                .map_err(|source| RuntimeError::Port {
-                    output: out_label.clone(),
-                    input: in_label.clone(),
-                    source,
-                })?;
+            // Wired when the runtime negotiates: a format converter may yet go between them.
             output.set_negotiated(space);
             input.set_negotiated(space);
-            self.edges.push((from, to));
+            self.links.push(Link {
+                output,
+                input,
+                from,
+                to,
+                memory: space,
+            });
             let connection = Connection {
                 output: out_label,
                 input: in_label,
                 memory: space,
                 transfer: None,
+                caps: None,
+                converters: Vec::new(),
             };
             self.connections.push(connection.clone());
             return Ok(connection);
@@ -417,6 +467,8 @@ impl StreamRuntime {
             stream = stream.dispatcher(d);
         }
         let (t_in, t_out) = (transfer.input, transfer.output);
+        // A transfer moves frames, not formats: what comes out is what went in.
+        t_out.set_follows(t_in.id(), Follow::ALL);
         self.add_stream(stream)?;
         self.connect_ports(output, t_in)?;
         self.connect_ports(t_out, input)?;
@@ -427,6 +479,8 @@ impl StreamRuntime {
             input: in_label,
             memory: to_space,
             transfer: Some(id),
+            caps: None,
+            converters: Vec::new(),
         };
         self.connections.push(connection.clone());
         Ok(connection)
@@ -438,12 +492,14 @@ impl StreamRuntime {
         if self.added.is_empty() {
             return Err(RuntimeError::Empty);
         }
+        let linked: std::collections::HashSet<PortId> =
+            self.links.iter().map(|l| l.input.id()).collect();
         for added in &self.added {
             if let Some(port) = added
                 .ports
                 .inputs()
                 .iter()
-                .find(|p| p.is_required() && !p.is_connected())
+                .find(|p| p.is_required() && !p.is_connected() && !linked.contains(&p.id()))
             {
                 return Err(RuntimeError::UnconnectedInput {
                     stream: added.stream.id.clone(),
@@ -451,14 +507,20 @@ impl StreamRuntime {
                 });
             }
         }
-        topological_order(self.added.len(), &self.edges).map_err(|on_cycle| RuntimeError::Cycle {
+        topological_order(self.added.len(), &self.edges()).map_err(|on_cycle| RuntimeError::Cycle {
             streams: list(on_cycle.iter().map(|&i| self.added[i].stream.id.as_str())),
         })
     }
 
-    /// Validates, calls every handler's `on_start`, and starts the clock.
+    pub(crate) fn edges(&self) -> Vec<(usize, usize)> {
+        self.links.iter().map(|l| (l.from, l.to)).collect()
+    }
+
+    /// Validates, negotiates (if [`negotiate`](Self::negotiate) was not called), calls every
+    /// handler's `on_start`, and starts the clock.
     pub fn start(&mut self) -> Result<(), RuntimeError> {
         self.ensure_building("start")?;
+        self.negotiate()?;
         let order = self.validate()?;
         let mut clock = self.clock.take().ok_or(RuntimeError::InvalidState {
             action: "start",
@@ -479,7 +541,7 @@ impl StreamRuntime {
         }
         let mut upstream = vec![Vec::new(); order.len()];
         let mut downstream = vec![Vec::new(); order.len()];
-        for &(from, to) in &self.edges {
+        for (from, to) in self.edges() {
             let (f, t) = (position[from], position[to]);
             if !downstream[f].contains(&t) {
                 downstream[f].push(t);
