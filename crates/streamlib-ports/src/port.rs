@@ -320,6 +320,8 @@ struct InputCore<T> {
     forward: OnceLock<Arc<dyn AnyOutputPort>>,
     /// Format caps: template and negotiated (read at build and start only).
     format: Mutex<CapsState>,
+    /// Items the handler received and refused ([`InputPort::reject`]).
+    rejected: AtomicU64,
 }
 
 /// An input port, owned by the handler that reads it.
@@ -353,6 +355,7 @@ impl<T: Message> InputPort<T> {
                 connection: OnceLock::new(),
                 forward: OnceLock::new(),
                 format: Mutex::new(CapsState::default()),
+                rejected: AtomicU64::new(0),
             }),
         }
     }
@@ -378,6 +381,18 @@ impl<T: Message> InputPort<T> {
     /// The declared format caps.
     pub fn format(&self) -> Caps {
         lock_caps(&self.core.format).template.clone()
+    }
+
+    /// Counts one received item the handler could not use (a frame of a size it cannot
+    /// follow): the runtime reports it, and `streamlib launch` warns and fails when a
+    /// handler rejected everything it got. Nothing is rejected in silence.
+    pub fn reject(&self) {
+        self.core.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Items rejected so far.
+    pub fn rejected(&self) -> u64 {
+        self.core.rejected.load(Ordering::Relaxed)
     }
 
     /// The caps negotiated on this input's link, once the runtime negotiated them: what
@@ -632,6 +647,8 @@ pub trait AnyInputPort: Send + Sync + 'static {
     fn negotiated_format(&self) -> Option<Caps>;
     /// Records the negotiated caps.
     fn set_negotiated_format(&self, caps: Caps);
+    /// Items the handler rejected ([`InputPort::reject`]).
+    fn rejected(&self) -> u64;
     /// For downcasting.
     fn as_any(&self) -> &dyn Any;
 }
@@ -869,6 +886,9 @@ impl<T: Message> AnyInputPort for InputCore<T> {
     }
     fn set_negotiated_format(&self, caps: Caps) {
         lock_caps(&self.format).negotiated = Some(caps);
+    }
+    fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -758,6 +758,7 @@ impl Shared {
                         .map(|p| InputDrops {
                             port: p.name().to_owned(),
                             dropped: p.dropped(),
+                            rejected: p.rejected(),
                         })
                         .collect(),
                     errors: c.errors.load(Ordering::Relaxed),

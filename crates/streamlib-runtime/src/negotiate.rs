@@ -138,7 +138,7 @@ impl StreamRuntime {
                 input.set_negotiated_format(caps);
                 Ok(())
             }
-            Err(mismatch) => self.bridge(l, produced.fixate(clock), accepted, mismatch, clock),
+            Err(mismatch) => self.bridge(l, produced.fixate(clock), &accepted, mismatch, clock),
         }
     }
 
@@ -165,7 +165,7 @@ impl StreamRuntime {
         &mut self,
         l: usize,
         produced: Caps,
-        accepted: Caps,
+        accepted: &Caps,
         mismatch: Mismatch,
         clock: Rational,
     ) -> Result<(), RuntimeError> {
@@ -173,12 +173,12 @@ impl StreamRuntime {
             return Err(self.not_negotiated(
                 l,
                 &produced,
-                &accepted,
+                accepted,
                 mismatch,
                 "link it to an input of the same kind".to_owned(),
             ));
         }
-        let plan = self.plan(&produced, &accepted, clock);
+        let plan = self.plan(&produced, accepted, clock);
         let names = |steps: &[Step]| {
             steps
                 .iter()
@@ -204,7 +204,7 @@ impl StreamRuntime {
                     }
                 )
             };
-            return Err(self.not_negotiated(l, &produced, &accepted, mismatch, fix));
+            return Err(self.not_negotiated(l, &produced, accepted, mismatch, fix));
         };
         if !self.auto_convert {
             let fix = format!(
@@ -212,7 +212,7 @@ impl StreamRuntime {
                  originates",
                 names(&steps)
             );
-            return Err(self.not_negotiated(l, &produced, &accepted, mismatch, fix));
+            return Err(self.not_negotiated(l, &produced, accepted, mismatch, fix));
         }
         if self.links[l].memory != MemorySpace::Cpu {
             let fix = format!(
@@ -220,14 +220,14 @@ impl StreamRuntime {
                  transfer first, or set the {mismatch} where it originates",
                 self.links[l].memory
             );
-            return Err(self.not_negotiated(l, &produced, &accepted, mismatch, fix));
+            return Err(self.not_negotiated(l, &produced, accepted, mismatch, fix));
         }
-        self.insert_converters(l, produced, steps, clock)
+        self.insert_converters(l, produced, &steps, clock)
     }
 
     /// The cheapest chain of converters taking `produced` to something `accepted` allows:
-    /// every ordering of every subset of the registered conversions, up to [`MAX_CHAIN`],
-    /// shortest first; cost is the bytes each step reads and writes. Deterministic.
+    /// every sequence of the registered conversions up to [`MAX_CHAIN`] long (none twice in a
+    /// row), shortest first; cost is the bytes each step reads and writes. Deterministic.
     fn plan(&self, produced: &Caps, accepted: &Caps, clock: Rational) -> Option<Vec<Step>> {
         let available: Vec<Converter> = self
             .converters
@@ -251,7 +251,7 @@ impl StreamRuntime {
         &mut self,
         l: usize,
         produced: Caps,
-        steps: Vec<Step>,
+        steps: &[Step],
         clock: Rational,
     ) -> Result<(), RuntimeError> {
         let output = Arc::clone(&self.links[l].output);
@@ -265,7 +265,7 @@ impl StreamRuntime {
         let mut upstream: (Arc<dyn AnyOutputPort>, usize) = (output, from);
         let mut ids = Vec::new();
         let mut first = true;
-        for step in &steps {
+        for step in steps {
             let name = step.converter.name.clone();
             let converter = (step.converter.factory)(&step.output).map_err(|e| {
                 RuntimeError::TransferFailed {
@@ -347,16 +347,17 @@ impl StreamRuntime {
     }
 }
 
-/// Every ordering of every non-empty subset of `0..n` of at most `max` elements, shortest
-/// first, then lexicographic.
+/// Every sequence of `0..n` of 1 to `max` elements with no element twice in a row (a
+/// format converter may be needed on both sides of a scaler that takes only some formats),
+/// shortest first, then lexicographic.
 fn orderings(n: usize, max: usize) -> Vec<Vec<usize>> {
     let mut out: Vec<Vec<usize>> = Vec::new();
     let mut frontier: Vec<Vec<usize>> = vec![Vec::new()];
-    for _ in 0..max.min(n) {
+    for _ in 0..max {
         let mut next = Vec::new();
         for chain in &frontier {
             for i in 0..n {
-                if !chain.contains(&i) {
+                if chain.last() != Some(&i) {
                     let mut c = chain.clone();
                     c.push(i);
                     next.push(c);
@@ -449,10 +450,8 @@ fn simulate(
             Some(&j) => {
                 let next = &available[j];
                 // The next one changes its own field: only ask for the others.
-                let relaxed = relax(&next.accepts, next.conversion);
-                accepted
-                    .intersect(&relaxed)
-                    .unwrap_or_else(|| accepted.clone())
+                let need = relax(&next.accepts, next.conversion);
+                accepted.intersect(&need).unwrap_or(need)
             }
             None => accepted.clone(),
         };
@@ -499,8 +498,9 @@ mod tests {
     #[test]
     fn orderings_are_shortest_first() {
         let all = orderings(3, 3);
-        assert_eq!(all.len(), 3 + 6 + 6);
+        assert_eq!(all.len(), 3 + 6 + 12);
         assert_eq!(all[0], vec![0]);
         assert_eq!(all[3], vec![0, 1]);
+        assert!(all.iter().all(|c| c.windows(2).all(|w| w[0] != w[1])));
     }
 }

@@ -131,6 +131,8 @@ pub struct InputDrops {
     pub port: String,
     /// Items dropped (latest-read skips or ordered overflow).
     pub dropped: u64,
+    /// Items the handler received and refused ([`streamlib_ports::InputPort::reject`]).
+    pub rejected: u64,
 }
 
 /// Where a stream is in its life.
@@ -217,6 +219,11 @@ pub struct StreamStats {
 }
 
 impl StreamStats {
+    /// Items its inputs received and its handler refused.
+    pub fn rejected(&self) -> u64 {
+        self.drops.iter().map(|d| d.rejected).sum()
+    }
+
     /// Sum of drops over inputs.
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().map(|d| d.dropped).sum()
@@ -253,6 +260,11 @@ impl RuntimeStats {
     /// was asked, and callers should exit non-zero.
     pub fn failed(&self) -> impl Iterator<Item = &StreamStats> {
         self.streams.iter().filter(|s| s.has_failed())
+    }
+
+    /// Streams that rejected items they received (a format they could not follow).
+    pub fn rejecting(&self) -> impl Iterator<Item = &StreamStats> {
+        self.streams.iter().filter(|s| s.rejected() > 0)
     }
 
     /// Ticks per second achieved.
