@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use streamlib_buffers::{BufferPool, PoolBufMut};
 use streamlib_ports::{
-    AudioBuffer, HandlerError, MemoryCaps, OutputPort, OutputRef, Ports, ProcessContext,
-    StartContext, StreamHandler,
+    AudioBuffer, AudioCaps, Caps, HandlerError, MemoryCaps, OutputPort, OutputRef, Ports,
+    ProcessContext, StartContext, StreamHandler,
 };
 
 use crate::NetError;
@@ -200,7 +200,8 @@ struct Worker {
 
 /// A source with one output `"audio"` (`[cpu]`; downstream inputs use ordered delivery,
 /// the default for audio): interleaved f32 [`AudioBuffer`]s of `packets_per_buffer` packet
-/// times each, from a pre-allocated [`BufferPool`].
+/// times each, from a pre-allocated [`BufferPool`]. The output's caps are fixed to the
+/// stream's sample rate and channel count (what the SDP says).
 ///
 /// A receive thread it owns (started in `on_start`, joined in `on_stop`) reads datagrams in
 /// batches into an [`AudioJitterBuffer`] and fills output buffers in sequence order, lost
@@ -241,7 +242,9 @@ impl NetworkAudioReceive {
             source,
         })?;
         Ok(Self {
-            output: OutputPort::new("audio", MemoryCaps::CPU),
+            output: OutputPort::new("audio", MemoryCaps::CPU).with_format(Caps::Audio(
+                AudioCaps::fixed(config.format.sample_rate, u32::from(config.format.channels)),
+            )),
             pool,
             ready: Arc::new(ArrayQueue::new(config.pool_buffers)),
             shared: Arc::new(Shared::default()),

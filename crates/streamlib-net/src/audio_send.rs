@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 use streamlib_ports::{
-    AudioBuffer, DeliveryMode, HandlerError, InputPort, InputRef, MemoryCaps, Ports,
-    ProcessContext, StartContext, StreamHandler,
+    AudioBuffer, AudioCaps, Caps, DeliveryMode, HandlerError, InputPort, InputRef, MemoryCaps,
+    Ports, ProcessContext, StartContext, StreamHandler,
 };
 
 use crate::NetError;
@@ -134,7 +134,9 @@ struct Worker {
 
 /// A sink with one input `"audio"` (`[cpu]`, ordered delivery): every buffer it reads is cut
 /// into packets of one packet time (L16 / L24, big-endian) and sent in real time by a send
-/// thread it owns (started in `on_start`, joined in `on_stop`).
+/// thread it owns (started in `on_start`, joined in `on_stop`). The input's caps are the
+/// stream's sample rate and channel count, fixed: a link from audio of another rate or
+/// layout fails to negotiate at build instead of having every buffer rejected.
 ///
 /// RTP timestamps come from the buffers' `timestamp_ns` at the stream's rate (mod 2^32),
 /// continued sample by sample while they stay consistent. Packets leave one packet time
@@ -162,9 +164,14 @@ impl NetworkAudioSend {
             });
         }
         Ok(Self {
-            input: InputPort::new("audio", MemoryCaps::CPU).with_delivery(DeliveryMode::Ordered {
-                capacity: config.input_capacity,
-            }),
+            input: InputPort::new("audio", MemoryCaps::CPU)
+                .with_delivery(DeliveryMode::Ordered {
+                    capacity: config.input_capacity,
+                })
+                .with_format(Caps::Audio(AudioCaps::fixed(
+                    config.format.sample_rate,
+                    u32::from(config.format.channels),
+                ))),
             queue: Arc::new(ArrayQueue::new(config.queue_buffers)),
             shared: Arc::new(Shared::default()),
             worker: None,

@@ -96,6 +96,16 @@ pub enum NetError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A sender could not write its SDP file.
+    #[error("{handler}: cannot write the SDP to {}: {source}", path.display())]
+    SdpWrite {
+        /// The handler.
+        handler: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
     /// A handler's worker thread could not be started.
     #[error("{handler}: cannot start its {what} thread: {source}")]
     Thread {

@@ -106,7 +106,7 @@ pub use rtp::{
 pub use sdp::{RefClock, SdpSession};
 pub use sdp_audio::AudioSdpSession;
 pub use sdp_filter::SdpStreamFilter;
-pub use send::{NetworkSend, NetworkSendConfig, SendStats, SendStatsHandle};
+pub use send::{NetworkSend, NetworkSendConfig, SendStats, SendStatsHandle, sdp_origin};
 pub use socket::{
     MAX_BATCH, RECV_SLOT, RecvBatch, SendBatch, SocketConfig, enable_gro, receiver_socket,
     sender_socket, source_receiver_socket,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 use streamlib_ports::{
-    FramePool, HandlerError, MemoryCaps, OutputPort, OutputRef, Ports, ProcessContext,
-    StartContext, StreamHandler, VideoFrame,
+    Caps, FramePool, HandlerError, MemoryCaps, OutputPort, OutputRef, Ports, ProcessContext,
+    StartContext, StreamHandler, VideoCaps, VideoFrame,
 };
 
 use crate::jitter::{Delivered, JitterBuffer, JitterConfig, LineSpan, ReceiveCounters};
@@ -112,6 +112,15 @@ impl NetworkReceiveConfig {
     }
 }
 
+impl NetworkReceiveConfig {
+    /// The caps of the frames it publishes: the sampling's frame format at the stream's
+    /// size and frame rate, all fixed.
+    pub fn output_caps(&self) -> Caps {
+        let f = &self.format;
+        Caps::Video(VideoCaps::fixed(f.sampling.pixel_format(), f.width, f.height).with_rate(f.fps))
+    }
+}
+
 /// A snapshot of a [`NetworkReceive`]'s counters.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReceiveStats {
@@ -204,7 +213,9 @@ struct Worker {
 }
 
 /// A source with one output `"video"` (`[cpu]`): frames of `format`'s frame pixel format
-/// (UYVY for 4:2:2, RGBA8 for RGB) from a pre-allocated [`FramePool`].
+/// (UYVY for 4:2:2, RGBA8 for RGB) from a pre-allocated [`FramePool`]. The output's caps are
+/// fixed to that format, size and frame rate ([`NetworkReceiveConfig::output_caps`]: what
+/// the SDP says), so the graph negotiates from them before the first packet.
 ///
 /// A receive thread it owns (started in `on_start`, joined in `on_stop`) reads datagrams in
 /// batches and feeds a [`JitterBuffer`]; each `process` call publishes the newest frame
@@ -233,8 +244,8 @@ impl NetworkReceive {
         // Validates the jitter settings now rather than at start.
         JitterBuffer::new(config.format, pool.clone(), config.jitter)?;
         Ok(Self {
+            output: OutputPort::new("video", MemoryCaps::CPU).with_format(config.output_caps()),
             config,
-            output: OutputPort::new("video", MemoryCaps::CPU),
             pool,
             ready: Arc::new(ArrayQueue::new(2)),
             shared: Arc::new(Shared {

@@ -1,6 +1,7 @@
 //! `NetworkSend`: a sink that sends each frame it receives as an ST 2110-20 RTP stream.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use streamlib_ports::{
-    HandlerError, InputPort, InputRef, MemoryCaps, Ports, ProcessContext, StartContext,
-    StreamHandler, VideoFrame,
+    Caps, HandlerError, InputPort, InputRef, MemoryCaps, PixelFormat, Ports, ProcessContext,
+    StartContext, StreamHandler, VideoCaps, VideoFrame,
 };
 
 use streamlib_clock::{monotonic_now_ns, set_thread_timer_slack_ns, sleep_until_monotonic_ns};
@@ -19,7 +20,7 @@ use crate::rtp::rtp_timestamp_90k;
 use crate::sdp::{RefClock, SdpSession};
 use crate::socket::{SendBatch, SocketConfig, sender_socket};
 use crate::stats::Histogram;
-use crate::{NetError, Pacing, Packetizer, PacketizerConfig, VideoFormat};
+use crate::{NetError, Pacing, Packetizer, PacketizerConfig, Sampling, VideoFormat};
 
 const HANDLER: &str = "NetworkSend";
 
@@ -30,8 +31,18 @@ pub struct NetworkSendConfig {
     pub destination: SocketAddr,
     /// Local address to send from (`None`: any).
     pub bind: Option<SocketAddr>,
-    /// What the stream carries; frames of another size or format are counted and skipped.
+    /// What the stream carries. Its sampling always applies (the input accepts that
+    /// sampling's frame format: UYVY for 4:2:2, RGBA8 for RGB); its size and rate only where
+    /// [`fix_size`](Self::fix_size) / [`fix_rate`](Self::fix_rate) say so, or where the
+    /// input's caps leave them open (an upstream that declares no size, a handler driven
+    /// without a runtime). Frames of another size or format are counted and skipped.
     pub format: VideoFormat,
+    /// Whether the input requires `format`'s size (negotiation then scales to it); false:
+    /// the size negotiated on the input at start is sent.
+    pub fix_size: bool,
+    /// Whether the input requires `format`'s frame rate; false: the negotiated rate (the
+    /// graph's) is sent and paced.
+    pub fix_rate: bool,
     /// RTP settings and packet size.
     pub rtp: PacketizerConfig,
     /// ST 2110-21 sender type.
@@ -46,22 +57,81 @@ pub struct NetworkSendConfig {
     /// packetizer's [`uniform_length`](PacketizerConfig::uniform_length) padding so that
     /// bursts are runs of one length. Default true.
     pub gso: bool,
+    /// Where to write the stream's SDP at start, once the size and rate are known (`None`:
+    /// nothing is written). Its origin is the address this host sends to `destination` from
+    /// ([`sdp_origin`]).
+    pub sdp_file: Option<PathBuf>,
+    /// The reference clock the SDP file names (default: PTP, traceable).
+    pub ref_clock: RefClock,
 }
 
 impl NetworkSendConfig {
-    /// `format` to `destination`, narrow pacing, default RTP and socket settings.
+    /// Exactly `format` (size and rate fixed) to `destination`, narrow pacing, default RTP
+    /// and socket settings, no SDP file.
     pub fn new(destination: SocketAddr, format: VideoFormat) -> Self {
         Self {
             destination,
             bind: None,
             format,
+            fix_size: true,
+            fix_rate: true,
             rtp: PacketizerConfig::default(),
             pacing: Pacing::Narrow,
             active_ratio: Pacer::ACTIVE_1080,
             socket: SocketConfig::default(),
             gso: true,
+            sdp_file: None,
+            ref_clock: RefClock::Ptp { grandmaster: None },
         }
     }
+
+    /// `sampling` at whatever size and rate the input negotiates (1920×1080 at 30 fps when
+    /// it negotiates none), otherwise as [`new`](Self::new).
+    pub fn following_input(destination: SocketAddr, sampling: Sampling) -> Self {
+        let format = VideoFormat {
+            sampling,
+            width: 1920,
+            height: 1080,
+            fps: streamlib_clock::Rational::fps(30),
+        };
+        Self {
+            fix_size: false,
+            fix_rate: false,
+            ..Self::new(destination, format)
+        }
+    }
+
+    /// The caps the input accepts: the sampling's frame format, at the fixed size and rate.
+    pub fn input_caps(&self) -> Caps {
+        let f = &self.format;
+        let mut caps = VideoCaps::any().with_formats(&[f.sampling.pixel_format()]);
+        if self.fix_size {
+            caps = caps.with_size(f.width, f.height);
+        }
+        if self.fix_rate {
+            caps = caps.with_rate(f.fps);
+        }
+        Caps::Video(caps)
+    }
+}
+
+/// The address this host sends to `destination` from (what an SDP's origin names), or the
+/// loopback address of its family when there is no route.
+pub fn sdp_origin(destination: SocketAddr) -> IpAddr {
+    // Connecting a UDP socket sends nothing: it only asks the routing table for the source.
+    let route = || {
+        let any: SocketAddr = match destination {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let socket = std::net::UdpSocket::bind(any).ok()?;
+        socket.connect(destination).ok()?;
+        Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_unspecified())
+    };
+    route().unwrap_or(match destination {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    })
 }
 
 /// A snapshot of a [`NetworkSend`]'s counters.
@@ -77,7 +147,8 @@ pub struct SendStats {
     pub send_errors: u64,
     /// Frames replaced by a newer one before the sender got to them.
     pub frames_skipped: u64,
-    /// Frames not matching the configured format (or not in CPU memory).
+    /// Frames not matching the stream's format (or not in CPU memory), each change of
+    /// what arrives logged once as a warning.
     pub frames_rejected: u64,
     /// Gaps between consecutive bursts of a frame (sends of [`SendStats::burst`] packets;
     /// single packets when the burst is 1), as sent: median, ns. Nominally
@@ -161,8 +232,19 @@ struct Worker {
 /// GPM) and sent, paced over the frame period, by a send thread it owns (started in
 /// `on_start`, joined in `on_stop`). `process` only hands the frame over (a reference): a
 /// newer frame replaces one not yet started (counted as skipped).
+///
+/// The input's caps ([`NetworkSendConfig::input_caps`]) are the sampling's frame format at
+/// any size and rate, unless the configuration fixes them; at start the stream takes the
+/// size and rate negotiated on the input, and writes its SDP file if it has one. A frame
+/// that still does not match (a size change mid-stream) is counted in `frames_rejected`,
+/// with one warning per change of what arrives.
 pub struct NetworkSend {
     config: NetworkSendConfig,
+    /// What is sent: the configuration's format with the negotiated fields, from the start.
+    format: VideoFormat,
+    /// What the last rejected frame looked like (width, height, format; `None` for GPU
+    /// memory), so that a warning is logged once per change and not per frame.
+    rejected: Option<(u32, u32, Option<PixelFormat>)>,
     input: InputPort<VideoFrame>,
     queue: Arc<ArrayQueue<VideoFrame>>,
     shared: Arc<Shared>,
@@ -182,8 +264,10 @@ impl NetworkSend {
             });
         }
         Ok(Self {
+            format: config.format,
+            rejected: None,
+            input: InputPort::new("video", MemoryCaps::CPU).with_format(config.input_caps()),
             config,
-            input: InputPort::new("video", MemoryCaps::CPU),
             queue: Arc::new(ArrayQueue::new(1)),
             shared: Arc::new(Shared::default()),
             worker: None,
@@ -202,26 +286,130 @@ impl NetworkSend {
         }
     }
 
-    /// The SDP describing this stream, sent from `origin`, timestamped against `ref_clock`.
-    pub fn sdp(&self, origin: std::net::IpAddr, ref_clock: RefClock) -> SdpSession {
+    /// What the stream carries: the configured format before the start, the negotiated one
+    /// after it.
+    pub fn format(&self) -> VideoFormat {
+        self.format
+    }
+
+    /// The SDP describing this stream ([`format`](Self::format)), sent from `origin`,
+    /// timestamped against `ref_clock`.
+    pub fn sdp(&self, origin: IpAddr, ref_clock: RefClock) -> SdpSession {
         SdpSession {
             name: "streamlib".into(),
             origin,
             destination: self.config.destination,
             ttl: u8::try_from(self.config.socket.multicast_ttl).unwrap_or(u8::MAX),
             payload_type: self.config.rtp.payload_type,
-            format: self.config.format,
+            format: self.format,
             pacing: self.config.pacing,
             ref_clock,
         }
     }
 
     fn matches(&self, frame: &VideoFrame) -> bool {
-        let f = &self.config.format;
+        let f = &self.format;
         frame.width() == f.width
             && frame.height() == f.height
             && frame.format() == f.sampling.pixel_format()
             && frame.cpu_bytes().is_some()
+    }
+
+    /// Counts a frame that does not match; warns when it differs from the last one
+    /// rejected.
+    fn reject(&mut self, frame: &VideoFrame) {
+        self.shared.frames_rejected.fetch_add(1, Ordering::Relaxed);
+        let cpu = frame.cpu_bytes().is_some();
+        let seen = (frame.width(), frame.height(), cpu.then(|| frame.format()));
+        if self.rejected == Some(seen) {
+            return;
+        }
+        self.rejected = Some(seen);
+        let f = &self.format;
+        let mismatch = NetError::FrameMismatch {
+            handler: HANDLER,
+            width: f.width,
+            height: f.height,
+            sampling: f.sampling.to_string(),
+            got_width: frame.width(),
+            got_height: frame.height(),
+            got_format: if cpu {
+                frame.format().as_str().to_owned()
+            } else {
+                "gpu".to_owned()
+            },
+        };
+        tracing::warn!(
+            "{mismatch}: such frames are not sent (counted in frames_rejected) until they \
+             match again"
+        );
+    }
+
+    /// The format to send: the configured one with the fields the input negotiated.
+    fn negotiated_format(&self) -> Result<VideoFormat, NetError> {
+        let mut format = self.config.format;
+        let info = self.input.negotiated_video();
+        if let Some(info) = info {
+            if info.format != format.sampling.pixel_format() {
+                return Err(NetError::Config {
+                    handler: HANDLER,
+                    field: "negotiated format",
+                    value: info.format.as_str().to_owned(),
+                    reason: "is not the frame format of the configured sampling",
+                });
+            }
+            if !self.config.fix_size {
+                (format.width, format.height) = (info.width, info.height);
+            }
+        } else if !self.config.fix_size {
+            tracing::warn!(
+                "{HANDLER}: no size was negotiated on its input (its upstream declares none); \
+                 sending {}x{}, frames of another size are rejected",
+                format.width,
+                format.height
+            );
+        }
+        let rate = self
+            .input
+            .negotiated_format()
+            .and_then(|caps| caps.as_video().and_then(|v| v.rate.fixed()));
+        if let (false, Some(rate)) = (self.config.fix_rate, rate) {
+            format.fps = rate.0;
+        }
+        format.check().map_err(|e| match e {
+            NetError::Config {
+                field,
+                value,
+                reason,
+                ..
+            } => NetError::Config {
+                handler: HANDLER,
+                field,
+                value,
+                reason,
+            },
+            NetError::Frame { source, .. } => NetError::Frame {
+                handler: HANDLER,
+                source,
+            },
+            other => other,
+        })?;
+        Ok(format)
+    }
+
+    /// Writes the SDP file, if configured.
+    fn write_sdp(&self) -> Result<(), NetError> {
+        let Some(path) = &self.config.sdp_file else {
+            return Ok(());
+        };
+        let text = self
+            .sdp(sdp_origin(self.config.destination), self.config.ref_clock)
+            .to_sdp();
+        std::fs::write(path, text).map_err(|source| NetError::SdpWrite {
+            handler: HANDLER,
+            path: path.clone(),
+            source,
+        })
     }
 
     fn stop_worker(&mut self) -> Result<(), NetError> {
@@ -244,14 +432,17 @@ impl StreamHandler for NetworkSend {
 
     fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
         self.stop_worker()?;
+        self.format = self.negotiated_format()?;
+        self.rejected = None;
+        let mut rtp = self.config.rtp;
+        rtp.uniform_length |= self.config.gso;
+        let packetizer = Packetizer::new(self.format, rtp)?;
         let socket = sender_socket(
             self.config.destination,
             self.config.bind,
             &self.config.socket,
         )?;
-        let mut rtp = self.config.rtp;
-        rtp.uniform_length |= self.config.gso;
-        let packetizer = Packetizer::new(self.config.format, rtp)?;
+        self.write_sdp()?;
         let gso = self.config.gso;
         let stop = Arc::new(AtomicBool::new(false));
         let (queue, shared, stop2) = (
@@ -287,9 +478,10 @@ impl StreamHandler for NetworkSend {
             return Ok(());
         };
         if !self.matches(&frame) {
-            self.shared.frames_rejected.fetch_add(1, Ordering::Relaxed);
+            self.reject(&frame);
             return Ok(());
         }
+        self.rejected = None;
         if self.queue.force_push(frame).is_some() {
             self.shared.frames_skipped.fetch_add(1, Ordering::Relaxed);
         }
