@@ -1,14 +1,18 @@
 //! Reading and writing media files through FFmpeg.
 //!
 //! - [`FileReader`]: opens anything FFmpeg can (MP4, MKV, MOV, WebM, AVI, Y4M; H.264, H.265,
-//!   VP9, AV1, ProRes, FFV1, raw…), decodes with FFmpeg's threading and converts with swscale
-//!   straight into pooled frames; realtime or as-fast-as-possible pacing, looping, start offset,
-//!   end of stream when done. When its [`audio`](FileReader::audio) output is connected it
+//!   VP9, AV1, ProRes, FFV1, raw…) and declares what it probed as its output caps (size, exact
+//!   rate, the decoder's native format first); decodes with FFmpeg's threading into pooled
+//!   frames of the negotiated format (the native one copied, others converted by swscale);
+//!   realtime or as-fast-as-possible pacing, looping, start offset, end of stream when done.
+//!   When its [`audio`](FileReader::audio) output is connected it
 //!   also decodes the file's best audio stream into pooled, interleaved f32
 //!   [`AudioBuffer`](streamlib_ports::AudioBuffer)s (swresample converts the format, and the
 //!   rate and channels if asked), sent in step with the frames on one contiguous timeline.
-//! - [`FileWriter`]: MP4, MKV, MOV, WebM, Y4M with H.264, H.265, VP9 or FFV1; timestamps from
-//!   the ticks; with [`WriterConfig::audio`] an AAC (MP4, MOV, MKV) or Opus (WebM, MKV) track
+//! - [`FileWriter`]: MP4, MKV, MOV, WebM, Y4M with H.264, H.265, VP9 or FFV1, at the rate
+//!   negotiated on its input (a file reader's is its file's), timed by the frames' own
+//!   numbers, a repeated frame written once; with [`WriterConfig::audio`] an AAC (MP4, MOV,
+//!   MKV) or Opus (WebM, MKV) track
 //!   from its [`audio_input`](FileWriter::audio_input). The file is finalized (encoders
 //!   flushed, trailer written) at end of stream, on stop and on drop, so a graceful stop never
 //!   leaves an unplayable file.

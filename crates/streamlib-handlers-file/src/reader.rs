@@ -13,13 +13,13 @@ use std::time::Duration;
 use ffmpeg_next::frame;
 use streamlib_clock::Rational;
 use streamlib_ports::{
-    AudioBuffer, FrameLimits, HandlerError, MemoryCaps, OutputPort, OutputRef, PixelFormat, Ports,
-    ProcessContext, StartContext, StreamHandler, VideoFrame,
+    AudioBuffer, Caps, FrameLimits, HandlerError, MemoryCaps, OutputPort, OutputRef, PixelFormat,
+    Ports, ProcessContext, StartContext, StreamHandler, VideoCaps, VideoFrame,
 };
 
 use crate::FileError;
 use audio::AudioDecoder;
-use convert::Converter;
+use convert::{Converter, Route};
 use decode::{Decoded, VideoDecoder};
 pub use stats::ReaderStats;
 use stats::{add, bump};
@@ -62,8 +62,16 @@ pub struct ReaderConfig {
     pub path: PathBuf,
     /// Which video stream.
     pub stream: StreamSelect,
-    /// Output pixel format (every [`PixelFormat`] is supported; swscale converts).
+    /// The pixel format to convert to when the decoder's own is not a streamlib
+    /// [`PixelFormat`] nor its nearest one is accepted downstream; with
+    /// [`force_format`](Self::force_format), the only format produced (swscale converts).
     pub format: PixelFormat,
+    /// Produce only [`format`](Self::format). When `false` (the default) the output
+    /// declares the decoder's native format first (when streamlib has it, else the nearest
+    /// one: I420 for 4:2:0, UYVY for 4:2:2), then `format`, then every other format, and
+    /// produces what negotiation picks: a downstream that takes the native format gets the
+    /// decoded planes with no conversion.
+    pub force_format: bool,
     /// How frames follow ticks.
     pub pacing: Pacing,
     /// Start again from `start_offset` at the end instead of ending the stream.
@@ -124,7 +132,8 @@ nut,mxf,wav,mp3,aac,ogg,flac,h264,hevc,m4v,mpegvideo,obu";
 pub const DEFAULT_AUDIO_BUFFER_FRAMES: usize = 1024;
 
 impl ReaderConfig {
-    /// Defaults for `path`: best video stream, RGBA, realtime pacing, no loop, skip errors,
+    /// Defaults for `path`: best video stream, the negotiated pixel format (native first,
+    /// RGBA when converting), realtime pacing, no loop, skip errors,
     /// automatic threads, audio at the stream's rate and channels in buffers of
     /// [`DEFAULT_AUDIO_BUFFER_FRAMES`].
     pub fn new(path: impl Into<PathBuf>) -> Self {
@@ -132,6 +141,7 @@ impl ReaderConfig {
             path: path.into(),
             stream: StreamSelect::Best,
             format: PixelFormat::Rgba8,
+            force_format: false,
             pacing: Pacing::Realtime,
             looping: false,
             start_offset: Duration::ZERO,
@@ -169,12 +179,22 @@ pub struct MediaInfo {
     pub width: u32,
     /// Coded height in pixels.
     pub height: u32,
-    /// Average frame rate, if the container knows it (variable-rate files report the mean).
+    /// Frame rate, exact (30000/1001 stays so): the stream's average rate, else its
+    /// `r_frame_rate`, if the container knows either (variable-rate files report the mean).
+    /// The output's caps fix this rate.
     pub fps: Option<Rational>,
     /// Duration of the stream (or of the file), if known.
     pub duration: Option<Duration>,
     /// FFmpeg's decoder name (`h264`, `hevc`, `vp9`, `ffv1`, …).
     pub codec: String,
+    /// The decoder's pixel format as FFmpeg names it (`yuv420p`, `yuv422p10le`, …).
+    pub pixel_format: String,
+    /// The decoder's pixel format when streamlib has it (yuv420p is I420, nv12, uyvy422,
+    /// rgba, bgra, gray8): frames in it need no conversion.
+    pub native_format: Option<PixelFormat>,
+    /// The native format, or the streamlib format nearest to the decoder's (I420 for
+    /// 4:2:0, UYVY for 4:2:2, Gray8 for gray, RGBA otherwise): what the output prefers.
+    pub nearest_format: PixelFormat,
     /// Frame count, if the container states it (MP4 does; Matroska usually does not).
     pub frames: Option<u64>,
     /// The best audio stream, if the file has one.
@@ -188,16 +208,34 @@ struct Pending {
 }
 
 /// A source handler that decodes one video stream of a file with FFmpeg (frame and slice
-/// threaded) and converts it with swscale straight into pooled frames of the configured
-/// format: no intermediate copy.
+/// threaded) into pooled frames of the negotiated format: copied plane by plane when that is
+/// the decoder's own format and size, else converted by swscale straight into the pooled
+/// frame (no intermediate copy).
 ///
-/// The file is opened by [`new`](Self::new), so a missing file, a file that is not media, a
-/// missing stream or an unavailable decoder is reported before the pipeline starts.
+/// The file is opened and probed by [`new`](Self::new), so a missing file, a file that is not
+/// media, a missing stream or an unavailable decoder is reported before the pipeline starts.
 ///
+/// # Caps
+/// The output declares fixed caps from the probe: the stream's size, its exact frame rate
+/// ([`MediaInfo::fps`]; a pipeline without a chosen rate runs its clock at it) and its
+/// formats: the forced one, or the native (else nearest) one first, then the others
+/// ([`ReaderConfig::force_format`]). `on_start` reads what was negotiated and produces that
+/// format at that size.
+///
+/// # Timing
 /// Output frames carry the stream's presentation timestamp in ns (`pts × time_base`, plus
-/// the length of the file for each completed loop so times keep increasing) and the tick's
-/// frame number and clock id. After the last frame (not looping) the handler calls
-/// [`ProcessContext::end_of_stream`], so `runtime.run()` returns once the pipeline drains.
+/// the length of the file for each completed loop so times keep increasing), their media
+/// frame number (from the timestamp at the stream's rate, 0 for the first frame shown,
+/// always increasing: a frame dropped by realtime pacing leaves a gap) and the tick's clock
+/// id. A frame repeated by realtime pacing keeps its timestamp and frame number, so a sink
+/// can tell it from a new one (the file writer writes it once).
+///
+/// With realtime pacing, a tick shows the newest frame due by the tick's time since the
+/// first tick, with a quarter-frame tolerance for container timestamp rounding: a clock at
+/// the file's rate shows one frame per tick, in both pacings.
+///
+/// After the last frame (not looping) the handler calls [`ProcessContext::end_of_stream`],
+/// so `runtime.run()` returns once the pipeline drains.
 ///
 /// # Audio
 /// When the [`audio`](Self::audio) output is connected, the file's best audio stream is
@@ -254,6 +292,10 @@ pub struct FileReader {
     last_gap_ns: u64,
     /// Frames shown in the current pass (a pass with none ends a loop instead of spinning).
     pass_frames: u64,
+    /// Media time (with loop base) of the first frame shown: media frame number 0.
+    index_origin_ns: Option<u64>,
+    /// Media frame number of the last frame shown.
+    last_index: Option<u64>,
     ended: bool,
 }
 
@@ -283,12 +325,15 @@ impl FileReader {
         let default_gap = info
             .fps
             .map_or(1_000_000_000 / 30, |r| r.period_ns().round() as u64);
+        let formats = declared_formats(&config, &info);
+        let out =
+            OutputPort::new("video", MemoryCaps::CPU).with_format(output_caps(&info, &formats));
         Ok(Self {
-            converter: Converter::new(config.format),
+            converter: Converter::new(formats.first().copied().unwrap_or(config.format)),
             config,
             info,
             decoder,
-            out: OutputPort::new("video", MemoryCaps::CPU),
+            out,
             audio_out: OutputPort::new("audio", MemoryCaps::CPU),
             audio: None,
             audio_limit_ns: 0,
@@ -304,8 +349,16 @@ impl FileReader {
             last_pts_ns: None,
             last_gap_ns: default_gap,
             pass_frames: 0,
+            index_origin_ns: None,
+            last_index: None,
             ended: false,
         })
+    }
+
+    /// The pixel format frames come out in: the negotiated one once started, before that
+    /// the most preferred of those declared.
+    pub fn format(&self) -> PixelFormat {
+        self.converter.format()
     }
 
     /// The output ("video", CPU frames).
@@ -333,7 +386,7 @@ impl FileReader {
         self.stats.clone()
     }
 
-    /// The decoded frames' pool, once the first frame fixed the size (for its counters).
+    /// The decoded frames' pool, once the first frame was output (for its counters).
     pub fn pool(&self) -> Option<&streamlib_ports::FramePool> {
         self.converter.pool()
     }
@@ -396,19 +449,42 @@ impl FileReader {
         self.send_audio(pending.pts_ns.saturating_add(self.last_gap_ns))?;
         let path = self.decoder.path();
         match self.converter.convert(&pending.frame, path, &self.out)? {
-            Some(frame) => {
+            Some((frame, route)) => {
                 let tick = ctx.tick();
-                let frame =
-                    frame.with_timing(pending.pts_ns, tick.frame_number, tick.clock_source_id);
+                let index = self.media_index(pending.pts_ns);
+                let frame = frame.with_timing(pending.pts_ns, index, tick.clock_source_id);
                 self.last_output = Some(frame.clone());
                 self.out.write(frame);
                 bump(&self.stats.counters.frames_output);
+                bump(match route {
+                    Route::Copied => &self.stats.counters.frames_copied,
+                    Route::Scaled => &self.stats.counters.frames_converted,
+                });
             }
             None => bump(&self.stats.counters.frames_dropped),
         }
         // Hand the AVFrame back for the decoder to reuse.
         self.scratch = pending.frame;
         Ok(())
+    }
+
+    /// The media frame number of a frame shown at `pts_ns`: its distance from the first
+    /// frame shown in frame periods of the stream's rate (rounded), or one more than the
+    /// previous where that does not advance (no rate known, variable-rate jitter).
+    fn media_index(&mut self, pts_ns: u64) -> u64 {
+        let origin = *self.index_origin_ns.get_or_insert(pts_ns);
+        let by_pts = self.info.fps.map_or(0, |rate| {
+            let elapsed = u128::from(pts_ns.saturating_sub(origin));
+            let per = u128::from(rate.den) * 1_000_000_000;
+            let n = (elapsed * u128::from(rate.num) + per / 2) / per.max(1);
+            u64::try_from(n).unwrap_or(u64::MAX)
+        });
+        let index = match self.last_index {
+            Some(last) if by_pts <= last => last.saturating_add(1),
+            _ => by_pts,
+        };
+        self.last_index = Some(index);
+        index
     }
 
     fn process_as_fast_as_possible(
@@ -435,7 +511,11 @@ impl FileReader {
             (None, Some(p)) => *self.origin_ns.insert(p.pts_ns),
             (None, None) => return Ok(()),
         };
-        let due = origin.saturating_add(now.saturating_sub(first_tick));
+        // A quarter frame of slack: containers round timestamps (Matroska to the
+        // millisecond), which must not push a frame past the tick meant for it.
+        let due = origin
+            .saturating_add(now.saturating_sub(first_tick))
+            .saturating_add(self.last_gap_ns / 4);
         // The newest frame that is due; older due ones are dropped.
         let mut show: Option<Pending> = None;
         while let Some(p) = self.pending.take_if(|p| p.pts_ns <= due) {
@@ -450,12 +530,13 @@ impl FileReader {
         match show {
             Some(p) => self.show(p, ctx)?,
             None => {
-                // Nothing new is due: repeat the frame on screen (a reference, no copy).
+                // Nothing new is due: repeat the frame on screen (a reference, no copy), with
+                // its own timestamp and frame number: it is the same frame.
                 if let Some(last) = &self.last_output {
                     let tick = ctx.tick();
                     let again = last.clone().with_timing(
                         last.timestamp_ns(),
-                        tick.frame_number,
+                        last.frame_number(),
                         tick.clock_source_id,
                     );
                     self.out.write(again);
@@ -539,6 +620,37 @@ impl FileReader {
     }
 }
 
+/// The formats the output offers, most preferred first: only the forced one, or the native
+/// (else nearest) format, then the configured one, then every other.
+fn declared_formats(config: &ReaderConfig, info: &MediaInfo) -> Vec<PixelFormat> {
+    if config.force_format {
+        return vec![config.format];
+    }
+    let mut formats = Vec::with_capacity(PixelFormat::ALL.len());
+    for format in [info.nearest_format, config.format]
+        .into_iter()
+        .chain(PixelFormat::ALL)
+    {
+        if !formats.contains(&format) {
+            formats.push(format);
+        }
+    }
+    formats
+}
+
+/// The output's caps: `formats` at the stream's size and exact rate, as far as the header
+/// says (an open size is the first frame's; an open rate the clock's).
+fn output_caps(info: &MediaInfo, formats: &[PixelFormat]) -> Caps {
+    let mut caps = VideoCaps::any().with_formats(formats);
+    if info.width > 0 && info.height > 0 {
+        caps = caps.with_size(info.width, info.height);
+    }
+    if let Some(rate) = info.fps {
+        caps = caps.with_rate(rate);
+    }
+    Caps::Video(caps)
+}
+
 /// Checks the audio options (the rest are checked by FFmpeg when the file opens).
 fn check_audio_options(config: &ReaderConfig) -> Result<(), FileError> {
     if let Some(rate) = config.audio_sample_rate
@@ -575,6 +687,23 @@ impl StreamHandler for FileReader {
     }
 
     fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
+        // Negotiation is done by now: produce what the link agreed on.
+        match self.out.negotiated_video() {
+            Some(video) => self
+                .converter
+                .set_target(video.format, Some((video.width, video.height))),
+            None => {
+                // Size left open (a header without one): the first frame's.
+                let format = self
+                    .out
+                    .negotiated_format()
+                    .as_ref()
+                    .and_then(Caps::as_video)
+                    .and_then(|v| v.formats.preferred())
+                    .unwrap_or(self.converter.format());
+                self.converter.set_target(format, None);
+            }
+        }
         // Wiring is done by now: a connected audio output on a file without audio fails here.
         self.open_audio()?;
         Ok(())

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ffmpeg_next as ffmpeg;
 use streamlib_clock::{Pacing, Rational};
 use streamlib_ports::{
-    AudioBuffer, DeliveryMode, HandlerError, InputPort, InputRef, MemoryCaps, Ports,
-    ProcessContext, StartContext, StreamHandler, VideoFrame,
+    AudioBuffer, Caps, DeliveryMode, HandlerError, InputPort, InputRef, MemoryCaps, PixelFormat,
+    Ports, ProcessContext, StartContext, StreamHandler, VideoCaps, VideoFrame, VideoInfo,
 };
 
 use crate::FileError;
@@ -49,6 +49,17 @@ const PRESETS: [&str; 10] = [
 /// without `on_start`).
 const FALLBACK_FPS: Rational = Rational::fps(30);
 
+/// The formats the input accepts, all of which the encoders' converter reads; 4:2:0 first,
+/// as the lossy codecs encode it.
+const ACCEPTED_FORMATS: [PixelFormat; 6] = [
+    PixelFormat::I420,
+    PixelFormat::Nv12,
+    PixelFormat::Uyvy,
+    PixelFormat::Rgba8,
+    PixelFormat::Bgra8,
+    PixelFormat::Gray8,
+];
+
 /// Audio buffers that may wait for the first video frame (the file opens with it): about
 /// 10 s of 1024-sample buffers at 48 kHz.
 const MAX_PENDING_AUDIO: usize = 512;
@@ -70,7 +81,8 @@ pub struct WriterConfig {
     pub bitrate: Option<u64>,
     /// x264/x265 speed preset ([`DEFAULT_PRESET`] when `None`).
     pub preset: Option<String>,
-    /// Frame rate of the file; the runtime clock's rate when `None`.
+    /// Frame rate of the file; when `None`, the rate negotiated on the input (a file
+    /// reader's own rate), else the runtime clock's.
     pub fps: Option<Rational>,
     /// The audio track, fed by the [`audio_input`](FileWriter::audio_input); `None` for a
     /// file without audio. Y4M cannot hold one.
@@ -112,6 +124,7 @@ pub struct WriterStats {
 #[derive(Debug, Default)]
 struct StatsInner {
     frames: AtomicU64,
+    repeats: AtomicU64,
     packets: AtomicU64,
     audio_samples: AtomicU64,
     audio_packets: AtomicU64,
@@ -123,6 +136,12 @@ impl WriterStats {
     /// Frames handed to the encoder.
     pub fn frames_written(&self) -> u64 {
         self.inner.frames.load(Ordering::Relaxed)
+    }
+
+    /// Frames not written because they repeat the previous one (same frame number and
+    /// timestamp: a source that repeated its frame on a faster clock).
+    pub fn repeats_skipped(&self) -> u64 {
+        self.inner.repeats.load(Ordering::Relaxed)
     }
 
     /// Encoded video packets written to the file.
@@ -165,10 +184,19 @@ enum State {
 /// Encodes the frames arriving on its input `"video"` (`[cpu]`, ordered delivery so no frame
 /// is dropped) into a file.
 ///
-/// The file is created at the first frame, whose size and format fix the stream's. A frame's
-/// presentation time is its `frame_number` minus the first frame's, in 1/fps: frames the
-/// clock skipped leave gaps, and a frame number that does not advance is written right after
-/// the previous frame. The file is completed (encoder flushed, trailer written) when the
+/// # Caps and timing
+/// The input accepts every pixel format (all convert to what the codec encodes). At
+/// `on_start` it learns the negotiated format, size and rate: the file's rate is
+/// [`WriterConfig::fps`], else the negotiated rate (a [`FileReader`](crate::FileReader)'s is
+/// its file's), else the clock's. The file is created at the first frame, which must have
+/// the negotiated format and size (without negotiation, its own fix the stream's). A frame's
+/// presentation time is its `frame_number` minus the first frame's, in periods of that rate:
+/// N frames of an R fps source give an N-frame file at R fps, frames the source skipped leave
+/// gaps, and a frame number that does not advance is written right after the previous frame.
+/// A frame that repeats the previous one (same frame number and timestamp, as a source on a
+/// faster clock sends) is not written again ([`WriterStats::repeats_skipped`]).
+///
+/// The file is completed (encoder flushed, trailer written) when the
 /// inputs end, at `on_stop`, or when the writer is dropped, whichever comes first.
 ///
 /// # Crashes and restarts
@@ -235,8 +263,12 @@ pub struct FileWriter {
     /// Audio that arrived before the file was opened.
     pending_audio: VecDeque<AudioBuffer>,
     state: State,
+    /// What negotiation fixed on the input, learned at `on_start`.
+    negotiated: Option<VideoInfo>,
     first_frame_number: Option<u64>,
     last_pts: Option<i64>,
+    /// Frame number and timestamp of the last frame written, to skip repeats.
+    last_frame: Option<(u64, u64)>,
     stats: WriterStats,
 }
 
@@ -308,15 +340,20 @@ impl FileWriter {
             config,
             input: InputPort::new("video", MemoryCaps::CPU)
                 .with_delivery(DeliveryMode::Ordered { capacity: 8 })
-                .holding(worker::FRAMES_HELD),
+                .holding(worker::FRAMES_HELD)
+                .with_format(Caps::Video(
+                    VideoCaps::any().with_formats(&ACCEPTED_FORMATS),
+                )),
             audio_codec,
             audio_input: InputPort::new("audio", MemoryCaps::CPU)
                 .with_delivery(DeliveryMode::Ordered { capacity: 256 })
                 .optional(),
             pending_audio: VecDeque::with_capacity(64),
             state: State::Idle,
+            negotiated: None,
             first_frame_number: None,
             last_pts: None,
+            last_frame: None,
             stats: WriterStats::default(),
         })
     }
@@ -366,6 +403,7 @@ impl FileWriter {
         self.state = State::Idle;
         self.first_frame_number = None;
         self.last_pts = None;
+        self.last_frame = None;
         self.pending_audio.clear();
         self.stats.inner.finalized.store(false, Ordering::Release);
         tracing::info!(path = %self.path.display(), "restarted: writing the next file");
@@ -431,13 +469,42 @@ impl FileWriter {
         }
     }
 
-    /// Encodes one frame, opening the file first if it is the first. Used by `process`;
+    /// The file's frame rate: [`WriterConfig::fps`], else the negotiated rate, else the
+    /// clock's (known from `on_start`; 30 fps before it).
+    pub fn fps(&self) -> Rational {
+        self.fps.unwrap_or(FALLBACK_FPS)
+    }
+
+    /// Encodes one frame, opening the file first if it is the first; a repeat of the
+    /// previous frame (same frame number and timestamp) is skipped. Used by `process`;
     /// public for driving the writer without a runtime.
     pub fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), FileError> {
         if frame.cpu_bytes().is_none() {
             return Err(self.bad_frame("GPU frames cannot be written; add a transfer to CPU"));
         }
+        let timing = (frame.frame_number(), frame.timestamp_ns());
+        if matches!(self.state, State::Open(_)) && self.last_frame == Some(timing) {
+            self.stats.inner.repeats.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         if matches!(self.state, State::Idle) {
+            if let Some(info) = self.negotiated
+                && (frame.format(), frame.width(), frame.height())
+                    != (info.format, info.width, info.height)
+            {
+                return Err(FileError::BadFrame {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "frame is {}x{} {}, the input negotiated {}x{} {}",
+                        frame.width(),
+                        frame.height(),
+                        frame.format(),
+                        info.width,
+                        info.height,
+                        info.format
+                    ),
+                });
+            }
             if self.restarts > 0
                 && let Err(e) = self.reserve_numbered_file()
             {
@@ -449,7 +516,7 @@ impl FileWriter {
                 container: self.container,
                 codec: self.codec,
                 config: &self.config,
-                fps: self.fps.unwrap_or(FALLBACK_FPS),
+                fps: self.fps(),
                 audio: self.audio_codec.zip(self.config.audio.as_ref()),
                 fragmented: self.fragmented,
             };
@@ -499,6 +566,7 @@ impl FileWriter {
         }
         worker.video(frame.clone(), pts)?;
         self.last_pts = Some(pts);
+        self.last_frame = Some(timing);
         self.stats.inner.frames.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -617,8 +685,18 @@ impl StreamHandler for FileWriter {
     }
 
     fn on_start(&mut self, ctx: &StartContext<'_>) -> Result<(), HandlerError> {
+        self.negotiated = self.input.negotiated_video();
         if self.config.fps.is_none() {
-            self.fps = Some(ctx.clock().fps);
+            let negotiated = self.negotiated.and_then(|v| v.rate).or_else(|| {
+                // Size or format left open, the rate may still be fixed.
+                self.input
+                    .negotiated_format()
+                    .as_ref()
+                    .and_then(Caps::as_video)
+                    .and_then(|v| v.rate.fixed())
+                    .map(|r| r.0)
+            });
+            self.fps = Some(negotiated.unwrap_or(ctx.clock().fps));
         }
         self.fragmented = self
             .config

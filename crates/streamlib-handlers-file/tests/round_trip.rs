@@ -58,6 +58,7 @@ fn read(path: &Path) -> Vec<VideoFrame> {
     let mut rt = StreamRuntime::new(FreeRunningClock::new(Rational::fps(30)));
     let reader = FileReader::new(ReaderConfig {
         pacing: Pacing::AsFastAsPossible,
+        force_format: true,
         ..ReaderConfig::new(path)
     })
     .unwrap();

@@ -47,10 +47,24 @@ struct Scaler(scaling::Context);
 // raw pointer.
 unsafe impl Send for Scaler {}
 
-/// Converts decoded frames into pooled frames of one output format and size (the first
-/// frame's; later frames of another size are scaled to it).
+/// How a decoded frame reached its pooled buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The decoder's own format and size: copied plane by plane, no swscale pass.
+    Copied,
+    /// Converted (or scaled) by swscale.
+    Scaled,
+}
+
+/// Converts decoded frames into pooled frames of one output format and size: the
+/// negotiated one, or the first frame's when nothing fixed it (later frames of another size
+/// are scaled to it). A frame already in the output's format and size is copied plane by
+/// plane instead: streamlib frames are one buffer with one stride for every plane, while
+/// FFmpeg's decoders allocate each plane apart, so the decoder's buffer cannot be wrapped.
 pub(crate) struct Converter {
     format: PixelFormat,
+    /// The output size fixed by negotiation; `None`: the first frame's.
+    size: Option<(u32, u32)>,
     scaler: Option<(SourceKey, Scaler)>,
     pool: Option<FramePool>,
 }
@@ -59,9 +73,30 @@ impl Converter {
     pub(crate) fn new(format: PixelFormat) -> Self {
         Self {
             format,
+            size: None,
             scaler: None,
             pool: None,
         }
+    }
+
+    /// Produces `format` at `size` (the first frame's when `None`) from now on; a change
+    /// drops the pool and scaler built for the previous target.
+    pub(crate) fn set_target(&mut self, format: PixelFormat, size: Option<(u32, u32)>) {
+        let pool_size = self
+            .pool
+            .as_ref()
+            .map(|p| (p.layout().width(), p.layout().height()));
+        if format != self.format || (size.is_some() && size != pool_size) {
+            self.pool = None;
+            self.scaler = None;
+        }
+        self.format = format;
+        self.size = size;
+    }
+
+    /// The output format.
+    pub(crate) fn format(&self) -> PixelFormat {
+        self.format
     }
 
     /// The pool, once the first frame fixed the size.
@@ -77,7 +112,7 @@ impl Converter {
         src: &frame::Video,
         path: &Path,
         out: &OutputPort<VideoFrame>,
-    ) -> Result<Option<VideoFrame>, FileError> {
+    ) -> Result<Option<(VideoFrame, Route)>, FileError> {
         let bad = |reason: String| FileError::BadFrame {
             path: path.to_path_buf(),
             reason,
@@ -85,12 +120,10 @@ impl Converter {
         let pool = match &self.pool {
             Some(pool) => pool.clone(),
             None => {
-                let layout = FrameLayout::new(src.width(), src.height(), self.format)
+                let (width, height) = self.size.unwrap_or((src.width(), src.height()));
+                let layout = FrameLayout::new(width, height, self.format)
                     .and_then(|l| {
-                        let stride = self
-                            .format
-                            .min_stride(src.width())
-                            .next_multiple_of(STRIDE_ALIGN);
+                        let stride = self.format.min_stride(width).next_multiple_of(STRIDE_ALIGN);
                         l.with_stride(u32::try_from(stride).unwrap_or(u32::MAX))
                     })
                     .map_err(|e| bad(e.to_string()))?;
@@ -109,7 +142,10 @@ impl Converter {
         };
         let layout = pool.layout();
         let key = source_key(src);
-        if self.scaler.as_ref().is_none_or(|(k, _)| *k != key) {
+        let native = key.format == sws_format(self.format)
+            && (key.width, key.height) == (layout.width(), layout.height())
+            && positive_strides(src);
+        if !native && self.scaler.as_ref().is_none_or(|(k, _)| *k != key) {
             let mut context = scaling::Context::get(
                 key.format,
                 key.width,
@@ -130,20 +166,24 @@ impl Converter {
             }
             self.scaler = Some((key, Scaler(context)));
         }
-        let Some((_, scaler)) = self.scaler.as_mut() else {
-            return Ok(None);
-        };
         let Some(mut buf) = pool.acquire_for(out) else {
             return Ok(None);
         };
         let (offsets, strides) = plane_layout(layout);
-        let base = buf.as_mut_ptr();
         let len = buf.len();
         if offsets.iter().any(|&o| o != usize::MAX && o > len) || len < layout.buffer_len() {
             return Err(bad(format!(
                 "pool buffer of {len} bytes is too small for {layout:?}"
             )));
         }
+        if native {
+            copy_planes(src, layout, &mut buf).map_err(bad)?;
+            return Ok(Some((pool.frame(buf), Route::Copied)));
+        }
+        let Some((_, scaler)) = self.scaler.as_mut() else {
+            return Ok(None);
+        };
+        let base = buf.as_mut_ptr();
         let dst: [*mut u8; 4] = offsets.map(|o| {
             if o == usize::MAX {
                 std::ptr::null_mut()
@@ -173,8 +213,82 @@ impl Converter {
         if rows <= 0 {
             return Err(bad(format!("swscale failed ({rows})")));
         }
-        Ok(Some(pool.frame(buf)))
+        Ok(Some((pool.frame(buf), Route::Scaled)))
     }
+}
+
+/// The streamlib format a decoder's pixel format is, if it is one.
+pub(crate) fn native_format(pixel: Pixel) -> Option<PixelFormat> {
+    PixelFormat::ALL
+        .iter()
+        .copied()
+        .find(|&f| sws_format(f) == pixel)
+}
+
+/// The streamlib format closest to `pixel` (what to convert to when it is none of them):
+/// 4:2:0 YUV to I420, 4:2:2 to UYVY, one component to Gray8, the rest (RGB, 4:4:4) to
+/// RGBA, so no chroma resolution is lost that a cheaper format could keep.
+pub(crate) fn nearest_format(pixel: Pixel) -> PixelFormat {
+    if let Some(native) = native_format(pixel) {
+        return native;
+    }
+    let Some(desc) = pixel.descriptor() else {
+        return PixelFormat::Rgba8;
+    };
+    if desc.nb_components() <= 2 {
+        return PixelFormat::Gray8;
+    }
+    if !is_yuv(pixel) {
+        return PixelFormat::Rgba8;
+    }
+    match (desc.log2_chroma_w(), desc.log2_chroma_h()) {
+        (1, 1) => PixelFormat::I420,
+        (1, 0) => PixelFormat::Uyvy,
+        _ => PixelFormat::Rgba8,
+    }
+}
+
+/// Whether every plane of `src` has a positive line size (a bottom-up frame goes through
+/// swscale instead of the plane copy).
+fn positive_strides(src: &frame::Video) -> bool {
+    // SAFETY: `src` wraps a valid AVFrame; reading its line sizes.
+    let linesize = unsafe { (*src.as_ptr()).linesize };
+    let planes = src.planes();
+    planes > 0 && linesize.iter().take(planes).all(|&l| l > 0)
+}
+
+/// Copies the planes of `src` (in `layout`'s format and size) into `dst`, row by row.
+fn copy_planes(src: &frame::Video, layout: FrameLayout, dst: &mut [u8]) -> Result<(), String> {
+    let (offsets, strides) = plane_layout(layout);
+    let (w, h) = (layout.width() as usize, layout.height() as usize);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    // (bytes per row, rows) of each plane.
+    let planes: &[(usize, usize)] = match layout.format() {
+        PixelFormat::I420 => &[(w, h), (cw, ch), (cw, ch)],
+        PixelFormat::Nv12 => &[(w, h), (2 * cw, ch)],
+        format => &[(format.min_stride(layout.width()), h)],
+    };
+    if src.planes() < planes.len() {
+        return Err(format!(
+            "the decoded frame has {} planes, {} has {}",
+            src.planes(),
+            layout.format(),
+            planes.len()
+        ));
+    }
+    for (i, &(row, rows)) in planes.iter().enumerate() {
+        let (data, line) = (src.data(i), src.stride(i));
+        let (offset, stride) = (offsets[i], strides[i]);
+        for r in 0..rows {
+            let from = data.get(r * line..r * line + row);
+            let to = dst.get_mut(offset + r * stride..offset + r * stride + row);
+            match (from, to) {
+                (Some(from), Some(to)) => to.copy_from_slice(from),
+                _ => return Err(format!("plane {i} row {r} is outside the frame")),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Byte offsets (`usize::MAX` = unused) and strides of each plane of a layout.

@@ -326,9 +326,19 @@ fn media_info(
         fps,
         duration,
         codec,
+        pixel_format: pixel_name(decoder.format()),
+        native_format: super::convert::native_format(decoder.format()),
+        nearest_format: super::convert::nearest_format(decoder.format()),
         frames: stream.and_then(|s| u64::try_from(s.frames()).ok().filter(|&n| n > 0)),
         audio: super::audio::probe(input),
     }
+}
+
+/// FFmpeg's name for a pixel format (`yuv420p`, `yuv422p10le`, …), `none` when unknown.
+fn pixel_name(pixel: format::Pixel) -> String {
+    pixel
+        .descriptor()
+        .map_or_else(|| "none".to_owned(), |d| d.name().to_owned())
 }
 
 /// The stream's own duration, when its header states one.

@@ -12,6 +12,8 @@ pub(super) struct Counters {
     pub(super) loops: AtomicU64,
     pub(super) audio_buffers: AtomicU64,
     pub(super) audio_samples: AtomicU64,
+    pub(super) frames_copied: AtomicU64,
+    pub(super) frames_converted: AtomicU64,
 }
 
 /// Live counters of a [`FileReader`](super::FileReader); cloneable, readable from any thread.
@@ -65,6 +67,17 @@ impl ReaderStats {
     /// Samples per channel written to the audio output.
     pub fn audio_samples_output(&self) -> u64 {
         self.counters.audio_samples.load(Ordering::Relaxed)
+    }
+
+    /// Frames output in the decoder's own pixel format and size: copied plane by plane into
+    /// a pooled frame, with no swscale pass.
+    pub fn frames_copied(&self) -> u64 {
+        self.counters.frames_copied.load(Ordering::Relaxed)
+    }
+
+    /// Frames output through swscale (another pixel format or size than the decoder's).
+    pub fn frames_converted(&self) -> u64 {
+        self.counters.frames_converted.load(Ordering::Relaxed)
     }
 
     pub(super) fn add_decoded(&self) {
