@@ -18,6 +18,12 @@
 //!
 //! Formats and how they map to frames are in [`Sampling`].
 //!
+//! The handlers declare format caps, so a graph negotiates them before the first frame: a
+//! receiver's output is fixed to its stream (from the SDP: format, size, rate; audio: rate
+//! and channels); [`NetworkSend`]'s input takes its sampling's frame format at any size and
+//! rate ([`NetworkSendConfig::following_input`]) unless the configuration fixes them, and at
+//! start it sends, and writes into its SDP file, what was negotiated.
+//!
 //! Receivers accept only their stream: bound to the multicast group (or to the SDP's unicast
 //! address when it is this host's), optionally filtered on the sender's address
 //! (`source`, a source-specific membership for IPv4 groups; [`SdpStreamFilter`] reads an

@@ -1,6 +1,7 @@
 //! `networksend`, `networkreceive`: SMPTE ST 2110-20 over RTP.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -12,7 +13,7 @@ use streamlib_net::{
 use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
 
 use crate::registry::{Built, CheckError, Direction, HandlerSpec, Properties, port, prop};
-use crate::value::PropType;
+use crate::value::{PropType, Value};
 use crate::{Access, PolicyError, Registry};
 
 const SAMPLINGS: &[&str] = &["ycbcr422-8", "ycbcr422-10", "rgb8"];
@@ -41,8 +42,7 @@ fn refused(property: &str, error: PolicyError) -> CheckError {
 /// What a sender's factory would refuse, and its destination against the policy.
 fn check_send(p: &Properties) -> Result<(), CheckError> {
     let destination = address("destination", p.text("destination"))?;
-    format_of(p)?;
-    rate(p.text("fps"))?;
+    send_config(p, destination)?;
     p.policy()
         .check_destination(destination)
         .map_err(|e| refused("destination", e))
@@ -135,6 +135,52 @@ fn format_of(p: &Properties) -> Result<VideoFormat, HandlerError> {
     )?)
 }
 
+/// A video sender's configuration: the sampling always (4:2:2 10-bit unless set), and the
+/// size and rate only where `size=` / `fps=` are given; else they are negotiated.
+fn send_config(p: &Properties, destination: SocketAddr) -> Result<NetworkSendConfig, HandlerError> {
+    let mut config = NetworkSendConfig::following_input(destination, sampling(p.text("sampling")));
+    if let Some((width, height)) = send_size(p)? {
+        (config.format.width, config.format.height) = (width, height);
+        config.fix_size = true;
+    }
+    if !p.text("fps").is_empty() {
+        config.format.fps = rate(p.text("fps"))?;
+        config.fix_rate = true;
+    }
+    config.format.check()?;
+    config.pacing = match p.text("pacing") {
+        "wide" => Pacing::Wide,
+        "burst" => Pacing::Burst,
+        _ => Pacing::Narrow,
+    };
+    config.gso = p.bool("gso");
+    let sdp = p.text("sdp");
+    config.sdp_file = (!sdp.is_empty()).then(|| PathBuf::from(sdp));
+    config.ref_clock = RefClock::Ptp { grandmaster: None };
+    Ok(config)
+}
+
+/// A sender's `size`: `None` when empty (the registry has no property without a value, so
+/// "not given" is the empty default of a text property, checked here as a size).
+fn send_size(p: &Properties) -> Result<Option<(u32, u32)>, HandlerError> {
+    const SIZE: PropType = PropType::Size { max: 32_767 };
+    match p.get("size") {
+        Some(Value::Size(w, h)) => Ok(Some((*w, *h))),
+        Some(Value::Text(text)) if !text.is_empty() => SIZE
+            .parse(text)
+            .ok()
+            .and_then(|v| v.as_size())
+            .map(Some)
+            .ok_or_else(|| {
+                HandlerError::msg(format!(
+                    "size `{text}` is not {} within the frame limits",
+                    SIZE.describe()
+                ))
+            }),
+        _ => Ok(None),
+    }
+}
+
 /// The properties both receivers share: `sdp`, `bind`, `multicast`.
 fn receive_props() -> Vec<crate::PropertySpec> {
     vec![
@@ -213,18 +259,6 @@ fn multicast_group(p: &Properties) -> Result<Option<IpAddr>, HandlerError> {
         .parse()
         .map(Some)
         .map_err(|_| HandlerError::msg(format!("multicast `{group}` is not an IP address")))
-}
-
-/// The local address the kernel would send to `destination` from.
-fn local_address_towards(destination: SocketAddr) -> Option<IpAddr> {
-    // Connecting a UDP socket sends nothing: it only asks the routing table for the source.
-    let any: SocketAddr = match destination {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = std::net::UdpSocket::bind(any).ok()?;
-    socket.connect(destination).ok()?;
-    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_unspecified())
 }
 
 /// The SDP file at `path` (already checked against the policy: `sdp` is [`Access::Read`]),
@@ -306,12 +340,37 @@ fn write_sdp(
     if path.is_empty() {
         return Ok(());
     }
-    let origin = local_address_towards(destination).unwrap_or(match destination.ip() {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-    });
+    let origin = streamlib_net::sdp_origin(destination);
     std::fs::write(path, sdp(origin, RefClock::Ptp { grandmaster: None }))
         .map_err(|e| HandlerError::msg(format!("cannot write the SDP to {path}: {e}")))
+}
+
+/// A sender's format properties: none has a default, each one given fixes that field of
+/// the input's caps (negotiation then inserts a converter where upstream differs).
+fn send_format_props() -> Vec<crate::PropertySpec> {
+    vec![
+        prop(
+            "size",
+            PropType::Text,
+            Some(""),
+            false,
+            "frame size WxH (even width for 4:2:2); empty: the size negotiated on the input",
+        ),
+        prop(
+            "sampling",
+            PropType::Enum(SAMPLINGS),
+            Some("ycbcr422-10"),
+            false,
+            "ST 2110-20 sampling and depth (4:2:2 takes UYVY frames, RGB RGBA8; negotiation converts to it)",
+        ),
+        prop(
+            "fps",
+            PropType::Text,
+            Some(""),
+            false,
+            "frame rate, N or N/D (exactframerate in the SDP); empty: the rate negotiated on the input",
+        ),
+    ]
 }
 
 fn common_props() -> Vec<crate::PropertySpec> {
@@ -368,12 +427,12 @@ fn network_send() -> HandlerSpec {
             PropType::Text,
             Some(""),
             false,
-            "write the stream's SDP to this file (for the receiver, GStreamer or FFmpeg)",
+            "write the stream's SDP to this file at start, with the negotiated size and rate (for the receiver, GStreamer or FFmpeg)",
         )
         .access(Access::Write)
         .no_file(""),
     ];
-    properties.extend(common_props());
+    properties.extend(send_format_props());
     HandlerSpec {
         name: "networksend",
         summary: "Sends frames as SMPTE ST 2110-20 RTP (RFC 4175), paced per ST 2110-21",
@@ -383,7 +442,7 @@ fn network_send() -> HandlerSpec {
             PortKind::Video,
             MemoryCaps::CPU,
             DeliveryMode::Latest,
-            "UYVY frames (4:2:2) or RGBA8 (rgb8) of the configured size",
+            "UYVY frames (4:2:2) or RGBA8 (rgb8), any size and rate unless size= / fps= fix them",
         )],
         properties,
         factory: Arc::new(|p: &Properties| {
@@ -391,17 +450,8 @@ fn network_send() -> HandlerSpec {
             p.policy()
                 .check_destination(destination)
                 .map_err(|e| HandlerError::msg(format!("destination {e}")))?;
-            let mut config = NetworkSendConfig::new(destination, format_of(p)?);
-            config.pacing = match p.text("pacing") {
-                "wide" => Pacing::Wide,
-                "burst" => Pacing::Burst,
-                _ => Pacing::Narrow,
-            };
-            config.gso = p.bool("gso");
-            let sender = NetworkSend::new(config)?;
-            write_sdp(p.text("sdp"), destination, |origin, clock| {
-                sender.sdp(origin, clock).to_sdp()
-            })?;
+            // The SDP file is written at start, from the negotiated size and rate.
+            let sender = NetworkSend::new(send_config(p, destination)?)?;
             let stats = sender.stats();
             Ok(Built::fixed(sender).with_report(move || {
                 let s = stats.snapshot();
@@ -667,9 +717,63 @@ mod tests {
     #[test]
     fn the_sdp_origin_is_the_address_that_reaches_the_destination() {
         let to = |s: &str| s.parse::<SocketAddr>().ok();
-        let v4 = to("127.0.0.1:5004").and_then(local_address_towards);
-        assert_eq!(v4, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        let v6 = to("[::1]:5004").and_then(local_address_towards);
+        let v4 = to("127.0.0.1:5004").map(streamlib_net::sdp_origin);
+        assert_eq!(v4, Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
+        let v6 = to("[::1]:5004").map(streamlib_net::sdp_origin);
         assert_eq!(v6, Some(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)));
+    }
+
+    fn props(pairs: &[(&str, Value)]) -> Properties {
+        Properties::new(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_sender_fixes_only_the_fields_it_was_given() {
+        let to: SocketAddr = ([127, 0, 0, 1], 5004).into();
+        let open = send_config(&props(&[]), to).map_err(|e| e.to_string());
+        let open = open
+            .as_ref()
+            .map(|c| (c.fix_size, c.fix_rate, c.sdp_file.is_none()));
+        assert_eq!(open, Ok((false, false, true)));
+        let given = send_config(
+            &props(&[
+                ("size", Value::Size(640, 480)),
+                ("fps", Value::Text("25".into())),
+                ("sdp", Value::Text("/tmp/x.sdp".into())),
+            ]),
+            to,
+        )
+        .map_err(|e| e.to_string());
+        let given = given.as_ref().map(|c| {
+            (
+                c.fix_size,
+                c.fix_rate,
+                c.format.width,
+                c.format.fps,
+                c.input_caps().to_string(),
+            )
+        });
+        assert_eq!(
+            given,
+            Ok((
+                true,
+                true,
+                640,
+                Rational::fps(25),
+                "video uyvy 640x480 25".to_owned()
+            ))
+        );
+        let text = send_config(&props(&[("size", Value::Text("320x240".into()))]), to);
+        let text = text.map(|c| (c.fix_size, c.fix_rate, c.format.width, c.format.height));
+        assert_eq!(text.map_err(|e| e.to_string()), Ok((true, false, 320, 240)));
+        for bad in ["641x480", "640", "0x480", "40000x10"] {
+            let got = send_config(&props(&[("size", Value::Text(bad.into()))]), to);
+            assert!(got.is_err(), "{bad}");
+        }
     }
 }
