@@ -15,8 +15,9 @@ pub use kernel::{GaussianKernel, MAX_RADIUS};
 pub use separable::{BlurScratch, blur_frame};
 
 use streamlib_ports::{
-    FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps, OutputPort, OutputRef,
-    PixelFormat, Ports, ProcessContext, StreamHandler, VideoFrame,
+    Caps, Follow, FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps,
+    OutputPort, OutputRef, PixelFormat, Ports, ProcessContext, StreamHandler, VideoCaps,
+    VideoFrame,
 };
 
 use crate::VideoError;
@@ -29,6 +30,14 @@ const HANDLER: &str = "blur";
 const POOL_INITIAL: usize = 6;
 /// The pool may grow to this many if downstream holds frames longer.
 const POOL_MAX: usize = 12;
+
+/// The pixel formats the CPU blur processes, most preferred first.
+pub const BLUR_FORMATS: [PixelFormat; 4] = [
+    PixelFormat::Rgba8,
+    PixelFormat::Bgra8,
+    PixelFormat::Gray8,
+    PixelFormat::I420,
+];
 
 /// How to blur.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,7 +92,7 @@ pub struct Blur {
 impl Blur {
     /// A blur with `config`; fails on an invalid sigma or radius.
     pub fn new(config: BlurConfig) -> Result<Self, VideoError> {
-        Ok(Self {
+        let blur = Self {
             kernel: GaussianKernel::new(config.sigma, config.radius)?,
             input: InputPort::new("video", MemoryCaps::CPU),
             output: OutputPort::new("video", MemoryCaps::CPU),
@@ -91,7 +100,18 @@ impl Blur {
             scratch: BlurScratch::new(),
             #[cfg(feature = "gpu")]
             gpu: None,
-        })
+        };
+        blur.declare_caps();
+        Ok(blur)
+    }
+
+    /// Declares the ports' format caps: [`BLUR_FORMATS`] in, the same frames out
+    /// ([`Follow::ALL`]). Call again after replacing the ports.
+    pub(crate) fn declare_caps(&self) {
+        let formats = Caps::Video(VideoCaps::any().with_formats(&BLUR_FORMATS));
+        self.input.set_format(formats.clone());
+        self.output.set_format(formats);
+        self.output.follows(&self.input, Follow::ALL);
     }
 
     /// The `video` input, for connecting.

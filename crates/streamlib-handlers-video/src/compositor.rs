@@ -24,8 +24,9 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use streamlib_ports::{
-    AlphaMode, FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps, OutputPort,
-    OutputRef, PixelFormat, Ports, ProcessContext, StartContext, StreamHandler, VideoFrame,
+    AlphaMode, Caps, FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps,
+    OutputPort, OutputRef, PixelFormat, Ports, ProcessContext, StartContext, StreamHandler,
+    VideoCaps, VideoFrame,
 };
 
 use self::blend::{
@@ -340,7 +341,7 @@ impl Compositor {
         let inputs = (0..config.layers)
             .map(|i| InputPort::new(format!("layer{i}"), MemoryCaps::CPU).optional())
             .collect();
-        Ok(Self {
+        let compositor = Self {
             inputs,
             held: (0..config.layers).map(|_| HeldFrame::default()).collect(),
             output: OutputPort::new("video", MemoryCaps::CPU),
@@ -353,7 +354,24 @@ impl Compositor {
             #[cfg(feature = "gpu")]
             gpu: None,
             config,
-        })
+        };
+        compositor.declare_caps();
+        Ok(compositor)
+    }
+
+    /// Declares the ports' format caps: each layer RGBA8 or BGRA8 at any size and rate; the
+    /// output its own size in straight RGBA8, at the clock's rate. Call again after
+    /// replacing the ports.
+    pub(crate) fn declare_caps(&self) {
+        let layer =
+            Caps::Video(VideoCaps::any().with_formats(&[PixelFormat::Rgba8, PixelFormat::Bgra8]));
+        for input in &self.inputs {
+            input.set_format(layer.clone());
+        }
+        self.output.set_format(Caps::Video(
+            VideoCaps::fixed(PixelFormat::Rgba8, self.config.width, self.config.height)
+                .with_alpha(AlphaMode::Straight),
+        ));
     }
 
     /// The settings it was built with.

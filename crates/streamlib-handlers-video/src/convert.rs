@@ -3,8 +3,9 @@
 
 use rayon::prelude::*;
 use streamlib_ports::{
-    FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps, OutputPort, OutputRef,
-    PixelFormat, Ports, ProcessContext, StreamHandler, VideoFrame,
+    Caps, Follow, FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps,
+    OutputPort, OutputRef, PixelFormat, Ports, ProcessContext, StreamHandler, VideoCaps,
+    VideoFrame,
 };
 
 use crate::VideoError;
@@ -133,8 +134,14 @@ impl Convert {
                 supported: "rgba8, bgra8, uyvy, i420 (as targets)",
             });
         }
-        let input = InputPort::new("video", MemoryCaps::CPU);
-        let output = OutputPort::new("video", MemoryCaps::CPU);
+        // Caps: what it converts from (and the target itself, passed on), to the target at
+        // the input's size and rate.
+        let input = InputPort::new("video", MemoryCaps::CPU).with_format(Caps::Video(
+            VideoCaps::any().with_formats(Self::sources(target)),
+        ));
+        let output = OutputPort::new("video", MemoryCaps::CPU)
+            .with_format(Caps::Video(VideoCaps::any().with_formats(&[target])));
+        output.follows(&input, Follow::SIZE_RATE);
         // Frames already in the target format go through by reference: what holds them
         // downstream holds frames of the upstream pool.
         input.forwards_to(&output);
@@ -145,6 +152,22 @@ impl Convert {
             output,
             pool: None,
         })
+    }
+
+    /// The formats it converts to `target` from, `target` included (passed on as it is):
+    /// RGB to anything; UYVY and I420 to RGB only.
+    pub fn sources(target: PixelFormat) -> &'static [PixelFormat] {
+        const ALL: [PixelFormat; 4] = [
+            PixelFormat::Rgba8,
+            PixelFormat::Bgra8,
+            PixelFormat::Uyvy,
+            PixelFormat::I420,
+        ];
+        match target {
+            PixelFormat::Uyvy => &[PixelFormat::Rgba8, PixelFormat::Bgra8, PixelFormat::Uyvy],
+            PixelFormat::I420 => &[PixelFormat::Rgba8, PixelFormat::Bgra8, PixelFormat::I420],
+            _ => &ALL,
+        }
     }
 
     /// The `video` input.

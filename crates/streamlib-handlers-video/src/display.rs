@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use streamlib_buffers::{LatestBuffer, OrderedQueue, OverflowPolicy};
 use streamlib_ports::{
-    HandlerError, InputPort, InputRef, KeyEvent, MemoryCaps, MemorySpace, MouseEvent, OutputPort,
-    OutputRef, PixelFormat, Ports, ProcessContext, StartContext, StreamHandler, VideoFrame,
+    Caps, HandlerError, InputPort, InputRef, KeyEvent, MemoryCaps, MemorySpace, MouseEvent,
+    OutputPort, OutputRef, PixelFormat, Ports, ProcessContext, StartContext, StreamHandler,
+    VideoCaps, VideoFrame,
 };
 
 use crate::VideoError;
@@ -234,7 +235,13 @@ impl Display {
     pub fn new(config: DisplayConfig) -> Self {
         Self {
             config,
-            input: InputPort::new("video", MemoryCaps::CPU),
+            input: InputPort::new("video", MemoryCaps::CPU).with_format(Caps::Video(
+                VideoCaps::any().with_formats(&[
+                    PixelFormat::Rgba8,
+                    PixelFormat::Bgra8,
+                    PixelFormat::Gray8,
+                ]),
+            )),
             keys: OutputPort::new("keys", MemoryCaps::CPU),
             mouse: OutputPort::new("mouse", MemoryCaps::CPU),
             stats: DisplayStats::default(),

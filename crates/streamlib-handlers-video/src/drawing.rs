@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
 use streamlib_clock::TimedTick;
 use streamlib_ports::{
-    AlphaMode, DataMessage, FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps,
-    OutputPort, OutputRef, PixelFormat, Ports, ProcessContext, StartContext, StreamHandler,
-    VideoFrame,
+    AlphaMode, Caps, DataMessage, Follow, FrameLayout, FramePool, HandlerError, InputPort,
+    InputRef, MemoryCaps, OutputPort, OutputRef, PixelFormat, Ports, ProcessContext, StartContext,
+    StreamHandler, VideoCaps, VideoFrame,
 };
 use tiny_skia::{Color, PixmapMut};
 
@@ -593,11 +593,26 @@ impl Drawing {
                 source,
             }
         })?;
+        // The background is copied in as it is: RGBA8 at the drawing's size (either alpha).
+        // The output is always premultiplied RGBA8 at that size, at the background's rate
+        // when there is one (the clock's otherwise).
+        let background = InputPort::new("video", MemoryCaps::CPU)
+            .optional()
+            .with_format(Caps::Video(VideoCaps::fixed(
+                PixelFormat::Rgba8,
+                width,
+                height,
+            )));
+        let output = OutputPort::new("video", MemoryCaps::CPU).with_format(Caps::Video(
+            VideoCaps::fixed(PixelFormat::Rgba8, width, height)
+                .with_alpha(AlphaMode::Premultiplied),
+        ));
+        output.follows(&background, Follow::RATE);
         Ok(Self {
             layout,
             clear,
-            output: OutputPort::new("video", MemoryCaps::CPU),
-            background: InputPort::new("video", MemoryCaps::CPU).optional(),
+            output,
+            background,
             vars_in: InputPort::new("vars", MemoryCaps::CPU).optional(),
             pool,
             draw: Box::new(draw),

@@ -1,5 +1,6 @@
 //! Video handlers for streamlib: a test pattern source, a display window, a Gaussian blur, a
-//! compositor and a 2D drawing surface.
+//! compositor, a 2D drawing surface, and the converters negotiation inserts (`Convert` for
+//! pixel formats, `Scale` for sizes, `VideoRate` for frame rates).
 //!
 //! ## Pixel conventions
 //! - Frames are `Rgba8` (bytes R, G, B, A) unless a handler says otherwise; `Bgra8` and `Gray8`
@@ -13,6 +14,10 @@
 //!   `Compositor::with_gpu` (feature `gpu`, through `streamlib-gpu`): `[cpu, gpu]` ports, and
 //!   each frame takes the path its negotiated memory says.
 //! - Outputs come from pre-allocated pools: steady-state processing allocates nothing.
+//! - Every port declares its format caps (see [`Caps`](streamlib_ports::Caps)): sources their
+//!   fixed format and size, transforms the formats they process and which fields their output
+//!   follows, so the runtime can negotiate a graph before its first frame and insert a
+//!   `Convert`, `Scale` or `VideoRate` where two ports disagree.
 
 mod blur;
 mod capture;
@@ -23,9 +28,13 @@ mod display;
 mod drawing;
 mod error;
 mod null_sink;
+mod scale;
 mod test_pattern;
+mod video_rate;
 
-pub use blur::{Blur, BlurConfig, BlurScratch, GaussianKernel, MAX_RADIUS, blur_frame};
+pub use blur::{
+    BLUR_FORMATS, Blur, BlurConfig, BlurScratch, GaussianKernel, MAX_RADIUS, blur_frame,
+};
 pub use capture::{CaptureHandle, FrameCapture};
 pub use compositor::{
     Compositor, CompositorConfig, CompositorControls, LayerConfig, MissingLayer, composite_over,
@@ -40,6 +49,8 @@ pub use drawing::{
 };
 pub use error::{MAX_FRAME_SIDE, VideoError};
 pub use null_sink::NullSink;
+pub use scale::{SCALE_FORMATS, Scale, ScaleConfig, ScaleMethod};
 pub use test_pattern::{MovingBox, Pattern, TestPattern, TestPatternConfig};
 /// The 2D rasteriser `Drawing` callbacks draw with (re-exported so versions always match).
 pub use tiny_skia;
+pub use video_rate::{VideoRate, VideoRateStats};

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use streamlib_ports::{
-    HandlerError, InputPort, InputRef, MemoryCaps, Ports, ProcessContext, StreamHandler, VideoFrame,
+    Caps, HandlerError, InputPort, InputRef, MemoryCaps, Ports, ProcessContext, StreamHandler,
+    VideoFrame,
 };
 
 /// A sink that drops every frame it receives and counts them: the `null` of a shell pipeline
@@ -20,7 +21,8 @@ impl NullSink {
     /// A sink with a `video` input.
     pub fn new() -> Self {
         Self {
-            input: InputPort::new("video", MemoryCaps::CPU_GPU),
+            // Any video, without narrowing anything: what arrives is what was produced.
+            input: InputPort::new("video", MemoryCaps::CPU_GPU).with_format(Caps::video()),
             received: Arc::new(AtomicU64::new(0)),
         }
     }

@@ -5,8 +5,8 @@
 //! pooled buffer plus the box, so a frame costs about one `memcpy` and allocates nothing.
 
 use streamlib_ports::{
-    AlphaMode, FrameLayout, FramePool, HandlerError, MemoryCaps, OutputPort, OutputRef,
-    PixelFormat, Ports, ProcessContext, StartContext, StreamHandler, VideoFrame,
+    AlphaMode, Caps, FrameLayout, FramePool, HandlerError, MemoryCaps, OutputPort, OutputRef,
+    PixelFormat, Ports, ProcessContext, StartContext, StreamHandler, VideoCaps, VideoFrame,
 };
 
 use crate::VideoError;
@@ -258,9 +258,13 @@ impl TestPattern {
         }
         .into_boxed_slice();
         let path = config.moving_box.then(|| BoxPath::new(width, height));
+        // Its format and size; the rate left open is the clock's.
+        let output = OutputPort::new("video", MemoryCaps::CPU).with_format(Caps::Video(
+            VideoCaps::fixed(config.format, width, height).with_alpha(AlphaMode::Straight),
+        ));
         Ok(Self {
             config,
-            output: OutputPort::new("video", MemoryCaps::CPU),
+            output,
             pool,
             pattern,
             path,

@@ -1,4 +1,5 @@
-//! `testpattern`, `blur`, `compositor`, `drawing`, `display`, `null`.
+//! `testpattern`, `blur`, `compositor`, `drawing`, `display`, `null`, and the converters
+//! negotiation may insert: `convert`, `scale`, `videorate` ([`register_converters`]).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -6,10 +7,14 @@ use std::sync::Arc;
 use streamlib_handlers_video::tiny_skia::Color;
 use streamlib_handlers_video::{
     Blur, BlurConfig, Compositor, CompositorConfig, Convert, Drawing, DrawingConfig, FontSource,
-    LayerConfig, MAX_FRAME_SIDE, MAX_RADIUS, MissingLayer, NullSink, Pattern, TestPattern,
-    TestPatternConfig, VarValue,
+    LayerConfig, MAX_FRAME_SIDE, MAX_RADIUS, MissingLayer, NullSink, Pattern, SCALE_FORMATS, Scale,
+    ScaleConfig, ScaleMethod, TestPattern, TestPatternConfig, VarValue, VideoRate,
 };
-use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
+use streamlib_ports::{
+    Caps, DeliveryMode, HandlerError, InputRef, MemoryCaps, OutputRef, PixelFormat, PortKind,
+    StreamHandler, VideoCaps, VideoFrame,
+};
+use streamlib_runtime::{Conversion, ConverterRegistry, TransferHandler};
 
 use crate::registry::{Built, Direction, HandlerSpec, Properties, port, prop};
 use crate::value::{PropType, Value};
@@ -44,6 +49,8 @@ pub(super) fn register(registry: &mut Registry) {
     registry.register(drawing());
     registry.register(null());
     registry.register(convert());
+    registry.register(scale());
+    registry.register(video_rate());
     #[cfg(feature = "display")]
     registry.register(display());
 }
@@ -101,9 +108,9 @@ fn test_pattern() -> HandlerSpec {
                 pattern,
                 moving_box: p.bool("moving-box"),
                 format: if p.text("format") == "uyvy" {
-                    streamlib_ports::PixelFormat::Uyvy
+                    PixelFormat::Uyvy
                 } else {
-                    streamlib_ports::PixelFormat::Rgba8
+                    PixelFormat::Rgba8
                 },
             })?;
             Ok(Built::fixed(handler))
@@ -537,12 +544,151 @@ fn convert() -> HandlerSpec {
             "the output pixel format (frames already in it pass through by reference)",
         )],
         factory: Arc::new(|p: &Properties| {
-            let format = streamlib_ports::PixelFormat::ALL
+            let format = PixelFormat::ALL
                 .into_iter()
                 .find(|f| f.as_str() == p.text("format"))
-                .unwrap_or(streamlib_ports::PixelFormat::Rgba8);
+                .unwrap_or(PixelFormat::Rgba8);
             Ok(Built::fixed(Convert::new(format)?))
         }),
+    }
+}
+
+/// The formats `convert` takes and makes (not every pair: UYVY and I420 convert to RGB only).
+const CONVERT_FORMATS: [PixelFormat; 4] = [
+    PixelFormat::Rgba8,
+    PixelFormat::Bgra8,
+    PixelFormat::Uyvy,
+    PixelFormat::I420,
+];
+
+/// A converter handler with its ports, as the runtime inserts it.
+fn transfer<H: StreamHandler + 'static>(
+    handler: H,
+    input: InputRef<VideoFrame>,
+    output: OutputRef<VideoFrame>,
+) -> TransferHandler {
+    TransferHandler {
+        input: input.erased(),
+        output: output.erased(),
+        handler: Box::new(handler),
+        dispatcher: None,
+    }
+}
+
+/// Registers the converters negotiation may insert where a link's caps do not meet:
+/// `convert` for the pixel format (to the format the target caps fix), `scale` for the size
+/// (bilinear, to the target's size), `videorate` for the rate (to the clock's).
+pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
+    let convert_caps = Caps::Video(VideoCaps::any().with_formats(&CONVERT_FORMATS));
+    converters.register(
+        Conversion::Format,
+        "convert",
+        convert_caps.clone(),
+        convert_caps,
+        Arc::new(|target: &Caps| {
+            let format = target
+                .as_video()
+                .and_then(|v| v.formats.preferred())
+                .ok_or_else(|| {
+                    HandlerError::msg(format!("convert: the target {target} fixes no format"))
+                })?;
+            let convert = Convert::new(format)?;
+            let (input, output) = (convert.input(), convert.output());
+            Ok(transfer(convert, input, output))
+        }),
+    );
+    let scale_caps = Caps::Video(VideoCaps::any().with_formats(&SCALE_FORMATS));
+    converters.register(
+        Conversion::Size,
+        "scale",
+        scale_caps.clone(),
+        scale_caps,
+        Arc::new(|target: &Caps| {
+            let size = target
+                .as_video()
+                .and_then(|v| Some((v.width.fixed()?, v.height.fixed()?)));
+            let (width, height) = size.ok_or_else(|| {
+                HandlerError::msg(format!("scale: the target {target} fixes no size"))
+            })?;
+            let scale = Scale::new(ScaleConfig::new(width, height))?;
+            let (input, output) = (scale.input(), scale.output());
+            Ok(transfer(scale, input, output))
+        }),
+    );
+    converters.register(
+        Conversion::Rate,
+        "videorate",
+        Caps::video(),
+        Caps::video(),
+        Arc::new(|_: &Caps| {
+            let rate = VideoRate::new();
+            let (input, output) = (rate.input(), rate.output());
+            Ok(transfer(rate, input, output))
+        }),
+    );
+}
+
+fn scale() -> HandlerSpec {
+    HandlerSpec {
+        name: "scale",
+        summary: "Resizes frames (bilinear, area, nearest, lanczos); RGBA8, BGRA8, Gray8, I420, NV12, UYVY, each plane at its own resolution",
+        ports: vec![
+            port(
+                "video",
+                Direction::Input,
+                PortKind::Video,
+                MemoryCaps::CPU,
+                DeliveryMode::Latest,
+                "frames of any size: rgba8, bgra8, gray8, i420, nv12 or uyvy",
+            ),
+            port(
+                "video",
+                Direction::Output,
+                PortKind::Video,
+                MemoryCaps::CPU,
+                DeliveryMode::Latest,
+                "the same frames at `size` (frames already at it pass through by reference)",
+            ),
+        ],
+        properties: vec![
+            prop("size", SIZE, None, false, "output size"),
+            prop(
+                "method",
+                PropType::Enum(&["bilinear", "area", "nearest", "lanczos"]),
+                Some("bilinear"),
+                false,
+                "filter: bilinear (2 taps), area (box average, best for downscaling), nearest, lanczos (3 lobes)",
+            ),
+        ],
+        factory: Arc::new(|p: &Properties| {
+            let (width, height) = p.size("size");
+            let method = ScaleMethod::from_name(p.text("method")).unwrap_or_default();
+            Ok(Built::fixed(Scale::new(ScaleConfig {
+                width,
+                height,
+                method,
+            })?))
+        }),
+    }
+}
+
+fn video_rate() -> HandlerSpec {
+    HandlerSpec {
+        name: "videorate",
+        summary: "One frame per clock tick: repeats the last frame or drops extra ones, restamped",
+        ports: vec![
+            VIDEO_IN,
+            port(
+                "video",
+                Direction::Output,
+                PortKind::Video,
+                MemoryCaps::CPU,
+                DeliveryMode::Latest,
+                "the input's frames at the clock's rate (repeats share pixels)",
+            ),
+        ],
+        properties: vec![],
+        factory: Arc::new(|_: &Properties| Ok(Built::fixed(VideoRate::new()))),
     }
 }
 
