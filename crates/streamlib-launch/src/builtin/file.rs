@@ -12,19 +12,20 @@ use crate::registry::{Built, Direction, HandlerSpec, Properties, port, prop};
 use crate::value::PropType;
 use crate::{Access, Registry};
 
-const FORMATS: &[&str] = &["rgba8", "bgra8", "gray8", "nv12", "i420", "uyvy"];
+/// `auto` (negotiated) or a forced format.
+const FORMATS: &[&str] = &["auto", "rgba8", "bgra8", "gray8", "nv12", "i420", "uyvy"];
 
 pub(super) fn register(registry: &mut Registry) {
     registry.register(file_reader());
     registry.register(file_writer());
 }
 
-fn pixel_format(name: &str) -> PixelFormat {
+/// The forced format `format=` names; `None` for `auto`.
+fn pixel_format(name: &str) -> Option<PixelFormat> {
     PixelFormat::ALL
         .iter()
         .copied()
         .find(|f| f.as_str() == name)
-        .unwrap_or(PixelFormat::Rgba8)
 }
 
 fn file_reader() -> HandlerSpec {
@@ -38,7 +39,8 @@ fn file_reader() -> HandlerSpec {
                 PortKind::Video,
                 MemoryCaps::CPU,
                 DeliveryMode::Latest,
-                "decoded frames in the chosen format",
+                "decoded frames: the file's size and exact rate, its native format when \
+                 downstream takes it",
             ),
             port(
                 "audio",
@@ -54,16 +56,18 @@ fn file_reader() -> HandlerSpec {
             prop(
                 "format",
                 PropType::Enum(FORMATS),
-                Some("rgba8"),
+                Some("auto"),
                 false,
-                "pixel format of the frames (swscale converts)",
+                "pixel format of the frames: auto negotiates (the decoder's own first, no \
+                 conversion), a format forces it (swscale converts)",
             ),
             prop(
                 "pacing",
                 PropType::Enum(&["realtime", "fast"]),
                 Some("realtime"),
                 false,
-                "follow the clock (drop or repeat frames), or one frame per tick (offline work)",
+                "follow the clock (drop or repeat frames), or one frame per tick (offline work); \
+                 at the file's rate both show one frame per tick",
             ),
             prop(
                 "loop",
@@ -84,8 +88,10 @@ fn file_reader() -> HandlerSpec {
             ),
         ],
         factory: Arc::new(|p: &Properties| {
+            let format = pixel_format(p.text("format"));
             let config = ReaderConfig {
-                format: pixel_format(p.text("format")),
+                format: format.unwrap_or(PixelFormat::Rgba8),
+                force_format: format.is_some(),
                 pacing: if p.text("pacing") == "fast" {
                     Pacing::AsFastAsPossible
                 } else {
@@ -112,7 +118,8 @@ fn file_writer() -> HandlerSpec {
                 PortKind::Video,
                 MemoryCaps::CPU,
                 DeliveryMode::Ordered { capacity: 8 },
-                "frames to encode",
+                "frames to encode, any format; written at the negotiated rate (the source's), \
+                 repeated frames once",
             ),
             port(
                 "audio",
