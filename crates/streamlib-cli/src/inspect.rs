@@ -27,10 +27,19 @@ pub fn render(registry: &Registry, name: Option<&str>, json: bool) -> Result<Str
             name: name.to_owned(),
             suggestion: nearest(name, registry.names()),
         })?;
+    // The ports as an instance built with the defaults reports them, caps included.
+    let built = registry.describe(name)?;
     if json {
+        let mut value = serde_json::to_value(spec).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.insert(
+                "built_ports".to_owned(),
+                serde_json::to_value(&built).unwrap_or_default(),
+            );
+        }
         return Ok(format!(
             "{}\n",
-            serde_json::to_string_pretty(spec).unwrap_or_default()
+            serde_json::to_string_pretty(&value).unwrap_or_default()
         ));
     }
     let mut out = format!("{}: {}\n\nPorts:\n", spec.name, spec.summary);
@@ -48,6 +57,27 @@ pub fn render(registry: &Registry, name: Option<&str>, json: bool) -> Result<Str
             port.delivery.to_string(),
             port.doc
         );
+    }
+    match &built {
+        Some(ports) => {
+            out.push_str("\nCaps (as built with the default properties):\n");
+            for port in ports {
+                let direction = match port.direction {
+                    streamlib_launch::Direction::Input => "in ",
+                    streamlib_launch::Direction::Output => "out",
+                };
+                let follows = port
+                    .follows
+                    .as_deref()
+                    .map(|f| format!("  (follows {f})"))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "  {direction} {:10} {}{follows}", port.name, port.caps);
+            }
+        }
+        None => out.push_str(
+            "\nCaps: fixed when the pipeline builds it (probed from its file or SDP, or from \
+             its properties)\n",
+        ),
     }
     out.push_str("\nProperties:\n");
     if spec.properties.is_empty() {

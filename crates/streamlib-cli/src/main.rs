@@ -39,6 +39,20 @@ struct Cli {
     command: Command,
 }
 
+/// The pipeline's rate and whether negotiation may convert.
+#[derive(clap::Args)]
+struct RateArgs {
+    /// Ticks per second. Without it, the rate the sources fix (a 25 fps file runs at 25,
+    /// 30000/1001 stays exact; sources that disagree are an error listing them), else 30.
+    #[arg(long)]
+    fps: Option<f64>,
+    /// Whether negotiation may insert format converters (convert, scale, videorate) where
+    /// a link's formats differ (a warning names each); `--auto-convert false` makes each
+    /// such link an error instead.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    auto_convert: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs a pipeline until N frames, end of stream or Ctrl-C, then prints per-handler stats.
@@ -48,9 +62,8 @@ enum Command {
     Launch {
         /// The pipeline, e.g. "testpattern ! blur sigma=2 ! display" (or JSON with --from-json).
         pipeline: String,
-        /// Ticks per second.
-        #[arg(long, default_value_t = 30.0)]
-        fps: f64,
+        #[command(flatten)]
+        rate: RateArgs,
         /// Stop after this many ticks.
         #[arg(long)]
         frames: Option<u64>,
@@ -81,12 +94,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Prints the validated, negotiated graph (auto-inserted transfers included) without
-    /// building a handler: nothing is written, no socket bound, no frame pool allocated (a GPU
-    /// pipeline still opens the GPU to register its transfers).
+    /// Prints the validated, negotiated graph: every link's caps, and the transfers and
+    /// converters negotiation inserted and why. The handlers are built (files probed, under
+    /// the same folder policy as `launch`) but nothing starts: no frame is made or written.
+    /// With --dry-run, stand-ins are built instead (no file opened, no socket bound) and the
+    /// caps stay undetermined.
     Graph {
         /// The pipeline.
         pipeline: String,
+        #[command(flatten)]
+        rate: RateArgs,
+        /// Negotiate stand-ins instead of the handlers: nothing is opened or bound.
+        #[arg(long)]
+        dry_run: bool,
         /// Graphviz DOT.
         #[arg(long, conflicts_with = "json")]
         dot: bool,
@@ -190,7 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Launch {
             pipeline,
-            fps,
+            rate,
             frames,
             clock,
             ptp_interface,
@@ -203,7 +223,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let policy = folders.policy(Policy::current_dir()?)?;
             let options = LaunchOptions {
                 ptp_interface,
-                fps,
+                fps: rate.fps,
+                auto_convert: rate.auto_convert,
                 clock: match clock {
                     ClockArg::Software => ClockKind::Software,
                     ClockArg::Free => ClockKind::Free,
@@ -217,7 +238,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let secs = started.elapsed().as_secs_f64();
             // Exit 1 when a handler failed (left failed, or errors along the way): the run did
             // not do what it was asked. Each failed handler is named with its error.
-            let failed = result.streams.iter().any(|s| s.errors > 0 || s.panics > 0);
+            let mut failed = result.streams.iter().any(|s| s.errors > 0 || s.panics > 0);
+            // Nothing is rejected in silence: each rejecting handler is named, and one that
+            // rejected everything it received fails the run.
+            for stream in result.rejecting() {
+                let all = stream.rejected() >= stream.items_in;
+                eprintln!(
+                    "warning: handler '{}' ({}) rejected {} of the {} items it received{}",
+                    stream.id,
+                    stream.handler,
+                    stream.rejected(),
+                    stream.items_in,
+                    if all { ": it used none" } else { "" }
+                );
+                failed |= all;
+            }
             for stream in result.failed() {
                 eprintln!(
                     "error: handler '{}' ({}) failed: {}",
@@ -251,6 +286,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Graph {
             pipeline,
+            rate,
+            dry_run: stand_ins,
             dot,
             json,
             desc_json,
@@ -264,7 +301,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             // Validated and negotiated with stand-ins for the handlers: nothing is built.
             let policy = folders.policy(Policy::current_dir()?)?;
-            let graph = dry_run(&registry, &desc, &policy)?;
+            let graph = if stand_ins {
+                dry_run(&registry, &desc, &policy)?
+            } else {
+                let options = LaunchOptions {
+                    fps: rate.fps,
+                    auto_convert: rate.auto_convert,
+                    ..LaunchOptions::default()
+                };
+                Session::negotiated_graph(&registry, &desc, &options, &policy)?
+            };
             if dot {
                 print!("{}", graph.to_dot());
             } else if json {
@@ -272,12 +318,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{}", desc.to_text());
                 for edge in &graph.edges {
-                    match &edge.transfer {
-                        Some(t) => println!(
-                            "  {} -> {} [{}] via {t} (inserted)",
-                            edge.from, edge.to, edge.memory
-                        ),
-                        None => println!("  {} -> {} [{}]", edge.from, edge.to, edge.memory),
+                    let via: Vec<&str> = edge
+                        .transfer
+                        .iter()
+                        .chain(&edge.converters)
+                        .map(String::as_str)
+                        .collect();
+                    let via = if via.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" via {} (inserted)", via.join(" -> "))
+                    };
+                    println!(
+                        "  {} -> {} [{}] {}{via}",
+                        edge.from, edge.to, edge.memory, edge.caps
+                    );
+                }
+                for node in graph.nodes.iter().filter(|n| n.inserted.is_some()) {
+                    if let Some(why) = &node.inserted {
+                        println!("  inserted {} ({}): {why}", node.name, node.handler);
                     }
                 }
             }

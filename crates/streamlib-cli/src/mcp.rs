@@ -234,7 +234,8 @@ impl StreamlibServer {
             frames,
         } = params.0;
         let options = LaunchOptions {
-            fps: fps.unwrap_or(30.0),
+            fps,
+            auto_convert: true,
             clock: clock.unwrap_or_default().into(),
             frames,
             ptp_interface: None,

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
+use streamlib_clock::Rational;
 use streamlib_dispatch::{
     DedicatedThreadDispatcher, Dispatcher, InlineDispatcher, ThreadPoolDispatcher,
 };
@@ -384,7 +385,85 @@ pub fn build_with(
     runtime: StreamRuntime,
     policy: &Policy,
 ) -> Result<Built, LaunchError> {
-    assemble(registry, desc, runtime, policy, Mode::Build)
+    assemble(
+        registry,
+        desc,
+        runtime,
+        policy,
+        Mode::Build,
+        &Negotiation::default(),
+    )
+}
+
+/// Makes the pipeline's clock once its rate is known.
+pub type ClockFactory<'a> =
+    &'a dyn Fn(Rational) -> Result<Box<dyn streamlib_clock::Clock>, LaunchError>;
+
+/// How the builder negotiates: where the clock's rate comes from, whether converters may be
+/// inserted.
+#[derive(Clone, Copy)]
+pub struct Negotiation<'a> {
+    /// `None`: keep the runtime's clock. `Some(make)`: take the rate the sources fix (one
+    /// rate; several are an error, none keeps the runtime's) and, when it differs, replace
+    /// the runtime's clock with `make(rate)`.
+    pub rate_from_sources: Option<ClockFactory<'a>>,
+    /// Whether format converters may be inserted (with a warning); off, a link that needs
+    /// one is an error naming both sides.
+    pub auto_convert: bool,
+}
+
+impl Default for Negotiation<'_> {
+    fn default() -> Self {
+        Self {
+            rate_from_sources: None,
+            auto_convert: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for Negotiation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Negotiation")
+            .field("rate_from_sources", &self.rate_from_sources.is_some())
+            .field("auto_convert", &self.auto_convert)
+            .finish()
+    }
+}
+
+/// [`build_with`], negotiating as `negotiation` says.
+pub fn build_negotiated(
+    registry: &Registry,
+    desc: &PipelineDesc,
+    runtime: StreamRuntime,
+    policy: &Policy,
+    negotiation: &Negotiation<'_>,
+) -> Result<Built, LaunchError> {
+    assemble(registry, desc, runtime, policy, Mode::Build, negotiation)
+}
+
+/// The one rate the sources fix, if any; an error listing them when they disagree.
+pub fn rate_from_sources(runtime: &StreamRuntime) -> Result<Option<Rational>, LaunchError> {
+    let rates = runtime.source_rates();
+    let mut distinct: Vec<Rational> = Vec::new();
+    for (_, rate) in &rates {
+        if !distinct
+            .iter()
+            .any(|d| streamlib_ports::FrameRate(*d) == streamlib_ports::FrameRate(*rate))
+        {
+            distinct.push(*rate);
+        }
+    }
+    match distinct.len() {
+        0 => Ok(None),
+        1 => Ok(Some(distinct[0])),
+        _ => Err(LaunchError::RatesDisagree {
+            rates: rates
+                .iter()
+                .map(|(port, rate)| format!("{port} {rate}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
 }
 
 /// Validates and negotiates `desc` under `policy` without building a single handler: each
@@ -397,10 +476,24 @@ pub fn dry_run(
     desc: &PipelineDesc,
     policy: &Policy,
 ) -> Result<Graph, LaunchError> {
-    let rate = streamlib_clock::Rational::fps(30);
+    let rate = Rational::fps(30);
     // A clock that never ticks: the runtime is never started.
     let (clock, never) = streamlib_clock::ManualClock::new(rate);
-    let built = assemble(registry, desc, StreamRuntime::new(clock), policy, Mode::Dry)?;
+    let manual = |rate: Rational| -> Result<Box<dyn streamlib_clock::Clock>, LaunchError> {
+        Ok(Box::new(streamlib_clock::ManualClock::new(rate).0))
+    };
+    let negotiation = Negotiation {
+        rate_from_sources: Some(&manual),
+        auto_convert: true,
+    };
+    let built = assemble(
+        registry,
+        desc,
+        StreamRuntime::new(clock),
+        policy,
+        Mode::Dry,
+        &negotiation,
+    )?;
     let graph = built.graph;
     drop(built.runtime);
     drop(never);
@@ -420,6 +513,7 @@ fn assemble(
     mut runtime: StreamRuntime,
     policy: &Policy,
     mode: Mode,
+    negotiation: &Negotiation<'_>,
 ) -> Result<Built, LaunchError> {
     let checked = check_elements(registry, desc, &Arc::new(policy.clone()))?;
     for hook in registry.build_hooks() {
@@ -453,6 +547,7 @@ fn assemble(
             handler: spec.name.to_owned(),
             dispatcher: element.dispatcher.clone(),
             transfer: false,
+            inserted: None,
         });
         controls.elements.insert(
             element.name.clone(),
@@ -467,18 +562,44 @@ fn assemble(
         );
     }
     let mut used_inputs: BTreeMap<(String, String), ()> = BTreeMap::new();
-    let mut edges = Vec::new();
     for link in &desc.links {
         let (output, input) = resolve_link(desc, &ports, &used_inputs, link)?;
         used_inputs.insert((link.to.element.clone(), input.name().to_owned()), ());
-        let connection = runtime.connect_ports(output, input)?;
-        edges.push(connection);
+        runtime.connect_ports(output, input)?;
     }
+    if let Some(make) = negotiation.rate_from_sources {
+        // The sources' one rate, or (none fixes one) the runtime's clock's.
+        let rate = rate_from_sources(&runtime)?.unwrap_or(runtime.clock_info().fps);
+        runtime.set_clock(make(rate)?)?;
+    }
+    crate::builtin::register_converters(runtime.converters_mut());
+    runtime.set_auto_convert(negotiation.auto_convert);
+    let edges = runtime.negotiate()?.to_vec();
     for edge in &edges {
         if let Some(transfer) = &edge.transfer {
             nodes.push(Node {
                 name: transfer.clone(),
                 handler: "transfer".to_owned(),
+                dispatcher: None,
+                transfer: true,
+                inserted: Some(format!("memory: {}", edge.memory)),
+            });
+        }
+        for converter in &edge.converters {
+            let handler = converter.split('-').next().unwrap_or(converter).to_owned();
+            nodes.push(Node {
+                name: converter.clone(),
+                inserted: Some(format!(
+                    "{} between {} and {}",
+                    match handler.as_str() {
+                        "scale" => "size",
+                        "videorate" => "rate",
+                        _ => "format",
+                    },
+                    edge.output,
+                    edge.input
+                )),
+                handler,
                 dispatcher: None,
                 transfer: true,
             });
@@ -614,8 +735,11 @@ pub struct Node {
     /// `@dispatcher`, if one was chosen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dispatcher: Option<String>,
-    /// Whether the runtime inserted it.
+    /// Whether the runtime inserted it (a memory transfer or a format converter).
     pub transfer: bool,
+    /// Why it was inserted (`memory: gpu`, `format between a.video and b.video`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inserted: Option<String>,
 }
 
 /// One link of the negotiated graph.
@@ -630,6 +754,12 @@ pub struct Edge {
     /// The transfer stream inserted between them, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer: Option<String>,
+    /// The format caps negotiated on the link (`video uyvy 640x480 30`), `any` when neither
+    /// side declared one.
+    pub caps: String,
+    /// Format converters inserted between them, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub converters: Vec<String>,
 }
 
 impl From<&Connection> for Edge {
@@ -639,6 +769,11 @@ impl From<&Connection> for Edge {
             to: c.input.clone(),
             memory: c.memory.to_string(),
             transfer: c.transfer.clone(),
+            caps: c
+                .caps
+                .as_ref()
+                .map_or_else(|| "any".to_owned(), |c| c.to_string()),
+            converters: c.converters.clone(),
         }
     }
 }
@@ -672,29 +807,28 @@ impl Graph {
         for edge in &self.edges {
             let node = |port: &str| port.split('.').next().unwrap_or(port).to_owned();
             let label = |port: &str| port.split_once('.').map_or("", |(_, p)| p).to_owned();
-            match &edge.transfer {
-                Some(t) => {
-                    let _ = writeln!(
-                        out,
-                        "  \"{}\" -> \"{t}\" [taillabel=\"{}\"];\n  \"{t}\" -> \"{}\" [headlabel=\"{}\", label=\"{}\"];",
-                        node(&edge.from),
-                        label(&edge.from),
-                        node(&edge.to),
-                        label(&edge.to),
-                        edge.memory
-                    );
+            // from -> transfer -> converters -> to, the caps on the last hop.
+            let mut hops = vec![node(&edge.from)];
+            hops.extend(edge.transfer.iter().cloned());
+            hops.extend(edge.converters.iter().cloned());
+            hops.push(node(&edge.to));
+            let last = hops.len() - 2;
+            for (i, pair) in hops.windows(2).enumerate() {
+                let mut attrs = Vec::new();
+                if i == 0 {
+                    attrs.push(format!("taillabel=\"{}\"", label(&edge.from)));
                 }
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "  \"{}\" -> \"{}\" [taillabel=\"{}\", headlabel=\"{}\", label=\"{}\"];",
-                        node(&edge.from),
-                        node(&edge.to),
-                        label(&edge.from),
-                        label(&edge.to),
-                        edge.memory
-                    );
+                if i == last {
+                    attrs.push(format!("headlabel=\"{}\"", label(&edge.to)));
+                    attrs.push(format!("label=\"{}\\n{}\"", edge.memory, edge.caps));
                 }
+                let _ = writeln!(
+                    out,
+                    "  \"{}\" -> \"{}\" [{}];",
+                    pair[0],
+                    pair[1],
+                    attrs.join(", ")
+                );
             }
         }
         out.push_str("}\n");

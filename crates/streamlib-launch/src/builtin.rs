@@ -11,6 +11,16 @@ mod net;
 
 use crate::Registry;
 
+/// Registers the format converters negotiation may insert (`convert`, `scale`, `videorate`
+/// with the `video` feature): what a pipeline built from text gets, and what a runtime built
+/// in Rust needs to bridge formats (`register_converters(runtime.converters_mut())`).
+pub fn register_converters(converters: &mut streamlib_runtime::ConverterRegistry) {
+    #[cfg(feature = "video")]
+    video::register_converters(converters);
+    #[cfg(not(feature = "video"))]
+    let _ = converters;
+}
+
 impl Registry {
     /// Every handler this build ships: with the `video` feature `testpattern`, `blur`,
     /// `compositor`, `drawing`, `display` (with a window system), `null`; with `file`

@@ -214,6 +214,16 @@ pub enum LaunchError {
         /// The ones that can.
         live: String,
     },
+    /// Sources fix different frame rates and no rate was chosen.
+    #[error(
+        "the sources run at different rates ({rates}); choose the pipeline's rate with --fps \
+         (or `fps` in the launch options): each source then keeps its own rate into the \
+         handlers that accept any, and a rate adapter goes where an input fixes one"
+    )]
+    RatesDisagree {
+        /// `stream.port rate`, comma-separated.
+        rates: String,
+    },
     /// An empty description.
     #[error("the pipeline is empty")]
     Empty,

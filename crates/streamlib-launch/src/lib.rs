@@ -34,6 +34,7 @@
 mod build;
 mod builtin;
 mod desc;
+mod describe;
 mod error;
 mod parse;
 mod placeholder;
@@ -43,10 +44,13 @@ mod session;
 mod value;
 
 pub use build::{
-    Built, Controls, DISPATCHERS, Edge, Graph, Node, build, build_with, dry_run, validate,
-    validate_properties, validate_with,
+    Built, ClockFactory, Controls, DISPATCHERS, Edge, Graph, Negotiation, Node, build,
+    build_negotiated, build_with, dry_run, rate_from_sources, validate, validate_properties,
+    validate_with,
 };
+pub use builtin::register_converters;
 pub use desc::{ElementDesc, LinkDesc, PipelineDesc, PortRef};
+pub use describe::PortDescription;
 pub use error::{LaunchError, ParseError, nearest};
 pub use parse::parse;
 pub use policy::{Access, Policy, PolicyError};

@@ -6,12 +6,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use streamlib_clock::{
-    Clock, ClockError, ClockInfo, ClockStats, FreeRunningClock, LockState, Rational, SoftwareClock,
-    TickWait,
+    Clock, ClockError, ClockInfo, ClockStats, FreeRunningClock, LockState, ManualClock, Rational,
+    SoftwareClock, TickWait,
 };
 use streamlib_runtime::{RuntimeHandle, RuntimeStats, StreamRuntime};
 
-use crate::build::{Controls, Graph, build_with};
+use crate::build::{Built, ClockFactory, Controls, Graph, Negotiation, build_negotiated};
 use crate::desc::PipelineDesc;
 use crate::error::LaunchError;
 use crate::policy::Policy;
@@ -35,8 +35,15 @@ pub enum ClockKind {
 /// How to run a pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LaunchOptions {
-    /// Ticks per second (and the nominal rate of the free clock).
-    pub fps: f64,
+    /// Ticks per second (and the nominal rate of the free clock). `None`: the rate the
+    /// sources fix (a 25 fps file runs at 25; sources that disagree are an error), 30 when
+    /// none fixes one.
+    #[serde(default)]
+    pub fps: Option<f64>,
+    /// Whether negotiation may insert format converters (`convert`, `scale`, `videorate`)
+    /// with a warning; off, each link that needs one is an error naming both sides.
+    #[serde(default = "yes")]
+    pub auto_convert: bool,
     /// The clock.
     pub clock: ClockKind,
     /// Stop after this many ticks; run until stopped or end of stream when `None`.
@@ -46,10 +53,15 @@ pub struct LaunchOptions {
     pub ptp_interface: Option<String>,
 }
 
+fn yes() -> bool {
+    true
+}
+
 impl Default for LaunchOptions {
     fn default() -> Self {
         Self {
-            fps: 30.0,
+            fps: None,
+            auto_convert: true,
             clock: ClockKind::Software,
             frames: None,
             ptp_interface: None,
@@ -119,8 +131,7 @@ impl Session {
         options: LaunchOptions,
         policy: &Policy,
     ) -> Result<Self, LaunchError> {
-        let runtime = runtime_for(&options)?;
-        let mut built = build_with(registry, desc, runtime, policy)?;
+        let mut built = build_for(registry, desc, &options, policy)?;
         built.runtime.start()?;
         let handle = built.runtime.handle();
         Ok(Self {
@@ -131,6 +142,17 @@ impl Session {
             desc: desc.clone(),
             options,
         })
+    }
+
+    /// Builds `desc` as [`start_with`](Self::start_with) would, negotiates it, and returns
+    /// the graph without starting anything: what `streamlib graph` prints, caps included.
+    pub fn negotiated_graph(
+        registry: &Registry,
+        desc: &PipelineDesc,
+        options: &LaunchOptions,
+        policy: &Policy,
+    ) -> Result<Graph, LaunchError> {
+        Ok(build_for(registry, desc, options, policy)?.graph)
     }
 
     /// Live property control.
@@ -218,22 +240,42 @@ impl<C: Clock> Clock for Limited<C> {
     }
 }
 
-/// `clock`, limited to `frames` ticks when given.
-fn runtime_with(clock: impl Clock, frames: Option<u64>) -> StreamRuntime {
-    match frames {
-        Some(left) => StreamRuntime::new(Limited { inner: clock, left }),
-        None => StreamRuntime::new(clock),
-    }
+/// Builds `desc` with the clock `options` ask for, at `options.fps` or the sources' rate.
+fn build_for(
+    registry: &Registry,
+    desc: &PipelineDesc,
+    options: &LaunchOptions,
+    policy: &Policy,
+) -> Result<Built, LaunchError> {
+    let make = |fps: Rational| clock_for(options, fps);
+    let (runtime, rate_from_sources): (StreamRuntime, Option<ClockFactory<'_>>) = match options.fps
+    {
+        Some(fps) => (StreamRuntime::new(make(fps_rational(fps)?)?), None),
+        // A stand-in until the sources say their rate: nothing ticks it, and the real
+        // clock (a PTP clock opens sockets) is made once, at the rate chosen.
+        None => (
+            StreamRuntime::new(ManualClock::new(Rational::fps(DEFAULT_FPS)).0),
+            Some(&make),
+        ),
+    };
+    let negotiation = Negotiation {
+        rate_from_sources,
+        auto_convert: options.auto_convert,
+    };
+    build_negotiated(registry, desc, runtime, policy, &negotiation)
 }
 
-fn runtime_for(options: &LaunchOptions) -> Result<StreamRuntime, LaunchError> {
-    let fps = fps_rational(options.fps)?;
+/// The rate when neither `--fps` nor any source fixes one.
+const DEFAULT_FPS: u32 = 30;
+
+/// The clock `options` ask for at `fps`, limited to `options.frames` ticks.
+fn clock_for(options: &LaunchOptions, fps: Rational) -> Result<Box<dyn Clock>, LaunchError> {
     Ok(match options.clock {
-        ClockKind::Ptp => ptp_runtime(fps, options.ptp_interface.as_deref(), options.frames)?,
-        ClockKind::Software => runtime_with(SoftwareClock::new(fps), options.frames),
+        ClockKind::Ptp => ptp_clock(fps, options.ptp_interface.as_deref(), options.frames)?,
+        ClockKind::Software => limited(SoftwareClock::new(fps), options.frames),
         ClockKind::Free => {
             let clock = FreeRunningClock::new(fps);
-            StreamRuntime::new(match options.frames {
+            Box::new(match options.frames {
                 Some(n) => clock.with_limit(n),
                 None => clock,
             })
@@ -241,12 +283,20 @@ fn runtime_for(options: &LaunchOptions) -> Result<StreamRuntime, LaunchError> {
     })
 }
 
+/// `clock`, limited to `frames` ticks when given.
+fn limited(clock: impl Clock, frames: Option<u64>) -> Box<dyn Clock> {
+    match frames {
+        Some(left) => Box::new(Limited { inner: clock, left }),
+        None => Box::new(clock),
+    }
+}
+
 #[cfg(feature = "ptp")]
-fn ptp_runtime(
+fn ptp_clock(
     fps: Rational,
     interface: Option<&str>,
     frames: Option<u64>,
-) -> Result<StreamRuntime, LaunchError> {
+) -> Result<Box<dyn Clock>, LaunchError> {
     use streamlib_ptp::{Interface, PtpClock, PtpConfig, Transport};
     let clock_error = |message: String| LaunchError::Handler {
         element: "runtime".to_owned(),
@@ -262,11 +312,11 @@ fn ptp_runtime(
     };
     let clock = PtpClock::new(fps, PtpConfig::new(Transport::multicast(interface)))
         .map_err(|e| clock_error(e.to_string()))?;
-    Ok(runtime_with(clock, frames))
+    Ok(limited(clock, frames))
 }
 
 #[cfg(not(feature = "ptp"))]
-fn ptp_runtime(_: Rational, _: Option<&str>, _: Option<u64>) -> Result<StreamRuntime, LaunchError> {
+fn ptp_clock(_: Rational, _: Option<&str>, _: Option<u64>) -> Result<Box<dyn Clock>, LaunchError> {
     Err(LaunchError::Handler {
         element: "runtime".to_owned(),
         handler: "ptp clock".to_owned(),
