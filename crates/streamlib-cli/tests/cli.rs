@@ -450,3 +450,118 @@ fn ffmpeg_receives_what_the_sdp_describes() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A clip made by FFmpeg: `frames` frames of `size` at `rate`, in `pix_fmt`.
+#[cfg(feature = "file")]
+fn clip(path: &std::path::Path, size: &str, rate: &str, frames: u32, pix_fmt: &str) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate={rate}"))
+        .args(["-frames:v", &frames.to_string(), "-pix_fmt", pix_fmt])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Sources that fix different rates need a chosen one; with `--fps` the same pipeline runs.
+#[cfg(feature = "file")]
+#[test]
+fn sources_at_different_rates_need_a_chosen_rate() {
+    let dir = temp_dir("rates");
+    let (a, b) = (dir.join("a.mov"), dir.join("b.mov"));
+    clip(&a, "64x48", "25", 10, "yuv420p");
+    clip(&b, "64x48", "30000/1001", 10, "yuv420p");
+    let pipeline = format!(
+        "compositor name=mix size=64x48 layers=2 ! null  filereader location={} ! mix.layer0  \
+         filereader location={} ! mix.layer1",
+        a.display(),
+        b.display()
+    );
+    let out = streamlib(&["launch", &pipeline, "--clock", "free", "--frames", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    for part in [
+        "different rates",
+        "filereader0.video 25",
+        "filereader1.video 30000/1001",
+        "--fps",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from: {err}");
+    }
+    let out = streamlib(&[
+        "launch", &pipeline, "--fps", "30", "--clock", "free", "--frames", "5",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `streamlib graph` prints each link's negotiated caps and the converter it needed.
+#[test]
+fn graph_shows_negotiated_caps_and_what_was_inserted() {
+    let out = streamlib(&["graph", "testpattern size=64x48 format=uyvy ! blur ! null"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("testpattern0.video -> blur0.video [cpu] video rgba8 64x48 30 via convert-"),
+        "{text}"
+    );
+    assert!(
+        text.contains("inserted convert-testpattern0-video (convert): format"),
+        "{text}"
+    );
+    // With auto-convert off, the same pipeline is an error that names the cure.
+    let out = streamlib(&[
+        "graph",
+        "testpattern size=64x48 format=uyvy ! blur ! null",
+        "--auto-convert",
+        "false",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("auto-convert is off"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A file of an odd size shown in a window sized from the negotiated caps, under Xvfb.
+#[cfg(feature = "file")]
+#[test]
+fn a_file_plays_in_a_window_under_xvfb() {
+    if Command::new("xvfb-run").arg("--help").output().is_err() {
+        assert!(
+            std::env::var_os("STREAMLIB_ALLOW_SKIP_DISPLAY").is_some(),
+            "xvfb-run is missing (apt install xvfb xauth); set STREAMLIB_ALLOW_SKIP_DISPLAY=1 to skip"
+        );
+        eprintln!("!!! SKIPPED: filereader ! display (no xvfb-run)");
+        return;
+    }
+    let dir = temp_dir("file-display");
+    let path = dir.join("odd.mov");
+    clip(&path, "322x182", "25", 20, "yuv420p");
+    let out = Command::new("xvfb-run")
+        .args([
+            "-a",
+            "-s",
+            "-screen 0 640x480x24",
+            env!("CARGO_BIN_EXE_streamlib"),
+        ])
+        .args([
+            "launch",
+            &format!(
+                "filereader location={} ! display title=file",
+                path.display()
+            ),
+            "--json",
+        ])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stats = json(&out);
+    let display = stream(&stats, "display0");
+    assert_eq!(display["errors"], 0, "{display}");
+    assert_eq!(display["items_in"], 20, "{display}");
+    assert_eq!(stats["clock"], "software 25 fps", "{stats}");
+    std::fs::remove_dir_all(&dir).ok();
+}
