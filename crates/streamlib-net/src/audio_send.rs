@@ -145,6 +145,8 @@ struct Worker {
 /// sent, the last packet padded with silence.
 pub struct NetworkAudioSend {
     config: NetworkAudioSendConfig,
+    /// Channels and rate of the last rejected buffer: one warning per change, not per buffer.
+    rejected: Option<(u16, u32)>,
     input: InputPort<AudioBuffer>,
     queue: Arc<ArrayQueue<AudioBuffer>>,
     shared: Arc<Shared>,
@@ -164,6 +166,7 @@ impl NetworkAudioSend {
             });
         }
         Ok(Self {
+            rejected: None,
             input: InputPort::new("audio", MemoryCaps::CPU)
                 .with_delivery(DeliveryMode::Ordered {
                     capacity: config.input_capacity,
@@ -254,8 +257,22 @@ impl StreamHandler for NetworkAudioSend {
         while let Some(buffer) = self.input.recv() {
             if buffer.channels() != f.channels || buffer.sample_rate() != f.sample_rate {
                 self.shared.buffers_rejected.fetch_add(1, Ordering::Relaxed);
+                let seen = (buffer.channels(), buffer.sample_rate());
+                if self.rejected != Some(seen) {
+                    self.rejected = Some(seen);
+                    tracing::warn!(
+                        "{HANDLER}: buffers of {} channels at {} Hz do not match the stream's \
+                         {} channels at {} Hz: they are not sent (counted in \
+                         buffers_rejected) until they match again",
+                        seen.0,
+                        seen.1,
+                        f.channels,
+                        f.sample_rate
+                    );
+                }
                 continue;
             }
+            self.rejected = None;
             if self.queue.push(buffer).is_err() {
                 self.shared.buffers_dropped.fetch_add(1, Ordering::Relaxed);
             }

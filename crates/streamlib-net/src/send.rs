@@ -24,6 +24,9 @@ use crate::{NetError, Pacing, Packetizer, PacketizerConfig, Sampling, VideoForma
 
 const HANDLER: &str = "NetworkSend";
 
+/// Why a negotiated odd width cannot be sent as 4:2:2, and the fix.
+const ODD_WIDTH: &str = "4:2:2 needs an even width; set size= to one (a scaler is then inserted)";
+
 /// How a [`NetworkSend`] sends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkSendConfig {
@@ -377,6 +380,21 @@ impl NetworkSend {
             format.fps = rate.0;
         }
         format.check().map_err(|e| match e {
+            NetError::Config {
+                field: "width",
+                value,
+                ..
+            } if !self.config.fix_size
+                && format.width % 2 == 1
+                && format.width <= VideoFormat::MAX_SIDE =>
+            {
+                NetError::Config {
+                    handler: HANDLER,
+                    field: "negotiated width",
+                    value,
+                    reason: ODD_WIDTH,
+                }
+            }
             NetError::Config {
                 field,
                 value,

@@ -4,6 +4,7 @@
 //! per change.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod audio_common;
 mod common;
 
 use std::net::SocketAddr;
@@ -92,7 +93,10 @@ fn on_start_takes_the_size_and_rate_negotiated_on_the_input() {
         .on_start(&StartContext::new("send", &info))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("NetworkSend") && err.contains("641"), "{err}");
+    assert!(
+        err.contains("NetworkSend") && err.contains("641") && err.contains("set size="),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -305,4 +309,47 @@ fn frames_of_another_size_are_counted_and_warned_about_once_per_change() {
     assert_eq!(mine.len(), 3, "{mine:#?}");
     assert!(mine[0].contains("frame 96x32 uyvy"), "{}", mine[0]);
     assert!(mine[1].contains("frame 128x32 uyvy"), "{}", mine[1]);
+}
+
+/// Audio of another layout fails to negotiate when its source declares it; from a source
+/// that declares nothing, its buffers are counted and warned about once.
+#[test]
+fn audio_of_another_layout_is_refused_at_build_or_warned_about_once() {
+    let w = warnings();
+    let dest: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+        .parse()
+        .unwrap();
+    let stereo = AudioFormat::new(AudioEncoding::L24, 2).unwrap();
+    let build = |declared: Option<Caps>| {
+        let send = NetworkAudioSend::new(NetworkAudioSendConfig::new(dest, stereo)).unwrap();
+        let stats = send.stats();
+        let source = audio_common::SineSource::new(440.0, 1, 6, 0);
+        if let Some(caps) = declared {
+            source.out.set_format(caps);
+        }
+        let mut rt = StreamRuntime::new(FreeRunningClock::new(Rational::fps(100)));
+        let (out, input) = (source.out.handle(), send.input());
+        rt.add_stream(Stream::new("sine", source)).unwrap();
+        rt.add_stream(Stream::new("send", send)).unwrap();
+        rt.connect(&out, &input).unwrap();
+        (rt, stats)
+    };
+    let (mut rt, _) = build(Some(Caps::Audio(AudioCaps::fixed(48_000, 1))));
+    let err = rt.negotiate().unwrap_err().to_string();
+    assert!(
+        err.contains("send.audio") && err.contains("channels"),
+        "{err}"
+    );
+
+    let (mut rt, stats) = build(None);
+    rt.run().unwrap();
+    assert_eq!(stats.snapshot().buffers_rejected, 6);
+    let mine = w
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.contains("buffers of 1 channels at 48000 Hz"))
+        .count();
+    assert_eq!(mine, 1);
 }
