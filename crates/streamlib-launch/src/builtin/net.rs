@@ -345,8 +345,9 @@ fn write_sdp(
         .map_err(|e| HandlerError::msg(format!("cannot write the SDP to {path}: {e}")))
 }
 
-/// A sender's format properties: none has a default, each one given fixes that field of
-/// the input's caps (negotiation then inserts a converter where upstream differs).
+/// A sender's format properties: `size` and `fps` empty by default (taken from the input's
+/// negotiated caps); each one given fixes that field of the input's caps, and negotiation
+/// inserts a converter where upstream differs. The sampling picks the frame format.
 fn send_format_props() -> Vec<crate::PropertySpec> {
     vec![
         prop(
