@@ -117,3 +117,61 @@ fn ffmpeg_receives_a_testpattern_sent_with_no_format_repeated() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `networkreceive sdp=…` publishes what the SDP fixes, so what follows negotiates from it:
+/// here `blur` (RGBA) gets a converter from the stream's UYVY, and frames flow.
+#[test]
+fn a_receiver_negotiates_from_its_sdp() {
+    let dir = temp_dir("receive");
+    let sdp = dir.join("stream.sdp");
+    let port = free_port();
+    let send = format!(
+        "testpattern size=320x180 ! networksend destination=127.0.0.1:{port} sdp={}",
+        sdp.display()
+    );
+    let registry = Registry::builtin();
+    let clock = SoftwareClock::new(Rational::fps(30));
+    let mut sender = build(&registry, &parse(&send).unwrap(), StreamRuntime::new(clock)).unwrap();
+    sender.runtime.start().unwrap();
+
+    let receive = format!("networkreceive sdp={} ! blur sigma=1 ! null", sdp.display());
+    let clock = SoftwareClock::new(Rational::fps(60));
+    let mut receiver = build(
+        &registry,
+        &parse(&receive).unwrap(),
+        StreamRuntime::new(clock),
+    )
+    .unwrap();
+    let edge = receiver
+        .graph
+        .edges
+        .iter()
+        .find(|e| e.from == "networkreceive0.video")
+        .unwrap_or_else(|| panic!("{:?}", receiver.graph.edges));
+    assert!(edge.caps.ends_with("320x180 30"), "{edge:?}");
+    assert!(!edge.converters.is_empty(), "{edge:?}");
+    receiver.runtime.start().unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    let published = || {
+        receiver
+            .controls
+            .report("networkreceive0")
+            .and_then(|r| r["frames_published"].as_u64())
+            .unwrap_or(0)
+    };
+    while published() < 5 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = published();
+    sender.runtime.stop().unwrap();
+    let stats = receiver.runtime.stop().unwrap();
+    assert!(
+        got >= 5,
+        "{:?}",
+        receiver.controls.report("networkreceive0")
+    );
+    for stream in &stats.streams {
+        assert_eq!(stream.errors, 0, "{}", stream.id);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
