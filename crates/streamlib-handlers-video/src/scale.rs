@@ -396,6 +396,34 @@ fn scale_planes(plan: &Plan, src: &[u8], dst: &mut [u8], scratch: &mut [Vec<i32>
     }
 }
 
+/// Rounding and shift of the horizontal pass: weights times the vertical pass's fraction.
+const ROUND: i32 = 1 << (WEIGHT_BITS + MID_BITS - 1);
+const SHIFT: u32 = WEIGHT_BITS + MID_BITS;
+
+/// The horizontal pass for `CH` contiguous channels (the channel count as a constant lets
+/// the compiler keep the accumulators in registers and drop the bounds checks).
+#[inline]
+fn horizontal<const CH: usize>(p: &PlanePlan, mid: &[i32], out: &mut [u8]) {
+    let taps = p.horizontal.taps;
+    let out = &mut out[..p.dst.width * CH];
+    for ((px, &start), weights) in out
+        .chunks_exact_mut(CH)
+        .zip(&p.horizontal.starts)
+        .zip(p.horizontal.weights.chunks_exact(taps))
+    {
+        let mut acc = [ROUND; CH];
+        let src = &mid[start * CH..(start + taps) * CH];
+        for (sample, &w) in src.chunks_exact(CH).zip(weights) {
+            for c in 0..CH {
+                acc[c] += sample[c] * w;
+            }
+        }
+        for c in 0..CH {
+            px[c] = (acc[c] >> SHIFT).clamp(0, 255) as u8;
+        }
+    }
+}
+
 /// Output row `y` of plane `p`: vertical pass into `mid`, horizontal pass into `out`.
 #[inline]
 fn scale_row(p: &PlanePlan, src: &[u8], y: usize, out: &mut [u8], mid: &mut [i32]) {
@@ -426,16 +454,21 @@ fn scale_row(p: &PlanePlan, src: &[u8], y: usize, out: &mut [u8], mid: &mut [i32
         *m >>= WEIGHT_BITS - MID_BITS;
     }
     let ch = s.channels;
-    let round = 1i32 << (WEIGHT_BITS + MID_BITS - 1);
-    let shift = WEIGHT_BITS + MID_BITS;
-    for x in 0..d.width {
-        let (start, weights) = p.horizontal.of(x);
-        for c in 0..ch {
-            let mut acc = round;
-            for (k, &w) in weights.iter().enumerate() {
-                acc += mid[(start + k) * ch + c] * w;
+    match (d.contiguous(), ch) {
+        (true, 1) => horizontal::<1>(p, mid, out),
+        (true, 2) => horizontal::<2>(p, mid, out),
+        (true, 4) => horizontal::<4>(p, mid, out),
+        _ => {
+            for x in 0..d.width {
+                let (start, weights) = p.horizontal.of(x);
+                for c in 0..ch {
+                    let mut acc = ROUND;
+                    for (k, &w) in weights.iter().enumerate() {
+                        acc += mid[(start + k) * ch + c] * w;
+                    }
+                    out[d.at(x, c)] = (acc >> SHIFT).clamp(0, 255) as u8;
+                }
             }
-            out[d.at(x, c)] = (acc >> shift).clamp(0, 255) as u8;
         }
     }
     if d.pad && d.width > 0 {
@@ -530,21 +563,21 @@ impl Scale {
                     source,
                 }
             })?;
-        for layout in [src, dst] {
-            check_layout(layout)?;
+        if self
+            .plan
+            .as_ref()
+            .is_none_or(|p| p.src != src || p.dst != dst)
+        {
+            // Checked once per input layout (listing the planes allocates).
+            check_layout(src)?;
+            check_layout(dst)?;
+            self.plan = Some(Plan::new(src, dst, self.config.method));
         }
         if self.pool.as_ref().is_none_or(|p| p.layout() != dst) {
             self.pool = Some(
                 FramePool::for_output(HANDLER, dst, POOL_INITIAL, POOL_MAX, &self.output)
                     .map_err(VideoError::pool(HANDLER))?,
             );
-        }
-        if self
-            .plan
-            .as_ref()
-            .is_none_or(|p| p.src != src || p.dst != dst)
-        {
-            self.plan = Some(Plan::new(src, dst, self.config.method));
         }
         let row_len = self.plan.as_ref().map_or(0, |p| p.row_len);
         // Warm-up only: grows when the input or the concurrency limit grows.

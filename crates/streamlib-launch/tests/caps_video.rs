@@ -1,6 +1,6 @@
-//! Caps negotiation over the shipped video handlers: the converters the video crate registers
-//! (`convert`, `scale`) are inserted where two ports disagree and the frames arrive as the
-//! input asked; with auto-convert off the same graph fails, naming both ports.
+//! Caps negotiation over the shipped video handlers: the converters the launcher registers
+//! (`convert`, `scale`, `videorate`) are inserted where two ports disagree and the frames
+//! arrive as the input asked; with auto-convert off the same graph fails, naming both ports.
 #![cfg(feature = "video")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -12,8 +12,8 @@ use streamlib_launch::{
     build_negotiated, parse, port,
 };
 use streamlib_ports::{
-    Caps, DeliveryMode, HandlerError, InputPort, MemoryCaps, PixelFormat, PortKind, Ports,
-    ProcessContext, StreamHandler, VideoCaps, VideoFrame,
+    Caps, DeliveryMode, FrameLayout, FramePool, HandlerError, InputPort, MemoryCaps, OutputPort,
+    PixelFormat, PortKind, Ports, ProcessContext, StreamHandler, VideoCaps, VideoFrame,
 };
 use streamlib_runtime::{RuntimeError, StreamRuntime};
 
@@ -39,7 +39,28 @@ impl StreamHandler for SizedSink {
     }
 }
 
-/// The built-ins plus `sink320`.
+/// A 15 fps source: a 4x4 gray frame on every other tick of a 30 fps clock.
+struct HalfRate {
+    output: OutputPort<VideoFrame>,
+    pool: FramePool,
+}
+
+impl StreamHandler for HalfRate {
+    fn ports(&self) -> Ports {
+        Ports::new().output(&self.output)
+    }
+
+    fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+        if ctx.tick().frame_number % 2 == 0 {
+            let buf = self.pool.acquire().map_err(HandlerError::msg)?;
+            self.output
+                .write(self.pool.frame(buf).with_tick(ctx.tick()));
+        }
+        Ok(())
+    }
+}
+
+/// The built-ins plus `sink320` (320x240 only), `sink30` (30 fps only) and `half15`.
 fn registry() -> (Registry, Seen) {
     let seen: Seen = Arc::default();
     let mut registry = Registry::builtin();
@@ -61,6 +82,49 @@ fn registry() -> (Registry, Seen) {
                 input: InputPort::new("video", MemoryCaps::CPU)
                     .with_format(Caps::Video(VideoCaps::any().with_size(320, 240))),
                 seen: Arc::clone(&shared),
+            }))
+        }),
+    });
+    let shared = Arc::clone(&seen);
+    registry.register(HandlerSpec {
+        name: "sink30",
+        summary: "accepts 30 fps frames only",
+        ports: vec![port(
+            "video",
+            Direction::Input,
+            PortKind::Video,
+            MemoryCaps::CPU,
+            DeliveryMode::Latest,
+            "30 fps frames",
+        )],
+        properties: vec![],
+        factory: Arc::new(move |_| {
+            Ok(BuiltHandler::fixed(SizedSink {
+                input: InputPort::new("video", MemoryCaps::CPU)
+                    .with_format(Caps::Video(VideoCaps::any().with_rate(Rational::fps(30)))),
+                seen: Arc::clone(&shared),
+            }))
+        }),
+    });
+    registry.register(HandlerSpec {
+        name: "half15",
+        summary: "4x4 gray frames at 15 fps",
+        ports: vec![port(
+            "video",
+            Direction::Output,
+            PortKind::Video,
+            MemoryCaps::CPU,
+            DeliveryMode::Latest,
+            "15 fps frames",
+        )],
+        properties: vec![],
+        factory: Arc::new(|_| {
+            let layout = FrameLayout::new(4, 4, PixelFormat::Gray8)?;
+            Ok(BuiltHandler::fixed(HalfRate {
+                output: OutputPort::new("video", MemoryCaps::CPU).with_format(Caps::Video(
+                    VideoCaps::fixed(PixelFormat::Gray8, 4, 4).with_rate(Rational::fps(15)),
+                )),
+                pool: FramePool::new("half15", layout, 8, 8).map_err(HandlerError::msg)?,
             }))
         }),
     });
@@ -154,15 +218,15 @@ fn without_auto_convert_the_mismatch_names_both_ports() {
         rate_from_sources: None,
         auto_convert: false,
     };
-    let err = build_negotiated(
+    let Err(err) = build_negotiated(
         &registry,
         &desc,
         StreamRuntime::new(ManualClock::new(Rational::fps(30)).0),
         &Policy::default(),
         &negotiation,
-    )
-    .err()
-    .expect("the build must fail");
+    ) else {
+        panic!("the build must fail");
+    };
     let LaunchError::Runtime(RuntimeError::NotNegotiated {
         output,
         input,
@@ -182,5 +246,26 @@ fn without_auto_convert_the_mismatch_names_both_ports() {
     assert!(
         text.contains("testpattern0.video") && text.contains("sink.video"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_rate_mismatch_gets_a_videorate_and_every_tick_a_frame() {
+    let (registry, seen) = registry();
+    let desc = parse("half15 ! sink30 name=sink").unwrap();
+    let mut built = build(&registry, &desc, runtime(6)).unwrap();
+    let edge = &built.graph.edges[0];
+    assert_eq!(edge.converters.len(), 1, "{edge:?}");
+    assert!(edge.converters[0].starts_with("videorate-"), "{edge:?}");
+    assert!(edge.caps.ends_with(" 30"), "{edge:?}");
+    let stats = built.runtime.run().unwrap();
+    for stream in &stats.streams {
+        assert_eq!(stream.errors, 0, "{}", stream.id);
+    }
+    // Six ticks, three source frames: every tick still delivers one.
+    assert!(
+        seen.lock().unwrap().len() >= 6,
+        "{:?}",
+        seen.lock().unwrap()
     );
 }

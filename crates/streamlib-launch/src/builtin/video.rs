@@ -11,8 +11,8 @@ use streamlib_handlers_video::{
     ScaleConfig, ScaleMethod, TestPattern, TestPatternConfig, VarValue, VideoRate,
 };
 use streamlib_ports::{
-    Caps, DeliveryMode, HandlerError, InputRef, MemoryCaps, OutputRef, PixelFormat, PortKind,
-    StreamHandler, VideoCaps, VideoFrame,
+    AnyInputPort, AnyOutputPort, Caps, DeliveryMode, HandlerError, MemoryCaps, PixelFormat,
+    PortKind, StreamHandler, VideoCaps,
 };
 use streamlib_runtime::{Conversion, ConverterRegistry, TransferHandler};
 
@@ -564,12 +564,12 @@ const CONVERT_FORMATS: [PixelFormat; 4] = [
 /// A converter handler with its ports, as the runtime inserts it.
 fn transfer<H: StreamHandler + 'static>(
     handler: H,
-    input: InputRef<VideoFrame>,
-    output: OutputRef<VideoFrame>,
+    input: Arc<dyn AnyInputPort>,
+    output: Arc<dyn AnyOutputPort>,
 ) -> TransferHandler {
     TransferHandler {
-        input: input.erased(),
-        output: output.erased(),
+        input,
+        output,
         handler: Box::new(handler),
         dispatcher: None,
     }
@@ -593,7 +593,7 @@ pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
                     HandlerError::msg(format!("convert: the target {target} fixes no format"))
                 })?;
             let convert = Convert::new(format)?;
-            let (input, output) = (convert.input(), convert.output());
+            let (input, output) = (convert.input().erased(), convert.output().erased());
             Ok(transfer(convert, input, output))
         }),
     );
@@ -611,7 +611,7 @@ pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
                 HandlerError::msg(format!("scale: the target {target} fixes no size"))
             })?;
             let scale = Scale::new(ScaleConfig::new(width, height))?;
-            let (input, output) = (scale.input(), scale.output());
+            let (input, output) = (scale.input().erased(), scale.output().erased());
             Ok(transfer(scale, input, output))
         }),
     );
@@ -622,7 +622,7 @@ pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
         Caps::video(),
         Arc::new(|_: &Caps| {
             let rate = VideoRate::new();
-            let (input, output) = (rate.input(), rate.output());
+            let (input, output) = (rate.input().erased(), rate.output().erased());
             Ok(transfer(rate, input, output))
         }),
     );
