@@ -427,11 +427,33 @@ fn horizontal<const CH: usize>(p: &PlanePlan, mid: &[i32], out: &mut [u8]) {
 /// Output row `y` of plane `p`: vertical pass into `mid`, horizontal pass into `out`.
 #[inline]
 fn scale_row(p: &PlanePlan, src: &[u8], y: usize, out: &mut [u8], mid: &mut [i32]) {
-    let (s, d) = (&p.src, &p.dst);
+    let s = &p.src;
     let samples = s.width * s.channels;
     let mid = &mut mid[..samples];
     let (start, weights) = p.vertical.of(y);
     let half = 1i32 << (WEIGHT_BITS - MID_BITS - 1);
+    let shift = WEIGHT_BITS - MID_BITS;
+    let row_of = |k: usize| &src[s.base + (start + k) * s.stride..][..samples];
+    let mut live = weights.iter().enumerate().filter(|(_, w)| **w != 0);
+    // One or two source rows (every ratio above 1/2 with bilinear, 2x area, nearest): one
+    // fused pass instead of fill, accumulate and shift.
+    if s.contiguous() && weights.iter().filter(|w| **w != 0).count() <= 2 {
+        match (live.next(), live.next()) {
+            (Some((k0, &w0)), Some((k1, &w1))) => {
+                let (a, b) = (row_of(k0), row_of(k1));
+                for ((m, &x), &y) in mid.iter_mut().zip(a).zip(b) {
+                    *m = (half + i32::from(x) * w0 + i32::from(y) * w1) >> shift;
+                }
+            }
+            (Some((k0, &w0)), None) => {
+                for (m, &x) in mid.iter_mut().zip(row_of(k0)) {
+                    *m = (half + i32::from(x) * w0) >> shift;
+                }
+            }
+            _ => mid.fill(0),
+        }
+        return horizontal_pass(p, mid, out);
+    }
     mid.fill(half);
     for (k, &w) in weights.iter().enumerate() {
         if w == 0 {
@@ -451,8 +473,15 @@ fn scale_row(p: &PlanePlan, src: &[u8], y: usize, out: &mut [u8], mid: &mut [i32
         }
     }
     for m in mid.iter_mut() {
-        *m >>= WEIGHT_BITS - MID_BITS;
+        *m >>= shift;
     }
+    horizontal_pass(p, mid, out);
+}
+
+/// The horizontal pass of one row: `mid` (the vertical pass's samples) into `out`.
+#[inline]
+fn horizontal_pass(p: &PlanePlan, mid: &[i32], out: &mut [u8]) {
+    let (s, d) = (&p.src, &p.dst);
     let ch = s.channels;
     match (d.contiguous(), ch) {
         (true, 1) => horizontal::<1>(p, mid, out),
