@@ -874,6 +874,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Filters without negative lobes never leave the input's range, at any sizes.
+        #[test]
+        fn no_overshoot_without_negative_lobes(
+            sw in 1u32..24, sh in 1u32..24, dw in 1u32..24, dh in 1u32..24,
+            seed in 0u64..1000, method in 0usize..3,
+        ) {
+            let from = layout(sw, sh, PixelFormat::Gray8);
+            let src: Vec<u8> = (0..from.buffer_len() as u64)
+                .map(|i| ((i * 2654435761 + seed * 97) >> 7) as u8)
+                .collect();
+            let (lo, hi) = (*src.iter().min().unwrap(), *src.iter().max().unwrap());
+            let out = run(&src, from, dw, dh, METHODS[method], 2);
+            proptest::prop_assert!(out.iter().all(|v| (lo..=hi).contains(v)));
+        }
+    }
+
     #[test]
     fn method_names_round_trip() {
         for method in METHODS {
