@@ -295,6 +295,11 @@ impl Display {
                 .max_fps
                 .filter(|fps| fps.is_finite() && *fps > 0.0)
                 .map(|fps| Duration::from_secs_f64(1.0 / fps)),
+            // The window opens at the negotiated size: no resize on the first frame.
+            size: self
+                .input
+                .negotiated_video()
+                .map(|v| (v.width as usize, v.height as usize)),
         };
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let thread = {

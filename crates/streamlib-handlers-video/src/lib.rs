@@ -27,6 +27,7 @@ mod convert;
 mod display;
 mod drawing;
 mod error;
+mod identity;
 mod null_sink;
 mod scale;
 mod test_pattern;
@@ -48,6 +49,7 @@ pub use drawing::{
     VarValue,
 };
 pub use error::{MAX_FRAME_SIDE, VideoError};
+pub use identity::Identity;
 pub use null_sink::NullSink;
 pub use scale::{SCALE_FORMATS, Scale, ScaleConfig, ScaleMethod};
 pub use test_pattern::{MovingBox, Pattern, TestPattern, TestPatternConfig};

@@ -40,6 +40,10 @@ impl fmt::Display for Conversion {
 pub type ConverterFactory =
     Arc<dyn Fn(&Caps) -> Result<TransferHandler, HandlerError> + Send + Sync>;
 
+/// Whether a converter can take `input` (fixed caps) to `output`: for converters that handle
+/// only some pairs of what they accept and produce (UYVY to RGB but not to I420).
+pub type ConverterSupports = Arc<dyn Fn(&Caps, &Caps) -> bool + Send + Sync>;
+
 #[derive(Clone)]
 pub(crate) struct Converter {
     pub(crate) conversion: Conversion,
@@ -49,6 +53,7 @@ pub(crate) struct Converter {
     /// What its output can produce in the field it changes.
     pub(crate) produces: Caps,
     pub(crate) factory: ConverterFactory,
+    pub(crate) supports: Option<ConverterSupports>,
 }
 
 /// The converters negotiation may insert. Empty by default; `streamlib-handlers-video`
@@ -82,8 +87,18 @@ impl ConverterRegistry {
             accepts,
             produces,
             factory,
+            supports: None,
         });
         self.entries.sort_by_key(|e| e.conversion);
+        self
+    }
+
+    /// Limits the registered converter for `conversion` to the input → output pairs
+    /// `supports` accepts: negotiation then never plans a conversion it would refuse.
+    pub fn limit(&mut self, conversion: Conversion, supports: ConverterSupports) -> &mut Self {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.conversion == conversion) {
+            entry.supports = Some(supports);
+        }
         self
     }
 

@@ -62,7 +62,7 @@ mod stats;
 mod stream;
 mod transfer;
 
-pub use converter::{Conversion, ConverterFactory, ConverterRegistry};
+pub use converter::{Conversion, ConverterFactory, ConverterRegistry, ConverterSupports};
 pub use error::RuntimeError;
 pub use runtime::{Connection, RuntimeHandle, StreamRuntime};
 pub use stats::{InputDrops, RuntimeStats, StreamState, StreamStats};

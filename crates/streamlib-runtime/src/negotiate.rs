@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use streamlib_clock::Rational;
-use streamlib_ports::{AnyOutputPort, Caps, MemorySpace, Mismatch};
+use streamlib_ports::{AnyOutputPort, Caps, MemorySpace, Mismatch, PixelFormat};
 
 use crate::converter::{Conversion, Converter};
 use crate::runtime::Link;
@@ -151,12 +151,17 @@ impl StreamRuntime {
         fix: String,
     ) -> RuntimeError {
         let link = &self.links[l];
+        let fields = differing(produced, accepted);
         RuntimeError::NotNegotiated {
             output: self.port_label(link.from, link.output.name()),
             output_caps: produced.clone(),
             input: self.port_label(link.to, link.input.name()),
             input_caps: accepted.clone(),
-            field: mismatch.to_string(),
+            field: if fields.is_empty() {
+                mismatch.to_string()
+            } else {
+                fields.join(" and ")
+            },
             fix,
         }
     }
@@ -193,14 +198,20 @@ impl StreamRuntime {
                  scale and videorate); set the format where it originates"
                     .to_owned()
             } else {
+                let fields = differing(&produced, accepted);
+                let rate = fields.contains(&"rate");
                 format!(
-                    "no chain of the registered converters ({}) bridges them; set the {mismatch} \
-                     where it originates{}",
+                    "no chain of the registered converters ({}) bridges them; set the {} where \
+                     it originates{}",
                     registered.join(", "),
-                    if mismatch == Mismatch::Field("rate") {
-                        " or choose the pipeline's rate (--fps) to match"
+                    fields.join(" and "),
+                    if rate {
+                        format!(
+                            " (the rate adapter makes only the pipeline's rate, {clock}: run it \
+                             at the rate the input fixes with --fps)"
+                        )
                     } else {
-                        ""
+                        String::new()
                     }
                 )
             };
@@ -226,22 +237,25 @@ impl StreamRuntime {
     }
 
     /// The cheapest chain of converters taking `produced` to something `accepted` allows:
-    /// every sequence of the registered conversions up to [`MAX_CHAIN`] long (none twice in a
-    /// row), shortest first; cost is the bytes each step reads and writes. Deterministic.
+    /// every sequence of the registered conversions up to [`MAX_CHAIN`] long; the shortest
+    /// that works wins, and among those the one touching the fewest bytes. Deterministic.
     fn plan(&self, produced: &Caps, accepted: &Caps, clock: Rational) -> Option<Vec<Step>> {
         let available: Vec<Converter> = self
             .converters
             .conversions()
             .filter_map(|c| self.converters.get(c).cloned())
             .collect();
-        let mut best: Option<(u64, Vec<Step>)> = None;
+        let mut best: Option<((usize, u64), Vec<Step>)> = None;
         for chain in orderings(available.len(), MAX_CHAIN) {
             let Some((cost, steps)) = simulate(&chain, &available, produced, accepted, clock)
             else {
                 continue;
             };
-            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                best = Some((cost, steps));
+            // Fewest converters first (a conversion avoided beats one that saves bytes),
+            // then the fewest bytes touched.
+            let key = (steps.len(), cost);
+            if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                best = Some((key, steps));
             }
         }
         best.map(|(_, steps)| steps)
@@ -347,9 +361,27 @@ impl StreamRuntime {
     }
 }
 
-/// Every sequence of `0..n` of 1 to `max` elements with no element twice in a row (a
-/// format converter may be needed on both sides of a scaler that takes only some formats),
-/// shortest first, then lexicographic.
+/// The fields in which two video caps share nothing (`format`, `size`, `rate`).
+fn differing(a: &Caps, b: &Caps) -> Vec<&'static str> {
+    let (Some(a), Some(b)) = (a.as_video(), b.as_video()) else {
+        return Vec::new();
+    };
+    let mut fields = Vec::new();
+    if a.formats.intersect(&b.formats).is_none() {
+        fields.push("format");
+    }
+    if a.width.intersect(&b.width).is_none() || a.height.intersect(&b.height).is_none() {
+        fields.push("size");
+    }
+    if a.rate.intersect(&b.rate).is_none() {
+        fields.push("rate");
+    }
+    fields
+}
+
+/// Every sequence of `0..n` of 1 to `max` elements (a format converter may be needed on both
+/// sides of a scaler that takes only some formats, or twice in a row through an
+/// intermediate), shortest first, then lexicographic.
 fn orderings(n: usize, max: usize) -> Vec<Vec<usize>> {
     let mut out: Vec<Vec<usize>> = Vec::new();
     let mut frontier: Vec<Vec<usize>> = vec![Vec::new()];
@@ -357,11 +389,9 @@ fn orderings(n: usize, max: usize) -> Vec<Vec<usize>> {
         let mut next = Vec::new();
         for chain in &frontier {
             for i in 0..n {
-                if chain.last() != Some(&i) {
-                    let mut c = chain.clone();
-                    c.push(i);
-                    next.push(c);
-                }
+                let mut c = chain.clone();
+                c.push(i);
+                next.push(c);
             }
         }
         out.extend(next.iter().cloned());
@@ -378,34 +408,43 @@ fn frame_bytes(caps: &Caps) -> u64 {
     })
 }
 
-/// The caps `caps` has after `converter` sets its field to what `want` asks.
+/// The caps `caps` has after a converter sets its field to what `want` asks: for a format,
+/// the most preferred one `produces` allows that `supports` says it can make from `caps`.
 fn convert_to(
     conversion: Conversion,
     caps: &Caps,
     want: &Caps,
-    produces: &Caps,
+    converter: &Converter,
     clock: Rational,
 ) -> Option<Caps> {
     let (Caps::Video(have), Caps::Video(want)) = (caps, want) else {
         return None;
     };
-    let can = produces.as_video();
     let mut out = have.clone();
     match conversion {
         Conversion::Format => {
-            let formats = match can {
+            let formats = match converter.produces.as_video() {
                 Some(c) => want.formats.intersect(&c.formats)?,
                 None => want.formats.clone(),
             };
-            out.formats = formats;
-            if let Some(f) = out.formats.preferred() {
-                out.formats = streamlib_ports::Formats::List(vec![f]);
-            } else {
-                return None;
-            }
-            if out.formats == have.formats {
-                return None;
-            }
+            let candidates = match &formats {
+                streamlib_ports::Formats::List(list) => list.clone(),
+                streamlib_ports::Formats::Any => PixelFormat::ALL.to_vec(),
+            };
+            let made = candidates.into_iter().find_map(|format| {
+                if have.formats.preferred() == Some(format) {
+                    return None;
+                }
+                let mut made = have.clone();
+                made.formats = streamlib_ports::Formats::List(vec![format]);
+                let made = Caps::Video(made);
+                converter
+                    .supports
+                    .as_ref()
+                    .is_none_or(|supports| supports(caps, &made))
+                    .then_some(made)
+            })?;
+            return Some(made);
         }
         Conversion::Size => {
             let (w, h) = (
@@ -447,6 +486,11 @@ fn simulate(
         let input = cur.intersect(&converter.accepts)?.fixate(clock);
         // Aim at what the next converter (if any) accepts, within what the link accepts.
         let want = match chain.get(k + 1) {
+            // Two of a kind in a row: this one makes an intermediate the next one takes
+            // (UYVY -> RGBA -> I420 through a converter that goes YUV -> RGB -> YUV).
+            Some(&j) if available[j].conversion == converter.conversion => {
+                available[j].accepts.clone()
+            }
             Some(&j) => {
                 let next = &available[j];
                 // The next one changes its own field: only ask for the others.
@@ -455,13 +499,12 @@ fn simulate(
             }
             None => accepted.clone(),
         };
-        let output = convert_to(
-            converter.conversion,
-            &input,
-            &want,
-            &converter.produces,
-            clock,
-        )?;
+        let output = convert_to(converter.conversion, &input, &want, converter, clock)?;
+        if let Some(supports) = &converter.supports
+            && !supports(&input, &output)
+        {
+            return None;
+        }
         cost += frame_bytes(&input) + frame_bytes(&output) + 1;
         steps.push(Step {
             converter: converter.clone(),
@@ -498,9 +541,8 @@ mod tests {
     #[test]
     fn orderings_are_shortest_first() {
         let all = orderings(3, 3);
-        assert_eq!(all.len(), 3 + 6 + 12);
+        assert_eq!(all.len(), 3 + 9 + 27);
         assert_eq!(all[0], vec![0]);
-        assert_eq!(all[3], vec![0, 1]);
-        assert!(all.iter().all(|c| c.windows(2).all(|w| w[0] != w[1])));
+        assert_eq!(all[3], vec![0, 0]);
     }
 }

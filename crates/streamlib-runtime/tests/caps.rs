@@ -438,3 +438,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_limited_converter_goes_through_an_intermediate() {
+    // A converter that takes YUV only to RGB: UYVY to I420 goes through RGBA, in two steps.
+    let mut rt = runtime();
+    rt.converters_mut().limit(
+        Conversion::Format,
+        Arc::new(|from: &Caps, to: &Caps| {
+            let (Some(from), Some(to)) = (from.video_info(), to.video_info()) else {
+                return false;
+            };
+            let rgb = |f: PixelFormat| matches!(f, PixelFormat::Rgba8 | PixelFormat::Bgra8);
+            rgb(from.format) || rgb(to.format)
+        }),
+    );
+    let src = Source::new(Caps::Video(VideoCaps::fixed(PixelFormat::Uyvy, 64, 32)));
+    let (sink, told) = Sink::new(video(&[PixelFormat::I420]));
+    let (o, i) = (src.out.handle(), sink.input.handle());
+    rt.add_stream(Stream::new("src", src)).unwrap();
+    rt.add_stream(Stream::new("sink", sink)).unwrap();
+    rt.connect(&o, &i).unwrap();
+    let inserted = rt.negotiate().unwrap()[0].converters.clone();
+    assert_eq!(inserted, ["convert-src-video", "convert-src-video-2"]);
+    rt.start().unwrap();
+    rt.stop().unwrap();
+    let told = told.lock().unwrap().clone().unwrap();
+    assert_eq!(told.to_string(), "video i420 64x32 25");
+}

@@ -42,6 +42,7 @@ impl Blur {
         let mut blur = Self::new(config)?;
         blur.input = InputPort::new("video", MemoryCaps::CPU_GPU);
         blur.output = OutputPort::new("video", MemoryCaps::CPU_GPU);
+        blur.declare_caps();
         blur.gpu = Some(GpuPath {
             ctx: ctx.clone(),
             kernel: None,

@@ -48,6 +48,7 @@ impl Compositor {
             .map(|i| InputPort::new(format!("layer{i}"), MemoryCaps::CPU_GPU).optional())
             .collect();
         compositor.output = OutputPort::new("video", MemoryCaps::CPU_GPU);
+        compositor.declare_caps();
         compositor.gpu = Some(GpuPath {
             ctx: ctx.clone(),
             kernel: None,

@@ -14,7 +14,8 @@ use streamlib_ports::VideoFrame;
 use super::input::{KeyCallback, KeyTracker, MouseState, MouseTracker, window_to_frame};
 use super::{Counters, Shared, convert};
 
-/// Size of the window before the first frame says how big frames are.
+/// Size of the window when negotiation did not say how big frames are (the first frame
+/// resizes it).
 const INITIAL_SIZE: (usize, usize) = (640, 480);
 /// How often input is polled while no frame is due.
 const POLL_INTERVAL: Duration = Duration::from_millis(4);
@@ -25,6 +26,8 @@ pub(super) struct Settings {
     pub(super) scale: Scale,
     /// Shortest time between two window updates (`None`: no limit).
     pub(super) min_interval: Option<Duration>,
+    /// The frame size negotiated on the input, when known: the window opens at it.
+    pub(super) size: Option<(usize, usize)>,
 }
 
 /// The open window and the buffer it is drawn from (allocated once per frame size).
@@ -43,7 +46,7 @@ pub(super) fn run(
     ready: &SyncSender<Result<(), String>>,
 ) {
     let reader = shared.frames.reader();
-    let surface = match open(settings, shared, INITIAL_SIZE) {
+    let surface = match open(settings, shared, settings.size.unwrap_or(INITIAL_SIZE)) {
         Ok(surface) => surface,
         Err(reason) => {
             let _ = ready.send(Err(reason));

@@ -48,6 +48,7 @@ pub(super) fn register(registry: &mut Registry) {
     registry.register(compositor());
     registry.register(drawing());
     registry.register(null());
+    registry.register(identity());
     registry.register(convert());
     registry.register(scale());
     registry.register(video_rate());
@@ -597,6 +598,17 @@ pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
             Ok(transfer(convert, input, output))
         }),
     );
+    // Convert takes RGB to anything but YUV only to RGB: the planner is told, so it never
+    // plans UYVY -> I420 (which needs RGB between, written out by the user).
+    converters.limit(
+        Conversion::Format,
+        Arc::new(
+            |input: &Caps, output: &Caps| match (input.video_info(), output.video_info()) {
+                (Some(from), Some(to)) => Convert::sources(to.format).contains(&from.format),
+                _ => false,
+            },
+        ),
+    );
     let scale_caps = Caps::Video(VideoCaps::any().with_formats(&SCALE_FORMATS));
     converters.register(
         Conversion::Size,
@@ -689,6 +701,46 @@ fn video_rate() -> HandlerSpec {
         ],
         properties: vec![],
         factory: Arc::new(|_: &Properties| Ok(Built::fixed(VideoRate::new()))),
+    }
+}
+
+fn identity() -> HandlerSpec {
+    HandlerSpec {
+        name: "identity",
+        summary: "Passes frames on unchanged; fails on request (`error-after=N`), to prove \
+                  supervision and exit codes",
+        ports: vec![
+            port(
+                "video",
+                Direction::Input,
+                PortKind::Video,
+                MemoryCaps::CPU_GPU,
+                DeliveryMode::Latest,
+                "frames in any memory",
+            ),
+            port(
+                "video",
+                Direction::Output,
+                PortKind::Video,
+                MemoryCaps::CPU_GPU,
+                DeliveryMode::Latest,
+                "the same frames",
+            ),
+        ],
+        properties: vec![prop(
+            "error-after",
+            PropType::Int {
+                min: -1,
+                max: i64::MAX,
+            },
+            Some("-1"),
+            false,
+            "fail every call once this many frames have passed (-1: never)",
+        )],
+        factory: Arc::new(|p: &Properties| {
+            let after = u64::try_from(p.int("error-after")).ok();
+            Ok(Built::fixed(streamlib_handlers_video::Identity::new(after)))
+        }),
     }
 }
 
