@@ -257,6 +257,7 @@ impl StreamHandler for NetworkAudioSend {
         while let Some(buffer) = self.input.recv() {
             if buffer.channels() != f.channels || buffer.sample_rate() != f.sample_rate {
                 self.shared.buffers_rejected.fetch_add(1, Ordering::Relaxed);
+                self.input.reject();
                 let seen = (buffer.channels(), buffer.sample_rate());
                 if self.rejected != Some(seen) {
                     self.rejected = Some(seen);

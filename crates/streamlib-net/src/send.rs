@@ -322,6 +322,8 @@ impl NetworkSend {
     /// rejected.
     fn reject(&mut self, frame: &VideoFrame) {
         self.shared.frames_rejected.fetch_add(1, Ordering::Relaxed);
+        // Counted on the port too: the runtime's stats name every rejecting handler.
+        self.input.reject();
         let cpu = frame.cpu_bytes().is_some();
         let seen = (frame.width(), frame.height(), cpu.then(|| frame.format()));
         if self.rejected == Some(seen) {
