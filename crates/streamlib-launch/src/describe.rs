@@ -51,10 +51,32 @@ impl Registry {
         if reaches || self.check(name).is_some() {
             return Ok(None);
         }
+        self.describe_with(name, &[]).map(Some)
+    }
+
+    /// The ports of `name` built with `properties` (the rest at their defaults), caps
+    /// included. This builds the handler as a pipeline would, with what that reaches: a
+    /// reader opens its file, a receiver binds its port (no policy is applied; for tests and
+    /// tools that chose the properties themselves).
+    ///
+    /// # Errors
+    /// [`LaunchError::UnknownHandler`]; a property error; the handler's own error.
+    pub fn describe_with(
+        &self,
+        name: &str,
+        properties: &[(&str, &str)],
+    ) -> Result<Vec<PortDescription>, LaunchError> {
+        let spec = self.get(name).ok_or_else(|| LaunchError::UnknownHandler {
+            name: name.to_owned(),
+            suggestion: crate::nearest(name, self.names()),
+        })?;
         let element = ElementDesc {
             name: format!("{name}0"),
             handler: name.to_owned(),
-            properties: Default::default(),
+            properties: properties
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             dispatcher: None,
         };
         let properties = validate_properties(&element, spec)?;
@@ -99,7 +121,7 @@ impl Registry {
                 follows,
             });
         }
-        Ok(Some(out))
+        Ok(out)
     }
 }
 
