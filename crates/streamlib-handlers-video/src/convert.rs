@@ -174,13 +174,14 @@ impl Convert {
     }
 
     /// The formats it converts to `target` from, `target` included (passed on as it is):
-    /// RGB to anything; UYVY and I420 to RGB only.
+    /// RGB to anything; UYVY, I420 and NV12 to RGB only.
     pub fn sources(target: PixelFormat) -> &'static [PixelFormat] {
-        const ALL: [PixelFormat; 4] = [
+        const ALL: [PixelFormat; 5] = [
             PixelFormat::Rgba8,
             PixelFormat::Bgra8,
             PixelFormat::Uyvy,
             PixelFormat::I420,
+            PixelFormat::Nv12,
         ];
         match target {
             PixelFormat::Uyvy => &[PixelFormat::Rgba8, PixelFormat::Bgra8, PixelFormat::Uyvy],

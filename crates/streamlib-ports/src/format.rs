@@ -57,7 +57,9 @@ impl PixelFormat {
         let w = width as usize;
         match self {
             PixelFormat::Rgba8 | PixelFormat::Bgra8 => w * 4,
-            PixelFormat::Gray8 | PixelFormat::Nv12 | PixelFormat::I420 => w,
+            PixelFormat::Gray8 | PixelFormat::I420 => w,
+            // The interleaved UV plane holds ceil(w / 2) pairs: an odd width needs one more.
+            PixelFormat::Nv12 => w.div_ceil(2) * 2,
             PixelFormat::Uyvy => w.div_ceil(2) * 4,
         }
     }

@@ -535,7 +535,7 @@ fn expand(
 fn convert() -> HandlerSpec {
     HandlerSpec {
         name: "convert",
-        summary: "Converts pixel formats: RGBA8/BGRA8 to UYVY (4:2:2) or I420 (4:2:0) and back, BT.709 limited range",
+        summary: "Converts pixel formats: RGBA8/BGRA8 to UYVY (4:2:2) or I420 (4:2:0) and back, NV12 to RGB; BT.709 limited range",
         ports: vec![VIDEO_IN, VIDEO_OUT],
         properties: vec![prop(
             "format",
@@ -580,12 +580,14 @@ fn transfer<H: StreamHandler + 'static>(
 /// `convert` for the pixel format (to the format the target caps fix), `scale` for the size
 /// (bilinear, to the target's size), `videorate` for the rate (to the clock's).
 pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
-    let convert_caps = Caps::Video(VideoCaps::any().with_formats(&CONVERT_FORMATS));
+    // It reads NV12 too (a decoder's native format) but writes only these four.
+    let mut reads = CONVERT_FORMATS.to_vec();
+    reads.push(PixelFormat::Nv12);
     converters.register(
         Conversion::Format,
         "convert",
-        convert_caps.clone(),
-        convert_caps,
+        Caps::Video(VideoCaps::any().with_formats(&reads)),
+        Caps::Video(VideoCaps::any().with_formats(&CONVERT_FORMATS)),
         Arc::new(|target: &Caps| {
             let format = target
                 .as_video()
