@@ -121,7 +121,7 @@ fn main() {
                 rt
             },
             BatchSize::SmallInput,
-        )
+        );
     });
     c.final_summary();
 }
