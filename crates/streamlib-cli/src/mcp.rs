@@ -187,7 +187,8 @@ impl StreamlibServer {
     #[tool(
         description = "Dry-run a pipeline without running it: parse it, check handlers, \
         properties (types, ranges) and links, and negotiate memory (inserting CPU/GPU \
-        transfers where needed). Returns the negotiated graph (nodes and edges, transfers \
+        transfers where needed). Nothing is built, so formats (pixel format, size, rate) are \
+        not checked: launch_pipeline negotiates them and reports a mismatch it cannot bridge. Returns the negotiated graph (nodes and edges, transfers \
         included) and the canonical text and JSON forms; or an error that points at the \
         column, suggests the nearest valid name, or states the valid range. Text syntax: \
         `testpattern size=640x360 ! blur sigma=2 ! null`; `name=x` names an element, `x.port` \
@@ -264,6 +265,8 @@ impl StreamlibServer {
         };
         let text = session.desc().to_text();
         let graph = graph_json(session.graph());
+        // The rate it runs at: the one asked for, or the one the sources fixed.
+        let clock = session.stats().map(|s| s.clock);
         match self.pipelines.insert(Launched {
             session,
             options: options.clone(),
@@ -273,6 +276,7 @@ impl StreamlibServer {
                 "id": id,
                 "pipeline": text,
                 "options": options,
+                "clock": clock,
                 "graph": graph,
             })),
             Err((launched, why)) => {

@@ -2,8 +2,8 @@
 //! (two WGSL compute passes with workgroup-shared tiles) and the [`BlurGpu`] handler.
 
 use streamlib_ports::{
-    FrameLayout, HandlerError, InputPort, InputRef, MemoryCaps, OutputPort, OutputRef, Ports,
-    ProcessContext, StreamHandler, VideoFrame,
+    Caps, Follow, FrameLayout, HandlerError, InputPort, InputRef, MemoryCaps, OutputPort,
+    OutputRef, PixelFormat, Ports, ProcessContext, StreamHandler, VideoCaps, VideoFrame,
 };
 
 use crate::readback::check_format;
@@ -366,16 +366,22 @@ impl BlurGpu {
         Self::with_weights(ctx, BlurWeights::gaussian(sigma, radius)?)
     }
 
+    /// What it blurs: RGBA8 or BGRA8 frames, out as they came in.
+    fn caps() -> Caps {
+        Caps::Video(VideoCaps::any().with_formats(&[PixelFormat::Rgba8, PixelFormat::Bgra8]))
+    }
+
     /// A blur with explicit fixed-point weights.
     pub fn with_weights(ctx: &GpuContext, weights: BlurWeights) -> Result<Self, GpuError> {
         Ok(Self {
             ctx: ctx.clone(),
             kernel: BlurKernel::new(ctx, weights)?,
-            input: InputPort::new("video", MemoryCaps::GPU),
-            output: OutputPort::new("video", MemoryCaps::GPU),
+            input: InputPort::new("video", MemoryCaps::GPU).with_format(Self::caps()),
+            output: OutputPort::new("video", MemoryCaps::GPU).with_format(Self::caps()),
             pool: None,
             skipped: 0,
         })
+        .inspect(|blur| blur.output.follows(&blur.input, Follow::ALL))
     }
 
     /// The `video` input.

@@ -106,3 +106,34 @@ fn video_into_an_audio_input_is_refused_by_name() {
         assert!(err.contains("video"), "{err}");
     }
 }
+
+/// `streamlib graph` builds the handlers to show their caps, and must write nothing: the
+/// senders write their SDP files when the pipeline starts.
+#[cfg(feature = "net")]
+#[test]
+fn building_for_the_graph_writes_no_sdp() {
+    let dir = std::env::temp_dir().join(format!("streamlib-graph-sdp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (video, audio) = (dir.join("video.sdp"), dir.join("audio.sdp"));
+    let text = format!(
+        "testpattern size=64x48 ! networksend destination=127.0.0.1:9 sdp={}",
+        video.display()
+    );
+    graph(&text, &LaunchOptions::default()).unwrap();
+    assert!(!video.exists(), "the video SDP was written at build");
+    let desc = parse(&format!(
+        "networkaudioreceive bind=127.0.0.1:0 ! networkaudiosend destination=127.0.0.1:9 sdp={}",
+        audio.display()
+    ))
+    .unwrap();
+    let policy = Policy::default();
+    Session::negotiated_graph(
+        &Registry::builtin(),
+        &desc,
+        &LaunchOptions::default(),
+        &policy,
+    )
+    .unwrap();
+    assert!(!audio.exists(), "the audio SDP was written at build");
+    std::fs::remove_dir_all(&dir).ok();
+}

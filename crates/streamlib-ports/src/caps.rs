@@ -108,7 +108,8 @@ impl<T: Ord + Copy> Field<T> {
             (Field::Fixed(v), _) => Field::Fixed(v),
             (Field::Any, Some(h)) => Field::Fixed(h),
             (Field::Any, None) => Field::Any,
-            (Field::Range(lo, hi), Some(h)) => Field::Fixed(h.clamp(lo, hi)),
+            // `max` last: a malformed range (lo > hi) fixes to `lo`, never panics.
+            (Field::Range(lo, hi), Some(h)) => Field::Fixed(h.min(hi).max(lo)),
             (Field::Range(lo, _), None) => Field::Fixed(lo),
         }
     }
@@ -140,7 +141,10 @@ impl Formats {
     /// The formats in both, in `self`'s order of preference.
     pub fn intersect(&self, other: &Self) -> Option<Self> {
         match (self, other) {
-            (Formats::Any, x) | (x, Formats::Any) => Some(x.clone()),
+            (Formats::Any, Formats::List(l)) | (Formats::List(l), Formats::Any) => {
+                (!l.is_empty()).then(|| Formats::List(l.clone()))
+            }
+            (Formats::Any, Formats::Any) => Some(Formats::Any),
             (Formats::List(a), Formats::List(b)) => {
                 let both: Vec<_> = a.iter().copied().filter(|f| b.contains(f)).collect();
                 (!both.is_empty()).then_some(Formats::List(both))

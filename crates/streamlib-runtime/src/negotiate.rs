@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use streamlib_clock::Rational;
-use streamlib_ports::{AnyOutputPort, Caps, MemorySpace, Mismatch, PixelFormat};
+use streamlib_ports::{AnyOutputPort, Caps, Field, FrameRate, MemorySpace, Mismatch, PixelFormat};
 
 use crate::converter::{Conversion, Converter};
 use crate::runtime::Link;
@@ -39,6 +39,22 @@ impl StreamRuntime {
             return Ok(&self.connections);
         }
         self.ensure_building("negotiate")?;
+        if self.negotiation_failed {
+            return Err(RuntimeError::InvalidState {
+                action: "negotiate",
+                state: "after a failed negotiation (build a new runtime)",
+            });
+        }
+        if let Err(e) = self.negotiate_all() {
+            // Ports may hold caps and links may be half rewritten: this runtime is done.
+            self.negotiation_failed = true;
+            return Err(e);
+        }
+        self.negotiated = true;
+        Ok(&self.connections)
+    }
+
+    fn negotiate_all(&mut self) -> Result<(), RuntimeError> {
         let order = self.validate()?;
         let mut position = vec![0; self.added.len()];
         for (pos, &i) in order.iter().enumerate() {
@@ -69,8 +85,7 @@ impl StreamRuntime {
                 })
                 .and_then(|l| l.input.negotiated_format());
         }
-        self.negotiated = true;
-        Ok(&self.connections)
+        Ok(())
     }
 
     /// The frame rates the sources fix (outputs whose caps fix a rate and follow no input),
@@ -90,8 +105,26 @@ impl StreamRuntime {
         rates
     }
 
-    /// What `output` produces, before its links narrow it.
+    /// What `output` produces, before its links narrow it. A video output whose rate nothing
+    /// fixes (a source, or a transform whose input says none) makes one frame per tick: its
+    /// rate is the clock's, whatever a sink would like.
     fn produced(
+        &self,
+        owner: usize,
+        output: &Arc<dyn AnyOutputPort>,
+        clock: Rational,
+    ) -> Result<Caps, RuntimeError> {
+        let mut caps = self.declared(owner, output)?;
+        if let Caps::Video(v) = &mut caps
+            && v.rate == Field::Any
+        {
+            v.rate = Field::Fixed(FrameRate(clock));
+        }
+        Ok(caps)
+    }
+
+    /// What `output` declares, with what it follows filled in.
+    fn declared(
         &self,
         owner: usize,
         output: &Arc<dyn AnyOutputPort>,
@@ -127,8 +160,14 @@ impl StreamRuntime {
             Arc::clone(&self.links[l].input),
         );
         let from = self.links[l].from;
-        let produced = self.produced(from, &output)?;
+        let produced = self.produced(from, &output, clock)?;
         let accepted = input.format_caps();
+        if produced == Caps::Any {
+            // Nothing declared upstream: nothing is known, and the input is not told its own
+            // template as if it were what arrives.
+            input.set_negotiated_format(Caps::Any);
+            return Ok(());
+        }
         match produced.try_intersect(&accepted) {
             Ok(caps) => {
                 let caps = caps.fixate(clock);
@@ -138,7 +177,12 @@ impl StreamRuntime {
                 input.set_negotiated_format(caps);
                 Ok(())
             }
-            Err(mismatch) => self.bridge(l, produced.fixate(clock), &accepted, mismatch, clock),
+            Err(mismatch) => {
+                // Narrow what does agree first (a reader offering I420 or RGBA into an RGBA
+                // input at another size keeps RGBA and needs only a scaler), then fix the rest.
+                let narrowed = narrow(&produced, &accepted).fixate(clock);
+                self.bridge(l, narrowed, &accepted, mismatch, clock)
+            }
         }
     }
 
@@ -198,7 +242,13 @@ impl StreamRuntime {
                  scale and videorate); set the format where it originates"
                     .to_owned()
             } else {
-                let fields = differing(&produced, accepted);
+                let mut fields = differing(&produced, accepted);
+                if fields.is_empty() {
+                    fields.push(match mismatch {
+                        Mismatch::Field(f) => f,
+                        Mismatch::Kind => "kind",
+                    });
+                }
                 let rate = fields.contains(&"rate");
                 format!(
                     "no chain of the registered converters ({}) bridges them; set the {} where \
@@ -361,6 +411,26 @@ impl StreamRuntime {
     }
 }
 
+/// `produced` with each video field that `accepted` shares narrowed to what both allow; the
+/// fields that disagree are left as produced.
+fn narrow(produced: &Caps, accepted: &Caps) -> Caps {
+    let (Caps::Video(p), Some(a)) = (produced, accepted.as_video()) else {
+        return produced.clone();
+    };
+    let mut out = p.clone();
+    if let Some(f) = p.formats.intersect(&a.formats) {
+        out.formats = f;
+    }
+    if let (Some(w), Some(h)) = (p.width.intersect(&a.width), p.height.intersect(&a.height)) {
+        out.width = w;
+        out.height = h;
+    }
+    if let Some(r) = p.rate.intersect(&a.rate) {
+        out.rate = r;
+    }
+    Caps::Video(out)
+}
+
 /// The fields in which two video caps share nothing (`format`, `size`, `rate`).
 fn differing(a: &Caps, b: &Caps) -> Vec<&'static str> {
     let (Some(a), Some(b)) = (a.as_video(), b.as_video()) else {
@@ -454,17 +524,17 @@ fn convert_to(
             if have.width.fixed() == Some(w) && have.height.fixed() == Some(h) {
                 return None;
             }
-            out.width = streamlib_ports::Field::Fixed(w);
-            out.height = streamlib_ports::Field::Fixed(h);
+            out.width = Field::Fixed(w);
+            out.height = Field::Fixed(h);
         }
         Conversion::Rate => {
             // A rate adapter repeats or drops frames on the clock's ticks: it can only
             // produce the clock's rate.
-            let rate = streamlib_ports::FrameRate(clock);
+            let rate = FrameRate(clock);
             if !want.rate.allows(rate) || have.rate.fixed() == Some(rate) {
                 return None;
             }
-            out.rate = streamlib_ports::Field::Fixed(rate);
+            out.rate = Field::Fixed(rate);
         }
     }
     Some(Caps::Video(out))
@@ -526,10 +596,10 @@ fn relax(caps: &Caps, conversion: Conversion) -> Caps {
     match conversion {
         Conversion::Format => v.formats = streamlib_ports::Formats::Any,
         Conversion::Size => {
-            v.width = streamlib_ports::Field::Any;
-            v.height = streamlib_ports::Field::Any;
+            v.width = Field::Any;
+            v.height = Field::Any;
         }
-        Conversion::Rate => v.rate = streamlib_ports::Field::Any,
+        Conversion::Rate => v.rate = Field::Any,
     }
     Caps::Video(v)
 }

@@ -139,6 +139,9 @@ pub struct StreamRuntime {
     auto_transfer: bool,
     pub(crate) auto_convert: bool,
     pub(crate) negotiated: bool,
+    /// A negotiation failed: ports and links may be half rewritten, so nothing more is
+    /// negotiated, connected or started on this runtime.
+    pub(crate) negotiation_failed: bool,
     default_dispatcher: Option<Arc<dyn Dispatcher>>,
     control: Arc<Control>,
     phase: Phase,
@@ -160,6 +163,7 @@ impl StreamRuntime {
             auto_transfer: true,
             auto_convert: true,
             negotiated: false,
+            negotiation_failed: false,
             default_dispatcher: None,
             control: Arc::new(Control {
                 stop_requested: AtomicBool::new(false),
@@ -192,12 +196,7 @@ impl StreamRuntime {
     /// rate from the sources' caps ([`source_rates`](Self::source_rates)).
     pub fn set_clock(&mut self, clock: impl Clock) -> Result<(), RuntimeError> {
         self.ensure_building("replace the clock")?;
-        if self.negotiated {
-            return Err(RuntimeError::InvalidState {
-                action: "replace the clock",
-                state: "negotiated",
-            });
-        }
+        self.ensure_not_negotiated("replace the clock")?;
         self.clock_info = clock.info();
         self.clock = Some(Box::new(clock));
         Ok(())
@@ -238,6 +237,23 @@ impl StreamRuntime {
         self.added.iter().map(|a| a.stream.id.as_str()).collect()
     }
 
+    /// Refuses what would change the graph once it was negotiated (or failed to be).
+    pub(crate) fn ensure_not_negotiated(&self, action: &'static str) -> Result<(), RuntimeError> {
+        if self.negotiated {
+            return Err(RuntimeError::InvalidState {
+                action,
+                state: "negotiated",
+            });
+        }
+        if self.negotiation_failed {
+            return Err(RuntimeError::InvalidState {
+                action,
+                state: "after a failed negotiation (build a new runtime)",
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn ensure_building(&self, action: &'static str) -> Result<(), RuntimeError> {
         match self.phase {
             Phase::Building => Ok(()),
@@ -251,6 +267,7 @@ impl StreamRuntime {
     /// Adds a stream. Its id must be unique and free of '.'.
     pub fn add_stream(&mut self, stream: Stream) -> Result<(), RuntimeError> {
         self.ensure_building("add a stream")?;
+        self.ensure_not_negotiated("add a stream")?;
         if stream.id.is_empty() || stream.id.contains('.') {
             return Err(RuntimeError::InvalidStreamId { id: stream.id });
         }
@@ -353,6 +370,7 @@ impl StreamRuntime {
         input: Arc<dyn AnyInputPort>,
     ) -> Result<Connection, RuntimeError> {
         self.ensure_building("connect ports")?;
+        self.ensure_not_negotiated("connect ports")?;
         let from = *self
             .port_owner
             .get(&output.id())
@@ -472,8 +490,12 @@ impl StreamRuntime {
         self.add_stream(stream)?;
         self.connect_ports(output, t_in)?;
         self.connect_ports(t_out, input)?;
-        self.connections
-            .retain(|c| !(c.output == out_label && c.input.starts_with(&id)));
+        // The two halves through the transfer are one connection of the user's.
+        let through = format!("{id}.");
+        self.connections.retain(|c| {
+            !(c.output == out_label && c.input.starts_with(&through)
+                || c.output.starts_with(&through) && c.input == in_label)
+        });
         let connection = Connection {
             output: out_label,
             input: in_label,

@@ -466,3 +466,77 @@ fn a_limited_converter_goes_through_an_intermediate() {
     let told = told.lock().unwrap().clone().unwrap();
     assert_eq!(told.to_string(), "video i420 64x32 25");
 }
+
+#[test]
+fn a_negotiated_graph_takes_no_new_link() {
+    let mut rt = runtime();
+    let src = Source::new(Caps::Video(VideoCaps::fixed(PixelFormat::Rgba8, 8, 8)));
+    let (sink, _) = Sink::new(Caps::video());
+    let (late, _) = Sink::new(Caps::video());
+    let (o, i, j) = (src.out.handle(), sink.input.handle(), late.input.handle());
+    rt.add_stream(Stream::new("src", src)).unwrap();
+    rt.add_stream(Stream::new("sink", sink)).unwrap();
+    rt.connect(&o, &i).unwrap();
+    rt.negotiate().unwrap();
+    let err = rt.add_stream(Stream::new("late", late)).unwrap_err();
+    assert!(err.to_string().contains("negotiated"), "{err}");
+    let err = rt.connect(&o, &j).unwrap_err();
+    assert!(err.to_string().contains("negotiated"), "{err}");
+}
+
+#[test]
+fn a_failed_negotiation_is_final() {
+    let mut rt = StreamRuntime::new(ManualClock::new(Rational::fps(30)).0);
+    let src = Source::new(Caps::Video(VideoCaps::fixed(PixelFormat::Rgba8, 8, 8)));
+    let (sink, _) = Sink::new(video(&[PixelFormat::Uyvy]));
+    let (o, i) = (src.out.handle(), sink.input.handle());
+    rt.add_stream(Stream::new("src", src)).unwrap();
+    rt.add_stream(Stream::new("sink", sink)).unwrap();
+    rt.connect(&o, &i).unwrap();
+    assert!(matches!(
+        rt.negotiate(),
+        Err(RuntimeError::NotNegotiated { .. })
+    ));
+    // Registering a converter now does not make the half-negotiated graph valid.
+    *rt.converters_mut() = converters();
+    let err = rt.start().unwrap_err().to_string();
+    assert!(err.contains("after a failed negotiation"), "{err}");
+}
+
+#[test]
+fn a_source_at_the_clock_rate_does_not_take_a_sinks_rate() {
+    // The source makes a frame per tick (25 here): a sink fixed at 30 gets no silent 30.
+    let produced = Caps::Video(VideoCaps::fixed(PixelFormat::Rgba8, 64, 64));
+    let wanted = Caps::Video(VideoCaps::any().with_rate(Rational::fps(30)));
+    let err = pair(produced, wanted).unwrap_err().to_string();
+    assert!(err.contains("rate") && err.contains("--fps"), "{err}");
+}
+
+#[test]
+fn nothing_declared_upstream_tells_the_sink_nothing() {
+    let mut rt = runtime();
+    let src = Source::new(Caps::Any);
+    let (sink, told) = Sink::new(Caps::Video(VideoCaps::fixed(PixelFormat::Uyvy, 640, 480)));
+    let (o, i) = (src.out.handle(), sink.input.handle());
+    rt.add_stream(Stream::new("src", src)).unwrap();
+    rt.add_stream(Stream::new("sink", sink)).unwrap();
+    rt.connect(&o, &i).unwrap();
+    rt.start().unwrap();
+    rt.stop().unwrap();
+    assert_eq!(told.lock().unwrap().clone(), Some(Caps::Any));
+}
+
+#[test]
+fn what_agrees_is_kept_before_bridging_what_does_not() {
+    // A source that can make I420 or RGBA, into an RGBA input at another size: RGBA is
+    // chosen, so only a scaler goes in (not a scaler and a converter).
+    let produced = Caps::Video(
+        VideoCaps::any()
+            .with_formats(&[PixelFormat::I420, PixelFormat::Rgba8])
+            .with_size(1920, 1080),
+    );
+    let wanted = Caps::Video(VideoCaps::fixed(PixelFormat::Rgba8, 640, 360));
+    let (inserted, caps) = pair(produced, wanted).unwrap();
+    assert_eq!(inserted, ["scale-src-video"]);
+    assert_eq!(caps.to_string(), "video rgba8 640x360 25");
+}

@@ -62,8 +62,9 @@ pub struct LaunchPipeline {
     /// `text` or `json`; guessed from the first character (`{` means JSON) when left out.
     #[serde(default)]
     pub format: Option<PipelineFormat>,
-    /// Ticks (frames) per second, in (0, 1000]; 30 when left out. 29.97 and 59.94 are the
-    /// NTSC rates.
+    /// Ticks (frames) per second, in (0, 1000]; when left out, the rate the sources fix (a
+    /// 25 fps file runs at 25; sources that disagree are an error), else 30. 29.97 and 59.94
+    /// are the NTSC rates.
     #[serde(default)]
     pub fps: Option<f64>,
     /// `software` (realtime, the default) or `free` (as fast as possible).

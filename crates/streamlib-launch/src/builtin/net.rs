@@ -332,17 +332,38 @@ fn recheck(p: &Properties, bind: SocketAddr, group: Option<IpAddr>) -> Result<()
 /// Writes a sender's SDP to `path` (nothing when empty), with the address this host sends to
 /// `destination` from as origin (the loopback address of its family when there is no route)
 /// and a PTP-traceable reference clock.
-fn write_sdp(
-    path: &str,
-    destination: SocketAddr,
-    sdp: impl FnOnce(IpAddr, RefClock) -> String,
-) -> Result<(), HandlerError> {
-    if path.is_empty() {
-        return Ok(());
+/// A sender whose SDP file (`path`, none when empty) is written at start, before its first
+/// packet: building it writes nothing.
+struct SdpOnStart<H> {
+    inner: H,
+    path: String,
+    text: String,
+}
+
+impl<H: streamlib_ports::StreamHandler> streamlib_ports::StreamHandler for SdpOnStart<H> {
+    fn ports(&self) -> streamlib_ports::Ports {
+        self.inner.ports()
     }
-    let origin = streamlib_net::sdp_origin(destination);
-    std::fs::write(path, sdp(origin, RefClock::Ptp { grandmaster: None }))
-        .map_err(|e| HandlerError::msg(format!("cannot write the SDP to {path}: {e}")))
+    fn on_start(&mut self, ctx: &streamlib_ports::StartContext<'_>) -> Result<(), HandlerError> {
+        if !self.path.is_empty() {
+            std::fs::write(&self.path, &self.text).map_err(|e| {
+                HandlerError::msg(format!("cannot write the SDP to {}: {e}", self.path))
+            })?;
+        }
+        self.inner.on_start(ctx)
+    }
+    fn process(
+        &mut self,
+        ctx: &mut streamlib_ports::ProcessContext<'_>,
+    ) -> Result<(), HandlerError> {
+        self.inner.process(ctx)
+    }
+    fn on_stop(&mut self) -> Result<(), HandlerError> {
+        self.inner.on_stop()
+    }
+    fn type_name(&self) -> &'static str {
+        self.inner.type_name()
+    }
 }
 
 /// A sender's format properties: `size` and `fps` empty by default (taken from the input's
@@ -636,10 +657,18 @@ fn network_audio_send() -> HandlerSpec {
                 streamlib_net::NetworkAudioSendConfig::new(destination, audio_format_of(p)?);
             config.rtp.payload_type = u8::try_from(p.int("payload")).unwrap_or(97);
             let sender = streamlib_net::NetworkAudioSend::new(config)?;
-            write_sdp(p.text("sdp"), destination, |origin, clock| {
-                sender.sdp(origin, clock).to_sdp()
-            })?;
+            // Written when the pipeline starts, not when it is built (`streamlib graph`
+            // builds handlers and must write nothing).
+            let origin = streamlib_net::sdp_origin(destination);
+            let text = sender
+                .sdp(origin, RefClock::Ptp { grandmaster: None })
+                .to_sdp();
             let stats = sender.stats();
+            let sender = SdpOnStart {
+                inner: sender,
+                path: p.text("sdp").to_owned(),
+                text,
+            };
             Ok(Built::fixed(sender).with_report(move || {
                 let s = stats.snapshot();
                 json!({

@@ -604,12 +604,14 @@ pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
     // plans UYVY -> I420 (which needs RGB between, written out by the user).
     converters.limit(
         Conversion::Format,
-        Arc::new(
-            |input: &Caps, output: &Caps| match (input.video_info(), output.video_info()) {
-                (Some(from), Some(to)) => Convert::sources(to.format).contains(&from.format),
+        Arc::new(|input: &Caps, output: &Caps| {
+            // Formats only: convert works at any size.
+            let format = |c: &Caps| c.as_video().and_then(|v| v.formats.preferred());
+            match (format(input), format(output)) {
+                (Some(from), Some(to)) => Convert::sources(to).contains(&from),
                 _ => false,
-            },
-        ),
+            }
+        }),
     );
     let scale_caps = Caps::Video(VideoCaps::any().with_formats(&SCALE_FORMATS));
     converters.register(
