@@ -13,7 +13,7 @@ use streamlib_ports::{AnyOutputPort, Caps, Field, FrameRate, MemorySpace, Mismat
 
 use crate::converter::{Conversion, Converter};
 use crate::runtime::Link;
-use crate::{RuntimeError, Stream, StreamRuntime};
+use crate::{RuntimeError, StreamRuntime};
 
 /// Longest chain of converters tried on one link.
 const MAX_CHAIN: usize = 3;
@@ -339,13 +339,7 @@ impl StreamRuntime {
                     message: e.to_string(),
                 }
             })?;
-            let base = format!("{name}-{}", out_label.replace('.', "-"));
-            let mut id = base.clone();
-            let mut n = 1;
-            while self.added.iter().any(|a| a.stream.id == id) {
-                n += 1;
-                id = format!("{base}-{n}");
-            }
+            let id = self.inserted_id(&name, &out_label);
             tracing::warn!(
                 "{out_label} produces {produced} but {in_label} accepts {}: inserting '{id}' \
                  ({} -> {}); every frame is converted",
@@ -353,19 +347,10 @@ impl StreamRuntime {
                 step.input,
                 step.output
             );
-            let mut stream = Stream::boxed(id.clone(), converter.handler);
-            if let Some(d) = converter.dispatcher {
-                stream = stream.dispatcher(d);
-            }
-            self.add_stream(stream)?;
+            let (c_in, c_out) = self.add_inserted(&id, converter)?;
             let index = self.added.len() - 1;
-            let (c_in, c_out) = (converter.input, converter.output);
-            for (port_in, port_out) in [(&c_in, None), (&c_in, Some(&c_out))] {
-                port_in.set_negotiated(MemorySpace::Cpu);
-                if let Some(out) = port_out {
-                    out.set_negotiated(MemorySpace::Cpu);
-                }
-            }
+            c_in.set_negotiated(MemorySpace::Cpu);
+            c_out.set_negotiated(MemorySpace::Cpu);
             c_in.set_negotiated_format(step.input.clone());
             c_out.set_negotiated_format(step.output.clone());
             let link = Link {

@@ -13,7 +13,9 @@ use streamlib_ports::{
 
 use crate::engine::{NodeSpec, Shared};
 use crate::graph::topological_order;
-use crate::{ConverterRegistry, RuntimeError, RuntimeStats, Stream, TransferRegistry};
+use crate::{
+    ConverterRegistry, RuntimeError, RuntimeStats, Stream, TransferHandler, TransferRegistry,
+};
 
 /// How long `stop` waits for a handler's `process` call in flight before giving up on it.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,6 +26,9 @@ pub(crate) struct Added {
     pub(crate) stream: Stream,
     pub(crate) ports: Ports,
 }
+
+/// The input and output of an inserted transfer or converter.
+pub(crate) type InsertedPorts = (Arc<dyn AnyInputPort>, Arc<dyn AnyOutputPort>);
 
 /// One wire, recorded by `connect` and made when the runtime negotiates.
 pub(crate) struct Link {
@@ -431,6 +436,33 @@ impl StreamRuntime {
         self.insert_transfer(output, input, out_label, in_label)
     }
 
+    /// A free stream id for a handler named `name` inserted after `out_label`
+    /// (`CpuToGpu-src-video`, then `-2`, `-3`, … on fan-out).
+    pub(crate) fn inserted_id(&self, name: &str, out_label: &str) -> String {
+        let base = format!("{name}-{}", out_label.replace('.', "-"));
+        let mut id = base.clone();
+        let mut n = 1;
+        while self.added.iter().any(|a| a.stream.id == id) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        id
+    }
+
+    /// Adds an inserted transfer or converter as stream `id`; returns its two ports.
+    pub(crate) fn add_inserted(
+        &mut self,
+        id: &str,
+        inserted: TransferHandler,
+    ) -> Result<InsertedPorts, RuntimeError> {
+        let mut stream = Stream::boxed(id.to_owned(), inserted.handler);
+        if let Some(d) = inserted.dispatcher {
+            stream = stream.dispatcher(d);
+        }
+        self.add_stream(stream)?;
+        Ok((inserted.input, inserted.output))
+    }
+
     fn insert_transfer(
         &mut self,
         output: Arc<dyn AnyOutputPort>,
@@ -467,27 +499,16 @@ impl StreamRuntime {
             input: in_label.clone(),
             message: e.to_string(),
         })?;
-        let base = format!("{name}-{}", out_label.replace('.', "-"));
-        let mut id = base.clone();
-        let mut n = 1;
-        while self.added.iter().any(|a| a.stream.id == id) {
-            n += 1;
-            id = format!("{base}-{n}");
-        }
+        let id = self.inserted_id(&name, &out_label);
         tracing::warn!(
             "{out_label} {} and {in_label} {} share no memory space: inserting transfer '{id}' \
              ({from_space} -> {to_space}); every frame is copied across",
             output.caps(),
             input.caps()
         );
-        let mut stream = Stream::boxed(id.clone(), transfer.handler);
-        if let Some(d) = transfer.dispatcher {
-            stream = stream.dispatcher(d);
-        }
-        let (t_in, t_out) = (transfer.input, transfer.output);
+        let (t_in, t_out) = self.add_inserted(&id, transfer)?;
         // A transfer moves frames, not formats: what comes out is what went in.
         t_out.set_follows(t_in.id(), Follow::ALL);
-        self.add_stream(stream)?;
         self.connect_ports(output, t_in)?;
         self.connect_ports(t_out, input)?;
         // The two halves through the transfer are one connection of the user's.
