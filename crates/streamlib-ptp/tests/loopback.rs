@@ -265,6 +265,7 @@ fn ptp_clock_ticks_on_master_frame_boundaries() -> Result<(), Box<dyn std::error
     assert_eq!(clock.info().id.0, master.identity().clock.to_u64());
     clock.start()?;
     let mut last = None;
+    let mut lateness = Vec::with_capacity(20);
     for _ in 0..20 {
         let TickWait::Tick(tick) = clock.wait_tick(Duration::from_secs(1))? else {
             panic!("no tick within 1 s");
@@ -280,16 +281,22 @@ fn ptp_clock_ticks_on_master_frame_boundaries() -> Result<(), Box<dyn std::error
             "early: {master_now} < {}",
             tick.timestamp
         );
-        assert!(
-            master_now < tick.timestamp + 5_000_000,
-            "late by {} ns",
-            master_now - tick.timestamp
-        );
+        // How late the wake-up was: a busy machine may preempt this thread for a tick or
+        // two, so the typical lateness is what is held to 5 ms, and no tick to 100 ms.
+        let late = master_now.saturating_sub(tick.timestamp);
+        assert!(late < 100_000_000, "late by {late} ns");
+        lateness.push(late);
         if let Some(prev) = last {
             assert!(tick.frame_number > prev);
         }
         last = Some(tick.frame_number);
     }
+    lateness.sort_unstable();
+    let median = lateness[lateness.len() / 2];
+    assert!(
+        median < 5_000_000,
+        "ticks are late by {median} ns typically: {lateness:?}"
+    );
     let stats = clock.stats();
     assert_eq!(stats.ticks, 20);
     let now = clock.now_ns();
