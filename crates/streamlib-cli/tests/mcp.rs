@@ -727,8 +727,15 @@ fn concurrent_launches_build_no_more_than_the_limit() {
         }
     }
     assert_eq!(launched, 1);
+    // The recorder creates its file with its first frame: wait for it before disconnecting
+    // (which stops the pipeline), or a loaded machine stops it before any frame.
+    let files = || std::fs::read_dir(&dir).unwrap().count();
+    let deadline = Instant::now() + RESPONSE_TIMEOUT;
+    while files() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(server.disconnect().success());
-    let built = std::fs::read_dir(&dir).unwrap().count();
+    let built = files();
     assert_eq!(
         built, 1,
         "recorders built by {launches} concurrent launches"
