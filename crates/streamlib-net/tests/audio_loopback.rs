@@ -58,7 +58,7 @@ fn l24_stereo_arrives_exact_and_in_real_time() {
     let took = began.elapsed();
     let sent = tx_stats.snapshot();
     let frames = buffers * CHUNK;
-    assert!(wait_for(Duration::from_secs(2), || {
+    assert!(wait_for(Duration::from_secs(10), || {
         samples.lock().unwrap().len() >= frames * 2
     }));
     rx.stop().unwrap();
@@ -123,7 +123,7 @@ fn payload_type_mismatch_is_counted_malformed() {
         tx.send_to(d, ("127.0.0.1", port)).unwrap();
     });
     tx.send_to(&[1, 2, 3], ("127.0.0.1", port)).unwrap();
-    assert!(wait_for(Duration::from_secs(2), || {
+    assert!(wait_for(Duration::from_secs(10), || {
         stats.snapshot().counters.malformed == 11
     }));
     rx.stop().unwrap();
