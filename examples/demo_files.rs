@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use streamlib::file::{FileReader, FileWriter, Pacing, ReaderConfig, WriterConfig};
+use streamlib::file::{FileReader, FileWriter, ReaderConfig, ReaderPacing, WriterConfig};
 use streamlib::prelude::*;
 use streamlib::video::{Blur, BlurConfig, Pattern, TestPattern, TestPatternConfig};
 use support::{DemoOptions, init_logging};
@@ -44,7 +44,7 @@ fn make_input(path: &Path, options: &DemoOptions, frames: u64) -> anyhow::Result
 /// pooled frames, not converted), as FFmpeg's null sink takes them.
 fn decode_only(path: &Path, options: &DemoOptions) -> anyhow::Result<()> {
     let reader = FileReader::new(ReaderConfig {
-        pacing: Pacing::AsFastAsPossible,
+        pacing: ReaderPacing::AsFastAsPossible,
         format: PixelFormat::I420,
         ..ReaderConfig::new(path)
     })?;
@@ -90,7 +90,7 @@ fn main() -> anyhow::Result<()> {
     // The file is YUV 4:2:0 and so is the encoder's input: the blur works on the planes
     // directly, so no pixel is converted to RGBA and back.
     let reader = FileReader::new(ReaderConfig {
-        pacing: Pacing::AsFastAsPossible,
+        pacing: ReaderPacing::AsFastAsPossible,
         format: PixelFormat::I420,
         ..ReaderConfig::new(&input_path)
     })?;

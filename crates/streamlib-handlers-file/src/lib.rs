@@ -21,12 +21,12 @@
 //!
 //! ```no_run
 //! use streamlib_clock::{FreeRunningClock, Rational};
-//! use streamlib_handlers_file::{AudioConfig, FileReader, FileWriter, Pacing, ReaderConfig, WriterConfig};
+//! use streamlib_handlers_file::{AudioConfig, FileReader, FileWriter, ReaderPacing, ReaderConfig, WriterConfig};
 //! use streamlib_runtime::{Stream, StreamRuntime};
 //!
 //! // Transcode a file, picture and sound, as fast as FFmpeg goes.
 //! let reader = FileReader::new(ReaderConfig {
-//!     pacing: Pacing::AsFastAsPossible,
+//!     pacing: ReaderPacing::AsFastAsPossible,
 //!     ..ReaderConfig::new("in.mp4")
 //! })?;
 //! let audio = reader.info().audio.clone().expect("the file has sound");
@@ -52,7 +52,7 @@ mod writer;
 pub use error::FileError;
 pub use reader::{
     AudioInfo, DEFAULT_AUDIO_BUFFER_FRAMES, DEFAULT_FORMAT_WHITELIST, DecodeErrorPolicy,
-    FileReader, MediaInfo, Pacing, ReaderConfig, ReaderStats, StreamSelect,
+    FileReader, MediaInfo, ReaderConfig, ReaderPacing, ReaderStats, StreamSelect,
 };
 pub use writer::{
     AudioCodec, AudioConfig, Container, DEFAULT_PRESET, FileWriter, VideoCodec, WriterConfig,

@@ -36,7 +36,7 @@ pub enum StreamSelect {
 
 /// How decoded frames are matched to clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Pacing {
+pub enum ReaderPacing {
     /// Follow the runtime clock: each tick shows the frame whose presentation time is due at
     /// the tick's time since the first tick, dropping or repeating frames to match the rate.
     #[default]
@@ -73,7 +73,7 @@ pub struct ReaderConfig {
     /// decoded planes with no conversion.
     pub force_format: bool,
     /// How frames follow ticks.
-    pub pacing: Pacing,
+    pub pacing: ReaderPacing,
     /// Start again from `start_offset` at the end instead of ending the stream.
     pub looping: bool,
     /// Where to start: frames before it are decoded and discarded, so the first frame shown
@@ -142,7 +142,7 @@ impl ReaderConfig {
             stream: StreamSelect::Best,
             format: PixelFormat::Rgba8,
             force_format: false,
-            pacing: Pacing::Realtime,
+            pacing: ReaderPacing::Realtime,
             looping: false,
             start_offset: Duration::ZERO,
             on_decode_error: DecodeErrorPolicy::Skip,
@@ -584,7 +584,7 @@ impl FileReader {
     fn process_audio_tail(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), FileError> {
         let step = self.last_gap_ns.max(1);
         let mut limit = self.audio_limit_ns.saturating_add(step);
-        if self.config.pacing == Pacing::Realtime
+        if self.config.pacing == ReaderPacing::Realtime
             && let (Some(origin), Some(first)) = (self.origin_ns, self.first_tick_ns)
         {
             let due = origin.saturating_add(ctx.tick().timestamp.saturating_sub(first));
@@ -720,8 +720,8 @@ impl StreamHandler for FileReader {
             return Ok(());
         }
         match self.config.pacing {
-            Pacing::AsFastAsPossible => self.process_as_fast_as_possible(ctx)?,
-            Pacing::Realtime => self.process_realtime(ctx)?,
+            ReaderPacing::AsFastAsPossible => self.process_as_fast_as_possible(ctx)?,
+            ReaderPacing::Realtime => self.process_realtime(ctx)?,
         }
         Ok(())
     }

@@ -18,8 +18,8 @@ use std::time::Duration;
 use audio_support::*;
 use streamlib_clock::{FreeRunningClock, Rational};
 use streamlib_handlers_file::{
-    AudioCodec, AudioConfig, FileError, FileReader, FileWriter, MediaInfo, Pacing, ReaderConfig,
-    ReaderStats, WriterConfig, WriterStats,
+    AudioCodec, AudioConfig, FileError, FileReader, FileWriter, MediaInfo, ReaderConfig,
+    ReaderPacing, ReaderStats, WriterConfig, WriterStats,
 };
 use streamlib_handlers_video::{FrameCapture, Pattern, TestPattern, TestPatternConfig};
 use streamlib_ports::*;
@@ -99,7 +99,7 @@ fn reader_decodes_the_tone_in_step_with_the_video() {
     let path = make_tone_file(&dir, "tone.mp4");
     let run = read(
         ReaderConfig {
-            pacing: Pacing::AsFastAsPossible,
+            pacing: ReaderPacing::AsFastAsPossible,
             ..ReaderConfig::new(&path)
         },
         30,
@@ -200,7 +200,7 @@ fn reader_audio_starts_at_the_offset_and_loops_contiguously() {
     let path = make_tone_file(&dir, "tone.mp4");
     let run = read(
         ReaderConfig {
-            pacing: Pacing::AsFastAsPossible,
+            pacing: ReaderPacing::AsFastAsPossible,
             start_offset: Duration::from_millis(500),
             ..ReaderConfig::new(&path)
         },
@@ -224,7 +224,7 @@ fn reader_audio_starts_at_the_offset_and_loops_contiguously() {
     // Looping for 5 s of ticks over the 2 s file: one timeline, no gap at the wraps.
     let run = read(
         ReaderConfig {
-            pacing: Pacing::AsFastAsPossible,
+            pacing: ReaderPacing::AsFastAsPossible,
             looping: true,
             ..ReaderConfig::new(&path)
         },
@@ -253,7 +253,7 @@ fn reader_converts_to_the_configured_rate_and_channels() {
     let path = make_tone_file(&dir, "tone.mp4");
     let run = read(
         ReaderConfig {
-            pacing: Pacing::AsFastAsPossible,
+            pacing: ReaderPacing::AsFastAsPossible,
             audio_sample_rate: Some(44_100),
             audio_channels: Some(2),
             audio_buffer_frames: 512,
@@ -423,7 +423,7 @@ fn round_trip_keeps_duration_and_tone() {
     let copy = dir.file("copy.mkv");
     let mut rt = StreamRuntime::new(FreeRunningClock::new(Rational::fps(30)));
     let reader = FileReader::new(ReaderConfig {
-        pacing: Pacing::AsFastAsPossible,
+        pacing: ReaderPacing::AsFastAsPossible,
         ..ReaderConfig::new(&source)
     })
     .unwrap();

@@ -19,7 +19,7 @@ use std::time::Duration;
 use streamlib_buffers::PooledBuf;
 use streamlib_clock::{ClockSourceId, FreeRunningClock, Rational};
 use streamlib_handlers_file::{
-    FileReader, FileWriter, Pacing, ReaderConfig, ReaderStats, VideoCodec, WriterConfig,
+    FileReader, FileWriter, ReaderConfig, ReaderPacing, ReaderStats, VideoCodec, WriterConfig,
     WriterStats,
 };
 use streamlib_handlers_video::FrameCapture;
@@ -190,10 +190,18 @@ fn a_25_fps_file_stays_50_frames_at_25_fps() {
     let dir = temp_dir("25fps");
     let clip = clip_25(&dir);
     for (pacing, clock, name) in [
-        (Pacing::Realtime, Rational::fps(25), "realtime.mp4"),
-        (Pacing::AsFastAsPossible, Rational::fps(25), "fast.mp4"),
-        (Pacing::AsFastAsPossible, Rational::fps(30), "fast-30.mp4"),
-        (Pacing::Realtime, Rational::fps(30), "realtime-30.mp4"),
+        (ReaderPacing::Realtime, Rational::fps(25), "realtime.mp4"),
+        (
+            ReaderPacing::AsFastAsPossible,
+            Rational::fps(25),
+            "fast.mp4",
+        ),
+        (
+            ReaderPacing::AsFastAsPossible,
+            Rational::fps(30),
+            "fast-30.mp4",
+        ),
+        (ReaderPacing::Realtime, Rational::fps(30), "realtime-30.mp4"),
     ] {
         let out = dir.join(name);
         let run = transcode(
@@ -210,7 +218,7 @@ fn a_25_fps_file_stays_50_frames_at_25_fps() {
         // The decoder's yuv420p went through as I420: copied, never converted.
         assert_eq!(run.reader.frames_copied(), 50, "{name}");
         assert_eq!(run.reader.frames_converted(), 0, "{name}");
-        if clock.num == 30 && pacing == Pacing::Realtime {
+        if clock.num == 30 && pacing == ReaderPacing::Realtime {
             // The reader repeated 10 frames on the faster clock; the writer skipped them.
             assert_eq!(run.reader.frames_output(), 60, "{name}");
             assert_eq!(run.writer.repeats_skipped(), 10, "{name}");
@@ -232,8 +240,8 @@ fn an_ntsc_rate_stays_exact() {
     );
     let rate = Rational::FPS_29_97;
     for (pacing, name) in [
-        (Pacing::Realtime, "realtime.mp4"),
-        (Pacing::AsFastAsPossible, "fast.mov"),
+        (ReaderPacing::Realtime, "realtime.mp4"),
+        (ReaderPacing::AsFastAsPossible, "fast.mov"),
     ] {
         let out = dir.join(name);
         let run = transcode(
@@ -347,7 +355,7 @@ fn native_frames_are_the_decoders_planes() {
     let reference = std::fs::read(&raw).unwrap();
 
     let reader = FileReader::new(ReaderConfig {
-        pacing: Pacing::AsFastAsPossible,
+        pacing: ReaderPacing::AsFastAsPossible,
         ..ReaderConfig::new(&clip)
     })
     .unwrap();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use streamlib_clock::{FreeRunningClock, Rational};
 use streamlib_handlers_file::{
-    DecodeErrorPolicy, FileError, FileReader, MediaInfo, Pacing, ReaderConfig, ReaderStats,
+    DecodeErrorPolicy, FileError, FileReader, MediaInfo, ReaderConfig, ReaderPacing, ReaderStats,
 };
 use streamlib_handlers_video::{CaptureHandle, FrameCapture};
 use streamlib_ports::{FrameLimits, PixelFormat, VideoFrame};
@@ -152,7 +152,7 @@ fn run_reader(config: ReaderConfig, keep: Vec<u64>, fps: u32, limit: Option<u64>
 /// One frame per tick, always RGBA (the CLI references are RGBA).
 fn fast(path: &Path) -> ReaderConfig {
     ReaderConfig {
-        pacing: Pacing::AsFastAsPossible,
+        pacing: ReaderPacing::AsFastAsPossible,
         force_format: true,
         ..ReaderConfig::new(path)
     }

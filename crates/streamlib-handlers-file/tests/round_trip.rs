@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use streamlib_clock::{FreeRunningClock, Rational};
 use streamlib_handlers_file::{
-    FileReader, FileWriter, Pacing, ReaderConfig, VideoCodec, WriterConfig,
+    FileReader, FileWriter, ReaderConfig, ReaderPacing, VideoCodec, WriterConfig,
 };
 use streamlib_handlers_video::{FrameCapture, Pattern, TestPattern, TestPatternConfig};
 use streamlib_ports::VideoFrame;
@@ -57,7 +57,7 @@ fn write(path: &Path, codec: VideoCodec, crf: Option<u8>, pattern: Pattern) -> V
 fn read(path: &Path) -> Vec<VideoFrame> {
     let mut rt = StreamRuntime::new(FreeRunningClock::new(Rational::fps(30)));
     let reader = FileReader::new(ReaderConfig {
-        pacing: Pacing::AsFastAsPossible,
+        pacing: ReaderPacing::AsFastAsPossible,
         force_format: true,
         ..ReaderConfig::new(path)
     })

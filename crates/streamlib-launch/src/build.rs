@@ -350,7 +350,7 @@ impl Controls {
 }
 
 /// A pipeline built into a runtime, not started yet.
-pub struct Built {
+pub struct BuiltPipeline {
     /// The runtime, with every element added and linked.
     pub runtime: StreamRuntime,
     /// Live property control.
@@ -359,9 +359,9 @@ pub struct Built {
     pub graph: Graph,
 }
 
-impl std::fmt::Debug for Built {
+impl std::fmt::Debug for BuiltPipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Built")
+        f.debug_struct("BuiltPipeline")
             .field("graph", &self.graph)
             .finish_non_exhaustive()
     }
@@ -373,7 +373,7 @@ pub fn build(
     registry: &Registry,
     desc: &PipelineDesc,
     runtime: StreamRuntime,
-) -> Result<Built, LaunchError> {
+) -> Result<BuiltPipeline, LaunchError> {
     build_with(registry, desc, runtime, &Policy::default())
 }
 
@@ -384,7 +384,7 @@ pub fn build_with(
     desc: &PipelineDesc,
     runtime: StreamRuntime,
     policy: &Policy,
-) -> Result<Built, LaunchError> {
+) -> Result<BuiltPipeline, LaunchError> {
     assemble(
         registry,
         desc,
@@ -437,7 +437,7 @@ pub fn build_negotiated(
     runtime: StreamRuntime,
     policy: &Policy,
     negotiation: &Negotiation<'_>,
-) -> Result<Built, LaunchError> {
+) -> Result<BuiltPipeline, LaunchError> {
     assemble(registry, desc, runtime, policy, Mode::Build, negotiation)
 }
 
@@ -514,7 +514,7 @@ fn assemble(
     policy: &Policy,
     mode: Mode,
     negotiation: &Negotiation<'_>,
-) -> Result<Built, LaunchError> {
+) -> Result<BuiltPipeline, LaunchError> {
     let checked = check_elements(registry, desc, &Arc::new(policy.clone()))?;
     for hook in registry.build_hooks() {
         hook(desc, &mut runtime).map_err(|e| LaunchError::Handler {
@@ -542,7 +542,7 @@ fn assemble(
             stream = stream.dispatcher(dispatcher(name, &mut pool)?);
         }
         runtime.add_stream(stream)?;
-        nodes.push(Node {
+        nodes.push(GraphNode {
             name: element.name.clone(),
             handler: spec.name.to_owned(),
             dispatcher: element.dispatcher.clone(),
@@ -577,7 +577,7 @@ fn assemble(
     let edges = runtime.negotiate()?.to_vec();
     for edge in &edges {
         if let Some(transfer) = &edge.transfer {
-            nodes.push(Node {
+            nodes.push(GraphNode {
                 name: transfer.clone(),
                 handler: "transfer".to_owned(),
                 dispatcher: None,
@@ -587,7 +587,7 @@ fn assemble(
         }
         for converter in &edge.converters {
             let handler = converter.split('-').next().unwrap_or(converter).to_owned();
-            nodes.push(Node {
+            nodes.push(GraphNode {
                 name: converter.clone(),
                 inserted: Some(format!(
                     "{} between {} and {}",
@@ -606,12 +606,12 @@ fn assemble(
         }
     }
     runtime.validate()?;
-    Ok(Built {
+    Ok(BuiltPipeline {
         runtime,
         controls,
         graph: Graph {
             nodes,
-            edges: edges.iter().map(Edge::from).collect(),
+            edges: edges.iter().map(GraphEdge::from).collect(),
         },
     })
 }
@@ -727,7 +727,7 @@ fn unknown_port<'a>(
 
 /// One stream of the negotiated graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Node {
+pub struct GraphNode {
     /// Stream id.
     pub name: String,
     /// Registered handler name, or `transfer` for one the runtime inserted.
@@ -744,7 +744,7 @@ pub struct Node {
 
 /// One link of the negotiated graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Edge {
+pub struct GraphEdge {
     /// `stream.port` of the output.
     pub from: String,
     /// `stream.port` of the input.
@@ -762,9 +762,9 @@ pub struct Edge {
     pub converters: Vec<String>,
 }
 
-impl From<&Connection> for Edge {
+impl From<&Connection> for GraphEdge {
     fn from(c: &Connection) -> Self {
-        Edge {
+        GraphEdge {
             from: c.output.clone(),
             to: c.input.clone(),
             memory: c.memory.to_string(),
@@ -782,9 +782,9 @@ impl From<&Connection> for Edge {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Graph {
     /// Streams, transfers last.
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<GraphNode>,
     /// Links as negotiated.
-    pub edges: Vec<Edge>,
+    pub edges: Vec<GraphEdge>,
 }
 
 impl Graph {

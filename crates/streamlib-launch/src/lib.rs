@@ -44,8 +44,8 @@ mod session;
 mod value;
 
 pub use build::{
-    Built, ClockFactory, Controls, DISPATCHERS, Edge, Graph, Negotiation, Node, build,
-    build_negotiated, build_with, dry_run, rate_from_sources, validate, validate_properties,
+    BuiltPipeline, ClockFactory, Controls, DISPATCHERS, Graph, GraphEdge, GraphNode, Negotiation,
+    build, build_negotiated, build_with, dry_run, rate_from_sources, validate, validate_properties,
     validate_with,
 };
 pub use builtin::register_converters;
@@ -55,8 +55,8 @@ pub use error::{LaunchError, ParseError, nearest};
 pub use parse::parse;
 pub use policy::{Access, Policy, PolicyError};
 pub use registry::{
-    BuildHook, Built as BuiltHandler, Check, CheckError, Direction, Factory, HandlerSpec,
-    LiveHandle, PortSpec, Properties, PropertySpec, Registry, Report, port, prop,
+    BuildHook, BuiltHandler, Check, CheckError, Direction, Factory, HandlerSpec, LiveHandle,
+    PortSpec, Properties, PropertySpec, Registry, Report, port, prop,
 };
 pub use session::{
     ClockKind, LaunchOptions, Session, fps_rational, stats_json, stats_json_with_reports,

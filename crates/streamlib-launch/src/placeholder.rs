@@ -8,7 +8,7 @@ use streamlib_ports::{
 };
 
 use crate::desc::{ElementDesc, PipelineDesc};
-use crate::registry::{Built, Direction, HandlerSpec, PortSpec, Properties};
+use crate::registry::{BuiltHandler, Direction, HandlerSpec, PortSpec, Properties};
 
 /// The most numbered ports (`layer<N>`) a stand-in makes.
 const MAX_NUMBERED: i64 = 1024;
@@ -39,14 +39,14 @@ pub(crate) fn built(
     properties: &Properties,
     element: &ElementDesc,
     desc: &PipelineDesc,
-) -> Built {
+) -> BuiltHandler {
     let mut ports = Ports::new();
     for port in &spec.ports {
         for name in names(port, properties, element, desc) {
             ports = add(ports, port, name);
         }
     }
-    Built::fixed(Placeholder { ports })
+    BuiltHandler::fixed(Placeholder { ports })
 }
 
 /// The concrete names of `port`: itself, or `prefix0suffix` … for a numbered one.

@@ -331,16 +331,16 @@ pub type Report = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// What a factory returns: the handler, a handle for its live properties if it has any, and
 /// a report of its own counters if it keeps any.
-pub struct Built {
+pub struct BuiltHandler {
     /// The handler, ready to be added to a runtime.
     pub handler: Box<dyn StreamHandler>,
     /// Where live property changes go.
     pub live: Option<LiveHandle>,
-    /// Its counters (see [`Built::with_report`]).
+    /// Its counters (see [`BuiltHandler::with_report`]).
     pub report: Option<Report>,
 }
 
-impl Built {
+impl BuiltHandler {
     /// A handler without live properties.
     pub fn fixed(handler: impl StreamHandler) -> Self {
         Self {
@@ -380,9 +380,9 @@ impl Built {
     }
 }
 
-impl fmt::Debug for Built {
+impl fmt::Debug for BuiltHandler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Built")
+        f.debug_struct("BuiltHandler")
             .field("handler", &self.handler.type_name())
             .field("live", &self.live.is_some())
             .field("report", &self.report.is_some())
@@ -391,7 +391,7 @@ impl fmt::Debug for Built {
 }
 
 /// Builds a handler from validated properties.
-pub type Factory = Arc<dyn Fn(&Properties) -> Result<Built, HandlerError> + Send + Sync>;
+pub type Factory = Arc<dyn Fn(&Properties) -> Result<BuiltHandler, HandlerError> + Send + Sync>;
 
 /// A registered handler: name, documentation, ports, properties and factory.
 #[derive(Clone, Serialize)]

@@ -11,7 +11,7 @@ use streamlib_clock::{
 };
 use streamlib_runtime::{RuntimeHandle, RuntimeStats, StreamRuntime};
 
-use crate::build::{Built, ClockFactory, Controls, Graph, Negotiation, build_negotiated};
+use crate::build::{BuiltPipeline, ClockFactory, Controls, Graph, Negotiation, build_negotiated};
 use crate::desc::PipelineDesc;
 use crate::error::LaunchError;
 use crate::policy::Policy;
@@ -246,7 +246,7 @@ fn build_for(
     desc: &PipelineDesc,
     options: &LaunchOptions,
     policy: &Policy,
-) -> Result<Built, LaunchError> {
+) -> Result<BuiltPipeline, LaunchError> {
     let make = |fps: Rational| clock_for(options, fps);
     let (runtime, rate_from_sources): (StreamRuntime, Option<ClockFactory<'_>>) = match options.fps
     {

@@ -99,7 +99,7 @@ pub use format::{Sampling, VideoFormat};
 pub use jitter::{
     Delivered, IncompletePolicy, JitterBuffer, JitterConfig, LineSpan, ReceiveCounters,
 };
-pub use pacing::{Pacer, Pacing};
+pub use pacing::{Pacer, PacketPacing};
 pub use packetizer::{FramePackets, Packetizer, PacketizerConfig, udp_payload_for_mtu};
 pub use payload::{MAX_ROWS, RowList, SampleRow, parse_payload};
 pub use receive::{

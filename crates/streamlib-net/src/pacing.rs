@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 /// How a sender spreads a frame's packets over the frame period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Pacing {
+pub enum PacketPacing {
     /// ST 2110-21 narrow (`TP=2110TPN`): packets evenly spaced over the active part of the
     /// frame period, one at a time.
     #[default]
@@ -17,12 +17,12 @@ pub enum Pacing {
     Burst,
 }
 
-impl Pacing {
+impl PacketPacing {
     /// The SDP `TP=` value.
     pub fn sdp_name(self) -> &'static str {
         match self {
-            Pacing::Narrow => "2110TPN",
-            Pacing::Wide | Pacing::Burst => "2110TPW",
+            PacketPacing::Narrow => "2110TPN",
+            PacketPacing::Wide | PacketPacing::Burst => "2110TPW",
         }
     }
 }
@@ -31,7 +31,7 @@ impl Pacing {
 /// bursts of [`Pacer::burst`] packets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pacer {
-    mode: Pacing,
+    mode: PacketPacing,
     /// ns between consecutive packets (the drain period TRS of ST 2110-21).
     gap_ns: f64,
     /// Packets sent together at each wake-up.
@@ -60,19 +60,21 @@ impl Pacer {
     ///   22 µs instead of per 3.7 µs);
     /// - wide: `CMAX = max(16, ⌊NPACKETS / (21600 × TFRAME)⌋)`, every burst that size;
     /// - burst: the whole frame at once.
-    pub fn new(mode: Pacing, period_ns: f64, active_ratio: f64, packets: usize) -> Self {
+    pub fn new(mode: PacketPacing, period_ns: f64, active_ratio: f64, packets: usize) -> Self {
         let ratio = active_ratio.clamp(0.01, 1.0);
         let active = period_ns * ratio;
         let packets_f = packets.max(1) as f64;
         let gap_ns = active / packets_f;
         let frame_s = period_ns / 1e9;
         let burst = match mode {
-            Pacing::Narrow => {
+            PacketPacing::Narrow => {
                 let cmax = ((packets_f / (43_200.0 * ratio * frame_s)) as usize).max(4);
                 ((Self::MIN_WAKE_NS / gap_ns).ceil() as usize).clamp(1, cmax)
             }
-            Pacing::Wide => ((packets_f / (21_600.0 * frame_s)) as usize).max(Self::WIDE_BURST),
-            Pacing::Burst => packets.max(1),
+            PacketPacing::Wide => {
+                ((packets_f / (21_600.0 * frame_s)) as usize).max(Self::WIDE_BURST)
+            }
+            PacketPacing::Burst => packets.max(1),
         };
         Self {
             mode,
@@ -82,7 +84,7 @@ impl Pacer {
     }
 
     /// The pacing mode.
-    pub fn mode(&self) -> Pacing {
+    pub fn mode(&self) -> PacketPacing {
         self.mode
     }
 
@@ -103,7 +105,7 @@ impl Pacer {
 
     /// [`Pacer::offset`] in ns.
     pub fn offset_ns(&self, i: usize) -> u64 {
-        if self.mode == Pacing::Burst {
+        if self.mode == PacketPacing::Burst {
             return 0;
         }
         let slot = i / self.burst * self.burst;
@@ -138,7 +140,7 @@ mod tests {
     fn narrow_is_even_wide_bursts_burst_is_zero() {
         // 1080p 10-bit at 59.94: 4320 packets over 16.68 ms × 1080/1125.
         let period = 1e9 * 1001.0 / 60_000.0;
-        let p = Pacer::new(Pacing::Narrow, period, Pacer::ACTIVE_1080, 4320);
+        let p = Pacer::new(PacketPacing::Narrow, period, Pacer::ACTIVE_1080, 4320);
         assert!((p.gap_ns() - 3707.0).abs() < 1.0, "{}", p.gap_ns());
         // CMAX = max(4, ⌊4320 / (43200 × 0.96 × 0.01668)⌋) = 6; 20 µs / 3.7 µs rounds up to 6.
         assert_eq!(p.burst(), 6);
@@ -147,15 +149,15 @@ mod tests {
         assert_eq!(p.offset_ns(6), (6.0 * p.gap_ns()) as u64);
         assert!(p.offset(4319) < Duration::from_nanos((period * Pacer::ACTIVE_1080) as u64));
         // 640×360 at 30 fps: 399 packets, 80 µs apart, one at a time.
-        let slow = Pacer::new(Pacing::Narrow, 1e9 / 30.0, Pacer::ACTIVE_1080, 399);
+        let slow = Pacer::new(PacketPacing::Narrow, 1e9 / 30.0, Pacer::ACTIVE_1080, 399);
         assert_eq!(slow.burst(), 1);
         assert!(slow.offset(1) > Duration::from_micros(79));
-        let w = Pacer::new(Pacing::Wide, period, Pacer::ACTIVE_1080, 4320);
+        let w = Pacer::new(PacketPacing::Wide, period, Pacer::ACTIVE_1080, 4320);
         assert_eq!(w.burst(), 16);
         assert_eq!(w.offset(15), Duration::ZERO);
         assert_eq!(w.offset(16), w.offset(31));
         assert!(w.offset(16) > Duration::ZERO);
-        let b = Pacer::new(Pacing::Burst, period, 1.0, 4320);
+        let b = Pacer::new(PacketPacing::Burst, period, 1.0, 4320);
         assert_eq!(b.offset(4000), Duration::ZERO);
     }
 }

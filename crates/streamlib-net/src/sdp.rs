@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use streamlib_clock::Rational;
 
-use crate::{NetError, Pacing, Sampling, VideoFormat};
+use crate::{NetError, PacketPacing, Sampling, VideoFormat};
 
 /// The reference clock of the stream's timestamps (`a=ts-refclk`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub struct SdpSession {
     /// Sampling, size and rate.
     pub format: VideoFormat,
     /// Sender type (`TP=`).
-    pub pacing: Pacing,
+    pub pacing: PacketPacing,
     /// Timestamp reference clock.
     pub ref_clock: RefClock,
 }
@@ -268,10 +268,10 @@ pub(crate) fn parse_ref_clock(text: &str) -> Option<RefClock> {
     })
 }
 
-fn parse_fmtp(params: &str) -> Result<(VideoFormat, Pacing), String> {
+fn parse_fmtp(params: &str) -> Result<(VideoFormat, PacketPacing), String> {
     let mut sampling = None;
     let (mut width, mut height, mut depth, mut rate) = (None, None, None, None);
-    let mut pacing = Pacing::Narrow;
+    let mut pacing = PacketPacing::Narrow;
     for param in params.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
         let number = |v: &str| {
@@ -297,8 +297,8 @@ fn parse_fmtp(params: &str) -> Result<(VideoFormat, Pacing), String> {
             }
             "TP" => {
                 pacing = match value {
-                    "2110TPN" => Pacing::Narrow,
-                    "2110TPNL" | "2110TPW" => Pacing::Wide,
+                    "2110TPN" => PacketPacing::Narrow,
+                    "2110TPNL" | "2110TPW" => PacketPacing::Wide,
                     _ => return Err(format!("TP={value}: expected 2110TPN, 2110TPNL or 2110TPW")),
                 }
             }
@@ -341,7 +341,7 @@ mod tests {
             payload_type: 96,
             format: VideoFormat::new(Sampling::YCbCr422Depth10, 1920, 1080, Rational::FPS_29_97)
                 .unwrap(),
-            pacing: Pacing::Narrow,
+            pacing: PacketPacing::Narrow,
             ref_clock: RefClock::Ptp {
                 grandmaster: Some(([0x39, 0xa7, 0x94, 0xff, 0xfe, 0x07, 0xcb, 0xd0], 127)),
             },
@@ -368,7 +368,7 @@ mod tests {
             destination: "[ff15::9]:6000".parse().unwrap(),
             ttl: 0,
             format: VideoFormat::new(Sampling::RgbDepth8, 640, 480, Rational::fps(30)).unwrap(),
-            pacing: Pacing::Wide,
+            pacing: PacketPacing::Wide,
             ref_clock: RefClock::LocalMac([0xca, 0xfe, 1, 2, 3, 4]),
             ..session()
         };

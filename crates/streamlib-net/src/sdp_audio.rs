@@ -315,7 +315,7 @@ mod tests {
                 streamlib_clock::Rational::fps(25),
             )
             .unwrap(),
-            pacing: crate::Pacing::Narrow,
+            pacing: crate::PacketPacing::Narrow,
             ref_clock: RefClock::Ptp { grandmaster: None },
         }
         .to_sdp();

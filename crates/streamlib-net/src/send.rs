@@ -20,7 +20,7 @@ use crate::rtp::rtp_timestamp_90k;
 use crate::sdp::{RefClock, SdpSession};
 use crate::socket::{SendBatch, SocketConfig, sender_socket};
 use crate::stats::Histogram;
-use crate::{NetError, Pacing, Packetizer, PacketizerConfig, Sampling, VideoFormat};
+use crate::{NetError, PacketPacing, Packetizer, PacketizerConfig, Sampling, VideoFormat};
 
 const HANDLER: &str = "NetworkSend";
 
@@ -49,7 +49,7 @@ pub struct NetworkSendConfig {
     /// RTP settings and packet size.
     pub rtp: PacketizerConfig,
     /// ST 2110-21 sender type.
-    pub pacing: Pacing,
+    pub pacing: PacketPacing,
     /// Share of the frame period the packets are spread over (ST 2110-21's RACTIVE;
     /// [`Pacer::ACTIVE_1080`] by default).
     pub active_ratio: f64,
@@ -79,7 +79,7 @@ impl NetworkSendConfig {
             fix_size: true,
             fix_rate: true,
             rtp: PacketizerConfig::default(),
-            pacing: Pacing::Narrow,
+            pacing: PacketPacing::Narrow,
             active_ratio: Pacer::ACTIVE_1080,
             socket: SocketConfig::default(),
             gso: true,
@@ -531,7 +531,7 @@ fn send_loop(
     socket: &std::net::UdpSocket,
     mut packetizer: Packetizer,
     mut batch: SendBatch,
-    pacing: Pacing,
+    pacing: PacketPacing,
     active_ratio: f64,
     queue: &ArrayQueue<VideoFrame>,
     shared: &Shared,
@@ -550,7 +550,7 @@ fn send_loop(
     }
     let burst = pacer.burst().min(crate::socket::MAX_BATCH);
     shared.burst.store(burst as u64, Ordering::Relaxed);
-    let interval = if pacing == Pacing::Burst {
+    let interval = if pacing == PacketPacing::Burst {
         0
     } else {
         (pacer.gap_ns() * burst as f64) as u64

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use streamlib_clock::{
-    ClockInfo, ClockSourceId, FreeRunningClock, Pacing as ClockPacing, Rational, SoftwareClock,
-    Timescale,
+    ClockInfo, ClockSourceId, FreeRunningClock, Pacing, Rational, SoftwareClock, Timescale,
 };
 use streamlib_net::*;
 use streamlib_ports::*;
@@ -32,7 +31,7 @@ fn clock_info(fps: Rational) -> ClockInfo {
         id: ClockSourceId::MANUAL,
         fps,
         timescale: Timescale::Media,
-        pacing: ClockPacing::Pipeline,
+        pacing: Pacing::Pipeline,
     }
 }
 
@@ -265,7 +264,7 @@ fn frames_of_another_size_are_counted_and_warned_about_once_per_change() {
         .parse()
         .unwrap();
     let mut config = NetworkSendConfig::following_input(dest, Sampling::YCbCr422Depth8);
-    config.pacing = Pacing::Burst;
+    config.pacing = PacketPacing::Burst;
     let send = NetworkSend::new(config).unwrap();
     let stats = send.stats();
     let widths = [64u32, 96, 128, 64, 128];

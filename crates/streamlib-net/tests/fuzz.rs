@@ -461,7 +461,7 @@ fn video_sdp() -> String {
         payload_type: 96,
         format: VideoFormat::new(Sampling::YCbCr422Depth10, 1920, 1080, Rational::FPS_29_97)
             .unwrap(),
-        pacing: Pacing::Narrow,
+        pacing: PacketPacing::Narrow,
         ref_clock: RefClock::Ptp {
             grandmaster: Some(([0x39, 0xa7, 0x94, 0xff, 0xfe, 0x07, 0xcb, 0xd0], 127)),
         },

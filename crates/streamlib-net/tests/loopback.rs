@@ -28,7 +28,7 @@ fn send_receive(
     ip: &str,
     group: Option<&str>,
     sampling: Sampling,
-    pacing: Pacing,
+    pacing: PacketPacing,
     frames: u32,
 ) -> (Vec<Vec<u8>>, SendStats, ReceiveStats, VideoFormat) {
     let f = VideoFormat::new(sampling, 640, 360, Rational::fps(30)).unwrap();
@@ -50,7 +50,7 @@ fn send_receive_format(
     ip: &str,
     group: Option<&str>,
     f: VideoFormat,
-    pacing: Pacing,
+    pacing: PacketPacing,
     frames: u32,
 ) -> (Vec<Vec<u8>>, SendStats, ReceiveStats, VideoFormat) {
     let fps = f.fps;
@@ -144,7 +144,7 @@ fn unicast_ipv4_narrow_pacing_yuv422_10bit() {
         "127.0.0.1",
         None,
         Sampling::YCbCr422Depth10,
-        Pacing::Narrow,
+        PacketPacing::Narrow,
         frames,
     );
     check(&got, &f, frames, &sent, &rx);
@@ -175,7 +175,8 @@ fn unicast_ipv4_narrow_pacing_yuv422_10bit() {
 #[test]
 fn unicast_ipv6_wide_pacing_rgb() {
     let frames = 6;
-    let (got, sent, rx, f) = send_receive("::1", None, Sampling::RgbDepth8, Pacing::Wide, frames);
+    let (got, sent, rx, f) =
+        send_receive("::1", None, Sampling::RgbDepth8, PacketPacing::Wide, frames);
     check(&got, &f, frames, &sent, &rx);
     eprintln!(
         "wide pacing, 640x360 RGB @30: bursts every {:.1} us nominal, achieved p50 {:.1} us, p99 {:.1} us, frame span p50 {:.2} ms",
@@ -202,7 +203,7 @@ fn multicast_ipv4_burst_yuv422_8bit() {
         "127.0.0.1",
         Some("239.255.42.99"),
         Sampling::YCbCr422Depth8,
-        Pacing::Burst,
+        PacketPacing::Burst,
         frames,
     );
     check(&got, &f, frames, &sent, &rx);
@@ -217,7 +218,11 @@ fn multicast_ipv4_burst_yuv422_8bit() {
 #[allow(clippy::print_stdout, reason = "the measurement is the output")]
 fn full_hd_59_94_10bit_pacing_report() {
     let f = VideoFormat::new(Sampling::YCbCr422Depth10, 1920, 1080, Rational::FPS_59_94).unwrap();
-    for pacing in [Pacing::Narrow, Pacing::Wide, Pacing::Burst] {
+    for pacing in [
+        PacketPacing::Narrow,
+        PacketPacing::Wide,
+        PacketPacing::Burst,
+    ] {
         let frames = 300;
         let (got, sent, rx, _) = send_receive_format("127.0.0.1", None, f, pacing, frames);
         let c = &rx.counters;

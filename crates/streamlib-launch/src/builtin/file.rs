@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streamlib_handlers_file::{
-    FileReader, FileWriter, Pacing, ReaderConfig, VideoCodec, WriterConfig,
+    FileReader, FileWriter, ReaderConfig, ReaderPacing, VideoCodec, WriterConfig,
 };
 use streamlib_ports::{DeliveryMode, MemoryCaps, PixelFormat, PortKind};
 
-use crate::registry::{Built, Direction, HandlerSpec, Properties, port, prop};
+use crate::registry::{BuiltHandler, Direction, HandlerSpec, Properties, port, prop};
 use crate::value::PropType;
 use crate::{Access, Registry};
 
@@ -93,16 +93,16 @@ fn file_reader() -> HandlerSpec {
                 format: format.unwrap_or(PixelFormat::Rgba8),
                 force_format: format.is_some(),
                 pacing: if p.text("pacing") == "fast" {
-                    Pacing::AsFastAsPossible
+                    ReaderPacing::AsFastAsPossible
                 } else {
-                    Pacing::Realtime
+                    ReaderPacing::Realtime
                 },
                 looping: p.bool("loop"),
                 start_offset: Duration::from_secs_f64(p.float("start")),
                 protocol_whitelist: Some(p.policy().protocol_whitelist()),
                 ..ReaderConfig::new(p.text("location"))
             };
-            Ok(Built::fixed(FileReader::new(config)?))
+            Ok(BuiltHandler::fixed(FileReader::new(config)?))
         }),
     }
 }
@@ -190,7 +190,7 @@ fn file_writer() -> HandlerSpec {
                 protocol_whitelist: Some(p.policy().protocol_whitelist()),
                 ..WriterConfig::new(p.text("location"))
             };
-            Ok(Built::fixed(FileWriter::new(config)?))
+            Ok(BuiltHandler::fixed(FileWriter::new(config)?))
         }),
     }
 }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use serde_json::json;
 use streamlib_clock::Rational;
 use streamlib_net::{
-    FrameTimestamps, NetworkReceive, NetworkReceiveConfig, NetworkSend, NetworkSendConfig, Pacing,
-    RefClock, Sampling, SdpSession, VideoFormat,
+    FrameTimestamps, NetworkReceive, NetworkReceiveConfig, NetworkSend, NetworkSendConfig,
+    PacketPacing, RefClock, Sampling, SdpSession, VideoFormat,
 };
 use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
 
-use crate::registry::{Built, CheckError, Direction, HandlerSpec, Properties, port, prop};
+use crate::registry::{BuiltHandler, CheckError, Direction, HandlerSpec, Properties, port, prop};
 use crate::value::{PropType, Value};
 use crate::{Access, PolicyError, Registry};
 
@@ -149,9 +149,9 @@ fn send_config(p: &Properties, destination: SocketAddr) -> Result<NetworkSendCon
     }
     config.format.check()?;
     config.pacing = match p.text("pacing") {
-        "wide" => Pacing::Wide,
-        "burst" => Pacing::Burst,
-        _ => Pacing::Narrow,
+        "wide" => PacketPacing::Wide,
+        "burst" => PacketPacing::Burst,
+        _ => PacketPacing::Narrow,
     };
     config.gso = p.bool("gso");
     let sdp = p.text("sdp");
@@ -475,7 +475,7 @@ fn network_send() -> HandlerSpec {
             // The SDP file is written at start, from the negotiated size and rate.
             let sender = NetworkSend::new(send_config(p, destination)?)?;
             let stats = sender.stats();
-            Ok(Built::fixed(sender).with_report(move || {
+            Ok(BuiltHandler::fixed(sender).with_report(move || {
                 let s = stats.snapshot();
                 json!({
                     "frames": s.frames,
@@ -535,7 +535,7 @@ fn network_receive() -> HandlerSpec {
             }
             let receiver = NetworkReceive::new(config)?;
             let stats = receiver.stats();
-            Ok(Built::fixed(receiver).with_report(move || {
+            Ok(BuiltHandler::fixed(receiver).with_report(move || {
                 let s = stats.snapshot();
                 let c = s.counters;
                 json!({
@@ -669,7 +669,7 @@ fn network_audio_send() -> HandlerSpec {
                 path: p.text("sdp").to_owned(),
                 text,
             };
-            Ok(Built::fixed(sender).with_report(move || {
+            Ok(BuiltHandler::fixed(sender).with_report(move || {
                 let s = stats.snapshot();
                 json!({
                     "packets": s.packets,
@@ -715,7 +715,7 @@ fn network_audio_receive() -> HandlerSpec {
             config.packets_per_buffer = usize::try_from(p.int("buffer-packets")).unwrap_or(1);
             let receiver = streamlib_net::NetworkAudioReceive::new(config)?;
             let stats = receiver.stats();
-            Ok(Built::fixed(receiver).with_report(move || {
+            Ok(BuiltHandler::fixed(receiver).with_report(move || {
                 let s = stats.snapshot();
                 let c = s.counters;
                 json!({

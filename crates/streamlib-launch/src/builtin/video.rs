@@ -16,7 +16,7 @@ use streamlib_ports::{
 };
 use streamlib_runtime::{Conversion, ConverterRegistry, TransferHandler};
 
-use crate::registry::{Built, Direction, HandlerSpec, Properties, port, prop};
+use crate::registry::{BuiltHandler, Direction, HandlerSpec, Properties, port, prop};
 use crate::value::{PropType, Value};
 use crate::{Access, Registry};
 
@@ -114,7 +114,7 @@ fn test_pattern() -> HandlerSpec {
                     PixelFormat::Rgba8
                 },
             })?;
-            Ok(Built::fixed(handler))
+            Ok(BuiltHandler::fixed(handler))
         }),
     }
 }
@@ -162,21 +162,24 @@ fn blur() -> HandlerSpec {
             let handler = Blur::new(config)?;
             // The last config applied, so that changing sigma keeps the radius and back.
             let mut current = config;
-            Ok(Built::live(handler, move |blur: &mut Blur, name, value| {
-                let mut next = current;
-                match name {
-                    "sigma" => next.sigma = value.as_float().unwrap_or(2.0) as f32,
-                    _ => {
-                        next.radius = value
-                            .as_int()
-                            .filter(|r| *r > 0)
-                            .and_then(|r| u32::try_from(r).ok());
+            Ok(BuiltHandler::live(
+                handler,
+                move |blur: &mut Blur, name, value| {
+                    let mut next = current;
+                    match name {
+                        "sigma" => next.sigma = value.as_float().unwrap_or(2.0) as f32,
+                        _ => {
+                            next.radius = value
+                                .as_int()
+                                .filter(|r| *r > 0)
+                                .and_then(|r| u32::try_from(r).ok());
+                        }
                     }
-                }
-                blur.set_config(next)?;
-                current = next;
-                Ok(())
-            }))
+                    blur.set_config(next)?;
+                    current = next;
+                    Ok(())
+                },
+            ))
         }),
     }
 }
@@ -285,7 +288,7 @@ fn compositor() -> HandlerSpec {
             {
                 set_layer_property(&mut compositor, name, value)?;
             }
-            Ok(Built::live(
+            Ok(BuiltHandler::live(
                 compositor,
                 |c: &mut Compositor, name, value| set_layer_property(c, name, value),
             ))
@@ -446,7 +449,7 @@ fn drawing() -> HandlerSpec {
     }
 }
 
-fn drawing_factory(p: &Properties) -> Result<Built, HandlerError> {
+fn drawing_factory(p: &Properties) -> Result<BuiltHandler, HandlerError> {
     let (width, height) = p.size("size");
     let font = match p.text("font") {
         "system" => FontSource::System,
@@ -489,7 +492,7 @@ fn drawing_factory(p: &Properties) -> Result<Built, HandlerError> {
             vars.set(var, VarValue::parse(&value.to_string()));
         }
     }
-    Ok(Built::live(drawing, move |_, name, value| {
+    Ok(BuiltHandler::live(drawing, move |_, name, value| {
         let name = name.strip_prefix("var.").unwrap_or(name);
         let value = match value {
             Value::Float(f) => VarValue::Number(*f),
@@ -549,7 +552,7 @@ fn convert() -> HandlerSpec {
                 .into_iter()
                 .find(|f| f.as_str() == p.text("format"))
                 .unwrap_or(PixelFormat::Rgba8);
-            Ok(Built::fixed(Convert::new(format)?))
+            Ok(BuiltHandler::fixed(Convert::new(format)?))
         }),
     }
 }
@@ -679,7 +682,7 @@ fn scale() -> HandlerSpec {
         factory: Arc::new(|p: &Properties| {
             let (width, height) = p.size("size");
             let method = ScaleMethod::from_name(p.text("method")).unwrap_or_default();
-            Ok(Built::fixed(Scale::new(ScaleConfig {
+            Ok(BuiltHandler::fixed(Scale::new(ScaleConfig {
                 width,
                 height,
                 method,
@@ -704,7 +707,7 @@ fn video_rate() -> HandlerSpec {
             ),
         ],
         properties: vec![],
-        factory: Arc::new(|_: &Properties| Ok(Built::fixed(VideoRate::new()))),
+        factory: Arc::new(|_: &Properties| Ok(BuiltHandler::fixed(VideoRate::new()))),
     }
 }
 
@@ -743,7 +746,9 @@ fn identity() -> HandlerSpec {
         )],
         factory: Arc::new(|p: &Properties| {
             let after = u64::try_from(p.int("error-after")).ok();
-            Ok(Built::fixed(streamlib_handlers_video::Identity::new(after)))
+            Ok(BuiltHandler::fixed(
+                streamlib_handlers_video::Identity::new(after),
+            ))
         }),
     }
 }
@@ -761,7 +766,7 @@ fn null() -> HandlerSpec {
             "frames in any memory, dropped",
         )],
         properties: vec![],
-        factory: Arc::new(|_: &Properties| Ok(Built::fixed(NullSink::new()))),
+        factory: Arc::new(|_: &Properties| Ok(BuiltHandler::fixed(NullSink::new()))),
     }
 }
 
@@ -798,7 +803,7 @@ fn display() -> HandlerSpec {
             "window title",
         )],
         factory: Arc::new(|p: &Properties| {
-            Ok(Built::fixed(Display::new(DisplayConfig::new(
+            Ok(BuiltHandler::fixed(Display::new(DisplayConfig::new(
                 p.text("title"),
             ))))
         }),
