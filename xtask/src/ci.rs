@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{deny, lint, test};
+use crate::{deny, features, lint, test};
 
 /// A stage of the gate; `Ok(false)` means it passed only because it was skipped.
 type Stage = fn() -> Result<bool>;
@@ -12,6 +12,7 @@ type Stage = fn() -> Result<bool>;
 /// The stages, cheapest failure first.
 const STAGES: &[(&str, Stage)] = &[
     ("lint", || lint::run().map(|()| true)),
+    ("features", || features::run().map(|()| true)),
     ("test", || test::run().map(|()| true)),
     ("deny", || {
         deny::run().map(|outcome| outcome == deny::Outcome::Checked)
@@ -30,7 +31,7 @@ enum Outcome {
     NotRun,
 }
 
-/// Runs lint, test and deny in order. Without `keep_going` it stops at the first failure;
+/// Runs lint, features, test and deny in order. Without `keep_going` it stops at the first failure;
 /// with it, every stage runs. Either way a summary is printed and any failure fails the run.
 pub fn run(keep_going: bool) -> Result<()> {
     let mut outcomes = Vec::new();
@@ -62,7 +63,7 @@ pub fn run(keep_going: bool) -> Result<()> {
             Outcome::Failed(elapsed) => ("FAIL", format_duration(*elapsed)),
             Outcome::NotRun => ("not run", String::new()),
         };
-        let line = format!("  {name:<6} {verdict:<8} {time}");
+        let line = format!("  {name:<8} {verdict:<8} {time}");
         println!("{}", line.trim_end());
     }
     let failed: Vec<&str> = outcomes

@@ -3,9 +3,10 @@
 use anyhow::Result;
 
 use crate::command::Command;
-use crate::{deps, layers, workspace};
+use crate::{changelog, deps, layers, msrv, workspace};
 
-/// Formatting, clippy, rustdoc, each crate on its own, then the layer and dependency rules.
+/// Formatting, clippy, rustdoc, each crate on its own, then the layer and dependency rules,
+/// the minimum Rust version and the changelog's shape.
 pub fn run() -> Result<()> {
     Command::cargo().args(["fmt", "--all", "--check"]).run()?;
     Command::cargo()
@@ -24,5 +25,7 @@ pub fn run() -> Result<()> {
             .run()?;
     }
     layers::run()?;
-    deps::run()
+    deps::run()?;
+    msrv::run()?;
+    changelog::run()
 }

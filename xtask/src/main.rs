@@ -10,15 +10,18 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod changelog;
 mod ci;
 mod command;
 mod demo;
 mod deny;
 mod deps;
+mod features;
 mod fuzz;
 mod layers;
 mod lint;
 mod loom;
+mod msrv;
 mod setup;
 mod test;
 mod workspace;
@@ -39,7 +42,7 @@ struct Task {
 const TASKS: &[Task] = &[
     Task {
         usage: "ci [--keep-going]",
-        summary: "lint, test and deny in order; --keep-going runs all and prints a summary",
+        summary: "lint, features, test and deny in order; --keep-going runs all and prints a summary",
     },
     Task {
         usage: "lint",
@@ -64,6 +67,18 @@ const TASKS: &[Task] = &[
     Task {
         usage: "deps",
         summary: "tokio, wgpu and FFmpeg stay out of the crates that must not carry them",
+    },
+    Task {
+        usage: "msrv",
+        summary: "the declared rust-version covers dependencies and language features (part of lint)",
+    },
+    Task {
+        usage: "changelog",
+        summary: "CHANGELOG.md starts with Unreleased, entries under Keep a Changelog headings (part of lint)",
+    },
+    Task {
+        usage: "features",
+        summary: "cargo hack --each-feature over the facade, launch and handler crates (part of ci)",
     },
     Task {
         usage: "deny",
@@ -121,6 +136,9 @@ fn run() -> Result<()> {
         "loom" => no_arguments(task, rest).and_then(|()| loom::run()),
         "layers" => no_arguments(task, rest).and_then(|()| layers::run()),
         "deps" => no_arguments(task, rest).and_then(|()| deps::run()),
+        "msrv" => no_arguments(task, rest).and_then(|()| msrv::run()),
+        "changelog" => no_arguments(task, rest).and_then(|()| changelog::run()),
+        "features" => no_arguments(task, rest).and_then(|()| features::run()),
         "deny" => no_arguments(task, rest).and_then(|()| deny::run().map(drop)),
         "setup" => no_arguments(task, rest).and_then(|()| setup::run()),
         "bench" => bench::run(rest),

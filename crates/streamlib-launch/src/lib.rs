@@ -62,3 +62,22 @@ pub use session::{
     ClockKind, LaunchOptions, Session, fps_rational, stats_json, stats_json_with_reports,
 };
 pub use value::{PropType, Value, ValueError};
+
+/// Which of this crate's optional handler groups this build compiled in. A crate that
+/// re-exports `streamlib-launch` behind its own features (the `streamlib` facade) checks these
+/// at compile time, so a feature that forgets to forward here fails to build instead of
+/// giving a registry without the handlers it promised.
+pub mod compiled {
+    /// `testpattern`, `blur`, `compositor`, … (feature `video`).
+    pub const VIDEO: bool = cfg!(feature = "video");
+    /// `display` (feature `display`).
+    pub const DISPLAY: bool = cfg!(feature = "display");
+    /// `filereader`, `filewriter` (feature `file`).
+    pub const FILE: bool = cfg!(feature = "file");
+    /// `networksend`, `networkreceive` and their audio twins (feature `net`).
+    pub const NET: bool = cfg!(feature = "net");
+    /// `--clock ptp` (feature `ptp`).
+    pub const PTP: bool = cfg!(feature = "ptp");
+    /// `@async` (feature `async`).
+    pub const ASYNC: bool = cfg!(feature = "async");
+}

@@ -143,6 +143,38 @@ pub mod launch {
     pub use streamlib_launch::*;
 }
 
+// Each facade feature that has a launch counterpart must reach it: `--features launch,file`
+// promises a registry with `filereader`. Checked here, at compile time, for every feature
+// combination (`cargo xtask features` builds them).
+#[cfg(feature = "launch")]
+const _: () = {
+    use streamlib_launch::compiled;
+    assert!(
+        !cfg!(feature = "video") || compiled::DISPLAY,
+        "`video` must enable streamlib-launch/display"
+    );
+    assert!(
+        !cfg!(feature = "file") || compiled::FILE,
+        "`file` must enable streamlib-launch/file"
+    );
+    assert!(
+        !cfg!(feature = "net") || compiled::NET,
+        "`net` must enable streamlib-launch/net"
+    );
+    assert!(
+        !cfg!(feature = "ptp") || compiled::PTP,
+        "`ptp` must enable streamlib-launch/ptp"
+    );
+    assert!(
+        !cfg!(feature = "async") || compiled::ASYNC,
+        "`async` must enable streamlib-launch/async"
+    );
+    assert!(
+        compiled::VIDEO,
+        "`launch` must enable streamlib-launch/video"
+    );
+};
+
 /// The names most programs need.
 pub mod prelude {
     pub use streamlib_buffers::{BufferPool, PoolBufMut, PooledBuf};
