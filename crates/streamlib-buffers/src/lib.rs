@@ -30,6 +30,7 @@
 //! assert!(display.read_new().is_none()); // nothing is returned twice
 //! # Ok::<(), streamlib_buffers::BuffersError>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod latest;

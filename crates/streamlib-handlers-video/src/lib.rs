@@ -18,6 +18,7 @@
 //!   fixed format and size, transforms the formats they process and which fields their output
 //!   follows, so the runtime can negotiate a graph before its first frame and insert a
 //!   `Convert`, `Scale` or `VideoRate` where two ports disagree.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod blur;
 mod capture;

@@ -57,6 +57,7 @@
 //! assert_eq!(sink.recv().unwrap().cpu_bytes().unwrap()[0], 245);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod audio;
 mod caps;

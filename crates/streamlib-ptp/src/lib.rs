@@ -33,6 +33,7 @@
 //! println!("offset {} ns", clock.status().snapshot().offset_ns);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bmca;
 mod config;
