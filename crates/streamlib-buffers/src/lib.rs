@@ -42,3 +42,9 @@ pub use error::BuffersError;
 pub use latest::{DEFAULT_SLOTS, Latest, LatestBuffer, LatestReader, MAX_SLOTS};
 pub use ordered::{OrderedQueue, OverflowPolicy, PushOutcome};
 pub use pool::{BufferPool, PoolBufMut, PooledBuf};
+
+/// The names most users of this crate need, for `use streamlib_buffers::prelude::*`
+/// (`streamlib::prelude` includes it).
+pub mod prelude {
+    pub use crate::{BufferPool, PoolBufMut, PooledBuf};
+}

@@ -59,3 +59,9 @@ pub use writer::{
     AudioCodec, AudioConfig, Container, DEFAULT_PRESET, FileWriter, VideoCodec, WriterConfig,
     WriterStats,
 };
+
+/// The file handlers and their configurations, for `use streamlib_handlers_file::prelude::*`
+/// (`streamlib::prelude` includes it with the facade's `file` feature).
+pub mod prelude {
+    pub use crate::{FileReader, FileWriter, ReaderConfig, ReaderPacing, WriterConfig};
+}

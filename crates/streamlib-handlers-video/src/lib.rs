@@ -57,3 +57,15 @@ pub use test_pattern::{MovingBox, Pattern, TestPattern, TestPatternConfig};
 /// The 2D rasteriser `Drawing` callbacks draw with (re-exported so versions always match).
 pub use tiny_skia;
 pub use video_rate::{VideoRate, VideoRateStats};
+
+/// The video handlers and their configurations, for `use streamlib_handlers_video::prelude::*`
+/// (`streamlib::prelude` includes it with the facade's `video` feature).
+pub mod prelude {
+    #[cfg(feature = "display")]
+    pub use crate::{Display, DisplayConfig};
+    pub use crate::{
+        Blur, BlurConfig, Compositor, CompositorConfig, Convert, Drawing, DrawingConfig,
+        FrameCapture, Identity, LayerConfig, NullSink, Pattern, Scale, ScaleConfig, TestPattern,
+        TestPatternConfig, VideoRate,
+    };
+}

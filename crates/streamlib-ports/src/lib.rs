@@ -90,3 +90,14 @@ pub use port::{
     AnyInputPort, AnyOutputPort, DeliveryMode, InputPort, InputRef, OutputPort, OutputRef, PortId,
 };
 pub use video::{AlphaMode, FrameData, FramePool, GpuFrame, GpuResource, VideoFrame};
+
+/// The names a handler author needs, for `use streamlib_ports::prelude::*`
+/// (`streamlib::prelude` includes it).
+pub mod prelude {
+    pub use crate::{
+        AlphaMode, AudioBuffer, AudioCaps, Caps, DataMessage, DeliveryMode, Follow, FrameLayout,
+        FramePool, HandlerError, InputPort, KeyEvent, MemoryCaps, MemorySpace, MouseEvent,
+        OutputPort, PixelFormat, Ports, ProcessContext, StartContext, StreamHandler, VideoCaps,
+        VideoFrame,
+    };
+}

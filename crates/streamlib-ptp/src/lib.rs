@@ -61,3 +61,9 @@ pub use ptp_clock::{PtpClock, tai_frame_at, tai_frame_time_ns};
 pub use slave::PtpSlave;
 pub use status::{PtpCounters, PtpSnapshot, PtpStatus};
 pub use time::{TAI_UTC_OFFSET_NS, local_monotonic_ns, system_tai_ns};
+
+/// The PTP clock and its configuration, for `use streamlib_ptp::prelude::*`
+/// (`streamlib::prelude` includes it with the facade's `ptp` feature).
+pub mod prelude {
+    pub use crate::{Interface, PtpClock, PtpConfig};
+}
