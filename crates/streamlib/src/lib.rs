@@ -146,34 +146,27 @@ pub mod launch {
 // Each facade feature that has a launch counterpart must reach it: `--features launch,file`
 // promises a registry with `filereader`. Checked here, at compile time, for every feature
 // combination (`cargo xtask features` builds them).
+/// `assert!`s at compile time that each facade feature reached its launch counterpart.
 #[cfg(feature = "launch")]
-const _: () = {
-    use streamlib_launch::compiled;
-    assert!(
-        !cfg!(feature = "video") || compiled::DISPLAY,
-        "`video` must enable streamlib-launch/display"
-    );
-    assert!(
-        !cfg!(feature = "file") || compiled::FILE,
-        "`file` must enable streamlib-launch/file"
-    );
-    assert!(
-        !cfg!(feature = "net") || compiled::NET,
-        "`net` must enable streamlib-launch/net"
-    );
-    assert!(
-        !cfg!(feature = "ptp") || compiled::PTP,
-        "`ptp` must enable streamlib-launch/ptp"
-    );
-    assert!(
-        !cfg!(feature = "async") || compiled::ASYNC,
-        "`async` must enable streamlib-launch/async"
-    );
-    assert!(
-        compiled::VIDEO,
-        "`launch` must enable streamlib-launch/video"
-    );
-};
+macro_rules! forwarded {
+    ($($feature:literal => $launch:literal, $flag:ident;)*) => {
+        const _: () = {
+            $(assert!(
+                !cfg!(feature = $feature) || streamlib_launch::compiled::$flag,
+                concat!("`", $feature, "` must enable streamlib-launch/", $launch)
+            );)*
+        };
+    };
+}
+#[cfg(feature = "launch")]
+forwarded! {
+    "launch" => "video", VIDEO;
+    "video" => "display", DISPLAY;
+    "file" => "file", FILE;
+    "net" => "net", NET;
+    "ptp" => "ptp", PTP;
+    "async" => "async", ASYNC;
+}
 
 /// The names most programs need.
 pub mod prelude {
