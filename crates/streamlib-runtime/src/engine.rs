@@ -18,7 +18,7 @@ use streamlib_dispatch::{Activation, Dispatcher, WorkUnit};
 use streamlib_ports::{AnyInputPort, AnyOutputPort, ProcessContext, StartContext, StreamHandler};
 
 use crate::stats::{InputDrops, NodeCounters, StreamState, StreamStats, bump};
-use crate::{RestartPolicy, RuntimeStats, Transport};
+use crate::{RestartPolicy, RuntimeStats};
 
 const TICK_RING: usize = 256;
 
@@ -42,8 +42,6 @@ pub(crate) struct Node {
     pub(crate) upstream: Vec<usize>,
     pub(crate) downstream: Vec<usize>,
     pub(crate) dispatcher: Arc<dyn Dispatcher>,
-    #[allow(dead_code, reason = "kept for inspection by the control plane")]
-    pub(crate) transport: Option<Transport>,
     activation: OnceLock<Box<dyn Activation>>,
     policy: RestartPolicy,
     time_limit: Option<Duration>,
@@ -116,7 +114,6 @@ pub(crate) struct NodeSpec {
     pub(crate) upstream: Vec<usize>,
     pub(crate) downstream: Vec<usize>,
     pub(crate) dispatcher: Arc<dyn Dispatcher>,
-    pub(crate) transport: Option<Transport>,
     pub(crate) policy: RestartPolicy,
     pub(crate) time_limit: Option<Duration>,
     pub(crate) concurrency_limit: usize,
@@ -213,7 +210,6 @@ impl Shared {
                 upstream: s.upstream,
                 downstream: s.downstream,
                 dispatcher: s.dispatcher,
-                transport: s.transport,
                 activation: OnceLock::new(),
                 policy: s.policy,
                 time_limit: s.time_limit,

@@ -66,5 +66,5 @@ pub use converter::{Conversion, ConverterFactory, ConverterRegistry, ConverterSu
 pub use error::RuntimeError;
 pub use runtime::{Connection, RuntimeHandle, StreamRuntime};
 pub use stats::{InputDrops, RuntimeStats, StreamState, StreamStats};
-pub use stream::{Backoff, RestartPolicy, Stream, Transport};
+pub use stream::{Backoff, RestartPolicy, Stream};
 pub use transfer::{TransferFactory, TransferHandler, TransferRegistry};

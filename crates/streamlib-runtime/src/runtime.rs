@@ -612,7 +612,6 @@ impl StreamRuntime {
                 upstream: std::mem::take(&mut upstream[pos]),
                 downstream: std::mem::take(&mut downstream[pos]),
                 dispatcher: stream.dispatcher.unwrap_or_else(|| Arc::clone(&default)),
-                transport: stream.transport,
                 policy: stream.restart_policy,
                 time_limit: stream.time_limit,
                 concurrency_limit: stream.concurrency_limit,

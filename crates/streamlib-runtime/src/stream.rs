@@ -58,32 +58,11 @@ impl RestartPolicy {
     }
 }
 
-/// Metadata about the I/O a handler performs (camera, display, file, RTP…), for stats,
-/// inspection and later the control plane. The runtime does not interpret it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transport {
-    /// What kind of I/O, e.g. `"rtp"`, `"file"`, `"display"`.
-    pub kind: String,
-    /// Where, e.g. `"rtp://239.0.0.1:5004"` or a path.
-    pub uri: String,
-}
-
-impl Transport {
-    /// A transport description.
-    pub fn new(kind: impl Into<String>, uri: impl Into<String>) -> Self {
-        Self {
-            kind: kind.into(),
-            uri: uri.into(),
-        }
-    }
-}
-
-/// A handler plus how to run it: dispatcher, transport metadata and policies.
+/// A handler plus how to run it: dispatcher and policies.
 pub struct Stream {
     pub(crate) id: String,
     pub(crate) handler: Box<dyn StreamHandler>,
     pub(crate) dispatcher: Option<Arc<dyn Dispatcher>>,
-    pub(crate) transport: Option<Transport>,
     pub(crate) restart_policy: RestartPolicy,
     pub(crate) time_limit: Option<Duration>,
     pub(crate) concurrency_limit: usize,
@@ -101,7 +80,6 @@ impl Stream {
             id: id.into(),
             handler,
             dispatcher: None,
-            transport: None,
             restart_policy: RestartPolicy::Never,
             time_limit: None,
             concurrency_limit: 1,
@@ -111,12 +89,6 @@ impl Stream {
     /// Runs the handler on `dispatcher` instead of the runtime's default thread pool.
     pub fn dispatcher(mut self, dispatcher: Arc<dyn Dispatcher>) -> Self {
         self.dispatcher = Some(dispatcher);
-        self
-    }
-
-    /// Attaches transport metadata.
-    pub fn transport(mut self, transport: Transport) -> Self {
-        self.transport = Some(transport);
         self
     }
 
@@ -152,7 +124,6 @@ impl std::fmt::Debug for Stream {
             .field("id", &self.id)
             .field("handler", &self.handler.type_name())
             .field("dispatcher", &self.dispatcher.as_ref().map(|d| d.kind()))
-            .field("transport", &self.transport)
             .field("restart_policy", &self.restart_policy)
             .field("time_limit", &self.time_limit)
             .field("concurrency_limit", &self.concurrency_limit)

@@ -186,6 +186,5 @@ pub mod prelude {
     };
     pub use streamlib_runtime::{
         Backoff, RestartPolicy, RuntimeHandle, RuntimeStats, Stream, StreamRuntime, StreamState,
-        Transport,
     };
 }
