@@ -53,18 +53,24 @@
 //! ```
 
 mod converter;
-mod engine;
+mod drive;
 mod error;
 mod graph;
+mod handle;
 mod negotiate;
+mod node;
+mod running;
 mod runtime;
 mod stats;
 mod stream;
 mod transfer;
+mod wiring;
 
 pub use converter::{Conversion, ConverterFactory, ConverterRegistry, ConverterSupports};
 pub use error::RuntimeError;
-pub use runtime::{Connection, RuntimeHandle, StreamRuntime};
+pub use handle::RuntimeHandle;
+pub use runtime::StreamRuntime;
 pub use stats::{InputDrops, RuntimeStats, StreamState, StreamStats};
 pub use stream::{Backoff, RestartPolicy, Stream};
 pub use transfer::{TransferFactory, TransferHandler, TransferRegistry};
+pub use wiring::Connection;

@@ -12,7 +12,7 @@ use streamlib_clock::Rational;
 use streamlib_ports::{AnyOutputPort, Caps, Field, FrameRate, MemorySpace, Mismatch, PixelFormat};
 
 use crate::converter::{Conversion, Converter};
-use crate::runtime::Link;
+use crate::wiring::Link;
 use crate::{RuntimeError, StreamRuntime};
 
 /// Longest chain of converters tried on one link.

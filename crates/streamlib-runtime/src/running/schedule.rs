@@ -1,0 +1,321 @@
+//! Which node runs which tick, and the run itself.
+//!
+//! # The handshake, and why it is `SeqCst`
+//!
+//! A node runs while it holds `busy`. A node `U` that finishes (or ends, or fails) stores its
+//! `done_seq` (or `state`) and then tries to take each downstream node's `busy`; a downstream
+//! node `D` that is busy then is trusted to look again when it finishes: it releases `busy`
+//! and then reads `U`'s `done_seq` and `state`. The clock thread does the same with
+//! `clock_seq` against every source. Each side writes one location and then reads the other
+//! (store buffering): under acquire/release alone both may read the old values, `U` sees `D`
+//! busy and `D` sees `U` not done, and the tick is never run. A single total order over these
+//! accesses rules that out, so `busy`'s compare-exchange and release, `done_seq`, `state`
+//! (`AtomicNodeState`) and `clock_seq` are `SeqCst`, and nothing else on this path is:
+//! `last_seq`, `run_seq`, `final_*`, `needs_start` and `started` are owned by whoever holds
+//! `busy` (its acquire/release and the dispatcher's hand-off order them), and `restart_at_ns`
+//! is published by the `state` store that follows it. `waiters` against `done_seq` is the
+//! same pattern between a completion and `wait_for_ticks`.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use streamlib_clock::{Pacing, TimedTick};
+use streamlib_dispatch::WorkUnit;
+use streamlib_ports::{ProcessContext, StartContext};
+
+use super::RunningGraph;
+use super::supervise::{catch, catch_process};
+use crate::node::{Node, NodeState};
+use crate::stats::bump;
+
+/// What a dispatcher runs for one node: one `run_node`.
+pub(super) struct NodeUnit {
+    graph: Weak<RunningGraph>,
+    index: usize,
+    name: String,
+}
+
+impl NodeUnit {
+    pub(super) fn new(graph: &Arc<RunningGraph>, index: usize, name: String) -> Self {
+        Self {
+            graph: Arc::downgrade(graph),
+            index,
+            name,
+        }
+    }
+}
+
+impl WorkUnit for NodeUnit {
+    fn run(&self) {
+        if let Some(graph) = self.graph.upgrade() {
+            graph.run_node(self.index);
+        }
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl RunningGraph {
+    /// Gives every node a chance to run (restarts due, newly ready ticks).
+    pub(crate) fn schedule_all(&self) {
+        for i in 0..self.nodes.len() {
+            self.try_schedule(i);
+        }
+    }
+
+    /// Tick `seq`; the newest one when `seq`'s cell was reused (the node is that far behind).
+    fn tick(&self, mut seq: u64) -> TimedTick {
+        loop {
+            if let Some(tick) = self.ticks.read(seq) {
+                return tick;
+            }
+            // Acquire: pairs with the release half of `publish_tick`'s store.
+            let newest = self.clock_seq.load(Ordering::Acquire);
+            if newest == seq || newest == 0 {
+                return self.ticks.empty();
+            }
+            seq = newest;
+        }
+    }
+
+    /// Whether a restarting node is still waiting out its backoff.
+    fn in_backoff(&self, node: &Node) -> bool {
+        // Relaxed: published by the `Restarting` store the caller just read.
+        self.now_ns() < node.restart_at_ns.load(Ordering::Relaxed)
+    }
+
+    /// The newest tick a node may run, and whether it owes a final run because every upstream
+    /// has ended or failed.
+    fn readiness(&self, node: &Node) -> (u64, bool) {
+        let clock = self.clock_seq.load(Ordering::SeqCst);
+        if node.upstream.is_empty() {
+            return (clock, false);
+        }
+        let mut ready = u64::MAX;
+        let mut all_terminal = true;
+        for &u in &node.upstream {
+            let up = &self.nodes[u];
+            match up.state.load() {
+                s if s.is_terminal() => {}
+                // Waiting out its backoff: do not hold the rest back. Once due, it runs
+                // first again, so frames it forwards still arrive on their own tick.
+                NodeState::Restarting if self.in_backoff(up) => {
+                    all_terminal = false;
+                }
+                _ => {
+                    all_terminal = false;
+                    ready = ready.min(up.done_seq.load(Ordering::SeqCst));
+                }
+            }
+        }
+        if all_terminal {
+            // Relaxed: written by the `busy` holder; the check under `busy` is the one that counts.
+            return (clock, !node.final_scheduled.load(Ordering::Relaxed));
+        }
+        (ready.min(clock), false)
+    }
+
+    /// Activates node `i` if it has a newer tick to run and is idle.
+    pub(crate) fn try_schedule(&self, i: usize) {
+        let node = &self.nodes[i];
+        loop {
+            if self.is_stopping() {
+                return;
+            }
+            let state = node.state.load();
+            if state.is_terminal() || state == NodeState::Idle {
+                return;
+            }
+            if state == NodeState::Restarting && self.in_backoff(node) {
+                return;
+            }
+            // Relaxed reads of `last_seq` outside `busy` are a hint; the one under it decides.
+            let (ready, force) = self.readiness(node);
+            if ready <= node.last_seq.load(Ordering::Relaxed) && !force {
+                return;
+            }
+            if node
+                .busy
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                // It is running; it re-checks when it completes.
+                return;
+            }
+            let (ready, force) = self.readiness(node);
+            let last = node.last_seq.load(Ordering::Relaxed);
+            let state = node.state.load();
+            if (ready <= last && !force) || self.is_stopping() || state.is_terminal() {
+                node.busy.store(false, Ordering::SeqCst);
+                // Something may have become ready while we held `busy`: look again.
+                continue;
+            }
+            // Owned by whoever holds `busy`; the dispatcher's hand-off publishes them.
+            if force {
+                node.final_scheduled.store(true, Ordering::Relaxed);
+                node.final_run.store(true, Ordering::Relaxed);
+            }
+            let run = ready.max(last);
+            if last > 0 && run > last + 1 {
+                bump(&node.counters.skipped_ticks, run - last - 1);
+            }
+            node.last_seq.store(run, Ordering::Relaxed);
+            node.run_seq.store(run, Ordering::Relaxed);
+            match node.activation.get() {
+                Some(activation) => activation.activate(),
+                None => node.busy.store(false, Ordering::SeqCst),
+            }
+            return;
+        }
+    }
+
+    /// One `process` call (plus a pending restart's `on_start`), on the dispatcher's thread.
+    fn run_node(&self, i: usize) {
+        let node = &self.nodes[i];
+        let seq = node.run_seq.load(Ordering::Relaxed);
+        // SAFETY: `try_schedule` set `busy` before activating this run and only `complete`
+        // below clears it, so this thread has exclusive access to the handler.
+        let handler = unsafe { node.handler() };
+        if node.needs_start.load(Ordering::Relaxed) {
+            let ctx = StartContext::new(&node.id, &self.clock_info);
+            match catch(|| handler.on_start(&ctx)) {
+                Ok(()) => {
+                    node.needs_start.store(false, Ordering::Relaxed);
+                    node.started.store(true, Ordering::Relaxed);
+                    node.state.store(NodeState::Running);
+                    bump(&node.counters.restarts, 1);
+                    tracing::info!(stream = %node.id, "restarted");
+                }
+                Err(message) => {
+                    bump(&node.counters.errors, 1);
+                    self.fail(node, handler, &message);
+                    self.complete(i, seq);
+                    return;
+                }
+            }
+        }
+        let final_run = node.final_run.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let mut ctx = ProcessContext::new(&node.id, self.tick(seq))
+            .with_deadline(node.time_limit.map(|limit| started + limit))
+            .with_concurrency_limit(node.concurrency_limit)
+            .with_inputs_ended(final_run);
+        let result = catch_process(|| handler.process(&mut ctx));
+        let elapsed = started.elapsed();
+        let counters = &node.counters;
+        bump(&counters.ticks, 1);
+        counters.process_time.record(elapsed.as_nanos() as u64);
+        let finished_ns = (started - self.started_at + elapsed).as_nanos() as u64;
+        counters
+            .latency
+            .record(finished_ns.saturating_sub(self.ticks.issued_ns(seq)));
+        if node.time_limit.is_some_and(|limit| elapsed > limit) {
+            bump(&counters.deadline_misses, 1);
+        }
+        node.log_pool_skips();
+        match result {
+            Ok(Ok(())) => {
+                if ctx.stop_requested() {
+                    tracing::info!(stream = %node.id, "asked the runtime to stop");
+                    (self.on_stop_request)();
+                }
+                if ctx.end_requested() || final_run {
+                    self.end_node(node, handler, final_run);
+                }
+            }
+            Ok(Err(error)) => {
+                bump(&counters.errors, 1);
+                self.fail(node, handler, &error.to_string());
+            }
+            Err(panic) => {
+                bump(&counters.panics, 1);
+                self.fail(node, handler, &panic);
+            }
+        }
+        self.complete(i, seq);
+    }
+
+    /// Ends a run: releases `busy`, schedules what became ready, and tells waiters.
+    fn complete(&self, i: usize, seq: u64) {
+        let node = &self.nodes[i];
+        node.done_seq.store(seq, Ordering::SeqCst);
+        node.busy.store(false, Ordering::SeqCst);
+        if !self.is_stopping() {
+            self.try_schedule(i);
+            for &d in &node.downstream {
+                self.try_schedule(d);
+            }
+            if node.downstream.is_empty()
+                && !self.is_finished()
+                && self.all_sinks_done()
+                && self.mark_finished()
+            {
+                tracing::info!("every sink has ended: pipeline finished");
+                (self.on_finished)();
+            }
+        }
+        if self.pacing == Pacing::Pipeline {
+            self.wake_driver();
+        }
+        // SeqCst: pairs with the increment in `wait_for_ticks` (store buffering against
+        // `done_seq`, see the module docs), so a waiter is either seen here or sees the run.
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self
+                .wait_lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.wait_cv.notify_all();
+        }
+    }
+
+    /// Whether every sink is terminal. Two sinks ending at once each store their state and
+    /// read the other's (the handshake in the module docs): `SeqCst` makes at least one see both.
+    pub(super) fn all_sinks_done(&self) -> bool {
+        self.sinks
+            .iter()
+            .all(|&s| self.nodes[s].state.load().is_terminal())
+    }
+
+    /// Whether every live node has finished tick `seq`.
+    pub(crate) fn wave_done(&self, seq: u64) -> bool {
+        self.nodes.iter().all(|n| {
+            let state = n.state.load();
+            state.is_terminal()
+                || state == NodeState::Restarting
+                || (n.done_seq.load(Ordering::SeqCst) >= seq && !n.busy.load(Ordering::SeqCst))
+        })
+    }
+
+    /// Waits until `ticks` ticks were issued and processed everywhere, or `timeout`.
+    pub(crate) fn wait_for_ticks(&self, ticks: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        // SeqCst: see `complete`.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self
+            .wait_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let done = loop {
+            let ok = (self.clock_seq.load(Ordering::SeqCst) >= ticks && self.wave_done(ticks))
+                || self.is_finished();
+            if ok {
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            let wait = (deadline - now).min(Duration::from_millis(5));
+            guard = match self.wait_cv.wait_timeout(guard, wait) {
+                Ok((g, _)) => g,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        };
+        drop(guard);
+        // Relaxed: leaving costs at most one needless notification.
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        done
+    }
+}

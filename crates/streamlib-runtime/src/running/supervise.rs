@@ -1,0 +1,205 @@
+//! Supervision: starting handlers, containing their failures and panics, restarts with
+//! backoff, end of stream, and shutdown.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use streamlib_ports::{HandlerError, StartContext, StreamHandler};
+
+use super::RunningGraph;
+use crate::node::{Node, NodeState};
+use crate::stats::bump;
+use crate::{Backoff, RestartPolicy};
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked".to_owned()
+    }
+}
+
+/// Calls a lifecycle method (`on_start`, `on_stop`); an error or a panic becomes its message.
+pub(super) fn catch(f: impl FnOnce() -> Result<(), HandlerError>) -> Result<(), String> {
+    match catch_process(f) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(panic),
+    }
+}
+
+/// Calls `process`: the handler's own error, or `Err` with the message of a panic. The one
+/// place a handler's panic is caught, so it is counted and supervised rather than only logged
+/// by the dispatcher.
+pub(super) fn catch_process(
+    f: impl FnOnce() -> Result<(), HandlerError>,
+) -> Result<Result<(), HandlerError>, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(&*payload))
+}
+
+impl RunningGraph {
+    /// Calls `on_start` on every handler in order; on failure stops those already started.
+    pub(crate) fn start_handlers(&self) -> Result<(), (usize, String)> {
+        for (i, node) in self.nodes.iter().enumerate() {
+            let ctx = StartContext::new(&node.id, &self.clock_info);
+            // SAFETY: no activation is attached yet, so no other thread can reach the handler.
+            let handler = unsafe { node.handler() };
+            if let Err(message) = catch(|| handler.on_start(&ctx)) {
+                for earlier in &self.nodes[..i] {
+                    self.stop_handler(earlier);
+                }
+                return Err((i, message));
+            }
+            // Relaxed: `attach` (and the threads it hands the node to) comes after.
+            node.started.store(true, Ordering::Relaxed);
+            node.state.store(NodeState::Running);
+        }
+        Ok(())
+    }
+
+    /// A run ended the node's stream (or was its final run, `drained`).
+    pub(super) fn end_node(
+        &self,
+        node: &Node,
+        handler: &mut Box<dyn StreamHandler>,
+        drained: bool,
+    ) {
+        if let (RestartPolicy::Always(backoff), false) = (&node.policy, drained) {
+            // A source that ended its stream by itself is started again.
+            self.schedule_restart(node, handler, backoff, "ended its stream");
+            return;
+        }
+        node.state.store(NodeState::Ended);
+        for output in &node.outputs {
+            output.set_ended(true);
+        }
+        tracing::debug!(stream = %node.id, "end of stream");
+    }
+
+    /// A run (or a restart's `on_start`) failed with `message`: restart or leave it failed.
+    pub(super) fn fail(&self, node: &Node, handler: &mut Box<dyn StreamHandler>, message: &str) {
+        node.record_error(message);
+        match node.policy.backoff() {
+            Some(backoff) => self.schedule_restart(node, handler, backoff, message),
+            None => {
+                tracing::error!(stream = %node.id, handler = node.type_name, "failed: {message}; restart policy is never, leaving it stopped");
+                self.stop_started(node, handler);
+                node.state.store(NodeState::Failed);
+            }
+        }
+    }
+
+    fn schedule_restart(
+        &self,
+        node: &Node,
+        handler: &mut Box<dyn StreamHandler>,
+        backoff: &Backoff,
+        why: &str,
+    ) {
+        let done = node.counters.restarts.load(Ordering::Relaxed) as u32;
+        self.stop_started(node, handler);
+        if backoff.max_restarts.is_some_and(|cap| done >= cap) {
+            tracing::error!(stream = %node.id, handler = node.type_name, "{why}; gave up after {done} restarts");
+            node.state.store(NodeState::Failed);
+            return;
+        }
+        let delay = backoff.delay(done + 1);
+        tracing::warn!(stream = %node.id, handler = node.type_name, "{why}; restarting in {delay:?}");
+        // Relaxed: both are published by the `Restarting` store below, and `needs_start` is
+        // read only by the next `busy` holder.
+        node.restart_at_ns
+            .store(self.now_ns() + delay.as_nanos() as u64, Ordering::Relaxed);
+        node.needs_start.store(true, Ordering::Relaxed);
+        node.state.store(NodeState::Restarting);
+    }
+
+    /// Calls `on_stop` if `on_start` succeeded and no `on_stop` followed yet.
+    fn stop_started(&self, node: &Node, handler: &mut Box<dyn StreamHandler>) {
+        // Relaxed: only the `busy` holder touches `started`.
+        if node.started.swap(false, Ordering::Relaxed)
+            && let Err(message) = catch(|| handler.on_stop())
+        {
+            bump(&node.counters.errors, 1);
+            node.record_error(&format!("on_stop failed: {message}"));
+            tracing::error!(stream = %node.id, "on_stop failed: {message}");
+        }
+    }
+
+    /// Calls `on_stop` on a node that is not running (start-up rollback and shutdown).
+    fn stop_handler(&self, node: &Node) {
+        // SAFETY: callers hold `busy` or run before any activation exists.
+        let handler = unsafe { node.handler() };
+        self.stop_started(node, handler);
+    }
+
+    /// Ends every source (the clock will not tick again).
+    pub(crate) fn end_sources(&self) {
+        for node in self.nodes.iter() {
+            if node.upstream.is_empty() && self.acquire(node, Duration::from_secs(5)) {
+                if !node.state.load().is_terminal() {
+                    node.state.store(NodeState::Ended);
+                    node.outputs.iter().for_each(|o| o.set_ended(true));
+                }
+                // SeqCst: the scheduling handshake (see `schedule.rs`).
+                node.busy.store(false, Ordering::SeqCst);
+                for &d in &node.downstream {
+                    self.try_schedule(d);
+                }
+            }
+        }
+        if self
+            .sinks
+            .iter()
+            .all(|&s| self.nodes[s].upstream.is_empty())
+            && self.mark_finished()
+        {
+            (self.on_finished)();
+        }
+    }
+
+    /// Takes `busy` of an idle node, waiting up to `timeout` for a run in flight.
+    fn acquire(&self, node: &Node, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Acquire: pairs with the release of `busy` after the last run, whose handler
+            // writes this thread then sees. It polls until it wins, so no wake-up can be lost.
+            if node
+                .busy
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Stops scheduling, waits for runs in flight, calls `on_stop` once per started handler,
+    /// and detaches every activation.
+    pub(crate) fn shutdown(&self, timeout: Duration) {
+        self.request_stop();
+        self.wake_driver();
+        for node in self.nodes.iter() {
+            if self.acquire(node, timeout) {
+                self.stop_handler(node);
+                if !node.state.load().is_terminal() {
+                    node.state.store(NodeState::Stopped);
+                }
+            } else {
+                tracing::error!(stream = %node.id, "still running after {timeout:?}; on_stop skipped");
+            }
+        }
+        for node in self.nodes.iter() {
+            if let Some(activation) = node.activation.get() {
+                activation.detach();
+            }
+        }
+    }
+}
