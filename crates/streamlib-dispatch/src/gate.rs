@@ -162,20 +162,30 @@ impl RunGate {
         }
     }
 
-    /// Runs `unit` once, catching a panic so that the executing thread survives it.
-    /// Call only after [`begin_run`](Self::begin_run) returned [`Begin::Run`].
+    /// Runs `unit` once, catching a panic so that the executing thread survives it, and hands
+    /// the panic to [`WorkUnit::panicked`]. Call only after [`begin_run`](Self::begin_run)
+    /// returned [`Begin::Run`].
+    ///
+    /// This is the only `catch_unwind` an activation passes through: units (the runtime's
+    /// included) react to their own panics in `panicked` instead of catching them again.
     pub(crate) fn run_unit(&self, unit: &dyn WorkUnit) {
         // Relaxed: only the same thread ever compares the mark with its own.
         self.runner.store(thread_mark(), Ordering::Relaxed);
         let outcome = catch_unwind(AssertUnwindSafe(|| unit.run()));
-        self.runner.store(0, Ordering::Relaxed);
         if let Err(payload) = outcome {
-            tracing::error!(
-                unit = unit.name(),
-                panic = panic_message(&*payload),
-                "work unit panicked; it stays attached and runs again on its next activation"
-            );
+            // Still marked as the runner: `panicked` may detach the unit, like `run` may. Only
+            // a panic escaping `panicked` itself is caught here; that path is cold.
+            let recovered = catch_unwind(AssertUnwindSafe(|| unit.panicked(&*payload)));
+            if let Err(second) = recovered {
+                log_panic(unit.name(), &*payload);
+                tracing::error!(
+                    unit = unit.name(),
+                    panic = panic_message(&*second),
+                    "the unit's panic handler panicked too"
+                );
+            }
         }
+        self.runner.store(0, Ordering::Relaxed);
     }
 
     /// Marks the unit detached and waits until a run in progress on another thread has
@@ -259,6 +269,15 @@ pub(crate) fn backoff(step: &mut u32) {
 pub(crate) fn backoff(step: &mut u32) {
     loom::thread::yield_now();
     *step = step.saturating_add(1);
+}
+
+/// What [`WorkUnit::panicked`] does unless a unit overrides it.
+pub(crate) fn log_panic(unit: &str, payload: &(dyn Any + Send)) {
+    tracing::error!(
+        unit,
+        panic = panic_message(payload),
+        "work unit panicked; it stays attached and runs again on its next activation"
+    );
 }
 
 /// The text of a panic payload, when it has one.
@@ -368,6 +387,48 @@ mod tests {
         gate.run_unit(&Boom);
         assert!(!gate.end_run());
         assert!(gate.activate());
+    }
+
+    #[test]
+    fn a_panic_reaches_the_units_own_handler_once() {
+        struct Reports {
+            seen: std::sync::Mutex<Vec<String>>,
+        }
+        impl WorkUnit for Reports {
+            fn run(&self) {
+                panic!("frame 7");
+            }
+            fn name(&self) -> &str {
+                "reports"
+            }
+            fn panicked(&self, payload: &(dyn Any + Send)) {
+                self.seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(panic_message(payload).to_owned());
+                panic!("and the handler too");
+            }
+        }
+        let unit = Reports {
+            seen: std::sync::Mutex::new(Vec::new()),
+        };
+        let gate = RunGate::new();
+        assert!(gate.activate());
+        assert_eq!(gate.begin_run(), Begin::Run);
+        gate.run_unit(&unit);
+        assert!(!gate.end_run());
+        let seen = unit
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert_eq!(seen, ["frame 7"]);
+        assert_eq!(
+            gate.runner.load(Ordering::Relaxed),
+            0,
+            "runner mark cleared"
+        );
+        assert!(gate.activate(), "still attached after both panics");
     }
 
     struct Noop;

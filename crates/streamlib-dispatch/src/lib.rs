@@ -16,7 +16,8 @@
 //! Every dispatcher keeps the same contract: `activate()` and the path that calls `run()`
 //! allocate nothing at steady state and take no lock unless they must wake a sleeping thread;
 //! an activation that arrives while one is still waiting coalesces with it; a panicking `run()`
-//! is logged (with `tracing`) and does not take the executor down; and once
+//! is caught, handed to [`WorkUnit::panicked`] (which logs it with `tracing` unless the unit says
+//! otherwise) and does not take the executor down; and once
 //! [`Activation::detach`] returns, `run()` is never called again.
 //!
 //! # Example
@@ -75,18 +76,29 @@ pub use error::DispatchError;
 pub use inline::InlineDispatcher;
 pub use thread_pool::ThreadPoolDispatcher;
 
+use std::any::Any;
 use std::sync::Arc;
 
 /// One handler's work, as the dispatcher sees it.
 pub trait WorkUnit: Send + Sync + 'static {
     /// Runs the unit's work once.
     ///
-    /// The runtime's wrapper catches panics itself, but dispatchers survive a panicking run too:
-    /// they log it with `tracing::error!` and keep the executing thread alive.
+    /// A panic need not be caught here: the dispatcher catches it (the one `catch_unwind` on the
+    /// activation path), keeps the executing thread alive, and hands the payload to
+    /// [`panicked`](Self::panicked).
     fn run(&self);
 
     /// Name for thread names and logs (the handler id).
     fn name(&self) -> &str;
+
+    /// Called on the thread that ran the unit, right after [`run`](Self::run) panicked with
+    /// `payload`. The unit stays attached and runs again on its next activation.
+    ///
+    /// The default logs the panic with `tracing::error!`. The runtime overrides it to count the
+    /// failure and apply the handler's restart policy. A panic in here is caught and logged too.
+    fn panicked(&self, payload: &(dyn Any + Send)) {
+        gate::log_panic(self.name(), payload);
+    }
 }
 
 /// The handle through which the runtime asks for runs of one attached unit.

@@ -137,6 +137,12 @@ pub(crate) struct Node {
     pub(crate) needs_start: AtomicBool,
     /// When a restarting node may start again, ns since the graph started.
     pub(crate) restart_at_ns: AtomicU64,
+    /// The run in flight is inside a restart's `on_start` (owned by the `busy` holder; tells
+    /// a panic there from one in `process`).
+    pub(crate) starting: AtomicBool,
+    /// When the run in flight called `process`, ns since the graph started (owned by the
+    /// `busy` holder; the panic path records the run's time from it).
+    pub(crate) process_started_ns: AtomicU64,
     pub(crate) counters: NodeCounters,
 }
 
@@ -170,6 +176,8 @@ impl Node {
             started: AtomicBool::new(false),
             needs_start: AtomicBool::new(false),
             restart_at_ns: AtomicU64::new(0),
+            starting: AtomicBool::new(false),
+            process_started_ns: AtomicU64::new(0),
             counters: NodeCounters::new(),
         }
     }

@@ -224,3 +224,100 @@ fn always_policy_restarts_a_source_that_ended() {
     assert!(!rt.is_finished() || stats.stream("sink").unwrap().state != StreamState::Ended);
     assert!(log.received.load(Ordering::SeqCst) >= 4);
 }
+
+/// Panics in `process` on frame 1, then in the `on_start` of its first restart.
+struct PanicsThenRefusesRestart {
+    input: InputPort<VideoFrame>,
+    starts: Arc<AtomicUsize>,
+    stops: Arc<AtomicUsize>,
+}
+
+impl StreamHandler for PanicsThenRefusesRestart {
+    fn ports(&self) -> Ports {
+        Ports::new().input(&self.input)
+    }
+    fn on_start(&mut self, _: &StartContext<'_>) -> Result<(), HandlerError> {
+        if self.starts.fetch_add(1, Ordering::SeqCst) == 1 {
+            panic!("restart refused");
+        }
+        Ok(())
+    }
+    fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+        while self.input.recv().is_some() {}
+        if ctx.tick().frame_number == 1 && self.starts.load(Ordering::SeqCst) == 1 {
+            panic!("boom on frame 1");
+        }
+        Ok(())
+    }
+    fn on_stop(&mut self) -> Result<(), HandlerError> {
+        self.stops.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// The dispatcher's one `catch_unwind` hands a run's panic back to the runtime, on every
+/// dispatcher: a panic in `process` counts as a panic, one in a restart's `on_start` as an
+/// error, both follow the restart policy, and `on_stop` pairs with every successful `on_start`.
+#[test]
+fn panics_in_process_and_restart_are_supervised_on_every_dispatcher() {
+    use streamlib_dispatch::{
+        DedicatedThreadDispatcher, Dispatcher, InlineDispatcher, ThreadPoolDispatcher,
+    };
+    let dispatchers: Vec<Arc<dyn Dispatcher>> = vec![
+        Arc::new(InlineDispatcher::new()),
+        Arc::new(ThreadPoolDispatcher::new(2)),
+        Arc::new(DedicatedThreadDispatcher::new()),
+    ];
+    for dispatcher in dispatchers {
+        let kind = dispatcher.kind();
+        let (clock, ticks) = ManualClock::new(Rational::fps(30));
+        let mut rt = StreamRuntime::new(clock);
+        rt.set_default_dispatcher(Arc::clone(&dispatcher));
+        let src = FrameSource::new(4, 4, MemoryCaps::CPU);
+        let starts = Arc::new(AtomicUsize::new(0));
+        let stops = Arc::new(AtomicUsize::new(0));
+        let sink = PanicsThenRefusesRestart {
+            input: InputPort::new("video", MemoryCaps::CPU),
+            starts: Arc::clone(&starts),
+            stops: Arc::clone(&stops),
+        };
+        let (o, i) = (src.out.handle(), sink.input.handle());
+        let backoff = Backoff {
+            initial: Duration::ZERO,
+            factor: 1.0,
+            max: Duration::ZERO,
+            max_restarts: Some(5),
+        };
+        rt.add_stream(Stream::new("src", src)).unwrap();
+        rt.add_stream(Stream::new("sink", sink).restart_policy(RestartPolicy::OnFailure(backoff)))
+            .unwrap();
+        rt.connect(&o, &i).unwrap();
+        rt.start().unwrap();
+        pump(&rt, &ticks, 0, 3);
+        // A restarting stream does not hold a tick's wave back, so its restart may lag the
+        // clock on a threaded dispatcher: tick until it happened.
+        let mut issued = 3;
+        while rt.stats().unwrap().stream("sink").unwrap().restarts == 0 {
+            assert!(issued < 500, "{kind}: never restarted");
+            pump(&rt, &ticks, issued, 1);
+            issued += 1;
+        }
+        let stats = rt.stop().unwrap();
+        dispatcher.shutdown();
+        let s = stats.stream("sink").unwrap();
+        assert_eq!((s.panics, s.errors, s.restarts), (1, 1, 1), "{kind}: {s:?}");
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some("panicked: restart refused"),
+            "{kind}"
+        );
+        assert_eq!(s.state, StreamState::Stopped, "{kind}");
+        assert_eq!(starts.load(Ordering::SeqCst), 3, "{kind}");
+        assert_eq!(
+            stops.load(Ordering::SeqCst),
+            2,
+            "{kind}: on_stop after the panic and at stop"
+        );
+        assert_eq!(stats.stream("src").unwrap().ticks, issued, "{kind}");
+    }
+}

@@ -16,6 +16,7 @@
 //! is published by the `state` store that follows it. `waiters` against `done_seq` is the
 //! same pattern between a completion and `wait_for_ticks`.
 
+use std::any::Any;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ use streamlib_dispatch::WorkUnit;
 use streamlib_ports::{ProcessContext, StartContext};
 
 use super::RunningGraph;
-use super::supervise::{catch, catch_process};
+use super::supervise::panic_message;
 use crate::node::{Node, NodeState};
 use crate::stats::bump;
 
@@ -54,6 +55,11 @@ impl WorkUnit for NodeUnit {
     }
     fn name(&self) -> &str {
         &self.name
+    }
+    fn panicked(&self, payload: &(dyn Any + Send)) {
+        if let Some(graph) = self.graph.upgrade() {
+            graph.recover_panic(self.index, payload);
+        }
     }
 }
 
@@ -172,15 +178,22 @@ impl RunningGraph {
     }
 
     /// One `process` call (plus a pending restart's `on_start`), on the dispatcher's thread.
+    ///
+    /// A panic in either is not caught here: it unwinds to the dispatcher, whose one
+    /// `catch_unwind` hands it back through [`NodeUnit::panicked`] to `recover_panic`.
     fn run_node(&self, i: usize) {
         let node = &self.nodes[i];
         let seq = node.run_seq.load(Ordering::Relaxed);
         // SAFETY: `try_schedule` set `busy` before activating this run and only `complete`
-        // below clears it, so this thread has exclusive access to the handler.
+        // clears it, so this thread has exclusive access to the handler.
         let handler = unsafe { node.handler() };
+        // Relaxed, here and for the run's other fields: owned by the `busy` holder.
         if node.needs_start.load(Ordering::Relaxed) {
             let ctx = StartContext::new(&node.id, &self.clock_info);
-            match catch(|| handler.on_start(&ctx)) {
+            node.starting.store(true, Ordering::Relaxed);
+            let started = handler.on_start(&ctx);
+            node.starting.store(false, Ordering::Relaxed);
+            match started {
                 Ok(()) => {
                     node.needs_start.store(false, Ordering::Relaxed);
                     node.started.store(true, Ordering::Relaxed);
@@ -188,35 +201,28 @@ impl RunningGraph {
                     bump(&node.counters.restarts, 1);
                     tracing::info!(stream = %node.id, "restarted");
                 }
-                Err(message) => {
+                Err(error) => {
                     bump(&node.counters.errors, 1);
-                    self.fail(node, handler, &message);
+                    self.fail(node, handler, &error.to_string());
                     self.complete(i, seq);
                     return;
                 }
             }
         }
         let final_run = node.final_run.load(Ordering::Relaxed);
-        let started = Instant::now();
+        let started_ns = self.now_ns();
+        node.process_started_ns.store(started_ns, Ordering::Relaxed);
+        let deadline = node
+            .time_limit
+            .map(|limit| self.started_at + Duration::from_nanos(started_ns) + limit);
         let mut ctx = ProcessContext::new(&node.id, self.tick(seq))
-            .with_deadline(node.time_limit.map(|limit| started + limit))
+            .with_deadline(deadline)
             .with_concurrency_limit(node.concurrency_limit)
             .with_inputs_ended(final_run);
-        let result = catch_process(|| handler.process(&mut ctx));
-        let elapsed = started.elapsed();
-        let counters = &node.counters;
-        bump(&counters.ticks, 1);
-        counters.process_time.record(elapsed.as_nanos() as u64);
-        let finished_ns = (started - self.started_at + elapsed).as_nanos() as u64;
-        counters
-            .latency
-            .record(finished_ns.saturating_sub(self.ticks.issued_ns(seq)));
-        if node.time_limit.is_some_and(|limit| elapsed > limit) {
-            bump(&counters.deadline_misses, 1);
-        }
-        node.log_pool_skips();
+        let result = handler.process(&mut ctx);
+        self.record_run(node, seq, started_ns);
         match result {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 if ctx.stop_requested() {
                     tracing::info!(stream = %node.id, "asked the runtime to stop");
                     (self.on_stop_request)();
@@ -225,15 +231,51 @@ impl RunningGraph {
                     self.end_node(node, handler, final_run);
                 }
             }
-            Ok(Err(error)) => {
-                bump(&counters.errors, 1);
+            Err(error) => {
+                bump(&node.counters.errors, 1);
                 self.fail(node, handler, &error.to_string());
             }
-            Err(panic) => {
-                bump(&counters.panics, 1);
-                self.fail(node, handler, &panic);
-            }
         }
+        self.complete(i, seq);
+    }
+
+    /// The statistics of one `process` call that began at `started_ns`.
+    fn record_run(&self, node: &Node, seq: u64, started_ns: u64) {
+        let finished_ns = self.now_ns();
+        let elapsed = finished_ns.saturating_sub(started_ns);
+        let counters = &node.counters;
+        bump(&counters.ticks, 1);
+        counters.process_time.record(elapsed);
+        counters
+            .latency
+            .record(finished_ns.saturating_sub(self.ticks.issued_ns(seq)));
+        if node
+            .time_limit
+            .is_some_and(|limit| Duration::from_nanos(elapsed) > limit)
+        {
+            bump(&counters.deadline_misses, 1);
+        }
+        node.log_pool_skips();
+    }
+
+    /// The run of node `i` panicked (in a restart's `on_start` or in `process`) and the
+    /// dispatcher caught it: count it, apply the restart policy, and end the run as
+    /// `run_node` would have.
+    fn recover_panic(&self, i: usize, payload: &(dyn Any + Send)) {
+        let node = &self.nodes[i];
+        let seq = node.run_seq.load(Ordering::Relaxed);
+        // SAFETY: the run that panicked held `busy` and nothing released it (only `complete`
+        // does, and the panic left `run_node` before it), so this thread still owns the handler.
+        let handler = unsafe { node.handler() };
+        let message = panic_message(payload);
+        if node.starting.swap(false, Ordering::Relaxed) {
+            // As before the one-catch design: a failed restart is an error, not a panic count.
+            bump(&node.counters.errors, 1);
+        } else {
+            self.record_run(node, seq, node.process_started_ns.load(Ordering::Relaxed));
+            bump(&node.counters.panics, 1);
+        }
+        self.fail(node, handler, &message);
         self.complete(i, seq);
     }
 

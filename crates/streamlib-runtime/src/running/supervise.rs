@@ -13,7 +13,8 @@ use crate::node::{Node, NodeState};
 use crate::stats::bump;
 use crate::{Backoff, RestartPolicy};
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+/// What a handler's panic is recorded as: `panicked: <its message>`.
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         format!("panicked: {s}")
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -23,22 +24,15 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Calls a lifecycle method (`on_start`, `on_stop`); an error or a panic becomes its message.
-pub(super) fn catch(f: impl FnOnce() -> Result<(), HandlerError>) -> Result<(), String> {
-    match catch_process(f) {
+/// Calls a lifecycle method outside a run (`on_start` before the graph is attached, `on_stop`);
+/// an error or a panic becomes its message. Runs themselves are not caught here: see
+/// `schedule.rs`'s `run_node`.
+fn catch(f: impl FnOnce() -> Result<(), HandlerError>) -> Result<(), String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(panic) => Err(panic),
+        Err(payload) => Err(panic_message(&*payload)),
     }
-}
-
-/// Calls `process`: the handler's own error, or `Err` with the message of a panic. The one
-/// place a handler's panic is caught, so it is counted and supervised rather than only logged
-/// by the dispatcher.
-pub(super) fn catch_process(
-    f: impl FnOnce() -> Result<(), HandlerError>,
-) -> Result<Result<(), HandlerError>, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(&*payload))
 }
 
 impl RunningGraph {
