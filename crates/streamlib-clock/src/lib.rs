@@ -35,6 +35,7 @@ mod clock;
 mod error;
 mod free_running;
 mod genlock;
+mod histogram;
 mod manual;
 mod monotonic;
 mod pulse;
@@ -47,6 +48,7 @@ pub use clock::{
 pub use error::ClockError;
 pub use free_running::FreeRunningClock;
 pub use genlock::{GenlockClock, GenlockOptions, PulseSource, PulseWait};
+pub use histogram::LatencyHistogram;
 pub use manual::{ManualClock, ManualClockHandle};
 pub use monotonic::{
     now_ns as monotonic_now_ns, set_timer_slack_ns as set_thread_timer_slack_ns,

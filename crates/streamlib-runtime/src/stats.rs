@@ -5,83 +5,31 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Sub-buckets per power of two: values are recorded within 1/8 (12.5 %) of their size.
-const SUB_BITS: u32 = 3;
-const SUB: usize = 1 << SUB_BITS;
-/// Up to 2^40 ns (about 18 minutes).
-const BUCKETS: usize = 41 * SUB;
+use streamlib_clock::LatencyHistogram;
 
-/// A histogram of durations in nanoseconds with fixed, pre-allocated buckets.
-pub(crate) struct Histogram {
-    buckets: Box<[AtomicU64]>,
-    count: AtomicU64,
-    max: AtomicU64,
-}
+/// A histogram of durations in nanoseconds ([`LatencyHistogram`]: fixed buckets, 1/16
+/// relative error), recorded by one thread at a time.
+pub(crate) struct Histogram(LatencyHistogram);
 
 impl Histogram {
     pub(crate) fn new() -> Self {
-        Self {
-            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            max: AtomicU64::new(0),
-        }
-    }
-
-    fn index(ns: u64) -> usize {
-        if ns < SUB as u64 {
-            return ns as usize;
-        }
-        let msb = 63 - ns.leading_zeros();
-        let shift = msb - SUB_BITS;
-        let sub = ((ns >> shift) as usize) & (SUB - 1);
-        (((msb - SUB_BITS + 1) as usize) * SUB + sub).min(BUCKETS - 1)
-    }
-
-    /// Upper bound of a bucket's values.
-    fn bucket_high(index: usize) -> u64 {
-        if index < SUB {
-            return index as u64;
-        }
-        let group = (index / SUB) as u32 - 1;
-        let sub = (index % SUB) as u64;
-        let base = 1u64 << (group + SUB_BITS);
-        base + (sub + 1) * (base >> SUB_BITS) - 1
+        Self(LatencyHistogram::new())
     }
 
     /// Records one value. Only the thread running the stream records (it holds the stream's
     /// `busy` flag), so plain loads and stores suffice; readers on other threads see counts
     /// that are at most one record behind.
     pub(crate) fn record(&self, ns: u64) {
-        bump(&self.buckets[Self::index(ns)], 1);
-        bump(&self.count, 1);
-        if ns > self.max.load(Ordering::Relaxed) {
-            self.max.store(ns, Ordering::Relaxed);
-        }
-    }
-
-    pub(crate) fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.0.record_single_writer(ns);
     }
 
     pub(crate) fn max(&self) -> u64 {
-        self.max.load(Ordering::Relaxed)
+        self.0.max()
     }
 
     /// The value below which `q` (0..=1) of the records fall, within one bucket.
     pub(crate) fn quantile(&self, q: f64) -> u64 {
-        let total = self.count();
-        if total == 0 {
-            return 0;
-        }
-        let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
-        let mut seen = 0;
-        for (i, b) in self.buckets.iter().enumerate() {
-            seen += b.load(Ordering::Relaxed);
-            if seen >= rank {
-                return Self::bucket_high(i).min(self.max());
-            }
-        }
-        self.max()
+        self.0.quantile(q)
     }
 }
 
@@ -380,16 +328,5 @@ mod tests {
         assert!((990_000..=1_000_000).contains(&p99), "{p99}");
         assert_eq!(h.max(), 1_000_000);
         assert_eq!(h.quantile(1.0), 1_000_000);
-    }
-
-    #[test]
-    fn bucket_bounds_cover_values() {
-        for v in [0u64, 1, 7, 8, 9, 15, 16, 17, 100, 12345, 1 << 30] {
-            let i = Histogram::index(v);
-            assert!(Histogram::bucket_high(i) >= v, "{v}");
-            if i > 0 {
-                assert!(Histogram::bucket_high(i - 1) < v, "{v}");
-            }
-        }
     }
 }
