@@ -65,56 +65,41 @@
 //! ```
 
 mod audio;
-mod audio_jitter;
-mod audio_receive;
-mod audio_send;
 mod error;
-mod format;
 mod jitter;
 mod pacing;
-mod packetizer;
-mod payload;
-mod receive;
 mod rtp;
 mod sdp;
-mod sdp_audio;
-mod sdp_filter;
-mod send;
 mod socket;
 mod stats;
+mod video;
+mod worker;
 
 pub use audio::{
-    AUDIO_CLOCK_RATE, AudioEncoding, AudioFormat, AudioPacketizer, AudioPacketizerConfig,
-    MAX_AUDIO_CHANNELS, PacketTime, rtp_timestamp_audio,
-};
-pub use audio_jitter::{AudioChunk, AudioJitterBuffer, AudioJitterConfig, AudioReceiveCounters};
-pub use audio_receive::{
-    AudioReceiveStats, AudioReceiveStatsHandle, NetworkAudioReceive, NetworkAudioReceiveConfig,
-};
-pub use audio_send::{
-    AudioSendStats, AudioSendStatsHandle, NetworkAudioSend, NetworkAudioSendConfig,
+    AUDIO_CLOCK_RATE, AudioChunk, AudioEncoding, AudioFormat, AudioJitterBuffer, AudioJitterConfig,
+    AudioPacketizer, AudioPacketizerConfig, AudioReceiveCounters, AudioReceiveStats,
+    AudioReceiveStatsHandle, AudioSdpSession, AudioSendStats, AudioSendStatsHandle,
+    MAX_AUDIO_CHANNELS, NetworkAudioReceive, NetworkAudioReceiveConfig, NetworkAudioSend,
+    NetworkAudioSendConfig, PacketTime, rtp_timestamp_audio,
 };
 pub use error::NetError;
-pub use format::{Sampling, VideoFormat};
-pub use jitter::{
-    Delivered, IncompletePolicy, JitterBuffer, JitterConfig, LineSpan, ReceiveCounters,
-};
 pub use pacing::{Pacer, PacketPacing};
-pub use packetizer::{FramePackets, Packetizer, PacketizerConfig, udp_payload_for_mtu};
-pub use payload::{MAX_ROWS, RowList, SampleRow, parse_payload};
-pub use receive::{
-    FrameTimestamps, NetworkReceive, NetworkReceiveConfig, ReceiveStats, ReceiveStatsHandle,
-};
 pub use rtp::{
     Malformed, RTP_HEADER_LEN, RtpHeader, SeqVerdict, SequenceWindow, VIDEO_CLOCK_RATE,
     extended_sequence, rtp_time_ns, rtp_timestamp_90k,
 };
-pub use sdp::{RefClock, SdpSession};
-pub use sdp_audio::AudioSdpSession;
-pub use sdp_filter::SdpStreamFilter;
-pub use send::{NetworkSend, NetworkSendConfig, SendStats, SendStatsHandle, sdp_origin};
+pub use sdp::{RefClock, SdpStreamFilter};
 pub use socket::{
     MAX_BATCH, RECV_SLOT, RecvBatch, SendBatch, SocketConfig, enable_gro, receiver_socket,
     sender_socket, source_receiver_socket,
 };
-pub use stats::Histogram;
+pub use stats::StatsHandle;
+/// The histogram the handlers' latency and pacing figures come from.
+pub use streamlib_clock::LatencyHistogram;
+pub use video::{
+    Delivered, FramePackets, FrameTimestamps, IncompletePolicy, JitterBuffer, JitterConfig,
+    LineSpan, MAX_ROWS, NetworkReceive, NetworkReceiveConfig, NetworkSend, NetworkSendConfig,
+    Packetizer, PacketizerConfig, ReceiveCounters, ReceiveStats, ReceiveStatsHandle, RowList,
+    SampleRow, Sampling, SdpSession, SendStats, SendStatsHandle, VideoFormat, parse_payload,
+    sdp_origin, udp_payload_for_mtu,
+};

@@ -171,37 +171,6 @@ pub struct SequenceWindow {
     ext_reliable: bool,
 }
 
-/// How long a jitter buffer's SSRC must be silent before a packet of another SSRC takes the
-/// stream over (a sender that restarted with a new SSRC), 500 ms.
-pub(crate) const SSRC_TAKEOVER_NS: u64 = 500_000_000;
-
-/// Packets in a row that a receiver could not place because they look far older than its
-/// stream. After [`StaleRun::LIMIT`] of them the source has restarted its numbering or
-/// stepped its clock, and the receiver follows it instead of dropping everything as late;
-/// a few stray old packets never get there.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct StaleRun(u32);
-
-impl StaleRun {
-    /// Packets in a row that make a resync.
-    pub(crate) const LIMIT: u32 = 16;
-
-    /// Counts one more; true (and the count starts over) when it reaches the limit.
-    pub(crate) fn stale(&mut self) -> bool {
-        self.0 += 1;
-        if self.0 >= Self::LIMIT {
-            self.0 = 0;
-            return true;
-        }
-        false
-    }
-
-    /// A packet found its place: the run is over.
-    pub(crate) fn placed(&mut self) {
-        self.0 = 0;
-    }
-}
-
 /// What [`SequenceWindow::accept`] decided for one sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeqVerdict {

@@ -129,6 +129,23 @@ pub(crate) fn is_local(ip: IpAddr) -> bool {
         .is_ok_and(|addrs| addrs.iter().any(|a| a.covers(ip)))
 }
 
+/// Where a receiver of a stream sent to `destination` binds, and the multicast group it
+/// joins: the destination's port on its unicast address when that is this host's, else on
+/// the unspecified address of its family (the socket binds to a joined group itself).
+pub(crate) fn receive_binding(destination: SocketAddr) -> (SocketAddr, Option<IpAddr>) {
+    let ip = destination.ip();
+    let any = if ip.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    };
+    let bind = if is_local(ip) { ip } else { any };
+    (
+        SocketAddr::new(bind, destination.port()),
+        ip.is_multicast().then_some(ip),
+    )
+}
+
 /// One address of an interface, from `getifaddrs`.
 #[derive(Clone, Copy, Debug)]
 struct InterfaceAddress {

@@ -1,144 +1,71 @@
-//! A fixed-size, lock-free latency histogram (no allocation after construction).
+//! Statistics the handlers publish: counters their threads update without locks, read as a
+//! snapshot from any thread through a [`StatsHandle`].
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const SUB_BITS: u32 = 4;
-const SUB: u64 = 1 << SUB_BITS;
-const BUCKETS: usize = (SUB as usize) * (64 - SUB_BITS as usize + 1);
+use streamlib_clock::LatencyHistogram;
 
-/// Log-linear histogram of `u64` values (ns): 16 buckets per power of two, so percentiles are
-/// within about 6 %. Recording is a few relaxed atomic operations; any thread may read.
-pub struct Histogram {
-    buckets: Box<[AtomicU64]>,
-    count: AtomicU64,
-    max: AtomicU64,
-    sum: AtomicU64,
-}
+/// What a handler's shared counters give a [`StatsHandle`].
+pub(crate) trait StatsSource<T>: Send + Sync {
+    /// The counters now.
+    fn snapshot(&self) -> T;
 
-impl Default for Histogram {
-    fn default() -> Self {
-        Self::new()
+    /// The histogram a handler exposes whole, if it has one ([`StatsHandle::gaps`]).
+    fn histogram(&self) -> Option<&LatencyHistogram> {
+        None
     }
 }
 
-impl fmt::Debug for Histogram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Histogram")
-            .field("count", &self.count())
-            .field("p50", &self.percentile(50.0))
-            .field("p99", &self.percentile(99.0))
-            .field("max", &self.max())
-            .finish()
+/// Reads a handler's counters from any thread: [`snapshot`](Self::snapshot) gives them as a
+/// `T` ([`SendStats`](crate::SendStats), [`ReceiveStats`](crate::ReceiveStats),
+/// [`AudioSendStats`](crate::AudioSendStats), [`AudioReceiveStats`](crate::AudioReceiveStats)).
+pub struct StatsHandle<T> {
+    shared: Arc<dyn StatsSource<T>>,
+}
+
+impl<T> StatsHandle<T> {
+    pub(crate) fn new(shared: Arc<dyn StatsSource<T>>) -> Self {
+        Self { shared }
+    }
+
+    /// The counters now (receivers refresh them after every batch of datagrams).
+    pub fn snapshot(&self) -> T {
+        self.shared.snapshot()
     }
 }
 
-fn index(v: u64) -> usize {
-    if v < SUB {
-        return v as usize;
-    }
-    let exp = 63 - v.leading_zeros();
-    let sub = (v >> (exp - SUB_BITS)) & (SUB - 1);
-    ((exp - SUB_BITS + 1) as usize) * SUB as usize + sub as usize
-}
-
-fn lower_bound(i: usize) -> u64 {
-    let (block, sub) = ((i / SUB as usize) as u32, (i % SUB as usize) as u64);
-    if block == 0 {
-        return sub;
-    }
-    let exp = block + SUB_BITS - 1;
-    (1u64 << exp) | (sub << (exp - SUB_BITS))
-}
-
-impl Histogram {
-    /// An empty histogram.
-    pub fn new() -> Self {
+impl<T> Clone for StatsHandle<T> {
+    fn clone(&self) -> Self {
         Self {
-            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            max: AtomicU64::new(0),
-            sum: AtomicU64::new(0),
+            shared: Arc::clone(&self.shared),
         }
-    }
-
-    /// Records one value.
-    pub fn record(&self, v: u64) {
-        self.buckets[index(v)].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(v, Ordering::Relaxed);
-        self.max.fetch_max(v, Ordering::Relaxed);
-    }
-
-    /// Values recorded.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// Largest value recorded.
-    pub fn max(&self) -> u64 {
-        self.max.load(Ordering::Relaxed)
-    }
-
-    /// Mean of the values recorded (0 when empty).
-    pub fn mean(&self) -> u64 {
-        self.sum.load(Ordering::Relaxed) / self.count().max(1)
-    }
-
-    /// The value below which `p` % of the values lie (a bucket's lower bound; 0 when empty).
-    pub fn percentile(&self, p: f64) -> u64 {
-        let count = self.count();
-        if count == 0 {
-            return 0;
-        }
-        let rank = ((p / 100.0 * count as f64).ceil() as u64).clamp(1, count);
-        let mut seen = 0;
-        for (i, b) in self.buckets.iter().enumerate() {
-            seen += b.load(Ordering::Relaxed);
-            if seen >= rank {
-                return lower_bound(i).min(self.max());
-            }
-        }
-        self.max()
-    }
-
-    /// Forgets every value.
-    pub fn reset(&self) {
-        for b in self.buckets.iter() {
-            b.store(0, Ordering::Relaxed);
-        }
-        self.count.store(0, Ordering::Relaxed);
-        self.max.store(0, Ordering::Relaxed);
-        self.sum.store(0, Ordering::Relaxed);
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_are_ordered_and_bounded() {
-        let mut prev = 0;
-        for v in [0u64, 1, 15, 16, 17, 31, 32, 1000, 1 << 40, u64::MAX] {
-            let i = index(v);
-            assert!(i >= prev && i < BUCKETS, "{v}");
-            assert!(lower_bound(i) <= v, "{v}");
-            prev = i;
-        }
+impl<T: fmt::Debug> fmt::Debug for StatsHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.snapshot().fmt(f)
     }
+}
 
-    #[test]
-    fn percentiles_within_a_bucket() {
-        let h = Histogram::new();
-        for v in 1..=1000u64 {
-            h.record(v * 1000);
-        }
-        let p50 = h.percentile(50.0) as f64;
-        assert!((p50 - 500_000.0).abs() / 500_000.0 < 0.07, "{p50}");
-        let p99 = h.percentile(99.0) as f64;
-        assert!((p99 - 990_000.0).abs() / 990_000.0 < 0.07, "{p99}");
-        assert_eq!(h.max(), 1_000_000);
-        assert_eq!(h.count(), 1000);
+/// The histogram with nothing in it, for handles whose handler keeps none.
+static NO_VALUES: LatencyHistogram = LatencyHistogram::new();
+
+impl StatsHandle<crate::SendStats> {
+    /// The histogram of gaps between bursts.
+    pub fn gaps(&self) -> &LatencyHistogram {
+        self.shared.histogram().unwrap_or(&NO_VALUES)
     }
+}
+
+/// Reads a relaxed counter.
+pub(crate) fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// Adds `n` to a relaxed counter.
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }

@@ -287,7 +287,7 @@ fn netem_receive_helper() {
         c.late,
         c.malformed,
         c.datagrams,
-        jb.assembly_latency().percentile(50.0) / 1000,
-        jb.assembly_latency().percentile(99.0) / 1000,
+        jb.assembly_latency().quantile(0.5) / 1000,
+        jb.assembly_latency().quantile(0.99) / 1000,
     );
 }

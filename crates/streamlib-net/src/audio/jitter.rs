@@ -22,9 +22,10 @@
 
 use std::time::Duration;
 
+use super::packetizer::AudioFormat;
 use crate::NetError;
-use crate::audio::AudioFormat;
-use crate::rtp::{RtpHeader, SSRC_TAKEOVER_NS, SeqVerdict, SequenceWindow, StaleRun};
+use crate::jitter::{Admission, SourceLock, StaleRun, placeable};
+use crate::rtp::{RtpHeader, SeqVerdict, SequenceWindow};
 
 const COMPONENT: &str = "AudioJitterBuffer";
 
@@ -115,10 +116,7 @@ pub struct AudioJitterBuffer {
     next_out: Option<u64>,
     /// RTP timestamp the next concealed packet gets.
     next_ts: u32,
-    ssrc: Option<u32>,
-    /// The SSRC was given (an SDP's `a=ssrc:`): never replaced by another.
-    ssrc_pinned: bool,
-    last_packet_ns: u64,
+    source: SourceLock,
     /// Consecutive packets dropped as late, duplicate or too old.
     stale: StaleRun,
     counters: AudioReceiveCounters,
@@ -151,9 +149,7 @@ impl AudioJitterBuffer {
             silence: vec![0.0; per_packet].into_boxed_slice(),
             next_out: None,
             next_ts: 0,
-            ssrc: None,
-            ssrc_pinned: false,
-            last_packet_ns: 0,
+            source: SourceLock::default(),
             stale: StaleRun::default(),
             counters: AudioReceiveCounters::default(),
         })
@@ -174,13 +170,12 @@ impl AudioJitterBuffer {
     /// it, the first valid packet's SSRC is locked and another may take over only after
     /// 500 ms of silence.
     pub fn lock_ssrc(&mut self, ssrc: u32) {
-        self.ssrc = Some(ssrc);
-        self.ssrc_pinned = true;
+        self.source.pin(ssrc);
     }
 
     /// The SSRC the buffer is locked to, once it has one.
     pub fn ssrc(&self) -> Option<u32> {
-        self.ssrc
+        self.source.ssrc()
     }
 
     /// Packets held, waiting for a gap before them.
@@ -210,25 +205,14 @@ impl AudioJitterBuffer {
             self.counters.malformed += 1;
             return;
         }
-        match self.ssrc {
-            Some(ssrc) if ssrc != header.ssrc => {
-                // Another source: ignored while ours is live, taken over after
-                // `SSRC_TAKEOVER_NS` of silence (a sender that restarted with a new SSRC)
-                // unless the SSRC was pinned. Only a receiver's source-address filter tells
-                // a restarted sender from a stranger on the same port: without one, a
-                // stranger can take over a stream that went silent, never a live one.
-                if self.ssrc_pinned || now_ns.saturating_sub(self.last_packet_ns) < SSRC_TAKEOVER_NS
-                {
-                    self.counters.foreign_ssrc += 1;
-                    return;
-                }
-                self.resync(out);
-                self.ssrc = Some(header.ssrc);
+        match self.source.admit(header.ssrc, now_ns) {
+            Admission::Ours => {}
+            Admission::Foreign => {
+                self.counters.foreign_ssrc += 1;
+                return;
             }
-            Some(_) => {}
-            None => self.ssrc = Some(header.ssrc),
+            Admission::TakeOver => self.resync(out),
         }
-        self.last_packet_ns = now_ns;
         let mut verdict = self.window.accept(u32::from(header.sequence));
         let unplaceable = match verdict {
             SeqVerdict::InOrder { seq, .. } | SeqVerdict::Reordered { seq } => {
@@ -243,20 +227,9 @@ impl AudioJitterBuffer {
             self.resync(out);
             verdict = self.window.accept(u32::from(header.sequence));
         }
-        let seq = match verdict {
-            SeqVerdict::InOrder { seq, .. } => seq,
-            SeqVerdict::Reordered { seq } => {
-                self.counters.reordered += 1;
-                seq
-            }
-            SeqVerdict::Duplicate => {
-                self.counters.duplicates += 1;
-                return;
-            }
-            SeqVerdict::TooOld => {
-                self.counters.late += 1;
-                return;
-            }
+        let c = &mut self.counters;
+        let Some(seq) = placeable(verdict, &mut c.reordered, &mut c.duplicates, &mut c.late) else {
+            return;
         };
         let next = *self.next_out.get_or_insert(seq);
         if seq < next {

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -13,13 +13,17 @@ use streamlib_ports::{
     StartContext, StreamHandler, VideoCaps, VideoFrame,
 };
 
-use streamlib_clock::{monotonic_now_ns, set_thread_timer_slack_ns, sleep_until_monotonic_ns};
+use streamlib_clock::{
+    LatencyHistogram, monotonic_now_ns, set_thread_timer_slack_ns, sleep_until_monotonic_ns,
+};
 
+use super::sdp::SdpSession;
 use crate::pacing::Pacer;
 use crate::rtp::rtp_timestamp_90k;
-use crate::sdp::{RefClock, SdpSession};
+use crate::sdp::RefClock;
 use crate::socket::{SendBatch, SocketConfig, sender_socket};
-use crate::stats::Histogram;
+use crate::stats::{StatsHandle, StatsSource, add, load};
+use crate::worker::{self, Worker};
 use crate::{NetError, PacketPacing, Packetizer, PacketizerConfig, Sampling, VideoFormat};
 
 const HANDLER: &str = "NetworkSend";
@@ -182,54 +186,36 @@ struct Shared {
     burst: AtomicU64,
     burst_interval: AtomicU64,
     gso: AtomicBool,
-    gaps: Histogram,
-    spans: Histogram,
+    gaps: LatencyHistogram,
+    spans: LatencyHistogram,
 }
 
-/// Reads a [`NetworkSend`]'s counters from any thread.
-#[derive(Clone)]
-pub struct SendStatsHandle {
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for SendStatsHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.snapshot().fmt(f)
-    }
-}
-
-impl SendStatsHandle {
-    /// The counters now.
-    pub fn snapshot(&self) -> SendStats {
-        let s = &*self.shared;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+impl StatsSource<SendStats> for Shared {
+    fn snapshot(&self) -> SendStats {
         SendStats {
-            frames: load(&s.frames),
-            packets: load(&s.packets),
-            bytes: load(&s.bytes),
-            send_errors: load(&s.send_errors),
-            frames_skipped: load(&s.frames_skipped),
-            frames_rejected: load(&s.frames_rejected),
-            gap_p50_ns: s.gaps.percentile(50.0),
-            gap_p99_ns: s.gaps.percentile(99.0),
-            gap_max_ns: s.gaps.max(),
-            frame_span_p50_ns: s.spans.percentile(50.0),
-            burst: load(&s.burst),
-            burst_interval_ns: load(&s.burst_interval),
-            gso: s.gso.load(Ordering::Relaxed),
+            frames: load(&self.frames),
+            packets: load(&self.packets),
+            bytes: load(&self.bytes),
+            send_errors: load(&self.send_errors),
+            frames_skipped: load(&self.frames_skipped),
+            frames_rejected: load(&self.frames_rejected),
+            gap_p50_ns: self.gaps.quantile(0.5),
+            gap_p99_ns: self.gaps.quantile(0.99),
+            gap_max_ns: self.gaps.max(),
+            frame_span_p50_ns: self.spans.quantile(0.5),
+            burst: load(&self.burst),
+            burst_interval_ns: load(&self.burst_interval),
+            gso: self.gso.load(Ordering::Relaxed),
         }
     }
 
-    /// The histogram of gaps between bursts.
-    pub fn gaps(&self) -> &Histogram {
-        &self.shared.gaps
+    fn histogram(&self) -> Option<&LatencyHistogram> {
+        Some(&self.gaps)
     }
 }
 
-struct Worker {
-    thread: JoinHandle<Result<(), NetError>>,
-    stop: Arc<AtomicBool>,
-}
+/// Reads a [`NetworkSend`]'s counters from any thread.
+pub type SendStatsHandle = StatsHandle<SendStats>;
 
 /// A sink with one input `"video"` (`[cpu]`): every frame it reads is packetized (RFC 4175,
 /// GPM) and sent, paced over the frame period, by a send thread it owns (started in
@@ -284,9 +270,7 @@ impl NetworkSend {
 
     /// A handle to read the counters.
     pub fn stats(&self) -> SendStatsHandle {
-        SendStatsHandle {
-            shared: Arc::clone(&self.shared),
-        }
+        StatsHandle::new(self.shared.clone())
     }
 
     /// What the stream carries: the configured format before the start, the negotiated one
@@ -431,18 +415,6 @@ impl NetworkSend {
             source,
         })
     }
-
-    fn stop_worker(&mut self) -> Result<(), NetError> {
-        let Some(worker) = self.worker.take() else {
-            return Ok(());
-        };
-        worker.stop.store(true, Ordering::Release);
-        worker.thread.thread().unpark();
-        worker.thread.join().map_err(|_| NetError::ThreadPanicked {
-            handler: HANDLER,
-            what: "send",
-        })?
-    }
 }
 
 impl StreamHandler for NetworkSend {
@@ -451,7 +423,7 @@ impl StreamHandler for NetworkSend {
     }
 
     fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
-        self.stop_worker()?;
+        worker::stop(&mut self.worker)?;
         self.format = self.negotiated_format()?;
         self.rejected = None;
         let mut rtp = self.config.rtp;
@@ -464,32 +436,19 @@ impl StreamHandler for NetworkSend {
         )?;
         self.write_sdp()?;
         let gso = self.config.gso;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (queue, shared, stop2) = (
-            Arc::clone(&self.queue),
-            Arc::clone(&self.shared),
-            Arc::clone(&stop),
-        );
+        let (queue, shared) = (Arc::clone(&self.queue), Arc::clone(&self.shared));
         let (pacing, ratio) = (self.config.pacing, self.config.active_ratio);
-        let thread = thread::Builder::new()
-            .name("streamlib-net-send".into())
-            .spawn(move || {
-                let batch = if gso {
-                    SendBatch::with_gso(packetizer.max_packet_len())
-                } else {
-                    SendBatch::new(packetizer.max_packet_len())
-                };
-                send_loop(
-                    &socket, packetizer, batch, pacing, ratio, &queue, &shared, &stop2,
-                );
-                Ok(())
-            })
-            .map_err(|source| NetError::Thread {
-                handler: HANDLER,
-                what: "send",
-                source,
-            })?;
-        self.worker = Some(Worker { thread, stop });
+        let worker = Worker::spawn(HANDLER, "send", "streamlib-net-send", move |stop| {
+            let batch = if gso {
+                SendBatch::with_gso(packetizer.max_packet_len())
+            } else {
+                SendBatch::new(packetizer.max_packet_len())
+            };
+            send_loop(
+                &socket, packetizer, batch, pacing, ratio, &queue, &shared, stop,
+            );
+        })?;
+        self.worker = Some(worker);
         Ok(())
     }
 
@@ -503,22 +462,16 @@ impl StreamHandler for NetworkSend {
         }
         self.rejected = None;
         if self.queue.force_push(frame).is_some() {
-            self.shared.frames_skipped.fetch_add(1, Ordering::Relaxed);
+            add(&self.shared.frames_skipped, 1);
         }
         if let Some(worker) = &self.worker {
-            worker.thread.thread().unpark();
+            worker.wake();
         }
         Ok(())
     }
 
     fn on_stop(&mut self) -> Result<(), HandlerError> {
-        Ok(self.stop_worker()?)
-    }
-}
-
-impl Drop for NetworkSend {
-    fn drop(&mut self) {
-        let _ = self.stop_worker();
+        Ok(worker::stop(&mut self.worker)?)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
@@ -12,13 +12,16 @@ use streamlib_ports::{
     Ports, ProcessContext, StartContext, StreamHandler,
 };
 
+use streamlib_clock::LatencyHistogram;
+
+use super::packetizer::{AudioFormat, AudioPacketizer, AudioPacketizerConfig, rtp_timestamp_audio};
+use super::sdp::AudioSdpSession;
 use crate::NetError;
-use crate::audio::{AudioFormat, AudioPacketizer, AudioPacketizerConfig, rtp_timestamp_audio};
 use crate::pacing::wait_until;
 use crate::sdp::RefClock;
-use crate::sdp_audio::AudioSdpSession;
 use crate::socket::{SocketConfig, sender_socket};
-use crate::stats::Histogram;
+use crate::stats::{StatsHandle, StatsSource, add, load};
+use crate::worker::{self, Worker};
 
 const HANDLER: &str = "NetworkAudioSend";
 
@@ -93,44 +96,27 @@ struct Shared {
     buffers_rejected: AtomicU64,
     buffers_dropped: AtomicU64,
     resyncs: AtomicU64,
-    lateness: Histogram,
+    lateness: LatencyHistogram,
 }
 
-/// Reads a [`NetworkAudioSend`]'s counters from any thread.
-#[derive(Clone)]
-pub struct AudioSendStatsHandle {
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for AudioSendStatsHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.snapshot().fmt(f)
-    }
-}
-
-impl AudioSendStatsHandle {
-    /// The counters now.
-    pub fn snapshot(&self) -> AudioSendStats {
-        let s = &*self.shared;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+impl StatsSource<AudioSendStats> for Shared {
+    fn snapshot(&self) -> AudioSendStats {
         AudioSendStats {
-            packets: load(&s.packets),
-            samples: load(&s.samples),
-            bytes: load(&s.bytes),
-            send_errors: load(&s.send_errors),
-            buffers_rejected: load(&s.buffers_rejected),
-            buffers_dropped: load(&s.buffers_dropped),
-            resyncs: load(&s.resyncs),
-            lateness_p50_ns: s.lateness.percentile(50.0),
-            lateness_p99_ns: s.lateness.percentile(99.0),
+            packets: load(&self.packets),
+            samples: load(&self.samples),
+            bytes: load(&self.bytes),
+            send_errors: load(&self.send_errors),
+            buffers_rejected: load(&self.buffers_rejected),
+            buffers_dropped: load(&self.buffers_dropped),
+            resyncs: load(&self.resyncs),
+            lateness_p50_ns: self.lateness.quantile(0.5),
+            lateness_p99_ns: self.lateness.quantile(0.99),
         }
     }
 }
 
-struct Worker {
-    thread: JoinHandle<()>,
-    stop: Arc<AtomicBool>,
-}
+/// Reads a [`NetworkAudioSend`]'s counters from any thread.
+pub type AudioSendStatsHandle = StatsHandle<AudioSendStats>;
 
 /// A sink with one input `"audio"` (`[cpu]`, ordered delivery): every buffer it reads is cut
 /// into packets of one packet time (L16 / L24, big-endian) and sent in real time by a send
@@ -189,9 +175,7 @@ impl NetworkAudioSend {
 
     /// A handle to read the counters.
     pub fn stats(&self) -> AudioSendStatsHandle {
-        AudioSendStatsHandle {
-            shared: Arc::clone(&self.shared),
-        }
+        StatsHandle::new(self.shared.clone())
     }
 
     /// The SDP describing this stream, sent from `origin`, timestamped against `ref_clock`.
@@ -206,18 +190,6 @@ impl NetworkAudioSend {
             ref_clock,
         }
     }
-
-    fn stop_worker(&mut self) -> Result<(), NetError> {
-        let Some(worker) = self.worker.take() else {
-            return Ok(());
-        };
-        worker.stop.store(true, Ordering::Release);
-        worker.thread.thread().unpark();
-        worker.thread.join().map_err(|_| NetError::ThreadPanicked {
-            handler: HANDLER,
-            what: "send",
-        })
-    }
 }
 
 impl StreamHandler for NetworkAudioSend {
@@ -226,28 +198,18 @@ impl StreamHandler for NetworkAudioSend {
     }
 
     fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
-        self.stop_worker()?;
+        worker::stop(&mut self.worker)?;
         let socket = sender_socket(
             self.config.destination,
             self.config.bind,
             &self.config.socket,
         )?;
         let packetizer = AudioPacketizer::new(self.config.format, self.config.rtp)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (queue, shared, stop2) = (
-            Arc::clone(&self.queue),
-            Arc::clone(&self.shared),
-            Arc::clone(&stop),
-        );
-        let thread = thread::Builder::new()
-            .name("streamlib-net-audio-send".into())
-            .spawn(move || send_loop(&socket, packetizer, &queue, &shared, &stop2))
-            .map_err(|source| NetError::Thread {
-                handler: HANDLER,
-                what: "send",
-                source,
-            })?;
-        self.worker = Some(Worker { thread, stop });
+        let (queue, shared) = (Arc::clone(&self.queue), Arc::clone(&self.shared));
+        let worker = Worker::spawn(HANDLER, "send", "streamlib-net-audio-send", move |stop| {
+            send_loop(&socket, packetizer, &queue, &shared, stop);
+        })?;
+        self.worker = Some(worker);
         Ok(())
     }
 
@@ -256,7 +218,7 @@ impl StreamHandler for NetworkAudioSend {
         let mut any = false;
         while let Some(buffer) = self.input.recv() {
             if buffer.channels() != f.channels || buffer.sample_rate() != f.sample_rate {
-                self.shared.buffers_rejected.fetch_add(1, Ordering::Relaxed);
+                add(&self.shared.buffers_rejected, 1);
                 self.input.reject();
                 let seen = (buffer.channels(), buffer.sample_rate());
                 if self.rejected != Some(seen) {
@@ -275,24 +237,18 @@ impl StreamHandler for NetworkAudioSend {
             }
             self.rejected = None;
             if self.queue.push(buffer).is_err() {
-                self.shared.buffers_dropped.fetch_add(1, Ordering::Relaxed);
+                add(&self.shared.buffers_dropped, 1);
             }
             any = true;
         }
         if let (true, Some(worker)) = (any, &self.worker) {
-            worker.thread.thread().unpark();
+            worker.wake();
         }
         Ok(())
     }
 
     fn on_stop(&mut self) -> Result<(), HandlerError> {
-        Ok(self.stop_worker()?)
-    }
-}
-
-impl Drop for NetworkAudioSend {
-    fn drop(&mut self) {
-        let _ = self.stop_worker();
+        Ok(worker::stop(&mut self.worker)?)
     }
 }
 

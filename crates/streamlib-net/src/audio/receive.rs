@@ -1,10 +1,8 @@
 //! `NetworkAudioReceive`: a source that publishes the audio of an ST 2110-30 RTP stream.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 use streamlib_buffers::{BufferPool, PoolBufMut};
@@ -13,17 +11,15 @@ use streamlib_ports::{
     ProcessContext, StartContext, StreamHandler,
 };
 
+use super::jitter::{AudioChunk, AudioJitterBuffer, AudioJitterConfig, AudioReceiveCounters};
+use super::packetizer::AudioFormat;
+use super::sdp::AudioSdpSession;
 use crate::NetError;
-use crate::audio::AudioFormat;
-use crate::audio_jitter::{AudioChunk, AudioJitterBuffer, AudioJitterConfig, AudioReceiveCounters};
-use crate::sdp_audio::AudioSdpSession;
 use crate::socket::{RecvBatch, SocketConfig, source_receiver_socket};
+use crate::stats::{StatsHandle, StatsSource, add, load};
+use crate::worker::{self, RECEIVE_POLL, ReceivedStream, SocketCounters, Worker};
 
 const HANDLER: &str = "NetworkAudioReceive";
-
-/// How often the receive thread wakes without traffic, to conceal overdue gaps and to notice
-/// a stop.
-const POLL: Duration = Duration::from_millis(1);
 
 /// How a [`NetworkAudioReceive`] listens.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,18 +75,9 @@ impl NetworkAudioReceiveConfig {
     /// unicast address when that address is this host's (else the unspecified address of its
     /// family), its format and payload type.
     pub fn from_sdp(sdp: &AudioSdpSession) -> Self {
-        let dest = sdp.destination;
-        let any: IpAddr = if dest.is_ipv4() {
-            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-        };
-        let local = crate::socket::is_local(dest.ip()).then_some(dest.ip());
-        let mut config = Self::new(
-            SocketAddr::new(local.unwrap_or(any), dest.port()),
-            sdp.format,
-        );
-        config.multicast_group = dest.ip().is_multicast().then_some(dest.ip());
+        let (bind, group) = crate::socket::receive_binding(sdp.destination);
+        let mut config = Self::new(bind, sdp.format);
+        config.multicast_group = group;
         config.jitter.payload_type = Some(sdp.payload_type);
         config
     }
@@ -130,9 +117,7 @@ struct Shared {
     resyncs: AtomicU64,
     published: AtomicU64,
     dropped: AtomicU64,
-    recv_errors: AtomicU64,
-    /// Datagrams dropped because another address sent them.
-    foreign_source: AtomicU64,
+    socket: SocketCounters,
 }
 
 impl Shared {
@@ -153,50 +138,33 @@ impl Shared {
     }
 }
 
-/// Reads a [`NetworkAudioReceive`]'s counters from any thread.
-#[derive(Clone)]
-pub struct AudioReceiveStatsHandle {
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for AudioReceiveStatsHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.snapshot().fmt(f)
-    }
-}
-
-impl AudioReceiveStatsHandle {
-    /// The counters now (refreshed after every batch of datagrams).
-    pub fn snapshot(&self) -> AudioReceiveStats {
-        let s = &*self.shared;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+impl StatsSource<AudioReceiveStats> for Shared {
+    fn snapshot(&self) -> AudioReceiveStats {
         AudioReceiveStats {
             counters: AudioReceiveCounters {
-                datagrams: load(&s.datagrams),
-                bytes: load(&s.bytes),
-                packets: load(&s.packets),
-                samples: load(&s.samples),
-                malformed: load(&s.malformed),
-                foreign_ssrc: load(&s.foreign_ssrc),
-                duplicates: load(&s.duplicates),
-                reordered: load(&s.reordered),
-                late: load(&s.late),
-                lost: load(&s.lost),
-                concealed_samples: load(&s.concealed_samples),
-                resyncs: load(&s.resyncs),
+                datagrams: load(&self.datagrams),
+                bytes: load(&self.bytes),
+                packets: load(&self.packets),
+                samples: load(&self.samples),
+                malformed: load(&self.malformed),
+                foreign_ssrc: load(&self.foreign_ssrc),
+                duplicates: load(&self.duplicates),
+                reordered: load(&self.reordered),
+                late: load(&self.late),
+                lost: load(&self.lost),
+                concealed_samples: load(&self.concealed_samples),
+                resyncs: load(&self.resyncs),
             },
-            buffers_published: load(&s.published),
-            packets_dropped: load(&s.dropped),
-            recv_errors: load(&s.recv_errors),
-            foreign_packets: load(&s.foreign_source) + load(&s.foreign_ssrc),
+            buffers_published: load(&self.published),
+            packets_dropped: load(&self.dropped),
+            recv_errors: load(&self.socket.recv_errors),
+            foreign_packets: load(&self.socket.foreign_source) + load(&self.foreign_ssrc),
         }
     }
 }
 
-struct Worker {
-    thread: JoinHandle<()>,
-    stop: Arc<AtomicBool>,
-}
+/// Reads a [`NetworkAudioReceive`]'s counters from any thread.
+pub type AudioReceiveStatsHandle = StatsHandle<AudioReceiveStats>;
 
 /// A source with one output `"audio"` (`[cpu]`; downstream inputs use ordered delivery,
 /// the default for audio): interleaved f32 [`AudioBuffer`]s of `packets_per_buffer` packet
@@ -260,25 +228,12 @@ impl NetworkAudioReceive {
 
     /// A handle to read the counters.
     pub fn stats(&self) -> AudioReceiveStatsHandle {
-        AudioReceiveStatsHandle {
-            shared: Arc::clone(&self.shared),
-        }
+        StatsHandle::new(self.shared.clone())
     }
 
     /// The buffer pool (for its counters).
     pub fn pool(&self) -> &BufferPool<f32> {
         &self.pool
-    }
-
-    fn stop_worker(&mut self) -> Result<(), NetError> {
-        let Some(worker) = self.worker.take() else {
-            return Ok(());
-        };
-        worker.stop.store(true, Ordering::Release);
-        worker.thread.join().map_err(|_| NetError::ThreadPanicked {
-            handler: HANDLER,
-            what: "receive",
-        })
     }
 }
 
@@ -288,9 +243,10 @@ impl StreamHandler for NetworkAudioReceive {
     }
 
     fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
-        self.stop_worker()?;
+        worker::stop(&mut self.worker)?;
         let c = &self.config;
-        let socket = source_receiver_socket(c.bind, c.multicast_group, c.source, &c.socket, POLL)?;
+        let socket =
+            source_receiver_socket(c.bind, c.multicast_group, c.source, &c.socket, RECEIVE_POLL)?;
         let mut jitter = AudioJitterBuffer::new(c.format, c.jitter)?;
         if let Some(ssrc) = c.ssrc {
             jitter.lock_ssrc(ssrc);
@@ -304,45 +260,41 @@ impl StreamHandler for NetworkAudioReceive {
             first_ns: 0,
             unwrapped: None,
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready, shared, stop2) = (
-            Arc::clone(&self.ready),
-            Arc::clone(&self.shared),
-            Arc::clone(&stop),
-        );
-        let thread = thread::Builder::new()
-            .name("streamlib-net-audio-recv".into())
-            .spawn(move || {
-                receive_loop(&socket, jitter, source, assembler, &ready, &shared, &stop2);
-            })
-            .map_err(|source| NetError::Thread {
-                handler: HANDLER,
-                what: "receive",
-                source,
-            })?;
-        self.worker = Some(Worker { thread, stop });
+        let per_buffer = (self.pool.buffer_len() / c.format.samples_per_packet()) as u64;
+        let mut stream = AudioStream {
+            jitter,
+            assembler,
+            per_buffer,
+            ready: Arc::clone(&self.ready),
+            shared: Arc::clone(&self.shared),
+        };
+        let worker = Worker::spawn(
+            HANDLER,
+            "receive",
+            "streamlib-net-audio-recv",
+            move |stop| {
+                let shared = Arc::clone(&stream.shared);
+                let batch = RecvBatch::new();
+                worker::receive_loop(&socket, batch, source, &shared.socket, stop, &mut stream);
+            },
+        )?;
+        self.worker = Some(worker);
         Ok(())
     }
 
     fn process(&mut self, _ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
         while let Some(buffer) = self.ready.pop() {
             self.output.write(buffer);
-            self.shared.published.fetch_add(1, Ordering::Relaxed);
+            add(&self.shared.published, 1);
         }
         Ok(())
     }
 
     fn on_stop(&mut self) -> Result<(), HandlerError> {
-        let result = self.stop_worker();
+        let result = worker::stop(&mut self.worker);
         // Buffers not yet published go back to the pool.
         while self.ready.pop().is_some() {}
         Ok(result?)
-    }
-}
-
-impl Drop for NetworkAudioReceive {
-    fn drop(&mut self) {
-        let _ = self.stop_worker();
     }
 }
 
@@ -396,55 +348,57 @@ impl Assembler {
     }
 }
 
-fn receive_loop(
-    socket: &UdpSocket,
-    mut jitter: AudioJitterBuffer,
-    source: Option<IpAddr>,
-    mut assembler: Assembler,
-    ready: &ArrayQueue<AudioBuffer>,
-    shared: &Shared,
-    stop: &AtomicBool,
-) {
-    let origin = Instant::now();
-    let mut batch = RecvBatch::new();
-    let mut truncated = 0u64;
-    let per_buffer = (assembler.pool.buffer_len() / assembler.format.samples_per_packet()) as u64;
-    let mut sink = |chunk: AudioChunk<'_>| match assembler.add(chunk) {
-        Ok(Some(buffer)) => {
-            if ready.push(buffer).is_err() {
-                shared.dropped.fetch_add(per_buffer, Ordering::Relaxed);
+/// The receive thread's state: the jitter buffer, the buffer being filled, the hand-over to
+/// `process`.
+struct AudioStream {
+    jitter: AudioJitterBuffer,
+    assembler: Assembler,
+    /// Packet times per output buffer.
+    per_buffer: u64,
+    ready: Arc<ArrayQueue<AudioBuffer>>,
+    shared: Arc<Shared>,
+}
+
+impl AudioStream {
+    /// The sink the jitter buffer delivers packet times to: completed buffers are handed to
+    /// `process`, what finds no room is counted as dropped.
+    fn sink<'a>(
+        assembler: &'a mut Assembler,
+        ready: &'a ArrayQueue<AudioBuffer>,
+        shared: &'a Shared,
+        per_buffer: u64,
+    ) -> impl FnMut(AudioChunk<'_>) + 'a {
+        move |chunk| match assembler.add(chunk) {
+            Ok(Some(buffer)) => {
+                if ready.push(buffer).is_err() {
+                    add(&shared.dropped, per_buffer);
+                }
             }
+            Ok(None) => {}
+            Err(()) => add(&shared.dropped, 1),
         }
-        Ok(None) => {}
-        Err(()) => {
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    };
-    while !stop.load(Ordering::Acquire) {
-        let n = match batch.recv(socket) {
-            Ok(n) => n,
-            Err(_) => {
-                shared.recv_errors.fetch_add(1, Ordering::Relaxed);
-                thread::sleep(POLL);
-                0
-            }
-        };
-        let now = origin.elapsed().as_nanos() as u64;
-        for i in 0..n {
-            let Some((datagram, cut)) = batch.get(i) else {
-                break;
-            };
-            if source.is_some_and(|want| batch.source(i) != Some(want)) {
-                shared.foreign_source.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            if cut {
-                truncated += 1;
-                continue;
-            }
-            jitter.push(datagram, now, &mut sink);
-        }
-        jitter.poll(now, &mut sink);
-        shared.store(jitter.counters(), truncated);
+    }
+}
+
+impl ReceivedStream for AudioStream {
+    fn datagram(&mut self, datagram: &[u8], now_ns: u64) {
+        let mut sink = Self::sink(
+            &mut self.assembler,
+            &self.ready,
+            &self.shared,
+            self.per_buffer,
+        );
+        self.jitter.push(datagram, now_ns, &mut sink);
+    }
+
+    fn batch_done(&mut self, now_ns: u64, truncated: u64) {
+        let mut sink = Self::sink(
+            &mut self.assembler,
+            &self.ready,
+            &self.shared,
+            self.per_buffer,
+        );
+        self.jitter.poll(now_ns, &mut sink);
+        self.shared.store(self.jitter.counters(), truncated);
     }
 }

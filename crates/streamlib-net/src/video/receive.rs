@@ -1,10 +1,9 @@
 //! `NetworkReceive`: a source that publishes the frames of an ST 2110-20 RTP stream.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_queue::ArrayQueue;
 use streamlib_ports::{
@@ -12,19 +11,17 @@ use streamlib_ports::{
     StartContext, StreamHandler, VideoCaps, VideoFrame,
 };
 
-use crate::jitter::{Delivered, JitterBuffer, JitterConfig, LineSpan, ReceiveCounters};
-use crate::rtp::Malformed;
-use crate::rtp::rtp_time_ns;
-use crate::sdp::SdpSession;
+use streamlib_clock::LatencyHistogram;
+
+use super::jitter::{Delivered, JitterBuffer, JitterConfig, LineSpan, ReceiveCounters};
+use super::sdp::SdpSession;
+use crate::rtp::{Malformed, rtp_time_ns};
 use crate::socket::{RecvBatch, SocketConfig, enable_gro, source_receiver_socket};
-use crate::stats::Histogram;
+use crate::stats::{StatsHandle, StatsSource, add, load};
+use crate::worker::{self, RECEIVE_POLL, ReceivedStream, SocketCounters, Worker};
 use crate::{NetError, VideoFormat};
 
 const HANDLER: &str = "NetworkReceive";
-
-/// How often the receive thread wakes without traffic, to finalize due frames and to notice
-/// a stop.
-const POLL: Duration = Duration::from_millis(1);
 
 /// Which time a [`NetworkReceive`] stamps on the frames it publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,18 +92,9 @@ impl NetworkReceiveConfig {
     /// unicast address when that address is this host's (else the unspecified address of its
     /// family), its format and payload type.
     pub fn from_sdp(sdp: &SdpSession) -> Self {
-        let dest = sdp.destination;
-        let any: IpAddr = if dest.is_ipv4() {
-            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-        };
-        let local = crate::socket::is_local(dest.ip()).then_some(dest.ip());
-        let mut config = Self::new(
-            SocketAddr::new(local.unwrap_or(any), dest.port()),
-            sdp.format,
-        );
-        config.multicast_group = dest.ip().is_multicast().then_some(dest.ip());
+        let (bind, group) = crate::socket::receive_binding(sdp.destination);
+        let mut config = Self::new(bind, sdp.format);
+        config.multicast_group = group;
         config.jitter.payload_type = Some(sdp.payload_type);
         config
     }
@@ -160,45 +148,29 @@ struct Shared {
     last_missing: Mutex<Vec<LineSpan>>,
     published: AtomicU64,
     superseded: AtomicU64,
-    recv_errors: AtomicU64,
-    /// Datagrams dropped because another address sent them.
-    foreign_source: AtomicU64,
+    socket: SocketCounters,
     from_future: AtomicU64,
-    assembly: Histogram,
-    publish_wait: Histogram,
-    media_latency: Histogram,
+    assembly: LatencyHistogram,
+    publish_wait: LatencyHistogram,
+    media_latency: LatencyHistogram,
 }
 
-/// Reads a [`NetworkReceive`]'s counters from any thread.
-#[derive(Clone)]
-pub struct ReceiveStatsHandle {
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for ReceiveStatsHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.snapshot().fmt(f)
-    }
-}
-
-impl ReceiveStatsHandle {
-    /// The counters now (they are refreshed after every batch of datagrams).
-    pub fn snapshot(&self) -> ReceiveStats {
-        let s = &*self.shared;
-        let counters = *s.counters.lock().unwrap_or_else(PoisonError::into_inner);
+impl StatsSource<ReceiveStats> for Shared {
+    fn snapshot(&self) -> ReceiveStats {
+        let counters = *self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         ReceiveStats {
             counters,
-            foreign_packets: s.foreign_source.load(Ordering::Relaxed) + counters.foreign_ssrc,
-            frames_published: s.published.load(Ordering::Relaxed),
-            frames_superseded: s.superseded.load(Ordering::Relaxed),
-            recv_errors: s.recv_errors.load(Ordering::Relaxed),
-            assembly_p50_ns: s.assembly.percentile(50.0),
-            assembly_p99_ns: s.assembly.percentile(99.0),
-            publish_wait_p50_ns: s.publish_wait.percentile(50.0),
-            media_latency_p50_ns: s.media_latency.percentile(50.0),
-            media_latency_p99_ns: s.media_latency.percentile(99.0),
-            frames_from_future: s.from_future.load(Ordering::Relaxed),
-            last_missing: s
+            foreign_packets: load(&self.socket.foreign_source) + counters.foreign_ssrc,
+            frames_published: load(&self.published),
+            frames_superseded: load(&self.superseded),
+            recv_errors: load(&self.socket.recv_errors),
+            assembly_p50_ns: self.assembly.quantile(0.5),
+            assembly_p99_ns: self.assembly.quantile(0.99),
+            publish_wait_p50_ns: self.publish_wait.quantile(0.5),
+            media_latency_p50_ns: self.media_latency.quantile(0.5),
+            media_latency_p99_ns: self.media_latency.quantile(0.99),
+            frames_from_future: load(&self.from_future),
+            last_missing: self
                 .last_missing
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -207,10 +179,8 @@ impl ReceiveStatsHandle {
     }
 }
 
-struct Worker {
-    thread: JoinHandle<()>,
-    stop: Arc<AtomicBool>,
-}
+/// Reads a [`NetworkReceive`]'s counters from any thread.
+pub type ReceiveStatsHandle = StatsHandle<ReceiveStats>;
 
 /// A source with one output `"video"` (`[cpu]`): frames of `format`'s frame pixel format
 /// (UYVY for 4:2:2, RGBA8 for RGB) from a pre-allocated [`FramePool`]. The output's caps are
@@ -253,12 +223,11 @@ impl NetworkReceive {
                 last_missing: Mutex::new(Vec::new()),
                 published: AtomicU64::new(0),
                 superseded: AtomicU64::new(0),
-                recv_errors: AtomicU64::new(0),
-                foreign_source: AtomicU64::new(0),
+                socket: SocketCounters::default(),
                 from_future: AtomicU64::new(0),
-                assembly: Histogram::new(),
-                publish_wait: Histogram::new(),
-                media_latency: Histogram::new(),
+                assembly: LatencyHistogram::new(),
+                publish_wait: LatencyHistogram::new(),
+                media_latency: LatencyHistogram::new(),
             }),
             worker: None,
         })
@@ -271,25 +240,12 @@ impl NetworkReceive {
 
     /// A handle to read the counters.
     pub fn stats(&self) -> ReceiveStatsHandle {
-        ReceiveStatsHandle {
-            shared: Arc::clone(&self.shared),
-        }
+        StatsHandle::new(self.shared.clone())
     }
 
     /// The frame pool (for its counters).
     pub fn pool(&self) -> &FramePool {
         &self.pool
-    }
-
-    fn stop_worker(&mut self) -> Result<(), NetError> {
-        let Some(worker) = self.worker.take() else {
-            return Ok(());
-        };
-        worker.stop.store(true, Ordering::Release);
-        worker.thread.join().map_err(|_| NetError::ThreadPanicked {
-            handler: HANDLER,
-            what: "receive",
-        })
     }
 }
 
@@ -299,37 +255,31 @@ impl StreamHandler for NetworkReceive {
     }
 
     fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
-        self.stop_worker()?;
+        worker::stop(&mut self.worker)?;
         let c = &self.config;
-        let socket = source_receiver_socket(c.bind, c.multicast_group, c.source, &c.socket, POLL)?;
+        let socket =
+            source_receiver_socket(c.bind, c.multicast_group, c.source, &c.socket, RECEIVE_POLL)?;
         let gro = c.gro && enable_gro(&socket);
         let mut jitter = JitterBuffer::new(c.format, self.pool.clone(), c.jitter)?;
         if let Some(ssrc) = c.ssrc {
             jitter.lock_ssrc(ssrc);
         }
         let source = c.source;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready, shared, stop2) = (
-            Arc::clone(&self.ready),
-            Arc::clone(&self.shared),
-            Arc::clone(&stop),
-        );
-        let thread = thread::Builder::new()
-            .name("streamlib-net-recv".into())
-            .spawn(move || {
-                let batch = if gro {
-                    RecvBatch::with_gro()
-                } else {
-                    RecvBatch::new()
-                };
-                receive_loop(&socket, batch, jitter, source, &ready, &shared, &stop2);
-            })
-            .map_err(|source| NetError::Thread {
-                handler: HANDLER,
-                what: "receive",
-                source,
-            })?;
-        self.worker = Some(Worker { thread, stop });
+        let mut stream = VideoStream {
+            jitter,
+            ready: Arc::clone(&self.ready),
+            shared: Arc::clone(&self.shared),
+        };
+        let worker = Worker::spawn(HANDLER, "receive", "streamlib-net-recv", move |stop| {
+            let batch = if gro {
+                RecvBatch::with_gro()
+            } else {
+                RecvBatch::new()
+            };
+            let shared = Arc::clone(&stream.shared);
+            worker::receive_loop(&socket, batch, source, &shared.socket, stop, &mut stream);
+        })?;
+        self.worker = Some(worker);
         Ok(())
     }
 
@@ -337,7 +287,7 @@ impl StreamHandler for NetworkReceive {
         let mut newest = None;
         while let Some(item) = self.ready.pop() {
             if newest.replace(item).is_some() {
-                self.shared.superseded.fetch_add(1, Ordering::Relaxed);
+                add(&self.shared.superseded, 1);
             }
         }
         if let Some((frame, ready_at, rtp)) = newest {
@@ -348,9 +298,7 @@ impl StreamHandler for NetworkReceive {
             let media = rtp_time_ns(rtp, tick.timestamp);
             match tick.timestamp.checked_sub(media) {
                 Some(latency) => self.shared.media_latency.record(latency),
-                None => {
-                    self.shared.from_future.fetch_add(1, Ordering::Relaxed);
-                }
+                None => add(&self.shared.from_future, 1),
             }
             let frame = match self.config.timestamps {
                 FrameTimestamps::Tick => frame.with_tick(tick),
@@ -360,22 +308,16 @@ impl StreamHandler for NetworkReceive {
                 }
             };
             self.output.write(frame);
-            self.shared.published.fetch_add(1, Ordering::Relaxed);
+            add(&self.shared.published, 1);
         }
         Ok(())
     }
 
     fn on_stop(&mut self) -> Result<(), HandlerError> {
-        let result = self.stop_worker();
+        let result = worker::stop(&mut self.worker);
         // Frames not yet published go back to the pool.
         while self.ready.pop().is_some() {}
         Ok(result?)
-    }
-}
-
-impl Drop for NetworkReceive {
-    fn drop(&mut self) {
-        let _ = self.stop_worker();
     }
 }
 
@@ -386,60 +328,44 @@ fn media_frame_number(t_ns: u64, fps: streamlib_clock::Rational) -> u64 {
     fps.frame_at_ns(t_ns.saturating_add(1_000))
 }
 
-fn receive_loop(
-    socket: &std::net::UdpSocket,
-    mut batch: RecvBatch,
-    mut jitter: JitterBuffer,
-    source: Option<IpAddr>,
-    ready: &ArrayQueue<(VideoFrame, Instant, u32)>,
-    shared: &Shared,
-    stop: &AtomicBool,
-) {
-    let origin = Instant::now();
-    let mut truncated = 0u64;
-    let mut sink = |d: Delivered<'_>| {
-        shared.assembly.record(d.assembly_ns);
-        if !d.complete {
-            let mut last = shared
-                .last_missing
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            last.clear();
-            last.extend_from_slice(d.missing);
-        }
-        if ready
-            .force_push((d.frame, Instant::now(), d.rtp_timestamp))
-            .is_some()
-        {
-            shared.superseded.fetch_add(1, Ordering::Relaxed);
-        }
-    };
-    while !stop.load(Ordering::Acquire) {
-        let n = match batch.recv(socket) {
-            Ok(n) => n,
-            Err(_) => {
-                shared.recv_errors.fetch_add(1, Ordering::Relaxed);
-                thread::sleep(POLL);
-                0
-            }
-        };
-        let now = origin.elapsed().as_nanos() as u64;
-        for i in 0..n {
-            let Some((datagram, cut)) = batch.get(i) else {
-                break;
-            };
-            if source.is_some_and(|want| batch.source(i) != Some(want)) {
-                shared.foreign_source.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            if cut {
-                truncated += 1;
-                continue;
-            }
-            jitter.push(datagram, now, &mut sink);
-        }
-        jitter.poll(now, &mut sink);
-        let mut counters = *jitter.counters();
+/// The receive thread's state: the jitter buffer and the hand-over to `process`.
+struct VideoStream {
+    jitter: JitterBuffer,
+    ready: Arc<ArrayQueue<(VideoFrame, Instant, u32)>>,
+    shared: Arc<Shared>,
+}
+
+/// Hands an assembled frame to `process` (a newer one replaces one not yet published).
+fn hand_over(ready: &ArrayQueue<(VideoFrame, Instant, u32)>, shared: &Shared, d: Delivered<'_>) {
+    shared.assembly.record(d.assembly_ns);
+    if !d.complete {
+        let mut last = shared
+            .last_missing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        last.clear();
+        last.extend_from_slice(d.missing);
+    }
+    if ready
+        .force_push((d.frame, Instant::now(), d.rtp_timestamp))
+        .is_some()
+    {
+        add(&shared.superseded, 1);
+    }
+}
+
+impl ReceivedStream for VideoStream {
+    fn datagram(&mut self, datagram: &[u8], now_ns: u64) {
+        let (ready, shared) = (&*self.ready, &*self.shared);
+        self.jitter
+            .push(datagram, now_ns, &mut |d| hand_over(ready, shared, d));
+    }
+
+    fn batch_done(&mut self, now_ns: u64, truncated: u64) {
+        let (ready, shared) = (&*self.ready, &*self.shared);
+        self.jitter
+            .poll(now_ns, &mut |d| hand_over(ready, shared, d));
+        let mut counters = *self.jitter.counters();
         counters.malformed += truncated;
         counters.malformed_by[Malformed::Truncated as usize] += truncated;
         counters.datagrams += truncated;

@@ -5,7 +5,7 @@
 //! in the same packet under a second sample row data header (the continuation bit set on the
 //! first). The last packet of a frame carries the RTP marker bit.
 
-use crate::payload::{EXT_SEQ_LEN, MAX_ROWS, SRD_LEN, SampleRow, write_payload_header};
+use super::payload::{EXT_SEQ_LEN, MAX_ROWS, SRD_LEN, SampleRow, write_payload_header};
 use crate::rtp::{RTP_HEADER_LEN, RtpHeader};
 use crate::{NetError, VideoFormat};
 
@@ -289,9 +289,9 @@ impl FramePackets<'_> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::super::payload::parse_payload;
     use super::*;
     use crate::Sampling;
-    use crate::payload::parse_payload;
     use streamlib_clock::Rational;
 
     fn format(sampling: Sampling, w: u32, h: u32) -> VideoFormat {
