@@ -2,7 +2,9 @@
 //!
 //! The work happens in [`blur_frame`]: a separable blur in 16-bit fixed point, one row at a
 //! time, bands of rows in parallel. The handler adds the frame plumbing: format checks, an
-//! output pool sized on the first frame, and timing passed through.
+//! output pool sized on the first frame, and timing passed through. With the `gpu` feature
+//! the same handler also runs on the GPU when its ports negotiate GPU memory
+//! ([`Blur::with_gpu`]), with this kernel's weights: there is one blur, on either memory.
 
 #[cfg(feature = "gpu")]
 mod gpu;
@@ -16,8 +18,8 @@ pub use separable::{BlurScratch, blur_frame};
 
 use streamlib_ports::{
     Caps, Follow, FrameLayout, FramePool, HandlerError, InputPort, InputRef, MemoryCaps,
-    OutputPort, OutputRef, PixelFormat, Ports, ProcessContext, StreamHandler, VideoCaps,
-    VideoFrame,
+    OutputPort, OutputRef, PixelFormat, Ports, ProcessContext, StartContext, StreamHandler,
+    VideoCaps, VideoFrame,
 };
 
 use crate::VideoError;
@@ -59,7 +61,9 @@ impl Default for BlurConfig {
 }
 
 /// A Gaussian blur: reads frames on its `video` input, writes blurred frames on its `video`
-/// output, both `[cpu]`.
+/// output, both `[cpu]` ([`Blur::new`]), or, with the `gpu` feature, `[cpu, gpu]` or `[gpu]`
+/// following the negotiated memory ([`Blur::with_gpu`], [`Blur::with_gpu_memory`],
+/// [`Blur::with_gpu_on_demand`]).
 ///
 /// - Formats: `Rgba8`, `Bgra8` (4 channels), `Gray8` and planar `I420` (each plane blurred at
 ///   its own resolution, as FFmpeg's `gblur` does); others fail with
@@ -84,7 +88,7 @@ pub struct Blur {
     output: OutputPort<VideoFrame>,
     pool: Option<FramePool>,
     scratch: BlurScratch,
-    /// The GPU path, when built with `Blur::with_gpu`.
+    /// The GPU path, when built with `Blur::with_gpu` or its siblings.
     #[cfg(feature = "gpu")]
     gpu: Option<gpu::GpuPath>,
 }
@@ -274,6 +278,12 @@ fn pool_for<'a>(
 impl StreamHandler for Blur {
     fn ports(&self) -> Ports {
         Ports::new().input(&self.input).output(&self.output)
+    }
+
+    fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
+        #[cfg(feature = "gpu")]
+        gpu::start(self)?;
+        Ok(())
     }
 
     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {

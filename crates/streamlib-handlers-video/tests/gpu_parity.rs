@@ -9,15 +9,18 @@
     reason = "tests; the max differences are worth seeing in the output"
 )]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use streamlib_buffers::PooledBuf;
-use streamlib_clock::{ClockSourceId, Rational, TimedTick};
+use streamlib_clock::{ClockInfo, ClockSourceId, Pacing, Rational, TimedTick, Timescale};
 use streamlib_gpu::{FrameUploader, GpuContext, read_frame};
 use streamlib_handlers_video::{
-    Blur, BlurConfig, Compositor, CompositorConfig, LayerConfig, MissingLayer,
+    Blur, BlurConfig, Compositor, CompositorConfig, LayerConfig, MissingLayer, VideoError,
 };
 use streamlib_ports::{
     AlphaMode, DeliveryMode, FrameLayout, InputPort, InputRef, MemoryCaps, MemorySpace, OutputPort,
-    OutputRef, PixelFormat, ProcessContext, StreamHandler, VideoFrame,
+    OutputRef, PixelFormat, ProcessContext, StartContext, StreamHandler, VideoFrame,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -28,6 +31,16 @@ fn tick(n: u64) -> TimedTick {
         frame_number: n,
         clock_source_id: ClockSourceId::MANUAL,
         fps: Rational::fps(30),
+    }
+}
+
+fn clock_info() -> ClockInfo {
+    ClockInfo {
+        name: "test".to_owned(),
+        id: ClockSourceId::MANUAL,
+        fps: Rational::fps(30),
+        timescale: Timescale::Media,
+        pacing: Pacing::Pipeline,
     }
 }
 
@@ -205,6 +218,193 @@ fn gpu_blur_follows_the_negotiated_memory() -> TestResult {
     step(&mut both, 0)?;
     assert_eq!(pixels(&ctx, &output.recv().unwrap()), expected);
     assert!(both.gpu_pool().is_none(), "no GPU work for CPU frames");
+    Ok(())
+}
+
+#[test]
+fn gpu_only_and_on_demand_blurs_declare_their_memory_and_open_the_gpu_only_for_gpu_work()
+-> TestResult {
+    let Some(ctx) = GpuContext::for_tests()? else {
+        return Ok(());
+    };
+    let config = BlurConfig {
+        sigma: 1.5,
+        radius: None,
+    };
+    let only = Blur::with_gpu_memory(config, MemoryCaps::GPU, &ctx)?;
+    assert_eq!(only.input().erased().caps(), MemoryCaps::GPU);
+    assert_eq!(only.output().erased().caps(), MemoryCaps::GPU);
+
+    let opened = Arc::new(AtomicUsize::new(0));
+    let on_demand = |memory| {
+        let (ctx, opened) = (ctx.clone(), Arc::clone(&opened));
+        Blur::with_gpu_on_demand(config, memory, move || {
+            opened.fetch_add(1, Ordering::Relaxed);
+            Ok(ctx.clone())
+        })
+    };
+    let frame = noise(31, 17, 9, PixelFormat::Rgba8, AlphaMode::Straight);
+    let mut cpu = Blur::new(config)?;
+    let cpu_in = feed(&cpu.input(), MemorySpace::Cpu);
+    let cpu_out = drain(&cpu.output(), MemorySpace::Cpu);
+    cpu_in.write(frame.clone());
+    step(&mut cpu, 0)?;
+    let expected = pixels(&ctx, &cpu_out.recv().unwrap());
+
+    // Host frames through a `[cpu, gpu]` blur: the GPU is never opened.
+    let mut lazy = on_demand(MemoryCaps::CPU_GPU)?;
+    let input = feed(&lazy.input(), MemorySpace::Cpu);
+    let output = drain(&lazy.output(), MemorySpace::Cpu);
+    lazy.on_start(&StartContext::new("lazy", &clock_info()))
+        .map_err(|e| e.to_string())?;
+    input.write(frame.clone());
+    step(&mut lazy, 0)?;
+    assert_eq!(pixels(&ctx, &output.recv().unwrap()), expected);
+    assert_eq!(
+        opened.load(Ordering::Relaxed),
+        0,
+        "a CPU blur opened the GPU"
+    );
+
+    // GPU memory negotiated: opened once, at start, and the GPU kernel runs.
+    let mut gpu = on_demand(MemoryCaps::GPU)?;
+    let input = feed(&gpu.input(), MemorySpace::Cpu);
+    let output = drain(&gpu.output(), MemorySpace::Gpu);
+    gpu.on_start(&StartContext::new("gpu", &clock_info()))
+        .map_err(|e| e.to_string())?;
+    assert_eq!(opened.load(Ordering::Relaxed), 1, "opened at start");
+    for n in 0..3 {
+        input.write(frame.clone());
+        step(&mut gpu, n)?;
+        let got = output.recv().unwrap();
+        assert_eq!(got.memory(), MemorySpace::Gpu);
+        assert!(max_diff(&expected, &pixels(&ctx, &got)) <= 1);
+    }
+    assert_eq!(opened.load(Ordering::Relaxed), 1, "opened once");
+
+    // An opener that fails is an error from the handler, not a panic.
+    let mut broken = Blur::with_gpu_on_demand(config, MemoryCaps::GPU, || {
+        Err(streamlib_gpu::GpuError::NoAdapter {
+            backends: "test".to_owned(),
+            filter: "none".to_owned(),
+            seen: "none".to_owned(),
+        })
+    })?;
+    let _input = feed(&broken.input(), MemorySpace::Gpu);
+    let _output = drain(&broken.output(), MemorySpace::Gpu);
+    assert!(
+        broken
+            .on_start(&StartContext::new("broken", &clock_info()))
+            .is_err()
+    );
+    Ok(())
+}
+
+#[test]
+fn gpu_blur_of_a_flat_frame_is_the_same_flat_frame() -> TestResult {
+    let Some(ctx) = GpuContext::for_tests()? else {
+        return Ok(());
+    };
+    let config = BlurConfig {
+        sigma: 3.0,
+        radius: None,
+    };
+    let mut blur = Blur::with_gpu(config, &ctx)?;
+    let input = feed(&blur.input(), MemorySpace::Gpu);
+    let output = drain(&blur.output(), MemorySpace::Gpu);
+    let layout = FrameLayout::new(40, 23, PixelFormat::Rgba8)?;
+    let data: Vec<u8> = [200u8, 17, 99, 255]
+        .into_iter()
+        .cycle()
+        .take(layout.buffer_len())
+        .collect();
+    let flat = VideoFrame::cpu(layout, PooledBuf::from_vec(data.clone()))?;
+    let mut uploader = FrameUploader::new("test-upload", 1, 2);
+    input.write(upload(&ctx, &mut uploader, &flat));
+    step(&mut blur, 0)?;
+    assert_eq!(pixels(&ctx, &output.recv().unwrap()), data);
+    Ok(())
+}
+
+#[test]
+fn gpu_blur_pool_creates_nothing_after_warm_up() -> TestResult {
+    let Some(ctx) = GpuContext::for_tests()? else {
+        return Ok(());
+    };
+    let mut blur = Blur::with_gpu(BlurConfig::default(), &ctx)?;
+    let input = feed(&blur.input(), MemorySpace::Gpu);
+    let output = drain(&blur.output(), MemorySpace::Gpu);
+    let mut uploader = FrameUploader::new("test-upload", 2, 4);
+    let frame = upload(
+        &ctx,
+        &mut uploader,
+        &noise(32, 16, 1, PixelFormat::Rgba8, AlphaMode::Straight),
+    );
+    let mut held = Vec::new();
+    let mut run = |n: u64, blur: &mut Blur| -> TestResult {
+        input.write(frame.clone());
+        step(blur, n)?;
+        // A downstream that holds the last two frames, like a display and a ring slot.
+        held.extend(std::iter::from_fn(|| output.recv()));
+        if held.len() > 2 {
+            held.remove(0);
+        }
+        Ok(())
+    };
+    for n in 0..5 {
+        run(n, &mut blur)?;
+    }
+    let made = blur.gpu_pool().unwrap().textures_created();
+    for n in 5..40 {
+        run(n, &mut blur)?;
+    }
+    let pool = blur.gpu_pool().unwrap();
+    assert_eq!(pool.textures_created(), made);
+    assert_eq!(pool.grown(), 0);
+    assert_eq!(blur.frames_skipped(), 0);
+    Ok(())
+}
+
+#[test]
+fn gpu_blur_settings_are_checked_by_the_cpu_kernel() -> TestResult {
+    let Some(ctx) = GpuContext::for_tests()? else {
+        return Ok(());
+    };
+    for (sigma, radius) in [(0.0, None), (f32::NAN, None), (30.0, None), (2.0, Some(65))] {
+        let err = Blur::with_gpu(BlurConfig { sigma, radius }, &ctx).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VideoError::InvalidSigma { .. } | VideoError::InvalidRadius { .. }
+            ),
+            "{err}"
+        );
+    }
+    // set_config re-derives the weights, and the GPU kernel follows them.
+    let mut blur = Blur::with_gpu(BlurConfig::default(), &ctx)?;
+    let mut cpu = Blur::new(BlurConfig::default())?;
+    let (gpu_in, gpu_out) = (
+        feed(&blur.input(), MemorySpace::Gpu),
+        drain(&blur.output(), MemorySpace::Gpu),
+    );
+    let (cpu_in, cpu_out) = (
+        feed(&cpu.input(), MemorySpace::Cpu),
+        drain(&cpu.output(), MemorySpace::Cpu),
+    );
+    let sharper = BlurConfig {
+        sigma: 0.7,
+        radius: Some(2),
+    };
+    blur.set_config(sharper)?;
+    cpu.set_config(sharper)?;
+    let frame = noise(29, 13, 5, PixelFormat::Bgra8, AlphaMode::Straight);
+    let mut uploader = FrameUploader::new("test-upload", 1, 2);
+    gpu_in.write(upload(&ctx, &mut uploader, &frame));
+    cpu_in.write(frame);
+    step(&mut blur, 0)?;
+    step(&mut cpu, 0)?;
+    let (g, c) = (gpu_out.recv().unwrap(), cpu_out.recv().unwrap());
+    assert!(max_diff(&pixels(&ctx, &c), &pixels(&ctx, &g)) <= 1);
     Ok(())
 }
 

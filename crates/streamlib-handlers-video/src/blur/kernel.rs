@@ -5,6 +5,10 @@ use crate::VideoError;
 /// Largest supported radius (129 taps). Larger blurs are better served by downscaling first.
 pub const MAX_RADIUS: u32 = 64;
 
+// The GPU kernel's tiles are sized for the same widest kernel.
+#[cfg(feature = "gpu")]
+const _: () = assert!(MAX_RADIUS == streamlib_gpu::MAX_BLUR_RADIUS);
+
 /// A normalised, symmetric 1-D Gaussian kernel of `2 * radius + 1` taps.
 ///
 /// The weights are `exp(-k² / 2σ²)` for `k` in `-radius..=radius`, divided by their sum. Both
@@ -71,6 +75,17 @@ impl GaussianKernel {
 
     pub(crate) fn fixed(&self) -> &FixedWeights {
         &self.fixed
+    }
+
+    /// The fixed-point weights both CPU passes use, as `streamlib-gpu`'s blur kernel takes
+    /// them: the GPU kernel derives nothing, so its result is the CPU result bit for bit.
+    #[cfg(feature = "gpu")]
+    pub fn gpu_weights(&self) -> streamlib_gpu::BlurWeights {
+        streamlib_gpu::BlurWeights {
+            weights: self.fixed.weights.clone(),
+            vertical_bias: self.fixed.vertical_bias,
+            horizontal_bias: self.fixed.horizontal_bias,
+        }
     }
 }
 
