@@ -64,11 +64,11 @@ impl From<NodeState> for StreamState {
 
 /// A [`NodeState`] shared between threads.
 ///
-/// `SeqCst`: a node's state is one side of the scheduling handshake (see `schedule.rs`): the
-/// thread that ends or fails an upstream node stores the state and then tries its downstream's
-/// `busy`; the downstream, finishing a run, releases `busy` and then reads the state. Each writes
-/// one location and reads the other (store-buffering), which only a single total order rules
-/// out; with acquire/release both could read the old values and the final run would be lost.
+/// `SeqCst`: two sinks ending at once each store their state and then read the other's
+/// (`all_sinks_done`), and `wait_for_ticks` reads states against completions: store buffering,
+/// which only a single total order rules out (with acquire/release both sinks could read the
+/// other as live and the pipeline would never finish). Scheduling itself needs no more than the
+/// gate's acquire/release (see `running/schedule.rs`).
 pub(crate) struct AtomicNodeState(AtomicU8);
 
 impl AtomicNodeState {
@@ -118,11 +118,13 @@ pub(crate) struct Node {
     pub(crate) policy: RestartPolicy,
     pub(crate) time_limit: Option<Duration>,
     pub(crate) concurrency_limit: usize,
-    /// Held by whoever may touch `handler`: the run in flight, or start/stop.
-    pub(crate) busy: AtomicBool,
-    /// The newest tick claimed for a run (owned by the `busy` holder).
+    /// An activation was made and its run has not begun (for `wave_done`).
+    pub(crate) scheduled: AtomicBool,
+    /// A run is in progress (for `wave_done`).
+    pub(crate) running: AtomicBool,
+    /// The newest tick a run claimed (written by runs, one at a time).
     pub(crate) last_seq: AtomicU64,
-    /// The tick the activated run processes (owned by the `busy` holder).
+    /// The tick the run in progress processes (written by runs, one at a time).
     pub(crate) run_seq: AtomicU64,
     /// The newest tick whose run has completed.
     pub(crate) done_seq: AtomicU64,
@@ -131,24 +133,25 @@ pub(crate) struct Node {
     /// The activated run is the final one.
     pub(crate) final_run: AtomicBool,
     pub(crate) state: AtomicNodeState,
-    /// `on_start` succeeded and `on_stop` is still owed (owned by the `busy` holder).
+    /// `on_start` succeeded and `on_stop` is still owed (written by runs, one at a time).
     pub(crate) started: AtomicBool,
-    /// A restart is pending: the next run calls `on_start` first (owned by the `busy` holder).
+    /// A restart is pending: the next run calls `on_start` first (written by runs, one at a time).
     pub(crate) needs_start: AtomicBool,
     /// When a restarting node may start again, ns since the graph started.
     pub(crate) restart_at_ns: AtomicU64,
-    /// The run in flight is inside a restart's `on_start` (owned by the `busy` holder; tells
-    /// a panic there from one in `process`).
+    /// The run in flight is inside a restart's `on_start` (written by runs, one at a time;
+    /// tells a panic there from one in `process`).
     pub(crate) starting: AtomicBool,
-    /// When the run in flight called `process`, ns since the graph started (owned by the
-    /// `busy` holder; the panic path records the run's time from it).
+    /// When the run in flight called `process`, ns since the graph started (written by runs,
+    /// one at a time; the panic path records the run's time from it).
     pub(crate) process_started_ns: AtomicU64,
     pub(crate) counters: NodeCounters,
 }
 
-// SAFETY: `handler` (the only non-Sync field) is touched only by the thread that holds `busy`
-// (set by a successful compare-exchange from false), which makes access exclusive; the
-// handler itself is `Send`, so moving access between threads is sound.
+// SAFETY: `handler` (the only non-Sync field) is touched only by the node's run, which its
+// dispatcher's gate serialises (one run at a time, none after `detach`), by start-up before
+// `attach`, and by shutdown after `detach`: access is exclusive. The handler itself is `Send`,
+// so moving access between threads is sound.
 unsafe impl Sync for Node {}
 
 impl Node {
@@ -166,7 +169,8 @@ impl Node {
             policy: spec.policy,
             time_limit: spec.time_limit,
             concurrency_limit: spec.concurrency_limit,
-            busy: AtomicBool::new(false),
+            scheduled: AtomicBool::new(false),
+            running: AtomicBool::new(false),
             last_seq: AtomicU64::new(0),
             run_seq: AtomicU64::new(0),
             done_seq: AtomicU64::new(0),
@@ -186,11 +190,12 @@ impl Node {
     ///
     /// # Safety
     ///
-    /// The caller holds `busy`, or no activation is attached yet (start-up), so no other
-    /// thread can reach the handler while the returned borrow lives.
+    /// The caller is the node's run (serialised by the dispatcher), or no activation is
+    /// attached yet (start-up) or any more (shutdown), so no other thread can reach the handler
+    /// while the returned borrow lives.
     #[allow(
         clippy::mut_from_ref,
-        reason = "exclusivity comes from `busy`, not from the borrow"
+        reason = "exclusivity comes from the dispatcher's gate, not from the borrow"
     )]
     pub(crate) unsafe fn handler(&self) -> &mut Box<dyn StreamHandler> {
         // SAFETY: exclusive by the caller's contract above.

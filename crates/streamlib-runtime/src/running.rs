@@ -29,9 +29,10 @@ pub(crate) struct RunningGraph {
     pub(crate) nodes: Box<[Node]>,
     sinks: Vec<usize>,
     ticks: TickRing,
-    /// The newest tick issued. `SeqCst`: one side of the scheduling handshake (see
-    /// `schedule.rs`), like a node's `done_seq`.
+    /// The newest tick issued.
     clock_seq: AtomicU64,
+    /// The clock ended: each source's next run ends it.
+    clock_ended: AtomicBool,
     pub(crate) clock_info: ClockInfo,
     pacing: Pacing,
     stopping: AtomicBool,
@@ -68,6 +69,7 @@ impl RunningGraph {
             sinks,
             ticks: TickRing::new(clock_info.id, clock_info.fps),
             clock_seq: AtomicU64::new(0),
+            clock_ended: AtomicBool::new(false),
             pacing: clock_info.pacing,
             clock_info,
             stopping: AtomicBool::new(false),
@@ -87,9 +89,9 @@ impl RunningGraph {
         self.started_at.elapsed().as_nanos() as u64
     }
 
-    /// Whether stopping was asked for. `stopping` publishes nothing but itself: whoever reads
-    /// it only skips work, and shutdown waits for `busy` anyway, so `Relaxed` would do; the
-    /// acquire/release pair keeps the flag's meaning obvious at no cost on x86.
+    /// Whether stopping was asked for. `stopping` publishes nothing but itself (whoever reads it
+    /// only skips work; shutdown's `detach` waits for runs anyway), so `Relaxed` would do; the
+    /// acquire/release pair keeps its meaning obvious at no cost on x86.
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
     }
@@ -137,8 +139,9 @@ impl RunningGraph {
         // Only the clock thread stores `clock_seq`, so its own last store is what it reads.
         let seq = self.clock_seq.load(Ordering::Relaxed) + 1;
         self.ticks.write(seq, tick, self.now_ns());
-        // SeqCst: the scheduling handshake (see `schedule.rs`); it is also the release that
-        // makes the tick written above visible to whoever reads this `seq`.
+        // Release: whoever reads this `seq` sees the tick written above; the activations in
+        // `schedule_all` carry it to the sources' runs (see `schedule.rs`). SeqCst for
+        // `wait_for_ticks`, which reads it against its own `waiters` increment.
         self.clock_seq.store(seq, Ordering::SeqCst);
         self.schedule_all();
         seq

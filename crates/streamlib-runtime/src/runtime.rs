@@ -18,9 +18,6 @@ use crate::running::RunningGraph;
 use crate::wiring::{Added, Connection, Link};
 use crate::{ConverterRegistry, RuntimeError, RuntimeStats, TransferRegistry};
 
-/// How long `stop` waits for a handler's `process` call in flight before giving up on it.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
 enum Phase {
     Building,
     Running {
@@ -228,7 +225,7 @@ impl StreamRuntime {
                 dispatcher: node.dispatcher.kind(),
                 source,
             };
-            shared.shutdown(STOP_TIMEOUT);
+            shared.shutdown();
             owned.iter().for_each(|d| d.shutdown());
             self.phase = Phase::Stopped(shared.stats(&self.clock_info.name));
             return Err(err);
@@ -295,7 +292,7 @@ impl StreamRuntime {
                 {
                     tracing::error!("the clock thread panicked");
                 }
-                shared.shutdown(STOP_TIMEOUT);
+                shared.shutdown();
                 for dispatcher in &owned {
                     dispatcher.shutdown();
                 }

@@ -1,20 +1,27 @@
 //! Which node runs which tick, and the run itself.
 //!
-//! # The handshake, and why it is `SeqCst`
+//! # One gate: the dispatcher's
 //!
-//! A node runs while it holds `busy`. A node `U` that finishes (or ends, or fails) stores its
-//! `done_seq` (or `state`) and then tries to take each downstream node's `busy`; a downstream
-//! node `D` that is busy then is trusted to look again when it finishes: it releases `busy`
-//! and then reads `U`'s `done_seq` and `state`. The clock thread does the same with
-//! `clock_seq` against every source. Each side writes one location and then reads the other
-//! (store buffering): under acquire/release alone both may read the old values, `U` sees `D`
-//! busy and `D` sees `U` not done, and the tick is never run. A single total order over these
-//! accesses rules that out, so `busy`'s compare-exchange and release, `done_seq`, `state`
-//! (`AtomicNodeState`) and `clock_seq` are `SeqCst`, and nothing else on this path is:
-//! `last_seq`, `run_seq`, `final_*`, `needs_start` and `started` are owned by whoever holds
-//! `busy` (its acquire/release and the dispatcher's hand-off order them), and `restart_at_ns`
-//! is published by the `state` store that follows it. `waiters` against `done_seq` is the
-//! same pattern between a completion and `wait_for_ticks`.
+//! A node's runs are serialised by its dispatcher's gate (`streamlib_dispatch`'s contract: one
+//! run at a time, an activation made while one waits coalesces with it, one made during a run
+//! buys exactly one more run after it, none once `detach` returned). The runtime adds no gate of
+//! its own: [`try_schedule`](RunningGraph::try_schedule) only decides that a node may have
+//! something to do and activates it, and the run itself claims the newest ready tick (or does
+//! nothing, when an earlier run already took it). So whatever a node's run reads, the upstream
+//! completion or clock tick that activated it happened before: the activation's release and
+//! the run's acquire in the gate order them, and an activation that arrives mid-run is served
+//! by a run that begins after it.
+//!
+//! # Orderings
+//!
+//! Fields a run claims (`last_seq`, `run_seq`, `final_*`, `needs_start`, `started`,
+//! `starting`) are touched by one run at a time and ordered by the gate: `Relaxed`. Reads of
+//! them from a scheduler (`last_seq` in `try_schedule`) are hints: a stale value at worst
+//! activates a run that finds nothing to do. `restart_at_ns` is published by the `Restarting`
+//! store that follows it. `SeqCst` remains where two threads each write one location and read
+//! the other (store buffering), which acquire/release cannot order: two sinks ending at once
+//! (`state`, `all_sinks_done`), and a completion against `wait_for_ticks` (`done_seq`,
+//! `scheduled`, `running` against `waiters`).
 
 use std::any::Any;
 use std::sync::atomic::Ordering;
@@ -29,6 +36,14 @@ use super::RunningGraph;
 use super::supervise::panic_message;
 use crate::node::{Node, NodeState};
 use crate::stats::bump;
+
+/// What a run found to do.
+enum Claim {
+    /// Process this tick.
+    Tick(u64),
+    /// End the source: the clock ended.
+    EndSource,
+}
 
 /// What a dispatcher runs for one node: one `run_node`.
 pub(super) struct NodeUnit {
@@ -95,7 +110,8 @@ impl RunningGraph {
     /// The newest tick a node may run, and whether it owes a final run because every upstream
     /// has ended or failed.
     fn readiness(&self, node: &Node) -> (u64, bool) {
-        let clock = self.clock_seq.load(Ordering::SeqCst);
+        // Acquire: pairs with `publish_tick`'s store, so the tick's cell is readable.
+        let clock = self.clock_seq.load(Ordering::Acquire);
         if node.upstream.is_empty() {
             return (clock, false);
         }
@@ -112,69 +128,50 @@ impl RunningGraph {
                 }
                 _ => {
                     all_terminal = false;
-                    ready = ready.min(up.done_seq.load(Ordering::SeqCst));
+                    // Acquire: the upstream run's outputs are visible up to this tick.
+                    ready = ready.min(up.done_seq.load(Ordering::Acquire));
                 }
             }
         }
         if all_terminal {
-            // Relaxed: written by the `busy` holder; the check under `busy` is the one that counts.
+            // Relaxed: written by a run; the check in `claim` is the one that counts.
             return (clock, !node.final_scheduled.load(Ordering::Relaxed));
         }
         (ready.min(clock), false)
     }
 
-    /// Activates node `i` if it has a newer tick to run and is idle.
+    /// Activates node `i` if it may have a newer tick to run (or owes its final run, or, a
+    /// source, its end). The run decides; see the module docs.
     pub(crate) fn try_schedule(&self, i: usize) {
         let node = &self.nodes[i];
-        loop {
-            if self.is_stopping() {
-                return;
-            }
-            let state = node.state.load();
-            if state.is_terminal() || state == NodeState::Idle {
-                return;
-            }
+        if self.is_stopping() {
+            return;
+        }
+        let state = node.state.load();
+        if state.is_terminal() || state == NodeState::Idle {
+            return;
+        }
+        if !self.source_owes_end(node) {
             if state == NodeState::Restarting && self.in_backoff(node) {
                 return;
             }
-            // Relaxed reads of `last_seq` outside `busy` are a hint; the one under it decides.
             let (ready, force) = self.readiness(node);
+            // Relaxed: a hint (see the module docs).
             if ready <= node.last_seq.load(Ordering::Relaxed) && !force {
                 return;
             }
-            if node
-                .busy
-                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-            {
-                // It is running; it re-checks when it completes.
-                return;
-            }
-            let (ready, force) = self.readiness(node);
-            let last = node.last_seq.load(Ordering::Relaxed);
-            let state = node.state.load();
-            if (ready <= last && !force) || self.is_stopping() || state.is_terminal() {
-                node.busy.store(false, Ordering::SeqCst);
-                // Something may have become ready while we held `busy`: look again.
-                continue;
-            }
-            // Owned by whoever holds `busy`; the dispatcher's hand-off publishes them.
-            if force {
-                node.final_scheduled.store(true, Ordering::Relaxed);
-                node.final_run.store(true, Ordering::Relaxed);
-            }
-            let run = ready.max(last);
-            if last > 0 && run > last + 1 {
-                bump(&node.counters.skipped_ticks, run - last - 1);
-            }
-            node.last_seq.store(run, Ordering::Relaxed);
-            node.run_seq.store(run, Ordering::Relaxed);
-            match node.activation.get() {
-                Some(activation) => activation.activate(),
-                None => node.busy.store(false, Ordering::SeqCst),
-            }
-            return;
         }
+        if let Some(activation) = node.activation.get() {
+            // SeqCst: read by `wave_done` (see the module docs).
+            node.scheduled.store(true, Ordering::SeqCst);
+            activation.activate();
+        }
+    }
+
+    /// Whether `node` is a live source and the clock has ended: its next run ends it.
+    fn source_owes_end(&self, node: &Node) -> bool {
+        // Acquire: pairs with the release in `end_sources` (nothing else rides on it).
+        node.upstream.is_empty() && self.clock_ended.load(Ordering::Acquire)
     }
 
     /// One `process` call (plus a pending restart's `on_start`), on the dispatcher's thread.
@@ -183,11 +180,30 @@ impl RunningGraph {
     /// `catch_unwind` hands it back through [`NodeUnit::panicked`] to `recover_panic`.
     fn run_node(&self, i: usize) {
         let node = &self.nodes[i];
-        let seq = node.run_seq.load(Ordering::Relaxed);
-        // SAFETY: `try_schedule` set `busy` before activating this run and only `complete`
-        // clears it, so this thread has exclusive access to the handler.
+        // Running before no longer scheduled, so `wave_done` never sees neither while the run
+        // is owed. SeqCst: read by `wave_done` (see the module docs).
+        node.running.store(true, Ordering::SeqCst);
+        node.scheduled.store(false, Ordering::SeqCst);
+        let seq = match self.claim(node) {
+            Some(Claim::Tick(seq)) => seq,
+            Some(Claim::EndSource) => {
+                // The clock ended: the source ends without processing again (after the run
+                // that was in flight, if any: this one's predecessor).
+                node.state.store(NodeState::Ended);
+                node.outputs.iter().for_each(|o| o.set_ended(true));
+                self.complete(i, node.done_seq.load(Ordering::Relaxed));
+                return;
+            }
+            None => {
+                node.running.store(false, Ordering::SeqCst);
+                return;
+            }
+        };
+        // SAFETY: the dispatcher runs this node's unit once at a time and never after
+        // `detach`; start-up calls the handler before `attach` and shutdown after `detach`. So
+        // this run has exclusive access to the handler.
         let handler = unsafe { node.handler() };
-        // Relaxed, here and for the run's other fields: owned by the `busy` holder.
+        // Relaxed, here and for the run's other fields: one run at a time (see the module docs).
         if node.needs_start.load(Ordering::Relaxed) {
             let ctx = StartContext::new(&node.id, &self.clock_info);
             node.starting.store(true, Ordering::Relaxed);
@@ -264,8 +280,8 @@ impl RunningGraph {
     fn recover_panic(&self, i: usize, payload: &(dyn Any + Send)) {
         let node = &self.nodes[i];
         let seq = node.run_seq.load(Ordering::Relaxed);
-        // SAFETY: the run that panicked held `busy` and nothing released it (only `complete`
-        // does, and the panic left `run_node` before it), so this thread still owns the handler.
+        // SAFETY: called on the thread whose run just panicked, before the dispatcher lets the
+        // unit run again (see `run_node`), so this thread still has the handler to itself.
         let handler = unsafe { node.handler() };
         let message = panic_message(payload);
         if node.starting.swap(false, Ordering::Relaxed) {
@@ -279,11 +295,44 @@ impl RunningGraph {
         self.complete(i, seq);
     }
 
-    /// Ends a run: releases `busy`, schedules what became ready, and tells waiters.
+    /// What this run processes: the newest ready tick, or `None` when there is nothing to do
+    /// (an earlier run took it, the node is terminal, or its backoff is not over). Claims the
+    /// final run when every upstream is terminal.
+    fn claim(&self, node: &Node) -> Option<Claim> {
+        let state = node.state.load();
+        if state.is_terminal() || state == NodeState::Idle {
+            return None;
+        }
+        if self.source_owes_end(node) {
+            return Some(Claim::EndSource);
+        }
+        let last = node.last_seq.load(Ordering::Relaxed);
+        if state == NodeState::Restarting && self.in_backoff(node) {
+            return None;
+        }
+        let (ready, force) = self.readiness(node);
+        if ready <= last && !force {
+            return None;
+        }
+        if force {
+            node.final_scheduled.store(true, Ordering::Relaxed);
+            node.final_run.store(true, Ordering::Relaxed);
+        }
+        let run = ready.max(last);
+        if last > 0 && run > last + 1 {
+            bump(&node.counters.skipped_ticks, run - last - 1);
+        }
+        node.last_seq.store(run, Ordering::Relaxed);
+        node.run_seq.store(run, Ordering::Relaxed);
+        Some(Claim::Tick(run))
+    }
+
+    /// Ends a run: publishes it, schedules what became ready, and tells waiters.
     fn complete(&self, i: usize, seq: u64) {
         let node = &self.nodes[i];
+        // SeqCst: read by `wave_done` (see the module docs).
         node.done_seq.store(seq, Ordering::SeqCst);
-        node.busy.store(false, Ordering::SeqCst);
+        node.running.store(false, Ordering::SeqCst);
         if !self.is_stopping() {
             self.try_schedule(i);
             for &d in &node.downstream {
@@ -302,7 +351,7 @@ impl RunningGraph {
             self.wake_driver();
         }
         // SeqCst: pairs with the increment in `wait_for_ticks` (store buffering against
-        // `done_seq`, see the module docs), so a waiter is either seen here or sees the run.
+        // `done_seq` and `running`), so a waiter is either seen here or sees the run.
         if self.waiters.load(Ordering::SeqCst) > 0 {
             let _guard = self
                 .wait_lock
@@ -313,7 +362,7 @@ impl RunningGraph {
     }
 
     /// Whether every sink is terminal. Two sinks ending at once each store their state and
-    /// read the other's (the handshake in the module docs): `SeqCst` makes at least one see both.
+    /// read the other's (see the module docs): `SeqCst` makes at least one see both.
     pub(super) fn all_sinks_done(&self) -> bool {
         self.sinks
             .iter()
@@ -326,7 +375,9 @@ impl RunningGraph {
             let state = n.state.load();
             state.is_terminal()
                 || state == NodeState::Restarting
-                || (n.done_seq.load(Ordering::SeqCst) >= seq && !n.busy.load(Ordering::SeqCst))
+                || (n.done_seq.load(Ordering::SeqCst) >= seq
+                    && !n.scheduled.load(Ordering::SeqCst)
+                    && !n.running.load(Ordering::SeqCst))
         })
     }
 

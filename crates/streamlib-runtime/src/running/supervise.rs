@@ -4,7 +4,6 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use streamlib_ports::{HandlerError, StartContext, StreamHandler};
 
@@ -103,8 +102,8 @@ impl RunningGraph {
         }
         let delay = backoff.delay(done + 1);
         tracing::warn!(stream = %node.id, handler = node.type_name, "{why}; restarting in {delay:?}");
-        // Relaxed: both are published by the `Restarting` store below, and `needs_start` is
-        // read only by the next `busy` holder.
+        // Relaxed: `restart_at_ns` is published by the `Restarting` store below, and
+        // `needs_start` is read only by the node's next run.
         node.restart_at_ns
             .store(self.now_ns() + delay.as_nanos() as u64, Ordering::Relaxed);
         node.needs_start.store(true, Ordering::Relaxed);
@@ -113,7 +112,7 @@ impl RunningGraph {
 
     /// Calls `on_stop` if `on_start` succeeded and no `on_stop` followed yet.
     fn stop_started(&self, node: &Node, handler: &mut Box<dyn StreamHandler>) {
-        // Relaxed: only the `busy` holder touches `started`.
+        // Relaxed: one run (or start-up, or shutdown) at a time touches `started`.
         if node.started.swap(false, Ordering::Relaxed)
             && let Err(message) = catch(|| handler.on_stop())
         {
@@ -123,76 +122,41 @@ impl RunningGraph {
         }
     }
 
-    /// Calls `on_stop` on a node that is not running (start-up rollback and shutdown).
+    /// Calls `on_stop` on a node that cannot run (start-up rollback and shutdown).
     fn stop_handler(&self, node: &Node) {
-        // SAFETY: callers hold `busy` or run before any activation exists.
+        // SAFETY: callers run before any activation exists or after every one was detached,
+        // so no run can reach the handler.
         let handler = unsafe { node.handler() };
         self.stop_started(node, handler);
     }
 
-    /// Ends every source (the clock will not tick again).
+    /// Ends every source (the clock will not tick again): each source's next run ends it,
+    /// after the run in flight if there is one.
     pub(crate) fn end_sources(&self) {
-        for node in self.nodes.iter() {
-            if node.upstream.is_empty() && self.acquire(node, Duration::from_secs(5)) {
-                if !node.state.load().is_terminal() {
-                    node.state.store(NodeState::Ended);
-                    node.outputs.iter().for_each(|o| o.set_ended(true));
-                }
-                // SeqCst: the scheduling handshake (see `schedule.rs`).
-                node.busy.store(false, Ordering::SeqCst);
-                for &d in &node.downstream {
-                    self.try_schedule(d);
-                }
+        // Release: pairs with the acquire in `source_owes_end`; the activations below carry it
+        // to the runs anyway.
+        self.clock_ended.store(true, Ordering::Release);
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.upstream.is_empty() {
+                self.try_schedule(i);
             }
-        }
-        if self
-            .sinks
-            .iter()
-            .all(|&s| self.nodes[s].upstream.is_empty())
-            && self.mark_finished()
-        {
-            (self.on_finished)();
         }
     }
 
-    /// Takes `busy` of an idle node, waiting up to `timeout` for a run in flight.
-    fn acquire(&self, node: &Node, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            // Acquire: pairs with the release of `busy` after the last run, whose handler
-            // writes this thread then sees. It polls until it wins, so no wake-up can be lost.
-            if node
-                .busy
-                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-
-    /// Stops scheduling, waits for runs in flight, calls `on_stop` once per started handler,
-    /// and detaches every activation.
-    pub(crate) fn shutdown(&self, timeout: Duration) {
+    /// Stops scheduling, detaches every activation (which waits for a run in flight and lets
+    /// none start after), then calls `on_stop` once per started handler.
+    pub(crate) fn shutdown(&self) {
         self.request_stop();
         self.wake_driver();
         for node in self.nodes.iter() {
-            if self.acquire(node, timeout) {
-                self.stop_handler(node);
-                if !node.state.load().is_terminal() {
-                    node.state.store(NodeState::Stopped);
-                }
-            } else {
-                tracing::error!(stream = %node.id, "still running after {timeout:?}; on_stop skipped");
+            if let Some(activation) = node.activation.get() {
+                activation.detach();
             }
         }
         for node in self.nodes.iter() {
-            if let Some(activation) = node.activation.get() {
-                activation.detach();
+            self.stop_handler(node);
+            if !node.state.load().is_terminal() {
+                node.state.store(NodeState::Stopped);
             }
         }
     }
