@@ -8,19 +8,18 @@
     reason = "tests"
 )]
 
-mod audio_common;
+mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use audio_common::*;
+use common::*;
 use streamlib_clock::{Rational, SoftwareClock};
 use streamlib_net::*;
-use streamlib_runtime::{Stream, StreamRuntime};
 
 #[test]
 fn streamlib_sends_l24_gstreamer_receives() {
-    if !gst_available() {
+    if !gst_available(&["rtpL24pay", "rtpL24depay", "audiotestsrc", "udpsrc"]) {
         return;
     }
     let dir =
@@ -43,11 +42,12 @@ fn streamlib_sends_l24_gstreamer_receives() {
     .unwrap();
     let stats = send.stats();
     let source = SineSource::new(1000.0, 2, buffers, 5_000_000_000);
-    let mut rt = StreamRuntime::new(SoftwareClock::new(Rational::fps(100)));
-    let (o, i) = (source.out.handle(), send.input());
-    rt.add_stream(Stream::new("source", source)).unwrap();
-    rt.add_stream(Stream::new("send", send)).unwrap();
-    rt.connect(&o, &i).unwrap();
+    let mut rt = two_streams(
+        SoftwareClock::new(Rational::fps(100)),
+        (source.out.handle(), send.input()),
+        ("source", source),
+        ("send", send),
+    );
     rt.run().unwrap();
     let sent = stats.snapshot();
     let frames = buffers * CHUNK;
@@ -101,7 +101,7 @@ fn streamlib_sends_l24_gstreamer_receives() {
 
 #[test]
 fn gstreamer_sends_l24_streamlib_receives() {
-    if !gst_available() {
+    if !gst_available(&["rtpL24pay", "rtpL24depay", "audiotestsrc", "udpsrc"]) {
         return;
     }
     let port = free_port("127.0.0.1");
@@ -115,11 +115,12 @@ fn gstreamer_sends_l24_streamlib_receives() {
     let rx_stats = receive.stats();
     let sink = AudioSink::new();
     let samples = sink.samples.clone();
-    let mut rt = StreamRuntime::new(SoftwareClock::new(Rational::fps(100)));
-    let (o, i) = (receive.output(), sink.input.handle());
-    rt.add_stream(Stream::new("receive", receive)).unwrap();
-    rt.add_stream(Stream::new("sink", sink)).unwrap();
-    rt.connect(&o, &i).unwrap();
+    let mut rt = two_streams(
+        SoftwareClock::new(Rational::fps(100)),
+        (receive.output(), sink.input.handle()),
+        ("receive", receive),
+        ("sink", sink),
+    );
     rt.start().unwrap();
 
     // mtu large enough for 1 ms of stereo L24 (12 + 288 bytes); ptime pinned to 1 ms.

@@ -7,12 +7,12 @@
     reason = "tests"
 )]
 
-mod audio_common;
+mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use audio_common::*;
+use common::*;
 use streamlib_clock::{Rational, SoftwareClock};
 use streamlib_net::*;
 use streamlib_runtime::{Stream, StreamRuntime};
@@ -31,11 +31,12 @@ fn l24_stereo_arrives_exact_and_in_real_time() {
     let rx_stats = receive.stats();
     let sink = AudioSink::new();
     let (samples, timestamps) = (sink.samples.clone(), sink.timestamps.clone());
-    let mut rx = StreamRuntime::new(SoftwareClock::new(Rational::fps(100)));
-    let (o, i) = (receive.output(), sink.input.handle());
-    rx.add_stream(Stream::new("receive", receive)).unwrap();
-    rx.add_stream(Stream::new("sink", sink)).unwrap();
-    rx.connect(&o, &i).unwrap();
+    let mut rx = two_streams(
+        SoftwareClock::new(Rational::fps(100)),
+        (receive.output(), sink.input.handle()),
+        ("receive", receive),
+        ("sink", sink),
+    );
     rx.start().unwrap();
 
     let send = NetworkAudioSend::new(NetworkAudioSendConfig::new(
@@ -48,11 +49,12 @@ fn l24_stereo_arrives_exact_and_in_real_time() {
     let start_tick = (1u64 << 32) - 24_000;
     let start_ns = (start_tick * 1_000_000_000).div_ceil(48_000);
     let source = SineSource::new(1000.0, 2, buffers, start_ns);
-    let mut tx = StreamRuntime::new(SoftwareClock::new(Rational::fps(100)));
-    let (o, i) = (source.out.handle(), send.input());
-    tx.add_stream(Stream::new("source", source)).unwrap();
-    tx.add_stream(Stream::new("send", send)).unwrap();
-    tx.connect(&o, &i).unwrap();
+    let mut tx = two_streams(
+        SoftwareClock::new(Rational::fps(100)),
+        (source.out.handle(), send.input()),
+        ("source", source),
+        ("send", send),
+    );
     let began = Instant::now();
     tx.run().unwrap();
     let took = began.elapsed();

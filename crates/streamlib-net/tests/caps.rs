@@ -4,7 +4,6 @@
 //! per change.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-mod audio_common;
 mod common;
 
 use std::net::SocketAddr;
@@ -17,7 +16,6 @@ use streamlib_clock::{
 };
 use streamlib_net::*;
 use streamlib_ports::*;
-use streamlib_runtime::{Stream, StreamRuntime};
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("streamlib-net-caps-{tag}-{}", std::process::id()));
@@ -143,11 +141,12 @@ fn a_sender_told_no_size_sends_what_its_source_makes() {
     let rx_stats = receive.stats();
     let sink = CopySink::new();
     let copies = sink.frames.clone();
-    let mut rx = StreamRuntime::new(SoftwareClock::new(Rational::fps(100)));
-    let (out, input) = (receive.output(), sink.input.handle());
-    rx.add_stream(Stream::new("receive", receive)).unwrap();
-    rx.add_stream(Stream::new("sink", sink)).unwrap();
-    rx.connect(&out, &input).unwrap();
+    let mut rx = two_streams(
+        SoftwareClock::new(Rational::fps(100)),
+        (receive.output(), sink.input.handle()),
+        ("receive", receive),
+        ("sink", sink),
+    );
     rx.start().unwrap();
 
     let mut config = NetworkSendConfig::following_input(dest, Sampling::YCbCr422Depth8);
@@ -157,11 +156,12 @@ fn a_sender_told_no_size_sends_what_its_source_makes() {
     let frames = 12;
     let source = PatternSource::new(f, frames);
     source.out.set_format(uyvy(640, 360));
-    let mut tx = StreamRuntime::new(SoftwareClock::new(fps));
-    let (out, input) = (source.out.handle(), send.input());
-    tx.add_stream(Stream::new("source", source)).unwrap();
-    tx.add_stream(Stream::new("send", send)).unwrap();
-    tx.connect(&out, &input).unwrap();
+    let mut tx = two_streams(
+        SoftwareClock::new(fps),
+        (source.out.handle(), send.input()),
+        ("source", source),
+        ("send", send),
+    );
     let edges = tx.negotiate().unwrap().to_vec();
     assert_eq!(
         edges[0].caps.as_ref().map(ToString::to_string).as_deref(),
@@ -282,11 +282,12 @@ fn frames_of_another_size_are_counted_and_warned_about_once_per_change() {
         per_size,
         produced: 0,
     };
-    let mut rt = StreamRuntime::new(FreeRunningClock::new(Rational::fps(30)));
-    let (out, input) = (source.out.handle(), send.input());
-    rt.add_stream(Stream::new("source", source)).unwrap();
-    rt.add_stream(Stream::new("send", send)).unwrap();
-    rt.connect(&out, &input).unwrap();
+    let mut rt = two_streams(
+        FreeRunningClock::new(Rational::fps(30)),
+        (source.out.handle(), send.input()),
+        ("source", source),
+        ("send", send),
+    );
     rt.run().unwrap();
     let s = stats.snapshot();
     // 96, 128 and the last 128 do not match the negotiated 64x32.
@@ -322,15 +323,16 @@ fn audio_of_another_layout_is_refused_at_build_or_warned_about_once() {
     let build = |declared: Option<Caps>| {
         let send = NetworkAudioSend::new(NetworkAudioSendConfig::new(dest, stereo)).unwrap();
         let stats = send.stats();
-        let source = audio_common::SineSource::new(440.0, 1, 6, 0);
+        let source = SineSource::new(440.0, 1, 6, 0);
         if let Some(caps) = declared {
             source.out.set_format(caps);
         }
-        let mut rt = StreamRuntime::new(FreeRunningClock::new(Rational::fps(100)));
-        let (out, input) = (source.out.handle(), send.input());
-        rt.add_stream(Stream::new("sine", source)).unwrap();
-        rt.add_stream(Stream::new("send", send)).unwrap();
-        rt.connect(&out, &input).unwrap();
+        let rt = two_streams(
+            FreeRunningClock::new(Rational::fps(100)),
+            (source.out.handle(), send.input()),
+            ("sine", source),
+            ("send", send),
+        );
         (rt, stats)
     };
     let (mut rt, _) = build(Some(Caps::Audio(AudioCaps::fixed(48_000, 1))));

@@ -10,57 +10,18 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use streamlib_clock::{ManualClock, Rational, SoftwareClock};
 use streamlib_net::*;
-use streamlib_runtime::{Stream, StreamRuntime};
 
 const W: u32 = 320;
 const H: u32 = 240;
 
-fn gst_available() -> bool {
-    let ok = Command::new("gst-inspect-1.0")
-        .args(["rtpvrawpay"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("==================================================================");
-        eprintln!("SKIPPED: gst-launch-1.0 / rtpvrawpay not found (apt-get install");
-        eprintln!("gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)");
-        eprintln!("==================================================================");
-    }
-    ok
-}
-
-/// Kills the GStreamer process when the test ends, however it ends.
-struct Gst(Child);
-
-impl Drop for Gst {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn gst(pipeline: &str) -> Gst {
-    Gst(Command::new("gst-launch-1.0")
-        .arg("-q")
-        .arg("-e")
-        .args(pipeline.split_whitespace())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap())
-}
-
 #[test]
 fn streamlib_sends_gstreamer_receives() {
-    if !gst_available() {
+    if !gst_available(&["rtpvrawpay", "rtpvrawdepay"]) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("streamlib-net-gst-rx-{}", std::process::id()));
@@ -83,11 +44,12 @@ fn streamlib_sends_gstreamer_receives() {
     let send = NetworkSend::new(config).unwrap();
     let stats = send.stats();
     let source = PatternSource::new(f, frames);
-    let mut rt = StreamRuntime::new(SoftwareClock::new(Rational::fps(30)));
-    let (o, i) = (source.out.handle(), send.input());
-    rt.add_stream(Stream::new("source", source)).unwrap();
-    rt.add_stream(Stream::new("send", send)).unwrap();
-    rt.connect(&o, &i).unwrap();
+    let mut rt = two_streams(
+        SoftwareClock::new(Rational::fps(30)),
+        (source.out.handle(), send.input()),
+        ("source", source),
+        ("send", send),
+    );
     rt.run().unwrap();
     assert_eq!(stats.snapshot().frames, u64::from(frames));
 
@@ -100,12 +62,7 @@ fn streamlib_sends_gstreamer_receives() {
         std::fs::metadata(&out).map(|m| m.len())
     );
     // EOS so the file is flushed and closed.
-    let _ = Command::new("kill")
-        .args(["-INT", &receiver.0.id().to_string()])
-        .status();
-    let _ = wait_for(Duration::from_secs(3), || {
-        receiver.0.try_wait().is_ok_and(|s| s.is_some())
-    });
+    receiver.interrupt();
     let data = std::fs::read(&out).unwrap();
     assert_eq!(data.len(), frame_len * frames as usize);
     for (n, frame) in data.chunks_exact(frame_len).enumerate() {
@@ -123,7 +80,7 @@ fn streamlib_sends_gstreamer_receives() {
 
 #[test]
 fn gstreamer_sends_streamlib_receives() {
-    if !gst_available() {
+    if !gst_available(&["rtpvrawpay", "rtpvrawdepay"]) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("streamlib-net-gst-tx-{}", std::process::id()));
@@ -142,11 +99,12 @@ fn gstreamer_sends_streamlib_receives() {
     let sink = CopySink::new();
     let copies = sink.frames.clone();
     let (clock, ticks) = ManualClock::new(Rational::fps(30));
-    let mut rt = StreamRuntime::new(clock);
-    let (o, i) = (receive.output(), sink.input.handle());
-    rt.add_stream(Stream::new("receive", receive)).unwrap();
-    rt.add_stream(Stream::new("sink", sink)).unwrap();
-    rt.connect(&o, &i).unwrap();
+    let mut rt = two_streams(
+        clock,
+        (receive.output(), sink.input.handle()),
+        ("receive", receive),
+        ("sink", sink),
+    );
     rt.start().unwrap();
 
     // Live at 30 fps, each frame different (snow), teed to a file for reference.

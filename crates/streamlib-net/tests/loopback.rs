@@ -15,7 +15,6 @@ use std::time::Duration;
 use common::*;
 use streamlib_clock::{Rational, SoftwareClock};
 use streamlib_net::*;
-use streamlib_runtime::{Stream, StreamRuntime};
 
 /// Sends `frames` pattern frames with `pacing` from one runtime to another over `ip`, returns
 /// what the receiver published and both handlers' stats.
@@ -76,13 +75,12 @@ fn send_receive_format(
     let sink = CopySink::new();
     let copies = sink.frames.clone();
     // The receiving runtime ticks faster than frames arrive, so none is superseded.
-    let mut rx = StreamRuntime::new(SoftwareClock::new(Rational::fps(
-        fps.num.div_ceil(fps.den) * 4,
-    )));
-    let (out, input) = (receive.output(), sink.input.handle());
-    rx.add_stream(Stream::new("receive", receive)).unwrap();
-    rx.add_stream(Stream::new("sink", sink)).unwrap();
-    rx.connect(&out, &input).unwrap();
+    let mut rx = two_streams(
+        SoftwareClock::new(Rational::fps(fps.num.div_ceil(fps.den) * 4)),
+        (receive.output(), sink.input.handle()),
+        ("receive", receive),
+        ("sink", sink),
+    );
     rx.start().unwrap();
 
     let mut tx_config = NetworkSendConfig::new(dest, f);
@@ -91,11 +89,12 @@ fn send_receive_format(
     let send = NetworkSend::new(tx_config).unwrap();
     let tx_stats = send.stats();
     let source = PatternSource::new(f, frames);
-    let mut tx = StreamRuntime::new(SoftwareClock::new(fps));
-    let (out, input) = (source.out.handle(), send.input());
-    tx.add_stream(Stream::new("source", source)).unwrap();
-    tx.add_stream(Stream::new("send", send)).unwrap();
-    tx.connect(&out, &input).unwrap();
+    let mut tx = two_streams(
+        SoftwareClock::new(fps),
+        (source.out.handle(), send.input()),
+        ("source", source),
+        ("send", send),
+    );
     tx.run().unwrap(); // ends after `frames`; on_stop drains and joins the send thread
     let sent = tx_stats.snapshot();
     // A wait, not a time claim: on a loaded machine the receiver's thread may run late.

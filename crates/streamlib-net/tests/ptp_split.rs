@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pattern;
+use common::{pattern, two_streams};
 use streamlib_clock::{LockState, Rational};
 use streamlib_net::{
     FrameTimestamps, NetworkReceive, NetworkReceiveConfig, NetworkSend, NetworkSendConfig,
@@ -36,7 +36,6 @@ use streamlib_ports::{
     StreamHandler, VideoFrame,
 };
 use streamlib_ptp::{ClockIdentity, Interface, PtpClock, PtpConfig, Transport, tai_frame_at};
-use streamlib_runtime::{Stream, StreamRuntime};
 use streamlib_test_support::netns::{
     Namespaces, PTP4L, Reaper, ptp4l_config, skip_or_fail, unavailable,
 };
@@ -346,11 +345,12 @@ fn role_send() {
         pool: FramePool::new("pattern", video().layout().unwrap(), 4, 8).unwrap(),
         sent: Arc::clone(&sent),
     };
-    let mut rt = StreamRuntime::new(clock);
-    let (out, input) = (source.out.handle(), send.input());
-    rt.add_stream(Stream::new("source", source)).unwrap();
-    rt.add_stream(Stream::new("send", send)).unwrap();
-    rt.connect(&out, &input).unwrap();
+    let mut rt = two_streams(
+        clock,
+        (source.out.handle(), send.input()),
+        ("source", source),
+        ("send", send),
+    );
     rt.run().unwrap();
     for t in sent.lock().unwrap().iter() {
         println!("SENT {t}");
@@ -400,11 +400,12 @@ fn role_receive() {
         input: InputPort::new("video", MemoryCaps::CPU),
         got: Arc::clone(&got),
     };
-    let mut rt = StreamRuntime::new(clock);
-    let (out, input) = (receive.output(), recorder.input.handle());
-    rt.add_stream(Stream::new("receive", receive)).unwrap();
-    rt.add_stream(Stream::new("record", recorder)).unwrap();
-    rt.connect(&out, &input).unwrap();
+    let mut rt = two_streams(
+        clock,
+        (receive.output(), recorder.input.handle()),
+        ("receive", receive),
+        ("record", recorder),
+    );
     rt.start().unwrap();
     println!("READY");
     let t0 = Instant::now();
