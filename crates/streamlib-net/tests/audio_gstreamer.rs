@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -22,9 +21,7 @@ fn streamlib_sends_l24_gstreamer_receives() {
     if !gst_available(&["rtpL24pay", "rtpL24depay", "audiotestsrc", "udpsrc"]) {
         return;
     }
-    let dir =
-        std::env::temp_dir().join(format!("streamlib-net-gst-audio-rx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("gst-audio-rx");
     let out = dir.join("received.f32");
     let port = free_port("127.0.0.1");
     let buffers = 100; // 1 s of 1 kHz
@@ -35,11 +32,7 @@ fn streamlib_sends_l24_gstreamer_receives() {
     std::thread::sleep(Duration::from_millis(1500));
 
     let format = AudioFormat::new(AudioEncoding::L24, 2).unwrap();
-    let send = NetworkAudioSend::new(NetworkAudioSendConfig::new(
-        SocketAddr::new("127.0.0.1".parse().unwrap(), port),
-        format,
-    ))
-    .unwrap();
+    let send = NetworkAudioSend::new(NetworkAudioSendConfig::new(localhost(port), format)).unwrap();
     let stats = send.stats();
     let source = SineSource::new(1000.0, 2, buffers, 5_000_000_000);
     let mut rt = two_streams(
@@ -107,11 +100,8 @@ fn gstreamer_sends_l24_streamlib_receives() {
     let port = free_port("127.0.0.1");
     let buffers = 100; // 1 s of 440 Hz in 10 ms buffers
     let format = AudioFormat::new(AudioEncoding::L24, 2).unwrap();
-    let receive = NetworkAudioReceive::new(NetworkAudioReceiveConfig::new(
-        SocketAddr::new("127.0.0.1".parse().unwrap(), port),
-        format,
-    ))
-    .unwrap();
+    let receive =
+        NetworkAudioReceive::new(NetworkAudioReceiveConfig::new(localhost(port), format)).unwrap();
     let rx_stats = receive.stats();
     let sink = AudioSink::new();
     let samples = sink.samples.clone();

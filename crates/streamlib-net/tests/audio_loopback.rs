@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -23,11 +22,8 @@ fn l24_stereo_arrives_exact_and_in_real_time() {
     let port = free_port("127.0.0.1");
     let format = AudioFormat::new(AudioEncoding::L24, 2).unwrap();
 
-    let receive = NetworkAudioReceive::new(NetworkAudioReceiveConfig::new(
-        SocketAddr::new("127.0.0.1".parse().unwrap(), port),
-        format,
-    ))
-    .unwrap();
+    let receive =
+        NetworkAudioReceive::new(NetworkAudioReceiveConfig::new(localhost(port), format)).unwrap();
     let rx_stats = receive.stats();
     let sink = AudioSink::new();
     let (samples, timestamps) = (sink.samples.clone(), sink.timestamps.clone());
@@ -39,11 +35,7 @@ fn l24_stereo_arrives_exact_and_in_real_time() {
     );
     rx.start().unwrap();
 
-    let send = NetworkAudioSend::new(NetworkAudioSendConfig::new(
-        SocketAddr::new("127.0.0.1".parse().unwrap(), port),
-        format,
-    ))
-    .unwrap();
+    let send = NetworkAudioSend::new(NetworkAudioSendConfig::new(localhost(port), format)).unwrap();
     let tx_stats = send.stats();
     // Half a second before the 32-bit RTP timestamp wraps.
     let start_tick = (1u64 << 32) - 24_000;
@@ -103,11 +95,8 @@ fn l24_stereo_arrives_exact_and_in_real_time() {
 fn payload_type_mismatch_is_counted_malformed() {
     let port = free_port("127.0.0.1");
     let format = AudioFormat::new(AudioEncoding::L16, 1).unwrap();
-    let receive = NetworkAudioReceive::new(NetworkAudioReceiveConfig::new(
-        SocketAddr::new("127.0.0.1".parse().unwrap(), port),
-        format,
-    ))
-    .unwrap();
+    let receive =
+        NetworkAudioReceive::new(NetworkAudioReceiveConfig::new(localhost(port), format)).unwrap();
     let stats = receive.stats();
     let mut rx = StreamRuntime::new(SoftwareClock::new(Rational::fps(100)));
     rx.add_stream(Stream::new("receive", receive)).unwrap();

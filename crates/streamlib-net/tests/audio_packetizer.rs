@@ -204,14 +204,11 @@ proptest! {
     #[test]
     fn arbitrary_sdp_never_panics(text in "[ -~\r\n]{0,300}", cut in 0usize..400) {
         let _ = AudioSdpSession::parse(&text);
+        let format = AudioFormat::new(AudioEncoding::L24, 2).unwrap();
         let valid = AudioSdpSession {
             name: "s".into(),
-            origin: "10.0.0.1".parse().unwrap(),
-            destination: "239.0.0.1:5004".parse().unwrap(),
             ttl: 4,
-            payload_type: 97,
-            format: AudioFormat::new(AudioEncoding::L24, 2).unwrap(),
-            ref_clock: RefClock::Ptp { grandmaster: None },
+            ..AudioSdpSession::new([10, 0, 0, 1].into(), ([239, 0, 0, 1], 5004).into(), format)
         }
         .to_sdp();
         let mut mixed = valid[..cut.min(valid.len())].to_string();

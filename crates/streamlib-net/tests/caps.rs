@@ -17,12 +17,6 @@ use streamlib_clock::{
 use streamlib_net::*;
 use streamlib_ports::*;
 
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("streamlib-net-caps-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn clock_info(fps: Rational) -> ClockInfo {
     ClockInfo {
         name: "test".into(),
@@ -39,11 +33,9 @@ fn uyvy(width: u32, height: u32) -> Caps {
 
 #[test]
 fn on_start_takes_the_size_and_rate_negotiated_on_the_input() {
-    let dir = temp_dir("by-hand");
+    let dir = scratch_dir("caps-by-hand");
     let sdp_path = dir.join("send.sdp");
-    let dest: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
-        .parse()
-        .unwrap();
+    let dest = localhost(free_port("127.0.0.1"));
     let mut config = NetworkSendConfig::following_input(dest, Sampling::YCbCr422Depth8);
     config.sdp_file = Some(sdp_path.clone());
     let mut send = NetworkSend::new(config).unwrap();
@@ -130,7 +122,7 @@ fn receivers_publish_the_caps_their_stream_fixes() {
 /// format gets the frames byte for byte.
 #[test]
 fn a_sender_told_no_size_sends_what_its_source_makes() {
-    let dir = temp_dir("runtime");
+    let dir = scratch_dir("caps-runtime");
     let sdp_path = dir.join("send.sdp");
     let port = free_port("127.0.0.1");
     let dest: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -260,9 +252,7 @@ impl StreamHandler for ChangingSource {
 #[test]
 fn frames_of_another_size_are_counted_and_warned_about_once_per_change() {
     let w = warnings();
-    let dest: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
-        .parse()
-        .unwrap();
+    let dest = localhost(free_port("127.0.0.1"));
     let mut config = NetworkSendConfig::following_input(dest, Sampling::YCbCr422Depth8);
     config.pacing = PacketPacing::Burst;
     let send = NetworkSend::new(config).unwrap();
@@ -316,9 +306,7 @@ fn frames_of_another_size_are_counted_and_warned_about_once_per_change() {
 #[test]
 fn audio_of_another_layout_is_refused_at_build_or_warned_about_once() {
     let w = warnings();
-    let dest: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
-        .parse()
-        .unwrap();
+    let dest = localhost(free_port("127.0.0.1"));
     let stereo = AudioFormat::new(AudioEncoding::L24, 2).unwrap();
     let build = |declared: Option<Caps>| {
         let send = NetworkAudioSend::new(NetworkAudioSendConfig::new(dest, stereo)).unwrap();

@@ -452,79 +452,95 @@ fn sdp_text(data: &[u8], real: &str) -> String {
 }
 
 /// A real video SDP (from the ST 2110-20 example) to mutate.
-fn video_sdp() -> String {
-    SdpSession {
-        name: "streamlib".into(),
-        origin: "192.168.1.2".parse().unwrap(),
-        destination: "239.100.9.10:5004".parse().unwrap(),
-        ttl: 16,
-        payload_type: 96,
-        format: VideoFormat::new(Sampling::YCbCr422Depth10, 1920, 1080, Rational::FPS_29_97)
-            .unwrap(),
-        pacing: PacketPacing::Narrow,
-        ref_clock: RefClock::Ptp {
-            grandmaster: Some(([0x39, 0xa7, 0x94, 0xff, 0xfe, 0x07, 0xcb, 0xd0], 127)),
-        },
-    }
-    .to_sdp()
-}
+const VIDEO_SDP: &str = "v=0\r
+o=- 1 1 IN IP4 192.168.1.2\r
+s=streamlib\r
+t=0 0\r
+m=video 5004 RTP/AVP 96\r
+c=IN IP4 239.100.9.10/16\r
+a=rtpmap:96 raw/90000\r
+a=fmtp:96 sampling=YCbCr-4:2:2; width=1920; height=1080; exactframerate=30000/1001; depth=10; TCS=SDR; colorimetry=BT709; PM=2110GPM; SSN=ST2110-20:2017; TP=2110TPN\r
+a=ts-refclk:ptp=IEEE1588-2008:39-A7-94-FF-FE-07-CB-D0:127\r
+a=mediaclk:direct=0\r
+";
 
 /// A real audio SDP to mutate.
-fn audio_sdp() -> String {
-    AudioSdpSession {
-        name: "streamlib".into(),
-        origin: "192.168.1.2".parse().unwrap(),
-        destination: "239.100.9.11:5006".parse().unwrap(),
-        ttl: 16,
-        payload_type: 97,
-        format: AudioFormat::new(AudioEncoding::L24, 2).unwrap(),
-        ref_clock: RefClock::LocalMac([0xca, 0xfe, 1, 2, 3, 4]),
-    }
-    .to_sdp()
+const AUDIO_SDP: &str = "v=0\r
+o=- 1 1 IN IP4 192.168.1.2\r
+s=streamlib\r
+t=0 0\r
+m=audio 5006 RTP/AVP 97\r
+c=IN IP4 239.100.9.11/16\r
+a=rtpmap:97 L24/48000/2\r
+a=ptime:1\r
+a=ts-refclk:localmac=CA-FE-01-02-03-04\r
+a=mediaclk:direct=0\r
+";
+
+/// Mutations of `real`, each parsed or refused with an error; what parses gives an SDP
+/// (`to_sdp`) that parses again, and `check` gets both.
+fn each_parsed_sdp<S>(
+    real: &str,
+    parse: fn(&str) -> Result<S, NetError>,
+    to_sdp: fn(&S) -> String,
+    check: fn(&S, &S),
+) {
+    check!()
+        .with_iterations(ITERATIONS)
+        .for_each(|data: &[u8]| {
+            let Ok(session) = parse(&sdp_text(data, real)) else {
+                return;
+            };
+            let own = to_sdp(&session);
+            let again = parse(&own).unwrap_or_else(|e| panic!("own SDP refused: {e}\n{own}"));
+            check(&session, &again);
+        });
 }
 
 /// Any text: parsed or refused with an error, and what parses is within the frame limits and
 /// parses again, the same, from its own SDP.
 #[test]
 fn sdp_video() {
-    let real = video_sdp();
-    check!()
-        .with_iterations(ITERATIONS)
-        .for_each(|data: &[u8]| {
-            let text = sdp_text(data, &real);
-            let Ok(session) = SdpSession::parse(&text) else {
-                return;
-            };
+    each_parsed_sdp(
+        VIDEO_SDP,
+        SdpSession::parse,
+        SdpSession::to_sdp,
+        |session, again| {
             let f = session.format;
             assert!(
                 FrameLimits::DEFAULT.check(f.width, f.height).is_ok(),
                 "{f:?}"
             );
-            let again = SdpSession::parse(&session.to_sdp())
-                .unwrap_or_else(|e| panic!("own SDP refused: {e}\n{}", session.to_sdp()));
             assert_eq!(
                 (again.format, again.destination, again.payload_type),
                 (f, session.destination, session.payload_type)
             );
-        });
+        },
+    );
+}
+
+/// The seeds are SDPs streamlib writes itself.
+#[test]
+fn sdp_seeds_are_our_own() {
+    assert_eq!(SdpSession::parse(VIDEO_SDP).unwrap().to_sdp(), VIDEO_SDP);
+    assert_eq!(
+        AudioSdpSession::parse(AUDIO_SDP).unwrap().to_sdp(),
+        AUDIO_SDP
+    );
 }
 
 /// The audio SDP, the same way.
 #[test]
 fn sdp_audio() {
-    let real = audio_sdp();
-    check!()
-        .with_iterations(ITERATIONS)
-        .for_each(|data: &[u8]| {
-            let text = sdp_text(data, &real);
-            let Ok(session) = AudioSdpSession::parse(&text) else {
-                return;
-            };
-            let again = AudioSdpSession::parse(&session.to_sdp())
-                .unwrap_or_else(|e| panic!("own SDP refused: {e}\n{}", session.to_sdp()));
+    each_parsed_sdp(
+        AUDIO_SDP,
+        AudioSdpSession::parse,
+        AudioSdpSession::to_sdp,
+        |session, again| {
             assert_eq!(
                 (again.format, again.destination, again.payload_type),
                 (session.format, session.destination, session.payload_type)
             );
-        });
+        },
+    );
 }

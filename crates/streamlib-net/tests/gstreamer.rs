@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -24,8 +23,7 @@ fn streamlib_sends_gstreamer_receives() {
     if !gst_available(&["rtpvrawpay", "rtpvrawdepay"]) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("streamlib-net-gst-rx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("gst-rx");
     let out = dir.join("received.uyvy");
     let port = free_port("127.0.0.1");
     let frames = 10u32;
@@ -39,7 +37,7 @@ fn streamlib_sends_gstreamer_receives() {
     std::thread::sleep(Duration::from_millis(1500));
 
     let f = VideoFormat::new(Sampling::YCbCr422Depth8, W, H, Rational::fps(30)).unwrap();
-    let mut config = NetworkSendConfig::new(SocketAddr::new("127.0.0.1".parse().unwrap(), port), f);
+    let mut config = NetworkSendConfig::new(localhost(port), f);
     config.rtp.max_udp_payload = udp_payload_for_mtu(1500, false);
     let send = NetworkSend::new(config).unwrap();
     let stats = send.stats();
@@ -83,18 +81,13 @@ fn gstreamer_sends_streamlib_receives() {
     if !gst_available(&["rtpvrawpay", "rtpvrawdepay"]) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("streamlib-net-gst-tx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("gst-tx");
     let reference = dir.join("sent.uyvy");
     let port = free_port("127.0.0.1");
     let frames = 20usize;
 
     let f = VideoFormat::new(Sampling::YCbCr422Depth8, W, H, Rational::fps(30)).unwrap();
-    let receive = NetworkReceive::new(NetworkReceiveConfig::new(
-        SocketAddr::new("127.0.0.1".parse().unwrap(), port),
-        f,
-    ))
-    .unwrap();
+    let receive = NetworkReceive::new(NetworkReceiveConfig::new(localhost(port), f)).unwrap();
     let rx_stats = receive.stats();
     let sink = CopySink::new();
     let copies = sink.frames.clone();

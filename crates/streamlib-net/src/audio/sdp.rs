@@ -45,6 +45,20 @@ pub struct AudioSdpSession {
 }
 
 impl AudioSdpSession {
+    /// `format` sent from `origin` to `destination`, as streamlib sends it unless told
+    /// otherwise: session `streamlib`, payload type 97, TTL 16, timestamps traceable to PTP.
+    pub fn new(origin: IpAddr, destination: SocketAddr, format: AudioFormat) -> Self {
+        Self {
+            name: "streamlib".into(),
+            origin,
+            destination,
+            ttl: 16,
+            payload_type: 97,
+            format,
+            ref_clock: RefClock::Ptp { grandmaster: None },
+        }
+    }
+
     /// The SDP text (CRLF line ends).
     ///
     /// ```
@@ -147,16 +161,14 @@ mod tests {
     use super::*;
 
     fn session() -> AudioSdpSession {
+        let f = AudioFormat::new(AudioEncoding::L24, 2).unwrap();
+        let gm = [0x39, 0xa7, 0x94, 0xff, 0xfe, 0x07, 0xcb, 0xd0];
         AudioSdpSession {
             name: "streamlib audio".into(),
-            origin: "192.168.1.2".parse().unwrap(),
-            destination: "239.100.9.11:5004".parse().unwrap(),
-            ttl: 16,
-            payload_type: 97,
-            format: AudioFormat::new(AudioEncoding::L24, 2).unwrap(),
             ref_clock: RefClock::Ptp {
-                grandmaster: Some(([0x39, 0xa7, 0x94, 0xff, 0xfe, 0x07, 0xcb, 0xd0], 127)),
+                grandmaster: Some((gm, 127)),
             },
+            ..AudioSdpSession::new([192, 168, 1, 2].into(), ([239, 100, 9, 11], 5004).into(), f)
         }
     }
 
@@ -193,21 +205,15 @@ mod tests {
 
     #[test]
     fn session_level_connection_and_a_video_section_first() {
+        let (sampling, fps) = (
+            crate::Sampling::YCbCr422Depth10,
+            streamlib_clock::Rational::fps(25),
+        );
+        let format = crate::VideoFormat::new(sampling, 1920, 1080, fps).unwrap();
         let video = crate::SdpSession {
             name: "x".into(),
-            origin: "10.0.0.1".parse().unwrap(),
-            destination: "239.1.1.1:5000".parse().unwrap(),
             ttl: 8,
-            payload_type: 96,
-            format: crate::VideoFormat::new(
-                crate::Sampling::YCbCr422Depth10,
-                1920,
-                1080,
-                streamlib_clock::Rational::fps(25),
-            )
-            .unwrap(),
-            pacing: crate::PacketPacing::Narrow,
-            ref_clock: RefClock::Ptp { grandmaster: None },
+            ..crate::SdpSession::new([10, 0, 0, 1].into(), ([239, 1, 1, 1], 5000).into(), format)
         }
         .to_sdp();
         let text = format!(
@@ -221,38 +227,32 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let text = session().to_sdp().replace("L24/48000/2", "L24/44100/2");
-        let err = AudioSdpSession::parse(&text).unwrap_err().to_string();
-        assert!(
-            err.starts_with("SDP line 7 `a=rtpmap:97 L24/44100/2`"),
-            "{err}"
-        );
-        assert!(err.contains("sample_rate = 44100"), "{err}");
-
-        let text = session().to_sdp().replace("L24/48000/2", "L20/48000/2");
-        let err = AudioSdpSession::parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("SDP line 7"), "{err}");
-
-        let text = session().to_sdp().replace("/48000/2", "/48000/9");
-        let err = AudioSdpSession::parse(&text).unwrap_err().to_string();
-        assert!(err.contains("channels = 9"), "{err}");
-
-        let text = session().to_sdp().replace("ptime:1", "ptime:4");
-        let err = AudioSdpSession::parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("SDP line 8 `a=ptime:4`"), "{err}");
-
-        let text = session().to_sdp().replace("RTP/AVP 97", "RTP/AVP 10");
-        let err = AudioSdpSession::parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("SDP line 5"), "{err}");
-
-        let text = session()
-            .to_sdp()
-            .replace("a=rtpmap:97 L24/48000/2\r\n", "");
-        let err = AudioSdpSession::parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("SDP line 0 `a=rtpmap"), "{err}");
-
-        let text = session().to_sdp().replace("m=audio", "m=video");
-        let err = AudioSdpSession::parse(&text).unwrap_err().to_string();
-        assert_eq!(err, "SDP line 0 `m=audio`: missing");
+        // This stream's SDP with `from` replaced by `to`: how the error starts, what it says.
+        for (from, to, start, says) in [
+            (
+                "L24/48000/2",
+                "L24/44100/2",
+                "SDP line 7 `a=rtpmap:97 L24/44100/2`",
+                "sample_rate = 44100",
+            ),
+            ("L24/48000/2", "L20/48000/2", "SDP line 7", ""),
+            ("/48000/2", "/48000/9", "SDP line 7", "channels = 9"),
+            ("ptime:1", "ptime:4", "SDP line 8 `a=ptime:4`", ""),
+            ("RTP/AVP 97", "RTP/AVP 10", "SDP line 5", ""),
+            (
+                "a=rtpmap:97 L24/48000/2\r\n",
+                "",
+                "SDP line 0 `a=rtpmap",
+                "",
+            ),
+            ("m=audio", "m=video", "SDP line 0 `m=audio`: missing", ""),
+        ] {
+            let text = session().to_sdp().replace(from, to);
+            let err = AudioSdpSession::parse(&text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(start) && err.contains(says),
+                "{from} → {to}: {err}"
+            );
+        }
     }
 }

@@ -180,14 +180,12 @@ impl NetworkAudioSend {
 
     /// The SDP describing this stream, sent from `origin`, timestamped against `ref_clock`.
     pub fn sdp(&self, origin: std::net::IpAddr, ref_clock: RefClock) -> AudioSdpSession {
+        let c = &self.config;
         AudioSdpSession {
-            name: "streamlib".into(),
-            origin,
-            destination: self.config.destination,
-            ttl: u8::try_from(self.config.socket.multicast_ttl).unwrap_or(u8::MAX),
-            payload_type: self.config.rtp.payload_type,
-            format: self.config.format,
+            ttl: u8::try_from(c.socket.multicast_ttl).unwrap_or(u8::MAX),
+            payload_type: c.rtp.payload_type,
             ref_clock,
+            ..AudioSdpSession::new(origin, c.destination, c.format)
         }
     }
 }

@@ -58,6 +58,22 @@ fn rate_text(fps: Rational) -> String {
 }
 
 impl SdpSession {
+    /// `format` sent from `origin` to `destination`, as streamlib sends it unless told
+    /// otherwise: session `streamlib`, payload type 96, TTL 16, narrow pacing, timestamps
+    /// traceable to PTP.
+    pub fn new(origin: IpAddr, destination: SocketAddr, format: VideoFormat) -> Self {
+        Self {
+            name: "streamlib".into(),
+            origin,
+            destination,
+            ttl: 16,
+            payload_type: 96,
+            format,
+            pacing: PacketPacing::Narrow,
+            ref_clock: RefClock::Ptp { grandmaster: None },
+        }
+    }
+
     fn session(&self) -> Session {
         Session {
             name: self.name.clone(),
@@ -189,18 +205,17 @@ mod tests {
     use super::*;
 
     fn session() -> SdpSession {
+        let f = VideoFormat::new(Sampling::YCbCr422Depth10, 1920, 1080, Rational::FPS_29_97);
+        let gm = [0x39, 0xa7, 0x94, 0xff, 0xfe, 0x07, 0xcb, 0xd0];
         SdpSession {
-            name: "streamlib".into(),
-            origin: "192.168.1.2".parse().unwrap(),
-            destination: "239.100.9.10:5004".parse().unwrap(),
-            ttl: 16,
-            payload_type: 96,
-            format: VideoFormat::new(Sampling::YCbCr422Depth10, 1920, 1080, Rational::FPS_29_97)
-                .unwrap(),
-            pacing: PacketPacing::Narrow,
             ref_clock: RefClock::Ptp {
-                grandmaster: Some(([0x39, 0xa7, 0x94, 0xff, 0xfe, 0x07, 0xcb, 0xd0], 127)),
+                grandmaster: Some((gm, 127)),
             },
+            ..SdpSession::new(
+                [192, 168, 1, 2].into(),
+                ([239, 100, 9, 10], 5004).into(),
+                f.unwrap(),
+            )
         }
     }
 
@@ -236,34 +251,41 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let text = session().to_sdp().replace("depth=10", "depth=12");
-        let err = SdpSession::parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("SDP line 8 `a=fmtp:96"), "{err}");
-        assert!(err.contains("depth=12 is not supported"), "{err}");
-
-        let text = session().to_sdp().replace("RTP/AVP 96", "RTP/AVP 33");
-        let err = SdpSession::parse(&text).unwrap_err().to_string();
-        assert!(
-            err.starts_with("SDP line 5 `m=video 5004 RTP/AVP 33`"),
-            "{err}"
-        );
-
-        let text = session()
-            .to_sdp()
-            .replace("c=IN IP4 239.100.9.10/16\r\n", "");
-        let err = SdpSession::parse(&text).unwrap_err().to_string();
-        assert_eq!(err, "SDP line 0 `c=`: missing");
-
-        // A peer's SDP cannot make the receiver allocate 4 GiB frames.
-        let text = session()
-            .to_sdp()
-            .replace("width=1920; height=1080", "width=32766; height=32767");
-        let err = SdpSession::parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("SDP line 8 `a=fmtp:96"), "{err}");
-        assert!(err.contains("over the frame limits"), "{err}");
-
-        let text = session().to_sdp().replace(":127", ":x");
-        let err = SdpSession::parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("SDP line 9 `a=ts-refclk"), "{err}");
+        // This stream's SDP with `from` replaced by `to`: how the error starts, what it says.
+        for (from, to, start, says) in [
+            (
+                "depth=10",
+                "depth=12",
+                "SDP line 8 `a=fmtp:96",
+                "depth=12 is not supported",
+            ),
+            (
+                "RTP/AVP 96",
+                "RTP/AVP 33",
+                "SDP line 5 `m=video 5004 RTP/AVP 33`",
+                "",
+            ),
+            (
+                "c=IN IP4 239.100.9.10/16\r\n",
+                "",
+                "SDP line 0 `c=`: missing",
+                "",
+            ),
+            // A peer's SDP cannot make the receiver allocate 4 GiB frames.
+            (
+                "width=1920; height=1080",
+                "width=32766; height=32767",
+                "SDP line 8 `a=fmtp:96",
+                "over the frame limits",
+            ),
+            (":127", ":x", "SDP line 9 `a=ts-refclk", ""),
+        ] {
+            let text = session().to_sdp().replace(from, to);
+            let err = SdpSession::parse(&text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(start) && err.contains(says),
+                "{from} → {to}: {err}"
+            );
+        }
     }
 }

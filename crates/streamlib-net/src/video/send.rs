@@ -283,14 +283,11 @@ impl NetworkSend {
     /// timestamped against `ref_clock`.
     pub fn sdp(&self, origin: IpAddr, ref_clock: RefClock) -> SdpSession {
         SdpSession {
-            name: "streamlib".into(),
-            origin,
-            destination: self.config.destination,
             ttl: u8::try_from(self.config.socket.multicast_ttl).unwrap_or(u8::MAX),
             payload_type: self.config.rtp.payload_type,
-            format: self.format,
             pacing: self.config.pacing,
             ref_clock,
+            ..SdpSession::new(origin, self.config.destination, self.format)
         }
     }
 

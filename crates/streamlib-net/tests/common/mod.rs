@@ -159,6 +159,19 @@ pub fn two_streams<T: Message>(
     rt
 }
 
+/// `port` on 127.0.0.1.
+pub fn localhost(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A fresh directory for one test's files, named `streamlib-net-<name>-<pid>` under the
+/// system's temporary directory.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("streamlib-net-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A UDP port free right now on `ip` (bound and released: another process could take it, but
 /// tests use distinct ones).
 pub fn free_port(ip: &str) -> u16 {
