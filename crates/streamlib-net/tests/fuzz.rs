@@ -452,30 +452,10 @@ fn sdp_text(data: &[u8], real: &str) -> String {
 }
 
 /// A real video SDP (from the ST 2110-20 example) to mutate.
-const VIDEO_SDP: &str = "v=0\r
-o=- 1 1 IN IP4 192.168.1.2\r
-s=streamlib\r
-t=0 0\r
-m=video 5004 RTP/AVP 96\r
-c=IN IP4 239.100.9.10/16\r
-a=rtpmap:96 raw/90000\r
-a=fmtp:96 sampling=YCbCr-4:2:2; width=1920; height=1080; exactframerate=30000/1001; depth=10; TCS=SDR; colorimetry=BT709; PM=2110GPM; SSN=ST2110-20:2017; TP=2110TPN\r
-a=ts-refclk:ptp=IEEE1588-2008:39-A7-94-FF-FE-07-CB-D0:127\r
-a=mediaclk:direct=0\r
-";
+const VIDEO_SDP: &str = include_str!("seeds/st2110-20.sdp");
 
 /// A real audio SDP to mutate.
-const AUDIO_SDP: &str = "v=0\r
-o=- 1 1 IN IP4 192.168.1.2\r
-s=streamlib\r
-t=0 0\r
-m=audio 5006 RTP/AVP 97\r
-c=IN IP4 239.100.9.11/16\r
-a=rtpmap:97 L24/48000/2\r
-a=ptime:1\r
-a=ts-refclk:localmac=CA-FE-01-02-03-04\r
-a=mediaclk:direct=0\r
-";
+const AUDIO_SDP: &str = include_str!("seeds/aes67-l24.sdp");
 
 /// Mutations of `real`, each parsed or refused with an error; what parses gives an SDP
 /// (`to_sdp`) that parses again, and `check` gets both.
