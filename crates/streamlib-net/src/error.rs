@@ -125,3 +125,20 @@ pub enum NetError {
         what: &'static str,
     },
 }
+
+impl NetError {
+    /// A [`NetError::Config`]: `handler`'s `field` is `value`, which breaks `reason`.
+    pub(crate) fn config(
+        handler: &'static str,
+        field: &'static str,
+        value: &dyn std::fmt::Display,
+        reason: &'static str,
+    ) -> Self {
+        NetError::Config {
+            handler,
+            field,
+            value: value.to_string(),
+            reason,
+        }
+    }
+}

@@ -53,6 +53,22 @@ pub fn extended_sequence(high: u16, low: u16) -> u32 {
     (u32::from(high) << 16) | u32::from(low)
 }
 
+/// Checks that a sender's payload type is a dynamic one (96 ..= 127), as ST 2110 uses.
+pub(crate) fn check_dynamic_payload_type(
+    component: &'static str,
+    payload_type: u8,
+) -> Result<(), crate::NetError> {
+    if (96..=127).contains(&payload_type) {
+        return Ok(());
+    }
+    Err(crate::NetError::config(
+        component,
+        "payload_type",
+        &payload_type,
+        "must be a dynamic payload type, 96 ..= 127",
+    ))
+}
+
 /// Why a datagram was not accepted. Every dropped datagram is counted under one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Malformed {

@@ -131,12 +131,12 @@ impl AudioJitterBuffer {
     pub fn new(format: AudioFormat, config: AudioJitterConfig) -> Result<Self, NetError> {
         format.check()?;
         if !(1..=64).contains(&config.reorder_window) {
-            return Err(NetError::Config {
-                handler: COMPONENT,
-                field: "reorder_window",
-                value: config.reorder_window.to_string(),
-                reason: "must be 1 ..= 64 packets",
-            });
+            return Err(NetError::config(
+                COMPONENT,
+                "reorder_window",
+                &config.reorder_window,
+                "must be 1 ..= 64 packets",
+            ));
         }
         let slots = config.reorder_window + 1;
         let per_packet = format.samples_per_packet();

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::NetError;
-use crate::rtp::{RTP_HEADER_LEN, RtpHeader};
+use crate::rtp::{RTP_HEADER_LEN, RtpHeader, check_dynamic_payload_type};
 use crate::udp_payload_for_mtu;
 
 const FORMAT: &str = "AudioFormat";
@@ -189,20 +189,20 @@ impl AudioFormat {
     /// Checks channels and rate.
     pub fn check(&self) -> Result<(), NetError> {
         if !(1..=MAX_AUDIO_CHANNELS).contains(&self.channels) {
-            return Err(NetError::Config {
-                handler: FORMAT,
-                field: "channels",
-                value: self.channels.to_string(),
-                reason: "must be 1 ..= 8",
-            });
+            return Err(NetError::config(
+                FORMAT,
+                "channels",
+                &self.channels,
+                "must be 1 ..= 8",
+            ));
         }
         if self.sample_rate != 48_000 && self.sample_rate != 96_000 {
-            return Err(NetError::Config {
-                handler: FORMAT,
-                field: "sample_rate",
-                value: self.sample_rate.to_string(),
-                reason: "ST 2110-30 streams run at 48000 (or 96000) Hz",
-            });
+            return Err(NetError::config(
+                FORMAT,
+                "sample_rate",
+                &self.sample_rate,
+                "ST 2110-30 streams run at 48000 (or 96000) Hz",
+            ));
         }
         Ok(())
     }
@@ -310,21 +310,14 @@ impl AudioPacketizer {
     pub fn new(format: AudioFormat, config: AudioPacketizerConfig) -> Result<Self, NetError> {
         format.check()?;
         if format.packet_len() > config.max_udp_payload || config.max_udp_payload > 65_507 {
-            return Err(NetError::Config {
-                handler: PACKETIZER,
-                field: "max_udp_payload",
-                value: config.max_udp_payload.to_string(),
-                reason: "must hold one packet time of every channel (RTP header + samples), and fit a UDP datagram (65507)",
-            });
+            return Err(NetError::config(
+                PACKETIZER,
+                "max_udp_payload",
+                &config.max_udp_payload,
+                "must hold one packet time of every channel (RTP header + samples), and fit a UDP datagram (65507)",
+            ));
         }
-        if !(96..=127).contains(&config.payload_type) {
-            return Err(NetError::Config {
-                handler: PACKETIZER,
-                field: "payload_type",
-                value: config.payload_type.to_string(),
-                reason: "must be a dynamic payload type, 96 ..= 127",
-            });
-        }
+        check_dynamic_payload_type(PACKETIZER, config.payload_type)?;
         Ok(Self {
             format,
             config,

@@ -191,12 +191,12 @@ impl NetworkAudioReceive {
     pub fn new(config: NetworkAudioReceiveConfig) -> Result<Self, NetError> {
         AudioJitterBuffer::new(config.format, config.jitter)?;
         if !(1..=1000).contains(&config.packets_per_buffer) || config.pool_buffers < 2 {
-            return Err(NetError::Config {
-                handler: HANDLER,
-                field: "packets_per_buffer / pool_buffers",
-                value: format!("{} / {}", config.packets_per_buffer, config.pool_buffers),
-                reason: "packets_per_buffer must be 1 ..= 1000 and pool_buffers at least 2",
-            });
+            return Err(NetError::config(
+                HANDLER,
+                "packets_per_buffer / pool_buffers",
+                &format!("{} / {}", config.packets_per_buffer, config.pool_buffers),
+                "packets_per_buffer must be 1 ..= 1000 and pool_buffers at least 2",
+            ));
         }
         let len = config.format.samples_per_packet() * config.packets_per_buffer;
         let pool = BufferPool::new(

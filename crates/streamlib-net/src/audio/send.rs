@@ -144,12 +144,12 @@ impl NetworkAudioSend {
     pub fn new(config: NetworkAudioSendConfig) -> Result<Self, NetError> {
         AudioPacketizer::new(config.format, config.rtp)?;
         if config.queue_buffers == 0 || config.input_capacity == 0 {
-            return Err(NetError::Config {
-                handler: HANDLER,
-                field: "queue_buffers / input_capacity",
-                value: format!("{} / {}", config.queue_buffers, config.input_capacity),
-                reason: "must be at least 1",
-            });
+            return Err(NetError::config(
+                HANDLER,
+                "queue_buffers / input_capacity",
+                &format!("{} / {}", config.queue_buffers, config.input_capacity),
+                "must be at least 1",
+            ));
         }
         Ok(Self {
             rejected: None,

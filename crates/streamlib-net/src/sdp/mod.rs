@@ -307,6 +307,24 @@ fn parse_connection(line: SdpLine<'_>, value: &str) -> Result<(IpAddr, Option<u8
     Ok((ip, ttl))
 }
 
+/// For tests: each `(from, to, start, says)` replaces `from` by `to` in `sdp` and checks
+/// that `parse` refuses the result with an error that starts with `start` and says `says`.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+pub(crate) fn assert_refusals<S: std::fmt::Debug>(
+    sdp: &str,
+    parse: fn(&str) -> Result<S, NetError>,
+    cases: &[(&str, &str, &str, &str)],
+) {
+    for &(from, to, start, says) in cases {
+        let err = parse(&sdp.replace(from, to)).unwrap_err().to_string();
+        assert!(
+            err.starts_with(start) && err.contains(says),
+            "{from} → {to}: {err}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]

@@ -6,7 +6,7 @@
 //! first). The last packet of a frame carries the RTP marker bit.
 
 use super::payload::{EXT_SEQ_LEN, MAX_ROWS, SRD_LEN, SampleRow, write_payload_header};
-use crate::rtp::{RTP_HEADER_LEN, RtpHeader};
+use crate::rtp::{RTP_HEADER_LEN, RtpHeader, check_dynamic_payload_type};
 use crate::{NetError, VideoFormat};
 
 const COMPONENT: &str = "Packetizer";
@@ -79,21 +79,14 @@ impl Packetizer {
         format.check()?;
         let min = RTP_HEADER_LEN + EXT_SEQ_LEN + SRD_LEN + format.sampling.pgroup_bytes();
         if config.max_udp_payload < min || config.max_udp_payload > 65_507 {
-            return Err(NetError::Config {
-                handler: COMPONENT,
-                field: "max_udp_payload",
-                value: config.max_udp_payload.to_string(),
-                reason: "must hold the RTP and RFC 4175 headers and one pixel group, and fit a UDP datagram (65507)",
-            });
+            return Err(NetError::config(
+                COMPONENT,
+                "max_udp_payload",
+                &config.max_udp_payload,
+                "must hold the RTP and RFC 4175 headers and one pixel group, and fit a UDP datagram (65507)",
+            ));
         }
-        if !(96..=127).contains(&config.payload_type) {
-            return Err(NetError::Config {
-                handler: COMPONENT,
-                field: "payload_type",
-                value: config.payload_type.to_string(),
-                reason: "must be a dynamic payload type, 96 ..= 127",
-            });
-        }
+        check_dynamic_payload_type(COMPONENT, config.payload_type)?;
         let mut p = Self {
             format,
             config,
@@ -199,12 +192,12 @@ impl Packetizer {
             .min_stride(self.format.width);
         let needed = stride * (self.format.height as usize - 1) + min_stride;
         if stride < min_stride || pixels.len() < needed {
-            return Err(NetError::Config {
-                handler: COMPONENT,
-                field: "frame buffer",
-                value: format!("{} bytes, stride {stride}", pixels.len()),
-                reason: "too small for the stream's width and height",
-            });
+            return Err(NetError::config(
+                COMPONENT,
+                "frame buffer",
+                &format!("{} bytes, stride {stride}", pixels.len()),
+                "too small for the stream's width and height",
+            ));
         }
         Ok(FramePackets {
             packetizer: self,

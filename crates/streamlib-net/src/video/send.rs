@@ -245,12 +245,12 @@ impl NetworkSend {
     pub fn new(config: NetworkSendConfig) -> Result<Self, NetError> {
         Packetizer::new(config.format, config.rtp)?;
         if !(config.active_ratio > 0.0 && config.active_ratio <= 1.0) {
-            return Err(NetError::Config {
-                handler: HANDLER,
-                field: "active_ratio",
-                value: config.active_ratio.to_string(),
-                reason: "must be in (0, 1]",
-            });
+            return Err(NetError::config(
+                HANDLER,
+                "active_ratio",
+                &config.active_ratio,
+                "must be in (0, 1]",
+            ));
         }
         Ok(Self {
             format: config.format,
@@ -337,12 +337,12 @@ impl NetworkSend {
         let info = self.input.negotiated_video();
         if let Some(info) = info {
             if info.format != format.sampling.pixel_format() {
-                return Err(NetError::Config {
-                    handler: HANDLER,
-                    field: "negotiated format",
-                    value: info.format.as_str().to_owned(),
-                    reason: "is not the frame format of the configured sampling",
-                });
+                return Err(NetError::config(
+                    HANDLER,
+                    "negotiated format",
+                    &info.format.as_str(),
+                    "is not the frame format of the configured sampling",
+                ));
             }
             if !self.config.fix_size {
                 (format.width, format.height) = (info.width, info.height);
