@@ -40,7 +40,7 @@ fn spin_until<T>(mut f: impl FnMut() -> Option<T>) -> T {
             return value;
         }
         spins = spins.wrapping_add(1);
-        if spins % 1024 == 0 {
+        if spins.is_multiple_of(1024) {
             std::thread::yield_now();
         } else {
             spin_loop();

@@ -213,11 +213,10 @@ impl Drop for SoftwarePulse {
     fn drop(&mut self) {
         lock(&self.shared.state).stopped = true;
         self.shared.control.notify_all();
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err() {
                 tracing::error!(source = %self.name, "pulse thread panicked");
             }
-        }
     }
 }
 

@@ -282,7 +282,7 @@ impl PoolShared {
             }
             rounds = rounds.wrapping_add(1);
             // Yield now and then: on a machine with few cores the producer may need this CPU.
-            if rounds % 4 == 0 {
+            if rounds.is_multiple_of(4) {
                 thread::yield_now();
             }
             if start.elapsed() >= budget {

@@ -418,7 +418,7 @@ fn render(width: u32, height: u32, pattern: Pattern) -> Vec<u8> {
             let cell = (cell as usize).max(1);
             for (y, r) in out.chunks_exact_mut(w * 4).enumerate() {
                 for (x, px) in r.chunks_exact_mut(4).enumerate() {
-                    let v = if (x / cell + y / cell) % 2 == 0 {
+                    let v = if (x / cell + y / cell).is_multiple_of(2) {
                         255
                     } else {
                         0

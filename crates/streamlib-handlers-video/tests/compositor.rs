@@ -638,7 +638,7 @@ fn always(_: u64) -> bool {
 }
 
 fn every_third(n: u64) -> bool {
-    n % 3 == 0
+    n.is_multiple_of(3)
 }
 
 type Seen = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;

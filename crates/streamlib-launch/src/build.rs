@@ -229,8 +229,8 @@ fn check_elements<'r>(
                 name: element.handler.clone(),
                 suggestion: nearest(&element.handler, registry.names()),
             })?;
-        if let Some(name) = &element.dispatcher {
-            if !DISPATCHERS.contains(&name.as_str()) {
+        if let Some(name) = &element.dispatcher
+            && !DISPATCHERS.contains(&name.as_str()) {
                 return Err(LaunchError::UnknownDispatcher {
                     element: element.name.clone(),
                     name: name.clone(),
@@ -238,7 +238,6 @@ fn check_elements<'r>(
                     available: DISPATCHERS.join(", "),
                 });
             }
-        }
         let mut properties = validate_properties(element, spec)?.with_policy(Arc::clone(policy));
         apply_policy(registry, element, spec, &mut properties)?;
         checked.push((spec, properties));

@@ -51,11 +51,10 @@ impl Folders {
     }
 
     fn add(&mut self, dir: PathBuf) {
-        if let Folders::Inside(dirs) = self {
-            if !dirs.contains(&dir) {
+        if let Folders::Inside(dirs) = self
+            && !dirs.contains(&dir) {
                 dirs.push(dir);
             }
-        }
     }
 }
 

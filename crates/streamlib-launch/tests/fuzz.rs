@@ -73,7 +73,7 @@ fn value(input: &mut Input<'_>, ty: &PropType, small: bool) -> String {
             ];
             format!("{}x{}", input.pick(&sides), input.pick(&sides))
         }
-        PropType::Enum(words) if input.u8() % 4 != 0 => (*input.pick(words)).to_owned(),
+        PropType::Enum(words) if !input.u8().is_multiple_of(4) => (*input.pick(words)).to_owned(),
         PropType::Bool => (*input.pick(&["true", "false", "yes", "2"])).to_owned(),
         PropType::Color => (*input.pick(&["ff0000", "#00ff0080", "zzzzzz", "1234"])).to_owned(),
         _ => (*input.pick(&nasty)).to_owned(),
@@ -99,7 +99,7 @@ fn pipeline_text(input: &mut Input<'_>, registry: &Registry, contained: bool) ->
         }
         let handler = *input.pick(&names);
         text.push_str(handler);
-        if input.u8() % 4 == 0 {
+        if input.u8().is_multiple_of(4) {
             text.push_str(&format!(" name=e{n}"));
         }
         let Some(spec) = registry.get(handler) else {
@@ -133,7 +133,7 @@ fn pipeline_text(input: &mut Input<'_>, registry: &Registry, contained: bool) ->
                     2 + input.u8() % 30
                 ));
             }
-        } else if input.u8() % 8 == 0 {
+        } else if input.u8().is_multiple_of(8) {
             text.push_str(input.pick::<&str>(&[" @inline", " @threadpool", " @nope", " @"]));
         }
     }

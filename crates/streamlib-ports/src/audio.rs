@@ -19,7 +19,7 @@ impl AudioBuffer {
         sample_rate: u32,
         timestamp_ns: u64,
     ) -> Result<Self, FrameError> {
-        if channels == 0 || sample_rate == 0 || samples.len() % channels as usize != 0 {
+        if channels == 0 || sample_rate == 0 || !samples.len().is_multiple_of(channels as usize) {
             return Err(FrameError::InvalidAudio {
                 samples: samples.len(),
                 channels,

@@ -239,7 +239,7 @@ const BLOCKS: usize = 4;
 /// computing some twice is harmless.
 #[inline(always)]
 fn run_starts(n: usize, size: usize) -> impl Iterator<Item = usize> {
-    let last = (n % size != 0).then(|| n - size);
+    let last = (!n.is_multiple_of(size)).then(|| n - size);
     (0..n / size).map(move |i| i * size).chain(last)
 }
 

@@ -220,7 +220,7 @@ impl VideoFormat {
                 handler: "VideoFormat",
                 source,
             })?;
-        if self.width as usize % self.sampling.pgroup_pixels() != 0 {
+        if !(self.width as usize).is_multiple_of(self.sampling.pgroup_pixels()) {
             return Err(bad("width", self.width, "must be even for 4:2:2"));
         }
         if self.fps.num == 0 || self.fps.den == 0 {
