@@ -48,7 +48,7 @@ fn decode_only(path: &Path, options: &DemoOptions) -> anyhow::Result<()> {
         format: PixelFormat::I420,
         ..ReaderConfig::new(path)
     })?;
-    let sink = streamlib::video::FrameCapture::new([]);
+    let sink = FrameCapture::new([]);
     let seen = sink.handle();
     let (out, input) = (reader.output(), sink.input());
     let mut runtime = StreamRuntime::new(FreeRunningClock::new(Rational::fps(options.fps)));

@@ -439,8 +439,8 @@ pub fn run_to_sink(
             // The same frames, fanned out by reference, also go to an MP4 (H.264) on a thread
             // of its own so encoding never holds up the pipeline's pool.
             let path = options.out.join(format!("{demo}.mp4"));
-            let writer =
-                streamlib::file::FileWriter::new(streamlib::file::WriterConfig::new(&path))?;
+            // `FileWriter` and `WriterConfig` come with the prelude when `file` is on.
+            let writer = FileWriter::new(WriterConfig::new(&path))?;
             let (input, written) = (writer.input(), writer.stats());
             runtime.add_stream(
                 Stream::new("mp4", writer)

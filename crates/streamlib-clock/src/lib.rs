@@ -57,3 +57,11 @@ pub use monotonic::{
 pub use pulse::{ManualPulse, PulseSender, SoftwarePulse, SoftwarePulseControl};
 pub use rational::Rational;
 pub use software::{SoftwareClock, SoftwareClockOptions};
+
+/// The clocks and their tick, for `use streamlib_clock::prelude::*` (`streamlib::prelude`
+/// includes it).
+pub mod prelude {
+    pub use crate::{
+        Clock, FreeRunningClock, GenlockClock, ManualClock, Rational, SoftwareClock, TimedTick,
+    };
+}

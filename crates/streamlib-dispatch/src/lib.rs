@@ -141,3 +141,13 @@ pub trait Dispatcher: Send + Sync + 'static {
     /// dispatcher also shuts it down.
     fn shutdown(&self);
 }
+
+/// The dispatchers, for `use streamlib_dispatch::prelude::*` (`streamlib::prelude` includes
+/// it).
+pub mod prelude {
+    #[cfg(feature = "async")]
+    pub use crate::AsyncDispatcher;
+    pub use crate::{
+        DedicatedThreadDispatcher, Dispatcher, InlineDispatcher, ThreadPoolDispatcher,
+    };
+}

@@ -81,3 +81,9 @@ pub mod compiled {
     /// `@async` (feature `async`).
     pub const ASYNC: bool = cfg!(feature = "async");
 }
+
+/// Pipelines from text, for `use streamlib_launch::prelude::*` (`streamlib::prelude` includes
+/// it with the facade's `launch` feature).
+pub mod prelude {
+    pub use crate::{LaunchOptions, PipelineDesc, Policy, Registry, Session, build, parse};
+}

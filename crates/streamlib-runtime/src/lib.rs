@@ -74,3 +74,11 @@ pub use stats::{InputDrops, RuntimeStats, StreamState, StreamStats};
 pub use stream::{Backoff, RestartPolicy, Stream};
 pub use transfer::{TransferFactory, TransferHandler, TransferRegistry};
 pub use wiring::Connection;
+
+/// The runtime, its streams and their supervision, for `use streamlib_runtime::prelude::*`
+/// (`streamlib::prelude` includes it).
+pub mod prelude {
+    pub use crate::{
+        Backoff, RestartPolicy, RuntimeHandle, RuntimeStats, Stream, StreamRuntime, StreamState,
+    };
+}

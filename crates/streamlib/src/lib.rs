@@ -168,23 +168,20 @@ forwarded! {
     "async" => "async", ASYNC;
 }
 
-/// The names most programs need.
+/// The names most programs need: each crate's own prelude, composed — the core always, a
+/// handler crate's with its feature (`video` brings `TestPattern`, `Blur`, `Display`, …).
 pub mod prelude {
-    pub use streamlib_buffers::{BufferPool, PoolBufMut, PooledBuf};
-    pub use streamlib_clock::{
-        Clock, FreeRunningClock, GenlockClock, ManualClock, Rational, SoftwareClock, TimedTick,
-    };
-    #[cfg(feature = "async")]
-    pub use streamlib_dispatch::AsyncDispatcher;
-    pub use streamlib_dispatch::{
-        DedicatedThreadDispatcher, Dispatcher, InlineDispatcher, ThreadPoolDispatcher,
-    };
-    pub use streamlib_ports::{
-        AlphaMode, AudioBuffer, DataMessage, DeliveryMode, FrameLayout, FramePool, HandlerError,
-        InputPort, KeyEvent, MemoryCaps, MemorySpace, MouseEvent, OutputPort, PixelFormat, Ports,
-        ProcessContext, StartContext, StreamHandler, VideoFrame,
-    };
-    pub use streamlib_runtime::{
-        Backoff, RestartPolicy, RuntimeHandle, RuntimeStats, Stream, StreamRuntime, StreamState,
-    };
+    pub use streamlib_buffers::prelude::*;
+    pub use streamlib_clock::prelude::*;
+    pub use streamlib_dispatch::prelude::*;
+    #[cfg(feature = "file")]
+    pub use streamlib_handlers_file::prelude::*;
+    #[cfg(feature = "video")]
+    pub use streamlib_handlers_video::prelude::*;
+    #[cfg(feature = "launch")]
+    pub use streamlib_launch::prelude::*;
+    pub use streamlib_ports::prelude::*;
+    #[cfg(feature = "ptp")]
+    pub use streamlib_ptp::prelude::*;
+    pub use streamlib_runtime::prelude::*;
 }
