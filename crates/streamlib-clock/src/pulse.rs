@@ -214,9 +214,10 @@ impl Drop for SoftwarePulse {
         lock(&self.shared.state).stopped = true;
         self.shared.control.notify_all();
         if let Some(thread) = self.thread.take()
-            && thread.join().is_err() {
-                tracing::error!(source = %self.name, "pulse thread panicked");
-            }
+            && thread.join().is_err()
+        {
+            tracing::error!(source = %self.name, "pulse thread panicked");
+        }
     }
 }
 

@@ -162,9 +162,10 @@ mod tests {
             });
             self.max_depth.fetch_max(depth, Ordering::Relaxed);
             if self.runs.fetch_add(1, Ordering::Relaxed) + 1 < self.limit
-                && let Some(me) = self.me.get() {
-                    me.activate();
-                }
+                && let Some(me) = self.me.get()
+            {
+                me.activate();
+            }
             DEPTH.with(|d| d.set(d.get() - 1));
         }
         fn name(&self) -> &str {

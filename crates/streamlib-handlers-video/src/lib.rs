@@ -61,11 +61,11 @@ pub use video_rate::{VideoRate, VideoRateStats};
 /// The video handlers and their configurations, for `use streamlib_handlers_video::prelude::*`
 /// (`streamlib::prelude` includes it with the facade's `video` feature).
 pub mod prelude {
-    #[cfg(feature = "display")]
-    pub use crate::{Display, DisplayConfig};
     pub use crate::{
         Blur, BlurConfig, Compositor, CompositorConfig, Convert, Drawing, DrawingConfig,
         FrameCapture, Identity, LayerConfig, NullSink, Pattern, Scale, ScaleConfig, TestPattern,
         TestPatternConfig, VideoRate,
     };
+    #[cfg(feature = "display")]
+    pub use crate::{Display, DisplayConfig};
 }

@@ -230,14 +230,15 @@ fn check_elements<'r>(
                 suggestion: nearest(&element.handler, registry.names()),
             })?;
         if let Some(name) = &element.dispatcher
-            && !DISPATCHERS.contains(&name.as_str()) {
-                return Err(LaunchError::UnknownDispatcher {
-                    element: element.name.clone(),
-                    name: name.clone(),
-                    suggestion: nearest(name, DISPATCHERS.iter().copied()),
-                    available: DISPATCHERS.join(", "),
-                });
-            }
+            && !DISPATCHERS.contains(&name.as_str())
+        {
+            return Err(LaunchError::UnknownDispatcher {
+                element: element.name.clone(),
+                name: name.clone(),
+                suggestion: nearest(name, DISPATCHERS.iter().copied()),
+                available: DISPATCHERS.join(", "),
+            });
+        }
         let mut properties = validate_properties(element, spec)?.with_policy(Arc::clone(policy));
         apply_policy(registry, element, spec, &mut properties)?;
         checked.push((spec, properties));

@@ -52,9 +52,10 @@ impl Folders {
 
     fn add(&mut self, dir: PathBuf) {
         if let Folders::Inside(dirs) = self
-            && !dirs.contains(&dir) {
-                dirs.push(dir);
-            }
+            && !dirs.contains(&dir)
+        {
+            dirs.push(dir);
+        }
     }
 }
 

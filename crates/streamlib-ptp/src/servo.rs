@@ -332,11 +332,11 @@ mod tests {
                 locked_at = Some(k);
             }
             if let (Some(at), Some(model)) = (locked_at, servo.model())
-                && k > at {
-                    let err =
-                        (model.at_i128(t2 + S / 16) - true_master(t2 + S / 16)).unsigned_abs();
-                    worst_after_lock = worst_after_lock.max(err as u64);
-                }
+                && k > at
+            {
+                let err = (model.at_i128(t2 + S / 16) - true_master(t2 + S / 16)).unsigned_abs();
+                worst_after_lock = worst_after_lock.max(err as u64);
+            }
         }
         let locked_at = locked_at.unwrap_or(u64::MAX);
         assert!(locked_at < 20, "locked after {locked_at} samples");
