@@ -246,10 +246,10 @@ impl BlurKernel {
         width: u32,
         height: u32,
     ) -> Result<wgpu::Buffer, GpuError> {
-        if let Some((buffer, w, h)) = &self.intermediate {
-            if (*w, *h) == (width, height) {
-                return Ok(buffer.clone());
-            }
+        if let Some((buffer, w, h)) = &self.intermediate
+            && (*w, *h) == (width, height)
+        {
+            return Ok(buffer.clone());
         }
         // Four u16 lanes per pixel.
         let bytes = u64::from(width) * u64::from(height) * 8;

@@ -363,10 +363,10 @@ impl CompositeKernel {
         width: u32,
         height: u32,
     ) -> Result<wgpu::Buffer, GpuError> {
-        if let Some((buffer, w, h)) = &self.canvas {
-            if (*w, *h) == (width, height) {
-                return Ok(buffer.clone());
-            }
+        if let Some((buffer, w, h)) = &self.canvas
+            && (*w, *h) == (width, height)
+        {
+            return Ok(buffer.clone());
         }
         let bytes = u64::from(width) * u64::from(height) * 4;
         ctx.check_buffer_size("compositing canvas buffer", bytes, true)?;
