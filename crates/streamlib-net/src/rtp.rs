@@ -53,6 +53,25 @@ pub fn extended_sequence(high: u16, low: u16) -> u32 {
     (u32::from(high) << 16) | u32::from(low)
 }
 
+/// Checks a sender's `max_udp_payload`: at least `min` (one packet of the stream), at most
+/// what a UDP datagram holds (65 507 bytes); `reason` says both to the user.
+pub(crate) fn check_packet_size(
+    component: &'static str,
+    max_udp_payload: usize,
+    min: usize,
+    reason: &'static str,
+) -> Result<(), crate::NetError> {
+    if (min..=65_507).contains(&max_udp_payload) {
+        return Ok(());
+    }
+    Err(crate::NetError::config(
+        component,
+        "max_udp_payload",
+        &max_udp_payload,
+        reason,
+    ))
+}
+
 /// Checks that a sender's payload type is a dynamic one (96 ..= 127), as ST 2110 uses.
 pub(crate) fn check_dynamic_payload_type(
     component: &'static str,

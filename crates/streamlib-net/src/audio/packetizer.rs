@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::NetError;
-use crate::rtp::{RTP_HEADER_LEN, RtpHeader, check_dynamic_payload_type};
+use crate::rtp::{RTP_HEADER_LEN, RtpHeader, check_dynamic_payload_type, check_packet_size};
 use crate::udp_payload_for_mtu;
 
 const FORMAT: &str = "AudioFormat";
@@ -309,14 +309,12 @@ impl AudioPacketizer {
     /// payload type is not dynamic.
     pub fn new(format: AudioFormat, config: AudioPacketizerConfig) -> Result<Self, NetError> {
         format.check()?;
-        if format.packet_len() > config.max_udp_payload || config.max_udp_payload > 65_507 {
-            return Err(NetError::config(
-                PACKETIZER,
-                "max_udp_payload",
-                &config.max_udp_payload,
-                "must hold one packet time of every channel (RTP header + samples), and fit a UDP datagram (65507)",
-            ));
-        }
+        check_packet_size(
+            PACKETIZER,
+            config.max_udp_payload,
+            format.packet_len(),
+            "must hold one packet time of every channel (RTP header + samples), and fit a UDP datagram (65507)",
+        )?;
         check_dynamic_payload_type(PACKETIZER, config.payload_type)?;
         Ok(Self {
             format,

@@ -6,7 +6,7 @@
 //! first). The last packet of a frame carries the RTP marker bit.
 
 use super::payload::{EXT_SEQ_LEN, MAX_ROWS, SRD_LEN, SampleRow, write_payload_header};
-use crate::rtp::{RTP_HEADER_LEN, RtpHeader, check_dynamic_payload_type};
+use crate::rtp::{RTP_HEADER_LEN, RtpHeader, check_dynamic_payload_type, check_packet_size};
 use crate::{NetError, VideoFormat};
 
 const COMPONENT: &str = "Packetizer";
@@ -78,14 +78,12 @@ impl Packetizer {
     pub fn new(format: VideoFormat, config: PacketizerConfig) -> Result<Self, NetError> {
         format.check()?;
         let min = RTP_HEADER_LEN + EXT_SEQ_LEN + SRD_LEN + format.sampling.pgroup_bytes();
-        if config.max_udp_payload < min || config.max_udp_payload > 65_507 {
-            return Err(NetError::config(
-                COMPONENT,
-                "max_udp_payload",
-                &config.max_udp_payload,
-                "must hold the RTP and RFC 4175 headers and one pixel group, and fit a UDP datagram (65507)",
-            ));
-        }
+        check_packet_size(
+            COMPONENT,
+            config.max_udp_payload,
+            min,
+            "must hold the RTP and RFC 4175 headers and one pixel group, and fit a UDP datagram (65507)",
+        )?;
         check_dynamic_payload_type(COMPONENT, config.payload_type)?;
         let mut p = Self {
             format,
