@@ -1,6 +1,8 @@
-//! The GPU demo: TestPattern (CPU) → BlurGpu (GPU) → Display (CPU), 640×480 at 30 fps. The
-//! runtime inserts the two transfers itself (`CpuToGpu` before the blur, `GpuToCpu` after it)
-//! because the blur's ports are `[gpu]` and the others `[cpu]`.
+//! The GPU demo: TestPattern (CPU) → Blur (GPU) → Display (CPU), 640×480 at 30 fps. The blur
+//! is the CPU one's GPU path, declared GPU-only (`Blur::with_gpu_memory(.., MemoryCaps::GPU,
+//! ..)`), so the runtime inserts the two transfers itself (`CpuToGpu` before the blur,
+//! `GpuToCpu` after it): the blur's ports are `[gpu]` and the others `[cpu]`. In pipeline
+//! text: `streamlib launch "testpattern ! blur memory=gpu ! display"`.
 //!
 //! With a display it opens a window (Esc or closing it stops). Without one, or with
 //! `--headless`, the pipeline ends in a frame capture: PNG snapshots and a stats summary go to
@@ -13,9 +15,9 @@
 
 mod support;
 
-use streamlib::gpu::{BlurGpu, GpuContext, register_transfers};
+use streamlib::gpu::{GpuContext, register_transfers};
 use streamlib::prelude::*;
-use streamlib::video::{Pattern, TestPattern, TestPatternConfig};
+use streamlib::video::{Blur, BlurConfig, Pattern, TestPattern, TestPatternConfig};
 use support::{DemoOptions, init_logging, run_to_sink};
 
 fn main() -> anyhow::Result<()> {
@@ -38,7 +40,11 @@ fn main() -> anyhow::Result<()> {
         moving_box: true,
         ..TestPatternConfig::default()
     })?;
-    let blur = BlurGpu::new(&ctx, 2.0, None)?;
+    let config = BlurConfig {
+        sigma: 2.0,
+        radius: None,
+    };
+    let blur = Blur::with_gpu_memory(config, MemoryCaps::GPU, &ctx)?;
     let (pattern_out, blur_in, blur_out) = (pattern.output(), blur.input(), blur.output());
     runtime.add_stream(Stream::new("pattern", pattern))?;
     // GPU handlers share the context's one submission thread.

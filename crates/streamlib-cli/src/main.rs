@@ -203,10 +203,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    #[allow(unused_mut, reason = "only the gpu feature adds to it")]
-    let mut registry = Registry::builtin();
-    #[cfg(feature = "gpu")]
-    streamlib::gpu::register_launch(&mut registry);
+    let registry = Registry::builtin();
     match cli.command {
         Command::Launch {
             pipeline,

@@ -274,7 +274,7 @@ fn a_failed_handler_exits_1_naming_it() {
 fn gpu_pipelines_get_their_transfers_inserted() {
     let out = streamlib(&[
         "graph",
-        "testpattern size=64x36 ! blurgpu ! blur ! null",
+        "testpattern size=64x36 ! blur memory=gpu ! blur ! null",
         "--json",
     ]);
     if !out.status.success() && std::env::var_os("STREAMLIB_ALLOW_NO_GPU").is_some() {
@@ -294,7 +294,7 @@ fn gpu_pipelines_get_their_transfers_inserted() {
     assert_eq!(graph["edges"][2]["transfer"], serde_json::Value::Null);
     let stats = json(&streamlib(&[
         "launch",
-        "testpattern size=64x36 ! blurgpu sigma=1 ! blur ! null",
+        "testpattern size=64x36 ! blur memory=gpu sigma=1 ! blur ! null",
         "--clock",
         "free",
         "--frames",
@@ -304,7 +304,8 @@ fn gpu_pipelines_get_their_transfers_inserted() {
     for s in stats["streams"].as_array().unwrap() {
         assert_eq!(s["errors"], 0, "{s}");
     }
-    assert_eq!(stream(&stats, "blurgpu0")["items_out"], 5);
+    assert_eq!(stream(&stats, "blur0")["items_out"], 5);
+    assert_eq!(stream(&stats, "blur1")["items_out"], 5);
 }
 
 /// Starts `streamlib launch PIPELINE --frames N` (a sender that writes `sdp`) and waits until

@@ -30,6 +30,7 @@
 //! assert_eq!(timestamps, [0, 33_366_666]);
 //! # Ok::<(), ClockError>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
 mod error;

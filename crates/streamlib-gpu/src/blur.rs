@@ -1,16 +1,16 @@
-//! The GPU Gaussian blur: [`BlurWeights`] (the CPU blur's fixed-point kernel), [`BlurKernel`]
-//! (two WGSL compute passes with workgroup-shared tiles) and the [`BlurGpu`] handler.
+//! The GPU Gaussian blur kernel: [`BlurKernel`] (two WGSL compute passes with workgroup-shared
+//! tiles) running the fixed-point [`BlurWeights`] it is given, and [`blur_gpu_frame`], one
+//! frame through it. The handler is `streamlib-handlers-video`'s `Blur`, whose GPU path hands
+//! its own CPU kernel's weights to this one: the weights are derived in one place only.
 
-use streamlib_ports::{
-    Caps, Follow, FrameLayout, HandlerError, InputPort, InputRef, MemoryCaps, OutputPort,
-    OutputRef, PixelFormat, Ports, ProcessContext, StreamHandler, VideoCaps, VideoFrame,
-};
+use streamlib_ports::{FrameLayout, VideoFrame};
 
 use crate::readback::check_format;
 use crate::{GpuContext, GpuError, GpuFramePool, GpuTexture};
 
 const SHADER: &str = include_str!("shaders/blur.wgsl");
-const HANDLER: &str = "blur-gpu";
+/// The handler errors name: the GPU path of `Blur`.
+const HANDLER: &str = "blur";
 
 /// Largest supported radius, as the CPU blur's (129 taps): the shader's tiles are sized for it.
 pub const MAX_BLUR_RADIUS: u32 = 64;
@@ -19,8 +19,9 @@ pub const MAX_BLUR_RADIUS: u32 = 64;
 const VERTICAL_TILE: (u32, u32) = (16, 16);
 const HORIZONTAL_TILE: (u32, u32) = (64, 4);
 
-/// A Gaussian kernel in the fixed point of `streamlib-handlers-video`'s CPU `Blur`, so the GPU
-/// result is the CPU result bit for bit.
+/// A Gaussian kernel in the fixed point of `streamlib-handlers-video`'s CPU `Blur`, which
+/// computes it (`GaussianKernel::gpu_weights`), so the GPU result is the CPU result bit for
+/// bit. This crate derives no weights of its own.
 ///
 /// `weights[k]` weighs the pair of taps at distance `k`: Q16 for the centre (the pair counts
 /// it twice), Q17 for the others. Each pass starts from its bias (`(radius + 1) / 2` units,
@@ -36,50 +37,6 @@ pub struct BlurWeights {
 }
 
 impl BlurWeights {
-    /// The kernel of standard deviation `sigma` with `radius` taps per side (`ceil(3σ)` when
-    /// `None`), computed as the CPU `GaussianKernel` computes it: `exp(-k² / 2σ²)` normalised
-    /// in `f64`, then rounded once to Q16/Q17.
-    pub fn gaussian(sigma: f32, radius: Option<u32>) -> Result<Self, GpuError> {
-        if !sigma.is_finite() || sigma <= 0.0 {
-            return Err(GpuError::Config {
-                handler: HANDLER,
-                reason: format!("sigma must be a finite number > 0, got {sigma}"),
-            });
-        }
-        let sigma64 = f64::from(sigma);
-        // `as` saturates; any sigma that large is rejected below.
-        let radius = radius.unwrap_or((3.0 * sigma64).ceil() as u32);
-        if radius == 0 || radius > MAX_BLUR_RADIUS {
-            return Err(GpuError::Config {
-                handler: HANDLER,
-                reason: format!("radius {radius} is out of range 1..={MAX_BLUR_RADIUS}"),
-            });
-        }
-        let r = i64::from(radius);
-        let mut weights: Vec<f64> = (-r..=r)
-            .map(|k| (-((k * k) as f64) / (2.0 * sigma64 * sigma64)).exp())
-            .collect();
-        let sum: f64 = weights.iter().sum();
-        weights.iter_mut().for_each(|w| *w /= sum);
-        let centre = radius as usize;
-        let fixed = weights[centre..]
-            .iter()
-            .enumerate()
-            .map(|(k, w)| {
-                let scale = if k == 0 { 65_536.0 } else { 131_072.0 };
-                (w * scale).round() as u16
-            })
-            .collect();
-        // Half a unit lost per term (radius + 1 of them) on average.
-        let terms = centre + 1;
-        let half_the_terms = (terms / 2) as u16;
-        Ok(Self {
-            weights: fixed,
-            vertical_bias: half_the_terms,
-            horizontal_bias: half_the_terms + 128,
-        })
-    }
-
     /// Taps on each side of the centre.
     pub fn radius(&self) -> u32 {
         self.weights.len().saturating_sub(1) as u32
@@ -341,91 +298,4 @@ pub fn blur_gpu_frame(
             )
             .with_alpha(frame.alpha()),
     ))
-}
-
-/// A GPU-only Gaussian blur: input `video` `[gpu]`, output `video` `[gpu]`.
-///
-/// The same result as the CPU `Blur` of `streamlib-handlers-video` with the same sigma and
-/// radius, bit for bit: the shader runs the CPU's fixed-point arithmetic (edges clamped, alpha
-/// blurred like the colours, RGBA8 or BGRA8). Output textures come from its own
-/// [`GpuFramePool`]; when every one is held downstream the frame is skipped and counted.
-#[derive(Debug)]
-pub struct BlurGpu {
-    ctx: GpuContext,
-    kernel: BlurKernel,
-    input: InputPort<VideoFrame>,
-    output: OutputPort<VideoFrame>,
-    pool: Option<GpuFramePool>,
-    skipped: u64,
-}
-
-impl BlurGpu {
-    /// A blur of standard deviation `sigma` (pixels) and `radius` taps per side (`ceil(3σ)`
-    /// when `None`), compiled on `ctx`.
-    pub fn new(ctx: &GpuContext, sigma: f32, radius: Option<u32>) -> Result<Self, GpuError> {
-        Self::with_weights(ctx, BlurWeights::gaussian(sigma, radius)?)
-    }
-
-    /// What it blurs: RGBA8 or BGRA8 frames, out as they came in.
-    fn caps() -> Caps {
-        Caps::Video(VideoCaps::any().with_formats(&[PixelFormat::Rgba8, PixelFormat::Bgra8]))
-    }
-
-    /// A blur with explicit fixed-point weights.
-    pub fn with_weights(ctx: &GpuContext, weights: BlurWeights) -> Result<Self, GpuError> {
-        Ok(Self {
-            ctx: ctx.clone(),
-            kernel: BlurKernel::new(ctx, weights)?,
-            input: InputPort::new("video", MemoryCaps::GPU).with_format(Self::caps()),
-            output: OutputPort::new("video", MemoryCaps::GPU).with_format(Self::caps()),
-            pool: None,
-            skipped: 0,
-        })
-        .inspect(|blur| blur.output.follows(&blur.input, Follow::ALL))
-    }
-
-    /// The `video` input.
-    pub fn input(&self) -> InputRef<VideoFrame> {
-        self.input.handle()
-    }
-
-    /// The `video` output.
-    pub fn output(&self) -> OutputRef<VideoFrame> {
-        self.output.handle()
-    }
-
-    /// Frames skipped because every output texture was still held downstream.
-    pub fn frames_skipped(&self) -> u64 {
-        self.skipped
-    }
-
-    /// The output texture pool, once the first frame made it.
-    pub fn pool(&self) -> Option<&GpuFramePool> {
-        self.pool.as_ref()
-    }
-}
-
-impl StreamHandler for BlurGpu {
-    fn ports(&self) -> Ports {
-        Ports::new().input(&self.input).output(&self.output)
-    }
-
-    fn process(&mut self, _ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
-        let Some(frame) = self.input.recv() else {
-            return Ok(());
-        };
-        match blur_gpu_frame(&self.ctx, &mut self.kernel, &mut self.pool, &frame)? {
-            Some(out) => self.output.write(out),
-            None => {
-                self.output
-                    .skip_pool_empty(self.pool.as_ref().map_or(0, GpuFramePool::capacity));
-                self.skipped += 1;
-                tracing::debug!(
-                    skipped = self.skipped,
-                    "blur-gpu: pool exhausted, frame skipped"
-                );
-            }
-        }
-        Ok(())
-    }
 }

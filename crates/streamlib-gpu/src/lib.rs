@@ -1,6 +1,7 @@
 //! GPU support for streamlib, on wgpu: a shared device context, pooled GPU frames, the
-//! CPU↔GPU transfer handlers, a GPU dispatcher, and a GPU Gaussian blur and compositing kernel
-//! that reproduce the CPU handlers of `streamlib-handlers-video` bit for bit.
+//! CPU↔GPU transfer handlers, a GPU dispatcher, and the Gaussian blur and compositing kernels
+//! with which `streamlib-handlers-video`'s `Blur` and `Compositor` reproduce their CPU paths
+//! bit for bit on the GPU. The handlers live there; this crate holds no second blur.
 //!
 //! ## Pieces
 //! - [`GpuContext`]: instance, adapter, device and queue behind one `Arc`. Chosen headless from
@@ -18,7 +19,8 @@
 //! - [`CpuToGpu`] and [`GpuToCpu`]: the transfer handlers the runtime inserts where port
 //!   capabilities do not overlap (the facade's `streamlib::gpu::register_transfers` registers
 //!   them), each counting what it moved in a shared [`TransferStats`].
-//! - [`BlurGpu`] (with [`BlurKernel`]) and [`CompositeKernel`]: WGSL compute kernels.
+//! - [`BlurKernel`] (run on [`BlurWeights`] the CPU blur computes) and [`CompositeKernel`]:
+//!   WGSL compute kernels.
 //!
 //! ## Where work runs, and how completion is awaited
 //! A context's GPU handlers should share its [`GpuDispatcher`] ([`GpuContext::dispatcher`]):
@@ -39,21 +41,20 @@
 //! `STREAMLIB_ALLOW_NO_GPU=1`, which skips it with a loud banner.
 //!
 //! ```no_run
-//! use streamlib_gpu::{BlurGpu, GpuContext, GpuFramePool, read_frame};
-//! use streamlib_ports::{FrameLayout, PixelFormat, StreamHandler};
+//! use streamlib_gpu::{GpuContext, GpuFramePool, read_frame};
+//! use streamlib_ports::{FrameLayout, PixelFormat};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let ctx = GpuContext::new()?; // WGPU_BACKEND / STREAMLIB_GPU_ADAPTER pick the adapter
 //! println!("on {}", ctx.adapter_name());
-//! let blur = BlurGpu::new(&ctx, 2.0, None)?; // a handler: `[gpu]` in, `[gpu]` out
 //! let pool = GpuFramePool::new(&ctx, "frames", 640, 480, 4, 8)?;
 //! let frame = pool.acquire()?.into_frame(FrameLayout::new(640, 480, PixelFormat::Rgba8)?);
 //! let bytes = read_frame(&ctx, &frame)?; // waits: for tests and snapshots
 //! assert_eq!(bytes.len(), 640 * 480 * 4);
-//! # let _ = blur.ports();
 //! # Ok(())
 //! # }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod blur;
 mod composite;
@@ -64,7 +65,7 @@ mod frame;
 mod readback;
 mod transfer;
 
-pub use blur::{BlurGpu, BlurKernel, BlurWeights, MAX_BLUR_RADIUS, blur_gpu_frame};
+pub use blur::{BlurKernel, BlurWeights, MAX_BLUR_RADIUS, blur_gpu_frame};
 pub use composite::{CompositeKernel, GpuLayer, MAX_GPU_LAYERS};
 pub use context::{ADAPTER_ENV, ALLOW_NO_GPU_ENV, GpuContext, GpuOptions};
 pub use dispatcher::GpuDispatcher;
@@ -74,3 +75,9 @@ pub use readback::{FrameUploader, ReadbackRing, read_frame};
 pub use transfer::{CpuToGpu, GpuToCpu, TransferStats};
 /// The wgpu this crate is built on (re-exported so versions always match).
 pub use wgpu;
+
+/// The GPU names most programs need, for `use streamlib_gpu::prelude::*` (`streamlib::prelude`
+/// includes it with the facade's `gpu` feature).
+pub mod prelude {
+    pub use crate::{CpuToGpu, GpuContext, GpuDispatcher, GpuError, GpuFramePool, GpuToCpu};
+}

@@ -13,7 +13,8 @@ use streamlib_clock::{ClockSourceId, Rational, TimedTick};
 use streamlib_dispatch::{Dispatcher, WorkUnit};
 use streamlib_gpu::wgpu::PollType;
 use streamlib_gpu::{
-    BlurGpu, CpuToGpu, GpuContext, GpuError, GpuFramePool, GpuToCpu, TransferStats, read_frame,
+    BlurKernel, BlurWeights, CpuToGpu, GpuContext, GpuError, GpuFramePool, GpuToCpu,
+    MAX_BLUR_RADIUS, TransferStats,
 };
 use streamlib_ports::{
     AlphaMode, FrameLayout, InputPort, MemoryCaps, OutputPort, PixelFormat, ProcessContext,
@@ -138,22 +139,18 @@ fn upload_then_readback_round_trips_exactly_and_keeps_timing() -> TestResult {
 }
 
 #[test]
-fn pools_create_nothing_after_warm_up() -> TestResult {
+fn the_upload_pool_creates_nothing_after_warm_up() -> TestResult {
     let Some(ctx) = GpuContext::for_tests()? else {
         return Ok(());
     };
     let mut up = CpuToGpu::new(&ctx);
-    let mut blur = BlurGpu::new(&ctx, 1.0, None)?;
     let feed = source(&up.input(), MemoryCaps::CPU);
-    let (up_out, blur_in) = (up.output(), blur.input());
-    up_out.erased().connect_to(&*blur_in.erased())?;
-    let out = sink(&blur.output(), MemoryCaps::GPU);
+    let out = sink(&up.output(), MemoryCaps::GPU);
     let frame = pattern(32, 16, 0, 1, PixelFormat::Rgba8);
     let mut held = Vec::new();
-    let mut run = |n: u64, up: &mut CpuToGpu, blur: &mut BlurGpu| -> TestResult {
+    let mut run = |n: u64, up: &mut CpuToGpu| -> TestResult {
         feed.write(frame.clone());
         step(up, n, false)?;
-        step(blur, n, false)?;
         // A downstream that holds the last two frames, like a display and a ring slot.
         held.extend(std::iter::from_fn(|| out.recv()));
         if held.len() > 2 {
@@ -162,19 +159,14 @@ fn pools_create_nothing_after_warm_up() -> TestResult {
         Ok(())
     };
     for n in 0..5 {
-        run(n, &mut up, &mut blur)?;
+        run(n, &mut up)?;
     }
-    let (up_made, blur_made) = (
-        up.pool().unwrap().textures_created(),
-        blur.pool().unwrap().textures_created(),
-    );
+    let made = up.pool().unwrap().textures_created();
     for n in 5..40 {
-        run(n, &mut up, &mut blur)?;
+        run(n, &mut up)?;
     }
-    assert_eq!(up.pool().unwrap().textures_created(), up_made);
-    assert_eq!(blur.pool().unwrap().textures_created(), blur_made);
-    assert_eq!(blur.pool().unwrap().grown(), 0);
-    assert_eq!(blur.frames_skipped(), 0);
+    assert_eq!(up.pool().unwrap().textures_created(), made);
+    assert_eq!(up.pool().unwrap().grown(), 0);
     Ok(())
 }
 
@@ -262,39 +254,23 @@ fn a_shader_that_does_not_compile_is_an_error() -> TestResult {
 }
 
 #[test]
-fn blur_of_a_flat_frame_is_the_same_flat_frame() -> TestResult {
+fn blur_weights_outside_the_kernel_tiles_are_errors() -> TestResult {
     let Some(ctx) = GpuContext::for_tests()? else {
         return Ok(());
     };
-    let mut up = CpuToGpu::new(&ctx);
-    let mut blur = BlurGpu::new(&ctx, 3.0, None)?;
-    let feed = source(&up.input(), MemoryCaps::CPU);
-    up.output().erased().connect_to(&*blur.input().erased())?;
-    let out = sink(&blur.output(), MemoryCaps::GPU);
-    let layout = FrameLayout::new(40, 23, PixelFormat::Rgba8)?;
-    let px = [200u8, 17, 99, 255];
-    let data: Vec<u8> = px
-        .iter()
-        .copied()
-        .cycle()
-        .take(layout.buffer_len())
-        .collect();
-    feed.write(VideoFrame::cpu(layout, PooledBuf::from_vec(data.clone()))?);
-    step(&mut up, 0, false)?;
-    step(&mut blur, 0, false)?;
-    let frame = out.recv().expect("a blurred frame");
-    let bytes = read_frame(&ctx, &frame)?;
-    assert_eq!(bytes, data);
+    let weights = |n: usize| BlurWeights {
+        weights: vec![1; n],
+        vertical_bias: 0,
+        horizontal_bias: 128,
+    };
+    for n in [0, MAX_BLUR_RADIUS as usize + 2] {
+        let err = BlurKernel::new(&ctx, weights(n)).unwrap_err();
+        assert!(matches!(err, GpuError::Config { .. }), "{err}");
+        assert!(err.to_string().contains(&format!("{n} weights")), "{err}");
+    }
+    let kernel = BlurKernel::new(&ctx, weights(MAX_BLUR_RADIUS as usize + 1))?;
+    assert_eq!(kernel.weights().radius(), MAX_BLUR_RADIUS);
     Ok(())
-}
-
-#[test]
-fn bad_blur_settings_are_errors() {
-    assert!(streamlib_gpu::BlurWeights::gaussian(0.0, None).is_err());
-    assert!(streamlib_gpu::BlurWeights::gaussian(f32::NAN, None).is_err());
-    assert!(streamlib_gpu::BlurWeights::gaussian(30.0, None).is_err());
-    let w = streamlib_gpu::BlurWeights::gaussian(2.0, None).unwrap();
-    assert_eq!(w.radius(), 6);
 }
 
 #[test]

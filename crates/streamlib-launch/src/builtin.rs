@@ -9,6 +9,9 @@ mod file;
 #[cfg(feature = "net")]
 mod net;
 
+#[cfg(feature = "gpu")]
+pub mod gpu;
+
 use crate::Registry;
 
 /// Registers the format converters negotiation may insert (`convert`, `scale`, `videorate`
@@ -25,12 +28,23 @@ impl Registry {
     /// Every handler this build ships: with the `video` feature `testpattern`, `blur`,
     /// `compositor`, `drawing`, `display` (with a window system), `null`; with `file`
     /// `filereader` and `filewriter`; with `net` `networksend`, `networkreceive` (ST 2110-20
-    /// video) and `networkaudiosend`, `networkaudioreceive` (ST 2110-30 audio).
+    /// video) and `networkaudiosend`, `networkaudioreceive` (ST 2110-30 audio). With `gpu`,
+    /// `blur memory=gpu|any` runs on the GPU, and a pipeline that asks for it gets the
+    /// CPU↔GPU transfers inserted, on one GPU context the registry's pipelines share, opened
+    /// the first time a pipeline needs it.
     pub fn builtin() -> Self {
         #[allow(unused_mut, reason = "nothing is registered without features")]
         let mut registry = Registry::new();
+        #[cfg(feature = "gpu")]
+        let gpu = gpu::SharedContext::default();
+        #[cfg(feature = "gpu")]
+        gpu::register(&mut registry, &gpu);
         #[cfg(feature = "video")]
-        video::register(&mut registry);
+        video::register(
+            &mut registry,
+            #[cfg(feature = "gpu")]
+            &gpu,
+        );
         #[cfg(feature = "file")]
         file::register(&mut registry);
         #[cfg(feature = "net")]

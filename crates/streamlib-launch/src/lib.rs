@@ -30,6 +30,7 @@
 //! assert_eq!(stats.stream("testpattern0").map(|s| s.items_out), Some(5));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod build;
 mod builtin;
@@ -48,6 +49,8 @@ pub use build::{
     build, build_negotiated, build_with, dry_run, rate_from_sources, validate, validate_properties,
     validate_with,
 };
+#[cfg(feature = "gpu")]
+pub use builtin::gpu;
 pub use builtin::register_converters;
 pub use desc::{ElementDesc, LinkDesc, PipelineDesc, PortRef};
 pub use describe::PortDescription;
@@ -80,6 +83,8 @@ pub mod compiled {
     pub const PTP: bool = cfg!(feature = "ptp");
     /// `@async` (feature `async`).
     pub const ASYNC: bool = cfg!(feature = "async");
+    /// `blur memory=gpu|any` and the CPU↔GPU transfers (feature `gpu`).
+    pub const GPU: bool = cfg!(feature = "gpu");
 }
 
 /// Pipelines from text, for `use streamlib_launch::prelude::*` (`streamlib::prelude` includes

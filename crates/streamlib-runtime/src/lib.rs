@@ -51,6 +51,7 @@
 //! assert_eq!(stats.stream("collect").unwrap().ticks, 3);
 //! # Ok::<(), streamlib_runtime::RuntimeError>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod converter;
 mod drive;

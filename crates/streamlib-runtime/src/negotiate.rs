@@ -331,15 +331,9 @@ impl StreamRuntime {
         let mut first = true;
         for step in steps {
             let name = step.converter.name.clone();
-            let converter = (step.converter.factory)(&step.output).map_err(|e| {
-                RuntimeError::TransferFailed {
-                    transfer: name.clone(),
-                    output: out_label.clone(),
-                    input: in_label.clone(),
-                    message: e.to_string(),
-                }
+            let (converter, id) = self.make_inserted(&name, &out_label, &in_label, || {
+                (step.converter.factory)(&step.output)
             })?;
-            let id = self.inserted_id(&name, &out_label);
             tracing::warn!(
                 "{out_label} produces {produced} but {in_label} accepts {}: inserting '{id}' \
                  ({} -> {}); every frame is converted",

@@ -16,8 +16,8 @@ impl Histogram {
         Self(LatencyHistogram::new())
     }
 
-    /// Records one value. Only the thread running the stream records (it holds the stream's
-    /// `busy` flag), so plain loads and stores suffice; readers on other threads see counts
+    /// Records one value. Only the thread running the stream records (the dispatcher's run
+    /// gate lets one thread at a time into a stream's unit), so plain loads and stores suffice; readers on other threads see counts
     /// that are at most one record behind.
     pub(crate) fn record(&self, ns: u64) {
         self.0.record_single_writer(ns);
@@ -38,7 +38,8 @@ pub(crate) fn bump(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
 
-/// Counters of one stream, updated without locks by whichever thread holds its `busy` flag.
+/// Counters of one stream, updated without locks by whichever thread the dispatcher's run gate
+/// let into the stream's unit (one at a time).
 pub(crate) struct NodeCounters {
     pub(crate) ticks: AtomicU64,
     pub(crate) skipped_ticks: AtomicU64,

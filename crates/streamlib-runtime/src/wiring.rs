@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use streamlib_dispatch::Dispatcher;
 use streamlib_ports::{
-    AnyInputPort, AnyOutputPort, Caps, Follow, InputRef, MemorySpace, Message, OutputRef, PortId,
-    Ports,
+    AnyInputPort, AnyOutputPort, Caps, Follow, HandlerError, InputRef, MemorySpace, Message,
+    OutputRef, PortId, Ports,
 };
 
 use crate::graph::topological_order;
@@ -232,6 +232,24 @@ impl StreamRuntime {
         id
     }
 
+    /// Makes the transfer or converter `name` that goes between `out_label` and `in_label`
+    /// (a factory's failure named after all three), and picks its stream id.
+    pub(crate) fn make_inserted(
+        &self,
+        name: &str,
+        out_label: &str,
+        in_label: &str,
+        make: impl FnOnce() -> Result<TransferHandler, HandlerError>,
+    ) -> Result<(TransferHandler, String), RuntimeError> {
+        let inserted = make().map_err(|e| RuntimeError::TransferFailed {
+            transfer: name.to_owned(),
+            output: out_label.to_owned(),
+            input: in_label.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok((inserted, self.inserted_id(name, out_label)))
+    }
+
     /// Adds an inserted transfer or converter as stream `id`; returns its two ports.
     pub(crate) fn add_inserted(
         &mut self,
@@ -276,13 +294,7 @@ impl StreamRuntime {
             });
         };
         let name = name.to_owned();
-        let transfer = factory().map_err(|e| RuntimeError::TransferFailed {
-            transfer: name.clone(),
-            output: out_label.clone(),
-            input: in_label.clone(),
-            message: e.to_string(),
-        })?;
-        let id = self.inserted_id(&name, &out_label);
+        let (transfer, id) = self.make_inserted(&name, &out_label, &in_label, || factory())?;
         tracing::warn!(
             "{out_label} {} and {in_label} {} share no memory space: inserting transfer '{id}' \
              ({from_space} -> {to_space}); every frame is copied across",

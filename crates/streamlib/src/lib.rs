@@ -21,7 +21,7 @@
 //! | [`runtime`] | `streamlib-runtime` | `StreamRuntime`, `Stream`, negotiation, supervision, stats |
 //! | `video` | `streamlib-handlers-video` | test pattern, display, blur, compositor, drawing |
 //! | `file` | `streamlib-handlers-file` | FFmpeg `FileReader` and `FileWriter` |
-//! | `gpu` | `streamlib-gpu` | wgpu context, GPU frames, transfers, `BlurGpu`, GPU dispatcher |
+//! | `gpu` | `streamlib-gpu` | wgpu context, GPU frames, transfers, GPU dispatcher, blur and compositing kernels |
 //! | `net` | `streamlib-net` | ST 2110-20 RTP send/receive, jitter buffer, SDP |
 //! | `ptp` | `streamlib-ptp` | IEEE 1588 PTP slave and `PtpClock` (TAI) |
 //! | `launch` | `streamlib-launch` | handler registry, pipeline text/JSON, live properties |
@@ -32,8 +32,8 @@
 //! - `video` (default): the video handlers (minifb window, tiny-skia drawing, fontdue text).
 //! - `file`: FFmpeg file I/O (needs FFmpeg's development libraries; `cargo xtask setup`).
 //! - `gpu`: wgpu (Vulkan, GL; the lavapipe software driver where there is no GPU): GPU frames,
-//!   the CPU↔GPU transfers the runtime inserts (`gpu::register_transfers`), `BlurGpu`, and the
-//!   GPU paths of `video`'s blur and compositor.
+//!   the CPU↔GPU transfers the runtime inserts (`gpu::register_transfers`), and the GPU paths
+//!   of `video`'s blur and compositor (`Blur::with_gpu`; `blur memory=gpu` in pipeline text).
 //! - `net`: SMPTE ST 2110-20 (RFC 4175) video over RTP, ST 2110-21 pacing, jitter buffer, SDP.
 //! - `ptp`: an IEEE 1588 PTP clock (`PtpClock`) in TAI; it never steers the system clock.
 //! - `launch`: pipelines as text (`testpattern ! blur sigma=2 ! display`) and JSON, the handler
@@ -79,6 +79,7 @@
 //! assert_eq!(stats.stream("sum").map(|s| s.state), Some(StreamState::Ended));
 //! # Ok::<(), streamlib::runtime::RuntimeError>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// Lock-free ring buffers, ordered queues and buffer pools (`streamlib-buffers`).
 pub mod buffers {
@@ -166,6 +167,7 @@ forwarded! {
     "net" => "net", NET;
     "ptp" => "ptp", PTP;
     "async" => "async", ASYNC;
+    "gpu" => "gpu", GPU;
 }
 
 /// The names most programs need: each crate's own prelude, composed — the core always, a
@@ -174,6 +176,8 @@ pub mod prelude {
     pub use streamlib_buffers::prelude::*;
     pub use streamlib_clock::prelude::*;
     pub use streamlib_dispatch::prelude::*;
+    #[cfg(feature = "gpu")]
+    pub use streamlib_gpu::prelude::*;
     #[cfg(feature = "file")]
     pub use streamlib_handlers_file::prelude::*;
     #[cfg(feature = "video")]

@@ -5,10 +5,23 @@
 
 use std::sync::{Arc, Mutex};
 
-use streamlib::gpu::{BlurGpu, GpuContext, register_transfers};
+use streamlib::gpu::{GpuContext, register_transfers};
 use streamlib::prelude::*;
+use streamlib::video::{Blur, BlurConfig};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A GPU-only blur: `[gpu]` in and out, so a CPU neighbour needs a transfer.
+fn gpu_blur(ctx: &GpuContext, sigma: f32) -> Result<Blur, streamlib::video::VideoError> {
+    Blur::with_gpu_memory(
+        BlurConfig {
+            sigma,
+            radius: None,
+        },
+        MemoryCaps::GPU,
+        ctx,
+    )
+}
 
 const W: u32 = 48;
 const H: u32 = 32;
@@ -90,13 +103,13 @@ fn cpu_gpu_gpu_gpu_cpu_inserts_exactly_two_transfers() -> TestResult {
         out: OutputPort::new("video", MemoryCaps::CPU),
         pool: FramePool::new("source", layout, 4, 8)?,
     };
-    let first = BlurGpu::new(&ctx, 1.0, None)?;
+    let first = gpu_blur(&ctx, 1.0)?;
     let flexible = Flexible {
         input: InputPort::new("video", MemoryCaps::CPU_GPU),
         out: OutputPort::new("video", MemoryCaps::CPU_GPU),
         seen: Arc::default(),
     };
-    let second = BlurGpu::new(&ctx, 1.5, None)?;
+    let second = gpu_blur(&ctx, 1.5)?;
     let sink = Sink {
         input: InputPort::new("video", MemoryCaps::CPU)
             .with_delivery(DeliveryMode::Ordered { capacity: 64 }),
@@ -180,8 +193,8 @@ fn gpu_to_gpu_needs_no_transfer() -> TestResult {
     };
     let mut runtime = StreamRuntime::new(FreeRunningClock::new(Rational::fps(30)).with_limit(2));
     let transfers = register_transfers(&mut runtime, &ctx);
-    let a = BlurGpu::new(&ctx, 1.0, None)?;
-    let b = BlurGpu::new(&ctx, 1.0, None)?;
+    let a = gpu_blur(&ctx, 1.0)?;
+    let b = gpu_blur(&ctx, 1.0)?;
     let (o, i) = (a.output(), b.input());
     runtime.add_stream(Stream::new("a", a))?;
     runtime.add_stream(Stream::new("b", b))?;

@@ -42,9 +42,15 @@ const VIDEO_IN: crate::PortSpec = port(
     "frames in",
 );
 
-pub(super) fn register(registry: &mut Registry) {
+pub(super) fn register(
+    registry: &mut Registry,
+    #[cfg(feature = "gpu")] gpu: &super::gpu::SharedContext,
+) {
     registry.register(test_pattern());
-    registry.register(blur());
+    registry.register(blur(
+        #[cfg(feature = "gpu")]
+        gpu,
+    ));
     registry.register(compositor());
     registry.register(drawing());
     registry.register(null());
@@ -130,7 +136,39 @@ fn blur_config(p: &Properties) -> BlurConfig {
     }
 }
 
-fn blur() -> HandlerSpec {
+/// `blur`'s `memory` property (feature `gpu`): which memory its ports declare.
+#[cfg(feature = "gpu")]
+fn blur_memory() -> crate::PropertySpec {
+    prop(
+        "memory",
+        PropType::Enum(&["cpu", "gpu", "any"]),
+        Some("cpu"),
+        false,
+        "cpu: host frames only; gpu: GPU frames only (the runtime inserts CpuToGpu / GpuToCpu \
+         beside CPU neighbours); any: either, following the negotiated memory. The GPU result \
+         equals the CPU result bit for bit",
+    )
+}
+
+/// A `blur` with the ports its `memory` property asks for, opening the GPU on demand.
+#[cfg(feature = "gpu")]
+fn make_blur(
+    config: BlurConfig,
+    p: &Properties,
+    gpu: &super::gpu::SharedContext,
+) -> Result<Blur, streamlib_handlers_video::VideoError> {
+    let memory = match p.text("memory") {
+        "gpu" => MemoryCaps::GPU,
+        "any" => MemoryCaps::CPU_GPU,
+        _ => return Blur::new(config),
+    };
+    let gpu = gpu.clone();
+    Blur::with_gpu_on_demand(config, memory, move || gpu.get())
+}
+
+fn blur(#[cfg(feature = "gpu")] gpu: &super::gpu::SharedContext) -> HandlerSpec {
+    #[cfg(feature = "gpu")]
+    let gpu = gpu.clone();
     HandlerSpec {
         name: "blur",
         summary: "Gaussian blur (separable, fixed point, SIMD); RGBA8, BGRA8, Gray8, I420",
@@ -156,9 +194,14 @@ fn blur() -> HandlerSpec {
                 true,
                 "kernel radius in pixels; -1 or 0 derives ceil(3 sigma)",
             ),
+            #[cfg(feature = "gpu")]
+            blur_memory(),
         ],
-        factory: Arc::new(|p: &Properties| {
+        factory: Arc::new(move |p: &Properties| {
             let config = blur_config(p);
+            #[cfg(feature = "gpu")]
+            let handler = make_blur(config, p, &gpu)?;
+            #[cfg(not(feature = "gpu"))]
             let handler = Blur::new(config)?;
             // The last config applied, so that changing sigma keeps the radius and back.
             let mut current = config;

@@ -1,6 +1,5 @@
-//! GPU figures a user cares about, at 1920×1080 RGBA:
-//! - `gpu_blur/1080p_sigma2_resident`: one σ = 2 blur of a frame already on the GPU,
-//!   submitted and waited for (the time a frame spends in `BlurGpu`'s kernel);
+//! GPU transfer figures a user cares about, at 1920×1080 RGBA (the blur kernel's bench is
+//! `streamlib-handlers-video`'s `gpu_blur`, where the weights it runs come from):
 //! - `gpu_transfer/upload_1080p`: host frame → texture (`queue.write_texture`), bytes/s;
 //! - `gpu_transfer/readback_1080p`: texture → host frame through a mapped staging buffer,
 //!   bytes/s.
@@ -14,10 +13,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use streamlib_buffers::PooledBuf;
-use streamlib_gpu::wgpu::CommandEncoderDescriptor;
-use streamlib_gpu::{
-    BlurKernel, BlurWeights, FrameUploader, GpuContext, GpuFramePool, GpuTexture, ReadbackRing,
-};
+use streamlib_gpu::{FrameUploader, GpuContext, ReadbackRing};
 use streamlib_ports::{FrameLayout, PixelFormat, VideoFrame};
 
 const WIDTH: u32 = 1920;
@@ -59,40 +55,6 @@ fn gpu_frame(ctx: &GpuContext, uploader: &mut FrameUploader) -> VideoFrame {
     }
 }
 
-fn blur(c: &mut Criterion) {
-    let Some(ctx) = context() else { return };
-    let mut uploader = FrameUploader::new("bench-upload", 2, 4);
-    let src = gpu_frame(&ctx, &mut uploader);
-    let weights = BlurWeights::gaussian(2.0, None).unwrap_or_else(|e| panic!("{e}"));
-    let mut kernel = BlurKernel::new(&ctx, weights).unwrap_or_else(|e| panic!("{e}"));
-    let pool =
-        GpuFramePool::new(&ctx, "bench-out", WIDTH, HEIGHT, 1, 1).unwrap_or_else(|e| panic!("{e}"));
-    let lease = pool.acquire().unwrap_or_else(|e| panic!("{e}"));
-    let Some(src_texture) = src.gpu_frame().and_then(|g| g.downcast_ref::<GpuTexture>()) else {
-        panic!("not a GPU frame")
-    };
-    let mut group = c.benchmark_group("gpu_blur");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Elements(1));
-    group.bench_function("1080p_sigma2_resident", |b| {
-        b.iter(|| {
-            let mut encoder = ctx
-                .device()
-                .create_command_encoder(&CommandEncoderDescriptor::default());
-            kernel
-                .encode(&ctx, &mut encoder, src_texture, lease.texture())
-                .unwrap_or_else(|e| panic!("{e}"));
-            ctx.submit("bench blur", [encoder.finish()])
-                .unwrap_or_else(|e| panic!("{e}"));
-            ctx.wait_idle().unwrap_or_else(|e| panic!("{e}"));
-        });
-    });
-    group.finish();
-}
-
 fn transfers(c: &mut Criterion) {
     let Some(ctx) = context() else { return };
     let host = host_frame();
@@ -123,5 +85,5 @@ fn transfers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, blur, transfers);
+criterion_group!(benches, transfers);
 criterion_main!(benches);
