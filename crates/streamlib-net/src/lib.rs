@@ -63,11 +63,13 @@
 //! # fn packetizer_len(_: &VideoFormat) -> usize { 1472 }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod audio;
 mod error;
 mod jitter;
 mod pacing;
+mod receive;
 mod rtp;
 mod sdp;
 mod socket;
@@ -84,6 +86,7 @@ pub use audio::{
 };
 pub use error::NetError;
 pub use pacing::{Pacer, PacketPacing};
+pub use receive::ReceiveEndpoint;
 pub use rtp::{
     Malformed, RTP_HEADER_LEN, RtpHeader, SeqVerdict, SequenceWindow, VIDEO_CLOCK_RATE,
     extended_sequence, rtp_time_ns, rtp_timestamp_90k,
@@ -103,3 +106,11 @@ pub use video::{
     SampleRow, Sampling, SdpSession, SendStats, SendStatsHandle, VideoFormat, parse_payload,
     sdp_origin, udp_payload_for_mtu,
 };
+
+/// The network handlers and their configurations, for `use streamlib_net::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        NetworkAudioReceive, NetworkAudioReceiveConfig, NetworkAudioSend, NetworkAudioSendConfig,
+        NetworkReceive, NetworkReceiveConfig, NetworkSend, NetworkSendConfig, ReceiveEndpoint,
+    };
+}

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crossbeam_queue::ArrayQueue;
+
 use crate::NetError;
 use crate::socket::RecvBatch;
 
@@ -97,6 +99,23 @@ pub(crate) trait ReceivedStream {
     /// After each batch (or a poll timeout): let out what is due at `now_ns` and publish the
     /// counters; `truncated` datagrams (longer than a receive slot) were dropped so far.
     fn batch_done(&mut self, now_ns: u64, truncated: u64);
+
+    /// Accepts only packets of `ssrc` from now on (the jitter buffer's `lock_ssrc`).
+    fn lock_ssrc(&mut self, ssrc: u32);
+
+    /// Where the receive loop counts what it drops itself.
+    fn socket_counters(&self) -> Arc<SocketCounters>;
+}
+
+/// Stops and joins a receiver's worker in `slot`, then empties its hand-over queue `ready`,
+/// so that what was not yet published goes back to the pool.
+pub(crate) fn stop_receiver<T>(
+    slot: &mut Option<Worker>,
+    ready: &ArrayQueue<T>,
+) -> Result<(), NetError> {
+    let result = stop(slot);
+    while ready.pop().is_some() {}
+    result
 }
 
 /// Counters of the receive loop itself, beside the jitter buffer's.
@@ -106,6 +125,27 @@ pub(crate) struct SocketCounters {
     pub(crate) recv_errors: AtomicU64,
     /// Datagrams dropped because another address than the configured source sent them.
     pub(crate) foreign_source: AtomicU64,
+}
+
+/// Starts receive thread `name` of `handler`: [`receive_loop`] on `socket` into `stream`, in
+/// batches that take GRO super-datagrams when `gro` (the socket has it enabled).
+pub(crate) fn spawn_receiver(
+    handler: &'static str,
+    name: &str,
+    socket: UdpSocket,
+    gro: bool,
+    source: Option<IpAddr>,
+    mut stream: impl ReceivedStream + Send + 'static,
+) -> Result<Worker, NetError> {
+    let counters = stream.socket_counters();
+    Worker::spawn(handler, "receive", name, move |stop| {
+        let batch = if gro {
+            RecvBatch::with_gro()
+        } else {
+            RecvBatch::new()
+        };
+        receive_loop(&socket, batch, source, &counters, stop, &mut stream);
+    })
 }
 
 /// Reads datagrams in batches until `stop`, drops those from another address than `source`

@@ -13,7 +13,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use streamlib_clock::{Rational, SoftwareClock};
 use streamlib_net::*;
 
 #[test]
@@ -35,11 +34,10 @@ fn streamlib_sends_l24_gstreamer_receives() {
     let send = NetworkAudioSend::new(NetworkAudioSendConfig::new(localhost(port), format)).unwrap();
     let stats = send.stats();
     let source = SineSource::new(1000.0, 2, buffers, 5_000_000_000);
-    let mut rt = two_streams(
-        SoftwareClock::new(Rational::fps(100)),
-        (source.out.handle(), send.input()),
-        ("source", source),
-        ("send", send),
+    let mut rt = sending(
+        at_100_hz(),
+        (source.out.handle(), source),
+        (send.input(), send),
     );
     rt.run().unwrap();
     let sent = stats.snapshot();
@@ -105,11 +103,10 @@ fn gstreamer_sends_l24_streamlib_receives() {
     let rx_stats = receive.stats();
     let sink = AudioSink::new();
     let samples = sink.samples.clone();
-    let mut rt = two_streams(
-        SoftwareClock::new(Rational::fps(100)),
-        (receive.output(), sink.input.handle()),
-        ("receive", receive),
-        ("sink", sink),
+    let mut rt = receiving(
+        at_100_hz(),
+        (receive.output(), receive),
+        (sink.input.handle(), sink),
     );
     rt.start().unwrap();
 

@@ -27,11 +27,10 @@ fn l24_stereo_arrives_exact_and_in_real_time() {
     let rx_stats = receive.stats();
     let sink = AudioSink::new();
     let (samples, timestamps) = (sink.samples.clone(), sink.timestamps.clone());
-    let mut rx = two_streams(
-        SoftwareClock::new(Rational::fps(100)),
-        (receive.output(), sink.input.handle()),
-        ("receive", receive),
-        ("sink", sink),
+    let mut rx = receiving(
+        at_100_hz(),
+        (receive.output(), receive),
+        (sink.input.handle(), sink),
     );
     rx.start().unwrap();
 
@@ -41,11 +40,10 @@ fn l24_stereo_arrives_exact_and_in_real_time() {
     let start_tick = (1u64 << 32) - 24_000;
     let start_ns = (start_tick * 1_000_000_000).div_ceil(48_000);
     let source = SineSource::new(1000.0, 2, buffers, start_ns);
-    let mut tx = two_streams(
-        SoftwareClock::new(Rational::fps(100)),
-        (source.out.handle(), send.input()),
-        ("source", source),
-        ("send", send),
+    let mut tx = sending(
+        at_100_hz(),
+        (source.out.handle(), source),
+        (send.input(), send),
     );
     let began = Instant::now();
     tx.run().unwrap();

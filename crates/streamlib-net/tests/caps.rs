@@ -133,11 +133,10 @@ fn a_sender_told_no_size_sends_what_its_source_makes() {
     let rx_stats = receive.stats();
     let sink = CopySink::new();
     let copies = sink.frames.clone();
-    let mut rx = two_streams(
-        SoftwareClock::new(Rational::fps(100)),
-        (receive.output(), sink.input.handle()),
-        ("receive", receive),
-        ("sink", sink),
+    let mut rx = receiving(
+        at_100_hz(),
+        (receive.output(), receive),
+        (sink.input.handle(), sink),
     );
     rx.start().unwrap();
 
@@ -148,11 +147,10 @@ fn a_sender_told_no_size_sends_what_its_source_makes() {
     let frames = 12;
     let source = PatternSource::new(f, frames);
     source.out.set_format(uyvy(640, 360));
-    let mut tx = two_streams(
+    let mut tx = sending(
         SoftwareClock::new(fps),
-        (source.out.handle(), send.input()),
-        ("source", source),
-        ("send", send),
+        (source.out.handle(), source),
+        (send.input(), send),
     );
     let edges = tx.negotiate().unwrap().to_vec();
     assert_eq!(
@@ -272,11 +270,10 @@ fn frames_of_another_size_are_counted_and_warned_about_once_per_change() {
         per_size,
         produced: 0,
     };
-    let mut rt = two_streams(
+    let mut rt = sending(
         FreeRunningClock::new(Rational::fps(30)),
-        (source.out.handle(), send.input()),
-        ("source", source),
-        ("send", send),
+        (source.out.handle(), source),
+        (send.input(), send),
     );
     rt.run().unwrap();
     let s = stats.snapshot();
@@ -315,11 +312,10 @@ fn audio_of_another_layout_is_refused_at_build_or_warned_about_once() {
         if let Some(caps) = declared {
             source.out.set_format(caps);
         }
-        let rt = two_streams(
+        let rt = sending(
             FreeRunningClock::new(Rational::fps(100)),
-            (source.out.handle(), send.input()),
-            ("sine", source),
-            ("send", send),
+            (source.out.handle(), source),
+            (send.input(), send),
         );
         (rt, stats)
     };

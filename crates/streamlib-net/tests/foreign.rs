@@ -45,7 +45,7 @@ fn a_stranger_on_the_port_is_counted_not_delivered() {
     let port = free_port("127.0.0.1");
     let bind = SocketAddr::new(IpAddr::V4(SENDER), port);
     let mut config = NetworkReceiveConfig::new(bind, format);
-    config.source = Some(IpAddr::V4(SENDER));
+    config.endpoint.source = Some(IpAddr::V4(SENDER));
     let mut rx = NetworkReceive::new(config).unwrap();
     let stats = rx.stats();
     let clock = FreeRunningClock::new(Rational::fps(30)).info();
@@ -152,8 +152,8 @@ fn a_source_specific_multicast_receiver_takes_only_its_sender() {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
         format,
     );
-    config.multicast_group = Some(IpAddr::V4(group));
-    config.source = Some(IpAddr::V4(SENDER));
+    config.endpoint.multicast_group = Some(IpAddr::V4(group));
+    config.endpoint.source = Some(IpAddr::V4(SENDER));
     config.socket.multicast_interface_v4 = SENDER;
     let mut rx = NetworkReceive::new(config).unwrap();
     let stats = rx.stats();
@@ -200,7 +200,7 @@ fn the_audio_receiver_drops_a_stranger_too() {
     let format = AudioFormat::new(AudioEncoding::L16, 1).unwrap();
     let bind = SocketAddr::new(IpAddr::V4(SENDER), port);
     let mut config = NetworkAudioReceiveConfig::new(bind, format);
-    config.source = Some(IpAddr::V4(SENDER));
+    config.endpoint.source = Some(IpAddr::V4(SENDER));
     let mut rx = NetworkAudioReceive::new(config).unwrap();
     let stats = rx.stats();
     let clock = FreeRunningClock::new(Rational::fps(100)).info();

@@ -42,11 +42,10 @@ fn streamlib_sends_gstreamer_receives() {
     let send = NetworkSend::new(config).unwrap();
     let stats = send.stats();
     let source = PatternSource::new(f, frames);
-    let mut rt = two_streams(
+    let mut rt = sending(
         SoftwareClock::new(Rational::fps(30)),
-        (source.out.handle(), send.input()),
-        ("source", source),
-        ("send", send),
+        (source.out.handle(), source),
+        (send.input(), send),
     );
     rt.run().unwrap();
     assert_eq!(stats.snapshot().frames, u64::from(frames));
@@ -92,11 +91,10 @@ fn gstreamer_sends_streamlib_receives() {
     let sink = CopySink::new();
     let copies = sink.frames.clone();
     let (clock, ticks) = ManualClock::new(Rational::fps(30));
-    let mut rt = two_streams(
+    let mut rt = receiving(
         clock,
-        (receive.output(), sink.input.handle()),
-        ("receive", receive),
-        ("sink", sink),
+        (receive.output(), receive),
+        (sink.input.handle(), sink),
     );
     rt.start().unwrap();
 

@@ -59,8 +59,8 @@ fn send_receive_format(
 
     let mut rx_config = NetworkReceiveConfig::new(SocketAddr::new(ip.parse().unwrap(), port), f);
     if let Some(g) = group {
-        rx_config.multicast_group = Some(g.parse().unwrap());
-        rx_config.bind = SocketAddr::new(
+        rx_config.endpoint.multicast_group = Some(g.parse().unwrap());
+        rx_config.endpoint.bind = SocketAddr::new(
             if dest.is_ipv4() {
                 "0.0.0.0".parse().unwrap()
             } else {
@@ -75,11 +75,10 @@ fn send_receive_format(
     let sink = CopySink::new();
     let copies = sink.frames.clone();
     // The receiving runtime ticks faster than frames arrive, so none is superseded.
-    let mut rx = two_streams(
+    let mut rx = receiving(
         SoftwareClock::new(Rational::fps(fps.num.div_ceil(fps.den) * 4)),
-        (receive.output(), sink.input.handle()),
-        ("receive", receive),
-        ("sink", sink),
+        (receive.output(), receive),
+        (sink.input.handle(), sink),
     );
     rx.start().unwrap();
 
@@ -89,11 +88,10 @@ fn send_receive_format(
     let send = NetworkSend::new(tx_config).unwrap();
     let tx_stats = send.stats();
     let source = PatternSource::new(f, frames);
-    let mut tx = two_streams(
+    let mut tx = sending(
         SoftwareClock::new(fps),
-        (source.out.handle(), send.input()),
-        ("source", source),
-        ("send", send),
+        (source.out.handle(), source),
+        (send.input(), send),
     );
     tx.run().unwrap(); // ends after `frames`; on_stop drains and joins the send thread
     let sent = tx_stats.snapshot();

@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{pattern, two_streams};
+use common::{pattern, receiving, sending};
 use streamlib_clock::{LockState, Rational};
 use streamlib_net::{
     FrameTimestamps, NetworkReceive, NetworkReceiveConfig, NetworkSend, NetworkSendConfig,
@@ -345,12 +345,7 @@ fn role_send() {
         pool: FramePool::new("pattern", video().layout().unwrap(), 4, 8).unwrap(),
         sent: Arc::clone(&sent),
     };
-    let mut rt = two_streams(
-        clock,
-        (source.out.handle(), send.input()),
-        ("source", source),
-        ("send", send),
-    );
+    let mut rt = sending(clock, (source.out.handle(), source), (send.input(), send));
     rt.run().unwrap();
     for t in sent.lock().unwrap().iter() {
         println!("SENT {t}");
@@ -400,11 +395,10 @@ fn role_receive() {
         input: InputPort::new("video", MemoryCaps::CPU),
         got: Arc::clone(&got),
     };
-    let mut rt = two_streams(
+    let mut rt = receiving(
         clock,
-        (receive.output(), recorder.input.handle()),
-        ("receive", receive),
-        ("record", recorder),
+        (receive.output(), receive),
+        (recorder.input.handle(), recorder),
     );
     rt.start().unwrap();
     println!("READY");

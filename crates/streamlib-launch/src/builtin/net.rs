@@ -78,12 +78,12 @@ fn check_addresses(
 
 fn check_receive(p: &Properties) -> Result<(), CheckError> {
     let config = receive_config(p)?;
-    check_addresses(p, config.bind, config.multicast_group)
+    check_addresses(p, config.endpoint.bind, config.endpoint.multicast_group)
 }
 
 fn check_audio_receive(p: &Properties) -> Result<(), CheckError> {
     let config = audio_receive_config(p)?;
-    check_addresses(p, config.bind, config.multicast_group)
+    check_addresses(p, config.endpoint.bind, config.endpoint.multicast_group)
 }
 
 /// A parse error of the SDP file at `path`, by position only: the file's text is never
@@ -285,14 +285,15 @@ fn receive_config(p: &Properties) -> Result<NetworkReceiveConfig, HandlerError> 
     let path = p.text("sdp");
     if path.is_empty() {
         let mut config = NetworkReceiveConfig::new(address("bind", p.text("bind"))?, format_of(p)?);
-        config.multicast_group = multicast_group(p)?;
-        (config.source, config.ssrc) = stream_filter(p, None)?;
+        config.endpoint.multicast_group = multicast_group(p)?;
+        (config.endpoint.source, config.endpoint.ssrc) = stream_filter(p, None)?;
         Ok(config)
     } else {
         let text = read_sdp(path)?;
         let sdp = SdpSession::parse(&text).map_err(|e| sdp_error(path, &e))?;
         let mut config = NetworkReceiveConfig::from_sdp(&sdp);
-        (config.source, config.ssrc) = stream_filter(p, Some((&text, sdp.destination.ip())))?;
+        (config.endpoint.source, config.endpoint.ssrc) =
+            stream_filter(p, Some((&text, sdp.destination.ip())))?;
         Ok(config)
     }
 }
@@ -308,14 +309,15 @@ fn audio_receive_config(
             audio_format_of(p)?,
         );
         config.jitter.payload_type = u8::try_from(p.int("payload")).ok();
-        config.multicast_group = multicast_group(p)?;
-        (config.source, config.ssrc) = stream_filter(p, None)?;
+        config.endpoint.multicast_group = multicast_group(p)?;
+        (config.endpoint.source, config.endpoint.ssrc) = stream_filter(p, None)?;
         Ok(config)
     } else {
         let text = read_sdp(path)?;
         let sdp = streamlib_net::AudioSdpSession::parse(&text).map_err(|e| sdp_error(path, &e))?;
         let mut config = streamlib_net::NetworkAudioReceiveConfig::from_sdp(&sdp);
-        (config.source, config.ssrc) = stream_filter(p, Some((&text, sdp.destination.ip())))?;
+        (config.endpoint.source, config.endpoint.ssrc) =
+            stream_filter(p, Some((&text, sdp.destination.ip())))?;
         Ok(config)
     }
 }
@@ -528,7 +530,7 @@ fn network_receive() -> HandlerSpec {
         properties,
         factory: Arc::new(|p: &Properties| {
             let mut config = receive_config(p)?;
-            recheck(p, config.bind, config.multicast_group)?;
+            recheck(p, config.endpoint.bind, config.endpoint.multicast_group)?;
             config.gro = p.bool("gro");
             if p.text("timestamps") == "media" {
                 config.timestamps = FrameTimestamps::Media;
@@ -711,7 +713,7 @@ fn network_audio_receive() -> HandlerSpec {
         properties,
         factory: Arc::new(|p: &Properties| {
             let mut config = audio_receive_config(p)?;
-            recheck(p, config.bind, config.multicast_group)?;
+            recheck(p, config.endpoint.bind, config.endpoint.multicast_group)?;
             config.packets_per_buffer = usize::try_from(p.int("buffer-packets")).unwrap_or(1);
             let receiver = streamlib_net::NetworkAudioReceive::new(config)?;
             let stats = receiver.stats();

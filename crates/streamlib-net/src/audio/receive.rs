@@ -1,6 +1,6 @@
 //! `NetworkAudioReceive`: a source that publishes the audio of an ST 2110-30 RTP stream.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,34 +15,23 @@ use super::jitter::{AudioChunk, AudioJitterBuffer, AudioJitterConfig, AudioRecei
 use super::packetizer::AudioFormat;
 use super::sdp::AudioSdpSession;
 use crate::NetError;
-use crate::socket::{RecvBatch, SocketConfig, source_receiver_socket};
+use crate::receive::ReceiveEndpoint;
+use crate::socket::SocketConfig;
 use crate::stats::{StatsHandle, StatsSource, add, load};
-use crate::worker::{self, RECEIVE_POLL, ReceivedStream, SocketCounters, Worker};
+use crate::worker::{self, ReceivedStream, SocketCounters, Worker};
 
 const HANDLER: &str = "NetworkAudioReceive";
 
 /// How a [`NetworkAudioReceive`] listens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkAudioReceiveConfig {
-    /// Local address and port.
-    pub bind: SocketAddr,
-    /// Multicast group to join (`None`: unicast). The socket is bound to the group, so only
-    /// its datagrams arrive.
-    pub multicast_group: Option<IpAddr>,
-    /// The sender's address: datagrams from any other are dropped and counted
-    /// (`foreign_packets`); with an IPv4 group the membership is source-specific
-    /// (`IP_ADD_SOURCE_MEMBERSHIP`). `None`: any sender.
-    pub source: Option<IpAddr>,
-    /// The stream's SSRC (an SDP's `a=ssrc:`): packets of any other SSRC are dropped and
-    /// counted, even after the stream went silent. `None`: the first valid packet's SSRC is
-    /// locked, and another may take over only after 500 ms of silence (a sender restarted
-    /// with a new SSRC).
-    pub ssrc: Option<u32>,
+    /// Where it listens and which sender it accepts (address, group, source, SSRC).
+    pub endpoint: ReceiveEndpoint,
     /// What the stream carries.
     pub format: AudioFormat,
     /// Payload type, reordering window, gap wait, longest concealment.
     pub jitter: AudioJitterConfig,
-    /// Socket options.
+    /// Socket options. Default: those of [`SocketConfig::default`] with a 1 MiB buffer.
     pub socket: SocketConfig,
     /// Packet times per output buffer (1: one [`AudioBuffer`] per packet, the lowest
     /// latency). Default 1.
@@ -54,11 +43,13 @@ pub struct NetworkAudioReceiveConfig {
 impl NetworkAudioReceiveConfig {
     /// `format` on `bind`, unicast, default jitter and socket settings.
     pub fn new(bind: SocketAddr, format: AudioFormat) -> Self {
+        Self::with_endpoint(ReceiveEndpoint::new(bind), format)
+    }
+
+    /// `format` on `endpoint`, default jitter and socket settings.
+    pub fn with_endpoint(endpoint: ReceiveEndpoint, format: AudioFormat) -> Self {
         Self {
-            bind,
-            multicast_group: None,
-            source: None,
-            ssrc: None,
+            endpoint,
             format,
             jitter: AudioJitterConfig::default(),
             socket: SocketConfig {
@@ -75,9 +66,10 @@ impl NetworkAudioReceiveConfig {
     /// unicast address when that address is this host's (else the unspecified address of its
     /// family), its format and payload type.
     pub fn from_sdp(sdp: &AudioSdpSession) -> Self {
-        let (bind, group) = crate::socket::receive_binding(sdp.destination);
-        let mut config = Self::new(bind, sdp.format);
-        config.multicast_group = group;
+        let mut config = Self::with_endpoint(
+            ReceiveEndpoint::for_destination(sdp.destination),
+            sdp.format,
+        );
         config.jitter.payload_type = Some(sdp.payload_type);
         config
     }
@@ -117,7 +109,7 @@ struct Shared {
     resyncs: AtomicU64,
     published: AtomicU64,
     dropped: AtomicU64,
-    socket: SocketCounters,
+    socket: Arc<SocketCounters>,
 }
 
 impl Shared {
@@ -245,13 +237,7 @@ impl StreamHandler for NetworkAudioReceive {
     fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
         worker::stop(&mut self.worker)?;
         let c = &self.config;
-        let socket =
-            source_receiver_socket(c.bind, c.multicast_group, c.source, &c.socket, RECEIVE_POLL)?;
-        let mut jitter = AudioJitterBuffer::new(c.format, c.jitter)?;
-        if let Some(ssrc) = c.ssrc {
-            jitter.lock_ssrc(ssrc);
-        }
-        let source = c.source;
+        let jitter = AudioJitterBuffer::new(c.format, c.jitter)?;
         let assembler = Assembler {
             pool: self.pool.clone(),
             format: c.format,
@@ -261,24 +247,16 @@ impl StreamHandler for NetworkAudioReceive {
             unwrapped: None,
         };
         let per_buffer = (self.pool.buffer_len() / c.format.samples_per_packet()) as u64;
-        let mut stream = AudioStream {
+        let stream = AudioStream {
             jitter,
             assembler,
             per_buffer,
             ready: Arc::clone(&self.ready),
             shared: Arc::clone(&self.shared),
         };
-        let worker = Worker::spawn(
-            HANDLER,
-            "receive",
-            "streamlib-net-audio-recv",
-            move |stop| {
-                let shared = Arc::clone(&stream.shared);
-                let batch = RecvBatch::new();
-                worker::receive_loop(&socket, batch, source, &shared.socket, stop, &mut stream);
-            },
-        )?;
-        self.worker = Some(worker);
+        let name = "streamlib-net-audio-recv";
+        // No GRO: audio senders do not send GSO bursts.
+        self.worker = Some(c.endpoint.start(HANDLER, name, &c.socket, false, stream)?);
         Ok(())
     }
 
@@ -291,10 +269,7 @@ impl StreamHandler for NetworkAudioReceive {
     }
 
     fn on_stop(&mut self) -> Result<(), HandlerError> {
-        let result = worker::stop(&mut self.worker);
-        // Buffers not yet published go back to the pool.
-        while self.ready.pop().is_some() {}
-        Ok(result?)
+        Ok(worker::stop_receiver(&mut self.worker, &self.ready)?)
     }
 }
 
@@ -400,5 +375,13 @@ impl ReceivedStream for AudioStream {
         );
         self.jitter.poll(now_ns, &mut sink);
         self.shared.store(self.jitter.counters(), truncated);
+    }
+
+    fn lock_ssrc(&mut self, ssrc: u32) {
+        self.jitter.lock_ssrc(ssrc);
+    }
+
+    fn socket_counters(&self) -> Arc<SocketCounters> {
+        Arc::clone(&self.shared.socket)
     }
 }

@@ -1,6 +1,6 @@
 //! `NetworkReceive`: a source that publishes the frames of an ST 2110-20 RTP stream.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -15,10 +15,11 @@ use streamlib_clock::LatencyHistogram;
 
 use super::jitter::{Delivered, JitterBuffer, JitterConfig, LineSpan, ReceiveCounters};
 use super::sdp::SdpSession;
+use crate::receive::ReceiveEndpoint;
 use crate::rtp::{Malformed, rtp_time_ns};
-use crate::socket::{RecvBatch, SocketConfig, enable_gro, source_receiver_socket};
+use crate::socket::SocketConfig;
 use crate::stats::{StatsHandle, StatsSource, add, load};
-use crate::worker::{self, RECEIVE_POLL, ReceivedStream, SocketCounters, Worker};
+use crate::worker::{self, ReceivedStream, SocketCounters, Worker};
 use crate::{NetError, VideoFormat};
 
 const HANDLER: &str = "NetworkReceive";
@@ -40,20 +41,8 @@ pub enum FrameTimestamps {
 /// How a [`NetworkReceive`] listens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkReceiveConfig {
-    /// Local address and port (`0.0.0.0:5004`, `[::]:5004`, or a specific address).
-    pub bind: SocketAddr,
-    /// Multicast group to join (`None`: unicast). The socket is bound to the group, so only
-    /// its datagrams arrive.
-    pub multicast_group: Option<IpAddr>,
-    /// The sender's address: datagrams from any other are dropped and counted
-    /// (`foreign_packets`); with an IPv4 group the membership is source-specific
-    /// (`IP_ADD_SOURCE_MEMBERSHIP`). `None`: any sender.
-    pub source: Option<IpAddr>,
-    /// The stream's SSRC (an SDP's `a=ssrc:`): packets of any other SSRC are dropped and
-    /// counted, even after the stream went silent. `None`: the first valid packet's SSRC is
-    /// locked, and another may take over only after 500 ms of silence (a sender restarted
-    /// with a new SSRC).
-    pub ssrc: Option<u32>,
+    /// Where it listens and which sender it accepts (address, group, source, SSRC).
+    pub endpoint: ReceiveEndpoint,
     /// What the stream carries.
     pub format: VideoFormat,
     /// Reordering window, slots, incomplete-frame policy, payload type.
@@ -74,11 +63,13 @@ pub struct NetworkReceiveConfig {
 impl NetworkReceiveConfig {
     /// `format` on `bind`, unicast, default jitter and socket settings.
     pub fn new(bind: SocketAddr, format: VideoFormat) -> Self {
+        Self::with_endpoint(ReceiveEndpoint::new(bind), format)
+    }
+
+    /// `format` on `endpoint`, default jitter and socket settings.
+    pub fn with_endpoint(endpoint: ReceiveEndpoint, format: VideoFormat) -> Self {
         Self {
-            bind,
-            multicast_group: None,
-            source: None,
-            ssrc: None,
+            endpoint,
             format,
             jitter: JitterConfig::default(),
             socket: SocketConfig::default(),
@@ -92,9 +83,10 @@ impl NetworkReceiveConfig {
     /// unicast address when that address is this host's (else the unspecified address of its
     /// family), its format and payload type.
     pub fn from_sdp(sdp: &SdpSession) -> Self {
-        let (bind, group) = crate::socket::receive_binding(sdp.destination);
-        let mut config = Self::new(bind, sdp.format);
-        config.multicast_group = group;
+        let mut config = Self::with_endpoint(
+            ReceiveEndpoint::for_destination(sdp.destination),
+            sdp.format,
+        );
         config.jitter.payload_type = Some(sdp.payload_type);
         config
     }
@@ -148,7 +140,7 @@ struct Shared {
     last_missing: Mutex<Vec<LineSpan>>,
     published: AtomicU64,
     superseded: AtomicU64,
-    socket: SocketCounters,
+    socket: Arc<SocketCounters>,
     from_future: AtomicU64,
     assembly: LatencyHistogram,
     publish_wait: LatencyHistogram,
@@ -223,7 +215,7 @@ impl NetworkReceive {
                 last_missing: Mutex::new(Vec::new()),
                 published: AtomicU64::new(0),
                 superseded: AtomicU64::new(0),
-                socket: SocketCounters::default(),
+                socket: Arc::default(),
                 from_future: AtomicU64::new(0),
                 assembly: LatencyHistogram::new(),
                 publish_wait: LatencyHistogram::new(),
@@ -257,29 +249,14 @@ impl StreamHandler for NetworkReceive {
     fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
         worker::stop(&mut self.worker)?;
         let c = &self.config;
-        let socket =
-            source_receiver_socket(c.bind, c.multicast_group, c.source, &c.socket, RECEIVE_POLL)?;
-        let gro = c.gro && enable_gro(&socket);
-        let mut jitter = JitterBuffer::new(c.format, self.pool.clone(), c.jitter)?;
-        if let Some(ssrc) = c.ssrc {
-            jitter.lock_ssrc(ssrc);
-        }
-        let source = c.source;
-        let mut stream = VideoStream {
+        let jitter = JitterBuffer::new(c.format, self.pool.clone(), c.jitter)?;
+        let stream = VideoStream {
             jitter,
             ready: Arc::clone(&self.ready),
             shared: Arc::clone(&self.shared),
         };
-        let worker = Worker::spawn(HANDLER, "receive", "streamlib-net-recv", move |stop| {
-            let batch = if gro {
-                RecvBatch::with_gro()
-            } else {
-                RecvBatch::new()
-            };
-            let shared = Arc::clone(&stream.shared);
-            worker::receive_loop(&socket, batch, source, &shared.socket, stop, &mut stream);
-        })?;
-        self.worker = Some(worker);
+        let name = "streamlib-net-recv";
+        self.worker = Some(c.endpoint.start(HANDLER, name, &c.socket, c.gro, stream)?);
         Ok(())
     }
 
@@ -314,10 +291,7 @@ impl StreamHandler for NetworkReceive {
     }
 
     fn on_stop(&mut self) -> Result<(), HandlerError> {
-        let result = worker::stop(&mut self.worker);
-        // Frames not yet published go back to the pool.
-        while self.ready.pop().is_some() {}
-        Ok(result?)
+        Ok(worker::stop_receiver(&mut self.worker, &self.ready)?)
     }
 }
 
@@ -373,6 +347,14 @@ impl ReceivedStream for VideoStream {
             .counters
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = counters;
+    }
+
+    fn lock_ssrc(&mut self, ssrc: u32) {
+        self.jitter.lock_ssrc(ssrc);
+    }
+
+    fn socket_counters(&self) -> Arc<SocketCounters> {
+        Arc::clone(&self.shared.socket)
     }
 }
 

@@ -159,6 +159,39 @@ pub fn two_streams<T: Message>(
     rt
 }
 
+/// A runtime on `clock` in which a source feeds a sender: streams `"source"` and `"send"`.
+pub fn sending<T: Message>(
+    clock: impl streamlib_clock::Clock,
+    source: (OutputRef<T>, impl StreamHandler),
+    send: (InputRef<T>, impl StreamHandler),
+) -> StreamRuntime {
+    two_streams(
+        clock,
+        (source.0, send.0),
+        ("source", source.1),
+        ("send", send.1),
+    )
+}
+
+/// A runtime on `clock` in which a receiver feeds a sink: streams `"receive"` and `"sink"`.
+pub fn receiving<T: Message>(
+    clock: impl streamlib_clock::Clock,
+    receive: (OutputRef<T>, impl StreamHandler),
+    sink: (InputRef<T>, impl StreamHandler),
+) -> StreamRuntime {
+    two_streams(
+        clock,
+        (receive.0, sink.0),
+        ("receive", receive.1),
+        ("sink", sink.1),
+    )
+}
+
+/// The software clock most tests tick on: 100 ticks a second (10 ms audio buffers).
+pub fn at_100_hz() -> streamlib_clock::SoftwareClock {
+    streamlib_clock::SoftwareClock::new(Rational::fps(100))
+}
+
 /// `port` on 127.0.0.1.
 pub fn localhost(port: u16) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], port))
