@@ -55,6 +55,14 @@ fn new_socket(addr: SocketAddr) -> Result<Socket, NetError> {
         .map_err(socket_err(addr, "socket"))
 }
 
+/// Binds `socket` to `local`; a failure names the address.
+fn bind_to(socket: &Socket, local: SocketAddr) -> Result<(), NetError> {
+    socket.bind(&local.into()).map_err(|source| NetError::Bind {
+        addr: local,
+        source,
+    })
+}
+
 /// A socket that sends to one destination (unicast or multicast), connected to it.
 pub fn sender_socket(
     destination: SocketAddr,
@@ -65,42 +73,30 @@ pub fn sender_socket(
     // Best effort: the kernel caps the size; a smaller buffer only means earlier drops.
     let _ = socket.set_send_buffer_size(config.buffer_bytes);
     if destination.ip().is_multicast() {
+        // Each option's failure names the option.
+        let set = |op, result: io::Result<()>| result.map_err(socket_err(destination, op));
+        let (ttl, looped) = (config.multicast_ttl, config.multicast_loop);
         match destination.ip() {
             IpAddr::V4(_) => {
-                socket
-                    .set_multicast_ttl_v4(config.multicast_ttl)
-                    .map_err(socket_err(destination, "IP_MULTICAST_TTL"))?;
-                socket
-                    .set_multicast_loop_v4(config.multicast_loop)
-                    .map_err(socket_err(destination, "IP_MULTICAST_LOOP"))?;
-                if !config.multicast_interface_v4.is_unspecified() {
-                    socket
-                        .set_multicast_if_v4(&config.multicast_interface_v4)
-                        .map_err(socket_err(destination, "IP_MULTICAST_IF"))?;
+                set("IP_MULTICAST_TTL", socket.set_multicast_ttl_v4(ttl))?;
+                set("IP_MULTICAST_LOOP", socket.set_multicast_loop_v4(looped))?;
+                let interface = config.multicast_interface_v4;
+                if !interface.is_unspecified() {
+                    set("IP_MULTICAST_IF", socket.set_multicast_if_v4(&interface))?;
                 }
             }
             IpAddr::V6(_) => {
-                socket
-                    .set_multicast_hops_v6(config.multicast_ttl)
-                    .map_err(socket_err(destination, "IPV6_MULTICAST_HOPS"))?;
-                socket
-                    .set_multicast_loop_v6(config.multicast_loop)
-                    .map_err(socket_err(destination, "IPV6_MULTICAST_LOOP"))?;
-                if config.multicast_interface_v6 != 0 {
-                    socket
-                        .set_multicast_if_v6(config.multicast_interface_v6)
-                        .map_err(socket_err(destination, "IPV6_MULTICAST_IF"))?;
+                set("IPV6_MULTICAST_HOPS", socket.set_multicast_hops_v6(ttl))?;
+                set("IPV6_MULTICAST_LOOP", socket.set_multicast_loop_v6(looped))?;
+                match config.multicast_interface_v6 {
+                    0 => {}
+                    index => set("IPV6_MULTICAST_IF", socket.set_multicast_if_v6(index))?,
                 }
             }
         }
     }
     if let Some(local) = bind {
-        socket
-            .bind(&local.into())
-            .map_err(|source| NetError::Bind {
-                addr: local,
-                source,
-            })?;
+        bind_to(&socket, local)?;
     }
     socket
         .connect(&destination.into())
@@ -263,12 +259,7 @@ pub fn source_receiver_socket(
         Some(g) if bind.ip().is_unspecified() => SocketAddr::new(g, bind.port()),
         _ => bind,
     };
-    socket
-        .bind(&local.into())
-        .map_err(|source| NetError::Bind {
-            addr: local,
-            source,
-        })?;
+    bind_to(&socket, local)?;
     match (group, source) {
         (Some(IpAddr::V4(g)), Some(IpAddr::V4(src))) => socket
             .join_ssm_v4(&src, &g, &config.multicast_interface_v4)

@@ -18,30 +18,19 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::packetizer::{AudioEncoding, AudioFormat, PacketTime};
 use crate::NetError;
-use crate::sdp::{Medium, RefClock, Session, missing};
+use crate::sdp::{Medium, RefClock, Session, media_session, missing};
 
 const AUDIO: Medium = Medium {
     name: "audio",
     only_one: false,
 };
 
-/// Everything a receiver needs to know about one ST 2110-30 stream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AudioSdpSession {
-    /// Session name (`s=`).
-    pub name: String,
-    /// The sender's address (`o=`).
-    pub origin: IpAddr,
-    /// Where the stream goes (`c=` and the port of `m=`).
-    pub destination: SocketAddr,
-    /// Multicast TTL written into `c=` for IPv4 multicast.
-    pub ttl: u8,
-    /// RTP payload type.
-    pub payload_type: u8,
-    /// Encoding, channels, rate and packet time.
-    pub format: AudioFormat,
-    /// Timestamp reference clock.
-    pub ref_clock: RefClock,
+media_session! {
+    /// Everything a receiver needs to know about one ST 2110-30 stream.
+    pub struct AudioSdpSession {
+        /// Encoding, channels, rate and packet time.
+        pub format: AudioFormat,
+    }
 }
 
 impl AudioSdpSession {
@@ -80,15 +69,7 @@ impl AudioSdpSession {
     /// ```
     pub fn to_sdp(&self) -> String {
         let (pt, f) = (self.payload_type, &self.format);
-        let session = Session {
-            name: self.name.clone(),
-            origin: self.origin,
-            destination: self.destination,
-            ttl: self.ttl,
-            payload_type: pt,
-            ref_clock: self.ref_clock,
-        };
-        session.to_sdp(
+        self.session().to_sdp(
             AUDIO.name,
             &[
                 format!(
@@ -143,15 +124,7 @@ impl AudioSdpSession {
         if format.frames_per_packet() == 0 {
             return Err(line.error("no whole sample fits the packet time"));
         }
-        Ok(Self {
-            name: session.name,
-            origin: session.origin,
-            destination: session.destination,
-            ttl: session.ttl,
-            payload_type: session.payload_type,
-            format,
-            ref_clock: session.ref_clock,
-        })
+        Ok(Self::from_session(session, format))
     }
 }
 

@@ -18,6 +18,66 @@ mod filter;
 
 pub use filter::SdpStreamFilter;
 
+/// Declares a medium's public SDP type: the fields every ST 2110 SDP has (name, origin,
+/// destination, TTL, payload type, then the medium's own fields, then the reference clock)
+/// and its conversions to and from [`Session`], so that the session fields and how they
+/// travel to and from the text are written once.
+macro_rules! media_session {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $name {
+            /// Session name (`s=`).
+            pub name: String,
+            /// The sender's address (`o=`).
+            pub origin: std::net::IpAddr,
+            /// Where the stream goes (`c=` and the port of `m=`): a multicast group or a
+            /// unicast receiver.
+            pub destination: std::net::SocketAddr,
+            /// Multicast TTL written into `c=` for IPv4 multicast.
+            pub ttl: u8,
+            /// RTP payload type.
+            pub payload_type: u8,
+            $($(#[$field_meta])* pub $field: $ty,)+
+            /// Timestamp reference clock.
+            pub ref_clock: $crate::sdp::RefClock,
+        }
+
+        impl $name {
+            /// The session-level part, to write.
+            fn session(&self) -> $crate::sdp::Session {
+                $crate::sdp::Session {
+                    name: self.name.clone(),
+                    origin: self.origin,
+                    destination: self.destination,
+                    ttl: self.ttl,
+                    payload_type: self.payload_type,
+                    ref_clock: self.ref_clock,
+                }
+            }
+
+            /// A parsed session with the medium's own fields.
+            fn from_session(session: $crate::sdp::Session, $($field: $ty),+) -> Self {
+                Self {
+                    name: session.name,
+                    origin: session.origin,
+                    destination: session.destination,
+                    ttl: session.ttl,
+                    payload_type: session.payload_type,
+                    $($field,)+
+                    ref_clock: session.ref_clock,
+                }
+            }
+        }
+    };
+}
+pub(crate) use media_session;
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 

@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use streamlib_clock::Rational;
 
-use crate::sdp::{Medium, RefClock, SdpLine, Session, missing};
+use crate::sdp::{Medium, RefClock, SdpLine, Session, media_session, missing};
 use crate::{NetError, PacketPacing, Sampling, VideoFormat};
 
 const VIDEO: Medium = Medium {
@@ -27,26 +27,14 @@ const VIDEO: Medium = Medium {
     only_one: true,
 };
 
-/// Everything a receiver needs to know about one ST 2110-20 stream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SdpSession {
-    /// Session name (`s=`).
-    pub name: String,
-    /// The sender's address (`o=`).
-    pub origin: IpAddr,
-    /// Where the stream goes (`c=` and the port of `m=`): a multicast group or a unicast
-    /// receiver.
-    pub destination: SocketAddr,
-    /// Multicast TTL written into `c=` for IPv4 multicast.
-    pub ttl: u8,
-    /// RTP payload type.
-    pub payload_type: u8,
-    /// Sampling, size and rate.
-    pub format: VideoFormat,
-    /// Sender type (`TP=`).
-    pub pacing: PacketPacing,
-    /// Timestamp reference clock.
-    pub ref_clock: RefClock,
+media_session! {
+    /// Everything a receiver needs to know about one ST 2110-20 stream.
+    pub struct SdpSession {
+        /// Sampling, size and rate.
+        pub format: VideoFormat,
+        /// Sender type (`TP=`).
+        pub pacing: PacketPacing,
+    }
 }
 
 fn rate_text(fps: Rational) -> String {
@@ -71,17 +59,6 @@ impl SdpSession {
             format,
             pacing: PacketPacing::Narrow,
             ref_clock: RefClock::Ptp { grandmaster: None },
-        }
-    }
-
-    fn session(&self) -> Session {
-        Session {
-            name: self.name.clone(),
-            origin: self.origin,
-            destination: self.destination,
-            ttl: self.ttl,
-            payload_type: self.payload_type,
-            ref_clock: self.ref_clock,
         }
     }
 
@@ -127,16 +104,7 @@ impl SdpSession {
         }
         let (line, params): (SdpLine<'_>, &str) = fmtp.ok_or_else(|| missing("a=fmtp"))?;
         let (format, pacing) = parse_fmtp(params).map_err(|reason| line.error(&reason))?;
-        Ok(Self {
-            name: session.name,
-            origin: session.origin,
-            destination: session.destination,
-            ttl: session.ttl,
-            payload_type: session.payload_type,
-            format,
-            pacing,
-            ref_clock: session.ref_clock,
-        })
+        Ok(Self::from_session(session, format, pacing))
     }
 }
 
