@@ -1,12 +1,7 @@
 //! Interop with GStreamer's AES67-style L24 elements (`rtpL24pay` / `rtpL24depay`) over
 //! loopback, checked by the tone that comes out. Skipped, loudly, where `gst-launch-1.0` or
 //! the elements are missing.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::print_stderr,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::print_stderr, reason = "tests")]
 
 mod common;
 
@@ -17,12 +12,13 @@ use streamlib_net::*;
 
 #[test]
 fn streamlib_sends_l24_gstreamer_receives() {
-    if !gst_available(&["rtpL24pay", "rtpL24depay", "audiotestsrc", "udpsrc"]) {
+    let Some((dir, port)) = gst_scratch(
+        &["rtpL24pay", "rtpL24depay", "audiotestsrc", "udpsrc"],
+        "gst-audio-rx",
+    ) else {
         return;
-    }
-    let dir = scratch_dir("gst-audio-rx");
+    };
     let out = dir.join("received.f32");
-    let port = free_port("127.0.0.1");
     let buffers = 100; // 1 s of 1 kHz
     let mut receiver = gst(&format!(
         "udpsrc port={port} address=127.0.0.1 caps=application/x-rtp,media=audio,clock-rate=48000,encoding-name=L24,channels=2,payload=97 ! rtpL24depay ! audioconvert ! audio/x-raw,format=F32LE ! filesink location={}",
@@ -98,17 +94,7 @@ fn gstreamer_sends_l24_streamlib_receives() {
     let port = free_port("127.0.0.1");
     let buffers = 100; // 1 s of 440 Hz in 10 ms buffers
     let format = AudioFormat::new(AudioEncoding::L24, 2).unwrap();
-    let receive =
-        NetworkAudioReceive::new(NetworkAudioReceiveConfig::new(localhost(port), format)).unwrap();
-    let rx_stats = receive.stats();
-    let sink = AudioSink::new();
-    let samples = sink.samples.clone();
-    let mut rt = receiving(
-        at_100_hz(),
-        (receive.output(), receive),
-        (sink.input.handle(), sink),
-    );
-    rt.start().unwrap();
+    let (mut rt, rx_stats, (samples, _)) = receive_audio(port, format);
 
     // mtu large enough for 1 ms of stereo L24 (12 + 288 bytes); ptime pinned to 1 ms.
     let mut sender = gst(&format!(

@@ -1,11 +1,6 @@
 //! NetworkAudioSend → UDP loopback → NetworkAudioReceive inside runtimes: samples arrive
 //! exact to the L24 step, in real time, across an RTP timestamp wrap; threads stop cleanly.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::print_stderr,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::print_stderr, reason = "tests")]
 
 mod common;
 
@@ -22,17 +17,7 @@ fn l24_stereo_arrives_exact_and_in_real_time() {
     let port = free_port("127.0.0.1");
     let format = AudioFormat::new(AudioEncoding::L24, 2).unwrap();
 
-    let receive =
-        NetworkAudioReceive::new(NetworkAudioReceiveConfig::new(localhost(port), format)).unwrap();
-    let rx_stats = receive.stats();
-    let sink = AudioSink::new();
-    let (samples, timestamps) = (sink.samples.clone(), sink.timestamps.clone());
-    let mut rx = receiving(
-        at_100_hz(),
-        (receive.output(), receive),
-        (sink.input.handle(), sink),
-    );
-    rx.start().unwrap();
+    let (mut rx, rx_stats, (samples, timestamps)) = receive_audio(port, format);
 
     let send = NetworkAudioSend::new(NetworkAudioSendConfig::new(localhost(port), format)).unwrap();
     let tx_stats = send.stats();

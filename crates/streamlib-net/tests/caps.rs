@@ -130,15 +130,7 @@ fn a_sender_told_no_size_sends_what_its_source_makes() {
     let f = VideoFormat::new(Sampling::YCbCr422Depth8, 640, 360, fps).unwrap();
 
     let receive = NetworkReceive::new(NetworkReceiveConfig::new(dest, f)).unwrap();
-    let rx_stats = receive.stats();
-    let sink = CopySink::new();
-    let copies = sink.frames.clone();
-    let mut rx = receiving(
-        at_100_hz(),
-        (receive.output(), receive),
-        (sink.input.handle(), sink),
-    );
-    rx.start().unwrap();
+    let (mut rx, rx_stats, copies) = receive_video(at_100_hz(), receive);
 
     let mut config = NetworkSendConfig::following_input(dest, Sampling::YCbCr422Depth8);
     config.sdp_file = Some(sdp_path.clone());

@@ -39,17 +39,29 @@ fn send_from(from: Ipv4Addr, to: SocketAddr, packets: &[Vec<u8>]) {
     }
 }
 
+/// Bound to `bind`, accepting only [`SENDER`].
+fn only_sender(bind: SocketAddr) -> ReceiveEndpoint {
+    ReceiveEndpoint {
+        source: Some(IpAddr::V4(SENDER)),
+        ..ReceiveEndpoint::new(bind)
+    }
+}
+
+/// Starts `rx` outside a runtime, as a runtime of `fps` ticks would.
+fn start(rx: &mut impl StreamHandler, fps: u32) {
+    let clock = FreeRunningClock::new(Rational::fps(fps)).info();
+    rx.on_start(&StartContext::new("rx", &clock)).unwrap();
+}
+
 #[test]
 fn a_stranger_on_the_port_is_counted_not_delivered() {
     let format = format(Sampling::YCbCr422Depth10, 64, 16);
     let port = free_port("127.0.0.1");
     let bind = SocketAddr::new(IpAddr::V4(SENDER), port);
-    let mut config = NetworkReceiveConfig::new(bind, format);
-    config.endpoint.source = Some(IpAddr::V4(SENDER));
+    let config = NetworkReceiveConfig::with_endpoint(only_sender(bind), format);
     let mut rx = NetworkReceive::new(config).unwrap();
     let stats = rx.stats();
-    let clock = FreeRunningClock::new(Rational::fps(30)).info();
-    rx.on_start(&StartContext::new("rx", &clock)).unwrap();
+    start(&mut rx, 30);
 
     // The stranger sends first: were its packets taken, its SSRC would be locked and the
     // real sender's refused.
@@ -81,6 +93,41 @@ fn a_stranger_on_the_port_is_counted_not_delivered() {
     let s = stats.snapshot();
     assert_eq!(s.foreign_packets, forged.len() as u64, "{s:?}");
     assert_eq!(s.counters.foreign_ssrc, 0, "{s:?}");
+    rx.on_stop().unwrap();
+}
+
+/// The receiver's configured SSRC is locked from the start: another SSRC that arrives first
+/// is counted, not taken.
+#[test]
+fn a_receiver_pinned_to_an_ssrc_refuses_another_that_comes_first() {
+    let format = format(Sampling::YCbCr422Depth10, 64, 16);
+    let port = free_port("127.0.0.1");
+    let bind = SocketAddr::new(IpAddr::V4(SENDER), port);
+    let endpoint = ReceiveEndpoint {
+        ssrc: Some(0x600D),
+        ..only_sender(bind)
+    };
+    let mut rx =
+        NetworkReceive::new(NetworkReceiveConfig::with_endpoint(endpoint, format)).unwrap();
+    let stats = rx.stats();
+    start(&mut rx, 30);
+
+    let other = frame_packets(&format, 0xBAD, 0);
+    send_from(SENDER, bind, &other);
+    send_from(SENDER, bind, &frame_packets(&format, 0x600D, 1));
+    send_from(SENDER, bind, &frame_packets(&format, 0x600D, 2));
+    assert!(
+        wait_for(Duration::from_secs(5), || stats
+            .snapshot()
+            .counters
+            .frames_complete
+            >= 1),
+        "{:?}",
+        stats.snapshot()
+    );
+    let s = stats.snapshot();
+    assert_eq!(s.counters.foreign_ssrc, other.len() as u64, "{s:?}");
+    assert_eq!(s.foreign_packets, other.len() as u64, "{s:?}");
     rx.on_stop().unwrap();
 }
 
@@ -148,17 +195,15 @@ fn a_source_specific_multicast_receiver_takes_only_its_sender() {
     let format = format(Sampling::YCbCr422Depth10, 64, 16);
     let port = free_port("0.0.0.0");
     let group: Ipv4Addr = "239.255.42.97".parse().unwrap();
-    let mut config = NetworkReceiveConfig::new(
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-        format,
-    );
-    config.endpoint.multicast_group = Some(IpAddr::V4(group));
-    config.endpoint.source = Some(IpAddr::V4(SENDER));
+    let endpoint = ReceiveEndpoint {
+        multicast_group: Some(IpAddr::V4(group)),
+        ..only_sender(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
+    };
+    let mut config = NetworkReceiveConfig::with_endpoint(endpoint, format);
     config.socket.multicast_interface_v4 = SENDER;
     let mut rx = NetworkReceive::new(config).unwrap();
     let stats = rx.stats();
-    let clock = FreeRunningClock::new(Rational::fps(30)).info();
-    rx.on_start(&StartContext::new("rx", &clock)).unwrap();
+    start(&mut rx, 30);
     let to = SocketAddr::new(IpAddr::V4(group), port);
     let multicast_from = |from: Ipv4Addr, packets: &[Vec<u8>]| {
         let socket =
@@ -199,12 +244,10 @@ fn the_audio_receiver_drops_a_stranger_too() {
     let port = free_port("127.0.0.1");
     let format = AudioFormat::new(AudioEncoding::L16, 1).unwrap();
     let bind = SocketAddr::new(IpAddr::V4(SENDER), port);
-    let mut config = NetworkAudioReceiveConfig::new(bind, format);
-    config.endpoint.source = Some(IpAddr::V4(SENDER));
+    let config = NetworkAudioReceiveConfig::with_endpoint(only_sender(bind), format);
     let mut rx = NetworkAudioReceive::new(config).unwrap();
     let stats = rx.stats();
-    let clock = FreeRunningClock::new(Rational::fps(100)).info();
-    rx.on_start(&StartContext::new("rx", &clock)).unwrap();
+    start(&mut rx, 100);
     let mut packets = Vec::new();
     let mut p = AudioPacketizer::new(format, AudioPacketizerConfig::default()).unwrap();
     p.push(&[0.25; 480], 0, &mut |d: &[u8]| packets.push(d.to_vec()));

@@ -20,12 +20,10 @@ const H: u32 = 240;
 
 #[test]
 fn streamlib_sends_gstreamer_receives() {
-    if !gst_available(&["rtpvrawpay", "rtpvrawdepay"]) {
+    let Some((dir, port)) = gst_scratch(&["rtpvrawpay", "rtpvrawdepay"], "gst-rx") else {
         return;
-    }
-    let dir = scratch_dir("gst-rx");
+    };
     let out = dir.join("received.uyvy");
-    let port = free_port("127.0.0.1");
     let frames = 10u32;
     let caps = format!(
         "caps=application/x-rtp,media=(string)video,clock-rate=(int)90000,encoding-name=(string)RAW,sampling=(string)YCbCr-4:2:2,depth=(string)8,width=(string){W},height=(string){H},payload=(int)96"
@@ -77,26 +75,16 @@ fn streamlib_sends_gstreamer_receives() {
 
 #[test]
 fn gstreamer_sends_streamlib_receives() {
-    if !gst_available(&["rtpvrawpay", "rtpvrawdepay"]) {
+    let Some((dir, port)) = gst_scratch(&["rtpvrawpay", "rtpvrawdepay"], "gst-tx") else {
         return;
-    }
-    let dir = scratch_dir("gst-tx");
+    };
     let reference = dir.join("sent.uyvy");
-    let port = free_port("127.0.0.1");
     let frames = 20usize;
 
     let f = VideoFormat::new(Sampling::YCbCr422Depth8, W, H, Rational::fps(30)).unwrap();
     let receive = NetworkReceive::new(NetworkReceiveConfig::new(localhost(port), f)).unwrap();
-    let rx_stats = receive.stats();
-    let sink = CopySink::new();
-    let copies = sink.frames.clone();
     let (clock, ticks) = ManualClock::new(Rational::fps(30));
-    let mut rt = receiving(
-        clock,
-        (receive.output(), receive),
-        (sink.input.handle(), sink),
-    );
-    rt.start().unwrap();
+    let (mut rt, rx_stats, copies) = receive_video(clock, receive);
 
     // Live at 30 fps, each frame different (snow), teed to a file for reference.
     let mut sender = gst(&format!(

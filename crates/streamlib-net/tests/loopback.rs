@@ -71,16 +71,9 @@ fn send_receive_format(
         rx_config.socket.multicast_interface_v4 = "127.0.0.1".parse().unwrap();
     }
     let receive = NetworkReceive::new(rx_config).unwrap();
-    let rx_stats = receive.stats();
-    let sink = CopySink::new();
-    let copies = sink.frames.clone();
     // The receiving runtime ticks faster than frames arrive, so none is superseded.
-    let mut rx = receiving(
-        SoftwareClock::new(Rational::fps(fps.num.div_ceil(fps.den) * 4)),
-        (receive.output(), receive),
-        (sink.input.handle(), sink),
-    );
-    rx.start().unwrap();
+    let clock = SoftwareClock::new(Rational::fps(fps.num.div_ceil(fps.den) * 4));
+    let (mut rx, rx_stats, copies) = receive_video(clock, receive);
 
     let mut tx_config = NetworkSendConfig::new(dest, f);
     tx_config.pacing = pacing;

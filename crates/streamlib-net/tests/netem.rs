@@ -15,7 +15,7 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,9 +24,16 @@ use streamlib_net::*;
 use streamlib_test_support::netns::{Namespaces, run};
 
 const ROLE: &str = "STREAMLIB_NET_NETEM_ROLE";
+
+/// Whether this process was started to play `role` (else the helper test does nothing).
+fn playing(role: &str) -> bool {
+    std::env::var(ROLE).as_deref() == Ok(role)
+}
 const IMPAIR: &str = "STREAMLIB_NET_NETEM_IMPAIR";
 const FRAMES: u32 = 300;
 const PORT: u16 = 5004;
+/// The receiving namespace's address and port.
+const RECEIVER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 231, 0, 2), PORT));
 
 fn format() -> VideoFormat {
     common::format(Sampling::YCbCr422Depth8, 320, 240)
@@ -159,17 +166,12 @@ fn jitter_buffer_under_netem() {
 #[test]
 #[ignore = "run inside a namespace by jitter_buffer_under_netem"]
 fn netem_send_helper() {
-    if std::env::var(ROLE).as_deref() != Ok("send") {
+    if !playing("send") {
         return;
     }
     let f = format();
     let mut p = Packetizer::new(f, PacketizerConfig::default()).unwrap();
-    let socket = sender_socket(
-        SocketAddr::new("10.231.0.2".parse().unwrap(), PORT),
-        None,
-        &SocketConfig::default(),
-    )
-    .unwrap();
+    let socket = sender_socket(RECEIVER, None, &SocketConfig::default()).unwrap();
     let impair = std::env::var(IMPAIR).as_deref() == Ok("1");
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut chance = |percent: f64| {
@@ -232,12 +234,12 @@ fn netem_send_helper() {
 #[test]
 #[ignore = "run inside a namespace by jitter_buffer_under_netem"]
 fn netem_receive_helper() {
-    if std::env::var(ROLE).as_deref() != Ok("recv") {
+    if !playing("recv") {
         return;
     }
     let f = format();
     let socket = receiver_socket(
-        SocketAddr::new("10.231.0.2".parse().unwrap(), PORT),
+        RECEIVER,
         None,
         &SocketConfig::default(),
         Duration::from_millis(1),

@@ -41,6 +41,12 @@ use streamlib_test_support::netns::{
 };
 
 const ROLE_ENV: &str = "STREAMLIB_SPLIT_ROLE";
+
+/// Whether this process was started to play `role` (else the role test does nothing).
+fn playing(role: &str) -> bool {
+    std::env::var(ROLE_ENV).ok().as_deref() == Some(role)
+}
+
 /// Set to 1 where this test must run rather than skip.
 const REQUIRE: &str = "STREAMLIB_REQUIRE_PTP";
 const FPS: u32 = 50;
@@ -332,7 +338,7 @@ impl StreamHandler for StampedSource {
 
 #[test]
 fn role_send() {
-    if std::env::var(ROLE_ENV).ok().as_deref() != Some("role_send") {
+    if !playing("role_send") {
         return;
     }
     let clock = locked_clock(0xa0);
@@ -382,7 +388,7 @@ impl StreamHandler for Recorder {
 
 #[test]
 fn role_receive() {
-    if std::env::var(ROLE_ENV).ok().as_deref() != Some("role_receive") {
+    if !playing("role_receive") {
         return;
     }
     let clock = locked_clock(0xb0);

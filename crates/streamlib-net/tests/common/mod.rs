@@ -187,6 +187,51 @@ pub fn receiving<T: Message>(
     )
 }
 
+/// What a receiving runtime's copying sink kept: every frame's bytes.
+pub type Copies = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// A started runtime on `clock` in which `receive` feeds a new [`CopySink`]; its counters
+/// and the sink's copies come with it.
+pub fn receive_video(
+    clock: impl streamlib_clock::Clock,
+    receive: NetworkReceive,
+) -> (StreamRuntime, ReceiveStatsHandle, Copies) {
+    let stats = receive.stats();
+    let sink = CopySink::new();
+    let copies = sink.frames.clone();
+    let mut rt = receiving(
+        clock,
+        (receive.output(), receive),
+        (sink.input.handle(), sink),
+    );
+    rt.start().unwrap();
+    (rt, stats, copies)
+}
+
+/// What a receiving runtime's audio sink kept: every sample, and every buffer's timestamp.
+pub type Received = (Arc<Mutex<Vec<f32>>>, Arc<Mutex<Vec<u64>>>);
+
+/// A started runtime at 100 ticks a second in which a [`NetworkAudioReceive`] of `format` on
+/// 127.0.0.1:`port` feeds a new [`AudioSink`]; its counters and what the sink keeps come
+/// with it.
+pub fn receive_audio(
+    port: u16,
+    format: AudioFormat,
+) -> (StreamRuntime, AudioReceiveStatsHandle, Received) {
+    let config = NetworkAudioReceiveConfig::new(localhost(port), format);
+    let receive = NetworkAudioReceive::new(config).unwrap();
+    let stats = receive.stats();
+    let sink = AudioSink::new();
+    let kept = (sink.samples.clone(), sink.timestamps.clone());
+    let mut rt = receiving(
+        at_100_hz(),
+        (receive.output(), receive),
+        (sink.input.handle(), sink),
+    );
+    rt.start().unwrap();
+    (rt, stats, kept)
+}
+
 /// The software clock most tests tick on: 100 ticks a second (10 ms audio buffers).
 pub fn at_100_hz() -> streamlib_clock::SoftwareClock {
     streamlib_clock::SoftwareClock::new(Rational::fps(100))
@@ -368,6 +413,12 @@ pub fn gst_available(elements: &[&str]) -> bool {
         eprintln!("==================================================================");
     }
     missing.is_empty()
+}
+
+/// For a test against GStreamer: a scratch directory `name` and a free port on 127.0.0.1, or
+/// `None` where GStreamer or one of `elements` is missing (said loudly; the test then skips).
+pub fn gst_scratch(elements: &[&str], name: &str) -> Option<(std::path::PathBuf, u16)> {
+    gst_available(elements).then(|| (scratch_dir(name), free_port("127.0.0.1")))
 }
 
 /// Kills the GStreamer process when the test ends, however it ends.
