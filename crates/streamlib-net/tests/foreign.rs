@@ -53,6 +53,19 @@ fn start(rx: &mut impl StreamHandler, fps: u32) {
     rx.on_start(&StartContext::new("rx", &clock)).unwrap();
 }
 
+/// Waits (up to 5 s) until the receiver completed a frame; fails with its counters if not.
+fn wait_for_a_frame(stats: &ReceiveStatsHandle) {
+    assert!(
+        wait_for(Duration::from_secs(5), || stats
+            .snapshot()
+            .counters
+            .frames_complete
+            >= 1),
+        "{:?}",
+        stats.snapshot()
+    );
+}
+
 #[test]
 fn a_stranger_on_the_port_is_counted_not_delivered() {
     let format = format(Sampling::YCbCr422Depth10, 64, 16);
@@ -81,15 +94,7 @@ fn a_stranger_on_the_port_is_counted_not_delivered() {
     send_from(SENDER, bind, &real);
     // A second frame finalizes the first (its timestamp moves the stream on).
     send_from(SENDER, bind, &frame_packets(&format, 0x600D, 2));
-    assert!(
-        wait_for(Duration::from_secs(5), || stats
-            .snapshot()
-            .counters
-            .frames_complete
-            >= 1),
-        "{:?}",
-        stats.snapshot()
-    );
+    wait_for_a_frame(&stats);
     let s = stats.snapshot();
     assert_eq!(s.foreign_packets, forged.len() as u64, "{s:?}");
     assert_eq!(s.counters.foreign_ssrc, 0, "{s:?}");
@@ -116,15 +121,7 @@ fn a_receiver_pinned_to_an_ssrc_refuses_another_that_comes_first() {
     send_from(SENDER, bind, &other);
     send_from(SENDER, bind, &frame_packets(&format, 0x600D, 1));
     send_from(SENDER, bind, &frame_packets(&format, 0x600D, 2));
-    assert!(
-        wait_for(Duration::from_secs(5), || stats
-            .snapshot()
-            .counters
-            .frames_complete
-            >= 1),
-        "{:?}",
-        stats.snapshot()
-    );
+    wait_for_a_frame(&stats);
     let s = stats.snapshot();
     assert_eq!(s.counters.foreign_ssrc, other.len() as u64, "{s:?}");
     assert_eq!(s.foreign_packets, other.len() as u64, "{s:?}");
