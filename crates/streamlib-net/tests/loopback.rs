@@ -16,25 +16,25 @@ use common::*;
 use streamlib_clock::{Rational, SoftwareClock};
 use streamlib_net::*;
 
-/// Sends `frames` pattern frames with `pacing` from one runtime to another over `ip`, returns
-/// what the receiver published and both handlers' stats.
+/// Sends `frames` frames of format `f` with `pacing` from one runtime to another over `ip`,
+/// returns what the receiver published and both handlers' stats.
 ///
 /// A realtime sender that falls a frame behind skips one (counted): on a loaded machine a
-/// debug build can. The measurement is taken again, up to three times, until no frame was
-/// skipped; the last one is returned either way, and [`check`] accepts skips it can account
-/// for.
+/// debug build can. The measurement is taken again, up to `attempts` times, until no frame
+/// was skipped; the last one is returned either way, and [`check`] accepts skips it can
+/// account for.
 fn send_receive(
     ip: &str,
     group: Option<&str>,
-    sampling: Sampling,
+    f: VideoFormat,
     pacing: PacketPacing,
     frames: u32,
+    attempts: u32,
 ) -> (Vec<Vec<u8>>, SendStats, ReceiveStats, VideoFormat) {
-    let f = VideoFormat::new(sampling, 640, 360, Rational::fps(30)).unwrap();
     let mut attempt = 1;
     loop {
-        let run = send_receive_format(ip, group, f, pacing, frames);
-        if run.1.frames_skipped == 0 || attempt == 3 {
+        let run = send_receive_once(ip, group, f, pacing, frames);
+        if run.1.frames_skipped == 0 || attempt >= attempts {
             return run;
         }
         eprintln!(
@@ -45,7 +45,12 @@ fn send_receive(
     }
 }
 
-fn send_receive_format(
+/// The 640x360 30 fps test format in `sampling`.
+fn small(sampling: Sampling) -> VideoFormat {
+    VideoFormat::new(sampling, 640, 360, Rational::fps(30)).unwrap()
+}
+
+fn send_receive_once(
     ip: &str,
     group: Option<&str>,
     f: VideoFormat,
@@ -133,9 +138,10 @@ fn unicast_ipv4_narrow_pacing_yuv422_10bit() {
     let (got, sent, rx, f) = send_receive(
         "127.0.0.1",
         None,
-        Sampling::YCbCr422Depth10,
+        small(Sampling::YCbCr422Depth10),
         PacketPacing::Narrow,
         frames,
+        3,
     );
     check(&got, &f, frames, &sent, &rx);
     // 80 µs between packets is long enough to send them one at a time.
@@ -165,8 +171,14 @@ fn unicast_ipv4_narrow_pacing_yuv422_10bit() {
 #[test]
 fn unicast_ipv6_wide_pacing_rgb() {
     let frames = 6;
-    let (got, sent, rx, f) =
-        send_receive("::1", None, Sampling::RgbDepth8, PacketPacing::Wide, frames);
+    let (got, sent, rx, f) = send_receive(
+        "::1",
+        None,
+        small(Sampling::RgbDepth8),
+        PacketPacing::Wide,
+        frames,
+        3,
+    );
     check(&got, &f, frames, &sent, &rx);
     eprintln!(
         "wide pacing, 640x360 RGB @30: bursts every {:.1} us nominal, achieved p50 {:.1} us, p99 {:.1} us, frame span p50 {:.2} ms",
@@ -192,9 +204,10 @@ fn multicast_ipv4_burst_yuv422_8bit() {
     let (got, sent, rx, f) = send_receive(
         "127.0.0.1",
         Some("239.255.42.99"),
-        Sampling::YCbCr422Depth8,
+        small(Sampling::YCbCr422Depth8),
         PacketPacing::Burst,
         frames,
+        3,
     );
     check(&got, &f, frames, &sent, &rx);
 }
@@ -214,7 +227,7 @@ fn full_hd_59_94_10bit_pacing_report() {
         PacketPacing::Burst,
     ] {
         let frames = 300;
-        let (got, sent, rx, _) = send_receive_format("127.0.0.1", None, f, pacing, frames);
+        let (got, sent, rx, _) = send_receive("127.0.0.1", None, f, pacing, frames, 1);
         let c = &rx.counters;
         println!(
             "{pacing:?}: {} of {frames} frames sent, {} received ({} lost packets); bursts of {} (gso {}) every {:.1} us nominal, achieved p50 {:.1} us p99 {:.1} us max {:.1} us, frame span p50 {:.2} ms",

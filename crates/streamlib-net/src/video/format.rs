@@ -95,13 +95,18 @@ impl Sampling {
         }
     }
 
+    /// The bytes of a frame row that `wire_len` bytes of whole pixel groups cover, starting at
+    /// pixel `first_px`.
+    fn row_span(self, wire_len: usize, first_px: usize) -> std::ops::Range<usize> {
+        let groups = wire_len / self.pgroup_bytes();
+        let start = first_px * self.frame_bytes_per_pixel();
+        start..start + groups * self.pgroup_pixels() * self.frame_bytes_per_pixel()
+    }
+
     /// Converts `wire.len() / pgroup_bytes` pixel groups of a frame row, starting at pixel
     /// `first_px`, to wire bytes. `row` must hold them (callers check).
     pub(crate) fn pack(self, row: &[u8], first_px: usize, wire: &mut [u8]) {
-        let n = wire.len() / self.pgroup_bytes();
-        let start = first_px * self.frame_bytes_per_pixel();
-        let end = start + n * self.pgroup_pixels() * self.frame_bytes_per_pixel();
-        let Some(src) = row.get(start..end) else {
+        let Some(src) = row.get(self.row_span(wire.len(), first_px)) else {
             return;
         };
         match self {
@@ -125,10 +130,7 @@ impl Sampling {
 
     /// Converts wire pixel groups back into a frame row at pixel `first_px`.
     pub(crate) fn unpack(self, wire: &[u8], row: &mut [u8], first_px: usize) {
-        let n = wire.len() / self.pgroup_bytes();
-        let start = first_px * self.frame_bytes_per_pixel();
-        let end = start + n * self.pgroup_pixels() * self.frame_bytes_per_pixel();
-        let Some(dst) = row.get_mut(start..end) else {
+        let Some(dst) = row.get_mut(self.row_span(wire.len(), first_px)) else {
             return;
         };
         match self {
