@@ -184,6 +184,8 @@ pub mod prelude {
     pub use streamlib_handlers_video::prelude::*;
     #[cfg(feature = "launch")]
     pub use streamlib_launch::prelude::*;
+    #[cfg(feature = "net")]
+    pub use streamlib_net::prelude::*;
     pub use streamlib_ports::prelude::*;
     #[cfg(feature = "ptp")]
     pub use streamlib_ptp::prelude::*;
