@@ -1,0 +1,380 @@
+//! `Loudness` (`loudness`): EBU R128 / ITU-R BS.1770-4 metering of a passing stream.
+//!
+//! K-weighting, the 400 ms momentary and 3 s short-term windows and true peak (4×
+//! oversampling below 96 kHz) are the `ebur128` crate's (a port of libebur128). Every 100 ms
+//! of audio the momentary and short-term energies go into gates of fixed memory (see
+//! `gating.rs`) for integrated loudness and loudness range, as EBU Tech 3341 / 3342 ask and
+//! FFmpeg's `ebur128` filter does. Non-finite samples (NaN, ±inf) are replaced by 0 before the meter sees them, and
+//! counted; they would otherwise poison the integrator for the rest of the run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ebur128::{EbuR128, Mode};
+use streamlib_ports::{
+    AudioBuffer, Caps, Follow, HandlerError, InputPort, InputRef, MemoryCaps, OutputPort,
+    OutputRef, Ports, ProcessContext, StartContext, StreamHandler,
+};
+
+use crate::AudioError;
+use crate::error::check_format;
+use crate::gating::{Gate, energy};
+use crate::pools::PoolSet;
+
+const HANDLER: &str = "loudness";
+
+/// What a loudness meter measured so far. Levels that cannot be measured yet (silence, less
+/// than a window of audio) are `-inf`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LoudnessStats {
+    /// Loudness of the last 400 ms, LUFS.
+    pub momentary_lufs: f64,
+    /// Loudness of the last 3 s, LUFS.
+    pub short_term_lufs: f64,
+    /// Gated loudness of everything measured, LUFS.
+    pub integrated_lufs: f64,
+    /// Loudness range (EBU Tech 3342), LU.
+    pub lra_lu: f64,
+    /// Highest true peak over all channels, dBTP.
+    pub true_peak_dbtp: f64,
+    /// Frames (samples per channel) measured.
+    pub frames: u64,
+    /// Samples that were NaN or infinite, flushed to 0 before metering (and on the output).
+    pub non_finite_samples: u64,
+    /// Times the stream's rate or channel count changed and the meter restarted.
+    pub restarts: u64,
+}
+
+/// A meter on its own, for use outside a pipeline (and in benches): feed interleaved f32
+/// samples, read [`LoudnessStats`].
+pub struct LoudnessMeter {
+    meter: EbuR128,
+    channels: u16,
+    rate: u32,
+    /// Frames in 100 ms, and frames still to add before the next 100 ms step.
+    step_frames: usize,
+    to_step: usize,
+    steps: u64,
+    integrated: Gate,
+    range: Gate,
+    /// Flushed copy of a buffer that held non-finite samples; its capacity is reused.
+    scratch: Vec<f32>,
+    frames: u64,
+    non_finite: u64,
+}
+
+impl std::fmt::Debug for LoudnessMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoudnessMeter")
+            .field("channels", &self.channels)
+            .field("rate", &self.rate)
+            .field("frames", &self.frames)
+            .finish()
+    }
+}
+
+fn meter_error(channels: u16, rate: u32, e: impl std::fmt::Display) -> AudioError {
+    AudioError::Meter {
+        handler: HANDLER,
+        channels: u32::from(channels),
+        rate,
+        reason: e.to_string(),
+    }
+}
+
+/// Replaces non-finite samples by 0; returns how many there were.
+pub fn flush_non_finite(samples: &mut [f32]) -> u64 {
+    let mut count = 0;
+    for s in samples {
+        if !s.is_finite() {
+            *s = 0.0;
+            count += 1;
+        }
+    }
+    count
+}
+
+impl LoudnessMeter {
+    /// A meter for `channels` (1 ..= 64; the first five are L, R, C, Ls, Rs as BS.1770
+    /// weights them, others unused) at `rate` Hz.
+    pub fn new(channels: u16, rate: u32) -> Result<Self, AudioError> {
+        check_format(HANDLER, rate, channels)?;
+        // No I or LRA from the crate: the gates here integrate (see the module docs).
+        let mode = Mode::M | Mode::S | Mode::TRUE_PEAK;
+        let meter = EbuR128::new(u32::from(channels), rate, mode)
+            .map_err(|e| meter_error(channels, rate, format!("{e:?}")))?;
+        Ok(Self {
+            meter,
+            channels,
+            rate,
+            step_frames: (rate / 10) as usize,
+            to_step: (rate / 10) as usize,
+            steps: 0,
+            integrated: Gate::new(),
+            range: Gate::new(),
+            scratch: Vec::new(),
+            frames: 0,
+            non_finite: 0,
+        })
+    }
+
+    /// Channel count.
+    pub fn channels(&self) -> u16 {
+        self.channels
+    }
+
+    /// Sample rate, Hz.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Measures interleaved `samples` (a whole number of frames). Returns the samples fed to
+    /// the meter: `samples` itself, or a copy with non-finite samples replaced by 0 (counted).
+    pub fn add<'a>(&'a mut self, samples: &'a [f32]) -> Result<&'a [f32], AudioError> {
+        let clean = if samples.iter().all(|s| s.is_finite()) {
+            samples
+        } else {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(samples);
+            self.non_finite += flush_non_finite(&mut self.scratch);
+            &self.scratch
+        };
+        let channels = usize::from(self.channels);
+        let mut rest = clean;
+        while !rest.is_empty() {
+            // Up to the next 100 ms step, where the gates take a block.
+            let take = (rest.len() / channels).min(self.to_step);
+            let (now, later) = rest.split_at(take * channels);
+            rest = later;
+            self.meter
+                .add_frames_f32(now)
+                .map_err(|e| meter_error(self.channels, self.rate, format!("{e:?}")))?;
+            self.to_step -= take;
+            if self.to_step == 0 {
+                self.to_step = self.step_frames;
+                self.steps += 1;
+                let block = |r: Result<f64, ebur128::Error>| r.map_or(0.0, energy);
+                if self.steps >= 4 {
+                    self.integrated.add(block(self.meter.loudness_momentary()));
+                }
+                if self.steps >= 30 {
+                    self.range.add(block(self.meter.loudness_shortterm()));
+                }
+            }
+            if take == 0 {
+                break;
+            }
+        }
+        self.frames += (clean.len() / channels) as u64;
+        Ok(clean)
+    }
+
+    /// What was measured so far.
+    pub fn stats(&self) -> LoudnessStats {
+        let m = &self.meter;
+        let level = |r: Result<f64, ebur128::Error>| r.unwrap_or(f64::NEG_INFINITY);
+        let peak = (0..u32::from(self.channels))
+            .filter_map(|c| m.true_peak(c).ok())
+            .fold(0.0f64, f64::max);
+        LoudnessStats {
+            momentary_lufs: level(m.loudness_momentary()),
+            short_term_lufs: level(m.loudness_shortterm()),
+            integrated_lufs: self.integrated.integrated(),
+            lra_lu: self.range.range(),
+            true_peak_dbtp: 20.0 * peak.log10(),
+            frames: self.frames,
+            non_finite_samples: self.non_finite,
+            restarts: 0,
+        }
+    }
+}
+
+/// The figures behind a [`LoudnessStatsHandle`], as f64 bits.
+#[derive(Debug)]
+struct Shared {
+    cells: [AtomicU64; 8],
+}
+
+impl Shared {
+    fn new() -> Self {
+        let inf = f64::NEG_INFINITY.to_bits();
+        Self {
+            cells: [
+                AtomicU64::new(inf),
+                AtomicU64::new(inf),
+                AtomicU64::new(inf),
+                AtomicU64::new(0f64.to_bits()),
+                AtomicU64::new(inf),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+            ],
+        }
+    }
+
+    fn store(&self, s: &LoudnessStats) {
+        let values = [
+            s.momentary_lufs.to_bits(),
+            s.short_term_lufs.to_bits(),
+            s.integrated_lufs.to_bits(),
+            s.lra_lu.to_bits(),
+            s.true_peak_dbtp.to_bits(),
+            s.frames,
+            s.non_finite_samples,
+            s.restarts,
+        ];
+        for (cell, v) in self.cells.iter().zip(values) {
+            cell.store(v, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Reads a [`Loudness`] handler's figures from any thread while it runs.
+#[derive(Debug, Clone)]
+pub struct LoudnessStatsHandle(Arc<Shared>);
+
+impl LoudnessStatsHandle {
+    /// The latest figures (updated after every buffer).
+    pub fn snapshot(&self) -> LoudnessStats {
+        let c = |i: usize| self.0.cells[i].load(Ordering::Relaxed);
+        let f = |i: usize| f64::from_bits(c(i));
+        LoudnessStats {
+            momentary_lufs: f(0),
+            short_term_lufs: f(1),
+            integrated_lufs: f(2),
+            lra_lu: f(3),
+            true_peak_dbtp: f(4),
+            frames: c(5),
+            non_finite_samples: c(6),
+            restarts: c(7),
+        }
+    }
+}
+
+/// A pass-through with input `"audio"` and output `"audio"` (`[cpu]`, any rate and
+/// channels; the output follows the input) that meters what passes: momentary, short-term
+/// and integrated loudness, loudness range and true peak, read through [`Loudness::stats`].
+/// Buffers pass untouched (no copy) unless they hold non-finite samples, which leave as 0.
+/// The meter is made for the negotiated format in `on_start` (or the first buffer's) and
+/// restarts, counted, if the format changes.
+pub struct Loudness {
+    input: InputPort<AudioBuffer>,
+    output: OutputPort<AudioBuffer>,
+    meter: Option<LoudnessMeter>,
+    pools: PoolSet,
+    shared: Arc<Shared>,
+    restarts: u64,
+}
+
+impl Loudness {
+    /// A meter; nothing is allocated for measuring until the format is known.
+    pub fn new() -> Self {
+        let input = InputPort::new("audio", MemoryCaps::CPU).with_format(Caps::audio());
+        let output = OutputPort::new("audio", MemoryCaps::CPU).with_format(Caps::audio());
+        output.follows(&input, Follow::ALL);
+        Self {
+            input,
+            output,
+            meter: None,
+            pools: PoolSet::new(HANDLER),
+            shared: Arc::new(Shared::new()),
+            restarts: 0,
+        }
+    }
+
+    /// The input (`"audio"`).
+    pub fn input(&self) -> InputRef<AudioBuffer> {
+        self.input.handle()
+    }
+
+    /// The output (`"audio"`).
+    pub fn output(&self) -> OutputRef<AudioBuffer> {
+        self.output.handle()
+    }
+
+    /// A handle to read the figures from another thread.
+    pub fn stats(&self) -> LoudnessStatsHandle {
+        LoudnessStatsHandle(Arc::clone(&self.shared))
+    }
+
+    fn meter_for(&mut self, channels: u16, rate: u32) -> Result<&mut LoudnessMeter, AudioError> {
+        let fits = self
+            .meter
+            .as_ref()
+            .is_some_and(|m| m.channels == channels && m.rate == rate);
+        if !fits {
+            if self.meter.is_some() {
+                self.restarts += 1;
+                tracing::warn!(
+                    channels,
+                    rate,
+                    "loudness: the stream's format changed; the meter restarts"
+                );
+            }
+            self.meter = Some(LoudnessMeter::new(channels, rate)?);
+        }
+        self.meter
+            .as_mut()
+            .ok_or_else(|| meter_error(channels, rate, "no meter"))
+    }
+}
+
+impl Default for Loudness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamHandler for Loudness {
+    fn ports(&self) -> Ports {
+        Ports::new().input(&self.input).output(&self.output)
+    }
+
+    fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
+        let negotiated = self.input.negotiated_format();
+        if let Some(a) = negotiated.as_ref().and_then(Caps::as_audio)
+            && let (Some(rate), Some(channels)) = (a.rate.fixed(), a.channels.fixed())
+        {
+            let channels = u16::try_from(channels).unwrap_or(u16::MAX);
+            self.meter_for(channels, rate)?;
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, _ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+        while let Some(buffer) = self.input.recv() {
+            let channels = buffer.channels();
+            let meter = self.meter_for(channels, buffer.sample_rate())?;
+            let before = meter.non_finite;
+            meter.add(buffer.samples())?;
+            let flushed = meter.non_finite != before;
+            let mut stats = meter.stats();
+            stats.restarts = self.restarts;
+            self.shared.store(&stats);
+            if !flushed {
+                self.output.write(buffer);
+                continue;
+            }
+            // Rare: the flushed copy leaves instead of the input.
+            let Some(meter) = self.meter.as_ref() else {
+                continue;
+            };
+            let Some(mut copy) = self.pools.acquire(meter.scratch.len(), &self.output)? else {
+                continue;
+            };
+            copy.copy_from_slice(&meter.scratch);
+            let copy = AudioBuffer::new(
+                copy.freeze(),
+                channels,
+                buffer.sample_rate(),
+                buffer.timestamp_ns(),
+            )
+            .map_err(|source| AudioError::Frame {
+                handler: HANDLER,
+                source,
+            })?;
+            self.output.write(copy);
+        }
+        Ok(())
+    }
+}
