@@ -18,7 +18,7 @@ use streamlib_ports::{
 
 use crate::AudioError;
 use crate::error::check_format;
-use crate::gating::{Gate, energy};
+use crate::gating::{Gate, energy, lufs};
 use crate::pools::PoolSet;
 
 const HANDLER: &str = "loudness";
@@ -57,6 +57,15 @@ pub struct LoudnessMeter {
     steps: u64,
     integrated: Gate,
     range: Gate,
+    /// Energies of the last 30 steps of 100 ms (newest at `newest`): the momentary window is
+    /// the last 4, the short-term window all 30, so neither is summed over again.
+    blocks: [f64; 30],
+    newest: usize,
+    /// Figures as of the last step, what [`LoudnessMeter::stats`] returns.
+    momentary: f64,
+    short_term: f64,
+    integrated_lufs: f64,
+    lra: f64,
     /// Flushed copy of a buffer that held non-finite samples; its capacity is reused.
     scratch: Vec<f32>,
     frames: u64,
@@ -99,8 +108,9 @@ impl LoudnessMeter {
     /// weights them, others unused) at `rate` Hz.
     pub fn new(channels: u16, rate: u32) -> Result<Self, AudioError> {
         check_format(HANDLER, rate, channels)?;
-        // No I or LRA from the crate: the gates here integrate (see the module docs).
-        let mode = Mode::M | Mode::S | Mode::TRUE_PEAK;
+        // The crate filters, keeps 100 ms sub-blocks and oversamples for the true peak; the
+        // windows and gates are summed here from those sub-blocks (see the module docs).
+        let mode = Mode::M | Mode::TRUE_PEAK;
         let meter = EbuR128::new(u32::from(channels), rate, mode)
             .map_err(|e| meter_error(channels, rate, format!("{e:?}")))?;
         Ok(Self {
@@ -112,6 +122,12 @@ impl LoudnessMeter {
             steps: 0,
             integrated: Gate::new(),
             range: Gate::new(),
+            blocks: [0.0; 30],
+            newest: 0,
+            momentary: f64::NEG_INFINITY,
+            short_term: f64::NEG_INFINITY,
+            integrated_lufs: f64::NEG_INFINITY,
+            lra: 0.0,
             scratch: Vec::new(),
             frames: 0,
             non_finite: 0,
@@ -131,18 +147,26 @@ impl LoudnessMeter {
     /// Measures interleaved `samples` (a whole number of frames). Returns the samples fed to
     /// the meter: `samples` itself, or a copy with non-finite samples replaced by 0 (counted).
     pub fn add<'a>(&'a mut self, samples: &'a [f32]) -> Result<&'a [f32], AudioError> {
-        let clean = if samples.iter().all(|s| s.is_finite()) {
-            samples
-        } else {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(samples);
-            self.non_finite += flush_non_finite(&mut self.scratch);
-            &self.scratch
-        };
+        if samples.iter().all(|s| s.is_finite()) {
+            self.feed(samples)?;
+            return Ok(samples);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend_from_slice(samples);
+        self.non_finite += flush_non_finite(&mut scratch);
+        let fed = self.feed(&scratch);
+        self.scratch = scratch;
+        fed?;
+        Ok(&self.scratch)
+    }
+
+    /// Feeds finite samples, stepping at every 100 ms of audio.
+    fn feed(&mut self, clean: &[f32]) -> Result<(), AudioError> {
         let channels = usize::from(self.channels);
         let mut rest = clean;
         while !rest.is_empty() {
-            // Up to the next 100 ms step, where the gates take a block.
+            // Up to the next 100 ms step, where the windows and gates take a block.
             let take = (rest.len() / channels).min(self.to_step);
             let (now, later) = rest.split_at(take * channels);
             rest = later;
@@ -152,35 +176,61 @@ impl LoudnessMeter {
             self.to_step -= take;
             if self.to_step == 0 {
                 self.to_step = self.step_frames;
-                self.steps += 1;
-                let block = |r: Result<f64, ebur128::Error>| r.map_or(0.0, energy);
-                if self.steps >= 4 {
-                    self.integrated.add(block(self.meter.loudness_momentary()));
-                }
-                if self.steps >= 30 {
-                    self.range.add(block(self.meter.loudness_shortterm()));
-                }
+                self.step()?;
             }
             if take == 0 {
                 break;
             }
         }
         self.frames += (clean.len() / channels) as u64;
-        Ok(clean)
+        Ok(())
     }
 
-    /// What was measured so far.
+    /// A 100 ms step: the newest sub-block's energy, the windows, the gates.
+    fn step(&mut self) -> Result<(), AudioError> {
+        self.steps += 1;
+        let sub_block = self
+            .meter
+            .loudness_window(100)
+            .map_err(|e| meter_error(self.channels, self.rate, format!("{e:?}")))?;
+        self.newest = (self.newest + 1) % self.blocks.len();
+        self.blocks[self.newest] = if sub_block.is_finite() {
+            energy(sub_block)
+        } else {
+            0.0
+        };
+        let window = |n: usize| {
+            let n = n.min(self.steps as usize);
+            let sum: f64 = (0..n)
+                .map(|k| self.blocks[(self.newest + self.blocks.len() - k) % self.blocks.len()])
+                .sum();
+            sum / n as f64
+        };
+        let (momentary, short_term) = (window(4), window(30));
+        if self.steps >= 4 {
+            self.integrated.add(momentary);
+        }
+        if self.steps >= 30 {
+            self.range.add(short_term);
+        }
+        self.momentary = lufs(momentary);
+        self.short_term = lufs(short_term);
+        self.integrated_lufs = self.integrated.integrated();
+        self.lra = self.range.range();
+        Ok(())
+    }
+
+    /// What was measured so far (loudness figures as of the last 100 ms step).
     pub fn stats(&self) -> LoudnessStats {
         let m = &self.meter;
-        let level = |r: Result<f64, ebur128::Error>| r.unwrap_or(f64::NEG_INFINITY);
         let peak = (0..u32::from(self.channels))
             .filter_map(|c| m.true_peak(c).ok())
             .fold(0.0f64, f64::max);
         LoudnessStats {
-            momentary_lufs: level(m.loudness_momentary()),
-            short_term_lufs: level(m.loudness_shortterm()),
-            integrated_lufs: self.integrated.integrated(),
-            lra_lu: self.range.range(),
+            momentary_lufs: self.momentary,
+            short_term_lufs: self.short_term,
+            integrated_lufs: self.integrated_lufs,
+            lra_lu: self.lra,
             true_peak_dbtp: 20.0 * peak.log10(),
             frames: self.frames,
             non_finite_samples: self.non_finite,
