@@ -9,6 +9,9 @@ mod file;
 #[cfg(feature = "net")]
 mod net;
 
+#[cfg(feature = "audio")]
+mod audio;
+
 #[cfg(feature = "gpu")]
 pub mod gpu;
 
@@ -28,7 +31,8 @@ impl Registry {
     /// Every handler this build ships: with the `video` feature `testpattern`, `blur`,
     /// `compositor`, `drawing`, `display` (with a window system), `null`; with `file`
     /// `filereader` and `filewriter`; with `net` `networksend`, `networkreceive` (ST 2110-20
-    /// video) and `networkaudiosend`, `networkaudioreceive` (ST 2110-30 audio). With `gpu`,
+    /// video) and `networkaudiosend`, `networkaudioreceive` (ST 2110-30 audio); with `audio`
+    /// `audiotestsrc`, `volume` and `loudness`. With `gpu`,
     /// `blur memory=gpu|any` runs on the GPU, and a pipeline that asks for it gets the
     /// CPU↔GPU transfers inserted, on one GPU context the registry's pipelines share, opened
     /// the first time a pipeline needs it.
@@ -49,6 +53,8 @@ impl Registry {
         file::register(&mut registry);
         #[cfg(feature = "net")]
         net::register(&mut registry);
+        #[cfg(feature = "audio")]
+        audio::register(&mut registry);
         registry
     }
 }

@@ -79,6 +79,8 @@ pub mod compiled {
     pub const FILE: bool = cfg!(feature = "file");
     /// `networksend`, `networkreceive` and their audio twins (feature `net`).
     pub const NET: bool = cfg!(feature = "net");
+    /// `audiotestsrc`, `volume`, `loudness` (feature `audio`).
+    pub const AUDIO: bool = cfg!(feature = "audio");
     /// `--clock ptp` (feature `ptp`).
     pub const PTP: bool = cfg!(feature = "ptp");
     /// `@async` (feature `async`).

@@ -1,0 +1,231 @@
+//! `audiotestsrc`, `volume`, `loudness` (streamlib-handlers-audio).
+
+use std::sync::Arc;
+
+use serde_json::json;
+use streamlib_handlers_audio::{
+    AudioTestSrc, AudioTestSrcConfig, Loudness, MAX_CHANNELS, MAX_RATE, MAX_SAMPLES_PER_BUFFER,
+    MAX_VOLUME, MIN_RATE, Volume, Wave, db_to_linear,
+};
+use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
+
+use crate::Registry;
+use crate::registry::{BuiltHandler, Direction, HandlerSpec, Properties, port, prop};
+use crate::value::{PropType, Value};
+
+const AUDIO_OUT: crate::PortSpec = port(
+    "audio",
+    Direction::Output,
+    PortKind::Audio,
+    MemoryCaps::CPU,
+    DeliveryMode::Ordered { capacity: 64 },
+    "interleaved f32 audio",
+);
+
+const AUDIO_IN: crate::PortSpec = port(
+    "audio",
+    Direction::Input,
+    PortKind::Audio,
+    MemoryCaps::CPU,
+    DeliveryMode::Ordered { capacity: 64 },
+    "interleaved f32 audio, any rate and channel count",
+);
+
+pub(super) fn register(registry: &mut Registry) {
+    registry.register(audio_test_src());
+    registry.register(volume());
+    registry.register(loudness());
+}
+
+fn audio_test_src() -> HandlerSpec {
+    HandlerSpec {
+        name: "audiotestsrc",
+        summary: "Generates test audio: sine, square, saw, noise, silence, sweep, sync ticks on the clock's seconds",
+        ports: vec![AUDIO_OUT],
+        properties: vec![
+            prop(
+                "wave",
+                PropType::Enum(Wave::NAMES),
+                Some("sine"),
+                true,
+                "waveform; ticks: a 50 ms beep at freq whose first sample is on each second \
+                 boundary of the clock (for lip sync); sweep: 20 Hz to 20 kHz logarithmic, 10 s",
+            ),
+            prop(
+                "freq",
+                PropType::Float {
+                    min: 0.0,
+                    max: f64::from(MAX_RATE) / 2.0,
+                },
+                Some("440"),
+                true,
+                "frequency in Hz (up to half the rate), phase continuous when changed",
+            ),
+            prop(
+                "volume",
+                PropType::Float { min: 0.0, max: 1.0 },
+                Some("0.8"),
+                true,
+                "linear amplitude",
+            ),
+            prop(
+                "rate",
+                PropType::Int {
+                    min: i64::from(MIN_RATE),
+                    max: i64::from(MAX_RATE),
+                },
+                Some("48000"),
+                false,
+                "sample rate in Hz",
+            ),
+            prop(
+                "channels",
+                PropType::Int {
+                    min: 1,
+                    max: MAX_CHANNELS as i64,
+                },
+                Some("2"),
+                false,
+                "channel count (all carry the signal; noise is independent per channel)",
+            ),
+            prop(
+                "samplesperbuffer",
+                PropType::Int {
+                    min: 0,
+                    max: MAX_SAMPLES_PER_BUFFER as i64,
+                },
+                Some("0"),
+                false,
+                "frames per buffer; 0: one buffer per clock tick covering its span",
+            ),
+        ],
+        factory: Arc::new(|p: &Properties| {
+            let config = AudioTestSrcConfig {
+                wave: Wave::from_name(p.text("wave")).unwrap_or(Wave::Sine),
+                freq: p.float("freq"),
+                volume: p.float("volume"),
+                rate: u32::try_from(p.int("rate")).unwrap_or(0),
+                channels: u16::try_from(p.int("channels")).unwrap_or(0),
+                samples_per_buffer: usize::try_from(p.int("samplesperbuffer")).unwrap_or(0),
+            };
+            let handler = AudioTestSrc::new(config)?;
+            Ok(BuiltHandler::live(
+                handler,
+                |src: &mut AudioTestSrc, name, value: &Value| {
+                    let number = || value.as_float().unwrap_or(0.0);
+                    match name {
+                        "wave" => {
+                            let wave = value.as_text().and_then(Wave::from_name);
+                            src.set_wave(wave.ok_or_else(|| {
+                                HandlerError::msg(format!("audiotestsrc: unknown wave {value:?}"))
+                            })?);
+                        }
+                        "freq" => src.set_freq(number())?,
+                        _ => src.set_volume(number())?,
+                    }
+                    Ok(())
+                },
+            ))
+        }),
+    }
+}
+
+/// `volume`'s gain: its linear `volume` times its `db`.
+fn gain(volume: f64, db: f64) -> f64 {
+    volume * db_to_linear(db)
+}
+
+fn volume() -> HandlerSpec {
+    HandlerSpec {
+        name: "volume",
+        summary: "Gain (linear and/or dB) and mute; live changes ramp over 5 ms without clicks",
+        ports: vec![AUDIO_IN, AUDIO_OUT],
+        properties: vec![
+            prop(
+                "volume",
+                PropType::Float {
+                    min: 0.0,
+                    max: MAX_VOLUME,
+                },
+                Some("1"),
+                true,
+                "linear gain (multiplied with db's)",
+            ),
+            prop(
+                "db",
+                PropType::Float {
+                    min: -200.0,
+                    max: 20.0,
+                },
+                Some("0"),
+                true,
+                "gain in dB (multiplied with volume's; the product is at most +20 dB)",
+            ),
+            prop(
+                "mute",
+                PropType::Bool,
+                Some("false"),
+                true,
+                "silence, ramped",
+            ),
+        ],
+        factory: Arc::new(|p: &Properties| {
+            let (mut linear, mut db) = (p.float("volume"), p.float("db"));
+            let handler = Volume::new(gain(linear, db), p.bool("mute"))?;
+            Ok(BuiltHandler::live(
+                handler,
+                move |v: &mut Volume, name, value: &Value| {
+                    match name {
+                        "mute" => v.set_mute(value.as_bool().unwrap_or(false)),
+                        "db" => {
+                            let next = value.as_float().unwrap_or(0.0);
+                            v.set_volume(gain(linear, next))?;
+                            db = next;
+                        }
+                        _ => {
+                            let next = value.as_float().unwrap_or(1.0);
+                            v.set_volume(gain(next, db))?;
+                            linear = next;
+                        }
+                    }
+                    Ok(())
+                },
+            ))
+        }),
+    }
+}
+
+/// A level for JSON: `null` where nothing is measurable yet (`-inf`).
+fn level(value: f64) -> serde_json::Value {
+    if value.is_finite() {
+        json!((value * 100.0).round() / 100.0)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+fn loudness() -> HandlerSpec {
+    HandlerSpec {
+        name: "loudness",
+        summary: "EBU R128 / BS.1770-4 meter, passes audio through: momentary, short-term, integrated, LRA, true peak",
+        ports: vec![AUDIO_IN, AUDIO_OUT],
+        properties: vec![],
+        factory: Arc::new(|_p: &Properties| {
+            let handler = Loudness::new();
+            let stats = handler.stats();
+            Ok(BuiltHandler::fixed(handler).with_report(move || {
+                let s = stats.snapshot();
+                json!({
+                    "momentary_lufs": level(s.momentary_lufs),
+                    "short_term_lufs": level(s.short_term_lufs),
+                    "integrated_lufs": level(s.integrated_lufs),
+                    "lra_lu": level(s.lra_lu),
+                    "true_peak_dbtp": level(s.true_peak_dbtp),
+                    "frames": s.frames,
+                    "non_finite_samples": s.non_finite_samples,
+                    "restarts": s.restarts,
+                })
+            }))
+        }),
+    }
+}
