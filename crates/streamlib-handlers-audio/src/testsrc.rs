@@ -89,8 +89,15 @@ pub fn sample_time_ns(n: u64, rate: u32) -> u64 {
 
 /// A source with one output `"audio"` (`[cpu]`, caps fixed to its rate and channels):
 /// sine, square, saw, white and pink noise, silence, a logarithmic sweep, or a sync tick
-/// aligned to the clock's seconds, in pooled interleaved f32 [`AudioBuffer`]s. See the
-/// [module docs](self) for how samples follow the clock.
+/// aligned to the clock's seconds, in pooled interleaved f32 [`AudioBuffer`]s.
+///
+/// Sample `n` (counted from the clock's zero) is due at `floor(n · 1e9 / rate)` ns
+/// ([`sample_time_ns`]). Each tick covers the time from its timestamp to the clock's next
+/// frame boundary and the source writes the samples due in that span, counted from the
+/// timestamps, never summed from buffer lengths: an hour of ticks is exactly an hour of
+/// samples. Buffers have a fixed size, from pre-allocated pools: with `samples_per_buffer` 0
+/// one tick's span (`floor` or `ceil` of `rate / fps` frames, two pools at 29.97 fps),
+/// otherwise that many frames, as many per tick as are due.
 pub struct AudioTestSrc {
     config: AudioTestSrcConfig,
     output: OutputPort<AudioBuffer>,
