@@ -2,7 +2,10 @@
 //! integrated, momentary and short-term loudness and loudness range within 0.1 LU, true peak
 //! within 0.1 dB. FFmpeg is a real peer here: the test fails if it is not installed.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-#![allow(clippy::print_stderr, reason = "both sides' figures are printed for the record")]
+#![allow(
+    clippy::print_stderr,
+    reason = "both sides' figures are printed for the record"
+)]
 
 mod common;
 
