@@ -4,6 +4,7 @@
 mod audio;
 mod convert;
 mod decode;
+mod demux;
 mod open;
 mod stats;
 

@@ -5,19 +5,17 @@
 //! A second demuxer on the same file costs one more open, but it makes audio independent of
 //! how the file interleaves its streams: no queue of video packets while audio catches up.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use ffmpeg::codec::{self, packet::Packet};
+use ffmpeg::codec;
 use ffmpeg::software::resampling;
 use ffmpeg::{ChannelLayout, Error, format, frame, media};
 use ffmpeg_next as ffmpeg;
 use streamlib_buffers::{BufferPool, PooledBuf};
 use streamlib_ports::{AudioBuffer, OutputPort};
 
-use super::decode::{
-    MAX_CONSECUTIVE_READ_ERRORS, container_start_us, is_again, stream_duration, ts_to_ns,
-};
+use super::decode::{stream_duration, ts_to_ns};
+use super::demux::{Demux, Medium, is_again};
 use super::{AudioInfo, DecodeErrorPolicy, ReaderConfig, ReaderStats, add};
 use crate::FileError;
 
@@ -55,16 +53,10 @@ pub(super) fn probe(input: &format::context::Input) -> Option<AudioInfo> {
 
 /// The audio stream's decoder and the queue of converted samples not yet sent.
 pub(crate) struct AudioDecoder {
-    path: PathBuf,
-    input: format::context::Input,
-    stream_index: usize,
+    demux: Demux,
     decoder: codec::decoder::Audio,
     time_base: ffmpeg::Rational,
-    container_start_us: i64,
-    packet: Packet,
     frame: frame::Audio,
-    packets_read: u64,
-    eof_sent: bool,
     /// Decoder and resampler drained: nothing more until the next seek.
     drained: bool,
     /// Built for the first frame's format; rebuilt if the stream changes format.
@@ -147,16 +139,10 @@ impl AudioDecoder {
         let pool = BufferPool::new("file-reader-audio", chunk_len, POOL_INITIAL, POOL_MAX)
             .map_err(|e| unsupported(format!("audio buffer pool: {e}")))?;
         let mut this = Self {
-            container_start_us: container_start_us(&input),
-            path,
-            input,
-            stream_index,
+            demux: Demux::new(path, input, stream_index, Medium::Audio),
             decoder,
             time_base,
-            packet: Packet::empty(),
             frame: frame::Audio::empty(),
-            packets_read: 0,
-            eof_sent: false,
             drained: false,
             resampler: None,
             rate,
@@ -267,14 +253,8 @@ impl AudioDecoder {
             None => PooledBuf::from_vec(src.to_vec()),
         };
         let timestamp = self.start_ns().unwrap_or(0);
-        let buffer =
-            AudioBuffer::new(samples, self.channels, self.rate, timestamp).map_err(|e| {
-                FileError::Decode {
-                    path: self.path.clone(),
-                    packet: self.packets_read,
-                    reason: e.to_string(),
-                }
-            })?;
+        let buffer = AudioBuffer::new(samples, self.channels, self.rate, timestamp)
+            .map_err(|e| self.demux.error(e.to_string()))?;
         out.write(buffer);
         self.head += len;
         self.sent += frames as u64;
@@ -297,64 +277,18 @@ impl AudioDecoder {
         policy: DecodeErrorPolicy,
         stats: &ReaderStats,
     ) -> Result<(), FileError> {
-        let mut read_errors = 0u32;
+        self.demux.begin();
         loop {
             match self.decoder.receive_frame(&mut self.frame) {
                 Ok(()) => return self.push_frame(),
                 Err(Error::Eof) => return self.drain_resampler(),
                 Err(e) if is_again(&e) => {}
-                Err(e) => self.decode_error(e, policy, stats)?,
+                Err(e) => self.demux.decode_error(e, policy, stats)?,
             }
-            if self.eof_sent {
+            if self.demux.eof_sent() {
                 return self.drain_resampler();
             }
-            match self.packet.read(&mut self.input) {
-                Ok(()) => {
-                    if self.packet.stream() != self.stream_index {
-                        continue;
-                    }
-                    self.packets_read += 1;
-                    read_errors = 0;
-                    match self.decoder.send_packet(&self.packet) {
-                        Ok(()) => {}
-                        Err(e) if is_again(&e) => {}
-                        Err(e) => self.decode_error(e, policy, stats)?,
-                    }
-                }
-                Err(Error::Eof) => self.send_eof(),
-                Err(e @ Error::InvalidData) if read_errors < MAX_CONSECUTIVE_READ_ERRORS => {
-                    read_errors += 1;
-                    self.decode_error(e, policy, stats)?;
-                }
-                Err(e) => {
-                    self.decode_error(e, policy, stats)?;
-                    self.send_eof();
-                }
-            }
-        }
-    }
-
-    fn send_eof(&mut self) {
-        // Only fails if already draining, which `eof_sent` rules out.
-        let _ = self.decoder.send_eof();
-        self.eof_sent = true;
-    }
-
-    fn decode_error(
-        &self,
-        error: Error,
-        policy: DecodeErrorPolicy,
-        stats: &ReaderStats,
-    ) -> Result<(), FileError> {
-        stats.add_error();
-        tracing::debug!(path = %self.path.display(), packet = self.packets_read, %error, "audio decode error");
-        match policy {
-            DecodeErrorPolicy::Skip => Ok(()),
-            DecodeErrorPolicy::Fail => Err(FileError::Decode {
-                path: self.path.clone(),
-                packet: self.packets_read,
-                reason: format!("audio: {error}"),
-            }),
+            self.demux.feed(&mut self.decoder, policy, stats)?;
         }
     }
 
@@ -396,7 +330,7 @@ impl AudioDecoder {
                     let fill = self.ns_to_frames(gap) * usize::from(self.channels);
                     self.fifo.resize(self.fifo.len() + fill, 0.0);
                 } else {
-                    tracing::debug!(path = %self.path.display(), gap_ns = gap, "audio timestamp jump closed up");
+                    tracing::debug!(path = %self.demux.path().display(), gap_ns = gap, "audio timestamp jump closed up");
                 }
             }
             Some(_) => {}
@@ -500,11 +434,7 @@ impl AudioDecoder {
     }
 
     fn resample_error(&self, reason: &str) -> FileError {
-        FileError::Decode {
-            path: self.path.clone(),
-            packet: self.packets_read,
-            reason: format!("audio resampling: {reason}"),
-        }
+        self.demux.error(format!("audio resampling: {reason}"))
     }
 
     /// Starts the next loop: audio past the video's end of pass (`pass_end_ns`, media time)
@@ -531,17 +461,7 @@ impl AudioDecoder {
     /// Seeks to `offset` from the start and resets the decoder and resampler; frames before
     /// the floor are cut by timestamp as they arrive.
     fn seek(&mut self, offset: Duration) -> Result<(), FileError> {
-        let offset_us = i64::try_from(offset.as_micros()).unwrap_or(i64::MAX);
-        let target = self.container_start_us.saturating_add(offset_us);
-        self.input
-            .seek(target, ..target)
-            .map_err(|e| FileError::Decode {
-                path: self.path.clone(),
-                packet: self.packets_read,
-                reason: format!("audio seek to {offset:?} failed: {e}"),
-            })?;
-        self.decoder.flush();
-        self.eof_sent = false;
+        self.demux.seek(offset, &mut self.decoder)?;
         self.drained = false;
         self.resampler = None;
         Ok(())

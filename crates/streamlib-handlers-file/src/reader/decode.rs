@@ -1,21 +1,17 @@
 //! Demuxing and decoding one video stream of a file with FFmpeg.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use ffmpeg::codec::{self, packet::Packet};
-use ffmpeg::util::error::EAGAIN;
+use ffmpeg::codec;
 use ffmpeg::{Error, format, frame, media};
 use ffmpeg_next as ffmpeg;
 
 use streamlib_ports::FrameLimits;
 
+use super::demux::{Demux, Medium, is_again};
 use super::{DecodeErrorPolicy, MediaInfo, ReaderStats, StreamSelect};
 use crate::FileError;
-
-/// Demuxer errors in a row after which a damaged file is treated as ended: a demuxer that
-/// cannot resync must not spin forever.
-pub(super) const MAX_CONSECUTIVE_READ_ERRORS: u32 = 256;
 
 /// What [`VideoDecoder::next_frame`] produced.
 pub(crate) enum Decoded {
@@ -27,16 +23,9 @@ pub(crate) enum Decoded {
 
 /// An open file, its chosen video stream and the decoder for it.
 pub(crate) struct VideoDecoder {
-    path: PathBuf,
-    input: format::context::Input,
-    stream_index: usize,
+    demux: Demux,
     decoder: codec::decoder::Video,
     time_base: ffmpeg::Rational,
-    /// Microseconds of the container's start time, added to seek targets.
-    container_start_us: i64,
-    packet: Packet,
-    packets_read: u64,
-    eof_sent: bool,
     /// The largest picture accepted (the header's and every decoded frame's size).
     limits: FrameLimits,
 }
@@ -49,11 +38,6 @@ fn check_size(path: &Path, limits: FrameLimits, width: u32, height: u32) -> Resu
             path: path.to_path_buf(),
             source,
         })
-}
-
-/// Whether FFmpeg asks for more input (EAGAIN) rather than reporting a failure.
-pub(super) fn is_again(error: &Error) -> bool {
-    matches!(error, Error::Other { errno } if *errno == EAGAIN)
 }
 
 impl VideoDecoder {
@@ -145,18 +129,11 @@ impl VideoDecoder {
             .video()
             .map_err(|e| unsupported(e.to_string()))?;
         let info = media_info(&input, stream_index, &decoder);
-        let container_start_us = container_start_us(&input);
         Ok((
             Self {
-                path: path_buf,
-                input,
-                stream_index,
+                demux: Demux::new(path_buf, input, stream_index, Medium::Video),
                 decoder,
                 time_base,
-                container_start_us,
-                packet: Packet::empty(),
-                packets_read: 0,
-                eof_sent: false,
                 limits,
             },
             info,
@@ -165,7 +142,7 @@ impl VideoDecoder {
 
     /// The file.
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.demux.path()
     }
 
     /// Nanoseconds of a timestamp in the stream's time base (negative ones clamp to 0).
@@ -180,101 +157,44 @@ impl VideoDecoder {
         policy: DecodeErrorPolicy,
         stats: &ReaderStats,
     ) -> Result<Decoded, FileError> {
-        let mut read_errors = 0u32;
+        self.demux.begin();
         loop {
             match self.decoder.receive_frame(frame) {
                 Ok(()) => {
                     // A stream may change size mid-way: every frame is held to the limits.
-                    check_size(&self.path, self.limits, frame.width(), frame.height())?;
+                    check_size(self.path(), self.limits, frame.width(), frame.height())?;
                     stats.add_decoded();
                     if frame.is_corrupt() || frame.has_decode_errors() {
                         // FFmpeg concealed damage (H.264 does rather than fail): count it;
                         // under Skip the concealed frame is still shown.
-                        self.decode_error(Error::InvalidData, policy, stats)?;
+                        self.demux.decode_error(Error::InvalidData, policy, stats)?;
                     }
                     return Ok(Decoded::Frame);
                 }
                 Err(Error::Eof) => return Ok(Decoded::End),
                 Err(e) if is_again(&e) => {}
                 // A damaged frame: fall through and feed more data.
-                Err(e) => self.decode_error(e, policy, stats)?,
+                Err(e) => self.demux.decode_error(e, policy, stats)?,
             }
-            if self.eof_sent {
+            if self.demux.eof_sent() {
                 // Drained: a decoder that answers "again" after end of input has nothing left.
                 return Ok(Decoded::End);
             }
-            match self.packet.read(&mut self.input) {
-                Ok(()) => {
-                    if self.packet.stream() != self.stream_index {
-                        continue;
-                    }
-                    self.packets_read += 1;
-                    read_errors = 0;
-                    match self.decoder.send_packet(&self.packet) {
-                        Ok(()) => {}
-                        Err(e) if is_again(&e) => {}
-                        Err(e) => self.decode_error(e, policy, stats)?,
-                    }
-                }
-                Err(Error::Eof) => self.send_eof(),
-                Err(e @ Error::InvalidData) if read_errors < MAX_CONSECUTIVE_READ_ERRORS => {
-                    read_errors += 1;
-                    self.decode_error(e, policy, stats)?;
-                }
-                Err(e) => {
-                    // Other demuxer errors are sticky (FFmpeg latches I/O errors): end here.
-                    self.decode_error(e, policy, stats)?;
-                    self.send_eof();
-                }
-            }
-        }
-    }
-
-    fn send_eof(&mut self) {
-        // Only fails if already draining, which `eof_sent` rules out.
-        let _ = self.decoder.send_eof();
-        self.eof_sent = true;
-    }
-
-    fn decode_error(
-        &self,
-        error: Error,
-        policy: DecodeErrorPolicy,
-        stats: &ReaderStats,
-    ) -> Result<(), FileError> {
-        stats.add_error();
-        tracing::debug!(path = %self.path.display(), packet = self.packets_read, %error, "decode error");
-        match policy {
-            DecodeErrorPolicy::Skip => Ok(()),
-            DecodeErrorPolicy::Fail => Err(FileError::Decode {
-                path: self.path.clone(),
-                packet: self.packets_read,
-                reason: error.to_string(),
-            }),
+            self.demux.feed(&mut self.decoder, policy, stats)?;
         }
     }
 
     /// Seeks to the keyframe at or before `offset` from the start and resets the decoder.
     /// Frames before `offset` still come out; the caller discards them by timestamp.
     pub(crate) fn seek(&mut self, offset: Duration) -> Result<(), FileError> {
-        let offset_us = i64::try_from(offset.as_micros()).unwrap_or(i64::MAX);
-        let target = self.container_start_us.saturating_add(offset_us);
-        self.input
-            .seek(target, ..target)
-            .map_err(|e| FileError::Decode {
-                path: self.path.clone(),
-                packet: self.packets_read,
-                reason: format!("seek to {offset:?} failed: {e}"),
-            })?;
-        self.decoder.flush();
-        self.eof_sent = false;
-        Ok(())
+        self.demux.seek(offset, &mut self.decoder)
     }
 
     /// The stream's first timestamp, in ns (0 when the container does not say).
     pub(crate) fn stream_start_ns(&self) -> u64 {
-        self.input
-            .stream(self.stream_index)
+        self.demux
+            .input()
+            .stream(self.demux.stream_index())
             .map(|s| s.start_time())
             .filter(|&t| t != ffmpeg::ffi::AV_NOPTS_VALUE)
             .map_or(0, |t| self.to_ns(t))
@@ -287,15 +207,6 @@ pub(super) fn ts_to_ns(ts: i64, time_base: ffmpeg::Rational) -> u64 {
     let den = i128::from(time_base.denominator()).max(1);
     let ns = i128::from(ts) * num * 1_000_000_000 / den;
     u64::try_from(ns.max(0)).unwrap_or(u64::MAX)
-}
-
-/// The container's start time in microseconds (0 when unknown), added to seek targets.
-pub(super) fn container_start_us(input: &format::context::Input) -> i64 {
-    // SAFETY: `input` wraps a valid, opened AVFormatContext; reading one field.
-    match unsafe { (*input.as_ptr()).start_time } {
-        t if t == ffmpeg::ffi::AV_NOPTS_VALUE => 0,
-        t => t,
-    }
 }
 
 fn positive_rational(r: ffmpeg::Rational) -> Option<streamlib_clock::Rational> {
