@@ -99,6 +99,7 @@ impl TickRing {
 
     /// Tick `seq`, or `None` when its cell was already reused (the reader is more than
     /// `TICK_RING` ticks behind).
+    #[inline]
     pub(crate) fn read(&self, seq: u64) -> Option<TimedTick> {
         let cell = self.cell(seq);
         for _ in 0..4 {
@@ -136,6 +137,7 @@ impl TickRing {
 
     /// When tick `seq` was issued, ns since start; for latency statistics only (a reused cell
     /// gives a newer tick's time, which a node that far behind does not mind).
+    #[inline]
     pub(crate) fn issued_ns(&self, seq: u64) -> u64 {
         self.cell(seq).issued_ns.load(Ordering::Relaxed)
     }

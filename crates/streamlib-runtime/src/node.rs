@@ -212,6 +212,7 @@ impl Node {
 
     /// Logs when the pools feeding its outputs ran dry: the first skip, then at powers of two,
     /// so a pool that stays dry does not flood the log.
+    #[inline]
     pub(crate) fn log_pool_skips(&self) {
         let skipped: u64 = self
             .outputs

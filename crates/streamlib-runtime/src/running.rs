@@ -85,6 +85,7 @@ impl RunningGraph {
         })
     }
 
+    #[inline]
     fn now_ns(&self) -> u64 {
         self.started_at.elapsed().as_nanos() as u64
     }
