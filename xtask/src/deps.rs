@@ -32,6 +32,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     // A PTP clock and the RTP path are small socket code: no executor, GPU or codec.
     ("streamlib-ptp", HEAVY_BACKENDS),
     ("streamlib-net", HEAVY_BACKENDS),
+    // Audio processing is plain DSP on pooled buffers: no executor, GPU or codec.
+    ("streamlib-handlers-audio", HEAVY_BACKENDS),
 ];
 
 /// Checks every guarded crate that exists, failing with each forbidden package found.

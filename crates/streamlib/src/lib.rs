@@ -20,6 +20,7 @@
 //! | [`dispatch`] | `streamlib-dispatch` | inline, thread-pool, dedicated-thread and async dispatchers |
 //! | [`runtime`] | `streamlib-runtime` | `StreamRuntime`, `Stream`, negotiation, supervision, stats |
 //! | `video` | `streamlib-handlers-video` | test pattern, display, blur, compositor, drawing |
+//! | `audio` | `streamlib-handlers-audio` | audio test source, volume, EBU R128 loudness, convert, mixer |
 //! | `file` | `streamlib-handlers-file` | FFmpeg `FileReader` and `FileWriter` |
 //! | `gpu` | `streamlib-gpu` | wgpu context, GPU frames, transfers, GPU dispatcher, blur and compositing kernels |
 //! | `net` | `streamlib-net` | ST 2110-20 RTP send/receive, jitter buffer, SDP |
@@ -30,6 +31,8 @@
 //! - `async` (default): the tokio-backed [`AsyncDispatcher`](dispatch::AsyncDispatcher).
 //! - `ctrlc` (default): [`StreamRuntime::run`](prelude::StreamRuntime::run) returns on Ctrl-C.
 //! - `video` (default): the video handlers (minifb window, tiny-skia drawing, fontdue text).
+//! - `audio`: audio handlers: `audiotestsrc`, `volume`, `loudness` (EBU R128 / BS.1770-4),
+//!   `audioconvert`, `audiomixer`.
 //! - `file`: FFmpeg file I/O (needs FFmpeg's development libraries; `cargo xtask setup`).
 //! - `gpu`: wgpu (Vulkan, GL; the lavapipe software driver where there is no GPU): GPU frames,
 //!   the CPU↔GPU transfers the runtime inserts (`gpu::register_transfers`), and the GPU paths
@@ -113,6 +116,13 @@ pub mod video {
     pub use streamlib_handlers_video::*;
 }
 
+/// Audio handlers: test source, volume, EBU R128 loudness meter, channel conversion, mixer
+/// (`streamlib-handlers-audio`, feature `audio`).
+#[cfg(feature = "audio")]
+pub mod audio {
+    pub use streamlib_handlers_audio::*;
+}
+
 /// File I/O through FFmpeg: `FileReader`, `FileWriter` (`streamlib-handlers-file`, feature
 /// `file`).
 #[cfg(feature = "file")]
@@ -168,6 +178,7 @@ forwarded! {
     "ptp" => "ptp", PTP;
     "async" => "async", ASYNC;
     "gpu" => "gpu", GPU;
+    "audio" => "audio", AUDIO;
 }
 
 /// The names most programs need: each crate's own prelude, composed — the core always, a
@@ -178,6 +189,8 @@ pub mod prelude {
     pub use streamlib_dispatch::prelude::*;
     #[cfg(feature = "gpu")]
     pub use streamlib_gpu::prelude::*;
+    #[cfg(feature = "audio")]
+    pub use streamlib_handlers_audio::prelude::*;
     #[cfg(feature = "file")]
     pub use streamlib_handlers_file::prelude::*;
     #[cfg(feature = "video")]
