@@ -50,3 +50,33 @@ fn bad_audio_properties_fail_at_build_naming_them() {
         assert!(err.contains(property), "{text}: {err}");
     }
 }
+
+/// Runs `text` for `ticks` ticks at 30 fps; the runtime's per-stream stats.
+#[cfg(feature = "video")]
+fn run_text(
+    text: &str,
+    ticks: u64,
+) -> (streamlib_launch::Graph, Vec<streamlib_runtime::StreamStats>) {
+    let desc = parse(text).unwrap();
+    let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(ticks);
+    let mut built = build(&Registry::builtin(), &desc, StreamRuntime::new(clock)).unwrap();
+    let stats = built.runtime.run().unwrap();
+    (built.graph, stats.streams)
+}
+
+#[cfg(feature = "video")]
+#[test]
+fn null_ends_audio_and_video_branches() {
+    for (text, port) in [
+        ("audiotestsrc ! null", "null0.audio"),
+        ("testpattern size=64x48 ! null", "null0.video"),
+        ("audiotestsrc ! volume ! null", "null0.audio"),
+    ] {
+        let (graph, streams) = run_text(text, 30);
+        assert_eq!(graph.edges.last().unwrap().to, port, "{text}");
+        let null = streams.iter().find(|s| s.id == "null0").unwrap();
+        assert_eq!(null.errors, 0, "{text}");
+        // One buffer per tick (audio) or one frame per tick (video), none lost.
+        assert!(null.items_in >= 29, "{text}: {null:?}");
+    }
+}

@@ -799,15 +799,37 @@ fn identity() -> HandlerSpec {
 fn null() -> HandlerSpec {
     HandlerSpec {
         name: "null",
-        summary: "Discards frames and counts them (for throughput: `… ! null`)",
-        ports: vec![port(
-            "video",
-            Direction::Input,
-            PortKind::Video,
-            MemoryCaps::CPU_GPU,
-            DeliveryMode::Latest,
-            "frames in any memory, dropped",
-        )],
+        summary: "Discards video, audio or data and counts it (for throughput, or to end any \
+                  branch: `… ! null`)",
+        ports: vec![
+            port(
+                "video",
+                Direction::Input,
+                PortKind::Video,
+                MemoryCaps::CPU_GPU,
+                DeliveryMode::Latest,
+                "frames in any memory, dropped, optional",
+            )
+            .optional(),
+            port(
+                "audio",
+                Direction::Input,
+                PortKind::Audio,
+                MemoryCaps::CPU,
+                DeliveryMode::Ordered { capacity: 64 },
+                "audio of any rate and channel count, dropped, optional",
+            )
+            .optional(),
+            port(
+                "data",
+                Direction::Input,
+                PortKind::Data,
+                MemoryCaps::CPU,
+                DeliveryMode::Ordered { capacity: 64 },
+                "data messages, dropped, optional",
+            )
+            .optional(),
+        ],
         properties: vec![],
         factory: Arc::new(|_: &Properties| Ok(BuiltHandler::fixed(NullSink::new()))),
     }
