@@ -1,5 +1,6 @@
-//! Audio handlers for streamlib: [`AudioTestSrc`] (`audiotestsrc`), [`Volume`] (`volume`)
-//! and the EBU R128 meter [`Loudness`] (`loudness`), with GStreamer's names and properties.
+//! Audio handlers for streamlib: [`AudioTestSrc`] (`audiotestsrc`), [`Volume`] (`volume`),
+//! the EBU R128 meter [`Loudness`] (`loudness`), the channel mixer [`AudioConvert`]
+//! (`audioconvert`) and [`AudioMixer`] (`audiomixer`), with GStreamer's names and properties.
 //!
 //! Audio travels as interleaved f32 [`AudioBuffer`](streamlib_ports::AudioBuffer)s from
 //! pre-allocated pools: at steady state no handler here allocates. The test source counts
@@ -45,16 +46,23 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod convert;
 mod error;
 mod gating;
 mod loudness;
+mod mixer;
 mod pools;
 mod testsrc;
 mod volume;
 mod wave;
 
+pub use convert::{AudioConvert, MINUS_3DB, mix_matrix};
 pub use error::{AudioError, MAX_CHANNELS, MAX_RATE, MIN_RATE};
 pub use loudness::{Loudness, LoudnessMeter, LoudnessStats, LoudnessStatsHandle, flush_non_finite};
+pub use mixer::{
+    AudioMixer, AudioMixerConfig, MAX_MIXER_INPUTS, MixerInputCounters, MixerInputStats,
+    MixerStatsHandle,
+};
 pub use testsrc::{
     AudioTestSrc, AudioTestSrcConfig, MAX_SAMPLES_PER_BUFFER, sample_at_ns, sample_time_ns,
 };
@@ -64,7 +72,7 @@ pub use wave::{SWEEP_END_HZ, SWEEP_SECONDS, SWEEP_START_HZ, TICK_SECONDS, Wave};
 /// The names a pipeline author needs, for `use streamlib_handlers_audio::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        AudioError, AudioTestSrc, AudioTestSrcConfig, Loudness, LoudnessStats, LoudnessStatsHandle,
-        Volume, Wave,
+        AudioConvert, AudioError, AudioMixer, AudioMixerConfig, AudioTestSrc, AudioTestSrcConfig,
+        Loudness, LoudnessStats, LoudnessStatsHandle, MixerStatsHandle, Volume, Wave,
     };
 }
