@@ -80,3 +80,80 @@ fn null_ends_audio_and_video_branches() {
         assert!(null.items_in >= 29, "{text}: {null:?}");
     }
 }
+
+#[cfg(feature = "video")]
+#[test]
+fn audiomixer_mixes_two_sources_from_text() {
+    // `latency` gives inputs on other threads a margin; sink_2 is left unconnected.
+    let text = "audiomixer name=mix inputs=3 latency=100 sink_1.volume=0.5 ! loudness ! null  \
+                audiotestsrc freq=440 volume=0.4 ! mix.sink_0  \
+                audiotestsrc freq=1000 volume=0.4 ! mix.sink_1";
+    let desc = parse(text).unwrap();
+    let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(60);
+    let mut built = build(&Registry::builtin(), &desc, StreamRuntime::new(clock)).unwrap();
+    assert!(built.controls.set("mix", "sink_1.volume", "20").is_err());
+    let stats = built.runtime.run().unwrap();
+    for stream in &stats.streams {
+        assert_eq!(stream.errors, 0, "{}", stream.id);
+    }
+    let report = built.controls.report("mix").expect("a mixer report");
+    let inputs = report["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 3, "{report}");
+    for input in &inputs[..2] {
+        assert!(input["mixed"].as_u64().unwrap() >= 50, "{report}");
+    }
+    assert_eq!(
+        inputs[2]["silent"], 0,
+        "an unconnected input is not counted: {report}"
+    );
+    let loudness = built.controls.report("loudness0").unwrap();
+    assert!(
+        loudness["integrated_lufs"].as_f64().unwrap() > -20.0,
+        "{loudness}"
+    );
+}
+
+#[cfg(feature = "video")]
+#[test]
+fn audioconvert_bridges_channel_counts_written_out() {
+    let text = "audiotestsrc channels=1 ! audioconvert channels=2 ! audiomixer inputs=1 ! null";
+    let (graph, streams) = run_text(text, 30);
+    let into_mixer = graph
+        .edges
+        .iter()
+        .find(|e| e.to == "audiomixer0.sink_0")
+        .unwrap();
+    assert_eq!(into_mixer.caps, "audio 48000Hz 2ch");
+    assert_eq!(graph.edges[0].caps, "audio 48000Hz 1ch");
+    for stream in &streams {
+        assert_eq!(stream.errors, 0, "{}", stream.id);
+    }
+    // Without it, the channel counts do not meet: the error says where.
+    let desc = parse("audiotestsrc channels=1 ! audiomixer inputs=1 ! null").unwrap();
+    let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(1);
+    let err = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))
+        .expect_err("1 channel into a 2-channel mixer")
+        .to_string();
+    assert!(
+        err.contains("audiomixer0.sink_0") && err.contains("1ch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_convert_and_mixer_properties_fail_naming_them() {
+    for (text, property) in [
+        ("audiotestsrc ! audioconvert channels=65", "channels"),
+        ("audiomixer inputs=0", "inputs"),
+        ("audiomixer inputs=1000", "inputs"),
+        ("audiomixer channels=0", "channels"),
+        ("audiomixer sink_0.volume=11", "sink_0.volume"),
+    ] {
+        let desc = parse(text).unwrap();
+        let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(1);
+        let err = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains(property), "{text}: {err}");
+    }
+}

@@ -1,11 +1,13 @@
-//! `audiotestsrc`, `volume`, `loudness` (streamlib-handlers-audio).
+//! `audiotestsrc`, `volume`, `loudness`, `audioconvert`, `audiomixer`
+//! (streamlib-handlers-audio).
 
 use std::sync::Arc;
 
 use serde_json::json;
 use streamlib_handlers_audio::{
-    AudioTestSrc, AudioTestSrcConfig, Loudness, MAX_CHANNELS, MAX_RATE, MAX_SAMPLES_PER_BUFFER,
-    MAX_VOLUME, MIN_RATE, Volume, Wave, db_to_linear,
+    AudioConvert, AudioMixer, AudioMixerConfig, AudioTestSrc, AudioTestSrcConfig, Loudness,
+    MAX_CHANNELS, MAX_MIXER_INPUTS, MAX_RATE, MAX_SAMPLES_PER_BUFFER, MAX_VOLUME, MIN_RATE, Volume,
+    Wave, db_to_linear,
 };
 use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
 
@@ -35,6 +37,8 @@ pub(super) fn register(registry: &mut Registry) {
     registry.register(audio_test_src());
     registry.register(volume());
     registry.register(loudness());
+    registry.register(audio_convert());
+    registry.register(audio_mixer());
 }
 
 fn audio_test_src() -> HandlerSpec {
@@ -228,4 +232,143 @@ fn loudness() -> HandlerSpec {
             }))
         }),
     }
+}
+
+fn audio_convert() -> HandlerSpec {
+    HandlerSpec {
+        name: "audioconvert",
+        summary: "Up- and down-mixes channels: mono<->stereo, 5.1 and quad to stereo (ITU-R BS.775, LFE dropped)",
+        ports: vec![
+            AUDIO_IN,
+            port(
+                "audio",
+                Direction::Output,
+                PortKind::Audio,
+                MemoryCaps::CPU,
+                DeliveryMode::Ordered { capacity: 64 },
+                "the input's rate at `channels` (buffers already there pass by reference)",
+            ),
+        ],
+        properties: vec![prop(
+            "channels",
+            PropType::Int {
+                min: 0,
+                max: MAX_CHANNELS as i64,
+            },
+            Some("0"),
+            false,
+            "output channel count; 0: the one negotiated downstream (else the input's)",
+        )],
+        factory: Arc::new(|p: &Properties| {
+            let channels = u32::try_from(p.int("channels")).unwrap_or(u32::MAX);
+            Ok(BuiltHandler::fixed(AudioConvert::new(channels)?))
+        }),
+    }
+}
+
+fn audio_mixer() -> HandlerSpec {
+    HandlerSpec {
+        name: "audiomixer",
+        summary: "Mixes N inputs aligned by timestamps, each with its gain; a late or missing input is silence, counted",
+        ports: vec![
+            port(
+                "sink_<N>",
+                Direction::Input,
+                PortKind::Audio,
+                MemoryCaps::CPU,
+                DeliveryMode::Ordered { capacity: 64 },
+                "input N (0 ..= inputs-1) at the mixer's rate and channels, optional",
+            )
+            .numbered_by("inputs")
+            .optional(),
+            AUDIO_OUT,
+        ],
+        properties: vec![
+            prop(
+                "inputs",
+                PropType::Int {
+                    min: 1,
+                    max: MAX_MIXER_INPUTS as i64,
+                },
+                Some("2"),
+                false,
+                "number of inputs",
+            ),
+            prop(
+                "rate",
+                PropType::Int {
+                    min: i64::from(MIN_RATE),
+                    max: i64::from(MAX_RATE),
+                },
+                Some("48000"),
+                false,
+                "output (and every input's) sample rate in Hz",
+            ),
+            prop(
+                "channels",
+                PropType::Int {
+                    min: 1,
+                    max: MAX_CHANNELS as i64,
+                },
+                Some("2"),
+                false,
+                "output (and every input's) channel count",
+            ),
+            prop(
+                "latency",
+                PropType::Float {
+                    min: 0.0,
+                    max: 10_000.0,
+                },
+                Some("0"),
+                false,
+                "ms the mix runs behind the clock, the time inputs have to deliver",
+            ),
+            prop(
+                "sink_<N>.volume",
+                PropType::Float {
+                    min: 0.0,
+                    max: MAX_VOLUME,
+                },
+                Some("1"),
+                true,
+                "input N's linear gain",
+            ),
+        ],
+        factory: Arc::new(|p: &Properties| {
+            let mut mixer = AudioMixer::new(AudioMixerConfig {
+                inputs: usize::try_from(p.int("inputs")).unwrap_or(0),
+                rate: u32::try_from(p.int("rate")).unwrap_or(0),
+                channels: u16::try_from(p.int("channels")).unwrap_or(0),
+                latency_ns: (p.float("latency") * 1e6) as u64,
+            })?;
+            for (name, value) in p.iter().filter(|(n, _)| n.starts_with("sink_")) {
+                set_input_gain(&mut mixer, name, value)?;
+            }
+            let stats = mixer.stats();
+            Ok(
+                BuiltHandler::live(mixer, set_input_gain).with_report(move || {
+                    let inputs: Vec<_> = stats
+                        .snapshot()
+                        .iter()
+                        .map(|s| json!({"mixed": s.mixed, "silent": s.silent, "late": s.late}))
+                        .collect();
+                    json!({ "inputs": inputs })
+                }),
+            )
+        }),
+    }
+}
+
+/// Applies `sink_<N>.volume`.
+fn set_input_gain(mixer: &mut AudioMixer, name: &str, value: &Value) -> Result<(), HandlerError> {
+    let index = name
+        .strip_prefix("sink_")
+        .and_then(|rest| rest.strip_suffix(".volume"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .ok_or_else(|| {
+            HandlerError::msg(format!("audiomixer: `{name}` is not `sink_<N>.volume`"))
+        })?;
+    mixer.set_gain(index, value.as_float().unwrap_or(1.0))?;
+    Ok(())
 }
