@@ -53,6 +53,7 @@ mod loudness;
 mod mixer;
 mod pools;
 mod testsrc;
+mod true_peak;
 mod volume;
 mod wave;
 
