@@ -6,9 +6,9 @@
 //! pre-allocated pools: at steady state no handler here allocates. The test source counts
 //! its samples from the clock's timestamps, so it never drifts and its sync tick lands on the
 //! clock's second boundaries; the meter agrees with FFmpeg's `ebur128=peak=true` within
-//! 0.1 LU on every figure and 0.1 dB on the true peak of sines, sweeps and pink noise
-//! (checked by this crate's tests; on white noise full to 24 kHz the two oversamplers'
-//! true peaks differ by about 1 dB).
+//! 0.1 LU on every figure and 0.1 dB on the true peak of sines, sweeps, pink and white noise
+//! (checked by this crate's tests; the true peak is our own 4×/2× polyphase oversampler,
+//! the interpolator FFmpeg's filter uses).
 //!
 //! ```
 //! use streamlib_clock::{ClockSourceId, Rational, TimedTick};

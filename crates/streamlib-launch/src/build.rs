@@ -594,6 +594,7 @@ fn assemble(
                     match handler.as_str() {
                         "scale" => "size",
                         "videorate" => "rate",
+                        "audioconvert" => "channels",
                         _ => "format",
                     },
                     edge.output,

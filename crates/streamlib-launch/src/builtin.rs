@@ -18,12 +18,14 @@ pub mod gpu;
 use crate::Registry;
 
 /// Registers the format converters negotiation may insert (`convert`, `scale`, `videorate`
-/// with the `video` feature): what a pipeline built from text gets, and what a runtime built
+/// with the `video` feature, `audioconvert` with `audio`): what a pipeline built from text gets, and what a runtime built
 /// in Rust needs to bridge formats (`register_converters(runtime.converters_mut())`).
 pub fn register_converters(converters: &mut streamlib_runtime::ConverterRegistry) {
     #[cfg(feature = "video")]
     video::register_converters(converters);
-    #[cfg(not(feature = "video"))]
+    #[cfg(feature = "audio")]
+    audio::register_converters(converters);
+    #[cfg(not(any(feature = "video", feature = "audio")))]
     let _ = converters;
 }
 

@@ -128,14 +128,14 @@ fn audioconvert_bridges_channel_counts_written_out() {
     for stream in &streams {
         assert_eq!(stream.errors, 0, "{}", stream.id);
     }
-    // Without it, the channel counts do not meet: the error says where.
-    let desc = parse("audiotestsrc channels=1 ! audiomixer inputs=1 ! null").unwrap();
+    // No converter changes the sample rate: that mismatch fails, saying where.
+    let desc = parse("audiotestsrc rate=44100 ! audiomixer inputs=1 ! null").unwrap();
     let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(1);
     let err = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))
-        .expect_err("1 channel into a 2-channel mixer")
+        .expect_err("44.1 kHz into a 48 kHz mixer")
         .to_string();
     assert!(
-        err.contains("audiomixer0.sink_0") && err.contains("1ch"),
+        err.contains("audiomixer0.sink_0") && err.contains("44100"),
         "{err}"
     );
 }
@@ -155,5 +155,32 @@ fn bad_convert_and_mixer_properties_fail_naming_them() {
             .expect_err("refused")
             .to_string();
         assert!(err.contains(property), "{text}: {err}");
+    }
+}
+
+#[cfg(feature = "video")]
+#[test]
+fn negotiation_inserts_audioconvert_where_channel_counts_differ() {
+    let text = "audiotestsrc channels=1 ! loudness ! audiomixer inputs=1 ! null";
+    let (graph, streams) = run_text(text, 30);
+    let edge = graph
+        .edges
+        .iter()
+        .find(|e| e.to == "audiomixer0.sink_0")
+        .unwrap();
+    assert_eq!(edge.converters.len(), 1, "{graph:?}");
+    assert!(edge.converters[0].starts_with("audioconvert"), "{graph:?}");
+    assert_eq!(edge.caps, "audio 48000Hz 2ch");
+    let node = graph
+        .nodes
+        .iter()
+        .find(|n| n.handler == "audioconvert")
+        .unwrap();
+    assert!(
+        node.inserted.as_deref().unwrap().starts_with("channels"),
+        "{node:?}"
+    );
+    for stream in &streams {
+        assert_eq!(stream.errors, 0, "{}", stream.id);
     }
 }

@@ -189,7 +189,7 @@ fn errors_name_the_element_and_suggest() {
         ),
         (
             "testpattern ! null  testpattern ! null0.",
-            "null0 (null) has no free input for video (its inputs: video)",
+            "null0 (null) has no free input for video (its inputs: video, audio, data)",
         ),
         (
             "testpattern ! compositor layers=2 layer5.opacity=0.5 ! null",

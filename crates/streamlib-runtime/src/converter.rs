@@ -17,6 +17,8 @@ pub enum Conversion {
     Size,
     /// The frame rate (`videorate`): to the clock's rate only, by repeating or dropping.
     Rate,
+    /// An audio stream's channel count (`audioconvert`): up- or down-mixing.
+    Channels,
 }
 
 impl Conversion {
@@ -26,6 +28,7 @@ impl Conversion {
             Conversion::Format => "format",
             Conversion::Size => "size",
             Conversion::Rate => "rate",
+            Conversion::Channels => "channels",
         }
     }
 }

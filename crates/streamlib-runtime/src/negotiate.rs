@@ -466,11 +466,22 @@ fn convert_to(
     converter: &Converter,
     clock: Rational,
 ) -> Option<Caps> {
+    if let (Conversion::Channels, Caps::Audio(have), Caps::Audio(want)) = (conversion, caps, want) {
+        // A channel mixer makes any count the target fixes, at the input's rate.
+        let channels = want.channels.fixate(have.channels.fixed()).fixed()?;
+        if have.channels.fixed() == Some(channels) {
+            return None;
+        }
+        let mut out = have.clone();
+        out.channels = Field::Fixed(channels);
+        return Some(Caps::Audio(out));
+    }
     let (Caps::Video(have), Caps::Video(want)) = (caps, want) else {
         return None;
     };
     let mut out = have.clone();
     match conversion {
+        Conversion::Channels => return None,
         Conversion::Format => {
             let formats = match converter.produces.as_video() {
                 Some(c) => want.formats.intersect(&c.formats)?,
@@ -568,11 +579,17 @@ fn simulate(
 
 /// `caps` with the field `conversion` changes opened to any.
 fn relax(caps: &Caps, conversion: Conversion) -> Caps {
+    if let (Caps::Audio(a), Conversion::Channels) = (caps, conversion) {
+        let mut a = a.clone();
+        a.channels = Field::Any;
+        return Caps::Audio(a);
+    }
     let Caps::Video(v) = caps else {
         return caps.clone();
     };
     let mut v = v.clone();
     match conversion {
+        Conversion::Channels => {}
         Conversion::Format => v.formats = streamlib_ports::Formats::Any,
         Conversion::Size => {
             v.width = Field::Any;

@@ -9,7 +9,8 @@ use streamlib_handlers_audio::{
     MAX_CHANNELS, MAX_MIXER_INPUTS, MAX_RATE, MAX_SAMPLES_PER_BUFFER, MAX_VOLUME, MIN_RATE, Volume,
     Wave, db_to_linear,
 };
-use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
+use streamlib_ports::{Caps, DeliveryMode, HandlerError, MemoryCaps, PortKind, StreamHandler};
+use streamlib_runtime::{Conversion, ConverterRegistry, TransferHandler};
 
 use crate::Registry;
 use crate::registry::{BuiltHandler, Direction, HandlerSpec, Properties, port, prop};
@@ -232,6 +233,27 @@ fn loudness() -> HandlerSpec {
             }))
         }),
     }
+}
+
+/// Registers `audioconvert` for the channel count: negotiation inserts it where a link's
+/// channel counts differ, mixing to the count the target caps fix.
+pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
+    converters.register(
+        Conversion::Channels,
+        "audioconvert",
+        Caps::audio(),
+        Caps::audio(),
+        Arc::new(|target: &Caps| {
+            let convert = AudioConvert::for_caps(target)?;
+            let (input, output) = (convert.input().erased(), convert.output().erased());
+            Ok(TransferHandler {
+                input,
+                output,
+                handler: Box::new(convert) as Box<dyn StreamHandler>,
+                dispatcher: None,
+            })
+        }),
+    );
 }
 
 fn audio_convert() -> HandlerSpec {
