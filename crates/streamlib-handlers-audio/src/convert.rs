@@ -190,17 +190,14 @@ impl StreamHandler for AudioConvert {
                     *o = row.iter().zip(i).map(|(m, x)| m * x).sum();
                 }
             }
-            let out = AudioBuffer::new(
-                out.freeze(),
+            crate::pools::publish(
+                HANDLER,
+                &self.output,
+                out,
                 to as u16,
                 buffer.sample_rate(),
                 buffer.timestamp_ns(),
-            )
-            .map_err(|source| AudioError::Frame {
-                handler: HANDLER,
-                source,
-            })?;
-            self.output.write(out);
+            )?;
         }
         Ok(())
     }

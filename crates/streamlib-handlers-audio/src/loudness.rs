@@ -414,17 +414,14 @@ impl StreamHandler for Loudness {
                 continue;
             };
             copy.copy_from_slice(&meter.scratch);
-            let copy = AudioBuffer::new(
-                copy.freeze(),
+            crate::pools::publish(
+                HANDLER,
+                &self.output,
+                copy,
                 channels,
                 buffer.sample_rate(),
                 buffer.timestamp_ns(),
-            )
-            .map_err(|source| AudioError::Frame {
-                handler: HANDLER,
-                source,
-            })?;
-            self.output.write(copy);
+            )?;
         }
         Ok(())
     }

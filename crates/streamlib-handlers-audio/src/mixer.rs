@@ -284,17 +284,14 @@ impl StreamHandler for AudioMixer {
                 counters.silent.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let buffer = AudioBuffer::new(
-            out.freeze(),
+        crate::pools::publish(
+            HANDLER,
+            &self.output,
+            out,
             self.config.channels,
             rate,
             sample_time_ns(start, rate),
-        )
-        .map_err(|source| AudioError::Frame {
-            handler: HANDLER,
-            source,
-        })?;
-        self.output.write(buffer);
+        )?;
         Ok(())
     }
 }

@@ -56,3 +56,20 @@ impl PoolSet {
         Ok(buf)
     }
 }
+
+/// Publishes the samples `handler` filled into `buf` on `output` as one buffer of `channels`
+/// channels at `rate`, stamped `timestamp_ns` (a length that is not whole frames is
+/// [`AudioError::Frame`], naming `handler`).
+pub(crate) fn publish(
+    handler: &'static str,
+    output: &OutputPort<AudioBuffer>,
+    buf: PoolBufMut<f32>,
+    channels: u16,
+    rate: u32,
+    timestamp_ns: u64,
+) -> Result<(), AudioError> {
+    let buffer = AudioBuffer::new(buf.freeze(), channels, rate, timestamp_ns)
+        .map_err(|source| AudioError::Frame { handler, source })?;
+    output.write(buffer);
+    Ok(())
+}

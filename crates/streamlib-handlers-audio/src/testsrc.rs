@@ -263,17 +263,14 @@ impl StreamHandler for AudioTestSrc {
             };
             if let Some(mut buf) = self.output.acquire_or_skip(&self.pools[pool]) {
                 self.generator.fill(&mut buf, next, channels);
-                let buffer = AudioBuffer::new(
-                    buf.freeze(),
+                crate::pools::publish(
+                    HANDLER,
+                    &self.output,
+                    buf,
                     self.config.channels,
                     rate,
                     sample_time_ns(next, rate),
-                )
-                .map_err(|source| AudioError::Frame {
-                    handler: HANDLER,
-                    source,
-                })?;
-                self.output.write(buffer);
+                )?;
             }
             next += frames;
         }

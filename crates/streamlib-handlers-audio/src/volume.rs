@@ -171,17 +171,14 @@ impl StreamHandler for Volume {
                 usize::from(buffer.channels()),
                 buffer.sample_rate(),
             );
-            let out = AudioBuffer::new(
-                out.freeze(),
+            crate::pools::publish(
+                HANDLER,
+                &self.output,
+                out,
                 buffer.channels(),
                 buffer.sample_rate(),
                 buffer.timestamp_ns(),
-            )
-            .map_err(|source| AudioError::Frame {
-                handler: HANDLER,
-                source,
-            })?;
-            self.output.write(out);
+            )?;
         }
         Ok(())
     }
