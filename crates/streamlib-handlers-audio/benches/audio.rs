@@ -79,29 +79,13 @@ fn benches(c: &mut Criterion) {
     });
 
     // Volume at a fixed non-unity gain, through its ports and pools.
-    let buffers: Vec<AudioBuffer> = samples
-        .chunks(FRAMES * 2)
-        .map(|c| AudioBuffer::new(PooledBuf::from_vec(c.to_vec()), 2, 48_000, 0).unwrap())
-        .collect();
-    let mut volume = Volume::new(0.5, false).unwrap();
-    let source = OutputPort::<AudioBuffer>::new("audio", MemoryCaps::CPU);
-    let sink = InputPort::<AudioBuffer>::new("audio", MemoryCaps::CPU);
-    source
-        .handle()
-        .erased()
-        .connect_to(&*volume.input().erased())
-        .unwrap();
-    volume
-        .output()
-        .erased()
-        .connect_to(&*sink.handle().erased())
-        .unwrap();
-    let tick = TimedTick {
-        timestamp: 0,
-        frame_number: 0,
-        clock_source_id: ClockSourceId::MANUAL,
-        fps: Rational::fps(30),
-    };
+    let VolumeRig {
+        buffers,
+        mut volume,
+        source,
+        sink,
+        tick,
+    } = VolumeRig::new(&samples);
     group.bench_function("volume_10s_stereo", |b| {
         b.iter(|| {
             for buffer in &buffers {
@@ -112,6 +96,51 @@ fn benches(c: &mut Criterion) {
         });
     });
     group.finish();
+}
+
+/// A `Volume` at 0.5 wired between a source and a sink port, and `samples` cut into its
+/// 1600-frame input buffers.
+struct VolumeRig {
+    buffers: Vec<AudioBuffer>,
+    volume: Volume,
+    source: OutputPort<AudioBuffer>,
+    sink: InputPort<AudioBuffer>,
+    tick: TimedTick,
+}
+
+impl VolumeRig {
+    fn new(samples: &[f32]) -> Self {
+        let buffers: Vec<AudioBuffer> = samples
+            .chunks(FRAMES * 2)
+            .map(|c| AudioBuffer::new(PooledBuf::from_vec(c.to_vec()), 2, 48_000, 0).unwrap())
+            .collect();
+        let volume = Volume::new(0.5, false).unwrap();
+        let source = OutputPort::<AudioBuffer>::new("audio", MemoryCaps::CPU);
+        let sink = InputPort::<AudioBuffer>::new("audio", MemoryCaps::CPU);
+        source
+            .handle()
+            .erased()
+            .connect_to(&*volume.input().erased())
+            .unwrap();
+        volume
+            .output()
+            .erased()
+            .connect_to(&*sink.handle().erased())
+            .unwrap();
+        let tick = TimedTick {
+            timestamp: 0,
+            frame_number: 0,
+            clock_source_id: ClockSourceId::MANUAL,
+            fps: Rational::fps(30),
+        };
+        Self {
+            buffers,
+            volume,
+            source,
+            sink,
+            tick,
+        }
+    }
 }
 
 /// Median wall time of `runs` runs of `f`.
@@ -199,29 +228,13 @@ fn peer() {
 /// returns the time of the processing alone (wrapping the input is not timed, as FFmpeg's
 /// reading of the file is subtracted).
 fn volume_all(samples: &[f32]) -> Duration {
-    let buffers: Vec<AudioBuffer> = samples
-        .chunks(FRAMES * 2)
-        .map(|c| AudioBuffer::new(PooledBuf::from_vec(c.to_vec()), 2, 48_000, 0).unwrap())
-        .collect();
-    let mut volume = Volume::new(0.5, false).unwrap();
-    let source = OutputPort::<AudioBuffer>::new("audio", MemoryCaps::CPU);
-    let sink = InputPort::<AudioBuffer>::new("audio", MemoryCaps::CPU);
-    source
-        .handle()
-        .erased()
-        .connect_to(&*volume.input().erased())
-        .unwrap();
-    volume
-        .output()
-        .erased()
-        .connect_to(&*sink.handle().erased())
-        .unwrap();
-    let tick = TimedTick {
-        timestamp: 0,
-        frame_number: 0,
-        clock_source_id: ClockSourceId::MANUAL,
-        fps: Rational::fps(30),
-    };
+    let VolumeRig {
+        buffers,
+        mut volume,
+        source,
+        sink,
+        tick,
+    } = VolumeRig::new(samples);
     let start = Instant::now();
     for buffer in buffers {
         source.write(buffer);

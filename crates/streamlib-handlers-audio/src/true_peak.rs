@@ -81,6 +81,19 @@ fn phase_taps(phase: usize, factor: usize) -> [f32; TAPS] {
 /// `outputs + TAPS - 1` samples.
 type Kernel = fn(&[f32], usize, &[[f32; TAPS]]) -> f32;
 
+/// The largest magnitude among `peak` and the outputs `starts` of one phase, each computed
+/// one at a time: the tail both kernels leave after their vector passes.
+fn tail_peak(line: &[f32], taps: &[f32; TAPS], starts: std::ops::Range<usize>, peak: f32) -> f32 {
+    starts.fold(peak, |peak, start| {
+        let y: f32 = taps
+            .iter()
+            .zip(&line[start..start + TAPS])
+            .map(|(c, s)| c * s)
+            .sum();
+        peak.max(y.abs())
+    })
+}
+
 /// Portable kernel: eight outputs at a time in plain arrays, then the rest one by one.
 fn kernel_portable(line: &[f32], outputs: usize, phases: &[[f32; TAPS]]) -> f32 {
     let outputs = outputs.min(line.len().saturating_sub(TAPS - 1));
@@ -112,14 +125,7 @@ fn kernel_portable(line: &[f32], outputs: usize, phases: &[[f32; TAPS]]) -> f32 
             peak = acc.iter().fold(peak, |m, a| m.max(a.abs()));
             n += 8;
         }
-        for start in n..outputs {
-            let y: f32 = taps
-                .iter()
-                .zip(&line[start..start + TAPS])
-                .map(|(c, s)| c * s)
-                .sum();
-            peak = peak.max(y.abs());
-        }
+        peak = tail_peak(line, taps, n..outputs, peak);
     }
     peak
 }
@@ -197,14 +203,7 @@ mod avx2 {
                 peak8 = _mm256_max_ps(peak8, _mm256_andnot_ps(sign, acc));
                 n += 8;
             }
-            for start in n..outputs {
-                let y: f32 = taps
-                    .iter()
-                    .zip(&line[start..start + TAPS])
-                    .map(|(c, s)| c * s)
-                    .sum();
-                tail_peak = tail_peak.max(y.abs());
-            }
+            tail_peak = super::tail_peak(line, taps, n..outputs, tail_peak);
         }
         let mut lanes = [0.0f32; 8];
         // SAFETY: `lanes` holds eight f32, what an unaligned 256-bit store writes.
