@@ -76,6 +76,21 @@ const GROUPS: &[PackageGroup] = &[
             "linuxptp",
         ],
     },
+    // The audio crate: cpal's ALSA host (libasound2-dev to build), and for its device tests a
+    // real sound server: PulseAudio with a null sink, reached through ALSA's pulse plugin, and
+    // its recorder (parec). SoX is a peer for the resampler's benchmark.
+    PackageGroup {
+        name: "audio",
+        enabled: true,
+        packages: &[
+            "libasound2-dev",
+            "libasound2-plugins",
+            "alsa-utils",
+            "pulseaudio",
+            "pulseaudio-utils",
+            "sox",
+        ],
+    },
     // lavapipe, the software Vulkan driver the GPU tests run on where there is no GPU, and
     // the loaders wgpu opens at run time (Vulkan, EGL for its GL backend).
     PackageGroup {

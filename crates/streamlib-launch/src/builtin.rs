@@ -11,6 +11,12 @@ mod net;
 
 #[cfg(feature = "audio")]
 mod audio;
+#[cfg(feature = "audio")]
+mod audio_resample;
+#[cfg(feature = "audio")]
+mod audio_scope;
+#[cfg(feature = "audio-device")]
+mod audio_device;
 
 #[cfg(feature = "gpu")]
 pub mod gpu;
@@ -57,6 +63,12 @@ impl Registry {
         net::register(&mut registry);
         #[cfg(feature = "audio")]
         audio::register(&mut registry);
+        #[cfg(feature = "audio")]
+        audio_resample::register(&mut registry);
+        #[cfg(feature = "audio")]
+        audio_scope::register(&mut registry);
+        #[cfg(feature = "audio-device")]
+        audio_device::register(&mut registry);
         registry
     }
 }

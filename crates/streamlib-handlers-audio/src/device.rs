@@ -1,0 +1,1 @@
+//! `audiosink` and `audiosrc`: real sound devices through cpal.

@@ -1,0 +1,1 @@
+//! `AudioResample` (`audioresample`): sample-rate conversion with rubato, and the drift-following asynchronous mode.

@@ -1,0 +1,1 @@
+//! `spectrum` and `audioscope`: audio in, video out (bars, waveform, level meters).
