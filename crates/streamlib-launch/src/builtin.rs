@@ -11,12 +11,12 @@ mod net;
 
 #[cfg(feature = "audio")]
 mod audio;
+#[cfg(feature = "audio-device")]
+mod audio_device;
 #[cfg(feature = "audio")]
 mod audio_resample;
 #[cfg(feature = "audio")]
 mod audio_scope;
-#[cfg(feature = "audio-device")]
-mod audio_device;
 
 #[cfg(feature = "gpu")]
 pub mod gpu;
