@@ -31,6 +31,8 @@ pub fn register_converters(converters: &mut streamlib_runtime::ConverterRegistry
     video::register_converters(converters);
     #[cfg(feature = "audio")]
     audio::register_converters(converters);
+    #[cfg(feature = "audio")]
+    audio_resample::register_converters(converters);
     #[cfg(not(any(feature = "video", feature = "audio")))]
     let _ = converters;
 }
