@@ -94,6 +94,7 @@ fn run_and_check(two_step: bool) -> Result<(), Box<dyn std::error::Error>> {
     let mut worst_offset = 0i64;
     let mut worst_model = 0i128;
     let mut offsets = Vec::new();
+    let mut frequencies = Vec::new();
     let mut last_samples = snap.counters.samples;
     let mut last_outliers = snap.counters.sync_outliers;
     let until = Instant::now() + Duration::from_secs(3);
@@ -110,6 +111,7 @@ fn run_and_check(two_step: bool) -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             }
             offsets.push(snap.offset_ns);
+            frequencies.push(snap.frequency_ppb);
             worst_offset = worst_offset.max(snap.offset_ns.abs());
         }
         let now = local_monotonic_ns();
@@ -118,9 +120,10 @@ fn run_and_check(two_step: bool) -> Result<(), Box<dyn std::error::Error>> {
     }
     let snap = status.snapshot();
     let mean = offsets.iter().sum::<i64>() as f64 / offsets.len().max(1) as f64;
+    let mean_freq = frequencies.iter().sum::<f64>() / frequencies.len().max(1) as f64;
     eprintln!(
         "loopback {}: locked after {:?}, {} samples, offset mean {mean:.0} ns, max |offset| {worst_offset} ns, \
-         max |model − master| {worst_model} ns, path delay {:?} ns, freq {:.0} ppb, counters {:?}",
+         max |model − master| {worst_model} ns, path delay {:?} ns, freq {:.0} ppb (mean {mean_freq:.0}), counters {:?}",
         if two_step { "two-step" } else { "one-step" },
         lock_time.unwrap_or_default(),
         offsets.len(),
@@ -134,14 +137,17 @@ fn run_and_check(two_step: bool) -> Result<(), Box<dyn std::error::Error>> {
         worst_model < i128::from(bound_ns),
         "model error {worst_model} ns"
     );
-    // A software one-step master stamps its Syncs before the send system call, which adds
-    // microseconds of jitter: its rate estimate is noisier. Two-step: within 10 ppm of the
-    // true 40 ppm after 3 s of samples (it was 3 ppm, which a CI-loaded 2-core machine
-    // missed once at 31.8 ppm while the offset stayed within 3.3 µs).
-    let freq_tolerance = if two_step { 10_000.0 } else { 100_000.0 };
+    // The frequency is the servo's integral term, which every sample moves by ki × offset / dt:
+    // at 8 syncs/s a 30 µs jitter moves it by ~70 ppm, so one reading at the end is noise on a
+    // busy host (one-step read 148 ppm once on CI with every offset within 93 µs). The mean over
+    // the window is the rate the slave learned. Two-step (kernel stamps): within 10 ppm of the
+    // true 40 ppm. A software one-step master stamps its Syncs before the send system call,
+    // which adds microseconds of jitter: within 50 ppm.
+    let freq_tolerance = if two_step { 10_000.0 } else { 50_000.0 };
     assert!(
-        (snap.frequency_ppb - 40_000.0).abs() < freq_tolerance,
-        "freq {}",
+        (mean_freq - 40_000.0).abs() < freq_tolerance,
+        "mean freq {mean_freq} ppb over {} samples, last {}",
+        frequencies.len(),
         snap.frequency_ppb
     );
     assert!(snap.mean_path_delay_ns.is_some_and(|d| d.abs() < 1_000_000));
