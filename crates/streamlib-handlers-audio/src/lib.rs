@@ -63,7 +63,10 @@ mod wave;
 
 pub use convert::{AudioConvert, MINUS_3DB, mix_matrix};
 pub use error::{AudioError, MAX_CHANNELS, MAX_RATE, MIN_RATE};
-pub use loudness::{Loudness, LoudnessMeter, LoudnessStats, LoudnessStatsHandle, flush_non_finite};
+pub use loudness::{
+    Loudness, LoudnessMeter, LoudnessStats, LoudnessStatsHandle, LoudnessTarget,
+    TARGET_SLEW_DB_PER_S, TargetWindow, flush_non_finite,
+};
 pub use mixer::{
     AudioMixer, AudioMixerConfig, MAX_MIXER_INPUTS, MixerInputCounters, MixerInputStats,
     MixerStatsHandle,

@@ -8,6 +8,10 @@
 //! interpolator FFmpeg's filter gets from swresample, so the two agree on full-band noise
 //! too. Non-finite samples (NaN, ±inf) are replaced by 0 before the meter sees them, and
 //! counted; they would otherwise poison the integrator for the rest of the run.
+//!
+//! With a [`LoudnessTarget`] the handler also normalises: a gain steers the measured input
+//! loudness (short-term or integrated) to the target, moving at most
+//! [`TARGET_SLEW_DB_PER_S`] and ramped sample by sample, so it neither clicks nor pumps.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +23,7 @@ use streamlib_ports::{
 };
 
 use crate::AudioError;
-use crate::error::check_format;
+use crate::error::{check_format, check_range};
 use crate::gating::{Gate, energy, lufs};
 use crate::pools::PoolSet;
 use crate::true_peak::TruePeak;
@@ -46,6 +50,75 @@ pub struct LoudnessStats {
     pub non_finite_samples: u64,
     /// Times the stream's rate or channel count changed and the meter restarted.
     pub restarts: u64,
+    /// The gain a [`LoudnessTarget`] applies to the output, dB (0 without a target).
+    pub gain_db: f64,
+}
+
+/// How fast a loudness target's gain may move, dB per second of audio: slow enough not to
+/// pump, fast enough to settle on a new programme within a few seconds.
+pub const TARGET_SLEW_DB_PER_S: f64 = 3.0;
+/// Input below this (BS.1770's absolute gate) holds the gain instead of boosting silence.
+const TARGET_GATE_LUFS: f64 = -70.0;
+
+/// Which measurement a [`LoudnessTarget`] steers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TargetWindow {
+    /// The last 3 s: a live stream's loudness, which follows programme changes.
+    #[default]
+    ShortTerm,
+    /// Everything so far (gated): a programme's loudness, as R128 delivery specifies it.
+    Integrated,
+}
+
+impl TargetWindow {
+    /// The names pipeline text uses, in order: `short-term`, `integrated`.
+    pub const NAMES: &'static [&'static str] = &["short-term", "integrated"];
+
+    /// The window named `name` (one of [`TargetWindow::NAMES`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "short-term" => Some(Self::ShortTerm),
+            "integrated" => Some(Self::Integrated),
+            _ => None,
+        }
+    }
+}
+
+/// A loudness to normalise to: the output gets `target_lufs - measured` dB, within
+/// `±max_gain_db`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoudnessTarget {
+    /// The loudness wanted, LUFS (EBU R128: -23; streaming services: -14 to -16).
+    pub target_lufs: f64,
+    /// The measurement steered.
+    pub window: TargetWindow,
+    /// The most gain or attenuation applied, dB.
+    pub max_gain_db: f64,
+}
+
+impl LoudnessTarget {
+    /// Largest `max_gain_db` accepted.
+    pub const MAX_GAIN_DB: f64 = 40.0;
+
+    /// A target of `target_lufs` on the short-term loudness, at most ±20 dB.
+    pub fn new(target_lufs: f64) -> Self {
+        Self {
+            target_lufs,
+            window: TargetWindow::ShortTerm,
+            max_gain_db: 20.0,
+        }
+    }
+
+    fn check(&self) -> Result<(), AudioError> {
+        check_range(HANDLER, "target", self.target_lufs, -70.0, 0.0)?;
+        check_range(
+            HANDLER,
+            "max-gain",
+            self.max_gain_db,
+            0.0,
+            Self::MAX_GAIN_DB,
+        )
+    }
 }
 
 /// A meter on its own, for use outside a pipeline (and in benches): feed interleaved f32
@@ -236,6 +309,7 @@ impl LoudnessMeter {
             frames: self.frames,
             non_finite_samples: self.non_finite,
             restarts: 0,
+            gain_db: 0.0,
         }
     }
 }
@@ -243,7 +317,7 @@ impl LoudnessMeter {
 /// The figures behind a [`LoudnessStatsHandle`], as f64 bits.
 #[derive(Debug)]
 struct Shared {
-    cells: [AtomicU64; 8],
+    cells: [AtomicU64; 9],
 }
 
 impl Shared {
@@ -259,6 +333,7 @@ impl Shared {
                 AtomicU64::new(0),
                 AtomicU64::new(0),
                 AtomicU64::new(0),
+                AtomicU64::new(0f64.to_bits()),
             ],
         }
     }
@@ -273,6 +348,7 @@ impl Shared {
             s.frames,
             s.non_finite_samples,
             s.restarts,
+            s.gain_db.to_bits(),
         ];
         for (cell, v) in self.cells.iter().zip(values) {
             cell.store(v, Ordering::Relaxed);
@@ -298,6 +374,7 @@ impl LoudnessStatsHandle {
             frames: c(5),
             non_finite_samples: c(6),
             restarts: c(7),
+            gain_db: f(8),
         }
     }
 }
@@ -307,7 +384,9 @@ impl LoudnessStatsHandle {
 /// and integrated loudness, loudness range and true peak, read through [`Loudness::stats`].
 /// Buffers pass untouched (no copy) unless they hold non-finite samples, which leave as 0.
 /// The meter is made for the negotiated format in `on_start` (or the first buffer's) and
-/// restarts, counted, if the format changes.
+/// restarts, counted, if the format changes. With a [`LoudnessTarget`]
+/// ([`Loudness::with_target`], live through [`Loudness::set_target`]) every buffer leaves
+/// through a pooled copy carrying the normalising gain.
 pub struct Loudness {
     input: InputPort<AudioBuffer>,
     output: OutputPort<AudioBuffer>,
@@ -315,6 +394,9 @@ pub struct Loudness {
     pools: PoolSet,
     shared: Arc<Shared>,
     restarts: u64,
+    target: Option<LoudnessTarget>,
+    /// The gain applied at the end of the last buffer, dB.
+    gain_db: f64,
 }
 
 impl Loudness {
@@ -330,7 +412,45 @@ impl Loudness {
             pools: PoolSet::new(HANDLER),
             shared: Arc::new(Shared::new()),
             restarts: 0,
+            target: None,
+            gain_db: 0.0,
         }
+    }
+
+    /// This meter, normalising its output to `target`.
+    pub fn with_target(mut self, target: LoudnessTarget) -> Result<Self, AudioError> {
+        self.set_target(Some(target))?;
+        Ok(self)
+    }
+
+    /// Sets or clears the target (live); without one the gain returns to 0 dB at the slew
+    /// rate and buffers pass by reference once it is there.
+    pub fn set_target(&mut self, target: Option<LoudnessTarget>) -> Result<(), AudioError> {
+        if let Some(t) = &target {
+            t.check()?;
+        }
+        self.target = target;
+        Ok(())
+    }
+
+    /// The target, if any.
+    pub fn target(&self) -> Option<LoudnessTarget> {
+        self.target
+    }
+
+    /// The gain the target wants now, dB, given what was measured (held through silence).
+    fn wanted_gain_db(&self, stats: &LoudnessStats) -> f64 {
+        let Some(t) = self.target else {
+            return 0.0;
+        };
+        let measured = match t.window {
+            TargetWindow::ShortTerm => stats.short_term_lufs,
+            TargetWindow::Integrated => stats.integrated_lufs,
+        };
+        if !measured.is_finite() || measured < TARGET_GATE_LUFS {
+            return self.gain_db;
+        }
+        (t.target_lufs - measured).clamp(-t.max_gain_db, t.max_gain_db)
     }
 
     /// The input (`"audio"`).
@@ -401,7 +521,37 @@ impl StreamHandler for Loudness {
             let flushed = meter.non_finite != before;
             let mut stats = meter.stats();
             stats.restarts = self.restarts;
+            let frames = buffer.samples().len() / usize::from(channels.max(1));
+            let wanted = self.wanted_gain_db(&stats);
+            let from = self.gain_db;
+            let slew = TARGET_SLEW_DB_PER_S * frames as f64 / f64::from(buffer.sample_rate());
+            self.gain_db = from + (wanted - from).clamp(-slew, slew);
+            stats.gain_db = self.gain_db;
             self.shared.store(&stats);
+            if self.gain_db != 0.0 || from != 0.0 {
+                let Some(meter) = self.meter.as_ref() else {
+                    continue;
+                };
+                // The flushed copy when there was one, else the input, through the gain.
+                let clean = if flushed {
+                    &meter.scratch[..]
+                } else {
+                    buffer.samples()
+                };
+                let Some(mut out) = self.pools.acquire(clean.len(), &self.output)? else {
+                    continue;
+                };
+                apply_ramp(clean, &mut out, usize::from(channels), from, self.gain_db);
+                crate::pools::publish(
+                    HANDLER,
+                    &self.output,
+                    out,
+                    channels,
+                    buffer.sample_rate(),
+                    buffer.timestamp_ns(),
+                )?;
+                continue;
+            }
             if !flushed {
                 self.output.write(buffer);
                 continue;
@@ -424,5 +574,29 @@ impl StreamHandler for Loudness {
             )?;
         }
         Ok(())
+    }
+}
+
+/// `src` times a gain moving linearly (in linear terms) from `from_db` to `to_db` across its
+/// frames, into `dst`.
+fn apply_ramp(src: &[f32], dst: &mut [f32], channels: usize, from_db: f64, to_db: f64) {
+    let (g0, g1) = (
+        crate::db_to_linear(from_db) as f32,
+        crate::db_to_linear(to_db) as f32,
+    );
+    let frames = src.len() / channels.max(1);
+    let step = if frames > 0 {
+        (g1 - g0) / frames as f32
+    } else {
+        0.0
+    };
+    let pairs = src
+        .chunks_exact(channels.max(1))
+        .zip(dst.chunks_exact_mut(channels.max(1)));
+    for (k, (i, o)) in pairs.enumerate() {
+        let g = g0 + step * (k + 1) as f32;
+        for (x, y) in i.iter().zip(o.iter_mut()) {
+            *y = x * g;
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Steady state allocates nothing: source → volume (ramping) → loudness → sink, counted by
+//! Steady state allocates nothing: source → volume (ramping) → loudness normalising to a
+//! target → loudness → sink, counted by
 //! a global allocator over a thousand ticks after warm-up.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -6,7 +7,9 @@ mod common;
 
 use common::{connect, run, sink, start, tick};
 use streamlib_clock::Rational;
-use streamlib_handlers_audio::{AudioTestSrc, AudioTestSrcConfig, Loudness, Volume, Wave};
+use streamlib_handlers_audio::{
+    AudioTestSrc, AudioTestSrcConfig, Loudness, LoudnessTarget, Volume, Wave,
+};
 use streamlib_test_support::{CountingAllocator, allocations};
 
 #[global_allocator]
@@ -23,18 +26,24 @@ fn steady_state_allocates_nothing_per_buffer() {
         })
         .unwrap();
         let mut volume = Volume::new(0.5, false).unwrap();
+        let mut norm = Loudness::new()
+            .with_target(LoudnessTarget::new(-23.0))
+            .unwrap();
         let mut meter = Loudness::new();
         let out = sink(64);
         connect(&src.output(), &volume.input());
-        connect(&volume.output(), &meter.input());
+        connect(&volume.output(), &norm.input());
+        connect(&norm.output(), &meter.input());
         connect(&meter.output(), &out.handle());
         start(&mut src, fps);
         start(&mut volume, fps);
+        start(&mut norm, fps);
         start(&mut meter, fps);
         let mut step = |n: u64, volume: &mut Volume| {
             let t = tick(fps, n);
             run(&mut src, t);
             run(volume, t);
+            run(&mut norm, t);
             run(&mut meter, t);
             let mut frames = 0;
             while let Some(b) = out.recv() {
@@ -63,5 +72,12 @@ fn steady_state_allocates_nothing_per_buffer() {
             "{wave:?}: {allocated} allocations in 1000 ticks"
         );
         assert!(meter.stats().snapshot().integrated_lufs.is_finite());
+        if wave != Wave::Ticks {
+            assert_ne!(
+                norm.stats().snapshot().gain_db,
+                0.0,
+                "{wave:?}: the target steered"
+            );
+        }
     }
 }

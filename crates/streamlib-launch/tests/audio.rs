@@ -184,3 +184,25 @@ fn negotiation_inserts_audioconvert_where_channel_counts_differ() {
         assert_eq!(stream.errors, 0, "{}", stream.id);
     }
 }
+
+#[test]
+fn loudness_target_normalises_from_text_and_a_second_meter_agrees() {
+    // -20 dBFS sine in both channels reads -20 LUFS: target -23 takes 3 dB off, inside the
+    // first 1.5 s at 3 dB/s; the second meter reads the output.
+    let text =
+        "audiotestsrc freq=997 volume=0.1 ! loudness target=-23 name=norm ! loudness name=after";
+    let desc = parse(text).unwrap();
+    let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(300);
+    let mut built = build(&Registry::builtin(), &desc, StreamRuntime::new(clock)).unwrap();
+    assert!(built.controls.set("norm", "target", "3").is_err());
+    assert!(built.controls.set("norm", "max-gain", "10").is_ok());
+    built.runtime.run().unwrap();
+    let norm = built.controls.report("norm").unwrap();
+    let after = built.controls.report("after").unwrap();
+    let gain = norm["gain_db"].as_f64().unwrap();
+    assert!((gain + 3.0).abs() < 0.05, "{norm}");
+    let short_term = after["short_term_lufs"].as_f64().unwrap();
+    assert!((short_term + 23.0).abs() < 0.1, "{after}");
+    // Without a target the meter passes audio at unity.
+    assert_eq!(after["gain_db"], 0.0);
+}

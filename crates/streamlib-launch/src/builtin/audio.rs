@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::json;
 use streamlib_handlers_audio::{
     AudioConvert, AudioMixer, AudioMixerConfig, AudioTestSrc, AudioTestSrcConfig, Loudness,
-    MAX_CHANNELS, MAX_MIXER_INPUTS, MAX_RATE, MAX_SAMPLES_PER_BUFFER, MAX_VOLUME, MIN_RATE, Volume,
-    Wave, db_to_linear,
+    LoudnessTarget, MAX_CHANNELS, MAX_MIXER_INPUTS, MAX_RATE, MAX_SAMPLES_PER_BUFFER, MAX_VOLUME,
+    MIN_RATE, TargetWindow, Volume, Wave, db_to_linear,
 };
 use streamlib_ports::{Caps, DeliveryMode, HandlerError, MemoryCaps, PortKind, StreamHandler};
 use streamlib_runtime::{Conversion, ConverterRegistry, TransferHandler};
@@ -212,27 +212,86 @@ fn level(value: f64) -> serde_json::Value {
 fn loudness() -> HandlerSpec {
     HandlerSpec {
         name: "loudness",
-        summary: "EBU R128 / BS.1770-4 meter, passes audio through: momentary, short-term, integrated, LRA, true peak",
+        summary: "EBU R128 / BS.1770-4 meter: momentary, short-term, integrated, LRA, true peak; with target= it normalises",
         ports: vec![AUDIO_IN, AUDIO_OUT],
-        properties: vec![],
-        factory: Arc::new(|_p: &Properties| {
-            let handler = Loudness::new();
+        properties: vec![
+            prop(
+                "target",
+                PropType::Float {
+                    min: -70.0,
+                    max: 0.0,
+                },
+                Some("0"),
+                true,
+                "normalise to this loudness, LUFS (e.g. -23 for EBU R128): a gain moving at most \
+                 3 dB/s steers the measured input there; 0 (the default) is off, and audio \
+                 passes untouched",
+            ),
+            prop(
+                "target-window",
+                PropType::Enum(TargetWindow::NAMES),
+                Some("short-term"),
+                true,
+                "what target= steers: short-term (last 3 s, for live streams) or integrated (the \
+                 whole programme)",
+            ),
+            prop(
+                "max-gain",
+                PropType::Float {
+                    min: 0.0,
+                    max: LoudnessTarget::MAX_GAIN_DB,
+                },
+                Some("20"),
+                true,
+                "the most gain or attenuation target= applies, dB",
+            ),
+        ],
+        factory: Arc::new(|p: &Properties| {
+            let mut target = LoudnessTarget::new(p.float("target"));
+            target.window = TargetWindow::from_name(p.text("target-window")).unwrap_or_default();
+            target.max_gain_db = p.float("max-gain");
+            let mut handler = Loudness::new();
+            handler.set_target(target_of(target))?;
             let stats = handler.stats();
-            Ok(BuiltHandler::fixed(handler).with_report(move || {
-                let s = stats.snapshot();
-                json!({
-                    "momentary_lufs": level(s.momentary_lufs),
-                    "short_term_lufs": level(s.short_term_lufs),
-                    "integrated_lufs": level(s.integrated_lufs),
-                    "lra_lu": level(s.lra_lu),
-                    "true_peak_dbtp": level(s.true_peak_dbtp),
-                    "frames": s.frames,
-                    "non_finite_samples": s.non_finite_samples,
-                    "restarts": s.restarts,
+            Ok(
+                BuiltHandler::live(handler, move |l: &mut Loudness, name, value: &Value| {
+                    match name {
+                        "target" => {
+                            target.target_lufs = value.as_float().unwrap_or(target.target_lufs);
+                        }
+                        "target-window" => {
+                            target.window = value
+                                .as_text()
+                                .and_then(TargetWindow::from_name)
+                                .unwrap_or(target.window);
+                        }
+                        _ => target.max_gain_db = value.as_float().unwrap_or(target.max_gain_db),
+                    }
+                    l.set_target(target_of(target))?;
+                    Ok(())
                 })
-            }))
+                .with_report(move || {
+                    let s = stats.snapshot();
+                    json!({
+                        "momentary_lufs": level(s.momentary_lufs),
+                        "short_term_lufs": level(s.short_term_lufs),
+                        "integrated_lufs": level(s.integrated_lufs),
+                        "lra_lu": level(s.lra_lu),
+                        "true_peak_dbtp": level(s.true_peak_dbtp),
+                        "gain_db": s.gain_db,
+                        "frames": s.frames,
+                        "non_finite_samples": s.non_finite_samples,
+                        "restarts": s.restarts,
+                    })
+                }),
+            )
         }),
     }
+}
+
+/// The target `loudness` runs with: none for `target=0`.
+fn target_of(target: LoudnessTarget) -> Option<LoudnessTarget> {
+    (target.target_lufs != 0.0).then_some(target)
 }
 
 /// Registers `audioconvert` for the channel count: negotiation inserts it where a link's
