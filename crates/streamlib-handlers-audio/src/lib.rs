@@ -82,8 +82,10 @@ pub use volume::{MAX_VOLUME, RAMP_SECONDS, Volume, db_to_linear, linear_to_db};
 pub use device::*;
 #[allow(unused_imports, reason = "filled in by the resampler work")]
 pub use resample::*;
-#[allow(unused_imports, reason = "filled in by the scope work")]
-pub use scope::*;
+pub use scope::{
+    AudioScope, AudioScopeConfig, MAX_SCOPE_SIDE, ScopeStats, ScopeStatsHandle, ScopeStyle,
+    Spectrum, SpectrumConfig, level_row,
+};
 pub use wave::{SWEEP_END_HZ, SWEEP_SECONDS, SWEEP_START_HZ, TICK_SECONDS, Wave};
 
 /// The names a pipeline author needs, for `use streamlib_handlers_audio::prelude::*`.
