@@ -742,3 +742,67 @@ fn concurrent_launches_build_no_more_than_the_limit() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// An agent meters audio: the loudness figures arrive under the stream's `report` with the
+/// issue's names, and `target` changes the gain live.
+#[test]
+fn an_agent_reads_loudness_and_sets_a_target() {
+    let mut server = Server::start();
+    let meter = server.call_ok("inspect_handler", json!({ "name": "loudness" }));
+    assert!(meter.to_string().contains("target-window"), "{meter}");
+    let launched = server.call_ok(
+        "launch_pipeline",
+        json!({
+            "pipeline": "audiotestsrc freq=997 volume=0.1 ! loudness name=meter ! null",
+            "clock": "free",
+        }),
+    );
+    let id = launched["id"].as_str().unwrap().to_owned();
+    let report_of = |server: &mut Server| {
+        let report = server.call_ok("pipeline_stats", json!({ "id": id }));
+        report["stats"]["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["id"] == "meter"))
+            .map(|s| s["report"].clone())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + RESPONSE_TIMEOUT;
+    loop {
+        let report = report_of(&mut server);
+        // A -20 dBFS sine in both channels: -20 LUFS once the 3 s window filled.
+        if report["frames"].as_u64().unwrap_or(0) > 4 * 48_000 {
+            for name in [
+                "momentary_lufs",
+                "short_term_lufs",
+                "integrated_lufs",
+                "lra_lu",
+                "true_peak_dbtp",
+            ] {
+                assert!(report[name].is_number(), "{name}: {report}");
+            }
+            let short_term = report["short_term_lufs"].as_f64().unwrap();
+            assert!((short_term + 20.0).abs() < 0.2, "{report}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no audio metered: {report}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.call_ok(
+        "set_property",
+        json!({ "id": id, "element": "meter", "property": "target", "value": -23 }),
+    );
+    let deadline = Instant::now() + RESPONSE_TIMEOUT;
+    loop {
+        let report = report_of(&mut server);
+        if (report["gain_db"].as_f64().unwrap_or(0.0) + 3.0).abs() < 0.05 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gain never reached -3 dB: {report}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.call_ok("stop_pipeline", json!({ "id": id }));
+    assert!(server.disconnect().success());
+}
