@@ -80,8 +80,10 @@ pub use volume::{MAX_VOLUME, RAMP_SECONDS, Volume, db_to_linear, linear_to_db};
 #[cfg_attr(docsrs, doc(cfg(feature = "device")))]
 #[allow(unused_imports, reason = "filled in by the device work")]
 pub use device::*;
-#[allow(unused_imports, reason = "filled in by the resampler work")]
-pub use resample::*;
+pub use resample::{
+    AsyncResampler, AudioResample, AudioResampleConfig, MAX_RELATIVE_RATIO, ResampleQuality,
+    ResampleStats, ResampleStatsHandle,
+};
 pub use scope::{
     AudioScope, AudioScopeConfig, MAX_SCOPE_SIDE, ScopeStats, ScopeStatsHandle, ScopeStyle,
     Spectrum, SpectrumConfig, level_row,
