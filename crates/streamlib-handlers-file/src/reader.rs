@@ -14,8 +14,9 @@ use std::time::Duration;
 use ffmpeg_next::frame;
 use streamlib_clock::Rational;
 use streamlib_ports::{
-    AudioBuffer, Caps, FrameLimits, HandlerError, MemoryCaps, OutputPort, OutputRef, PixelFormat,
-    Ports, ProcessContext, StartContext, StreamHandler, VideoCaps, VideoFrame,
+    AudioBuffer, AudioCaps, Caps, Field, FrameLimits, HandlerError, MemoryCaps, OutputPort,
+    OutputRef, PixelFormat, Ports, ProcessContext, StartContext, StreamHandler, VideoCaps,
+    VideoFrame,
 };
 
 use crate::FileError;
@@ -329,13 +330,14 @@ impl FileReader {
         let formats = declared_formats(&config, &info);
         let out =
             OutputPort::new("video", MemoryCaps::CPU).with_format(output_caps(&info, &formats));
+        let audio = audio_caps(&config, &info);
         Ok(Self {
             converter: Converter::new(formats.first().copied().unwrap_or(config.format)),
             config,
             info,
             decoder,
             out,
-            audio_out: OutputPort::new("audio", MemoryCaps::CPU),
+            audio_out: OutputPort::new("audio", MemoryCaps::CPU).with_format(audio),
             audio: None,
             audio_limit_ns: 0,
             video_done: false,
@@ -641,6 +643,28 @@ fn declared_formats(config: &ReaderConfig, info: &MediaInfo) -> Vec<PixelFormat>
 
 /// The output's caps: `formats` at the stream's size and exact rate, as far as the header
 /// says (an open size is the first frame's; an open rate the clock's).
+/// What the audio output produces: the rate and channels it decodes to (the configured ones,
+/// else the stream's), fixed when known, so a writer downstream can size its track.
+fn audio_caps(config: &ReaderConfig, info: &MediaInfo) -> Caps {
+    let stream = info.audio.as_ref();
+    let rate = config
+        .audio_sample_rate
+        .or(stream.map(|a| a.sample_rate))
+        .filter(|&r| r > 0);
+    let channels = config
+        .audio_channels
+        .or(stream.map(|a| a.channels))
+        .filter(|&c| c > 0);
+    let mut caps = AudioCaps::any();
+    if let Some(rate) = rate {
+        caps.rate = Field::Fixed(rate);
+    }
+    if let Some(channels) = channels {
+        caps.channels = Field::Fixed(u32::from(channels));
+    }
+    Caps::Audio(caps)
+}
+
 fn output_caps(info: &MediaInfo, formats: &[PixelFormat]) -> Caps {
     let mut caps = VideoCaps::any().with_formats(formats);
     if info.width > 0 && info.height > 0 {

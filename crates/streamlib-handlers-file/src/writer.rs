@@ -84,8 +84,11 @@ pub struct WriterConfig {
     /// Frame rate of the file; when `None`, the rate negotiated on the input (a file
     /// reader's own rate), else the runtime clock's.
     pub fps: Option<Rational>,
-    /// The audio track, fed by the [`audio_input`](FileWriter::audio_input); `None` for a
-    /// file without audio. Y4M cannot hold one.
+    /// The audio track, fed by the [`audio_input`](FileWriter::audio_input). `None`: a file
+    /// without audio, unless the audio input is connected, in which case the track takes the
+    /// container's default codec and the rate and channels negotiated on that input
+    /// ([`AudioConfig::negotiated`]); a rate or channel count of 0 is taken from the
+    /// negotiation too. Y4M cannot hold audio.
     pub audio: Option<AudioConfig>,
     /// Whether the file is written in a layout a crash cannot ruin: fragmented MP4/MOV
     /// (`empty_moov`, a fragment per keyframe and at least every 0.5 s) and Matroska/WebM in
@@ -218,16 +221,22 @@ enum State {
 /// counts follow the encoder thread.
 ///
 /// # Audio
-/// With [`WriterConfig::audio`] set, the file gets an audio track fed by the input `"audio"`
-/// (ordered delivery, so no buffer is lost; optional, but then it must be connected — and
-/// connected only with a track configured — or `on_start` fails with
-/// [`FileError::AudioTrack`]). AAC (FFmpeg's native encoder) goes in MP4, MOV and Matroska,
+/// When the input `"audio"` is connected (ordered delivery, so no buffer is lost), the file
+/// gets an audio track: [`WriterConfig::audio`]'s, with what it leaves open (all of it when
+/// `None`: codec, rate, channels) taken from the container's default codec and the caps
+/// negotiated on that input at `on_start`. A configured track whose input is not connected,
+/// a container without audio (Y4M) or a rate the codec refuses fail `on_start` (or `new`,
+/// when the configuration fixes everything) with [`FileError::AudioTrack`] naming the file.
+/// AAC (FFmpeg's native encoder) goes in MP4, MOV and Matroska,
 /// Opus (libopus) in WebM and Matroska; Y4M cannot hold audio. Incoming interleaved f32 is
 /// converted by swresample straight into the encoder's frames (1024 samples for AAC, planar
 /// float), resampling and remixing buffers whose rate or channel count differ from the
-/// track's. The track starts with the first buffer and runs contiguously, its time counted
-/// in samples (gaps in buffer timestamps are not reproduced); buffers that arrive before the
-/// first video frame wait for it. The encoder is flushed with the video's when the file is
+/// track's. The track is placed on the video's timeline by the first buffer's timestamp
+/// against the first frame's (file time zero): a sample and a frame stamped with the same
+/// clock time play together, samples stamped before the first frame are cut, and a later
+/// first buffer starts the track that much into the file. From there the track runs
+/// contiguously, its time counted in samples (gaps in buffer timestamps are not
+/// reproduced); buffers that arrive before the first video frame wait for it. The encoder is flushed with the video's when the file is
 /// completed.
 ///
 /// H.264 and H.265 need even sizes in 4:2:0: an odd width or height loses its last column or
@@ -258,7 +267,9 @@ pub struct FileWriter {
     config: WriterConfig,
     fps: Option<Rational>,
     input: InputPort<VideoFrame>,
-    audio_codec: Option<AudioCodec>,
+    /// The audio track's codec and format, once settled: at `new` when the configuration
+    /// gives them, at `on_start` when they follow the audio input's negotiated caps.
+    audio_track: Option<(AudioCodec, AudioConfig)>,
     audio_input: InputPort<AudioBuffer>,
     /// Audio that arrived before the file was opened.
     pending_audio: VecDeque<AudioBuffer>,
@@ -324,8 +335,11 @@ impl FileWriter {
                 reason: "this FFmpeg build has no such encoder".to_owned(),
             });
         }
-        let audio_codec = match &config.audio {
-            Some(audio) => Some(audio::check(&path, container, audio)?),
+        let audio_track = match &config.audio {
+            Some(audio) => {
+                let codec = audio::check(&path, container, audio)?;
+                audio.is_complete().then(|| (codec, audio.clone()))
+            }
             None => None,
         };
         check_writable(&path)?;
@@ -344,9 +358,10 @@ impl FileWriter {
                 .with_format(Caps::Video(
                     VideoCaps::any().with_formats(&ACCEPTED_FORMATS),
                 )),
-            audio_codec,
+            audio_track,
             audio_input: InputPort::new("audio", MemoryCaps::CPU)
                 .with_delivery(DeliveryMode::Ordered { capacity: 256 })
+                .with_format(Caps::audio())
                 .optional(),
             pending_audio: VecDeque::with_capacity(64),
             state: State::Idle,
@@ -369,9 +384,15 @@ impl FileWriter {
         self.audio_input.handle()
     }
 
-    /// The audio track's codec, if the file has one.
+    /// The audio track's codec, if the file has one (known at `new` when the configuration
+    /// fixes rate and channels, else from `on_start`).
     pub fn audio_codec(&self) -> Option<AudioCodec> {
-        self.audio_codec
+        self.audio_track.as_ref().map(|(codec, _)| *codec)
+    }
+
+    /// The audio track's format once settled (see [`audio_codec`](Self::audio_codec)).
+    pub fn audio_config(&self) -> Option<&AudioConfig> {
+        self.audio_track.as_ref().map(|(_, config)| config)
     }
 
     /// A handle on the counters, usable after the writer moved into a runtime.
@@ -517,8 +538,12 @@ impl FileWriter {
                 codec: self.codec,
                 config: &self.config,
                 fps: self.fps(),
-                audio: self.audio_codec.zip(self.config.audio.as_ref()),
+                audio: self
+                    .audio_track
+                    .as_ref()
+                    .map(|(codec, config)| (*codec, config)),
                 fragmented: self.fragmented,
+                origin_ns: frame.timestamp_ns(),
             };
             match Session::open(&spec, frame.layout())
                 .and_then(|session| Worker::spawn(session, self.stats.clone()))
@@ -575,11 +600,12 @@ impl FileWriter {
     /// the first video frame opened the file it waits (up to about 10 s). Used by `process`;
     /// public for driving the writer without a runtime.
     pub fn write_audio(&mut self, buffer: &AudioBuffer) -> Result<(), FileError> {
-        if self.config.audio.is_none() {
+        if self.audio_track.is_none() {
             return Err(FileError::AudioTrack {
                 path: self.path.clone(),
-                reason: "audio arrived but WriterConfig::audio is None; set the track's \
-                         sample rate and channels"
+                reason: "audio arrived but the file has no audio track: set \
+                         WriterConfig::audio's sample rate and channels, or run the writer \
+                         in a runtime that negotiates its audio input"
                     .to_owned(),
             });
         }
@@ -631,6 +657,38 @@ impl FileWriter {
             );
         }
         result
+    }
+
+    /// Fills what `config` leaves to negotiation (a rate or channel count of 0) from the
+    /// caps negotiated on the audio input, and checks the track (its encoder opened once).
+    fn settle_audio(
+        &self,
+        mut config: AudioConfig,
+    ) -> Result<(AudioCodec, AudioConfig), FileError> {
+        let negotiated = self.audio_input.negotiated_format();
+        let audio = negotiated.as_ref().and_then(Caps::as_audio);
+        let rate = audio.and_then(|a| a.rate.fixed());
+        let channels = audio.and_then(|a| a.channels.fixed());
+        if config.sample_rate == 0 {
+            config.sample_rate = rate.ok_or_else(|| self.unsettled("sample rate", "audio-rate"))?;
+        }
+        if config.channels == 0 {
+            let fixed =
+                channels.ok_or_else(|| self.unsettled("channel count", "audio-channels"))?;
+            config.channels = u16::try_from(fixed).unwrap_or(u16::MAX);
+        }
+        let codec = audio::check(&self.path, self.container, &config)?;
+        Ok((codec, config))
+    }
+
+    fn unsettled(&self, what: &str, property: &str) -> FileError {
+        FileError::AudioTrack {
+            path: self.path.clone(),
+            reason: format!(
+                "the audio input's {what} was not fixed by negotiation (its source does not \
+                 say); set it (AudioConfig, or `{property}` in pipeline text)"
+            ),
+        }
     }
 
     /// The presentation time of the frame numbered `frame_number`, in frames.
@@ -705,19 +763,20 @@ impl StreamHandler for FileWriter {
         if matches!(self.state, State::Closed) {
             self.next_file();
         }
-        let reason = match (self.config.audio.is_some(), self.audio_input.is_connected()) {
-            (false, true) => {
-                "the audio input is connected but WriterConfig::audio is None; set \
-                              the track's sample rate and channels"
+        match (&self.config.audio, self.audio_input.is_connected()) {
+            (Some(_), false) => Err(FileError::AudioTrack {
+                path: self.path.clone(),
+                reason: "WriterConfig::audio is set but the audio input is not connected"
+                    .to_owned(),
             }
-            (true, false) => "WriterConfig::audio is set but the audio input is not connected",
-            _ => return Ok(()),
-        };
-        Err(FileError::AudioTrack {
-            path: self.path.clone(),
-            reason: reason.to_owned(),
+            .into()),
+            (configured, true) => {
+                let config = configured.clone().unwrap_or_else(AudioConfig::negotiated);
+                self.audio_track = Some(self.settle_audio(config)?);
+                Ok(())
+            }
+            (None, false) => Ok(()),
         }
-        .into())
     }
 
     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {

@@ -1,9 +1,11 @@
 //! `TestPattern`: a source of synthetic frames (SMPTE colour bars, a gradient, black, white, a
-//! checkerboard) with an optional moving box that makes motion and dropped frames visible.
+//! checkerboard, a flash on each clock second for lip sync) with an optional moving box that
+//! makes motion and dropped frames visible.
 //!
 //! The static pattern is rendered once, at construction; each frame is one copy of it into a
 //! pooled buffer plus the box, so a frame costs about one `memcpy` and allocates nothing.
 
+use streamlib_clock::Rational;
 use streamlib_ports::{
     AlphaMode, Caps, FrameLayout, FramePool, HandlerError, MemoryCaps, OutputPort, OutputRef,
     PixelFormat, Ports, ProcessContext, StartContext, StreamHandler, VideoCaps, VideoFrame,
@@ -92,6 +94,16 @@ pub enum Pattern {
         /// Square size in pixels, 1 ..= 16384.
         cell: u32,
     },
+    /// A flash on each second of the clock, for lip sync against `audiotestsrc wave=ticks`
+    /// (whose beep starts on each second boundary): white (255,255,255) on the first frame
+    /// stamped at or after each second boundary, black (0,0,0) on every other frame. Exactly:
+    /// the frame stamped `t` ns is white when a multiple of 1 s lies in `(t_prev, t]`,
+    /// `t_prev` being the previous frame's timestamp (for the first frame, `t` minus the
+    /// clock's period; see [`TestPattern::flashes`]). On a clock whose frames fall on the
+    /// second (30 fps, 25, 60, …) the white frame is the one stamped on the boundary itself,
+    /// and the first frame of a clock starting at 0 is white; a dropped tick moves the flash
+    /// to the next frame shown, never skips it.
+    Flash,
 }
 
 /// How a [`TestPattern`] is set up.
@@ -201,6 +213,10 @@ pub struct TestPattern {
     pool: FramePool,
     /// The static pattern, rendered once; every frame starts as a copy of it.
     pattern: Box<[u8]>,
+    /// [`Pattern::Flash`]'s white frame (`pattern` holds its black one).
+    flash: Option<Box<[u8]>>,
+    /// The previous frame's timestamp, for [`Pattern::Flash`].
+    last_timestamp: Option<u64>,
     path: Option<BoxPath>,
 }
 
@@ -246,17 +262,27 @@ impl TestPattern {
                     source,
                 }
             })?;
-        let rgba = render(width, height, config.pattern);
-        let pattern = match config.format {
-            PixelFormat::Uyvy => {
-                let stride = layout.stride() as usize;
-                let mut uyvy = vec![0; layout.buffer_len()];
-                crate::convert::rgba_to_uyvy(&rgba, width as usize * 4, &mut uyvy, stride, width);
-                uyvy
+        let in_format = |rgba: Vec<u8>| -> Box<[u8]> {
+            match config.format {
+                PixelFormat::Uyvy => {
+                    let stride = layout.stride() as usize;
+                    let mut uyvy = vec![0; layout.buffer_len()];
+                    crate::convert::rgba_to_uyvy(
+                        &rgba,
+                        width as usize * 4,
+                        &mut uyvy,
+                        stride,
+                        width,
+                    );
+                    uyvy
+                }
+                _ => rgba,
             }
-            _ => rgba,
-        }
-        .into_boxed_slice();
+            .into_boxed_slice()
+        };
+        let pattern = in_format(render(width, height, config.pattern));
+        let flash = (config.pattern == Pattern::Flash)
+            .then(|| in_format(render(width, height, Pattern::White)));
         let path = config.moving_box.then(|| BoxPath::new(width, height));
         // Its format and size; the rate left open is the clock's.
         let output = OutputPort::new("video", MemoryCaps::CPU).with_format(Caps::Video(
@@ -267,8 +293,35 @@ impl TestPattern {
             output,
             pool,
             pattern,
+            flash,
+            last_timestamp: None,
             path,
         })
+    }
+
+    /// Whether [`Pattern::Flash`] shows white on the frame stamped `timestamp_ns`, the
+    /// previous frame having been stamped `previous_ns` (`None` for the first frame, which
+    /// stands for `timestamp_ns` minus the period of `fps`): a multiple of 1 s lies in
+    /// `(previous, timestamp_ns]`, so the frame is the first at or after a second boundary.
+    pub fn flashes(timestamp_ns: u64, previous_ns: Option<u64>, fps: Rational) -> bool {
+        const SECOND: u64 = 1_000_000_000;
+        let previous = match previous_ns {
+            Some(p) => p,
+            None => {
+                let period = fps.period_ns().round();
+                let period = if period.is_finite() && period >= 1.0 {
+                    period as u64
+                } else {
+                    1
+                };
+                match timestamp_ns.checked_sub(period) {
+                    Some(p) => p,
+                    // The boundary at 0 lies in (t - P, t] for every t < P.
+                    None => return true,
+                }
+            }
+        };
+        previous < timestamp_ns && timestamp_ns / SECOND > previous / SECOND
     }
 
     /// The output (`"video"`).
@@ -300,9 +353,13 @@ impl TestPattern {
         self.path.map(|path| path.at(frame_number))
     }
 
-    /// Writes one frame for `frame_number` into `out` (a buffer of the layout's length).
-    fn draw(&self, out: &mut [u8], frame_number: u64) {
-        out.copy_from_slice(&self.pattern);
+    /// Writes one frame for `frame_number` into `out` (a buffer of the layout's length),
+    /// `white` choosing [`Pattern::Flash`]'s white frame.
+    fn draw(&self, out: &mut [u8], frame_number: u64, white: bool) {
+        match (&self.flash, white) {
+            (Some(flash), true) => out.copy_from_slice(flash),
+            _ => out.copy_from_slice(&self.pattern),
+        }
         let Some(b) = self.moving_box(frame_number) else {
             return;
         };
@@ -362,7 +419,11 @@ impl StreamHandler for TestPattern {
         let Some(mut buf) = self.pool.acquire_for(&self.output) else {
             return Ok(());
         };
-        self.draw(&mut buf, ctx.tick().frame_number);
+        let tick = *ctx.tick();
+        let white =
+            self.flash.is_some() && Self::flashes(tick.timestamp, self.last_timestamp, tick.fps);
+        self.last_timestamp = Some(tick.timestamp);
+        self.draw(&mut buf, tick.frame_number, white);
         let frame = self
             .pool
             .frame(buf)
@@ -408,7 +469,8 @@ fn render(width: u32, height: u32, pattern: Pattern) -> Vec<u8> {
             out.chunks_exact_mut(w * 4)
                 .for_each(|r| r.copy_from_slice(&row));
         }
-        Pattern::Black | Pattern::White => {
+        // Flash's black frame; its white one is rendered as White.
+        Pattern::Black | Pattern::White | Pattern::Flash => {
             let v = if pattern == Pattern::White { 255 } else { 0 };
             for px in out.chunks_exact_mut(4) {
                 px.copy_from_slice(&[v, v, v, 255]);
@@ -479,6 +541,52 @@ mod tests {
                 size: 1
             }
         );
+    }
+
+    #[test]
+    fn flash_is_the_first_frame_at_or_after_each_second() {
+        let at = |fps: Rational, n: u64| {
+            let previous = n.checked_sub(1).map(|p| fps.frame_time_ns(p));
+            TestPattern::flashes(fps.frame_time_ns(n), previous, fps)
+        };
+        let fps30 = Rational::fps(30);
+        let white: Vec<u64> = (0..100).filter(|&n| at(fps30, n)).collect();
+        assert_eq!(white, [0, 30, 60, 90]);
+        // 29.97: frame 30 is at 1.001 s, the first after the boundary; one white per second.
+        let ntsc = Rational::FPS_29_97;
+        let white: Vec<u64> = (0..200).filter(|&n| at(ntsc, n)).collect();
+        assert_eq!(white, [0, 30, 60, 90, 120, 150, 180]);
+        // A first frame just past a boundary flashes; one just before it does not.
+        let p = fps30.frame_time_ns(1);
+        assert!(TestPattern::flashes(5_000_000_000 + p - 1, None, fps30));
+        assert!(!TestPattern::flashes(5_000_000_000 - 1, None, fps30));
+        assert!(TestPattern::flashes(5_000_000_000, None, fps30));
+        // A dropped tick moves the flash to the next frame shown.
+        assert!(TestPattern::flashes(
+            fps30.frame_time_ns(31),
+            Some(fps30.frame_time_ns(29)),
+            fps30
+        ));
+        // A repeated timestamp never flashes twice.
+        assert!(!TestPattern::flashes(
+            5_000_000_000,
+            Some(5_000_000_000),
+            fps30
+        ));
+    }
+
+    #[test]
+    fn flash_pattern_draws_white_then_black() {
+        let source = TestPattern::new(TestPatternConfig {
+            moving_box: false,
+            ..TestPatternConfig::new(8, 4, Pattern::Flash)
+        })
+        .unwrap();
+        let mut out = vec![7u8; source.layout().buffer_len()];
+        source.draw(&mut out, 0, true);
+        assert!(out.chunks_exact(4).all(|px| px == [255, 255, 255, 255]));
+        source.draw(&mut out, 1, false);
+        assert!(out.chunks_exact(4).all(|px| px == [0, 0, 0, 255]));
     }
 
     #[test]

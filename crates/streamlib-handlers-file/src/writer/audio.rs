@@ -39,14 +39,18 @@ impl AudioCodec {
 
 /// The audio track of a [`FileWriter`](super::FileWriter): what the file will hold. Buffers
 /// arriving in another rate or channel count are converted by swresample.
+///
+/// A rate or channel count of 0 is taken at `on_start` from the caps negotiated on the
+/// writer's audio input ([`AudioConfig::negotiated`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioConfig {
     /// The codec; the container's [`default_audio_codec`](Container::default_audio_codec)
     /// when `None`.
     pub codec: Option<AudioCodec>,
-    /// Samples per second per channel of the track.
+    /// Samples per second per channel of the track; 0: the audio input's negotiated rate.
     pub sample_rate: u32,
-    /// Channels of the track (1..=8, FFmpeg's default layout for the count).
+    /// Channels of the track (1..=8, FFmpeg's default layout for the count); 0: the audio
+    /// input's negotiated channel count.
     pub channels: u16,
     /// Bit rate in bits per second; 64 kbit/s per channel when `None`.
     pub bitrate: Option<u64>,
@@ -61,6 +65,18 @@ impl AudioConfig {
             channels,
             bitrate: None,
         }
+    }
+
+    /// A track in the container's default codec whose rate and channels are those
+    /// negotiated on the audio input (what a writer with [`WriterConfig::audio`](super::WriterConfig::audio)
+    /// `None` and its audio input connected uses).
+    pub fn negotiated() -> Self {
+        Self::new(0, 0)
+    }
+
+    /// Whether rate and channels are both set (nothing left to negotiation).
+    pub(super) fn is_complete(&self) -> bool {
+        self.sample_rate != 0 && self.channels != 0
     }
 }
 
@@ -95,8 +111,39 @@ fn track_error(path: &Path, reason: String) -> FileError {
 
 /// Settles the codec for `config` in `container` and opens its encoder once, so every
 /// mistake (a container without audio, a rate the codec refuses, a missing encoder) is
-/// reported when the writer is created.
+/// reported when the writer is created (or, for a rate or channel count left to
+/// negotiation, at `on_start`).
 pub(super) fn check(
+    path: &Path,
+    container: Container,
+    config: &AudioConfig,
+) -> Result<AudioCodec, FileError> {
+    let codec = check_codec(path, container, config)?;
+    if config.bitrate == Some(0) {
+        return Err(FileError::OutOfRange {
+            what: "audio bitrate",
+            value: "0".to_owned(),
+            range: "1..",
+        });
+    }
+    if !config.is_complete() {
+        return Ok(codec);
+    }
+    if !(1..=MAX_CHANNELS).contains(&config.channels) {
+        return Err(track_error(
+            path,
+            format!(
+                "{} Hz with {} channels: the rate must be positive and channels 1..={MAX_CHANNELS}",
+                config.sample_rate, config.channels
+            ),
+        ));
+    }
+    open_encoder(path, codec, config, false)?;
+    Ok(codec)
+}
+
+/// The codec `config` asks for (else the container's default), if the container holds it.
+fn check_codec(
     path: &Path,
     container: Container,
     config: &AudioConfig,
@@ -120,24 +167,13 @@ pub(super) fn check(
             ),
         ));
     }
-    if config.sample_rate == 0 || !(1..=MAX_CHANNELS).contains(&config.channels) {
-        return Err(track_error(
-            path,
-            format!(
-                "{} Hz with {} channels: the rate must be positive and channels 1..={MAX_CHANNELS}",
-                config.sample_rate, config.channels
-            ),
-        ));
-    }
-    if config.bitrate == Some(0) {
-        return Err(FileError::OutOfRange {
-            what: "audio bitrate",
-            value: "0".to_owned(),
-            range: "1..",
-        });
-    }
-    open_encoder(path, codec, config, false)?;
     Ok(codec)
+}
+
+/// Samples at `rate` in `ns` nanoseconds, rounded to the nearest.
+fn samples_in(ns: u64, rate: u32) -> u64 {
+    let n = (u128::from(ns) * u128::from(rate) + 500_000_000) / 1_000_000_000;
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// Builds and opens the encoder for `config`.
@@ -223,6 +259,10 @@ pub(super) struct AudioEncoder {
     /// From the incoming buffers' rate and channels; its internal buffer is the FIFO that
     /// holds samples until a whole frame is ready.
     resampler: Option<resampling::Context>,
+    /// The clock time (ns) of the file's time zero: the first video frame's timestamp.
+    origin_ns: u64,
+    /// Whether the first buffer placed the track on the file's timeline.
+    started: bool,
     next_pts: i64,
     packet: Packet,
     packets: u64,
@@ -231,17 +271,35 @@ pub(super) struct AudioEncoder {
 
 impl AudioEncoder {
     /// Opens the encoder and adds its stream to `output` (before the header is written).
+    /// `origin_ns` is the timestamp that file time zero stands for (the first video
+    /// frame's), against which the first buffer is placed.
     pub(super) fn add(
         output: &mut format::context::Output,
         path: &Path,
+        container: Container,
         codec: AudioCodec,
         config: &AudioConfig,
+        origin_ns: u64,
     ) -> Result<Self, FileError> {
         let global_header = output
             .format()
             .flags()
             .contains(format::flag::Flags::GLOBAL_HEADER);
         let (encoder, found) = open_encoder(path, codec, config, global_header)?;
+        // The encoder stamps its first packet `initial_padding` samples early (the codec's
+        // delay: AAC's priming, Opus's pre-skip), so that what decodes at the frame's time is
+        // the first real sample. MP4 turns that into an edit list, and AAC in Matroska is
+        // shifted with the whole file; but Matroska stores Opus's delay again as `CodecDelay`,
+        // which the reader both subtracts from the timestamps and drops from the decoded
+        // samples, so the early stamp would count twice and the audio play that much ahead
+        // of the video. Stamping Opus's frames one delay later there cancels it.
+        let pts_offset = match (container, codec) {
+            (Container::Mkv | Container::Webm, AudioCodec::Opus) => {
+                // SAFETY: `encoder` wraps a valid, opened AVCodecContext; reading a plain field.
+                i64::from(unsafe { (*encoder.as_ptr()).initial_padding })
+            }
+            _ => 0,
+        };
         let time_base = ffmpeg::Rational::new(1, i32::try_from(config.sample_rate).unwrap_or(1));
         let stream_index = {
             let mut stream = output
@@ -282,7 +340,9 @@ impl AudioEncoder {
             frame_size,
             filled: 0,
             resampler: None,
-            next_pts: 0,
+            origin_ns,
+            started: false,
+            next_pts: pts_offset,
             packet: Packet::empty(),
             packets: 0,
             samples: 0,
@@ -307,11 +367,36 @@ impl AudioEncoder {
     }
 
     /// Converts and queues `buffer`, encoding every frame that fills up.
+    ///
+    /// The first buffer places the track on the video's timeline: one stamped after the
+    /// first video frame starts the track that much later (its first sample at
+    /// `(timestamp - origin) × rate`, rounded to a sample), and samples stamped before the
+    /// first frame are cut, so a sample and a frame of the same clock time play together.
+    /// From then on the track is contiguous.
     pub(super) fn write(
         &mut self,
         output: &mut format::context::Output,
         buffer: &AudioBuffer,
     ) -> Result<(), FileError> {
+        let mut samples = buffer.samples();
+        if !self.started {
+            let ts = buffer.timestamp_ns();
+            let channels = usize::from(buffer.channels()).max(1);
+            if ts < self.origin_ns {
+                let early = samples_in(self.origin_ns - ts, buffer.sample_rate());
+                let early = usize::try_from(early).unwrap_or(usize::MAX);
+                if early >= buffer.frames() {
+                    return Ok(());
+                }
+                samples = &samples[early * channels..];
+            } else {
+                let late = samples_in(ts - self.origin_ns, self.rate);
+                self.next_pts = self
+                    .next_pts
+                    .saturating_add(i64::try_from(late).unwrap_or(i64::MAX));
+            }
+            self.started = true;
+        }
         let wanted = resampling::context::Definition {
             format: format::Sample::F32(format::sample::Type::Packed),
             channel_layout: ChannelLayout::default(i32::from(buffer.channels())),
@@ -352,7 +437,7 @@ impl AudioEncoder {
             })?;
             self.resampler = Some(context);
         }
-        self.convert(output, Some(buffer.samples()))?;
+        self.convert(output, Some(samples))?;
         self.samples += buffer.frames() as u64;
         Ok(())
     }

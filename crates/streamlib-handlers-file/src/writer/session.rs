@@ -25,6 +25,9 @@ pub(super) struct SessionSpec<'a> {
     pub audio: Option<(AudioCodec, &'a AudioConfig)>,
     /// Write a layout that survives a crash (see [`muxer_options`]).
     pub fragmented: bool,
+    /// The timestamp (ns) of the first frame: file time zero, where the audio is placed
+    /// against.
+    pub origin_ns: u64,
 }
 
 /// An output file being written.
@@ -127,7 +130,14 @@ impl Session {
             stream.index()
         };
         let mut audio = match spec.audio {
-            Some((codec, config)) => Some(AudioEncoder::add(&mut output, &path, codec, config)?),
+            Some((codec, config)) => Some(AudioEncoder::add(
+                &mut output,
+                &path,
+                spec.container,
+                codec,
+                config,
+                spec.origin_ns,
+            )?),
             None => None,
         };
         output

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streamlib_handlers_file::{
-    FileReader, FileWriter, ReaderConfig, ReaderPacing, VideoCodec, WriterConfig,
+    AudioCodec, AudioConfig, FileReader, FileWriter, ReaderConfig, ReaderPacing, VideoCodec,
+    WriterConfig,
 };
 use streamlib_ports::{DeliveryMode, MemoryCaps, PixelFormat, PortKind};
 
@@ -31,7 +32,7 @@ fn pixel_format(name: &str) -> Option<PixelFormat> {
 fn file_reader() -> HandlerSpec {
     HandlerSpec {
         name: "filereader",
-        summary: "Decodes a media file's video through FFmpeg (MP4, MKV, MOV, WebM, AVI, Y4M, …)",
+        summary: "Decodes a media file's video (and audio) through FFmpeg (MP4, MKV, MOV, WebM, AVI, Y4M, …)",
         ports: vec![
             port(
                 "video",
@@ -48,7 +49,8 @@ fn file_reader() -> HandlerSpec {
                 PortKind::Audio,
                 MemoryCaps::CPU,
                 DeliveryMode::Ordered { capacity: 64 },
-                "the file's best audio stream, interleaved f32 (when connected)",
+                "the file's best audio stream, interleaved f32 at its own rate and channels \
+                 (decoded only when connected)",
             ),
         ],
         properties: vec![
@@ -110,7 +112,7 @@ fn file_reader() -> HandlerSpec {
 fn file_writer() -> HandlerSpec {
     HandlerSpec {
         name: "filewriter",
-        summary: "Encodes frames to a file through FFmpeg (mp4, mkv, mov, webm, y4m); finalized on stop",
+        summary: "Encodes frames (and audio) to a file through FFmpeg (mp4, mkv, mov, webm, y4m); finalized on stop",
         ports: vec![
             port(
                 "video",
@@ -127,7 +129,8 @@ fn file_writer() -> HandlerSpec {
                 PortKind::Audio,
                 MemoryCaps::CPU,
                 DeliveryMode::Ordered { capacity: 256 },
-                "interleaved f32 audio to encode alongside (optional)",
+                "interleaved f32 audio to encode alongside (optional); the track takes the \
+                 negotiated rate and channels unless audio-rate / audio-channels say otherwise",
             )
             .optional(),
         ],
@@ -169,8 +172,48 @@ fn file_writer() -> HandlerSpec {
                 "crash-proof layout (fragmented MP4, 0.5 s Matroska clusters); auto: on for a \
                  realtime clock, off for --clock free",
             ),
+            prop(
+                "audio-codec",
+                PropType::Enum(&["auto", "aac", "opus"]),
+                Some("auto"),
+                false,
+                "audio codec of the track; auto: AAC (Opus in WebM)",
+            ),
+            prop(
+                "audio-rate",
+                PropType::Int {
+                    min: 0,
+                    max: 768_000,
+                },
+                Some("0"),
+                false,
+                "sample rate of the audio track in Hz; 0: the audio input's negotiated rate \
+                 (swresample converts otherwise)",
+            ),
+            prop(
+                "audio-channels",
+                PropType::Int { min: 0, max: 8 },
+                Some("0"),
+                false,
+                "channels of the audio track; 0: the audio input's negotiated count",
+            ),
         ],
         factory: Arc::new(|p: &Properties| {
+            let audio_codec = match p.text("audio-codec") {
+                "aac" => Some(AudioCodec::Aac),
+                "opus" => Some(AudioCodec::Opus),
+                _ => None,
+            };
+            let audio_rate = u32::try_from(p.int("audio-rate")).unwrap_or(0);
+            let audio_channels = u16::try_from(p.int("audio-channels")).unwrap_or(0);
+            // Nothing forced: the track (if the audio input is connected) follows negotiation.
+            let audio =
+                (audio_codec.is_some() || audio_rate != 0 || audio_channels != 0).then(|| {
+                    AudioConfig {
+                        codec: audio_codec,
+                        ..AudioConfig::new(audio_rate, audio_channels)
+                    }
+                });
             let codec = match p.text("codec") {
                 "h264" => Some(VideoCodec::H264),
                 "h265" => Some(VideoCodec::H265),
@@ -187,6 +230,7 @@ fn file_writer() -> HandlerSpec {
                     "false" => Some(false),
                     _ => None,
                 },
+                audio,
                 protocol_whitelist: Some(p.policy().protocol_whitelist()),
                 ..WriterConfig::new(p.text("location"))
             };

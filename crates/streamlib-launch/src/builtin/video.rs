@@ -71,10 +71,18 @@ fn test_pattern() -> HandlerSpec {
             prop("size", SIZE, Some("1280x720"), false, "frame size"),
             prop(
                 "pattern",
-                PropType::Enum(&["smpte", "gradient", "black", "white", "checkerboard"]),
+                PropType::Enum(&[
+                    "smpte",
+                    "gradient",
+                    "black",
+                    "white",
+                    "checkerboard",
+                    "flash",
+                ]),
                 Some("smpte"),
                 false,
-                "what to draw",
+                "what to draw (flash: white on the first frame at or after each clock second, \
+                 black otherwise; lip sync against audiotestsrc wave=ticks)",
             ),
             prop(
                 "cell",
@@ -104,6 +112,7 @@ fn test_pattern() -> HandlerSpec {
                 "gradient" => Pattern::Gradient,
                 "black" => Pattern::Black,
                 "white" => Pattern::White,
+                "flash" => Pattern::Flash,
                 "checkerboard" => Pattern::Checkerboard {
                     cell: u32::try_from(p.int("cell")).unwrap_or(64),
                 },
