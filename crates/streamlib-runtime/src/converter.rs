@@ -19,16 +19,20 @@ pub enum Conversion {
     Rate,
     /// An audio stream's channel count (`audioconvert`): up- or down-mixing.
     Channels,
+    /// An audio stream's sample rate (`audioresample`): to any rate the target fixes.
+    SampleRate,
 }
 
 impl Conversion {
-    /// `"format"`, `"size"` or `"rate"`, as [`streamlib_ports::Mismatch`] names fields.
+    /// `"format"`, `"size"`, `"rate"`, `"channels"` or `"sample rate"`, as
+    /// [`streamlib_ports::Mismatch`] names fields.
     pub fn field(self) -> &'static str {
         match self {
             Conversion::Format => "format",
             Conversion::Size => "size",
             Conversion::Rate => "rate",
             Conversion::Channels => "channels",
+            Conversion::SampleRate => "sample rate",
         }
     }
 }

@@ -476,12 +476,23 @@ fn convert_to(
         out.channels = Field::Fixed(channels);
         return Some(Caps::Audio(out));
     }
+    if let (Conversion::SampleRate, Caps::Audio(have), Caps::Audio(want)) = (conversion, caps, want)
+    {
+        // A resampler makes any rate the target fixes, at the input's channel count.
+        let rate = want.rate.fixate(have.rate.fixed()).fixed()?;
+        if have.rate.fixed() == Some(rate) {
+            return None;
+        }
+        let mut out = have.clone();
+        out.rate = Field::Fixed(rate);
+        return Some(Caps::Audio(out));
+    }
     let (Caps::Video(have), Caps::Video(want)) = (caps, want) else {
         return None;
     };
     let mut out = have.clone();
     match conversion {
-        Conversion::Channels => return None,
+        Conversion::Channels | Conversion::SampleRate => return None,
         Conversion::Format => {
             let formats = match converter.produces.as_video() {
                 Some(c) => want.formats.intersect(&c.formats)?,
@@ -579,9 +590,13 @@ fn simulate(
 
 /// `caps` with the field `conversion` changes opened to any.
 fn relax(caps: &Caps, conversion: Conversion) -> Caps {
-    if let (Caps::Audio(a), Conversion::Channels) = (caps, conversion) {
+    if let Caps::Audio(a) = caps {
         let mut a = a.clone();
-        a.channels = Field::Any;
+        match conversion {
+            Conversion::Channels => a.channels = Field::Any,
+            Conversion::SampleRate => a.rate = Field::Any,
+            _ => {}
+        }
         return Caps::Audio(a);
     }
     let Caps::Video(v) = caps else {
@@ -589,7 +604,7 @@ fn relax(caps: &Caps, conversion: Conversion) -> Caps {
     };
     let mut v = v.clone();
     match conversion {
-        Conversion::Channels => {}
+        Conversion::Channels | Conversion::SampleRate => {}
         Conversion::Format => v.formats = streamlib_ports::Formats::Any,
         Conversion::Size => {
             v.width = Field::Any;
