@@ -140,8 +140,15 @@ impl Session {
             )?),
             None => None,
         };
+        let mut options = muxer_options(spec.container, spec.fragmented);
+        if let (Container::Mp4 | Container::Mov, Some((_, config))) = (spec.container, spec.audio) {
+            // The edit lists that place the audio (its priming, a late start) are counted in
+            // the movie's time scale, 1/1000 s by default: a late start would land up to a
+            // millisecond off. In samples it lands exactly.
+            options.set("movie_timescale", &config.sample_rate.to_string());
+        }
         output
-            .write_header_with(muxer_options(spec.container, spec.fragmented))
+            .write_header_with(options)
             .map_err(|e| encode_err(format!("write header: {e}")))?;
         if let Some(audio) = &mut audio {
             audio.header_written(&output);
