@@ -136,3 +136,23 @@ fn scope_properties_are_checked_and_live_ones_apply() {
         assert_eq!(stream.errors, 0, "{}", stream.id);
     }
 }
+
+#[test]
+fn the_overlay_example_pipeline_runs() {
+    // examples/audio_meter_overlay.rs's pipeline.
+    let text = "compositor name=c size=1280x720 layers=3 layer1.y=360 layer2.x=1152 ! null  \
+                testpattern size=1280x720 ! c.layer0  \
+                audiotestsrc wave=sweep volume=0.5 ! spectrum size=1280x360 bands=64 ! c.layer1  \
+                audiotestsrc wave=sine freq=1000 volume=0.5 ! audioscope style=meter size=128x360 ! c.layer2";
+    let desc = parse(text).unwrap();
+    let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(10);
+    let mut built = build(&Registry::builtin(), &desc, StreamRuntime::new(clock)).unwrap();
+    let stats = built.runtime.run().unwrap();
+    for stream in &stats.streams {
+        assert_eq!(stream.errors, 0, "{}", stream.id);
+    }
+    for scope in ["spectrum0", "audioscope0"] {
+        let report = built.controls.report(scope).unwrap();
+        assert!(report["frames"].as_u64().unwrap() >= 9, "{scope}: {report}");
+    }
+}
