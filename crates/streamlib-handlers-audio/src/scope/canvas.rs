@@ -41,8 +41,17 @@ impl<'a> Canvas<'a> {
         }
         let start = (y * self.width + x0) * 4;
         let end = (y * self.width + x1) * 4;
-        // A pixel at a time: doubling `copy_within` ran 2.5x slower on 20-pixel bars.
-        for p in self.px[start..end].chunks_exact_mut(4) {
+        // Sixteen pixels a store where the span allows, then one at a time (doubling with
+        // `copy_within` ran 2.5x slower on 20-pixel bars: a call per step).
+        let mut block = [0u8; 64];
+        for p in block.chunks_exact_mut(4) {
+            p.copy_from_slice(&color);
+        }
+        let mut blocks = self.px[start..end].chunks_exact_mut(64);
+        for b in &mut blocks {
+            b.copy_from_slice(&block);
+        }
+        for p in blocks.into_remainder().chunks_exact_mut(4) {
             p.copy_from_slice(&color);
         }
     }
