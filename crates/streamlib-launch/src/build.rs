@@ -595,6 +595,7 @@ fn assemble(
                         "scale" => "size",
                         "videorate" => "rate",
                         "audioconvert" => "channels",
+                        "audioresample" => "sample rate",
                         _ => "format",
                     },
                     edge.output,

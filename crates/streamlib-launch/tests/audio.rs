@@ -128,12 +128,23 @@ fn audioconvert_bridges_channel_counts_written_out() {
     for stream in &streams {
         assert_eq!(stream.errors, 0, "{}", stream.id);
     }
-    // No converter changes the sample rate: that mismatch fails, saying where.
+    // With auto-convert off, a sample-rate mismatch fails, saying where (with it on,
+    // audioresample is inserted: tests/audio_resample.rs).
     let desc = parse("audiotestsrc rate=44100 ! audiomixer inputs=1 ! null").unwrap();
     let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(1);
-    let err = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))
-        .expect_err("44.1 kHz into a 48 kHz mixer")
-        .to_string();
+    let negotiation = streamlib_launch::Negotiation {
+        auto_convert: false,
+        ..streamlib_launch::Negotiation::default()
+    };
+    let err = streamlib_launch::build_negotiated(
+        &Registry::builtin(),
+        &desc,
+        StreamRuntime::new(clock),
+        &streamlib_launch::Policy::default(),
+        &negotiation,
+    )
+    .expect_err("44.1 kHz into a 48 kHz mixer")
+    .to_string();
     assert!(
         err.contains("audiomixer0.sink_0") && err.contains("44100"),
         "{err}"
