@@ -366,3 +366,32 @@ fn bad_properties_name_the_handler_and_the_property() {
         "{message}"
     );
 }
+
+#[test]
+fn a_format_change_starts_over_and_a_background_fills_the_frame() {
+    let out = OutputPort::<AudioBuffer>::new("audio", MemoryCaps::CPU);
+    let (mut spectrum, sink) = spectrum_rig(
+        SpectrumConfig {
+            background: [10, 20, 30, 255],
+            ..SpectrumConfig::default()
+        },
+        &out.handle(),
+    );
+    let stereo = AudioBuffer::new(PooledBuf::from_vec(vec![0.0; 3200]), 2, 48_000, 0).unwrap();
+    out.write(stereo);
+    run(&mut spectrum, tick(FPS, 0));
+    let mono = AudioBuffer::new(PooledBuf::from_vec(vec![0.0; 1470]), 1, 44_100, 0).unwrap();
+    out.write(mono);
+    run(&mut spectrum, tick(FPS, 1));
+    let stats = spectrum.stats().snapshot();
+    assert_eq!((stats.restarts, stats.frames), (1, 2), "{stats:?}");
+    let frame = sink.latest().unwrap();
+    assert!(
+        frame
+            .cpu_bytes()
+            .unwrap()
+            .chunks_exact(4)
+            .all(|p| p == [10, 20, 30, 255]),
+        "silence on an opaque background: the background everywhere"
+    );
+}
