@@ -1,6 +1,7 @@
 //! Test-only helpers shared by streamlib's crates (a dev-dependency, never a dependency).
 //!
-//! [`netns`] sets up network namespaces for tests that need several hosts; [`FuzzInput`] reads
+//! [`netns`] sets up network namespaces for tests that need several hosts; [`pulse`] runs a
+//! private PulseAudio server with a null sink for sound-device tests; [`FuzzInput`] reads
 //! a fuzz target's bytes as a sequence of choices.
 //!
 //! [`CountingAllocator`] counts every allocation and reallocation in the process, on every
@@ -20,6 +21,7 @@
 
 mod fuzz_input;
 pub mod netns;
+pub mod pulse;
 
 pub use fuzz_input::FuzzInput;
 
