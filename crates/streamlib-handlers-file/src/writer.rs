@@ -228,7 +228,8 @@ enum State {
 /// a container without audio (Y4M) or a rate the codec refuses fail `on_start` (or `new`,
 /// when the configuration fixes everything) with [`FileError::AudioTrack`] naming the file.
 /// AAC (FFmpeg's native encoder) goes in MP4, MOV and Matroska,
-/// Opus (libopus) in WebM and Matroska; Y4M cannot hold audio. Incoming interleaved f32 is
+/// Opus (libopus) in WebM and Matroska, 16-bit PCM in MOV and Matroska, FLAC in Matroska;
+/// Y4M cannot hold audio. Incoming interleaved f32 is
 /// converted by swresample straight into the encoder's frames (1024 samples for AAC, planar
 /// float), resampling and remixing buffers whose rate or channel count differ from the
 /// track's. The track is placed on the video's timeline by the first buffer's timestamp

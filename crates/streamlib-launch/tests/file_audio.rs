@@ -320,4 +320,15 @@ fn a_container_without_audio_fails_naming_the_writer_and_the_file() {
         "{err}"
     );
     assert!(err.contains("cannot hold libopus"), "{err}");
+
+    // Nor PCM.
+    let err = failure(
+        &format!(
+            "testpattern size=64x48 ! filewriter location={} name=w audio-codec=pcm  \
+             audiotestsrc ! w.audio",
+            mp4.display()
+        ),
+        false,
+    );
+    assert!(err.contains("cannot hold pcm_s16le"), "{err}");
 }

@@ -4,8 +4,8 @@
 //! pts of each frame whose mean luma jumps to white) and audio onsets (the first sample over
 //! a threshold after silence, placed with the audio stream's `start_time`) agree within 1 ms
 //! (issue 15's bar), in each container and codec the writer offers: MP4 (AAC, its priming
-//! hidden by the edit list), Matroska (AAC, the file shifted by the priming) and WebM (Opus,
-//! its pre-skip in `CodecDelay`).
+//! hidden by the edit list), Matroska (AAC, the file shifted by the priming; FLAC and PCM,
+//! without delay), WebM (Opus, its pre-skip in `CodecDelay`) and MOV (PCM).
 #![cfg(all(feature = "file", feature = "video", feature = "audio"))]
 #![allow(
     clippy::unwrap_used,
@@ -218,10 +218,13 @@ fn record_and_measure(path: &Path, extra: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn assert_in_sync(name: &str, extra: &str) {
+/// Records `name` with the writer's `extra` properties, checks its audio is in `codec`, and
+/// every beep within the bar of its flash.
+fn assert_in_sync(name: &str, extra: &str, codec: &str) {
     let dir = temp_dir(name);
     let path = dir.join(name);
     let offsets = record_and_measure(&path, extra);
+    assert_eq!(probe(&path, "a:0", "stream=codec_name"), [codec], "{name}");
     for &(video, offset) in &offsets {
         eprintln!(
             "{name}: flash at {video:.6} s, beep {:+.3} ms",
@@ -244,15 +247,26 @@ fn assert_in_sync(name: &str, extra: &str) {
 
 #[test]
 fn flash_and_tick_stay_together_in_mp4_aac() {
-    assert_in_sync("sync.mp4", "");
+    assert_in_sync("sync.mp4", "", "aac");
 }
 
 #[test]
 fn flash_and_tick_stay_together_in_matroska_aac() {
-    assert_in_sync("sync.mkv", "");
+    assert_in_sync("sync.mkv", "", "aac");
 }
 
 #[test]
 fn flash_and_tick_stay_together_in_webm_opus() {
-    assert_in_sync("sync.webm", "");
+    assert_in_sync("sync.webm", "", "opus");
+}
+
+#[test]
+fn flash_and_tick_stay_together_in_matroska_flac_and_pcm() {
+    assert_in_sync("flac.mkv", "audio-codec=flac", "flac");
+    assert_in_sync("pcm.mkv", "audio-codec=pcm", "pcm_s16le");
+}
+
+#[test]
+fn flash_and_tick_stay_together_in_mov_pcm() {
+    assert_in_sync("pcm.mov", "audio-codec=pcm", "pcm_s16le");
 }

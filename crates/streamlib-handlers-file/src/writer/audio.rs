@@ -25,14 +25,20 @@ pub enum AudioCodec {
     Aac,
     /// Opus through libopus (WebM, Matroska); 48, 24, 16, 12 or 8 kHz.
     Opus,
+    /// FLAC, lossless 16-bit, through FFmpeg's native encoder (Matroska): no encoder delay.
+    Flac,
+    /// Uncompressed 16-bit little-endian PCM (Matroska, MOV): no encoder delay.
+    Pcm,
 }
 
 impl AudioCodec {
-    /// FFmpeg's encoder name (`aac`, `libopus`).
+    /// FFmpeg's encoder name (`aac`, `libopus`, `flac`, `pcm_s16le`).
     pub fn encoder_name(self) -> &'static str {
         match self {
             Self::Aac => "aac",
             Self::Opus => "libopus",
+            Self::Flac => "flac",
+            Self::Pcm => "pcm_s16le",
         }
     }
 }
@@ -91,11 +97,13 @@ impl Container {
         }
     }
 
-    /// Whether the container can hold `codec`.
+    /// Whether the container can hold `codec`: Matroska all, MP4 AAC, MOV AAC and PCM, WebM
+    /// Opus, Y4M nothing.
     pub fn supports_audio(self, codec: AudioCodec) -> bool {
         match self {
             Self::Mkv => true,
-            Self::Mp4 | Self::Mov => codec == AudioCodec::Aac,
+            Self::Mp4 => codec == AudioCodec::Aac,
+            Self::Mov => matches!(codec, AudioCodec::Aac | AudioCodec::Pcm),
             Self::Webm => codec == AudioCodec::Opus,
             Self::Y4m => false,
         }
@@ -326,9 +334,10 @@ impl AudioEncoder {
         }
         Ok(Self {
             path: path.to_path_buf(),
-            small_last_frame: found
-                .capabilities()
-                .contains(codec::capabilities::Capabilities::SMALL_LAST_FRAME),
+            small_last_frame: found.capabilities().intersects(
+                codec::capabilities::Capabilities::SMALL_LAST_FRAME
+                    | codec::capabilities::Capabilities::VARIABLE_FRAME_SIZE,
+            ),
             encoder,
             stream_index,
             time_base,

@@ -174,10 +174,11 @@ fn file_writer() -> HandlerSpec {
             ),
             prop(
                 "audio-codec",
-                PropType::Enum(&["auto", "aac", "opus"]),
+                PropType::Enum(&["auto", "aac", "opus", "flac", "pcm"]),
                 Some("auto"),
                 false,
-                "audio codec of the track; auto: AAC (Opus in WebM)",
+                "audio codec of the track; auto: AAC (Opus in WebM). mp4: aac; mov: aac, pcm; \
+                 webm: opus; mkv: all",
             ),
             prop(
                 "audio-rate",
@@ -202,6 +203,8 @@ fn file_writer() -> HandlerSpec {
             let audio_codec = match p.text("audio-codec") {
                 "aac" => Some(AudioCodec::Aac),
                 "opus" => Some(AudioCodec::Opus),
+                "flac" => Some(AudioCodec::Flac),
+                "pcm" => Some(AudioCodec::Pcm),
                 _ => None,
             };
             let audio_rate = u32::try_from(p.int("audio-rate")).unwrap_or(0);
