@@ -235,7 +235,8 @@ enum State {
 /// track's. The track is placed on the video's timeline by the first buffer's timestamp
 /// against the first frame's (file time zero): a sample and a frame stamped with the same
 /// clock time play together, samples stamped before the first frame are cut, and a later
-/// first buffer starts the track that much into the file. From there the track runs
+/// first buffer starts the track that much into the file (stamps more than 10 s apart are
+/// taken for two clocks, and the track starts with the first frame). From there the track runs
 /// contiguously, its time counted in samples (gaps in buffer timestamps are not
 /// reproduced); buffers that arrive before the first video frame wait for it. The encoder is flushed with the video's when the file is
 /// completed.

@@ -62,7 +62,8 @@ fn ticks(first: u64, frames: usize) -> Vec<f32> {
 
 /// Writes frames from clock time `video_from` and audio from `audio_from` (ns) until `until`
 /// into `path`: a white frame on each second, black otherwise, and the ticks.
-fn write(path: &Path, video_from: u64, audio_from: u64, until: u64) {
+/// `video_clock_ns` is added to the frames' timestamps (not the buffers'): 0 for one clock.
+fn write(path: &Path, video_from: u64, audio_from: u64, until: u64, video_clock_ns: u64) {
     let mut writer = FileWriter::new(WriterConfig {
         fps: Some(Rational::fps(30)),
         audio: Some(AudioConfig::new(RATE, 1)),
@@ -89,7 +90,7 @@ fn write(path: &Path, video_from: u64, audio_from: u64, until: u64) {
             let pixels = vec![luma; layout.buffer_len()];
             let frame = VideoFrame::cpu(layout, PooledBuf::from_vec(pixels))
                 .unwrap()
-                .with_timing(t, tick, ClockSourceId::SOFTWARE);
+                .with_timing(t + video_clock_ns, tick, ClockSourceId::SOFTWARE);
             if let Err(e) = writer.write_frame(&frame) {
                 panic!("frame {tick}: {e}");
             }
@@ -208,7 +209,7 @@ fn assert_together(name: &str, video_from: u64, audio_from: u64, expected_flashe
     let bar = if name.ends_with(".mp4") { 1e-4 } else { 5e-4 };
     let dir = TempDir::new(name);
     let path = dir.0.join(name);
-    write(&path, video_from, audio_from, 4 * SECOND + SECOND / 10);
+    write(&path, video_from, audio_from, 4 * SECOND + SECOND / 10, 0);
     let (video, audio) = onsets(&path);
     // Matroska shifts the whole file by the AAC priming: expected times count from the video.
     let start = probe(&path, "v:0", "stream=start_time")[0];
@@ -268,4 +269,16 @@ fn audio_from_after_the_first_frame_starts_later_in_the_file() {
         SECOND + SECOND / 5,
         &[0.0, 1.0, 2.0, 3.0, 4.0],
     );
+}
+
+#[test]
+fn audio_on_another_clock_starts_with_the_first_frame() {
+    // Frames stamped 100 s later than the buffers that go with them (two clocks): the track
+    // is not cut away as "before the first frame" but starts with it.
+    let dir = TempDir::new("other-clock.mp4");
+    let path = dir.0.join("other-clock.mp4");
+    write(&path, 0, 0, 2 * SECOND + SECOND / 10, 100 * SECOND);
+    let (video, audio) = onsets(&path);
+    eprintln!("other clock: flashes {video:?}, beeps {audio:?}");
+    assert_eq!(audio.len(), 3, "{audio:?}");
 }

@@ -178,6 +178,11 @@ fn check_codec(
     Ok(codec)
 }
 
+/// How far apart the first audio buffer and the first video frame may be stamped and still be
+/// taken as one clock's times (see [`AudioEncoder::write`]); about what the writer buffers
+/// before the first frame.
+const MAX_ALIGNMENT_NS: u64 = 10_000_000_000;
+
 /// Samples at `rate` in `ns` nanoseconds, rounded to the nearest.
 fn samples_in(ns: u64, rate: u32) -> u64 {
     let n = (u128::from(ns) * u128::from(rate) + 500_000_000) / 1_000_000_000;
@@ -381,7 +386,8 @@ impl AudioEncoder {
     /// first video frame starts the track that much later (its first sample at
     /// `(timestamp - origin) × rate`, rounded to a sample), and samples stamped before the
     /// first frame are cut, so a sample and a frame of the same clock time play together.
-    /// From then on the track is contiguous.
+    /// Stamps more than [`MAX_ALIGNMENT_NS`] apart are taken for two clocks: the track then
+    /// starts with the first frame (and a warning). From then on the track is contiguous.
     pub(super) fn write(
         &mut self,
         output: &mut format::context::Output,
@@ -391,7 +397,19 @@ impl AudioEncoder {
         if !self.started {
             let ts = buffer.timestamp_ns();
             let channels = usize::from(buffer.channels()).max(1);
-            if ts < self.origin_ns {
+            if ts.abs_diff(self.origin_ns) > MAX_ALIGNMENT_NS {
+                // Not one clock (a source stamping from 0 beside one on TAI, RTP media time
+                // modulo its epoch): placing by timestamp would cut the whole track or start
+                // it hours in. Start it with the first frame instead.
+                tracing::warn!(
+                    path = %self.path.display(),
+                    audio_ns = ts,
+                    video_ns = self.origin_ns,
+                    "audio and video timestamps are more than {} s apart: not on one clock; \
+                     the audio track starts with the first frame",
+                    MAX_ALIGNMENT_NS / 1_000_000_000
+                );
+            } else if ts < self.origin_ns {
                 let early = samples_in(self.origin_ns - ts, buffer.sample_rate());
                 let early = usize::try_from(early).unwrap_or(usize::MAX);
                 if early >= buffer.frames() {
