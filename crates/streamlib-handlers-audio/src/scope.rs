@@ -83,6 +83,15 @@ fn check_size(handler: &'static str, width: u32, height: u32) -> Result<(), Audi
     check_range(handler, "height", f64::from(height), 1.0, side)
 }
 
+/// Who clears a frame to its background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cleared {
+    /// The whole frame, before drawing.
+    First,
+    /// The drawing, row by row ([`Canvas::clear_row`]); every row must be cleared.
+    ByRows,
+}
+
 /// What both scopes share: the ports, the frame pool, the background, the newest audio.
 struct ScopeIo {
     handler: &'static str,
@@ -198,17 +207,27 @@ impl ScopeIo {
     }
 
     /// Draws one frame stamped `tick` (when the output is connected and the pool has a
-    /// buffer): the background, then `draw`.
+    /// buffer): the background first unless `draw` clears rows itself (`cleared`), then
+    /// `draw`.
     fn frame(
         &mut self,
         tick: &TimedTick,
+        cleared: Cleared,
         draw: impl FnOnce(&mut Canvas<'_>, Option<&mut History>),
     ) {
         if self.output.is_connected()
             && let Some(mut buf) = self.pool.acquire_for(&self.output)
         {
-            let mut canvas = Canvas::new(&mut buf, self.width, self.height);
-            canvas.clear(&self.background, self.transparent);
+            let mut canvas = Canvas::new(
+                &mut buf,
+                self.width,
+                self.height,
+                &self.background,
+                self.transparent,
+            );
+            if cleared == Cleared::First {
+                canvas.clear();
+            }
             draw(&mut canvas, self.history.as_mut());
             let frame = self
                 .pool

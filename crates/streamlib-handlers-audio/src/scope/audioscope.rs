@@ -7,7 +7,7 @@ use streamlib_ports::{
 };
 
 use super::canvas::{Canvas, Rgba, level_row, level_rows};
-use super::{History, ScopeIo, ScopeStatsHandle};
+use super::{Cleared, History, ScopeIo, ScopeStatsHandle};
 use crate::AudioError;
 use crate::error::check_range;
 
@@ -128,6 +128,9 @@ pub struct AudioScope {
     samples: Vec<f32>,
     peaks: Vec<f32>,
     meters: Vec<Meter>,
+    /// Per channel, the meter being drawn: columns `x0..x1`, the bar from row `level` down,
+    /// the marker's first row (`usize::MAX` for none).
+    bars: Vec<(usize, usize, usize, usize)>,
     /// The tick time of the last frame, ns.
     last_ns: Option<u64>,
     rows: Vec<Rgba>,
@@ -153,6 +156,7 @@ impl AudioScope {
             samples: Vec::new(),
             peaks: Vec::new(),
             meters: Vec::new(),
+            bars: Vec::new(),
             last_ns: None,
             config,
         })
@@ -203,6 +207,29 @@ impl AudioScope {
         self.peaks.resize(history.channels(), 0.0);
         self.meters.clear();
         self.meters.resize(history.channels(), Meter::default());
+        self.bars.clear();
+        self.bars.reserve(history.channels());
+    }
+
+    /// The meters' geometry for this frame, from their levels.
+    fn meter_bars(&mut self) {
+        let (width, height) = (self.config.width as usize, self.config.height);
+        let threshold = self.config.threshold;
+        let channels = self.meters.len();
+        let row = |db: f64| {
+            if db > threshold {
+                level_row(db, height, threshold) as usize
+            } else {
+                usize::MAX
+            }
+        };
+        self.bars.clear();
+        for (c, m) in self.meters.iter().enumerate() {
+            let (x0, x1) = (c * width / channels, (c + 1) * width / channels);
+            let inset = (x1 - x0) / 8;
+            self.bars
+                .push((x0 + inset, x1 - inset, row(m.level), row(m.hold)));
+        }
     }
 
     /// Moves the meters on to the tick at `now_ns`.
@@ -303,43 +330,44 @@ impl StreamHandler for AudioScope {
             self.io.history = Some(history);
         }
         let (width, height) = (self.config.width as usize, self.config.height as usize);
-        let config = &self.config;
-        let (samples, meters, rows) = (&mut self.samples, &self.meters, &self.rows);
-        self.io.frame(ctx.tick(), |canvas, history| {
-            let Some(history) = history else {
-                return;
-            };
-            let channels = history.channels();
-            if config.style == ScopeStyle::Meter {
-                let h = config.height;
-                for (c, m) in meters.iter().enumerate() {
-                    let (x0, x1) = (c * width / channels, (c + 1) * width / channels);
-                    let inset = (x1 - x0) / 8;
-                    let (x0, x1) = (x0 + inset, x1 - inset);
-                    if m.level > config.threshold {
-                        let y = level_row(m.level, h, config.threshold) as usize;
-                        canvas.rect(x0, x1, y, height, rows);
-                    }
-                    if m.hold > config.threshold {
-                        let y = level_row(m.hold, h, config.threshold) as usize;
-                        canvas.span(y, x0, x1, MARKER);
-                        canvas.span(y + 1, x0, x1, MARKER);
+        if self.config.style == ScopeStyle::Meter {
+            self.meter_bars();
+            let (bars, rows) = (&self.bars, &self.rows);
+            // Row by row, each cleared just before its bars: the frame is written once.
+            self.io.frame(ctx.tick(), Cleared::ByRows, |canvas, _| {
+                for (y, &color) in rows.iter().enumerate().take(height) {
+                    canvas.clear_row(y);
+                    for &(x0, x1, level, marker) in bars {
+                        if marker != usize::MAX && (y == marker || y == marker + 1) {
+                            canvas.span(y, x0, x1, MARKER);
+                        } else if y >= level {
+                            canvas.span(y, x0, x1, color);
+                        }
                     }
                 }
-                return;
-            }
-            for c in 0..channels {
-                history.latest(c, samples);
-                let (top, lane) = (c * height / channels, height / channels);
-                draw_wave(
-                    canvas,
-                    samples,
-                    (top, lane.max(1), width),
-                    config.style,
-                    config.color,
-                );
-            }
-        });
+            });
+            return Ok(());
+        }
+        let config = &self.config;
+        let samples = &mut self.samples;
+        self.io
+            .frame(ctx.tick(), Cleared::First, |canvas, history| {
+                let Some(history) = history else {
+                    return;
+                };
+                let channels = history.channels();
+                for c in 0..channels {
+                    history.latest(c, samples);
+                    let (top, lane) = (c * height / channels, height / channels);
+                    draw_wave(
+                        canvas,
+                        samples,
+                        (top, lane.max(1), width),
+                        config.style,
+                        config.color,
+                    );
+                }
+            });
         Ok(())
     }
 }

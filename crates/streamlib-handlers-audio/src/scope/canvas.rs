@@ -3,30 +3,61 @@
 /// An RGBA8 colour, straight alpha.
 pub(crate) type Rgba = [u8; 4];
 
-/// A frame's pixels, `width * 4` bytes per row.
+/// A frame's pixels, `width * 4` bytes per row, and the background they start from.
 pub(crate) struct Canvas<'a> {
     px: &'a mut [u8],
     width: usize,
     height: usize,
+    /// One row of the background (`width * 4` bytes).
+    background: &'a [u8],
+    /// Whether the background is all zero (a memset).
+    transparent: bool,
 }
 
 impl<'a> Canvas<'a> {
-    /// `px` holds `width * height` pixels (a shorter buffer draws only the rows it holds).
-    pub(crate) fn new(px: &'a mut [u8], width: usize, height: usize) -> Self {
+    /// `px` holds `width * height` pixels (a shorter buffer draws only the rows it holds);
+    /// `background` is one row of the background.
+    pub(crate) fn new(
+        px: &'a mut [u8],
+        width: usize,
+        height: usize,
+        background: &'a [u8],
+        transparent: bool,
+    ) -> Self {
         let height = height.min(px.len() / (width * 4).max(1));
-        Self { px, width, height }
+        Self {
+            px,
+            width,
+            height,
+            background,
+            transparent,
+        }
     }
 
-    /// Every row set to `row` (`width * 4` bytes): a copy per row, as fast as memcpy; an
-    /// all-zero (transparent) row is a memset.
-    pub(crate) fn clear(&mut self, row: &[u8], transparent: bool) {
+    /// Every row set to the background: a copy per row, as fast as memcpy; a transparent
+    /// one is a memset.
+    pub(crate) fn clear(&mut self) {
         let rows = &mut self.px[..self.width * self.height * 4];
-        if transparent {
+        if self.transparent {
             rows.fill(0);
             return;
         }
         for r in rows.chunks_exact_mut(self.width * 4) {
-            r.copy_from_slice(row);
+            r.copy_from_slice(self.background);
+        }
+    }
+
+    /// Row `y` set to the background. Drawing a frame row by row, each row cleared just
+    /// before its spans, touches memory once instead of twice (clear, then draw).
+    pub(crate) fn clear_row(&mut self, y: usize) {
+        if y >= self.height {
+            return;
+        }
+        let row = &mut self.px[y * self.width * 4..(y + 1) * self.width * 4];
+        if self.transparent {
+            row.fill(0);
+        } else {
+            row.copy_from_slice(self.background);
         }
     }
 
@@ -53,14 +84,6 @@ impl<'a> Canvas<'a> {
         }
         for p in blocks.into_remainder().chunks_exact_mut(4) {
             p.copy_from_slice(&color);
-        }
-    }
-
-    /// Rows `y0..y1` of columns `x0..x1`, row `y` coloured `colors[y]` (clipped).
-    pub(crate) fn rect(&mut self, x0: usize, x1: usize, y0: usize, y1: usize, colors: &[Rgba]) {
-        let end = y1.min(self.height).min(colors.len());
-        for (y, &color) in colors.iter().enumerate().take(end).skip(y0) {
-            self.span(y, x0, x1, color);
         }
     }
 

@@ -7,7 +7,7 @@ use streamlib_ports::{
 
 use super::canvas::{Rgba, level_rows};
 use super::fft::{MAX_FFT, MIN_FFT, RealFft};
-use super::{ScopeIo, ScopeStatsHandle};
+use super::{Cleared, ScopeIo, ScopeStatsHandle};
 use crate::AudioError;
 use crate::error::check_range;
 
@@ -68,6 +68,8 @@ pub struct Spectrum {
     levels: Vec<f32>,
     /// Colour of each row.
     rows: Vec<Rgba>,
+    /// The bars of the frame being drawn: columns `x0..x1`, from row `top` down.
+    bars: Vec<(usize, usize, usize)>,
 }
 
 impl Spectrum {
@@ -91,6 +93,7 @@ impl Spectrum {
             samples: vec![0.0; n],
             power: vec![0.0; n / 2 + 1],
             bins: Vec::with_capacity(config.bands as usize),
+            bars: Vec::with_capacity(config.bands as usize),
             levels: vec![f32::NEG_INFINITY; config.bands as usize],
             rows,
             io,
@@ -235,19 +238,29 @@ impl StreamHandler for Spectrum {
         }
         let (height, threshold) = (self.config.height as usize, self.config.threshold);
         let (width, bands) = (self.config.width as usize, self.levels.len());
-        let (levels, rows) = (&self.levels, &self.rows);
-        self.io.frame(ctx.tick(), |canvas, _| {
-            for (i, &level) in levels.iter().enumerate() {
-                let frac = (f64::from(level) - threshold) / -threshold;
-                // Also skips NaN: silence is -inf, never NaN, but a bar must not depend on it.
-                if frac.is_nan() || frac <= 0.0 {
-                    continue;
+        self.bars.clear();
+        for (i, &level) in self.levels.iter().enumerate() {
+            let frac = (f64::from(level) - threshold) / -threshold;
+            // Also skips NaN: silence is -inf, never NaN, but a bar must not depend on it.
+            if frac.is_nan() || frac <= 0.0 {
+                continue;
+            }
+            let bar = (frac.min(1.0) * height as f64).round() as usize;
+            let (x0, x1) = (i * width / bands, (i + 1) * width / bands);
+            // A one-pixel gap between bars wide enough to keep one.
+            let x1 = if x1 - x0 >= 3 { x1 - 1 } else { x1 };
+            self.bars.push((x0, x1, height - bar));
+        }
+        let (bars, rows) = (&self.bars, &self.rows);
+        // Row by row, each cleared just before its bars: the frame is written once.
+        self.io.frame(ctx.tick(), Cleared::ByRows, |canvas, _| {
+            for (y, &color) in rows.iter().enumerate().take(height) {
+                canvas.clear_row(y);
+                for &(x0, x1, top) in bars {
+                    if y >= top {
+                        canvas.span(y, x0, x1, color);
+                    }
                 }
-                let bar = (frac.min(1.0) * height as f64).round() as usize;
-                let (x0, x1) = (i * width / bands, (i + 1) * width / bands);
-                // A one-pixel gap between bars wide enough to keep one.
-                let x1 = if x1 - x0 >= 3 { x1 - 1 } else { x1 };
-                canvas.rect(x0, x1, height - bar, height, rows);
             }
         });
         Ok(())
