@@ -1,0 +1,221 @@
+//! Lip sync through SMPTE ST 2110-20 + -30 between two runtimes on one host clock: the sender
+//! runs `testpattern pattern=flash` and `audiotestsrc wave=ticks` into `networksend` and
+//! `networkaudiosend`; the receiver stamps frames with the sender's media time
+//! (`timestamps=media`) and writes both into a file, whose decoded onsets must agree within
+//! one audio packet time (1 ms). Both runtimes run software clocks on the same monotonic
+//! timer, which stands in for two PTP-locked machines (see the report on issue 15 for the
+//! PTP version and what it still needs).
+#![cfg(all(
+    feature = "file",
+    feature = "video",
+    feature = "audio",
+    feature = "net"
+))]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    reason = "tests; measured offsets are printed for the record (--nocapture)"
+)]
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use streamlib_clock::{Rational, SoftwareClock};
+use streamlib_launch::{Registry, build, parse};
+use streamlib_runtime::StreamRuntime;
+
+/// One ST 2110-30 packet time at `ptime=1`.
+const PACKET_TIME_S: f64 = 0.001;
+const WIDTH: usize = 320;
+const HEIGHT: usize = 180;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "streamlib-launch-lip-sync-2110-{}-{name}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::canonicalize(&dir).unwrap()
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn output(program: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn probe(path: &Path, stream: &str, entry: &str) -> Vec<f64> {
+    let text = output(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            stream,
+            "-show_entries",
+            entry,
+            "-of",
+            "csv=p=0",
+            path.to_str().unwrap(),
+        ],
+    );
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+/// Flash pts (mean luma crossing to bright) and beep times (first sample over a fifth of the
+/// peak after 100 ms of quiet, from the first decoded audio frame's pts), in file seconds.
+fn onsets(path: &Path) -> (Vec<f64>, Vec<f64>) {
+    let pts = probe(path, "v:0", "frame=pts_time");
+    let gray = output(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            path.to_str().unwrap(),
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ],
+    );
+    let size = WIDTH * HEIGHT;
+    let mut video = Vec::new();
+    let mut bright = false;
+    for (frame, &t) in gray.chunks_exact(size).zip(&pts) {
+        let now = frame.iter().map(|&v| u64::from(v)).sum::<u64>() / size as u64 > 128;
+        if now && !bright {
+            video.push(t);
+        }
+        bright = now;
+    }
+    let start = probe(path, "a:0", "frame=pts_time")[0];
+    let rate = probe(path, "a:0", "stream=sample_rate")[0];
+    let raw = output(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            path.to_str().unwrap(),
+            "-map",
+            "0:a:0",
+            "-f",
+            "f32le",
+            "-ac",
+            "1",
+            "-",
+        ],
+    );
+    let samples: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let threshold = samples.iter().fold(0.0f32, |m, s| m.max(s.abs())) / 5.0;
+    let quiet = (rate / 10.0) as usize;
+    let mut audio = Vec::new();
+    let mut last: Option<usize> = None;
+    for (i, s) in samples.iter().enumerate() {
+        if s.abs() > threshold {
+            if last.is_none_or(|l| i - l > quiet) {
+                audio.push(start + i as f64 / rate);
+            }
+            last = Some(i);
+        }
+    }
+    (video, audio)
+}
+
+#[test]
+fn flash_and_tick_stay_together_through_st2110() {
+    let dir = temp_dir("mkv");
+    let (video_port, audio_port) = (free_port(), free_port());
+    let (video_sdp, audio_sdp) = (dir.join("video.sdp"), dir.join("audio.sdp"));
+    let path = dir.join("received.mkv");
+    let registry = Registry::builtin();
+
+    let send = format!(
+        "testpattern pattern=flash moving-box=false size={WIDTH}x{HEIGHT} format=uyvy ! \
+         networksend destination=127.0.0.1:{video_port} sdp={}  \
+         audiotestsrc wave=ticks freq=1000 ! networkaudiosend destination=127.0.0.1:{audio_port} \
+         sdp={}",
+        video_sdp.display(),
+        audio_sdp.display()
+    );
+    let clock = SoftwareClock::new(Rational::fps(30));
+    let mut sender = build(&registry, &parse(&send).unwrap(), StreamRuntime::new(clock))
+        .unwrap_or_else(|e| panic!("{send}: {e}"));
+    sender.runtime.start().unwrap();
+
+    let receive = format!(
+        "networkreceive sdp={} timestamps=media ! filewriter location={} name=w codec=ffv1 \
+         audio-codec=pcm  networkaudioreceive sdp={} ! w.audio",
+        video_sdp.display(),
+        path.display(),
+        audio_sdp.display()
+    );
+    let clock = SoftwareClock::new(Rational::fps(30));
+    let mut receiver = build(
+        &registry,
+        &parse(&receive).unwrap(),
+        StreamRuntime::new(clock),
+    )
+    .unwrap_or_else(|e| panic!("{receive}: {e}"));
+    receiver.runtime.start().unwrap();
+    std::thread::sleep(Duration::from_millis(4_300));
+    let received = receiver.runtime.stop().unwrap();
+    sender.runtime.stop().unwrap();
+    for stream in &received.streams {
+        assert_eq!(stream.errors, 0, "{}", stream.id);
+    }
+
+    let (video, audio) = onsets(&path);
+    eprintln!("st2110: flashes {video:?}, beeps {audio:?}");
+    assert!(video.len() >= 3, "flashes {video:?}");
+    let mut paired = 0;
+    for &v in &video {
+        let Some(offset) = audio
+            .iter()
+            .map(|a| a - v)
+            .min_by(|x, y| x.abs().total_cmp(&y.abs()))
+        else {
+            continue;
+        };
+        if offset.abs() > 0.5 {
+            continue; // a flash whose beep was not written (the track's first or last second)
+        }
+        eprintln!("st2110: flash at {v:.6} s, beep {:+.3} ms", offset * 1e3);
+        assert!(
+            offset.abs() <= PACKET_TIME_S,
+            "beep {:+.3} ms from its flash at {v} s",
+            offset * 1e3
+        );
+        paired += 1;
+    }
+    assert!(paired >= 2, "flashes {video:?}, beeps {audio:?}");
+}
