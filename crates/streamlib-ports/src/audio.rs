@@ -54,6 +54,12 @@ impl AudioBuffer {
         self.timestamp_ns
     }
 
+    /// The same samples stamped `timestamp_ns` (no copy).
+    pub fn with_timestamp(mut self, timestamp_ns: u64) -> Self {
+        self.timestamp_ns = timestamp_ns;
+        self
+    }
+
     /// Samples per channel.
     pub fn frames(&self) -> usize {
         self.samples.len() / self.channels as usize

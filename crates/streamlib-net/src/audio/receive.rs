@@ -167,8 +167,9 @@ pub type AudioReceiveStatsHandle = StatsHandle<AudioReceiveStats>;
 /// batches into an [`AudioJitterBuffer`] and fills output buffers in sequence order, lost
 /// packets concealed with silence; each `process` call writes every buffer completed since
 /// the last tick, in order. A buffer's `timestamp_ns` is its first sample's RTP timestamp,
-/// unwrapped past 2^32, in ns at the stream's rate (media time; with PTP-locked senders,
-/// TAI modulo the 2^32-tick RTP epoch).
+/// unwrapped past 2^32, in ns at the stream's rate, in the 2^32-sample epoch (24.9 h at
+/// 48 kHz) nearest the receiving tick's timestamp: with PTP-locked senders and receivers,
+/// the sender's TAI media time, as [`rtp_time_ns`](crate::rtp_time_ns) gives video's.
 pub struct NetworkAudioReceive {
     config: NetworkAudioReceiveConfig,
     output: OutputPort<AudioBuffer>,
@@ -176,6 +177,29 @@ pub struct NetworkAudioReceive {
     ready: Arc<ArrayQueue<AudioBuffer>>,
     shared: Arc<Shared>,
     worker: Option<Worker>,
+    /// Whole RTP epochs (2^32 samples) added to the assembler's timestamps, chosen on the
+    /// first buffer after start from the tick's time.
+    epochs: Option<u64>,
+}
+
+/// The number of whole 2^32-sample RTP epochs to add to `media_ns` (a time within the first
+/// epochs, at `rate`) to bring it nearest `near_ns`.
+fn epochs_towards(media_ns: u64, rate: u32, near_ns: u64) -> u64 {
+    let epoch_ns = (1u128 << 32) * 1_000_000_000 / u128::from(rate.max(1));
+    let gap = u128::from(near_ns.saturating_sub(media_ns));
+    ((gap + epoch_ns / 2) / epoch_ns) as u64
+}
+
+/// `media_ns` moved forward by `epochs` RTP epochs at `rate`, exactly in samples.
+fn shift_epochs(media_ns: u64, rate: u32, epochs: u64) -> u64 {
+    if epochs == 0 {
+        return media_ns;
+    }
+    let rate = u128::from(rate.max(1));
+    // The sample count media_ns was made from (it was floor(samples * 1e9 / rate)).
+    let samples = (u128::from(media_ns) * rate).div_ceil(1_000_000_000);
+    let whole = samples + (u128::from(epochs) << 32);
+    u64::try_from(whole * 1_000_000_000 / rate).unwrap_or(u64::MAX)
 }
 
 impl NetworkAudioReceive {
@@ -209,6 +233,7 @@ impl NetworkAudioReceive {
             ready: Arc::new(ArrayQueue::new(config.pool_buffers)),
             shared: Arc::new(Shared::default()),
             worker: None,
+            epochs: None,
             config,
         })
     }
@@ -236,6 +261,7 @@ impl StreamHandler for NetworkAudioReceive {
 
     fn on_start(&mut self, _ctx: &StartContext<'_>) -> Result<(), HandlerError> {
         worker::stop(&mut self.worker)?;
+        self.epochs = None;
         let c = &self.config;
         let jitter = AudioJitterBuffer::new(c.format, c.jitter)?;
         let assembler = Assembler {
@@ -260,8 +286,14 @@ impl StreamHandler for NetworkAudioReceive {
         Ok(())
     }
 
-    fn process(&mut self, _ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+    fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+        let near = ctx.tick().timestamp;
         while let Some(buffer) = self.ready.pop() {
+            let (ts, rate) = (buffer.timestamp_ns(), buffer.sample_rate());
+            let epochs = *self
+                .epochs
+                .get_or_insert_with(|| epochs_towards(ts, rate, near));
+            let buffer = buffer.with_timestamp(shift_epochs(ts, rate, epochs));
             self.output.write(buffer);
             add(&self.shared.published, 1);
         }
@@ -383,5 +415,45 @@ impl ReceivedStream for AudioStream {
 
     fn socket_counters(&self) -> Arc<SocketCounters> {
         Arc::clone(&self.shared.socket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the assembler stamps for a first sample at `samples` (its u32 RTP timestamp).
+    fn stamped(samples: u64, rate: u32) -> u64 {
+        u64::from(samples as u32) * 1_000_000_000 / u64::from(rate)
+    }
+
+    /// The time of sample `samples`, ns.
+    fn time(samples: u64, rate: u32) -> u64 {
+        (u128::from(samples) * 1_000_000_000 / u128::from(rate)) as u64
+    }
+
+    #[test]
+    fn media_time_comes_back_whole_near_the_receiving_tick() {
+        for rate in [44_100u32, 48_000, 96_000] {
+            // A TAI time in 2026, a sample boundary; received 3 ms later.
+            let samples = 1_796_000_000u64 * u64::from(rate) + 12_345;
+            let sent = time(samples, rate);
+            let media = stamped(samples, rate);
+            let epochs = epochs_towards(media, rate, sent + 3_000_000);
+            assert_eq!(shift_epochs(media, rate, epochs), sent, "{rate} Hz");
+            // A receiving clock 1 ms behind the sender's (two PTP slaves' offsets).
+            let epochs = epochs_towards(media, rate, sent - 1_000_000);
+            assert_eq!(shift_epochs(media, rate, epochs), sent, "{rate} Hz, behind");
+            // Just across a wrap: the first sample before it, the tick after it.
+            let wrap = (samples >> 32 << 32) + (1 << 32);
+            let before = wrap - 7;
+            let media = stamped(before, rate);
+            let tick = time(wrap + 48, rate);
+            let epochs = epochs_towards(media, rate, tick);
+            assert_eq!(shift_epochs(media, rate, epochs), time(before, rate));
+        }
+        // Clocks that start near zero (software clocks) are left alone.
+        assert_eq!(epochs_towards(5_000_000, 48_000, 9_000_000), 0);
+        assert_eq!(shift_epochs(5_000_000, 48_000, 0), 5_000_000);
     }
 }
