@@ -18,8 +18,15 @@ use crate::AudioError;
 use crate::error::{check_format, check_range};
 
 const HANDLER: &str = "audiosrc";
-/// A stamp further than this from where the samples count to restarts the timeline.
-const RESYNC_NS: u64 = 20_000_000;
+/// The smoothed distance between the stamps counted from the samples and those measured
+/// from the callbacks past which the timeline restarts (the device's crystal drifted off the
+/// pipeline's clock, or samples were lost).
+const RESYNC_NS: f64 = 20e6;
+/// A single measurement this far off restarts the timeline at once (a gap, a stall).
+const JUMP_NS: f64 = 250e6;
+/// Weight of each measurement in the smoothed distance: callbacks deliver in bursts (a
+/// server period at a time), so one measurement jitters by a period.
+const SMOOTHING: f64 = 0.05;
 
 /// How an [`AudioSrc`] captures.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -146,7 +153,7 @@ impl SrcPush {
 /// wait-free ring (a full ring drops and counts an over-run); `process` cuts the ring into
 /// pooled buffers of `buffer_frames` and stamps each from the pipeline clock at the time its
 /// first sample was captured, following the sample count between stamps (re-anchored,
-/// counted as a resync, when the two part by over 20 ms).
+/// counted as a resync, when the two part by over 20 ms on average, or 250 ms at once).
 pub struct AudioSrc {
     config: AudioSrcConfig,
     chosen: Option<Chosen>,
@@ -162,6 +169,8 @@ pub struct AudioSrc {
     taken: u64,
     /// Where the next buffer's stamp is, following the count.
     next_ts: Option<u64>,
+    /// Smoothed measured-minus-counted stamp, ns.
+    offset_ns: f64,
 }
 
 impl AudioSrc {
@@ -218,6 +227,7 @@ impl AudioSrc {
             pool: None,
             taken: 0,
             next_ts: None,
+            offset_ns: 0.0,
         }
     }
 
@@ -254,6 +264,7 @@ impl AudioSrc {
         self.capture = Some(Arc::clone(&capture));
         self.taken = 0;
         self.next_ts = None;
+        self.offset_ns = 0.0;
         capture
     }
 
@@ -392,10 +403,16 @@ impl StreamHandler for AudioSrc {
         while capture.ring.len() >= len {
             let measured = self.capture_time(&capture, self.taken, tick_ns, now_ns);
             let ts = match self.next_ts {
-                Some(next) if next.abs_diff(measured) <= RESYNC_NS => next,
-                Some(_) => {
-                    bump(&self.counters.resyncs, 1);
-                    measured
+                Some(next) => {
+                    let diff = measured as f64 - next as f64;
+                    self.offset_ns += (diff - self.offset_ns) * SMOOTHING;
+                    if self.offset_ns.abs() > RESYNC_NS || diff.abs() > JUMP_NS {
+                        bump(&self.counters.resyncs, 1);
+                        self.offset_ns = 0.0;
+                        measured
+                    } else {
+                        next
+                    }
                 }
                 None => measured,
             };
