@@ -212,7 +212,9 @@ fn dot_fma(window: &[f32], taps: &[f32], out: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 fn dot_avx2(window: &[f32], taps: &[f32], out: &mut [f32]) {
     use std::arch::x86_64::{
-        _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _mm_storeu_ps,
+        _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps,
+        _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
     };
     let len = window.len().min(taps.len());
     let whole = len / LANES * LANES;
@@ -233,16 +235,34 @@ fn dot_avx2(window: &[f32], taps: &[f32], out: &mut [f32]) {
         i += LANES;
     }
     let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let mut lanes = [0f32; 8];
-    // SAFETY: `lanes` holds the 8 floats stored.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
-    // The rest: position j keeps lane j mod 8, so channels stay apart (C divides 8).
-    for j in whole..len {
-        lanes[j % 8] += window[j] * taps[j];
+    // Reduce in registers (through memory, the narrower loads stalled on the wide store):
+    // lane j carries channel j mod C.
+    let quad = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps::<1>(sum));
+    let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+    match out {
+        [o] => *o = _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps::<0x55>(pair, pair))),
+        [l, r] => {
+            *l = _mm_cvtss_f32(pair);
+            *r = _mm_cvtss_f32(_mm_shuffle_ps::<0x55>(pair, pair));
+        }
+        [_, _, _, _] => {
+            // SAFETY: `out` holds the 4 floats stored.
+            unsafe { _mm_storeu_ps(out.as_mut_ptr(), quad) }
+        }
+        _ => {
+            let mut lanes = [0f32; 8];
+            // SAFETY: `lanes` holds the 8 floats stored.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+            let ch = out.len();
+            for (c, o) in out.iter_mut().enumerate() {
+                *o = lanes.iter().skip(c).step_by(ch).sum();
+            }
+        }
     }
+    // The rest: position j is channel j mod C (C divides 8, `whole` is a multiple of 32).
     let ch = out.len();
-    for (c, o) in out.iter_mut().enumerate() {
-        *o = lanes.iter().skip(c).step_by(ch).sum();
+    for j in whole..len {
+        out[j % ch] += window[j] * taps[j];
     }
 }
 
