@@ -32,6 +32,9 @@ pub use src::{AudioSrc, AudioSrcConfig, SrcPush};
 
 /// How long a running device may go without calling back before the handler fails.
 pub const DEVICE_STALL_SECONDS: f64 = 3.0;
+/// The same in the first seconds after opening, which are this long: a sound server may take
+/// a while to start a new stream (PulseAudio's null sink up to two seconds, more when busy).
+pub const DEVICE_START_SECONDS: f64 = 10.0;
 
 /// A sound device that could not be opened or failed while running.
 #[derive(Debug, thiserror::Error)]
@@ -218,7 +221,7 @@ impl Health {
 
     /// Why the device is to be given up, if it is: the host says it is gone, it has kept
     /// failing without a callback for [`DEVICE_ERROR_GRACE_SECONDS`], or it has not called
-    /// back at all for [`DEVICE_STALL_SECONDS`].
+    /// back at all for [`DEVICE_STALL_SECONDS`] ([`DEVICE_START_SECONDS`] just after opening).
     fn check(&self) -> Option<String> {
         let last = self.last_callback_ns.load(Ordering::Relaxed);
         let silent_s = self.now_ns().saturating_sub(last) as f64 / 1e9;
@@ -234,7 +237,13 @@ impl Health {
         {
             return Some(format!("{} (no callback for {silent_s:.1} s)", reason()));
         }
-        (silent_s > DEVICE_STALL_SECONDS).then(|| {
+        let opened_s = self.now_ns() as f64 / 1e9;
+        let limit = if opened_s < DEVICE_START_SECONDS {
+            DEVICE_START_SECONDS
+        } else {
+            DEVICE_STALL_SECONDS
+        };
+        (silent_s > limit).then(|| {
             if last == 0 {
                 format!("no callback in the {silent_s:.1} s since it was opened")
             } else {

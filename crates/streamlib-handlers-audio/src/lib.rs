@@ -79,9 +79,9 @@ pub use volume::{MAX_VOLUME, RAMP_SECONDS, Volume, db_to_linear, linear_to_db};
 #[cfg(feature = "device")]
 #[cfg_attr(docsrs, doc(cfg(feature = "device")))]
 pub use device::{
-    AudioDeviceStats, AudioDeviceStatsHandle, AudioSink, AudioSinkConfig, AudioSrc,
-    AudioSrcConfig, DEVICE_ERROR_GRACE_SECONDS, DEVICE_STALL_SECONDS, DeviceError, MAX_DRIFT_CORRECTION, SinkPull, SrcPush,
-    audio_input_devices, audio_output_devices,
+    AudioDeviceStats, AudioDeviceStatsHandle, AudioSink, AudioSinkConfig, AudioSrc, AudioSrcConfig,
+    DEVICE_ERROR_GRACE_SECONDS, DEVICE_STALL_SECONDS, DEVICE_START_SECONDS, DeviceError,
+    MAX_DRIFT_CORRECTION, SinkPull, SrcPush, audio_input_devices, audio_output_devices,
 };
 pub use resample::{
     AsyncResampler, AudioResample, AudioResampleConfig, MAX_RELATIVE_RATIO, ResampleQuality,
