@@ -131,6 +131,7 @@ struct StatsInner {
     packets: AtomicU64,
     audio_samples: AtomicU64,
     audio_packets: AtomicU64,
+    audio_unaligned: AtomicBool,
     finalized: AtomicBool,
     files: AtomicU64,
 }
@@ -161,6 +162,13 @@ impl WriterStats {
     /// Encoded audio packets written to the file.
     pub fn audio_packets_written(&self) -> u64 {
         self.inner.audio_packets.load(Ordering::Relaxed)
+    }
+
+    /// Whether the audio track's first buffer was stamped more than 10 s from the first
+    /// video frame, so that the two were taken for two clocks and the track started with the
+    /// first frame instead of by timestamp (and lip sync is not what the stamps say).
+    pub fn audio_clock_mismatch(&self) -> bool {
+        self.inner.audio_unaligned.load(Ordering::Relaxed)
     }
 
     /// Whether the file has been completed (encoder flushed, trailer written).

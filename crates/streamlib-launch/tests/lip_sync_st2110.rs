@@ -2,9 +2,10 @@
 //! runs `testpattern pattern=flash` and `audiotestsrc wave=ticks` into `networksend` and
 //! `networkaudiosend`; the receiver stamps frames with the sender's media time
 //! (`timestamps=media`) and writes both into a file, whose decoded onsets must agree within
-//! one audio packet time (1 ms). Both runtimes run software clocks on the same monotonic
-//! timer, which stands in for two PTP-locked machines (see the report on issue 15 for the
-//! PTP version and what it still needs).
+//! one audio packet time (1 ms). Once with both runtimes on software clocks (one monotonic
+//! timer), and once (feature `ptp`) on two PTP clocks locked to masters on loopback: TAI
+//! timestamps, where the receiver must recover the whole media time from wrapped RTP
+//! timestamps, and the writer must place the audio by timestamp (no two-clock fallback).
 #![cfg(all(
     feature = "file",
     feature = "video",
@@ -153,7 +154,55 @@ fn onsets(path: &Path) -> (Vec<f64>, Vec<f64>) {
 
 #[test]
 fn flash_and_tick_stay_together_through_st2110() {
-    let dir = temp_dir("mkv");
+    let fps = Rational::fps(30);
+    through_st2110("mkv", SoftwareClock::new(fps), SoftwareClock::new(fps));
+}
+
+/// The same between two runtimes on PTP clocks (TAI, 1.8e18 ns: RTP timestamps wrap many
+/// times over, so the receiver must recover the whole media time), each locked to its own
+/// master on loopback, both masters serving the host's TAI.
+#[cfg(feature = "ptp")]
+#[test]
+fn flash_and_tick_stay_together_through_st2110_on_ptp() {
+    use streamlib_clock::{Clock as _, LockState};
+    use streamlib_ptp::{MasterConfig, PtpClock, PtpConfig, PtpMaster, Transport};
+    const LO: std::net::Ipv4Addr = std::net::Ipv4Addr::LOCALHOST;
+    let fps = Rational::fps(30);
+    let locked = || {
+        let master_ports = (free_port(), free_port());
+        let clock = PtpClock::new(
+            fps,
+            PtpConfig::new(Transport::unicast(LO, (0, 0), LO, master_ports)),
+        )
+        .unwrap();
+        let (event, general) = clock.slave().local_addrs();
+        let master = PtpMaster::spawn(MasterConfig::new(Transport::unicast(
+            LO,
+            master_ports,
+            LO,
+            (event.port(), general.port()),
+        )))
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while clock.lock_state() != LockState::Locked {
+            assert!(std::time::Instant::now() < deadline, "no PTP lock in 20 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (clock, master)
+    };
+    let (send_clock, _send_master) = locked();
+    let (receive_clock, _receive_master) = locked();
+    through_st2110("ptp", send_clock, receive_clock);
+}
+
+/// Sends flash + tick over ST 2110-20 and -30 from one runtime to another, which writes
+/// them into a Matroska file; the decoded onsets agree within one packet time.
+fn through_st2110(
+    name: &str,
+    send_clock: impl streamlib_clock::Clock,
+    receive_clock: impl streamlib_clock::Clock,
+) {
+    let dir = temp_dir(name);
     let (video_port, audio_port) = (free_port(), free_port());
     let (video_sdp, audio_sdp) = (dir.join("video.sdp"), dir.join("audio.sdp"));
     let path = dir.join("received.mkv");
@@ -167,9 +216,12 @@ fn flash_and_tick_stay_together_through_st2110() {
         video_sdp.display(),
         audio_sdp.display()
     );
-    let clock = SoftwareClock::new(Rational::fps(30));
-    let mut sender = build(&registry, &parse(&send).unwrap(), StreamRuntime::new(clock))
-        .unwrap_or_else(|e| panic!("{send}: {e}"));
+    let mut sender = build(
+        &registry,
+        &parse(&send).unwrap(),
+        StreamRuntime::new(send_clock),
+    )
+    .unwrap_or_else(|e| panic!("{send}: {e}"));
     sender.runtime.start().unwrap();
 
     let receive = format!(
@@ -179,11 +231,10 @@ fn flash_and_tick_stay_together_through_st2110() {
         path.display(),
         audio_sdp.display()
     );
-    let clock = SoftwareClock::new(Rational::fps(30));
     let mut receiver = build(
         &registry,
         &parse(&receive).unwrap(),
-        StreamRuntime::new(clock),
+        StreamRuntime::new(receive_clock),
     )
     .unwrap_or_else(|e| panic!("{receive}: {e}"));
     receiver.runtime.start().unwrap();
@@ -193,9 +244,12 @@ fn flash_and_tick_stay_together_through_st2110() {
     for stream in &received.streams {
         assert_eq!(stream.errors, 0, "{}", stream.id);
     }
+    // Placed by timestamp, not by the writer's fallback for two clocks.
+    let report = receiver.controls.report("w").expect("the writer's report");
+    assert_eq!(report["audio_clock_mismatch"], false, "{report}");
 
     let (video, audio) = onsets(&path);
-    eprintln!("st2110: flashes {video:?}, beeps {audio:?}");
+    eprintln!("st2110 {name}: flashes {video:?}, beeps {audio:?}");
     assert!(video.len() >= 3, "flashes {video:?}");
     let mut paired = 0;
     for &v in &video {
@@ -209,7 +263,10 @@ fn flash_and_tick_stay_together_through_st2110() {
         if offset.abs() > 0.5 {
             continue; // a flash whose beep was not written (the track's first or last second)
         }
-        eprintln!("st2110: flash at {v:.6} s, beep {:+.3} ms", offset * 1e3);
+        eprintln!(
+            "st2110 {name}: flash at {v:.6} s, beep {:+.3} ms",
+            offset * 1e3
+        );
         assert!(
             offset.abs() <= PACKET_TIME_S,
             "beep {:+.3} ms from its flash at {v} s",

@@ -276,6 +276,8 @@ pub(super) struct AudioEncoder {
     origin_ns: u64,
     /// Whether the first buffer placed the track on the file's timeline.
     started: bool,
+    /// The first buffer's stamp was too far from the first frame's to place it (two clocks).
+    unaligned: bool,
     next_pts: i64,
     packet: Packet,
     packets: u64,
@@ -356,6 +358,7 @@ impl AudioEncoder {
             resampler: None,
             origin_ns,
             started: false,
+            unaligned: false,
             next_pts: pts_offset,
             packet: Packet::empty(),
             packets: 0,
@@ -376,6 +379,10 @@ impl AudioEncoder {
     }
 
     /// Samples per channel accepted so far (before conversion).
+    pub(super) fn unaligned(&self) -> bool {
+        self.unaligned
+    }
+
     pub(super) fn samples(&self) -> u64 {
         self.samples
     }
@@ -398,6 +405,7 @@ impl AudioEncoder {
             let ts = buffer.timestamp_ns();
             let channels = usize::from(buffer.channels()).max(1);
             if ts.abs_diff(self.origin_ns) > MAX_ALIGNMENT_NS {
+                self.unaligned = true;
                 // Not one clock (a source stamping from 0 beside one on TAI, RTP media time
                 // modulo its epoch): placing by timestamp would cut the whole track or start
                 // it hours in. Start it with the first frame instead.

@@ -206,6 +206,12 @@ impl Session {
             .map_or((0, 0), |a| (a.packets(), a.samples()))
     }
 
+    /// Whether the audio track could not be placed by timestamp (see
+    /// [`WriterStats::audio_clock_mismatch`](super::WriterStats::audio_clock_mismatch)).
+    pub(super) fn audio_unaligned(&self) -> bool {
+        self.audio.as_ref().is_some_and(|a| a.unaligned())
+    }
+
     /// Queues `buffer` on the audio track, encoding every frame it completes.
     pub(super) fn write_audio(&mut self, buffer: &AudioBuffer) -> Result<(), FileError> {
         match &mut self.audio {

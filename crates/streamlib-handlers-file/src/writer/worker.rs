@@ -206,4 +206,7 @@ fn store_counts(session: &Session, stats: &WriterStats) {
     let (packets, samples) = session.audio_counts();
     inner.audio_packets.store(packets, Ordering::Relaxed);
     inner.audio_samples.store(samples, Ordering::Relaxed);
+    inner
+        .audio_unaligned
+        .store(session.audio_unaligned(), Ordering::Relaxed);
 }

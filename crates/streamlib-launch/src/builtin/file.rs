@@ -237,7 +237,19 @@ fn file_writer() -> HandlerSpec {
                 protocol_whitelist: Some(p.policy().protocol_whitelist()),
                 ..WriterConfig::new(p.text("location"))
             };
-            Ok(BuiltHandler::fixed(FileWriter::new(config)?))
+            let writer = FileWriter::new(config)?;
+            let stats = writer.stats();
+            Ok(BuiltHandler::fixed(writer).with_report(move || {
+                serde_json::json!({
+                    "frames_written": stats.frames_written(),
+                    "repeats_skipped": stats.repeats_skipped(),
+                    "packets_written": stats.packets_written(),
+                    "audio_samples_written": stats.audio_samples_written(),
+                    "audio_packets_written": stats.audio_packets_written(),
+                    "audio_clock_mismatch": stats.audio_clock_mismatch(),
+                    "finalized": stats.is_finalized(),
+                })
+            }))
         }),
     }
 }
