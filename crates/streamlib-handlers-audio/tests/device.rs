@@ -446,16 +446,15 @@ fn sink_port(src: &AudioSrc) -> streamlib_ports::InputPort<AudioBuffer> {
 /// The drift loop against a simulated crystal: the pipeline's clock runs `offset` fast
 /// (its 10 ms ticks come every `10 ms / (1 + offset)` of device time) and the "device" pulls
 /// 10 ms every 10 ms of device time through [`AudioSink::pulled`]. Events are ordered by
-/// device time; nothing sleeps. Returns the drift in ppm averaged over the last third, the
-/// largest deviation of the drift from that average there, and the fill level's worst
-/// distance from the target there, in ms.
-fn simulate(offset: f64, seconds: u64) -> (f64, f64, f64) {
-    let rate = 8_000;
+/// device time; nothing sleeps. After `settle_s` it must neither under-run nor over-run;
+/// returns the drift in ppm averaged from then on, the largest deviation of the drift from
+/// that average, and the fill level's worst distance from the target then, in ms.
+fn simulate(offset: f64, seconds: u64, rate: u32, settle_s: u64) -> (f64, f64, f64) {
     let fps = Rational::fps(100);
     let mut src = AudioTestSrc::new(AudioTestSrcConfig {
         rate,
         channels: 1,
-        freq: 440.0,
+        freq: f64::from(rate) / 20.0,
         ..AudioTestSrcConfig::default()
     })
     .unwrap();
@@ -467,10 +466,10 @@ fn simulate(offset: f64, seconds: u64) -> (f64, f64, f64) {
     connect(&src.output(), &sink.input());
     start(&mut src, fps).unwrap();
     start(&mut sink, fps).unwrap();
-    let mut period = vec![0.0f32; 80];
+    let mut period = vec![0.0f32; rate as usize / 100];
     let (mut tick_n, mut pull_n) = (0u64, 0u64);
     let mut worst_ms: f64 = 0.0;
-    let settled = seconds * 100 * 2 / 3;
+    let settled = settle_s * 100;
     let mut underruns_settled = 0;
     let mut drifts = Vec::new();
     while pull_n < seconds * 100 {
@@ -507,7 +506,7 @@ fn simulate(offset: f64, seconds: u64) -> (f64, f64, f64) {
 
 #[test]
 fn drift_loop_follows_a_pipeline_clock_500_ppm_fast() {
-    let (ppm, swing, worst_ms) = simulate(500e-6, 300);
+    let (ppm, swing, worst_ms) = simulate(500e-6, 300, 8_000, 200);
     // 500 ppm more input per device second: about 500 ppm less output per input.
     let want = (1.0 / (1.0 + 500e-6) - 1.0) * 1e6;
     assert!((ppm - want).abs() < 10.0, "drift {ppm} ppm, want {want}");
@@ -517,7 +516,7 @@ fn drift_loop_follows_a_pipeline_clock_500_ppm_fast() {
 
 #[test]
 fn drift_loop_follows_a_pipeline_clock_500_ppm_slow() {
-    let (ppm, swing, worst_ms) = simulate(-500e-6, 300);
+    let (ppm, swing, worst_ms) = simulate(-500e-6, 300, 8_000, 200);
     let want = (1.0 / (1.0 - 500e-6) - 1.0) * 1e6;
     assert!((ppm - want).abs() < 10.0, "drift {ppm} ppm, want {want}");
     assert!(swing < 300.0, "drift swings {swing} ppm");
@@ -561,4 +560,15 @@ fn a_source_counts_over_runs_and_stamps_buffers_by_the_sample_count() {
     for w in stamps.windows(2) {
         assert_eq!(w[1].0 - w[0].0, 10_000_000, "{stamps:?}");
     }
+}
+
+/// The hour: a crystal 100 ppm slow against the pipeline (0.36 s an hour), simulated
+/// at 1 kHz so that it takes seconds. After five minutes of settling it neither under-runs
+/// nor over-runs and the queue stays at its target.
+#[test]
+fn an_hour_of_100_ppm_drift_neither_under_runs_nor_grows_the_latency() {
+    let (ppm, _, worst_ms) = simulate(100e-6, 3_600, 1_000, 300);
+    let want = (1.0 / (1.0 + 100e-6) - 1.0) * 1e6;
+    assert!((ppm - want).abs() < 5.0, "drift {ppm} ppm, want {want}");
+    assert!(worst_ms < 25.0, "fill level off by {worst_ms} ms");
 }
