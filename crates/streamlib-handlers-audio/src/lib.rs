@@ -1,6 +1,10 @@
-//! Audio handlers for streamlib: [`AudioTestSrc`] (`audiotestsrc`), [`Volume`] (`volume`),
-//! the EBU R128 meter [`Loudness`] (`loudness`), the channel mixer [`AudioConvert`]
-//! (`audioconvert`) and [`AudioMixer`] (`audiomixer`), with GStreamer's names and properties.
+//! Audio handlers for streamlib, with GStreamer's names and properties: [`AudioTestSrc`]
+//! (`audiotestsrc`), [`Volume`] (`volume`), the EBU R128 meter and normaliser [`Loudness`]
+//! (`loudness`), the channel mixer [`AudioConvert`] (`audioconvert`), [`AudioMixer`]
+//! (`audiomixer`), the rubato resampler [`AudioResample`] (`audioresample`, and the
+//! drift-following [`AsyncResampler`]), the overlays [`Spectrum`] (`spectrum`) and
+//! [`AudioScope`] (`audioscope`: waveform, level meters), and with the `device` feature real
+//! sound devices through cpal, `AudioSink` (`audiosink`) and `AudioSrc` (`audiosrc`).
 //!
 //! Audio travels as interleaved f32 [`AudioBuffer`](streamlib_ports::AudioBuffer)s from
 //! pre-allocated pools: at steady state no handler here allocates. The test source counts
@@ -62,6 +66,13 @@ mod volume;
 mod wave;
 
 pub use convert::{AudioConvert, MINUS_3DB, mix_matrix};
+#[cfg(feature = "device")]
+#[cfg_attr(docsrs, doc(cfg(feature = "device")))]
+pub use device::{
+    AudioDeviceStats, AudioDeviceStatsHandle, AudioSink, AudioSinkConfig, AudioSrc, AudioSrcConfig,
+    DEVICE_ERROR_GRACE_SECONDS, DEVICE_STALL_SECONDS, DEVICE_START_SECONDS, DeviceError,
+    MAX_DRIFT_CORRECTION, SinkPull, SrcPush, audio_input_devices, audio_output_devices,
+};
 pub use error::{AudioError, MAX_CHANNELS, MAX_RATE, MIN_RATE};
 pub use loudness::{
     Loudness, LoudnessMeter, LoudnessStats, LoudnessStatsHandle, LoudnessTarget,
@@ -71,18 +82,6 @@ pub use mixer::{
     AudioMixer, AudioMixerConfig, MAX_MIXER_INPUTS, MixerInputCounters, MixerInputStats,
     MixerStatsHandle,
 };
-pub use testsrc::{
-    AudioTestSrc, AudioTestSrcConfig, MAX_SAMPLES_PER_BUFFER, sample_at_ns, sample_time_ns,
-};
-pub use volume::{MAX_VOLUME, RAMP_SECONDS, Volume, db_to_linear, linear_to_db};
-// Work in progress: each glob becomes an explicit list when its handler lands.
-#[cfg(feature = "device")]
-#[cfg_attr(docsrs, doc(cfg(feature = "device")))]
-pub use device::{
-    AudioDeviceStats, AudioDeviceStatsHandle, AudioSink, AudioSinkConfig, AudioSrc, AudioSrcConfig,
-    DEVICE_ERROR_GRACE_SECONDS, DEVICE_STALL_SECONDS, DEVICE_START_SECONDS, DeviceError,
-    MAX_DRIFT_CORRECTION, SinkPull, SrcPush, audio_input_devices, audio_output_devices,
-};
 pub use resample::{
     AsyncResampler, AudioResample, AudioResampleConfig, MAX_RELATIVE_RATIO, ResampleQuality,
     ResampleStats, ResampleStatsHandle,
@@ -91,12 +90,20 @@ pub use scope::{
     AudioScope, AudioScopeConfig, MAX_SCOPE_SIDE, ScopeStats, ScopeStatsHandle, ScopeStyle,
     Spectrum, SpectrumConfig, level_row,
 };
+pub use testsrc::{
+    AudioTestSrc, AudioTestSrcConfig, MAX_SAMPLES_PER_BUFFER, sample_at_ns, sample_time_ns,
+};
+pub use volume::{MAX_VOLUME, RAMP_SECONDS, Volume, db_to_linear, linear_to_db};
 pub use wave::{SWEEP_END_HZ, SWEEP_SECONDS, SWEEP_START_HZ, TICK_SECONDS, Wave};
 
 /// The names a pipeline author needs, for `use streamlib_handlers_audio::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        AudioConvert, AudioError, AudioMixer, AudioMixerConfig, AudioTestSrc, AudioTestSrcConfig,
-        Loudness, LoudnessStats, LoudnessStatsHandle, MixerStatsHandle, Volume, Wave,
+        AudioConvert, AudioError, AudioMixer, AudioMixerConfig, AudioResample, AudioResampleConfig,
+        AudioScope, AudioScopeConfig, AudioTestSrc, AudioTestSrcConfig, Loudness, LoudnessStats,
+        LoudnessStatsHandle, LoudnessTarget, MixerStatsHandle, ScopeStyle, Spectrum,
+        SpectrumConfig, TargetWindow, Volume, Wave,
     };
+    #[cfg(feature = "device")]
+    pub use crate::{AudioSink, AudioSinkConfig, AudioSrc, AudioSrcConfig};
 }
