@@ -8,7 +8,8 @@
 //! (process start-up, reading the raw files, writing to `/dev/null`):
 //!
 //! - FFmpeg `-af aresample=48000` minus `-af anull`; `-filter_complex amix=inputs=8` minus
-//!   the same eight inputs mapped straight to the null muxer; both with `-stream_loop 19`
+//!   `concat=n=8:v=0:a=1` of the same eight (reads and passes all, adds nothing), both with
+//!   `-stream_loop 19` on every input
 //!   (20 passes, the difference divided by 20: one pass is below FFmpeg's start-up noise);
 //! - SoX `-r 48000` (its default quality, `rate -h`) and `rate -q 48000` minus a plain copy,
 //!   the input given 20 times (SoX concatenates), divided by 20; `sox -m` of the eight
@@ -316,7 +317,6 @@ fn peers(files: &Files) -> (Vec<Peer>, Vec<Peer>) {
             )
         })
         .collect();
-    let maps: String = (0..MIX_INPUTS).map(|n| format!(" -map {n}:a")).collect();
     let sox_inputs: String = files
         .mix
         .iter()
@@ -328,7 +328,10 @@ fn peers(files: &Files) -> (Vec<Peer>, Vec<Peer>) {
             run: words(&format!(
                 "{ffmpeg}{ff_inputs} -filter_complex amix=inputs={MIX_INPUTS} -f f32le -y /dev/null"
             )),
-            base: words(&format!("{ffmpeg}{ff_inputs}{maps} -f null -")),
+            base: words(&format!(
+                "{ffmpeg}{ff_inputs} -filter_complex concat=n={MIX_INPUTS}:v=0:a=1 -f f32le -y \
+                 /dev/null"
+            )),
             loops: LOOPS,
         },
         Peer {
