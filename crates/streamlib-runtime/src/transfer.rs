@@ -18,6 +18,22 @@ pub struct TransferHandler {
     pub dispatcher: Option<Arc<dyn Dispatcher>>,
 }
 
+impl TransferHandler {
+    /// `handler` with its `input` and `output`, on the runtime's default dispatcher.
+    pub fn new(
+        handler: impl StreamHandler + 'static,
+        input: Arc<dyn AnyInputPort>,
+        output: Arc<dyn AnyOutputPort>,
+    ) -> Self {
+        Self {
+            handler: Box::new(handler),
+            input,
+            output,
+            dispatcher: None,
+        }
+    }
+}
+
 /// Makes a fresh transfer handler for each insertion.
 pub type TransferFactory = Arc<dyn Fn() -> Result<TransferHandler, HandlerError> + Send + Sync>;
 

@@ -9,7 +9,7 @@ use streamlib_handlers_audio::{
     LoudnessTarget, MAX_CHANNELS, MAX_MIXER_INPUTS, MAX_RATE, MAX_SAMPLES_PER_BUFFER, MAX_VOLUME,
     MIN_RATE, TargetWindow, Volume, Wave, db_to_linear,
 };
-use streamlib_ports::{Caps, DeliveryMode, HandlerError, MemoryCaps, PortKind, StreamHandler};
+use streamlib_ports::{Caps, DeliveryMode, HandlerError, MemoryCaps, PortKind};
 use streamlib_runtime::{Conversion, ConverterRegistry, TransferHandler};
 
 use crate::Registry;
@@ -305,12 +305,7 @@ pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
         Arc::new(|target: &Caps| {
             let convert = AudioConvert::for_caps(target)?;
             let (input, output) = (convert.input().erased(), convert.output().erased());
-            Ok(TransferHandler {
-                input,
-                output,
-                handler: Box::new(convert) as Box<dyn StreamHandler>,
-                dispatcher: None,
-            })
+            Ok(TransferHandler::new(convert, input, output))
         }),
     );
 }

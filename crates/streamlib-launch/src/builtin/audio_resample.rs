@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use streamlib_handlers_audio::{AudioResample, AudioResampleConfig, MAX_RATE, ResampleQuality};
-use streamlib_ports::{Caps, DeliveryMode, MemoryCaps, PortKind, StreamHandler};
+use streamlib_ports::{Caps, DeliveryMode, MemoryCaps, PortKind};
 use streamlib_runtime::{Conversion, ConverterRegistry, TransferHandler};
 
 use crate::Registry;
@@ -26,12 +26,7 @@ pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
         Arc::new(|target: &Caps| {
             let resample = AudioResample::for_caps(target)?;
             let (input, output) = (resample.input().erased(), resample.output().erased());
-            Ok(TransferHandler {
-                input,
-                output,
-                handler: Box::new(resample) as Box<dyn StreamHandler>,
-                dispatcher: None,
-            })
+            Ok(TransferHandler::new(resample, input, output))
         }),
     );
 }

@@ -11,8 +11,7 @@ use streamlib_handlers_video::{
     ScaleConfig, ScaleMethod, TestPattern, TestPatternConfig, VarValue, VideoRate,
 };
 use streamlib_ports::{
-    AnyInputPort, AnyOutputPort, Caps, DeliveryMode, HandlerError, MemoryCaps, PixelFormat,
-    PortKind, StreamHandler, VideoCaps,
+    Caps, DeliveryMode, HandlerError, MemoryCaps, PixelFormat, PortKind, VideoCaps,
 };
 use streamlib_runtime::{Conversion, ConverterRegistry, TransferHandler};
 
@@ -617,20 +616,6 @@ const CONVERT_FORMATS: [PixelFormat; 4] = [
     PixelFormat::I420,
 ];
 
-/// A converter handler with its ports, as the runtime inserts it.
-fn transfer<H: StreamHandler + 'static>(
-    handler: H,
-    input: Arc<dyn AnyInputPort>,
-    output: Arc<dyn AnyOutputPort>,
-) -> TransferHandler {
-    TransferHandler {
-        input,
-        output,
-        handler: Box::new(handler),
-        dispatcher: None,
-    }
-}
-
 /// Registers the converters negotiation may insert where a link's caps do not meet:
 /// `convert` for the pixel format (to the format the target caps fix), `scale` for the size
 /// (bilinear, to the target's size), `videorate` for the rate (to the clock's).
@@ -652,7 +637,7 @@ pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
                 })?;
             let convert = Convert::new(format)?;
             let (input, output) = (convert.input().erased(), convert.output().erased());
-            Ok(transfer(convert, input, output))
+            Ok(TransferHandler::new(convert, input, output))
         }),
     );
     // Convert takes RGB to anything but YUV only to RGB: the planner is told, so it never
@@ -683,7 +668,7 @@ pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
             })?;
             let scale = Scale::new(ScaleConfig::new(width, height))?;
             let (input, output) = (scale.input().erased(), scale.output().erased());
-            Ok(transfer(scale, input, output))
+            Ok(TransferHandler::new(scale, input, output))
         }),
     );
     converters.register(
@@ -694,7 +679,7 @@ pub(crate) fn register_converters(converters: &mut ConverterRegistry) {
         Arc::new(|_: &Caps| {
             let rate = VideoRate::new();
             let (input, output) = (rate.input().erased(), rate.output().erased());
-            Ok(transfer(rate, input, output))
+            Ok(TransferHandler::new(rate, input, output))
         }),
     );
 }
