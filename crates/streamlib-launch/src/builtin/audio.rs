@@ -16,7 +16,8 @@ use crate::Registry;
 use crate::registry::{BuiltHandler, Direction, HandlerSpec, Properties, port, prop};
 use crate::value::{PropType, Value};
 
-const AUDIO_OUT: crate::PortSpec = port(
+/// An audio output, for the audio handlers' specs.
+pub(super) const AUDIO_OUT: crate::PortSpec = port(
     "audio",
     Direction::Output,
     PortKind::Audio,
@@ -25,7 +26,8 @@ const AUDIO_OUT: crate::PortSpec = port(
     "interleaved f32 audio",
 );
 
-const AUDIO_IN: crate::PortSpec = port(
+/// An audio input taking any rate and channel count, for the audio handlers' specs.
+pub(super) const AUDIO_IN: crate::PortSpec = port(
     "audio",
     Direction::Input,
     PortKind::Audio,

@@ -36,14 +36,7 @@ fn audio_resample() -> HandlerSpec {
         name: "audioresample",
         summary: "Converts the sample rate (rubato windowed sinc); stamps count samples, the filter's delay trimmed; drift=true follows the input's timestamps",
         ports: vec![
-            port(
-                "audio",
-                Direction::Input,
-                PortKind::Audio,
-                MemoryCaps::CPU,
-                DeliveryMode::Ordered { capacity: 64 },
-                "interleaved f32 audio, any rate and channel count",
-            ),
+            super::audio::AUDIO_IN,
             port(
                 "audio",
                 Direction::Output,

@@ -10,18 +10,10 @@ use streamlib_handlers_audio::{
 };
 use streamlib_ports::{DeliveryMode, HandlerError, MemoryCaps, PortKind};
 
+use super::audio::AUDIO_IN;
 use crate::Registry;
 use crate::registry::{BuiltHandler, Direction, HandlerSpec, Properties, port, prop};
 use crate::value::{PropType, Value};
-
-const AUDIO_IN: crate::PortSpec = port(
-    "audio",
-    Direction::Input,
-    PortKind::Audio,
-    MemoryCaps::CPU,
-    DeliveryMode::Ordered { capacity: 64 },
-    "interleaved f32 audio, any rate and channel count",
-);
 
 const VIDEO_OUT: crate::PortSpec = port(
     "video",
