@@ -22,6 +22,7 @@ mod ring;
 mod select;
 mod sink;
 mod src;
+mod stream;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,6 +116,15 @@ fn bump(counter: &AtomicU64, n: u64) {
 
 fn set(counter: &AtomicU64, value: u64) {
     counter.store(value, Ordering::Relaxed);
+}
+
+impl Counters {
+    /// Records that the device was opened (again) at `rate` and `channels`.
+    fn opened(&self, rate: u32, channels: u16) {
+        set(&self.rate, u64::from(rate));
+        set(&self.channels, u64::from(channels));
+        bump(&self.opens, 1);
+    }
 }
 
 /// Reads a device handler's counters from any thread, while it runs.

@@ -18,7 +18,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,22 +29,7 @@ use streamlib_handlers_audio::{
     DeviceError, Wave,
 };
 use streamlib_ports::{AudioBuffer, ProcessContext, StartContext, StreamHandler};
-use streamlib_test_support::pulse::{self, PulseChild};
-
-/// Runs `body` in a child of this binary talking to a fresh server (started here).
-fn with_pulse(test: &str, body: impl FnOnce(&PulseChild)) {
-    if let Some(child) = PulseChild::current() {
-        body(&child);
-        return;
-    }
-    let Some(server) = pulse::start_or_skip(test) else {
-        return;
-    };
-    match server.rerun(test) {
-        Ok(out) => println!("{out}"),
-        Err(e) => panic!("{e}"),
-    }
-}
+use streamlib_test_support::pulse::{self, MonitorRecording, Tone, measure_tone};
 
 fn start(h: &mut dyn StreamHandler, fps: Rational) -> Result<(), String> {
     let c = clock(fps);
@@ -55,55 +40,6 @@ fn start(h: &mut dyn StreamHandler, fps: Rational) -> Result<(), String> {
 fn run(h: &mut dyn StreamHandler, fps: Rational, n: u64) -> Result<(), String> {
     h.process(&mut ProcessContext::new("h", tick(fps, n)))
         .map_err(|e| e.to_string())
-}
-
-/// What a recording holds in its loud stretch.
-#[derive(Debug)]
-struct Tone {
-    freq: f64,
-    dbfs: f64,
-    seconds: f64,
-}
-
-/// Finds the stretch of `samples` (mono, `rate`) louder than half the loudest 10 ms window
-/// and measures it: frequency from the median distance between rising zero crossings, peak
-/// level from the median window RMS (both robust to a short gap, should a loaded machine
-/// starve the player), duration from the stretch's ends.
-fn measure(samples: &[f32], rate: u32) -> Tone {
-    let win = rate as usize / 100;
-    let rms: Vec<f64> = samples
-        .chunks(win)
-        .map(|w| (w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / w.len() as f64).sqrt())
-        .collect();
-    let loudest = rms.iter().copied().fold(0.0, f64::max);
-    assert!(loudest > 1e-3, "the recording is silent");
-    let first = rms.iter().position(|&r| r > loudest / 2.0).unwrap();
-    let last = rms.iter().rposition(|&r| r > loudest / 2.0).unwrap();
-    let seconds = (last + 1 - first) as f64 * 0.01;
-    // Measure well inside the stretch, away from its edges.
-    let (from, to) = (first + 5, last.saturating_sub(5).max(first + 6));
-    let inner = &samples[from * win..to * win];
-    // Rising crossings, interpolated between samples.
-    let crossings: Vec<f64> = inner
-        .windows(2)
-        .enumerate()
-        .filter(|(_, w)| w[0] < 0.0 && w[1] >= 0.0)
-        .map(|(i, w)| i as f64 + f64::from(w[0] / (w[0] - w[1])))
-        .collect();
-    let mut periods: Vec<f64> = crossings.windows(2).map(|c| c[1] - c[0]).collect();
-    periods.sort_by(f64::total_cmp);
-    // Average the middle half of the sorted periods: the median, less noisy.
-    let middle = &periods[periods.len() / 4..periods.len() * 3 / 4];
-    let period = middle.iter().sum::<f64>() / middle.len() as f64;
-    let freq = f64::from(rate) / period;
-    let mut levels = rms[from..to].to_vec();
-    levels.sort_by(f64::total_cmp);
-    let dbfs = 20.0 * (levels[levels.len() / 2] * std::f64::consts::SQRT_2).log10();
-    Tone {
-        freq,
-        dbfs,
-        seconds,
-    }
 }
 
 fn check(tone: &Tone, freq: f64, dbfs: f64, seconds: f64) {
@@ -119,13 +55,6 @@ fn check(tone: &Tone, freq: f64, dbfs: f64, seconds: f64) {
         (tone.seconds - seconds).abs() < seconds * 0.1,
         "duration {tone:?}, want {seconds}"
     );
-}
-
-fn s16_to_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(2)
-        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-        .collect()
 }
 
 const MINUS_6_DB: f64 = 0.501_187_233_627_272_3;
@@ -146,25 +75,8 @@ fn wait_until_playing(sink: &AudioSink) {
 
 #[test]
 fn sink_plays_a_sine_that_the_monitor_records() {
-    with_pulse("sink_plays_a_sine_that_the_monitor_records", |_| {
-        let mut parec = Command::new("parec")
-            .args([
-                "-d",
-                pulse::MONITOR,
-                "--format=s16le",
-                "--rate=48000",
-                "--channels=1",
-                "--raw",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("parec");
-        let mut out = parec.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes);
-            bytes
-        });
+    pulse::with_server("sink_plays_a_sine_that_the_monitor_records", |_| {
+        let recording = MonitorRecording::start().unwrap();
         std::thread::sleep(Duration::from_millis(300));
 
         let fps = Rational::fps(100);
@@ -204,14 +116,11 @@ fn sink_plays_a_sine_that_the_monitor_records() {
         std::thread::sleep(Duration::from_millis(700));
         let stats = sink.stats().snapshot();
         sink.on_stop().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = parec.kill();
-        let _ = parec.wait();
-        let recorded = s16_to_f32(&reader.join().unwrap());
+        let recorded = recording.stop();
         println!("sink: {} (stats {stats:?})", sink.device().unwrap());
         assert!(stats.frames >= stats.rate * 19 / 10, "{stats:?}");
         assert_eq!(stats.overruns, 0, "{stats:?}");
-        let tone = measure(&recorded, 48_000);
+        let tone = measure_tone(&recorded, pulse::RECORD_RATE);
         println!("recorded {tone:?}");
         check(&tone, 1000.0, -6.0, 2.0);
     });
@@ -219,7 +128,7 @@ fn sink_plays_a_sine_that_the_monitor_records() {
 
 #[test]
 fn src_records_a_tone_that_pacat_plays() {
-    with_pulse("src_records_a_tone_that_pacat_plays", |_| {
+    pulse::with_server("src_records_a_tone_that_pacat_plays", |_| {
         let fps = Rational::fps(100);
         let mut src = AudioSrc::new(AudioSrcConfig {
             device: Some("pulse".to_owned()),
@@ -311,7 +220,7 @@ fn src_records_a_tone_that_pacat_plays() {
             "first stamp {:?}, first seen at {seen}",
             stamps[0]
         );
-        let tone = measure(&recorded, 48_000);
+        let tone = measure_tone(&recorded, 48_000);
         println!("recorded {tone:?}");
         check(&tone, 440.0, -6.0, 2.0);
     });
@@ -371,7 +280,7 @@ fn until_it_fails(h: &mut dyn StreamHandler, limit: Duration) -> Option<String> 
 
 #[test]
 fn a_device_that_disappears_fails_the_handler_and_comes_back_on_restart() {
-    with_pulse(
+    pulse::with_server(
         "a_device_that_disappears_fails_the_handler_and_comes_back_on_restart",
         |server| {
             let fps = Rational::fps(100);

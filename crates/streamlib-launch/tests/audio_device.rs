@@ -12,8 +12,6 @@
     reason = "tests, which report what they measured"
 )]
 
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use streamlib_clock::{Rational, SoftwareClock};
@@ -22,21 +20,7 @@ use streamlib_handlers_audio::{
 };
 use streamlib_launch::{Registry, build, parse};
 use streamlib_runtime::{Backoff, RestartPolicy, Stream, StreamRuntime, StreamState};
-use streamlib_test_support::pulse::{self, PulseChild};
-
-fn with_pulse(test: &str, body: impl FnOnce(&PulseChild)) {
-    if let Some(child) = PulseChild::current() {
-        body(&child);
-        return;
-    }
-    let Some(server) = pulse::start_or_skip(test) else {
-        return;
-    };
-    match server.rerun(test) {
-        Ok(out) => println!("{out}"),
-        Err(e) => panic!("{e}"),
-    }
-}
+use streamlib_test_support::pulse::{self, MonitorRecording, Tone, measure_tone};
 
 /// Waits up to `limit` for `done`.
 fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -52,27 +36,10 @@ fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn audiotestsrc_to_audiosink_from_text_is_heard_on_the_monitor() {
-    with_pulse(
+    pulse::with_server(
         "audiotestsrc_to_audiosink_from_text_is_heard_on_the_monitor",
         |_| {
-            let mut parec = Command::new("parec")
-                .args([
-                    "-d",
-                    pulse::MONITOR,
-                    "--format=s16le",
-                    "--rate=48000",
-                    "--channels=1",
-                    "--raw",
-                ])
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("parec");
-            let mut out = parec.stdout.take().unwrap();
-            let reader = std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let _ = out.read_to_end(&mut bytes);
-                bytes
-            });
+            let recording = MonitorRecording::start().unwrap();
             // 8 kHz mono at the device too (the server resamples for parec): the sink's sinc
             // resampler, unoptimised in a debug build on a loaded machine, keeps up with that
             // in real time, not always with 48 kHz stereo.
@@ -85,9 +52,7 @@ fn audiotestsrc_to_audiosink_from_text_is_heard_on_the_monitor() {
             std::thread::sleep(Duration::from_secs(5));
             let report = built.controls.report("audiosink0").expect("a sink report");
             let stats = built.runtime.stop().unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-            let _ = parec.kill();
-            let _ = parec.wait();
+            let recorded = recording.stop();
             println!("report {report}");
             let sink = stats.stream("audiosink0").unwrap();
             assert_eq!(sink.errors, 0, "{sink:?}");
@@ -103,26 +68,12 @@ fn audiotestsrc_to_audiosink_from_text_is_heard_on_the_monitor() {
             // The recording: 1 kHz at -6 dBFS (s16 mono), for most of the 5 s (the null
             // sink takes up to two seconds to start a new stream; what comes before is dropped
             // down to the latency target).
-            let bytes = reader.join().unwrap();
-            let samples: Vec<f64> = bytes
-                .chunks_exact(2)
-                .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-                .collect();
-            let loud: Vec<f64> = samples
-                .chunks(480)
-                .filter(|w| w.iter().map(|s| s * s).sum::<f64>() / w.len() as f64 > 0.01)
-                .flatten()
-                .copied()
-                .collect();
-            let seconds = loud.len() as f64 / 48e3;
+            let Tone {
+                freq,
+                dbfs,
+                seconds,
+            } = measure_tone(&recorded, pulse::RECORD_RATE);
             assert!(seconds > 2.5, "only {seconds} s of tone");
-            let rms = (loud.iter().map(|s| s * s).sum::<f64>() / loud.len() as f64).sqrt();
-            let dbfs = 20.0 * (rms * std::f64::consts::SQRT_2).log10();
-            let rising = loud
-                .windows(2)
-                .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
-                .count();
-            let freq = rising as f64 / seconds;
             println!("recorded {seconds:.2} s, {freq:.1} Hz, {dbfs:.2} dBFS");
             assert!((dbfs + 6.0).abs() < 0.5, "{dbfs} dBFS");
             assert!((freq - 1000.0).abs() < 10.0, "{freq} Hz");
@@ -132,7 +83,7 @@ fn audiotestsrc_to_audiosink_from_text_is_heard_on_the_monitor() {
 
 #[test]
 fn a_lost_device_restarts_by_policy_while_the_rest_runs() {
-    with_pulse(
+    pulse::with_server(
         "a_lost_device_restarts_by_policy_while_the_rest_runs",
         |server| {
             let mut runtime = StreamRuntime::new(SoftwareClock::new(Rational::fps(100)));

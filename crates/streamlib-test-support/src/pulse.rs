@@ -12,6 +12,9 @@
 //!
 //! A test that cannot start the server must fail, unless `STREAMLIB_SKIP_AUDIO_DEVICE=1`
 //! allows skipping: [`start_or_skip`] does both, and says so loudly when it skips.
+//! [`with_server`] wraps the whole dance for a test body. [`MonitorRecording`] records what
+//! was played on the null sink, and [`measure_tone`] reads a sine's frequency, level and
+//! duration from a recording.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -265,5 +268,132 @@ pub fn start_or_skip(test: &str) -> Option<PulseServer> {
         Err(why) => panic!(
             "{test}: cannot start a PulseAudio server: {why}\n(set {SKIP_ENV}=1 to skip device tests)"
         ),
+    }
+}
+
+/// Runs `body` where the server is: in a child made by [`PulseServer::rerun`], at once;
+/// otherwise starts a server ([`start_or_skip`]) and reruns `test` (its full name) in a child
+/// of this test binary, printing the child's output and panicking (the test fails) with it
+/// when the child fails.
+#[allow(
+    clippy::print_stdout,
+    reason = "the child's output is the test's report"
+)]
+pub fn with_server(test: &str, body: impl FnOnce(&PulseChild)) {
+    if let Some(child) = PulseChild::current() {
+        body(&child);
+        return;
+    }
+    let Some(server) = start_or_skip(test) else {
+        return;
+    };
+    match server.rerun(test) {
+        Ok(out) => println!("{out}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The rate a [`MonitorRecording`] records at, Hz (mono).
+pub const RECORD_RATE: u32 = 48_000;
+
+/// What is played on [`SINK`], recorded from [`MONITOR`] by `parec` (s16 mono at
+/// [`RECORD_RATE`]) until [`stop`](Self::stop).
+#[derive(Debug)]
+pub struct MonitorRecording {
+    parec: Child,
+    reader: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl MonitorRecording {
+    /// Starts `parec` on the monitor (of the server in `PULSE_SERVER`, as in a child made by
+    /// [`PulseServer::rerun`]).
+    pub fn start() -> Result<Self, String> {
+        let mut parec = Command::new("parec")
+            .args([
+                "-d",
+                MONITOR,
+                "--format=s16le",
+                &format!("--rate={RECORD_RATE}"),
+                "--channels=1",
+                "--raw",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run `parec` ({e}); install pulseaudio-utils"))?;
+        let mut out = parec.stdout.take().ok_or("parec has no stdout")?;
+        let reader = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut out, &mut bytes);
+            bytes
+        });
+        Ok(Self { parec, reader })
+    }
+
+    /// Lets what was played last reach the monitor (300 ms), stops `parec` and returns the
+    /// recording as samples in `-1.0 ..= 1.0`.
+    pub fn stop(mut self) -> Vec<f32> {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = self.parec.kill();
+        let _ = self.parec.wait();
+        let bytes = self.reader.join().unwrap_or_default();
+        bytes
+            .chunks_exact(2)
+            .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+            .collect()
+    }
+}
+
+/// What a recording holds in its loud stretch ([`measure_tone`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tone {
+    /// Frequency, Hz.
+    pub freq: f64,
+    /// Peak level, dBFS (of a sine: its RMS level plus 3 dB).
+    pub dbfs: f64,
+    /// The loud stretch's duration, seconds.
+    pub seconds: f64,
+}
+
+/// Finds the stretch of `samples` (mono, `rate`) louder than half the loudest 10 ms window
+/// and measures it: frequency from the median distance between rising zero crossings, peak
+/// level from the median window RMS (both robust to a short gap, should a loaded machine
+/// starve the player), duration from the stretch's ends. Panics (the test fails) on a silent
+/// recording or one too short to measure.
+pub fn measure_tone(samples: &[f32], rate: u32) -> Tone {
+    let win = rate as usize / 100;
+    let rms: Vec<f64> = samples
+        .chunks(win)
+        .map(|w| (w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / w.len() as f64).sqrt())
+        .collect();
+    let loudest = rms.iter().copied().fold(0.0, f64::max);
+    assert!(loudest > 1e-3, "the recording is silent");
+    let loud = |r: &f64| *r > loudest / 2.0;
+    let (Some(first), Some(last)) = (rms.iter().position(loud), rms.iter().rposition(loud)) else {
+        panic!("the recording is silent");
+    };
+    let seconds = (last + 1 - first) as f64 * 0.01;
+    // Measure well inside the stretch, away from its edges.
+    let (from, to) = (first + 5, last.saturating_sub(5).max(first + 6));
+    let inner = &samples[from * win..to * win];
+    // Rising crossings, interpolated between samples.
+    let crossings: Vec<f64> = inner
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < 0.0 && w[1] >= 0.0)
+        .map(|(i, w)| i as f64 + f64::from(w[0] / (w[0] - w[1])))
+        .collect();
+    let mut periods: Vec<f64> = crossings.windows(2).map(|c| c[1] - c[0]).collect();
+    periods.sort_by(f64::total_cmp);
+    // Average the middle half of the sorted periods: the median, less noisy.
+    let middle = &periods[periods.len() / 4..periods.len() * 3 / 4];
+    let period = middle.iter().sum::<f64>() / middle.len() as f64;
+    let freq = f64::from(rate) / period;
+    let mut levels = rms[from..to].to_vec();
+    levels.sort_by(f64::total_cmp);
+    let dbfs = 20.0 * (levels[levels.len() / 2] * std::f64::consts::SQRT_2).log10();
+    Tone {
+        freq,
+        dbfs,
+        seconds,
     }
 }

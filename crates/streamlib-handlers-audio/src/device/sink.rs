@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cpal::traits::{DeviceTrait, StreamTrait};
+use cpal::traits::DeviceTrait;
 use cpal::{FromSample, Sample, SampleFormat, SizedSample};
 use streamlib_ports::{
     AudioBuffer, Caps, HandlerError, InputPort, InputRef, MemoryCaps, Ports, ProcessContext,
@@ -13,6 +13,7 @@ use streamlib_ports::{
 use super::drift::DriftController;
 use super::ring::SampleRing;
 use super::select::{self, Chosen, Direction};
+use super::stream::DeviceStream;
 use super::{AudioDeviceStatsHandle, Counters, DeviceError, Health, bump, set};
 use crate::AudioError;
 use crate::error::{check_format, check_range};
@@ -153,12 +154,11 @@ struct Resampling {
 /// policy. Steady state allocates nothing.
 pub struct AudioSink {
     config: AudioSinkConfig,
-    /// `None`: made with [`pulled`](Self::pulled), no device.
-    chosen: Option<Chosen>,
+    /// Without a device when made with [`pulled`](Self::pulled).
+    device: DeviceStream,
     input: InputPort<AudioBuffer>,
     counters: Arc<Counters>,
     playback: Option<Arc<Playback>>,
-    stream: Option<cpal::Stream>,
     rate: u32,
     channels: u16,
     resampling: Option<Resampling>,
@@ -195,11 +195,10 @@ impl AudioSink {
         let target_s = config.latency_ms / 1000.0;
         Self {
             config,
-            chosen,
+            device: DeviceStream::new(HANDLER, Direction::Output, chosen),
             input: InputPort::new("audio", MemoryCaps::CPU).with_format(Caps::audio()),
             counters: Arc::new(Counters::default()),
             playback: None,
-            stream: None,
             rate,
             channels,
             resampling: None,
@@ -221,7 +220,7 @@ impl AudioSink {
 
     /// The device chosen, as `id (description)` (`None` for a pulled sink).
     pub fn device(&self) -> Option<String> {
-        self.chosen.as_ref().map(ToString::to_string)
+        self.device.chosen()
     }
 
     /// The configuration in force.
@@ -243,9 +242,7 @@ impl AudioSink {
         ));
         self.rate = rate;
         self.channels = channels;
-        set(&self.counters.rate, u64::from(rate));
-        set(&self.counters.channels, u64::from(channels));
-        bump(&self.counters.opens, 1);
+        self.counters.opened(rate, channels);
         self.playback = Some(Arc::clone(&playback));
         self.resampling = None;
         let keep = self.controller.ratio();
@@ -253,42 +250,21 @@ impl AudioSink {
         playback
     }
 
-    fn device_name(&self) -> String {
-        self.chosen
-            .as_ref()
-            .map_or_else(|| "(pulled)".to_owned(), ToString::to_string)
-    }
-
-    fn open_error(&self, reason: impl std::fmt::Display) -> DeviceError {
-        DeviceError::Open {
-            handler: HANDLER,
-            device: self.device_name(),
-            reason: reason.to_string(),
-        }
-    }
-
     /// Opens the device and starts its stream.
     fn open(&mut self) -> Result<(), DeviceError> {
-        let Some(chosen) = self.chosen.clone() else {
+        let Some((device, chosen)) = self.device.find()? else {
             return Ok(());
         };
-        self.stream = None;
-        let device = select::reopen(&chosen).ok_or_else(|| {
-            self.open_error(format!(
-                "the host no longer lists it; output devices: {}",
-                select::available(Direction::Output).join(", ")
-            ))
-        })?;
         let default = device
             .default_output_config()
-            .map_err(|e| self.open_error(e))?;
+            .map_err(|e| self.device.open_error(e))?;
         let rate = if self.config.rate == 0 {
             default.sample_rate()
         } else {
             self.config.rate
         };
         let channels = default.channels();
-        check_format(HANDLER, rate, channels).map_err(|e| self.open_error(e))?;
+        check_format(HANDLER, rate, channels).map_err(|e| self.device.open_error(e))?;
         let stream_config = cpal::StreamConfig {
             channels,
             sample_rate: rate,
@@ -302,27 +278,16 @@ impl AudioSink {
             SampleFormat::I16 => build::<i16>(&device, &stream_config, &playback),
             SampleFormat::I32 => build::<i32>(&device, &stream_config, &playback),
             _ => build::<f32>(&device, &stream_config, &playback),
-        }
-        .map_err(|e| self.open_error(e))?;
-        stream.play().map_err(|e| self.open_error(e))?;
-        self.stream = Some(stream);
+        };
+        self.device.start(stream)?;
         tracing::info!(device = %chosen, rate, channels, "audiosink: playing");
         Ok(())
     }
 
     /// Fails if the device reported an error or stopped calling back.
     fn check_device(&self) -> Result<(), DeviceError> {
-        let (Some(_), Some(playback)) = (&self.stream, &self.playback) else {
-            return Ok(());
-        };
-        match playback.health.check() {
-            None => Ok(()),
-            Some(reason) => Err(DeviceError::Lost {
-                handler: HANDLER,
-                device: self.device_name(),
-                reason,
-            }),
-        }
+        self.device
+            .check(self.playback.as_deref().map(|p| &p.health))
     }
 
     /// Maps, resamples and queues one buffer; runs the drift loop.
@@ -452,8 +417,8 @@ impl StreamHandler for AudioSink {
     }
 
     fn on_stop(&mut self) -> Result<(), HandlerError> {
-        if self.chosen.is_some() {
-            self.stream = None;
+        if self.device.has_device() {
+            self.device.close();
             self.playback = None;
         }
         Ok(())

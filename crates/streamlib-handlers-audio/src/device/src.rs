@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cpal::traits::{DeviceTrait, StreamTrait};
+use cpal::traits::DeviceTrait;
 use cpal::{FromSample, SampleFormat, SizedSample};
 use streamlib_buffers::BufferPool;
 use streamlib_ports::{
@@ -13,6 +13,7 @@ use streamlib_ports::{
 
 use super::ring::SampleRing;
 use super::select::{self, Chosen, Direction};
+use super::stream::DeviceStream;
 use super::{AudioDeviceStatsHandle, Counters, DeviceError, Health, bump, set};
 use crate::AudioError;
 use crate::error::{check_format, check_range};
@@ -156,11 +157,11 @@ impl SrcPush {
 /// counted as a resync, when the two part by over 20 ms on average, or 250 ms at once).
 pub struct AudioSrc {
     config: AudioSrcConfig,
-    chosen: Option<Chosen>,
+    /// Without a device when made with [`pushed`](Self::pushed).
+    device: DeviceStream,
     output: OutputPort<AudioBuffer>,
     counters: Arc<Counters>,
     capture: Option<Arc<Capture>>,
-    stream: Option<cpal::Stream>,
     rate: u32,
     channels: u16,
     frames_per_buffer: usize,
@@ -217,10 +218,9 @@ impl AudioSrc {
             output: OutputPort::new("audio", MemoryCaps::CPU)
                 .with_format(Caps::Audio(AudioCaps::fixed(rate, u32::from(channels)))),
             config,
-            chosen,
+            device: DeviceStream::new(HANDLER, Direction::Input, chosen),
             counters: Arc::new(Counters::default()),
             capture: None,
-            stream: None,
             rate,
             channels,
             frames_per_buffer,
@@ -243,7 +243,7 @@ impl AudioSrc {
 
     /// The device chosen, as `id (description)` (`None` for a pushed source).
     pub fn device(&self) -> Option<String> {
-        self.chosen.as_ref().map(ToString::to_string)
+        self.device.chosen()
     }
 
     /// The rate and channel count it captures at.
@@ -258,28 +258,12 @@ impl AudioSrc {
             self.config.latency_ms,
             Arc::clone(&self.counters),
         ));
-        set(&self.counters.rate, u64::from(self.rate));
-        set(&self.counters.channels, u64::from(self.channels));
-        bump(&self.counters.opens, 1);
+        self.counters.opened(self.rate, self.channels);
         self.capture = Some(Arc::clone(&capture));
         self.taken = 0;
         self.next_ts = None;
         self.offset_ns = 0.0;
         capture
-    }
-
-    fn device_name(&self) -> String {
-        self.chosen
-            .as_ref()
-            .map_or_else(|| "(pushed)".to_owned(), ToString::to_string)
-    }
-
-    fn open_error(&self, reason: impl std::fmt::Display) -> DeviceError {
-        DeviceError::Open {
-            handler: HANDLER,
-            device: self.device_name(),
-            reason: reason.to_string(),
-        }
     }
 
     fn prepare_pool(&mut self) -> Result<(), AudioError> {
@@ -295,20 +279,13 @@ impl AudioSrc {
     }
 
     fn open(&mut self) -> Result<(), DeviceError> {
-        let Some(chosen) = self.chosen.clone() else {
+        let Some((device, chosen)) = self.device.find()? else {
             return Ok(());
         };
-        self.stream = None;
-        let device = select::reopen(&chosen).ok_or_else(|| {
-            self.open_error(format!(
-                "the host no longer lists it; input devices: {}",
-                select::available(Direction::Input).join(", ")
-            ))
-        })?;
         let format = device
             .default_input_config()
             .map(|c| c.sample_format())
-            .map_err(|e| self.open_error(e))?;
+            .map_err(|e| self.device.open_error(e))?;
         let config = cpal::StreamConfig {
             channels: self.channels,
             sample_rate: self.rate,
@@ -319,26 +296,15 @@ impl AudioSrc {
             SampleFormat::I16 => build::<i16>(&device, &config, &capture),
             SampleFormat::I32 => build::<i32>(&device, &config, &capture),
             _ => build::<f32>(&device, &config, &capture),
-        }
-        .map_err(|e| self.open_error(e))?;
-        stream.play().map_err(|e| self.open_error(e))?;
-        self.stream = Some(stream);
+        };
+        self.device.start(stream)?;
         tracing::info!(device = %chosen, rate = self.rate, channels = self.channels, "audiosrc: capturing");
         Ok(())
     }
 
     fn check_device(&self) -> Result<(), DeviceError> {
-        let (Some(_), Some(capture)) = (&self.stream, &self.capture) else {
-            return Ok(());
-        };
-        match capture.health.check() {
-            None => Ok(()),
-            Some(reason) => Err(DeviceError::Lost {
-                handler: HANDLER,
-                device: self.device_name(),
-                reason,
-            }),
-        }
+        self.device
+            .check(self.capture.as_deref().map(|c| &c.health))
     }
 
     /// The pipeline time at which frame `n` (counted since the stream opened) was captured,
@@ -443,8 +409,8 @@ impl StreamHandler for AudioSrc {
     }
 
     fn on_stop(&mut self) -> Result<(), HandlerError> {
-        if self.chosen.is_some() {
-            self.stream = None;
+        if self.device.has_device() {
+            self.device.close();
             self.capture = None;
         }
         Ok(())

@@ -47,6 +47,26 @@ fn device_prop(what: &'static str) -> crate::PropertySpec {
     prop("device", PropType::Text, Some(""), false, what)
 }
 
+/// An integer property from 0 to `max`, default 0 (the device's or the handler's choice).
+fn zero_default_int(name: &'static str, max: i64, what: &'static str) -> crate::PropertySpec {
+    prop(name, PropType::Int { min: 0, max }, Some("0"), false, what)
+}
+
+/// An integer property as `u32` (its range is checked against the handler's own).
+fn uint(p: &Properties, name: &str) -> u32 {
+    u32::try_from(p.int(name)).unwrap_or(u32::MAX)
+}
+
+/// `handler` built, reporting its device's stats.
+fn with_device_report(
+    handler: impl streamlib_ports::StreamHandler,
+    stats: AudioDeviceStatsHandle,
+    device: Option<String>,
+) -> BuiltHandler {
+    let name = device.unwrap_or_default();
+    BuiltHandler::fixed(handler).with_report(move || report(&stats, &name))
+}
+
 fn audio_sink() -> HandlerSpec {
     HandlerSpec {
         name: "audiosink",
@@ -73,24 +93,14 @@ fn audio_sink() -> HandlerSpec {
                 false,
                 "audio kept queued ahead of the device; the drift loop holds the queue here",
             ),
-            prop(
+            zero_default_int(
                 "buffer-frames",
-                PropType::Int {
-                    min: 0,
-                    max: 65_536,
-                },
-                Some("0"),
-                false,
+                65_536,
                 "the device's period in frames; 0: the device's default",
             ),
-            prop(
+            zero_default_int(
                 "rate",
-                PropType::Int {
-                    min: 0,
-                    max: i64::from(MAX_RATE),
-                },
-                Some("0"),
-                false,
+                i64::from(MAX_RATE),
                 "the device's sample rate in Hz; 0: the device's default",
             ),
         ],
@@ -98,12 +108,11 @@ fn audio_sink() -> HandlerSpec {
             let sink = AudioSink::new(AudioSinkConfig {
                 device: device(p),
                 latency_ms: p.float("latency-ms"),
-                buffer_frames: u32::try_from(p.int("buffer-frames")).unwrap_or(u32::MAX),
-                rate: u32::try_from(p.int("rate")).unwrap_or(u32::MAX),
+                buffer_frames: uint(p, "buffer-frames"),
+                rate: uint(p, "rate"),
             })?;
-            let stats = sink.stats();
-            let name = sink.device().unwrap_or_default();
-            Ok(BuiltHandler::fixed(sink).with_report(move || report(&stats, &name)))
+            let (stats, device) = (sink.stats(), sink.device());
+            Ok(with_device_report(sink, stats, device))
         }),
     }
 }
@@ -124,34 +133,19 @@ fn audio_src() -> HandlerSpec {
             device_prop(
                 "input device: its ALSA name (pulse, default, hw:CARD=0,DEV=0) or part of its description; empty: the default",
             ),
-            prop(
+            zero_default_int(
                 "rate",
-                PropType::Int {
-                    min: 0,
-                    max: i64::from(MAX_RATE),
-                },
-                Some("0"),
-                false,
+                i64::from(MAX_RATE),
                 "sample rate in Hz; 0: the device's default",
             ),
-            prop(
+            zero_default_int(
                 "channels",
-                PropType::Int {
-                    min: 0,
-                    max: MAX_CHANNELS as i64,
-                },
-                Some("0"),
-                false,
+                MAX_CHANNELS as i64,
                 "channel count; 0: the device's default",
             ),
-            prop(
+            zero_default_int(
                 "buffer-frames",
-                PropType::Int {
-                    min: 0,
-                    max: 480_000,
-                },
-                Some("0"),
-                false,
+                480_000,
                 "frames per output buffer; 0: 10 ms",
             ),
             prop(
@@ -168,14 +162,13 @@ fn audio_src() -> HandlerSpec {
         factory: Arc::new(|p: &Properties| {
             let src = AudioSrc::new(AudioSrcConfig {
                 device: device(p),
-                rate: u32::try_from(p.int("rate")).unwrap_or(u32::MAX),
+                rate: uint(p, "rate"),
                 channels: u16::try_from(p.int("channels")).unwrap_or(u16::MAX),
-                buffer_frames: u32::try_from(p.int("buffer-frames")).unwrap_or(u32::MAX),
+                buffer_frames: uint(p, "buffer-frames"),
                 latency_ms: p.float("latency-ms"),
             })?;
-            let stats = src.stats();
-            let name = src.device().unwrap_or_default();
-            Ok(BuiltHandler::fixed(src).with_report(move || report(&stats, &name)))
+            let (stats, device) = (src.stats(), src.device());
+            Ok(with_device_report(src, stats, device))
         }),
     }
 }
