@@ -11,12 +11,12 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use streamlib_buffers::PooledBuf;
 use streamlib_clock::{ClockSourceId, Rational};
 use streamlib_handlers_file::{AudioConfig, FileWriter, WriterConfig};
 use streamlib_ports::{AudioBuffer, FrameLayout, PixelFormat, VideoFrame};
+use streamlib_test_support::media;
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -99,106 +99,12 @@ fn write(path: &Path, video_from: u64, audio_from: u64, until: u64, video_clock_
     writer.finish().unwrap();
 }
 
-fn output(program: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn probe(path: &Path, stream: &str, entry: &str) -> Vec<f64> {
-    let text = output(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            stream,
-            "-show_entries",
-            entry,
-            "-of",
-            "csv=p=0",
-            path.to_str().unwrap(),
-        ],
-    );
-    String::from_utf8_lossy(&text)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-        .collect()
-}
-
-/// (flash pts, beep time) pairs in file seconds: the frames whose luma jumps, and the first
-/// samples over a fifth of the peak after 100 ms of quiet, from the first decoded audio
-/// frame's pts.
+/// The flash pts and the beep times of `path`, in file seconds.
 fn onsets(path: &Path) -> (Vec<f64>, Vec<f64>) {
-    let pts = probe(path, "v:0", "frame=pts_time");
-    let gray = output(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-nostdin",
-            "-i",
-            path.to_str().unwrap(),
-            "-map",
-            "0:v:0",
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ],
-    );
-    let size = (WIDTH * HEIGHT) as usize;
-    let mut video = Vec::new();
-    let mut bright = false;
-    for (frame, &t) in gray.chunks_exact(size).zip(&pts) {
-        let now = frame.iter().map(|&v| u64::from(v)).sum::<u64>() / size as u64 > 128;
-        if now && !bright {
-            video.push(t);
-        }
-        bright = now;
-    }
-    let start = probe(path, "a:0", "frame=pts_time")[0];
-    let raw = output(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-nostdin",
-            "-i",
-            path.to_str().unwrap(),
-            "-map",
-            "0:a:0",
-            "-f",
-            "f32le",
-            "-ac",
-            "1",
-            "-",
-        ],
-    );
-    let samples: Vec<f32> = raw
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    let threshold = samples.iter().fold(0.0f32, |m, s| m.max(s.abs())) / 5.0;
-    let quiet = RATE as usize / 10;
-    let mut audio = Vec::new();
-    let mut last: Option<usize> = None;
-    for (i, s) in samples.iter().enumerate() {
-        if s.abs() > threshold {
-            if last.is_none_or(|l| i - l > quiet) {
-                audio.push(start + i as f64 / f64::from(RATE));
-            }
-            last = Some(i);
-        }
-    }
-    (video, audio)
+    (
+        media::flash_onsets(path, WIDTH as usize, HEIGHT as usize),
+        media::beep_onsets(path),
+    )
 }
 
 /// Writes `name` with video from `video_from` and audio from `audio_from` (clock ns) and checks
@@ -212,7 +118,7 @@ fn assert_together(name: &str, video_from: u64, audio_from: u64, expected_flashe
     write(&path, video_from, audio_from, 4 * SECOND + SECOND / 10, 0);
     let (video, audio) = onsets(&path);
     // Matroska shifts the whole file by the AAC priming: expected times count from the video.
-    let start = probe(&path, "v:0", "stream=start_time")[0];
+    let start = media::probe_f64(&path, "v:0", "stream=start_time");
     eprintln!("{name}: flashes {video:?}, beeps {audio:?}");
     assert_eq!(video.len(), expected_flashes.len(), "{video:?}");
     for (v, e) in video.iter().zip(expected_flashes) {
@@ -229,11 +135,7 @@ fn assert_together(name: &str, video_from: u64, audio_from: u64, expected_flashe
         .collect();
     assert!(!beeps.is_empty(), "{name}: {audio:?}");
     for a in beeps {
-        let nearest = video
-            .iter()
-            .map(|v| a - v)
-            .min_by(|x, y| x.abs().total_cmp(&y.abs()))
-            .unwrap();
+        let nearest = media::offset_from_nearest_flash(a, &video).unwrap();
         eprintln!(
             "{name}: beep at {a:.6} s, {:+.3} ms from its flash",
             nearest * 1e3

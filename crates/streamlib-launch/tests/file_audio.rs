@@ -17,18 +17,10 @@ use std::process::Command;
 use streamlib_clock::{FreeRunningClock, Rational};
 use streamlib_launch::{Registry, build, parse};
 use streamlib_runtime::StreamRuntime;
+use streamlib_test_support::media;
 
 /// One video frame at 30 fps, in seconds: the duration tolerance.
 const FRAME_S: f64 = 1.0 / 30.0;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "streamlib-launch-file-audio-{}-{name}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::canonicalize(&dir).unwrap()
-}
 
 fn ffmpeg(args: &[&str]) -> String {
     let out = Command::new("ffmpeg")
@@ -74,19 +66,21 @@ fn source(dir: &Path) -> PathBuf {
 
 /// ffprobe's fields of the first stream of `kind` (`a` or `v`).
 fn probe(path: &Path, kind: &str) -> HashMap<String, String> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", &format!("{kind}:0")])
-        .args([
+    let out = media::output(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            &format!("{kind}:0"),
             "-show_entries",
             "stream=codec_name,sample_rate,channels,duration,start_time",
             "-of",
             "default=nw=1",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe CLI");
-    assert!(out.status.success(), "ffprobe {}", path.display());
-    String::from_utf8_lossy(&out.stdout)
+            path.to_str().unwrap(),
+        ],
+    );
+    String::from_utf8_lossy(&out)
         .lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -149,7 +143,7 @@ fn run(text: &str, ticks: Option<u64>) -> streamlib_launch::Graph {
 
 #[test]
 fn reader_audio_through_volume_into_the_writer_by_name() {
-    let dir = temp_dir("volume");
+    let dir = media::temp_dir("launch-file-audio", "volume");
     let src = source(&dir);
     let out = dir.join("out.mp4");
     let text = format!(
@@ -190,7 +184,7 @@ fn reader_audio_through_volume_into_the_writer_by_name() {
 
 #[test]
 fn audiotestsrc_beside_a_testpattern_and_forced_track_formats() {
-    let dir = temp_dir("testsrc");
+    let dir = media::temp_dir("launch-file-audio", "testsrc");
     // Negotiated: audiotestsrc's 48 kHz stereo.
     let negotiated = dir.join("negotiated.mkv");
     run(
@@ -240,19 +234,8 @@ fn audiotestsrc_beside_a_testpattern_and_forced_track_formats() {
 
 /// The end time (pts + duration) of the audio's last packet, in seconds.
 fn last_packet_end(path: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "a:0"])
-        .args([
-            "-show_entries",
-            "packet=pts_time,duration_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe CLI");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().rfind(|l| !l.is_empty()).unwrap();
+    let text = media::probe(path, "a:0", "packet=pts_time,duration_time");
+    let last = text.last().unwrap();
     let mut fields = last.split(',').map(|f| f.parse::<f64>().unwrap());
     fields.next().unwrap() + fields.next().unwrap_or(0.0)
 }
@@ -277,7 +260,7 @@ fn failure(text: &str, at_start: bool) -> String {
 
 #[test]
 fn a_container_without_audio_fails_naming_the_writer_and_the_file() {
-    let dir = temp_dir("errors");
+    let dir = media::temp_dir("launch-file-audio", "errors");
     let y4m = dir.join("out.y4m");
     // Forced formats are checked when the writer is built.
     let err = failure(

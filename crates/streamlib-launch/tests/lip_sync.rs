@@ -14,12 +14,12 @@
     reason = "tests; measured offsets are printed for the record (--nocapture)"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use streamlib_clock::{FreeRunningClock, Rational};
 use streamlib_launch::{Registry, build, parse};
 use streamlib_runtime::StreamRuntime;
+use streamlib_test_support::media;
 
 /// Issue 15's bar for audio against video onsets, in seconds.
 const MAX_OFFSET_S: f64 = 0.001;
@@ -28,114 +28,14 @@ const TICKS: u64 = 125;
 const WIDTH: usize = 160;
 const HEIGHT: usize = 120;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "streamlib-launch-lip-sync-{}-{name}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::canonicalize(&dir).unwrap()
-}
-
-fn output(program: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// ffprobe's value of `entry` (`stream=start_time`, `frame=pts_time`, …) for each stream or
-/// frame of `stream` (`v:0`, `a:0`), one per line.
-fn probe(path: &Path, stream: &str, entry: &str) -> Vec<String> {
-    let text = output(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            stream,
-            "-show_entries",
-            entry,
-            "-of",
-            "csv=p=0",
-            path.to_str().unwrap(),
-        ],
-    );
-    String::from_utf8_lossy(&text)
-        .lines()
-        .map(|l| l.trim().trim_end_matches(',').to_owned())
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
-fn probe_f64(path: &Path, stream: &str, entry: &str) -> f64 {
-    let values = probe(path, stream, entry);
-    values[0]
-        .parse()
-        .unwrap_or_else(|_| panic!("{entry} of {stream}: {values:?}"))
-}
-
-/// The pts (s) of each frame whose mean luma crosses from dark to bright (the first frame
-/// counts when bright).
-fn video_onsets(path: &Path) -> Vec<f64> {
-    let pts: Vec<f64> = probe(path, "v:0", "frame=pts_time")
-        .iter()
-        .map(|p| p.parse().unwrap())
-        .collect();
-    let luma = output(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-nostdin",
-            "-i",
-            path.to_str().unwrap(),
-            "-map",
-            "0:v:0",
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ],
-    );
-    let frames: Vec<f64> = luma
-        .chunks_exact(WIDTH * HEIGHT)
-        .map(|f| f.iter().map(|&v| f64::from(v)).sum::<f64>() / f.len() as f64)
-        .collect();
-    assert_eq!(frames.len(), pts.len(), "decoded frames against ffprobe's");
-    let mut onsets = Vec::new();
-    let mut bright = false;
-    for (mean, &t) in frames.iter().zip(&pts) {
-        let now = *mean > 128.0;
-        if now && !bright {
-            onsets.push(t);
-        }
-        bright = now;
-    }
-    onsets
-}
-
-/// The time (s) of each first sample over a fifth of the peak after at least 100 ms under it
-/// (the start counts as silence), counted from the first decoded audio frame's pts.
-///
-/// That pts, not the stream's `start_time`, is when the first decoded sample plays: a
-/// decoder that drops the codec's delay (Opus's pre-skip from Matroska's `CodecDelay`) starts
-/// its output after the first packet's time, which is what `start_time` reports. Where
-/// nothing is dropped (MP4, whose edit list already hides the AAC priming; AAC in Matroska,
-/// whose priming is decoded) the two agree, and the test checks that they do.
+/// [`media::beep_onsets`], checking on the way that, where nothing is dropped (MP4, whose
+/// edit list already hides the AAC priming; AAC in Matroska, whose priming is decoded; FLAC;
+/// PCM), the first decoded audio frame's pts and the stream's `start_time` agree. (Opus drops
+/// its pre-skip, so its first decoded sample plays after `start_time`.)
 fn audio_onsets(path: &Path) -> Vec<f64> {
-    let start = probe_f64(path, "a:0", "frame=pts_time");
-    let stream_start = probe_f64(path, "a:0", "stream=start_time");
-    let codec = probe(path, "a:0", "stream=codec_name");
+    let start = media::probe_f64(path, "a:0", "frame=pts_time");
+    let stream_start = media::probe_f64(path, "a:0", "stream=start_time");
+    let codec = media::probe(path, "a:0", "stream=codec_name");
     if codec[0] != "opus" {
         assert!(
             (start - stream_start).abs() < 1e-6,
@@ -143,44 +43,7 @@ fn audio_onsets(path: &Path) -> Vec<f64> {
             path.display()
         );
     }
-    let rate = probe_f64(path, "a:0", "stream=sample_rate");
-    let raw = output(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-nostdin",
-            "-i",
-            path.to_str().unwrap(),
-            "-map",
-            "0:a:0",
-            "-f",
-            "f32le",
-            "-ac",
-            "1",
-            "-",
-        ],
-    );
-    let samples: Vec<f32> = raw
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-    assert!(peak > 0.1, "no beep in {}: peak {peak}", path.display());
-    let threshold = peak / 5.0;
-    let quiet = (rate * 0.1) as usize;
-    let mut onsets = Vec::new();
-    let mut last_loud: Option<usize> = None;
-    for (i, s) in samples.iter().enumerate() {
-        if s.abs() <= threshold {
-            continue;
-        }
-        if last_loud.is_none_or(|l| i - l > quiet) {
-            onsets.push(start + i as f64 / rate);
-        }
-        last_loud = Some(i);
-    }
-    onsets
+    media::beep_onsets(path)
 }
 
 /// Writes the flash and the ticks to `path` and returns (video onset, audio − video) for
@@ -202,12 +65,12 @@ fn record_and_measure(path: &Path, extra: &str) -> Vec<(f64, f64)> {
     for stream in &stats.streams {
         assert_eq!(stream.errors, 0, "{text}: {}", stream.id);
     }
-    let (video, audio) = (video_onsets(path), audio_onsets(path));
+    let (video, audio) = (media::flash_onsets(path, WIDTH, HEIGHT), audio_onsets(path));
     eprintln!(
         "{}: start_time video {} s, audio {} s; onsets video {video:?}, audio {audio:?}",
         path.display(),
-        probe_f64(path, "v:0", "stream=start_time"),
-        probe_f64(path, "a:0", "stream=start_time"),
+        media::probe_f64(path, "v:0", "stream=start_time"),
+        media::probe_f64(path, "a:0", "stream=start_time"),
     );
     assert_eq!(video.len(), 5, "one flash per second, 0 ..= 4 s: {video:?}");
     assert_eq!(audio.len(), video.len(), "one beep per flash: {audio:?}");
@@ -221,10 +84,14 @@ fn record_and_measure(path: &Path, extra: &str) -> Vec<(f64, f64)> {
 /// Records `name` with the writer's `extra` properties, checks its audio is in `codec`, and
 /// every beep within the bar of its flash.
 fn assert_in_sync(name: &str, extra: &str, codec: &str) {
-    let dir = temp_dir(name);
+    let dir = media::temp_dir("launch-lip-sync", name);
     let path = dir.join(name);
     let offsets = record_and_measure(&path, extra);
-    assert_eq!(probe(&path, "a:0", "stream=codec_name"), [codec], "{name}");
+    assert_eq!(
+        media::probe(&path, "a:0", "stream=codec_name"),
+        [codec],
+        "{name}"
+    );
     for &(video, offset) in &offsets {
         eprintln!(
             "{name}: flash at {video:.6} s, beep {:+.3} ms",

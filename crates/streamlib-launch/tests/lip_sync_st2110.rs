@@ -20,27 +20,17 @@
 )]
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use streamlib_clock::{Rational, SoftwareClock};
-use streamlib_launch::{Registry, build, parse};
+use streamlib_clock::{Clock, Rational, SoftwareClock};
+use streamlib_launch::{BuiltPipeline, Registry, build, parse};
 use streamlib_runtime::StreamRuntime;
+use streamlib_test_support::media;
 
 /// One ST 2110-30 packet time at `ptime=1`.
 const PACKET_TIME_S: f64 = 0.001;
 const WIDTH: usize = 320;
 const HEIGHT: usize = 180;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "streamlib-launch-lip-sync-2110-{}-{name}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::canonicalize(&dir).unwrap()
-}
 
 fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -48,108 +38,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn output(program: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn probe(path: &Path, stream: &str, entry: &str) -> Vec<f64> {
-    let text = output(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            stream,
-            "-show_entries",
-            entry,
-            "-of",
-            "csv=p=0",
-            path.to_str().unwrap(),
-        ],
-    );
-    String::from_utf8_lossy(&text)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-        .collect()
-}
-
-/// Flash pts (mean luma crossing to bright) and beep times (first sample over a fifth of the
-/// peak after 100 ms of quiet, from the first decoded audio frame's pts), in file seconds.
-fn onsets(path: &Path) -> (Vec<f64>, Vec<f64>) {
-    let pts = probe(path, "v:0", "frame=pts_time");
-    let gray = output(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-nostdin",
-            "-i",
-            path.to_str().unwrap(),
-            "-map",
-            "0:v:0",
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ],
-    );
-    let size = WIDTH * HEIGHT;
-    let mut video = Vec::new();
-    let mut bright = false;
-    for (frame, &t) in gray.chunks_exact(size).zip(&pts) {
-        let now = frame.iter().map(|&v| u64::from(v)).sum::<u64>() / size as u64 > 128;
-        if now && !bright {
-            video.push(t);
-        }
-        bright = now;
-    }
-    let start = probe(path, "a:0", "frame=pts_time")[0];
-    let rate = probe(path, "a:0", "stream=sample_rate")[0];
-    let raw = output(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-nostdin",
-            "-i",
-            path.to_str().unwrap(),
-            "-map",
-            "0:a:0",
-            "-f",
-            "f32le",
-            "-ac",
-            "1",
-            "-",
-        ],
-    );
-    let samples: Vec<f32> = raw
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    let threshold = samples.iter().fold(0.0f32, |m, s| m.max(s.abs())) / 5.0;
-    let quiet = (rate / 10.0) as usize;
-    let mut audio = Vec::new();
-    let mut last: Option<usize> = None;
-    for (i, s) in samples.iter().enumerate() {
-        if s.abs() > threshold {
-            if last.is_none_or(|l| i - l > quiet) {
-                audio.push(start + i as f64 / rate);
-            }
-            last = Some(i);
-        }
-    }
-    (video, audio)
 }
 
 #[test]
@@ -164,7 +52,7 @@ fn flash_and_tick_stay_together_through_st2110() {
 #[cfg(feature = "ptp")]
 #[test]
 fn flash_and_tick_stay_together_through_st2110_on_ptp() {
-    use streamlib_clock::{Clock as _, LockState};
+    use streamlib_clock::LockState;
     use streamlib_ptp::{MasterConfig, PtpClock, PtpConfig, PtpMaster, Transport};
     const LO: std::net::Ipv4Addr = std::net::Ipv4Addr::LOCALHOST;
     let fps = Rational::fps(30);
@@ -197,12 +85,8 @@ fn flash_and_tick_stay_together_through_st2110_on_ptp() {
 
 /// Sends flash + tick over ST 2110-20 and -30 from one runtime to another, which writes
 /// them into a Matroska file; the decoded onsets agree within one packet time.
-fn through_st2110(
-    name: &str,
-    send_clock: impl streamlib_clock::Clock,
-    receive_clock: impl streamlib_clock::Clock,
-) {
-    let dir = temp_dir(name);
+fn through_st2110(name: &str, send_clock: impl Clock, receive_clock: impl Clock) {
+    let dir = media::temp_dir("launch-lip-sync-2110", name);
     let (video_port, audio_port) = (free_port(), free_port());
     let (video_sdp, audio_sdp) = (dir.join("video.sdp"), dir.join("audio.sdp"));
     let path = dir.join("received.mkv");
@@ -216,13 +100,7 @@ fn through_st2110(
         video_sdp.display(),
         audio_sdp.display()
     );
-    let mut sender = build(
-        &registry,
-        &parse(&send).unwrap(),
-        StreamRuntime::new(send_clock),
-    )
-    .unwrap_or_else(|e| panic!("{send}: {e}"));
-    sender.runtime.start().unwrap();
+    let mut sender = start(&registry, &send, send_clock);
 
     let receive = format!(
         "networkreceive sdp={} timestamps=media ! filewriter location={} name=w codec=ffv1 \
@@ -231,13 +109,7 @@ fn through_st2110(
         path.display(),
         audio_sdp.display()
     );
-    let mut receiver = build(
-        &registry,
-        &parse(&receive).unwrap(),
-        StreamRuntime::new(receive_clock),
-    )
-    .unwrap_or_else(|e| panic!("{receive}: {e}"));
-    receiver.runtime.start().unwrap();
+    let mut receiver = start(&registry, &receive, receive_clock);
     std::thread::sleep(Duration::from_millis(4_300));
     let received = receiver.runtime.stop().unwrap();
     sender.runtime.stop().unwrap();
@@ -248,21 +120,16 @@ fn through_st2110(
     let report = receiver.controls.report("w").expect("the writer's report");
     assert_eq!(report["audio_clock_mismatch"], false, "{report}");
 
-    let (video, audio) = onsets(&path);
+    let (video, audio) = (
+        media::flash_onsets(&path, WIDTH, HEIGHT),
+        media::beep_onsets(&path),
+    );
     eprintln!("st2110 {name}: flashes {video:?}, beeps {audio:?}");
     assert!(video.len() >= 3, "flashes {video:?}");
     let mut paired = 0;
-    for &v in &video {
-        let Some(offset) = audio
-            .iter()
-            .map(|a| a - v)
-            .min_by(|x, y| x.abs().total_cmp(&y.abs()))
-        else {
-            continue;
-        };
-        if offset.abs() > 0.5 {
-            continue; // a flash whose beep was not written (the track's first or last second)
-        }
+    // A flash whose beep was not written (the track's first or last second) has none within
+    // half a second.
+    for (v, offset) in media::pair_flashes_with_beeps(&video, &audio, 0.5) {
         eprintln!(
             "st2110 {name}: flash at {v:.6} s, beep {:+.3} ms",
             offset * 1e3
@@ -275,4 +142,12 @@ fn through_st2110(
         paired += 1;
     }
     assert!(paired >= 2, "flashes {video:?}, beeps {audio:?}");
+}
+
+/// Builds `text` into a runtime on `clock` and starts it.
+fn start(registry: &Registry, text: &str, clock: impl Clock) -> BuiltPipeline {
+    let mut built = build(registry, &parse(text).unwrap(), StreamRuntime::new(clock))
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    built.runtime.start().unwrap();
+    built
 }

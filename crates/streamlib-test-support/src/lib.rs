@@ -20,6 +20,7 @@
 //! ```
 
 mod fuzz_input;
+pub mod media;
 pub mod netns;
 pub mod pulse;
 
