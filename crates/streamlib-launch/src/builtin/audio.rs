@@ -36,6 +36,18 @@ pub(super) const AUDIO_IN: crate::PortSpec = port(
     "interleaved f32 audio, any rate and channel count",
 );
 
+/// A fixed channel count.
+const CHANNELS: PropType = PropType::Int {
+    min: 1,
+    max: MAX_CHANNELS as i64,
+};
+
+/// A fixed sample rate, Hz.
+const RATE: PropType = PropType::Int {
+    min: MIN_RATE as i64,
+    max: MAX_RATE as i64,
+};
+
 pub(super) fn register(registry: &mut Registry) {
     registry.register(audio_test_src());
     registry.register(volume());
@@ -75,22 +87,10 @@ fn audio_test_src() -> HandlerSpec {
                 true,
                 "linear amplitude",
             ),
-            prop(
-                "rate",
-                PropType::Int {
-                    min: i64::from(MIN_RATE),
-                    max: i64::from(MAX_RATE),
-                },
-                Some("48000"),
-                false,
-                "sample rate in Hz",
-            ),
+            prop("rate", RATE, Some("48000"), false, "sample rate in Hz"),
             prop(
                 "channels",
-                PropType::Int {
-                    min: 1,
-                    max: MAX_CHANNELS as i64,
-                },
+                CHANNELS,
                 Some("2"),
                 false,
                 "channel count (all carry the signal; noise is independent per channel)",
@@ -374,20 +374,14 @@ fn audio_mixer() -> HandlerSpec {
             ),
             prop(
                 "rate",
-                PropType::Int {
-                    min: i64::from(MIN_RATE),
-                    max: i64::from(MAX_RATE),
-                },
+                RATE,
                 Some("48000"),
                 false,
                 "output (and every input's) sample rate in Hz",
             ),
             prop(
                 "channels",
-                PropType::Int {
-                    min: 1,
-                    max: MAX_CHANNELS as i64,
-                },
+                CHANNELS,
                 Some("2"),
                 false,
                 "output (and every input's) channel count",
