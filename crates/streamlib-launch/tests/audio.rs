@@ -3,6 +3,8 @@
 #![cfg(feature = "audio")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
 use streamlib_clock::{FreeRunningClock, Rational};
 use streamlib_launch::{Registry, build, parse};
 use streamlib_runtime::StreamRuntime;
@@ -36,19 +38,12 @@ fn audio_pipeline_from_text_meters_the_gain() {
 
 #[test]
 fn bad_audio_properties_fail_at_build_naming_them() {
-    for (text, property) in [
+    support::assert_refused_naming(&[
         ("audiotestsrc rate=0", "rate"),
         ("audiotestsrc channels=100", "channels"),
         ("audiotestsrc wave=triangle", "wave"),
         ("audiotestsrc ! volume volume=11", "volume"),
-    ] {
-        let desc = parse(text).unwrap();
-        let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(1);
-        let err = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))
-            .expect_err("refused")
-            .to_string();
-        assert!(err.contains(property), "{text}: {err}");
-    }
+    ]);
 }
 
 /// Runs `text` for `ticks` ticks at 30 fps; the runtime's per-stream stats.
@@ -153,20 +148,13 @@ fn audioconvert_bridges_channel_counts_written_out() {
 
 #[test]
 fn bad_convert_and_mixer_properties_fail_naming_them() {
-    for (text, property) in [
+    support::assert_refused_naming(&[
         ("audiotestsrc ! audioconvert channels=65", "channels"),
         ("audiomixer inputs=0", "inputs"),
         ("audiomixer inputs=1000", "inputs"),
         ("audiomixer channels=0", "channels"),
         ("audiomixer sink_0.volume=11", "sink_0.volume"),
-    ] {
-        let desc = parse(text).unwrap();
-        let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(1);
-        let err = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))
-            .expect_err("refused")
-            .to_string();
-        assert!(err.contains(property), "{text}: {err}");
-    }
+    ]);
 }
 
 #[cfg(feature = "video")]

@@ -3,6 +3,8 @@
 #![cfg(feature = "audio")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
 use streamlib_clock::{FreeRunningClock, Rational};
 use streamlib_launch::{Registry, build, parse};
 use streamlib_runtime::StreamRuntime;
@@ -103,18 +105,11 @@ fn rate_and_channels_differing_insert_both_converters() {
 
 #[test]
 fn bad_resample_properties_fail_at_build_naming_them() {
-    for (text, property) in [
+    support::assert_refused_naming(&[
         ("audiotestsrc ! audioresample rate=5", "rate"),
         ("audiotestsrc ! audioresample rate=-1", "rate"),
         ("audiotestsrc ! audioresample rate=10000000", "rate"),
         ("audiotestsrc ! audioresample quality=ultra", "quality"),
         ("audiotestsrc ! audioresample drift=maybe", "drift"),
-    ] {
-        let desc = parse(text).unwrap();
-        let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(1);
-        let err = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))
-            .expect_err("refused")
-            .to_string();
-        assert!(err.contains(property), "{text}: {err}");
-    }
+    ]);
 }
