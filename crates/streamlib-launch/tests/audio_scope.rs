@@ -5,39 +5,17 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use streamlib_clock::{FreeRunningClock, Rational};
 use streamlib_handlers_audio::{Spectrum, SpectrumConfig};
-use streamlib_handlers_video::{CaptureHandle, FrameCapture};
-use streamlib_launch::{BuiltHandler, Direction, HandlerSpec, Registry, build, parse, port};
-use streamlib_ports::{DeliveryMode, MemoryCaps, PortKind};
+use streamlib_handlers_video::FrameCapture;
+use streamlib_launch::{Registry, build, parse};
 use streamlib_runtime::StreamRuntime;
 
 /// The built-ins plus `capture`, which keeps the latest frame.
-fn with_capture() -> (Registry, Arc<Mutex<Vec<CaptureHandle>>>) {
-    let handles = Arc::new(Mutex::new(Vec::new()));
-    let mut registry = Registry::builtin();
-    let seen = Arc::clone(&handles);
-    registry.register(HandlerSpec {
-        name: "capture",
-        summary: "keeps the latest frame for the test",
-        ports: vec![port(
-            "video",
-            Direction::Input,
-            PortKind::Video,
-            MemoryCaps::CPU,
-            DeliveryMode::Latest,
-            "frames",
-        )],
-        properties: vec![],
-        factory: Arc::new(move |_| {
-            let capture = FrameCapture::new(0..0).keep_latest();
-            seen.lock().unwrap().push(capture.handle());
-            Ok(BuiltHandler::fixed(capture))
-        }),
-    });
-    (registry, handles)
+fn with_capture() -> (Registry, support::Captures) {
+    support::with_capture("keeps the latest frame for the test", || {
+        FrameCapture::new(0..0).keep_latest()
+    })
 }
 
 #[test]

@@ -4,18 +4,17 @@
 #![cfg(feature = "video")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use streamlib_clock::{FreeRunningClock, ManualClock, Rational};
-use streamlib_handlers_video::{CaptureHandle, FrameCapture};
+use streamlib_handlers_video::FrameCapture;
 use streamlib_launch::{
-    BuiltHandler, Direction, ElementDesc, HandlerSpec, LaunchError, LinkDesc, PipelineDesc,
-    PortRef, Registry, build, parse, port, validate,
+    ElementDesc, LaunchError, LinkDesc, PipelineDesc, PortRef, Registry, build, parse, validate,
 };
-use streamlib_ports::{DeliveryMode, MemoryCaps, PortKind};
 use streamlib_runtime::StreamRuntime;
 
 // ---------------------------------------------------------------------------------------------
@@ -218,29 +217,8 @@ fn required_properties_and_bad_files_are_named() {
 // Real runs.
 
 /// `capture`: a user handler registered beside the built-ins, keeping every 1st..4th frame.
-fn with_capture() -> (Registry, Arc<std::sync::Mutex<Vec<CaptureHandle>>>) {
-    let handles = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut registry = Registry::builtin();
-    let seen = Arc::clone(&handles);
-    registry.register(HandlerSpec {
-        name: "capture",
-        summary: "keeps frames 0..8 for the test",
-        ports: vec![port(
-            "video",
-            Direction::Input,
-            PortKind::Video,
-            MemoryCaps::CPU,
-            DeliveryMode::Latest,
-            "frames",
-        )],
-        properties: vec![],
-        factory: Arc::new(move |_| {
-            let capture = FrameCapture::new(0..8);
-            seen.lock().unwrap().push(capture.handle());
-            Ok(BuiltHandler::fixed(capture))
-        }),
-    });
-    (registry, handles)
+fn with_capture() -> (Registry, support::Captures) {
+    support::with_capture("keeps frames 0..8 for the test", || FrameCapture::new(0..8))
 }
 
 #[test]

@@ -17,3 +17,42 @@ pub fn assert_refused_naming(cases: &[(&str, &str)]) {
         assert!(err.contains(property), "{text}: {err}");
     }
 }
+
+/// Frames the test's `capture` handler kept, one handle per pipeline that built it.
+#[cfg(feature = "video")]
+pub type Captures = std::sync::Arc<std::sync::Mutex<Vec<streamlib_handlers_video::CaptureHandle>>>;
+
+/// The built-ins plus `capture`, a video sink made by `make` (which frames it keeps), whose
+/// handles land in the returned list.
+#[cfg(feature = "video")]
+pub fn with_capture(
+    summary: &'static str,
+    make: impl Fn() -> streamlib_handlers_video::FrameCapture + Send + Sync + 'static,
+) -> (Registry, Captures) {
+    use streamlib_launch::{BuiltHandler, Direction, HandlerSpec, port};
+    use streamlib_ports::{DeliveryMode, MemoryCaps, PortKind};
+    let handles = Captures::default();
+    let mut registry = Registry::builtin();
+    let seen = std::sync::Arc::clone(&handles);
+    registry.register(HandlerSpec {
+        name: "capture",
+        summary,
+        ports: vec![port(
+            "video",
+            Direction::Input,
+            PortKind::Video,
+            MemoryCaps::CPU,
+            DeliveryMode::Latest,
+            "frames",
+        )],
+        properties: vec![],
+        factory: std::sync::Arc::new(move |_| {
+            let capture = make();
+            seen.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(capture.handle());
+            Ok(BuiltHandler::fixed(capture))
+        }),
+    });
+    (registry, handles)
+}
