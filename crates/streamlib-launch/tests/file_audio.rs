@@ -10,6 +10,8 @@
     reason = "tests; measured figures are printed for the record (--nocapture)"
 )]
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -120,27 +122,6 @@ fn mean_volume_db(path: &Path) -> f64 {
         .unwrap()
 }
 
-/// Builds `text` on a free-running clock at 30 fps (stopping after `ticks` if given) and runs
-/// it; every stream must finish without errors.
-fn run(text: &str, ticks: Option<u64>) -> streamlib_launch::Graph {
-    let desc = parse(text).unwrap();
-    let clock = FreeRunningClock::new(Rational::fps(30));
-    let clock = match ticks {
-        Some(n) => clock.with_limit(n),
-        None => clock,
-    };
-    let mut built = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))
-        .unwrap_or_else(|e| panic!("{text}: {e}"));
-    let stats = built
-        .runtime
-        .run()
-        .unwrap_or_else(|e| panic!("{text}: {e}"));
-    for stream in &stats.streams {
-        assert_eq!(stream.errors, 0, "{text}: {}", stream.id);
-    }
-    built.graph
-}
-
 #[test]
 fn reader_audio_through_volume_into_the_writer_by_name() {
     let dir = media::temp_dir("launch-file-audio", "volume");
@@ -152,7 +133,7 @@ fn reader_audio_through_volume_into_the_writer_by_name() {
         src.display(),
         out.display()
     );
-    let graph = run(&text, None);
+    let graph = support::run_free(&text, None);
     let audio_edges: Vec<&str> = graph
         .edges
         .iter()
@@ -187,7 +168,7 @@ fn audiotestsrc_beside_a_testpattern_and_forced_track_formats() {
     let dir = media::temp_dir("launch-file-audio", "testsrc");
     // Negotiated: audiotestsrc's 48 kHz stereo.
     let negotiated = dir.join("negotiated.mkv");
-    run(
+    support::run_free(
         &format!(
             "testpattern size=320x240 ! filewriter location={} name=w  audiotestsrc ! w.audio",
             negotiated.display()
@@ -196,7 +177,7 @@ fn audiotestsrc_beside_a_testpattern_and_forced_track_formats() {
     );
     // Forced: 44.1 kHz mono (swresample converts).
     let forced = dir.join("forced.mkv");
-    run(
+    support::run_free(
         &format!(
             "testpattern size=320x240 ! filewriter location={} name=w audio-rate=44100 \
              audio-channels=1  audiotestsrc ! w.audio",

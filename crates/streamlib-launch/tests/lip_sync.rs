@@ -14,11 +14,10 @@
     reason = "tests; measured offsets are printed for the record (--nocapture)"
 )]
 
+mod support;
+
 use std::path::Path;
 
-use streamlib_clock::{FreeRunningClock, Rational};
-use streamlib_launch::{Registry, build, parse};
-use streamlib_runtime::StreamRuntime;
 use streamlib_test_support::media;
 
 /// Issue 15's bar for audio against video onsets, in seconds.
@@ -54,17 +53,7 @@ fn record_and_measure(path: &Path, extra: &str) -> Vec<(f64, f64)> {
          filewriter location={} name=w {extra}  audiotestsrc wave=ticks freq=1000 ! w.audio",
         path.display()
     );
-    let desc = parse(&text).unwrap();
-    let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(TICKS);
-    let mut built = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))
-        .unwrap_or_else(|e| panic!("{text}: {e}"));
-    let stats = built
-        .runtime
-        .run()
-        .unwrap_or_else(|e| panic!("{text}: {e}"));
-    for stream in &stats.streams {
-        assert_eq!(stream.errors, 0, "{text}: {}", stream.id);
-    }
+    support::run_free(&text, Some(TICKS));
     let (video, audio) = (media::flash_onsets(path, WIDTH, HEIGHT), audio_onsets(path));
     eprintln!(
         "{}: start_time video {} s, audio {} s; onsets video {video:?}, audio {audio:?}",

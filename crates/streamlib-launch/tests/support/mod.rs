@@ -56,3 +56,24 @@ pub fn with_capture(
     });
     (registry, handles)
 }
+
+/// Builds `text` on the free clock (stopping after `ticks` when given, else when its sources
+/// end), runs it and checks no stream failed; returns the negotiated graph.
+pub fn run_free(text: &str, ticks: Option<u64>) -> streamlib_launch::Graph {
+    let desc = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let clock = FreeRunningClock::new(Rational::fps(30));
+    let clock = match ticks {
+        Some(n) => clock.with_limit(n),
+        None => clock,
+    };
+    let mut built = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    let stats = built
+        .runtime
+        .run()
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    for stream in &stats.streams {
+        assert_eq!(stream.errors, 0, "{text}: {}", stream.id);
+    }
+    built.graph
+}
