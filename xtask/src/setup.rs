@@ -104,10 +104,60 @@ const GROUPS: &[PackageGroup] = &[
             "libgl1-mesa-dri",
         ],
     },
+    // Delivery to browsers (HLS, WebRTC, the control room): str0m's DTLS through the system
+    // OpenSSL, and for the tests a real browser, Debian's Chromium driven by its ChromeDriver.
+    PackageGroup {
+        name: "delivery",
+        enabled: true,
+        packages: &["libssl-dev", "chromium", "chromium-driver", "nodejs", "npm"],
+    },
 ];
 
-/// Installs what the enabled groups need and is missing, or says what to run.
+/// Packages from PyPI the tests use as peers: aiortc, an independent WebRTC stack that
+/// receives our WHEP stream.
+const PYTHON_PACKAGES: &[&str] = &["aiortc==1.16.*"];
+
+/// Packages from npm the browser tests load into their pages, installed under
+/// `target/web/node_modules` (see `streamlib_test_support::browser::web_module`).
+const NPM_PACKAGES: &[&str] = &["hls.js@1.7.4"];
+
+/// Installs what the enabled groups need and is missing, then the test peers from PyPI and npm.
 pub fn run() -> Result<()> {
+    system_packages()?;
+    test_peers()
+}
+
+/// Installs the PyPI and npm packages the tests use, when they are missing.
+fn test_peers() -> Result<()> {
+    let have_aiortc = Command::new("python3")
+        .args(["-c", "import aiortc"])
+        .probe()?
+        .is_some();
+    if have_aiortc {
+        println!("setup: python: aiortc is installed");
+    } else {
+        println!("setup: python: installing {}", PYTHON_PACKAGES.join(" "));
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(PYTHON_PACKAGES.iter().copied())
+            .run()?;
+    }
+    let web = crate::workspace::root()?.join("target").join("web");
+    if web.join("node_modules").join("hls.js").join("dist").join("hls.min.js").is_file() {
+        println!("setup: npm: {} installed in {}", NPM_PACKAGES.join(" "), web.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(&web)?;
+    println!("setup: npm: installing {} in {}", NPM_PACKAGES.join(" "), web.display());
+    Command::new("npm")
+        .args(["install", "--no-save", "--no-audit", "--no-fund", "--prefix"])
+        .arg(web.display().to_string())
+        .args(NPM_PACKAGES.iter().copied())
+        .run()
+}
+
+/// Installs what the enabled groups need and is missing, or says what to run.
+fn system_packages() -> Result<()> {
     for group in GROUPS {
         let state = if group.enabled { "enabled" } else { "disabled" };
         let packages = if group.packages.is_empty() {

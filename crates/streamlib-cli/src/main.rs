@@ -83,6 +83,15 @@ enum Command {
         /// The pipeline argument is the JSON form.
         #[arg(long)]
         from_json: bool,
+        /// Serve every `hlssink` over HTTP at ADDR (`PORT`, `:PORT` or `HOST:PORT`; loopback
+        /// unless a host is named): `http://ADDR/index.m3u8`, or `http://ADDR/NAME/index.m3u8`
+        /// with several. An `hlssink` with its own `serve=` keeps it.
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<String>,
+        /// Serve the control room of the running pipeline at `http://ADDR/` (`PORT`, `:PORT`
+        /// or `HOST:PORT`; loopback unless a host is named).
+        #[arg(long, value_name = "ADDR")]
+        ui: Option<String>,
         #[command(flatten)]
         folders: Folders,
     },
@@ -202,6 +211,50 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--serve ADDR`: gives every `hlssink` without its own `serve=` the address, each under its
+/// element name when there are several.
+fn serve_hls(desc: &mut PipelineDesc, addr: &str) {
+    let sinks = desc
+        .elements
+        .iter()
+        .filter(|e| e.handler == "hlssink" && !e.properties.contains_key("serve"))
+        .count();
+    for element in &mut desc.elements {
+        if element.handler != "hlssink" || element.properties.contains_key("serve") {
+            continue;
+        }
+        element
+            .properties
+            .insert("serve".to_owned(), addr.to_owned());
+        if sinks > 1 {
+            element
+                .properties
+                .insert("serve-path".to_owned(), format!("/{}", element.name));
+        }
+    }
+}
+
+/// `--ui ADDR`: the control room, served while the pipeline runs (stopped when dropped).
+#[cfg(feature = "ui")]
+fn control_room(
+    addr: Option<&str>,
+    session: &Session,
+) -> anyhow::Result<Option<streamlib_ui::ControlRoom>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let room = streamlib_ui::ControlRoom::start(addr, session)?;
+    eprintln!("control room: {}", room.url());
+    Ok(Some(room))
+}
+
+/// Without the `ui` feature, `--ui` is an error that says so.
+#[cfg(not(feature = "ui"))]
+fn control_room(addr: Option<&str>, _session: &Session) -> anyhow::Result<Option<()>> {
+    match addr {
+        Some(_) => anyhow::bail!("--ui needs the `ui` feature of streamlib-cli"),
+        None => Ok(None),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let registry = Registry::builtin();
     match cli.command {
@@ -214,9 +267,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stats,
             json,
             from_json,
+            serve,
+            ui,
             folders,
         } => {
-            let desc = describe(&pipeline, from_json)?;
+            let mut desc = describe(&pipeline, from_json)?;
+            if let Some(serve) = &serve {
+                serve_hls(&mut desc, serve);
+            }
             let policy = folders.policy(Policy::current_dir()?)?;
             let options = LaunchOptions {
                 ptp_interface,
@@ -231,6 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let started = Instant::now();
             let mut session = Session::start_with(&registry, &desc, options, &policy)?;
+            let _control_room = control_room(ui.as_deref(), &session)?;
             let result = session.wait()?;
             let secs = started.elapsed().as_secs_f64();
             // Exit 1 when a handler failed (left failed, or errors along the way): the run did

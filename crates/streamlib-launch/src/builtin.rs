@@ -21,6 +21,14 @@ mod audio_scope;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 
+#[cfg(feature = "hls")]
+mod hls;
+
+#[cfg(feature = "webrtc")]
+mod webrtc;
+#[cfg(feature = "webrtc")]
+mod webrtc_src;
+
 use crate::Registry;
 
 /// Registers the format converters negotiation may insert (`convert`, `scale`, `videorate`
@@ -71,6 +79,12 @@ impl Registry {
         audio_scope::register(&mut registry);
         #[cfg(feature = "audio-device")]
         audio_device::register(&mut registry);
+        #[cfg(feature = "hls")]
+        hls::register(&mut registry);
+        #[cfg(feature = "webrtc")]
+        webrtc::register(&mut registry);
+        #[cfg(feature = "webrtc")]
+        webrtc_src::register(&mut registry);
         registry
     }
 }

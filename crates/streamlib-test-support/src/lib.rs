@@ -20,6 +20,8 @@
 //! ```
 
 mod fuzz_input;
+pub mod browser;
+pub mod stamp;
 pub mod media;
 pub mod netns;
 pub mod pulse;

@@ -133,6 +133,25 @@ pub mod file {
 #[cfg(feature = "gpu")]
 pub mod gpu;
 
+/// HTTP Live Streaming: `HlsSink` and its playlists (`streamlib-hls`, feature `hls`).
+#[cfg(feature = "hls")]
+pub mod hls {
+    pub use streamlib_hls::*;
+}
+
+/// WebRTC: `WebRtcSink` (WHEP) and `WebRtcSrc` (WHIP) on str0m (`streamlib-webrtc`, feature
+/// `webrtc`).
+#[cfg(feature = "webrtc")]
+pub mod webrtc {
+    pub use streamlib_webrtc::*;
+}
+
+/// Encoders and decoders through FFmpeg (`streamlib-codec`, feature `codec`).
+#[cfg(feature = "codec")]
+pub mod codec {
+    pub use streamlib_codec::*;
+}
+
 /// SMPTE ST 2110-20 video over RTP: `NetworkSend`, `NetworkReceive`, the RFC 4175
 /// packetizer, jitter buffer, SDP, paced sockets (`streamlib-net`, feature `net`).
 #[cfg(feature = "net")]

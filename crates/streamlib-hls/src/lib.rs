@@ -1,0 +1,1 @@
+//! HTTP Live Streaming for streamlib (being written).

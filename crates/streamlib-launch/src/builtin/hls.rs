@@ -1,0 +1,7 @@
+//! `hlssink`: HTTP Live Streaming.
+
+use crate::Registry;
+
+pub(super) fn register(registry: &mut Registry) {
+    let _ = registry;
+}

@@ -1,0 +1,8 @@
+//! WebRTC for streamlib on str0m (being written).
+
+mod rtc;
+mod whep;
+mod whip;
+
+pub use whep::*;
+pub use whip::*;
