@@ -143,14 +143,34 @@ fn test_peers() -> Result<()> {
             .run()?;
     }
     let web = crate::workspace::root()?.join("target").join("web");
-    if web.join("node_modules").join("hls.js").join("dist").join("hls.min.js").is_file() {
-        println!("setup: npm: {} installed in {}", NPM_PACKAGES.join(" "), web.display());
+    if web
+        .join("node_modules")
+        .join("hls.js")
+        .join("dist")
+        .join("hls.min.js")
+        .is_file()
+    {
+        println!(
+            "setup: npm: {} installed in {}",
+            NPM_PACKAGES.join(" "),
+            web.display()
+        );
         return Ok(());
     }
     std::fs::create_dir_all(&web)?;
-    println!("setup: npm: installing {} in {}", NPM_PACKAGES.join(" "), web.display());
+    println!(
+        "setup: npm: installing {} in {}",
+        NPM_PACKAGES.join(" "),
+        web.display()
+    );
     Command::new("npm")
-        .args(["install", "--no-save", "--no-audit", "--no-fund", "--prefix"])
+        .args([
+            "install",
+            "--no-save",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+        ])
         .arg(web.display().to_string())
         .args(NPM_PACKAGES.iter().copied())
         .run()

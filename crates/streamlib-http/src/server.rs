@@ -117,7 +117,8 @@ impl HttpServer {
     /// `router` under `limits`, on a thread of its own. Binding happens before this returns,
     /// so an address in use is an error here, not a log line later.
     pub fn start(addr: SocketAddr, router: Router, limits: Limits) -> Result<Self, HttpError> {
-        let listener = StdListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
+        let listener =
+            StdListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
         let local = listener
             .local_addr()
             .map_err(|source| HttpError::Bind { addr, source })?;
@@ -129,12 +130,9 @@ impl HttpServer {
             .thread_name("streamlib-http")
             .build()
             .map_err(|source| HttpError::Start { addr, source })?;
-        let router = router
-            .layer(DefaultBodyLimit::max(limits.max_body))
-            .layer(middleware::from_fn_with_state(
-                limits.request_timeout,
-                answer_within,
-            ));
+        let router = router.layer(DefaultBodyLimit::max(limits.max_body)).layer(
+            middleware::from_fn_with_state(limits.request_timeout, answer_within),
+        );
         let (shutdown, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name(format!("streamlib-http {local}"))

@@ -12,7 +12,10 @@ use streamlib_http::{HttpServer, Limits};
 fn router() -> Router {
     Router::new()
         .route("/", get(|| async { "hello" }))
-        .route("/echo", post(|body: Bytes| async move { body.len().to_string() }))
+        .route(
+            "/echo",
+            post(|body: Bytes| async move { body.len().to_string() }),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -33,7 +36,9 @@ fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap_or_else(|e| panic!("{e}"));
-    stream.write_all(raw).unwrap_or_else(|e| panic!("write: {e}"));
+    stream
+        .write_all(raw)
+        .unwrap_or_else(|e| panic!("write: {e}"));
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     String::from_utf8_lossy(&answer).into_owned()
@@ -81,8 +86,9 @@ fn a_body_over_the_limit_is_refused_with_413() {
         b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10\r\n\r\n0123456789",
     );
     assert!(small.ends_with("10"), "{small}");
-    let mut big = b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5000\r\n\r\n"
-        .to_vec();
+    let mut big =
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5000\r\n\r\n"
+            .to_vec();
     big.extend(std::iter::repeat_n(b'a', 5000));
     let answer = exchange(server.local_addr(), &big);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");

@@ -19,12 +19,12 @@
 //! # drop(v);
 //! ```
 
-mod fuzz_input;
 pub mod browser;
-pub mod stamp;
+mod fuzz_input;
 pub mod media;
 pub mod netns;
 pub mod pulse;
+pub mod stamp;
 
 pub use fuzz_input::FuzzInput;
 
