@@ -15,10 +15,10 @@
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
-//! use streamlib_http::{HttpServer, Limits};
+//! use streamlib_http::{HttpServer, Limits, parse_listen_addr};
 //!
 //! let router = Router::new().route("/", get(|| async { "hello" }));
-//! let server = HttpServer::start("127.0.0.1:0", router, Limits::default())?;
+//! let server = HttpServer::start(parse_listen_addr("0")?, router, Limits::default())?;
 //! println!("serving on http://{}/", server.local_addr());
 //! // Dropping the server (or `server.stop()`) closes the listener and every connection.
 //! # Ok::<(), streamlib_http::HttpError>(())
