@@ -31,6 +31,7 @@ mod error;
 mod identity;
 mod null_sink;
 mod scale;
+pub mod stamp;
 mod test_pattern;
 mod video_rate;
 

@@ -218,6 +218,8 @@ pub struct TestPattern {
     /// The previous frame's timestamp, for [`Pattern::Flash`].
     last_timestamp: Option<u64>,
     path: Option<BoxPath>,
+    /// Draw the frame stamp ([`crate::stamp`]) over the top rows.
+    stamp: bool,
 }
 
 impl TestPattern {
@@ -296,7 +298,16 @@ impl TestPattern {
             flash,
             last_timestamp: None,
             path,
+            stamp: false,
         })
+    }
+
+    /// Draws a machine-readable [`stamp`](crate::stamp) of the frame number and the
+    /// wall-clock time over the top rows of every frame: what glass-to-glass latency is
+    /// measured with (`testpattern stamp=true`). Frames narrower than 176 pixels get none.
+    pub fn with_stamp(mut self, on: bool) -> Self {
+        self.stamp = on;
+        self
     }
 
     /// Whether [`Pattern::Flash`] shows white on the frame stamped `timestamp_ns`, the
@@ -424,6 +435,17 @@ impl StreamHandler for TestPattern {
             self.flash.is_some() && Self::flashes(tick.timestamp, self.last_timestamp, tick.fps);
         self.last_timestamp = Some(tick.timestamp);
         self.draw(&mut buf, tick.frame_number, white);
+        if self.stamp {
+            let layout = self.pool.layout();
+            let (stride, width) = (layout.stride() as usize, layout.width());
+            // The frame number modulo 2^32, as the stamp carries it.
+            let frame = (tick.frame_number & u64::from(u32::MAX)) as u32;
+            let now = crate::stamp::now_unix_ms();
+            match self.config.format {
+                PixelFormat::Uyvy => crate::stamp::draw_uyvy(&mut buf, stride, width, frame, now),
+                _ => crate::stamp::draw_rgba(&mut buf, stride, width, frame, now),
+            }
+        }
         let frame = self
             .pool
             .frame(buf)

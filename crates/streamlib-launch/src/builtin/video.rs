@@ -104,6 +104,14 @@ fn test_pattern() -> HandlerSpec {
                 false,
                 "pixel format of the frames (uyvy: 4:2:2 BT.709, what networksend's 4:2:2 takes, without a convert)",
             ),
+            prop(
+                "stamp",
+                PropType::Bool,
+                Some("false"),
+                false,
+                "draw the frame number and the wall-clock time as a machine-readable strip in the \
+                 top rows (glass-to-glass latency; see streamlib_handlers_video::stamp)",
+            ),
         ],
         factory: Arc::new(|p: &Properties| {
             let (width, height) = p.size("size");
@@ -127,7 +135,8 @@ fn test_pattern() -> HandlerSpec {
                 } else {
                     PixelFormat::Rgba8
                 },
-            })?;
+            })?
+            .with_stamp(p.bool("stamp"));
             Ok(BuiltHandler::fixed(handler))
         }),
     }
