@@ -342,6 +342,23 @@ impl Controls {
         self.elements.keys().map(String::as_str)
     }
 
+    /// The registered spec of `element`'s handler (its ports and properties: types, ranges,
+    /// which are live), for a user interface that offers the live ones as controls.
+    pub fn spec(&self, element: &str) -> Option<&HandlerSpec> {
+        self.elements.get(element).map(|info| &info.spec)
+    }
+
+    /// The properties `element` runs with now: given, defaulted, and changed live since.
+    pub fn properties(&self, element: &str) -> Option<Properties> {
+        let info = self.elements.get(element)?;
+        Some(
+            info.properties
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+
     /// The report of `element`'s own counters now, if its handler keeps any (network
     /// handlers do: packets, losses, pacing).
     pub fn report(&self, element: &str) -> Option<serde_json::Value> {
