@@ -290,7 +290,9 @@ async function poll() {
 async function main() {
   let graph;
   try {
-    graph = await (await fetch("/api/graph", { cache: "no-store" })).json();
+    const res = await fetch("/api/graph", { cache: "no-store" });
+    graph = await res.json();
+    if (!res.ok) throw new Error(graph.error || `HTTP ${res.status}`);
   } catch (e) {
     $("#status").textContent = `cannot load the graph: ${e}`;
     $("#status").className = "status bad";

@@ -35,13 +35,15 @@
 //!
 //! [`Controls::set`]: streamlib_launch::Controls::set
 
+mod previews;
 mod room;
 mod routes;
 
 use std::net::SocketAddr;
 
-use streamlib_launch::Session;
+use streamlib_launch::{PipelineDesc, Registry, Session};
 
+pub use previews::{PREVIEW_HANDLER, add_previews};
 pub use room::PreviewTap;
 
 /// The largest request body the control room reads (a property value is a few bytes).
@@ -59,30 +61,51 @@ pub enum UiError {
 #[derive(Debug)]
 pub struct ControlRoom {
     server: streamlib_http::HttpServer,
+    room: routes::Shared,
+    previews: Vec<PreviewTap>,
 }
 
 impl ControlRoom {
     /// Serves the control room of `session` at `addr` (`PORT`, `:PORT` — both on loopback —
     /// or `HOST:PORT`; port 0 picks a free one, see [`url`](Self::url)).
     pub fn start(addr: &str, session: &Session) -> Result<Self, UiError> {
-        Self::start_with_previews(addr, session, Vec::new())
+        let room = Self::bind(addr)?;
+        room.attach(session);
+        Ok(room)
     }
 
-    /// [`start`](Self::start), with the preview taps inserted on the session's video outputs,
-    /// which the graph marks and the page offers to play.
-    pub fn start_with_previews(
-        addr: &str,
-        session: &Session,
-        previews: Vec<PreviewTap>,
-    ) -> Result<Self, UiError> {
+    /// Binds `addr` and serves the page before the pipeline exists: its API answers `503`
+    /// until [`attach`](Self::attach). So a bad or busy address fails before a pipeline
+    /// starts (and writes files) for nothing.
+    pub fn bind(addr: &str) -> Result<Self, UiError> {
         let addr = streamlib_http::parse_listen_addr(addr)?;
-        let router = routes::router(room::Room::new(session, previews));
+        let room = routes::Shared::default();
         let limits = streamlib_http::Limits {
             max_body: MAX_BODY,
             ..Default::default()
         };
-        let server = streamlib_http::HttpServer::start(addr, router, limits)?;
-        Ok(Self { server })
+        let server = streamlib_http::HttpServer::start(addr, routes::router(room.clone()), limits)?;
+        Ok(Self {
+            server,
+            room,
+            previews: Vec::new(),
+        })
+    }
+
+    /// Before launch: adds a preview tap on each video output of `desc` ([`add_previews`]),
+    /// which [`attach`](Self::attach) then marks in the graph and the page offers to play.
+    pub fn add_previews(&mut self, desc: &mut PipelineDesc, registry: &Registry) -> &[PreviewTap] {
+        self.previews.extend(add_previews(desc, registry));
+        &self.previews
+    }
+
+    /// Shows `session` (started from the description given to
+    /// [`add_previews`](Self::add_previews), if any). Only the first call counts: a room
+    /// shows one pipeline.
+    pub fn attach(&self, session: &Session) {
+        let _ = self
+            .room
+            .set(room::Room::new(session, self.previews.clone()));
     }
 
     /// `http://ADDR/`, the page.

@@ -2,7 +2,7 @@
 //! JSON API the page polls, and property changes.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::json;
 use streamlib_http::axum::Router;
@@ -22,9 +22,11 @@ const ASSETS: &[(&str, &str)] = &[
     ("style.css", include_str!("../assets/style.css")),
 ];
 
-/// Every route of the control room over `room`.
-pub(crate) fn router(room: Room) -> Router {
-    let room = Arc::new(room);
+/// What the routes read: the room, once the pipeline it shows has started.
+pub(crate) type Shared = Arc<OnceLock<Room>>;
+
+/// Every route of the control room over `room` (`503` from the API until it is set).
+pub(crate) fn router(room: Shared) -> Router {
     Router::new()
         .route("/", get(|| async { asset("index.html") }))
         .route(
@@ -72,22 +74,42 @@ fn live_json(status: StatusCode, value: &serde_json::Value) -> Response {
         .into_response()
 }
 
-async fn graph(State(room): State<Arc<Room>>) -> Response {
-    live_json(StatusCode::OK, &room.graph_json())
+/// The room, or `503` while the pipeline is still starting.
+fn started(room: &Shared) -> Result<&Room, Response> {
+    room.get().ok_or_else(|| {
+        live_json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "error": "the pipeline is still starting" }),
+        )
+    })
 }
 
-async fn stats(State(room): State<Arc<Room>>) -> Response {
-    live_json(StatusCode::OK, &room.stats_json())
+async fn graph(State(room): State<Shared>) -> Response {
+    match started(&room) {
+        Ok(room) => live_json(StatusCode::OK, &room.graph_json()),
+        Err(starting) => starting,
+    }
+}
+
+async fn stats(State(room): State<Shared>) -> Response {
+    match started(&room) {
+        Ok(room) => live_json(StatusCode::OK, &room.stats_json()),
+        Err(starting) => starting,
+    }
 }
 
 /// `POST /api/elements/{element}/properties/{property}` with the value as the body's text:
 /// `200` once queued, `404` for an unknown element or property, `400` for a value or change
 /// refused; each error body says why.
 async fn set_property(
-    State(room): State<Arc<Room>>,
+    State(room): State<Shared>,
     UrlPath((element, property)): UrlPath<(String, String)>,
     body: String,
 ) -> Response {
+    let room = match started(&room) {
+        Ok(room) => room,
+        Err(starting) => return starting,
+    };
     let value = body.trim();
     match room.set_property(&element, &property, value) {
         Ok(()) => live_json(

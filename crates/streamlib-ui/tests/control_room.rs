@@ -337,3 +337,27 @@ fn page_in_chromium_names_every_element_and_changes_reach_the_handler() {
         "console errors other than the refused POST: {errors:?}"
     );
 }
+
+#[test]
+fn a_bound_room_answers_503_until_the_pipeline_is_attached() {
+    let room = ControlRoom::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = room.local_addr();
+    let (status, page) = http(addr, "GET", "/", b"");
+    assert_eq!(status, 200, "the page is served at once");
+    assert!(page.contains("control room"));
+    for path in ["/api/graph", "/api/stats"] {
+        let (status, body) = http(addr, "GET", path, b"");
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(body.contains("starting"), "{body}");
+    }
+    let (status, _) = http(addr, "POST", "/api/elements/blur0/properties/sigma", b"3");
+    assert_eq!(status, 503);
+    let desc = parse(PIPELINE).unwrap_or_else(|e| panic!("{e}"));
+    let session = Session::start(&registry(), &desc, LaunchOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    room.attach(&session);
+    assert_eq!(
+        get_json(addr, "/api/graph")["nodes"][0]["name"],
+        "testpattern0"
+    );
+}
