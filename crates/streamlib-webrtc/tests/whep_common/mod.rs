@@ -1,0 +1,183 @@
+//! What the WHEP tests share: a running pipeline (test pattern, optional tone, the sink),
+//! the aiortc viewer script, and a raw HTTP client for requests no client library sends.
+#![allow(dead_code, reason = "each test binary uses part of it")]
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use streamlib_clock::{Rational, SoftwareClock};
+use streamlib_handlers_audio::{AudioTestSrc, AudioTestSrcConfig};
+use streamlib_handlers_video::{Pattern, TestPattern, TestPatternConfig};
+use streamlib_runtime::{Stream, StreamRuntime};
+use streamlib_webrtc::{WebRtcSink, WebRtcSinkConfig, WebRtcSinkStats};
+
+/// The SMPTE top bars at 75 %, left to right (test_pattern.rs).
+pub const BARS: [[u8; 3]; 7] = [
+    [191, 191, 191],
+    [191, 191, 0],
+    [0, 191, 191],
+    [0, 191, 0],
+    [191, 0, 191],
+    [191, 0, 0],
+    [0, 0, 191],
+];
+
+/// A running pipeline serving WHEP.
+pub struct Served {
+    pub rt: StreamRuntime,
+    pub stats: WebRtcSinkStats,
+    pub url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.rt.stop();
+    }
+}
+
+/// `testpattern` (SMPTE bars, no moving box) at `width`x`height`, `fps`, into a sink made of
+/// `config` (loopback, port 0 unless set), with a 48 kHz tone on its audio input when
+/// `audio`.
+pub fn serve(width: u32, height: u32, fps: u32, config: WebRtcSinkConfig, audio: bool) -> Served {
+    let mut rt = StreamRuntime::new(SoftwareClock::new(Rational::fps(fps)));
+    let mut pattern = TestPatternConfig::new(width, height, Pattern::SmpteBars);
+    pattern.moving_box = false;
+    let source = TestPattern::new(pattern).unwrap_or_else(|e| panic!("{e}"));
+    let sink = WebRtcSink::new(config).unwrap_or_else(|e| panic!("{e}"));
+    let stats = sink.stats();
+    let (out, video_in, audio_in) = (source.output(), sink.video(), sink.audio());
+    rt.add_stream(Stream::new("pattern", source))
+        .unwrap_or_else(|e| panic!("{e}"));
+    if audio {
+        let tone = AudioTestSrc::new(AudioTestSrcConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        let tone_out = tone.output();
+        rt.add_stream(Stream::new("tone", tone))
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.add_stream(Stream::new("sink", sink))
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.connect(&tone_out, &audio_in)
+            .unwrap_or_else(|e| panic!("{e}"));
+    } else {
+        rt.add_stream(Stream::new("sink", sink))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    rt.connect(&out, &video_in)
+        .unwrap_or_else(|e| panic!("{e}"));
+    rt.start().unwrap_or_else(|e| panic!("{e}"));
+    let url = stats
+        .whep_url()
+        .unwrap_or_else(|| panic!("a started sink reports its WHEP URL"));
+    Served { rt, stats, url }
+}
+
+/// A loopback sink on a free port.
+pub fn loopback() -> WebRtcSinkConfig {
+    WebRtcSinkConfig {
+        whep_address: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        ..WebRtcSinkConfig::default()
+    }
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/whep_client.py")
+}
+
+/// Starts the aiortc viewer on `url` with `args`; its JSON comes from [`finish`].
+pub fn spawn_viewer(url: &str, args: &[&str]) -> Child {
+    Command::new("python3")
+        .arg(script())
+        .arg(url)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 (aiortc; `cargo xtask setup` installs it): {e}"))
+}
+
+/// Waits for a viewer and parses what it printed.
+pub fn finish(child: Child) -> serde_json::Value {
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("viewer: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "viewer printed no JSON ({e}); stdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Runs one viewer to its end.
+pub fn view(url: &str, args: &[&str]) -> serde_json::Value {
+    finish(spawn_viewer(url, args))
+}
+
+/// Each sampled bar within `tolerance` of its colour (a lossy codec and a YUV round trip).
+pub fn assert_bars(result: &serde_json::Value, tolerance: i64) {
+    let bars = result["bars"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no bars sampled: {result}"));
+    assert_eq!(bars.len(), 7, "{result}");
+    for (i, (got, want)) in bars.iter().zip(BARS).enumerate() {
+        for c in 0..3 {
+            let g = got[c].as_i64().unwrap_or(-1000);
+            assert!(
+                (g - i64::from(want[c])).abs() <= tolerance,
+                "bar {i}: got {got}, want {want:?} (±{tolerance}); all: {bars:?}"
+            );
+        }
+    }
+}
+
+/// One raw HTTP/1.1 request to the server of `url`; the status and body.
+pub fn raw_request(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let host = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let mut stream = TcpStream::connect(host).unwrap_or_else(|e| panic!("{host}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A server may answer (413) before reading a large body: a failed write is no error.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+/// Waits up to `timeout` for `condition`.
+pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    condition()
+}
