@@ -136,6 +136,12 @@ pub fn assert_bars(result: &serde_json::Value, tolerance: i64) {
 
 /// One raw HTTP/1.1 request to the server of `url`; the status and body.
 pub fn raw_request(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let (status, _, body) = raw_exchange(url, method, path, headers, body);
+    (status, body)
+}
+
+/// [`raw_request`] with the response head (lower-cased) too.
+pub fn raw_exchange(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
     let host = url
         .trim_start_matches("http://")
         .split('/')
@@ -166,8 +172,33 @@ pub fn raw_request(url: &str, method: &str, path: &str, headers: &[(&str, &str)]
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// A WHEP offer as a str0m peer makes one (recvonly video and audio), different each call.
+pub fn str0m_offer() -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::builder().build(Instant::now());
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, _pending) = change
+        .apply()
+        .unwrap_or_else(|| panic!("an offer with two media sections"));
+    offer.to_sdp_string()
+}
+
+/// This process's resident memory in KiB (Linux).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Waits up to `timeout` for `condition`.
