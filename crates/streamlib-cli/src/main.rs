@@ -234,26 +234,49 @@ fn serve_hls(desc: &mut PipelineDesc, addr: &str) {
     }
 }
 
-/// `--ui ADDR`: the control room, served while the pipeline runs (stopped when dropped).
+/// `--ui ADDR`: binds the control room before the pipeline starts (so a bad or busy address
+/// fails first) and adds a preview tap (`webrtcsink`) on each video output of `desc`. It is
+/// served while the pipeline runs and stopped when dropped.
 #[cfg(feature = "ui")]
 fn control_room(
     addr: Option<&str>,
-    session: &Session,
+    desc: &mut PipelineDesc,
+    registry: &Registry,
 ) -> anyhow::Result<Option<streamlib_ui::ControlRoom>> {
     let Some(addr) = addr else { return Ok(None) };
-    let room = streamlib_ui::ControlRoom::start(addr, session)?;
-    eprintln!("control room: {}", room.url());
+    let mut room = streamlib_ui::ControlRoom::bind(addr)?;
+    let taps = room.add_previews(desc, registry);
+    if !taps.is_empty() {
+        let sources: Vec<&str> = taps.iter().map(|t| t.source.as_str()).collect();
+        eprintln!("control room: previews of {}", sources.join(", "));
+    }
     Ok(Some(room))
+}
+
+/// Shows the started `session` in the control room, and says where.
+#[cfg(feature = "ui")]
+fn show_control_room(room: Option<&streamlib_ui::ControlRoom>, session: &Session) {
+    if let Some(room) = room {
+        room.attach(session);
+        eprintln!("control room: {}", room.url());
+    }
 }
 
 /// Without the `ui` feature, `--ui` is an error that says so.
 #[cfg(not(feature = "ui"))]
-fn control_room(addr: Option<&str>, _session: &Session) -> anyhow::Result<Option<()>> {
+fn control_room(
+    addr: Option<&str>,
+    _desc: &mut PipelineDesc,
+    _registry: &Registry,
+) -> anyhow::Result<Option<()>> {
     match addr {
         Some(_) => anyhow::bail!("--ui needs the `ui` feature of streamlib-cli"),
         None => Ok(None),
     }
 }
+
+#[cfg(not(feature = "ui"))]
+fn show_control_room(_room: Option<&()>, _session: &Session) {}
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let registry = Registry::builtin();
@@ -287,9 +310,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 frames,
             };
+            let room = control_room(ui.as_deref(), &mut desc, &registry)?;
             let started = Instant::now();
             let mut session = Session::start_with(&registry, &desc, options, &policy)?;
-            let _control_room = control_room(ui.as_deref(), &session)?;
+            show_control_room(room.as_ref(), &session);
             let result = session.wait()?;
             let secs = started.elapsed().as_secs_f64();
             // Exit 1 when a handler failed (left failed, or errors along the way): the run did

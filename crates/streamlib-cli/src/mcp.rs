@@ -62,7 +62,8 @@ streamlib runs realtime media pipelines. A pipeline is text in the spirit of gst
 Workflow: list_handlers, inspect_handler (ports, property types, ranges, defaults, which are
 live), validate_pipeline (a dry run: the negotiated graph, or an error pointing at the
 column / suggesting names / stating ranges), launch_pipeline (returns an id such as p1),
-pipeline_stats, set_property (live properties only), stop_pipeline (returns final stats).
+pipeline_stats, set_property (live properties only), control_room (a live web page for a person
+to watch and tune it; returns its URL), stop_pipeline (returns final stats).
 Pipelines still running when the client disconnects are stopped.
 Files and the network are confined by the operator: locations must be plain files inside the
 folders allowed for reading or writing (no URLs, no devices), and network addresses must be
@@ -271,6 +272,8 @@ impl StreamlibServer {
             session,
             options: options.clone(),
             _slot: slot,
+            #[cfg(feature = "ui")]
+            control_room: None,
         }) {
             Ok(id) => success(json!({
                 "id": id,
@@ -359,6 +362,35 @@ impl StreamlibServer {
         }
     }
 
+    /// The control room of a launched pipeline.
+    #[tool(
+        description = "Open the control room of a launched pipeline and return its URL \
+        (http://127.0.0.1:PORT/, loopback only): a live web page for a person to watch it, \
+        with the negotiated graph, per-element statistics with plots, and every live property \
+        as a control. The same URL is returned on later calls; it is served until the \
+        pipeline is stopped. Its JSON API: GET /api/graph, GET /api/stats, POST \
+        /api/elements/{element}/properties/{property} with the value as the body.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true
+        )
+    )]
+    async fn control_room(&self, params: Parameters<PipelineId>) -> CallToolResult {
+        let id = params.0.id;
+        match control_room_url(&self.pipelines, &id) {
+            Ok(url) => success(json!({
+                "id": id,
+                "url": url,
+                "api": {
+                    "graph": format!("{url}api/graph"),
+                    "stats": format!("{url}api/stats"),
+                },
+            })),
+            Err(e) => failure(e),
+        }
+    }
+
     /// Stops a pipeline.
     #[tool(
         description = "Stop a launched pipeline: the clock stops, every element finishes \
@@ -384,6 +416,27 @@ impl StreamlibServer {
             Err(e) => failure(e),
         }
     }
+}
+
+/// Starts the control room of pipeline `id` on a free loopback port, once; returns its URL.
+#[cfg(feature = "ui")]
+fn control_room_url(pipelines: &Pipelines, id: &str) -> Result<String, String> {
+    pipelines.with_mut(id, |launched| {
+        if let Some(room) = &launched.control_room {
+            return Ok(room.url());
+        }
+        let room = streamlib_ui::ControlRoom::start("127.0.0.1:0", &launched.session)
+            .map_err(|e| format!("{id}: {e}"))?;
+        let url = room.url();
+        launched.control_room = Some(room);
+        Ok(url)
+    })?
+}
+
+/// Without the `ui` feature there is no control room to open.
+#[cfg(not(feature = "ui"))]
+fn control_room_url(_: &Pipelines, _: &str) -> Result<String, String> {
+    Err("this streamlib was built without the control room (feature `ui`)".to_owned())
 }
 
 #[tool_handler(router = self.tool_router)]

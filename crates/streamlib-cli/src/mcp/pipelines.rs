@@ -17,6 +17,10 @@ pub struct Launched {
     /// Its place among the pipelines the connection may run, given back when it is dropped
     /// (once stopped). Held only to be dropped.
     pub _slot: Slot,
+    /// Its control room, once the `control_room` tool started one; served until the
+    /// pipeline is stopped.
+    #[cfg(feature = "ui")]
+    pub control_room: Option<streamlib_ui::ControlRoom>,
 }
 
 /// A place among the pipelines one connection may run ([`Pipelines::reserve`]). It is taken
@@ -129,6 +133,20 @@ impl Pipelines {
             Some(launched) => Ok(f(launched)),
             None => Err(unknown(id, &table)),
         }
+    }
+
+    /// Runs `f` on the pipeline `id` with mutable access, under the lock.
+    #[cfg(feature = "ui")]
+    pub fn with_mut<R>(&self, id: &str, f: impl FnOnce(&mut Launched) -> R) -> Result<R, String> {
+        let mut table = self.lock();
+        if !table.running.contains_key(id) {
+            return Err(unknown(id, &table));
+        }
+        table
+            .running
+            .get_mut(id)
+            .map(f)
+            .ok_or_else(|| format!("no pipeline `{id}`"))
     }
 
     /// Forgets the pipeline `id` and hands it over (to be stopped).
