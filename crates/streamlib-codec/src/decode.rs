@@ -26,7 +26,7 @@ use ffmpeg::{Error, frame};
 use ffmpeg_next as ffmpeg;
 use streamlib_ports::{FrameLimits, FramePool, PixelFormat, VideoFrame};
 
-pub use audio::AudioDecoder;
+pub use audio::{AudioDecoder, OPUS_SAMPLE_RATE};
 
 use crate::encode::VideoCodec;
 use convert::RgbaConverter;
