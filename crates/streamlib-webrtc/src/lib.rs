@@ -26,7 +26,7 @@ mod rtc;
 mod whep;
 mod whip;
 
-pub use whep::*;
 /// The video codecs (`webrtcsink` sends VP8 or H.264), re-exported for its configuration.
 pub use streamlib_codec::encode::VideoCodec;
+pub use whep::*;
 pub use whip::*;

@@ -4,5 +4,5 @@
 
 pub(crate) mod net;
 pub(crate) mod peer;
-pub(crate) mod signal;
 pub(crate) mod session_id;
+pub(crate) mod signal;

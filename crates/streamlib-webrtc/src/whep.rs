@@ -132,7 +132,13 @@ impl WebRtcSinkConfig {
 
     /// Checks ranges: a codec WebRTC carries here, at least one viewer, bitrates ordered.
     pub fn check(&self) -> Result<(), WebRtcError> {
-        let bad = |field, value: String, reason| Err(WebRtcError::Config { field, value, reason });
+        let bad = |field, value: String, reason| {
+            Err(WebRtcError::Config {
+                field,
+                value,
+                reason,
+            })
+        };
         if !matches!(self.codec, VideoCodec::Vp8 | VideoCodec::H264) {
             return bad("codec", self.codec.to_string(), "must be vp8 or h264");
         }
@@ -290,10 +296,7 @@ impl WebRtcSink {
             }
         })
         .map_err(io("binding the UDP media sockets"))?;
-        tracing::info!(
-            "{HANDLER}: media on {:?}",
-            sockets.local_addrs()
-        );
+        tracing::info!("{HANDLER}: media on {:?}", sockets.local_addrs());
 
         let settings = EncoderSettings {
             codec: c.codec,
@@ -307,7 +310,8 @@ impl WebRtcSink {
             .target_bitrate_bps
             .store(c.start_bitrate_bps, Ordering::Relaxed);
         let encoder = {
-            let (work, shared, packets) = (Arc::clone(&work), Arc::clone(&self.shared), inbox.clone());
+            let (work, shared, packets) =
+                (Arc::clone(&work), Arc::clone(&self.shared), inbox.clone());
             std::thread::Builder::new()
                 .name(format!("{HANDLER} encode"))
                 .spawn(move || {
@@ -424,7 +428,12 @@ impl StreamHandler for WebRtcSink {
                 add(&self.shared.frames_rejected, 1);
                 self.video.reject();
             } else {
-                if running.work.video.force_push((frame, Instant::now())).is_some() {
+                if running
+                    .work
+                    .video
+                    .force_push((frame, Instant::now()))
+                    .is_some()
+                {
                     add(&self.shared.frames_skipped, 1);
                 }
                 woke = true;

@@ -22,15 +22,26 @@ fn aiortc_receives_vp8_bars_and_opus() {
     let result = view(&served.url, &["--frames", "60"]);
     assert_eq!(result["status"], 201, "{result}");
     assert!(result["frames"].as_u64() >= Some(60), "{result}");
-    assert_eq!((result["width"].as_u64(), result["height"].as_u64()), (Some(640), Some(360)), "{result}");
+    assert_eq!(
+        (result["width"].as_u64(), result["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{result}"
+    );
     assert_bars(&result, 24);
-    assert!(result["audio_frames"].as_u64().unwrap_or(0) > 10, "{result}");
+    assert!(
+        result["audio_frames"].as_u64().unwrap_or(0) > 10,
+        "{result}"
+    );
     assert_eq!(result["audio_rate"], 48000, "{result}");
     assert_eq!(result["delete_status"], 200, "{result}");
     let s = served.stats.snapshot();
-    assert!(s.frames_encoded >= 60 && s.keyframes >= 1 && s.audio_packets > 10, "{s:?}");
     assert!(
-        wait_for(Duration::from_secs(5), || served.stats.snapshot().viewers == 0),
+        s.frames_encoded >= 60 && s.keyframes >= 1 && s.audio_packets > 10,
+        "{s:?}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || served.stats.snapshot().viewers
+            == 0),
         "the DELETEd viewer is gone: {:?}",
         served.stats.snapshot()
     );
@@ -55,12 +66,21 @@ fn aiortc_receives_h264() {
 fn viewers_watch_at_once_and_one_leaving_spares_the_others() {
     let served = serve(640, 360, 30, loopback(), false);
     let stayers: Vec<_> = (0..3)
-        .map(|_| spawn_viewer(&served.url, &["--frames", "30", "--hold", "4", "--no-audio"]))
+        .map(|_| {
+            spawn_viewer(
+                &served.url,
+                &["--frames", "30", "--hold", "4", "--no-audio"],
+            )
+        })
         .collect();
     // This one receives a little, then vanishes without a DELETE (killed): its ICE times out.
     let mut leaver = spawn_viewer(&served.url, &["--frames", "100000", "--no-audio"]);
     assert!(
-        wait_for(Duration::from_secs(60), || served.stats.snapshot().viewers_connected >= 4),
+        wait_for(Duration::from_secs(60), || served
+            .stats
+            .snapshot()
+            .viewers_connected
+            >= 4),
         "four viewers connect: {:?}",
         served.stats.snapshot()
     );
@@ -77,7 +97,8 @@ fn viewers_watch_at_once_and_one_leaving_spares_the_others() {
     }
     // The vanished viewer is dropped once its ICE times out.
     assert!(
-        wait_for(Duration::from_secs(40), || served.stats.snapshot().viewers == 0),
+        wait_for(Duration::from_secs(40), || served.stats.snapshot().viewers
+            == 0),
         "every viewer dropped in the end: {:?}",
         served.stats.snapshot()
     );

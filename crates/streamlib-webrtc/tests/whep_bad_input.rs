@@ -27,7 +27,10 @@ fn malformed_offers_get_400_with_a_message_and_never_hurt_the_sink() {
     for (body, says) in [
         ("hello", "v=0"),
         ("v=0\r\n", "no media section"),
-        ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n", "ICE credentials"),
+        (
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+            "ICE credentials",
+        ),
     ] {
         let (status, text) = raw_request(url, "POST", "/whep", &[SDP], body.as_bytes());
         assert_eq!(status, 400, "{body:?}: {text}");
@@ -190,7 +193,10 @@ fn a_hundred_viewers_at_once_are_bounded() {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| panic!("a client thread panicked")))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| panic!("a client thread panicked"))
+            })
             .collect()
     });
     let storm = started.elapsed();
@@ -214,7 +220,8 @@ fn a_hundred_viewers_at_once_are_bounded() {
     // The sixteen never connect (nobody does ICE for them): dropped after the connect
     // timeout, and a real viewer gets in.
     assert!(
-        wait_for(Duration::from_secs(20), || served.stats.snapshot().viewers == 0),
+        wait_for(Duration::from_secs(20), || served.stats.snapshot().viewers
+            == 0),
         "{:?}",
         served.stats.snapshot()
     );

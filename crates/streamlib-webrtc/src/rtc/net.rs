@@ -173,7 +173,11 @@ fn read_loop(socket: &UdpSocket, local: SocketAddr, stop: &AtomicBool, deliver: 
                 destination: local,
                 data: buf[..n].to_vec(),
             }),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             // ICMP port unreachable from a peer that went away surfaces here on Linux.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
             Err(e) => {
@@ -223,7 +227,9 @@ unsafe fn ip_of(sa: *const libc::sockaddr) -> Option<IpAddr> {
         libc::AF_INET => {
             // SAFETY: an AF_INET address is a sockaddr_in.
             let sin = unsafe { std::ptr::read_unaligned(sa.cast::<libc::sockaddr_in>()) };
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))))
         }
         libc::AF_INET6 => {
             // SAFETY: an AF_INET6 address is a sockaddr_in6.

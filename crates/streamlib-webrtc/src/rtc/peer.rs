@@ -80,7 +80,9 @@ impl PeerFactory {
                 "the offer cannot be answered: {}",
                 clip(&e.to_string())
             )),
-            Err(_) => Err("the offer could not be processed (the WebRTC stack failed on it)".into()),
+            Err(_) => {
+                Err("the offer could not be processed (the WebRTC stack failed on it)".into())
+            }
         }
     }
 }
@@ -229,7 +231,10 @@ mod tests {
             ("", "v=0"),
             ("hello", "v=0"),
             ("v=0\r\n", "no media"),
-            ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n", "ICE credentials"),
+            (
+                "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+                "ICE credentials",
+            ),
             (
                 "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:x\r\n",
                 "fingerprint",

@@ -157,8 +157,12 @@ fn body_of(headers: &HeaderMap, body: &Bytes, expected: &str) -> Result<String, 
             ),
         ));
     }
-    String::from_utf8(body.to_vec())
-        .map_err(|_| text(StatusCode::BAD_REQUEST, format!("the {expected} body is not UTF-8")))
+    String::from_utf8(body.to_vec()).map_err(|_| {
+        text(
+            StatusCode::BAD_REQUEST,
+            format!("the {expected} body is not UTF-8"),
+        )
+    })
 }
 
 /// Submits a request built around a fresh oneshot and waits for the endpoint's reply.
@@ -188,7 +192,10 @@ fn reply_response(endpoint: &Endpoint, reply: SignalReply, done: StatusCode) -> 
                     (header::CONTENT_TYPE, SDP.to_owned()),
                     (header::LOCATION, location),
                     (header::ETAG, format!("\"{session}\"")),
-                    (header::HeaderName::from_static("accept-patch"), SDP_FRAGMENT.to_owned()),
+                    (
+                        header::HeaderName::from_static("accept-patch"),
+                        SDP_FRAGMENT.to_owned(),
+                    ),
                 ],
                 answer,
             )
@@ -254,7 +261,10 @@ async fn session_options() -> Response {
         StatusCode::NO_CONTENT,
         [
             (header::ALLOW, "PATCH, DELETE, OPTIONS"),
-            (header::HeaderName::from_static("accept-patch"), SDP_FRAGMENT),
+            (
+                header::HeaderName::from_static("accept-patch"),
+                SDP_FRAGMENT,
+            ),
         ],
     )
         .into_response()

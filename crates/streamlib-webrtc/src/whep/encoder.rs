@@ -235,7 +235,13 @@ impl Encoders {
         }
     }
 
-    fn encode_audio(&mut self, buffer: &AudioBuffer, at: Instant, shared: &Shared, out: &dyn Fn(Media)) {
+    fn encode_audio(
+        &mut self,
+        buffer: &AudioBuffer,
+        at: Instant,
+        shared: &Shared,
+        out: &dyn Fn(Media),
+    ) {
         let gap = self
             .last_audio
             .is_none_or(|t| at.saturating_duration_since(t) > AUDIO_GAP);
@@ -250,7 +256,8 @@ impl Encoders {
             match AudioEncoder::new(&config) {
                 Ok(encoder) => {
                     let base = rescale(
-                        at.saturating_duration_since(self.settings.epoch).as_micros() as i64,
+                        at.saturating_duration_since(self.settings.epoch)
+                            .as_micros() as i64,
                         u64::from(OPUS_RATE),
                         1_000_000,
                     );

@@ -188,20 +188,23 @@ impl Sessions {
                 ),
             );
         }
-        let config = self.factory.config().clear_codecs().enable_opus(true, false);
+        let config = self
+            .factory
+            .config()
+            .clear_codecs()
+            .enable_opus(true, false);
         let config = match s.codec {
             VideoCodec::H264 => config.enable_h264(true),
             _ => config.enable_vp8(true),
         };
         let config = config.enable_bwe(Some(Bitrate::bps(s.start_bitrate_bps)));
-        let (mut peer, answer) =
-            match PeerFactory::answer(config, sdp, self.sockets.candidates()) {
-                Ok(answered) => answered,
-                Err(message) => {
-                    add(&self.shared.offers_refused, 1);
-                    return SignalReply::refused(StatusCode::BAD_REQUEST, message);
-                }
-            };
+        let (mut peer, answer) = match PeerFactory::answer(config, sdp, self.sockets.candidates()) {
+            Ok(answered) => answered,
+            Err(message) => {
+                add(&self.shared.offers_refused, 1);
+                return SignalReply::refused(StatusCode::BAD_REQUEST, message);
+            }
+        };
         if !answer
             .lines()
             .any(|l| l.starts_with("a=sendonly") || l.starts_with("a=sendrecv"))
@@ -348,8 +351,8 @@ impl Sessions {
                 let rtc = &mut viewer.peer.rtc;
                 match added.kind {
                     MediaKind::Video => {
-                        viewer.video = pick_pt(rtc, added.mid, self.settings.codec)
-                            .map(|pt| (added.mid, pt));
+                        viewer.video =
+                            pick_pt(rtc, added.mid, self.settings.codec).map(|pt| (added.mid, pt));
                     }
                     MediaKind::Audio => {
                         viewer.audio = pick_audio_pt(rtc, added.mid).map(|pt| (added.mid, pt));

@@ -52,7 +52,8 @@ pub fn serve(width: u32, height: u32, fps: u32, config: WebRtcSinkConfig, audio:
     rt.add_stream(Stream::new("pattern", source))
         .unwrap_or_else(|e| panic!("{e}"));
     if audio {
-        let tone = AudioTestSrc::new(AudioTestSrcConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        let tone =
+            AudioTestSrc::new(AudioTestSrcConfig::default()).unwrap_or_else(|e| panic!("{e}"));
         let tone_out = tone.output();
         rt.add_stream(Stream::new("tone", tone))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -135,13 +136,25 @@ pub fn assert_bars(result: &serde_json::Value, tolerance: i64) {
 }
 
 /// One raw HTTP/1.1 request to the server of `url`; the status and body.
-pub fn raw_request(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+pub fn raw_request(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let (status, _, body) = raw_exchange(url, method, path, headers, body);
     (status, body)
 }
 
 /// [`raw_request`] with the response head (lower-cased) too.
-pub fn raw_exchange(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
+pub fn raw_exchange(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
     let host = url
         .trim_start_matches("http://")
         .split('/')
