@@ -4,7 +4,9 @@
 //! `POST http://ADDR/whip` with an `application/sdp` offer answers `201 Created`, the SDP
 //! answer and the `Location` of the session (`/whip/<id>`); `DELETE` on that location ends
 //! it. One publisher at a time: another offer while one is live gets `409 Conflict`. Every
-//! answer carries CORS headers, so a page from any origin can publish.
+//! answer carries CORS headers, so a page from any origin can publish. `GET http://ADDR/`
+//! serves a small page that publishes the visitor's camera and microphone
+//! (`http://ADDR/?start` begins at once).
 //!
 //! The HTTP server (streamlib-http) only parses and forwards: offers, deletions and the
 //! WebRTC session itself (str0m, one UDP socket, the decoders) live on the source's session

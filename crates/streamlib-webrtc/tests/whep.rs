@@ -1,6 +1,7 @@
 //! webrtcsink against aiortc, an independent WebRTC stack: frames arrive with the test
 //! pattern's size and bar colours, audio arrives as Opus at 48 kHz, several viewers watch at
 //! once and one leaving does not disturb the others.
+#![allow(clippy::print_stderr, reason = "tests print the figures they measured")]
 
 mod whep_common;
 

@@ -2,6 +2,7 @@
 //! large, unknown sessions, wrong media types, and 100 viewers at once. Every one gets a
 //! clear refusal, memory stays bounded, the pipeline keeps its rate and a real viewer still
 //! gets in afterwards.
+#![allow(clippy::print_stderr, reason = "tests print the figures they measured")]
 
 mod whep_common;
 

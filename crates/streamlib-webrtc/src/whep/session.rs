@@ -337,12 +337,10 @@ impl Sessions {
             return false;
         };
         match event {
-            Event::Connected => {
-                if !viewer.connected {
-                    viewer.connected = true;
-                    add(&self.shared.viewers_connected, 1);
-                    self.request_keyframe();
-                }
+            Event::Connected if !viewer.connected => {
+                viewer.connected = true;
+                add(&self.shared.viewers_connected, 1);
+                self.request_keyframe();
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed => {
                 viewer.peer.rtc.disconnect();

@@ -9,7 +9,7 @@ use streamlib_http::axum::body::Bytes;
 use streamlib_http::axum::extract::{Path, State};
 use streamlib_http::axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use streamlib_http::axum::response::{IntoResponse, Response};
-use streamlib_http::axum::routing::post;
+use streamlib_http::axum::routing::{get, post};
 
 use super::session::{Answer, Command};
 use super::{Shared, add, reply};
@@ -24,6 +24,7 @@ struct Routes {
 pub(super) fn router(commands: SyncSender<Command>, shared: Arc<Shared>) -> Router {
     let state = Routes { commands, shared };
     Router::new()
+        .route("/", get(page))
         .route("/whip", post(offer).options(preflight))
         .route(
             "/whip/{id}",
@@ -80,6 +81,21 @@ async fn preflight() -> Response {
     );
     headers.insert("Accept-Post", HeaderValue::from_static("application/sdp"));
     cors(response)
+}
+
+/// A page that publishes the visitor's camera and microphone to this endpoint
+/// (`http://ADDR/`, `?start` to begin at once).
+const PUBLISH_PAGE: &str = include_str!("publish.html");
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        PUBLISH_PAGE,
+    )
+        .into_response()
 }
 
 async fn not_allowed() -> Response {
