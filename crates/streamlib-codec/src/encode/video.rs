@@ -372,10 +372,15 @@ fn open(config: &VideoEncoderConfig) -> Result<encoder::video::Encoder, EncodeEr
     if config.low_latency {
         video.set_max_b_frames(0);
     }
-    // 0 lets the encoder size its thread pool; libx264's zerolatency tune makes those
-    // slice threads, which add no frame of delay.
+    // 0 lets the encoder size its thread pool. Frame threads hold a frame per thread
+    // before its packet comes out; low latency takes slice threads, which hold none
+    // (libx264 follows FFmpeg's thread type over its zerolatency tune).
     video.set_threading(codec::threading::Config {
-        kind: codec::threading::Type::Frame,
+        kind: if config.low_latency {
+            codec::threading::Type::Slice
+        } else {
+            codec::threading::Type::Frame
+        },
         ..Default::default()
     });
     if config.global_header {
