@@ -42,10 +42,24 @@ impl Drop for Served {
 /// `config` (loopback, port 0 unless set), with a 48 kHz tone on its audio input when
 /// `audio`.
 pub fn serve(width: u32, height: u32, fps: u32, config: WebRtcSinkConfig, audio: bool) -> Served {
+    serve_stamped(width, height, fps, config, audio, false)
+}
+
+/// [`serve`], with the frame stamp (frame number and UNIX ms) in the top rows when `stamp`.
+pub fn serve_stamped(
+    width: u32,
+    height: u32,
+    fps: u32,
+    config: WebRtcSinkConfig,
+    audio: bool,
+    stamp: bool,
+) -> Served {
     let mut rt = StreamRuntime::new(SoftwareClock::new(Rational::fps(fps)));
     let mut pattern = TestPatternConfig::new(width, height, Pattern::SmpteBars);
     pattern.moving_box = false;
-    let source = TestPattern::new(pattern).unwrap_or_else(|e| panic!("{e}"));
+    let source = TestPattern::new(pattern)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_stamp(stamp);
     let sink = WebRtcSink::new(config).unwrap_or_else(|e| panic!("{e}"));
     let stats = sink.stats();
     let (out, video_in, audio_in) = (source.output(), sink.video(), sink.audio());
