@@ -135,6 +135,16 @@ pub(crate) fn trickled_candidates(fragment: &str) -> Result<Vec<Candidate>, Stri
         if !attribute.starts_with("candidate:") {
             continue;
         }
+        // A browser's host candidates hide behind mDNS names (`<uuid>.local`) nothing here
+        // resolves; its checks reach the host candidates in the answer anyway (the peer is
+        // learned from them), so such a candidate is skipped, not refused.
+        if attribute
+            .split_whitespace()
+            .nth(4)
+            .is_some_and(|address| address.ends_with(".local"))
+        {
+            continue;
+        }
         if found.len() == MAX_TRICKLED {
             return Err(format!(
                 "the fragment has more than {MAX_TRICKLED} candidates"
@@ -257,6 +267,8 @@ mod tests {
         assert_eq!(found[0].addr().port(), 50000);
         assert!(trickled_candidates("a=candidate:nonsense").is_err());
         assert!(trickled_candidates("hello").is_err());
+        let mdns = "a=candidate:1 1 udp 2113929471 0b4d-7f.local 50000 typ host\r\n";
+        assert_eq!(trickled_candidates(mdns).map(|c| c.len()), Ok(0));
         let many = "a=candidate:1 1 udp 2113929471 127.0.0.1 50000 typ host\n".repeat(65);
         assert!(trickled_candidates(&many).is_err());
     }
