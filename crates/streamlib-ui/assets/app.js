@@ -217,8 +217,7 @@ function renderStats(stats) {
 // ---- previews (WHEP from the preview taps' webrtcsink) ----------------------------------
 
 const previewReports = new Map(); // element -> its handler report (carries `whep_url`)
-let previewPeer = null;
-let previewResource = null;
+let previewSession = null;
 
 function setupPreviews(graph) {
   if (!graph.previews || graph.previews.length === 0) return;
@@ -231,40 +230,45 @@ function setupPreviews(graph) {
 }
 
 async function stopPreview() {
-  if (previewPeer) previewPeer.close();
-  previewPeer = null;
-  if (previewResource) fetch(previewResource, { method: "DELETE" }).catch(() => {});
-  previewResource = null;
+  const session = previewSession;
+  previewSession = null;
+  window.controlRoom.preview = null;
   $("#preview").srcObject = null;
   $("#preview-status").textContent = "stopped";
+  if (session) await session.stop().catch(() => {});
 }
 
-// A WHEP viewer (RFC 9725): recvonly offer with every ICE candidate, answer from the sink.
+// The sink's own WHEP client (`whepPlay`, served by every webrtcsink at /whep.js).
+function loadWhepClient(whepUrl) {
+  if (window.whepPlay) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const script = el("script", { src: new URL("/whep.js", whepUrl).toString() });
+    script.onload = resolve;
+    script.onerror = () => reject(new Error(`cannot load ${script.src}`));
+    document.head.append(script);
+  });
+}
+
+// Plays the preview tap `element` in the page's video: a WHEP viewer (RFC 9725) of its sink.
 async function playPreview(element) {
   await stopPreview();
   const status = $("#preview-status");
   const url = (previewReports.get(element) || {}).whep_url;
-  if (!url) { status.textContent = `no WHEP URL reported by ${element} yet`; status.className = "status bad"; return; }
+  if (!url) {
+    status.textContent = `no WHEP URL reported by ${element} yet`;
+    status.className = "status bad";
+    return;
+  }
   status.className = "status";
   status.textContent = `connecting to ${url}…`;
   try {
-    const pc = new RTCPeerConnection();
-    previewPeer = pc;
-    pc.addTransceiver("video", { direction: "recvonly" });
-    pc.ontrack = (ev) => { $("#preview").srcObject = ev.streams[0] || new MediaStream([ev.track]); };
-    pc.onconnectionstatechange = () => { status.textContent = `${element}: ${pc.connectionState}`; };
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((done) => {
-      if (pc.iceGatheringState === "complete") return done();
-      pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") done(); });
-      setTimeout(done, 2000);
-    });
-    const res = await fetch(url, { method: "POST", body: pc.localDescription.sdp,
-      headers: { "Content-Type": "application/sdp" } });
-    if (!res.ok) throw new Error(`WHEP answered HTTP ${res.status}: ${await res.text()}`);
-    const location = res.headers.get("Location");
-    if (location) previewResource = new URL(location, url).toString();
-    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    await loadWhepClient(url);
+    const session = await window.whepPlay(url, $("#preview"), { audio: false });
+    previewSession = session;
+    window.controlRoom.preview = { element, url };
+    const show = () => { status.textContent = `${element}: ${session.pc.connectionState}`; };
+    session.pc.addEventListener("connectionstatechange", show);
+    show();
   } catch (e) {
     status.className = "status bad";
     status.textContent = `preview failed: ${e.message || e}`;
