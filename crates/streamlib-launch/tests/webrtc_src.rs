@@ -3,6 +3,7 @@
 //! (`whip_url`), and FFmpeg reads the file back (video size and frames, the audio track,
 //! the quadrant colours); the property checks refuse what they must, naming the property.
 #![cfg(all(feature = "webrtc", feature = "file"))]
+#![allow(clippy::print_stderr, reason = "the test reports its figures")]
 
 mod support;
 
@@ -109,7 +110,7 @@ fn aiortc_publishes_into_a_file_that_ffprobe_reads() {
         "webrtcsrc: {published} frames published, {frames} in the file ({duration:.2} s): {r}"
     );
     for (x, y, colour) in [
-        (80, 90, [230, 20, 20]),
+        (80, 90, [230u8, 20, 20]),
         (240, 60, [20, 210, 20]),
         (80, 180, [20, 20, 230]),
         (240, 180, [235, 235, 235]),

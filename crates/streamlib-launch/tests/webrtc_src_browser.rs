@@ -4,6 +4,7 @@
 //! `webrtcsrc whip-address=127.0.0.1:0 ! filewriter location=….mp4` writes a file that
 //! ffprobe reads with video and audio, and the picture moves between frames.
 #![cfg(all(feature = "webrtc", feature = "file"))]
+#![allow(clippy::print_stderr, reason = "the test reports its figures")]
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -12,13 +12,12 @@
 //! WebRTC session itself (str0m, one UDP socket, the decoders) live on the source's session
 //! thread, and decoded frames reach the handler's `process` over bounded queues.
 
-mod http;
-mod reply;
+mod page;
 mod session;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -28,7 +27,9 @@ use streamlib_ports::{
     PixelFormat, Ports, ProcessContext, StartContext, StreamHandler, VideoCaps, VideoFrame,
 };
 
-use session::{Command, SessionThread};
+use crate::rtc::net::{UdpSockets, host_addresses};
+use crate::rtc::signal::{SignalRequest, Submit};
+use session::{Inbox, SessionThread};
 
 /// The address `webrtcsrc` listens on unless told otherwise (`webrtcsink` takes 8889).
 pub const DEFAULT_WHIP_ADDRESS: &str = "127.0.0.1:8890";
@@ -57,7 +58,8 @@ pub enum WhipError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebRtcSrcConfig {
     /// Where the WHIP endpoint listens (`http://ADDR/whip`); port 0 picks a free port (see
-    /// [`WebRtcSrc::whip_url`]). The WebRTC media socket binds the same IP.
+    /// [`WebRtcSrc::whip_url`]). The media sockets bind the same IP (every host address
+    /// for an unspecified one), on free ports.
     pub whip_address: SocketAddr,
     /// Scale every picture to this size; `None`: the first publisher's first picture fixes it
     /// for the source's lifetime (later publishers and resolution changes are scaled to it).
@@ -129,6 +131,8 @@ pub struct WhipStats {
     pub keyframe_requests: u64,
     /// Decoded pictures dropped because every pooled frame was still held downstream.
     pub pool_exhausted: u64,
+    /// Datagrams or requests dropped because the session thread's inbox was full.
+    pub inbox_full: u64,
     /// The current (or last) publisher's video codec (`vp8`, `h264`; empty before one).
     pub video_codec: String,
     /// The output's picture size once fixed, `WxH`.
@@ -152,6 +156,7 @@ pub(crate) struct Shared {
     pub(crate) decode_errors: AtomicU64,
     pub(crate) keyframe_requests: AtomicU64,
     pub(crate) pool_exhausted: AtomicU64,
+    pub(crate) inbox_full: AtomicU64,
     pub(crate) codec: Mutex<String>,
     pub(crate) size: Mutex<String>,
 }
@@ -188,6 +193,7 @@ impl WhipStatsHandle {
             decode_errors: load(&s.decode_errors),
             keyframe_requests: load(&s.keyframe_requests),
             pool_exhausted: load(&s.pool_exhausted),
+            inbox_full: load(&s.inbox_full),
             video_codec: text(&s.codec),
             video_size: text(&s.size),
         }
@@ -199,6 +205,9 @@ impl WhipStatsHandle {
     }
 }
 
+/// Requests and datagrams waiting for the session thread (a second of a publisher's
+/// packets at 2 Mbit/s is about 200).
+const INBOX: usize = 1024;
 /// Decoded frames waiting for a tick: a few, the newest wins.
 const VIDEO_QUEUE: usize = 4;
 /// Decoded audio waiting for a tick: 64 Opus frames of 20 ms, over a second.
@@ -239,7 +248,7 @@ pub struct WebRtcSrc {
 /// What `on_start` started.
 struct Running {
     server: HttpServer,
-    commands: SyncSender<Command>,
+    inbox: SyncSender<Inbox>,
     thread: Option<JoinHandle<()>>,
     video: Receiver<VideoFrame>,
     audio: Receiver<AudioBuffer>,
@@ -300,18 +309,38 @@ impl WebRtcSrc {
         self.stop();
         let (video_tx, video_rx) = std::sync::mpsc::sync_channel(VIDEO_QUEUE);
         let (audio_tx, audio_rx) = std::sync::mpsc::sync_channel(AUDIO_QUEUE);
-        let (commands, command_rx) = std::sync::mpsc::sync_channel(16);
+        let (inbox, messages) = std::sync::mpsc::sync_channel::<Inbox>(INBOX);
         // Frames held downstream plus the hand-over queue.
         let pool_max = self.video.pool_capacity(VIDEO_QUEUE + 8);
-        let router = http::router(commands.clone(), Arc::clone(&self.shared));
+        let datagrams = inbox.clone();
+        let shared = Arc::clone(&self.shared);
+        let addresses = host_addresses(self.config.whip_address.ip());
+        let sockets = UdpSockets::bind(&addresses, "webrtcsrc", move |datagram| {
+            if datagrams.try_send(Inbox::Datagram(datagram)).is_err() {
+                add(&shared.inbox_full, 1);
+            }
+        })
+        .map_err(|source| WhipError::Io {
+            what: "binding the UDP media sockets",
+            source,
+        })?;
+        tracing::info!("webrtcsrc: media on {:?}", sockets.local_addrs());
+        let requests = inbox.clone();
+        let shared = Arc::clone(&self.shared);
+        let submit: Submit = Arc::new(move |request: SignalRequest| {
+            let sent = requests.try_send(Inbox::Signal(request)).is_ok();
+            if !sent {
+                add(&shared.inbox_full, 1);
+            }
+            sent
+        });
         let limits = streamlib_http::Limits {
             // An SDP offer is a few KiB; a megabyte of one is an attack.
             max_body: 128 * 1024,
             max_connections: 64,
             ..streamlib_http::Limits::default()
         };
-        let server = HttpServer::start(self.config.whip_address, router, limits)?;
-        let media_ip = session::media_ip(server.local_addr().ip());
+        let server = HttpServer::start(self.config.whip_address, page::router(submit), limits)?;
         *self
             .shared
             .url
@@ -319,9 +348,9 @@ impl WebRtcSrc {
             .unwrap_or_else(PoisonError::into_inner) = server.url("/whip");
         let thread = SessionThread {
             config: self.config.clone(),
-            media_ip,
             pool_max,
-            commands: command_rx,
+            inbox: messages,
+            sockets,
             video: video_tx,
             audio: audio_tx,
             shared: Arc::clone(&self.shared),
@@ -330,13 +359,13 @@ impl WebRtcSrc {
             .name("webrtcsrc".to_owned())
             .spawn(move || thread.run())
             .map_err(|source| WhipError::Io {
-                what: "the session thread",
+                what: "starting the session thread",
                 source,
             })?;
         tracing::info!("webrtcsrc: WHIP endpoint at {}", server.url("/whip"));
         self.running = Some(Running {
             server,
-            commands,
+            inbox,
             thread: Some(thread),
             video: video_rx,
             audio: audio_rx,
@@ -347,9 +376,8 @@ impl WebRtcSrc {
     fn stop(&mut self) {
         if let Some(mut running) = self.running.take() {
             running.server.stop();
-            match running.commands.try_send(Command::Shutdown) {
-                Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
-            }
+            // Blocks only while the inbox is full; the thread drains it.
+            let _ = running.inbox.send(Inbox::Shutdown);
             if let Some(thread) = running.thread.take() {
                 let _ = thread.join();
             }
