@@ -50,6 +50,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use sink::{HlsSink, HlsStats};
+/// Parses a `serve` address the way every streamlib server does (`HOST:PORT`, `:PORT` or
+/// `PORT`, the last two on loopback).
+pub use streamlib_http::parse_listen_addr;
 
 /// The playlist's file name inside the folder.
 pub const PLAYLIST_NAME: &str = "index.m3u8";
