@@ -239,3 +239,142 @@ pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool 
     }
     condition()
 }
+
+/// A WHEP viewer on str0m that receives video without decoding it (cheap: for many viewers
+/// at once). Counts the frames str0m depacketizes.
+pub struct Str0mViewer {
+    pub frames: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Str0mViewer {
+    /// Offers to `url` and receives on a thread until dropped.
+    pub fn start(url: &str) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        let frames = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (url, f, s) = (url.to_owned(), Arc::clone(&frames), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || str0m_receive(&url, &f, &s));
+        Self {
+            frames,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Frames received so far.
+    pub fn count(&self) -> u64 {
+        self.frames.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops and says how it ended.
+    pub fn stop(mut self) -> Result<(), String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|t| t.join().unwrap_or_else(|_| Err("viewer panicked".into())))
+            .unwrap_or(Ok(()))
+    }
+}
+
+fn str0m_receive(
+    url: &str,
+    frames: &std::sync::atomic::AtomicU64,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    use str0m::change::SdpAnswer;
+    use str0m::media::{Direction, MediaKind};
+    use str0m::net::{Protocol, Receive};
+    use str0m::{Candidate, Event, Input, Output, Rtc};
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let local = socket.local_addr().map_err(|e| e.to_string())?;
+    let mut rtc = Rtc::builder().build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = change.apply().ok_or("no offer")?;
+    let (status, answer) = raw_request(
+        url,
+        "POST",
+        "/whep",
+        &[("Content-Type", "application/sdp")],
+        offer.to_sdp_string().as_bytes(),
+    );
+    if status != 201 {
+        return Err(format!("offer refused: {status} {answer}"));
+    }
+    let answer = SdpAnswer::from_sdp_string(&answer).map_err(|e| e.to_string())?;
+    rtc.sdp_api()
+        .accept_answer(pending, answer)
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 2048];
+    while !stop.load(Ordering::Relaxed) && rtc.is_alive() {
+        let timeout = match rtc.poll_output().map_err(|e| e.to_string())? {
+            Output::Timeout(t) => t,
+            Output::Transmit(t) => {
+                let _ = socket.send_to(&t.contents, t.destination);
+                continue;
+            }
+            Output::Event(Event::MediaData(_)) => {
+                frames.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Output::Event(_) => continue,
+        };
+        let wait = timeout
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(1), Duration::from_millis(100));
+        socket
+            .set_read_timeout(Some(wait))
+            .map_err(|e| e.to_string())?;
+        let input = match socket.recv_from(&mut buf) {
+            Ok((n, source)) => match buf[..n].try_into() {
+                Ok(contents) => Input::Receive(
+                    Instant::now(),
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: local,
+                        contents,
+                    },
+                ),
+                Err(_) => continue,
+            },
+            Err(_) => Input::Timeout(Instant::now()),
+        };
+        rtc.handle_input(input).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// CPU time (user + system, in ms) of this process's threads whose name starts with `prefix`
+/// (Linux `/proc/self/task/*/comm`, 15 characters at most).
+pub fn thread_cpu_ms(prefix: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.trim_end().starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the `(comm)`: state is the 3rd field, utime the 14th, stime the 15th.
+        if let Some((_, rest)) = stat.rsplit_once(')') {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let n = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            ticks += n(11) + n(12);
+        }
+    }
+    // USER_HZ is 100 on Linux.
+    ticks * 10
+}
