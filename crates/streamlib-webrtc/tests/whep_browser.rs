@@ -168,6 +168,17 @@ v.requestVideoFrameCallback(tick);
         "WHEP 720p30 H.264 glass-to-glass in Chromium on loopback: {measured}; sink {:?}",
         served.stats.snapshot()
     );
+    // Congestion control: Chromium's transport-wide feedback gave str0m's estimator an
+    // estimate that moved the shared encoder's bitrate, within the configured bounds.
+    let s = served.stats.snapshot();
+    assert!(
+        s.bitrate_changes >= 1,
+        "the estimate never moved the encoder: {s:?}"
+    );
+    assert!(
+        (300_000..=6_000_000).contains(&s.encoder_bitrate_bps),
+        "{s:?}"
+    );
     let n = measured["n"].as_u64().unwrap_or(0);
     assert!(n > 60, "stamps read from presented frames: {measured}");
     // A loose bound that still fails on a stream that stalls or buffers for seconds; the
