@@ -254,7 +254,9 @@ fn opus_comes_back_as_the_tone_it_was_at_48khz() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(n > 0);
-    // Garbage is an error, not a panic; three channels are refused up front.
+    // An empty packet is nothing; garbage is an error, not a panic; three channels are
+    // refused up front.
+    assert_eq!(decoder.decode(&[], 0, &mut |_| {}).ok(), Some(0));
     let _ = decoder.decode(&[0xff; 3000], 0, &mut |_| {});
     assert!(AudioDecoder::new(3).is_err());
 }

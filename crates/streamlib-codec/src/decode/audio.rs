@@ -84,7 +84,7 @@ impl AudioDecoder {
     }
 
     /// Decodes one Opus packet and calls `out` with its samples, stamped `timestamp_ns`.
-    /// An empty packet (a lost one) is concealed by the decoder (packet loss concealment).
+    /// An empty packet (some senders send them for silence) decodes to nothing.
     pub fn decode(
         &mut self,
         packet: &[u8],
@@ -92,6 +92,9 @@ impl AudioDecoder {
         out: &mut dyn FnMut(AudioBuffer),
     ) -> Result<usize, DecodeError> {
         self.stats.packets += 1;
+        if packet.is_empty() {
+            return Ok(0);
+        }
         let bad = |reason: String| DecodeError::Packet {
             codec: "opus",
             bytes: packet.len(),
