@@ -429,6 +429,14 @@ impl HlsSink {
     /// [`HlsSink::serve`]).
     pub fn new(config: HlsConfig) -> Result<Self, HlsError> {
         config.check()?;
+        // FFmpeg logs every encoder's settings at its default level: errors only, unless
+        // someone chose a level already.
+        if matches!(
+            ffmpeg_next::log::get_level(),
+            Ok(ffmpeg_next::log::Level::Info)
+        ) {
+            ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
+        }
         if config.codec == HlsCodec::H265 && !VideoCodec::H265.encoder_available() {
             return Err(HlsError::Config {
                 property: "codec",
