@@ -1,5 +1,5 @@
 //! Decoders: VP8 / H.264 / HEVC packets into pooled RGBA [`VideoFrame`]s, Opus packets into
-//! interleaved `f32` [`AudioBuffer`]s.
+//! interleaved `f32` [`AudioBuffer`](streamlib_ports::AudioBuffer)s.
 //!
 //! Both take one compressed packet at a time (what a WebRTC depacketizer or a demuxer hands
 //! over) and call `out` for every picture or buffer it completes. A damaged packet is an

@@ -272,11 +272,45 @@ fn bad_requests_get_clear_refusals_and_a_vanished_publisher_frees_the_endpoint()
     assert!(text.contains("no such WHIP session"), "{text}");
 
     // A publisher that vanishes; while it is live a second one gets 409.
-    let vanishing = publish(&url, 3.0, &["--vanish", "--no-audio"]);
+    let vanishing = publish(&url, 5.0, &["--vanish", "--no-audio"]);
     wait_until(
         "the first publisher's frames",
         Duration::from_secs(20),
         || running.stats.snapshot().frames_published > 10,
+    );
+    // A hundred offers at once while it is live: each is refused (409, or 503 while the
+    // session thread's inbox is full), none waits long, and the publisher keeps publishing.
+    let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:abcd\r\n\
+                 a=fingerprint:sha-256 00\r\na=rtpmap:96 VP8/90000\r\n";
+    let before = running.stats.snapshot().frames_published;
+    let flood = Instant::now();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..100)
+            .map(|_| scope.spawn(|| request(&url, "POST", "/whip", &sdp, offer.as_bytes()).0))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| panic!("a request thread panicked"))
+            })
+            .collect()
+    });
+    let flood = flood.elapsed();
+    assert!(
+        statuses.iter().all(|s| [409, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        flood < Duration::from_secs(10),
+        "100 refusals took {flood:?}"
+    );
+    wait_until("frames after the flood", Duration::from_secs(5), || {
+        running.stats.snapshot().frames_published > before + 10
+    });
+    eprintln!(
+        "100 simultaneous offers refused in {flood:?} ({} with 409)",
+        statuses.iter().filter(|&&s| s == 409).count()
     );
     let second = finish(publish(&url, 0.5, &[]));
     assert!(second.contains("\"post\": 409"), "{second}");
@@ -296,7 +330,8 @@ fn bad_requests_get_clear_refusals_and_a_vanished_publisher_frees_the_endpoint()
     assert!(next.contains("\"post\": 201"), "{next}");
     let s = running.stats.snapshot();
     assert!(s.frames_published > published + 20, "{s:?}");
-    assert_eq!((s.sessions, s.refused_busy), (2, 1), "{s:?}");
+    assert_eq!(s.sessions, 2, "{s:?}");
+    assert!(s.refused_busy >= 1, "{s:?}");
     assert!(s.refused_bad >= 4, "{s:?}");
     eprintln!("a vanished publisher was noticed after {took:?}");
     running.runtime.stop().unwrap_or_else(|e| panic!("{e}"));
