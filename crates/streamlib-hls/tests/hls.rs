@@ -224,6 +224,21 @@ fn ffprobe_reads_a_vod_stream_over_http_frame_for_frame() {
 }
 
 #[test]
+fn hevc_segments_play_from_disk() {
+    let mut config = config("hevc");
+    config.playlist = PlaylistKind::Vod;
+    config.codec = streamlib_hls::HlsCodec::H265;
+    let dir = config.location.clone();
+    let mut sink = sink(config, true);
+    push(&mut sink, 0..45, true);
+    sink.finish().unwrap_or_else(|e| panic!("{e}"));
+    let (frames, duration, codecs) = probe(&dir.join("index.m3u8").to_string_lossy());
+    assert_eq!(frames, 45);
+    assert!((1.4..1.7).contains(&duration), "duration {duration}");
+    assert_eq!(codecs, "hevc,aac");
+}
+
+#[test]
 fn mpeg_ts_segments_play_from_disk() {
     let mut config = config("ts");
     config.playlist = PlaylistKind::Event;

@@ -42,6 +42,35 @@ fn testpattern_into_hlssink_from_text_plays_in_ffmpeg() {
     assert_eq!(counted.lines().next(), Some("320,240,60"), "{counted}");
 }
 
+#[cfg(feature = "audio")]
+#[test]
+fn audio_from_text_becomes_an_aac_track() {
+    let dir = temp_dir("launch-hls", "audio");
+    let text = format!(
+        "testpattern size=320x240 ! hlssink name=h location={} playlist=event target-duration=1  \
+         audiotestsrc ! h.audio",
+        dir.display()
+    );
+    support::run_free(&text, Some(60));
+    let streams = output(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "csv=p=0",
+            &dir.join("index.m3u8").to_string_lossy(),
+        ],
+    );
+    let streams = String::from_utf8_lossy(&streams);
+    assert!(
+        streams.contains("h264") && streams.contains("aac"),
+        "{streams}"
+    );
+}
+
 #[test]
 fn bad_properties_are_refused_naming_them() {
     let dir = temp_dir("launch-hls", "bad");
