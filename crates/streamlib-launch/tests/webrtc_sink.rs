@@ -40,6 +40,20 @@ fn webrtcsink_from_text_reports_its_url_and_serves_aiortc() {
     );
     assert!(!url.ends_with(":0/whep"), "the bound port, not 0: {url}");
 
+    // max-bitrate is live: the target follows at once (the encoder within a second).
+    built
+        .controls
+        .set("webrtcsink0", "max-bitrate", "1500000")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while built.controls.report("webrtcsink0").unwrap()["target_bitrate_bps"] != 1_500_000
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = built.controls.report("webrtcsink0").unwrap();
+    assert_eq!(report["target_bitrate_bps"], 1_500_000, "{report}");
+
     let out = Command::new("python3")
         .args([VIEWER, &url, "--frames", "30", "--no-audio"])
         .output()
@@ -68,6 +82,8 @@ fn webrtcsink_from_text_reports_its_url_and_serves_aiortc() {
     assert_eq!(report["viewers"], 0, "{report}");
     assert!(report["frames_encoded"].as_u64().unwrap() >= 30, "{report}");
     assert!(report["frames_idle"].as_u64().unwrap() > 0, "{report}");
+    let target = report["target_bitrate_bps"].as_u64().unwrap();
+    assert!((300_000..=1_500_000).contains(&target), "{report}");
     built.runtime.stop().unwrap();
     assert_eq!(
         built.controls.report("webrtcsink0").unwrap()["whep_url"],
@@ -84,7 +100,7 @@ fn webrtcsink_properties_are_checked_by_name() {
             "min-bitrate",
         ),
         (
-            "testpattern ! webrtcsink whep-address=127.0.0.1:0 bitrate=20000",
+            "testpattern ! webrtcsink whep-address=127.0.0.1:0 bitrate=5000",
             "bitrate",
         ),
         (

@@ -91,7 +91,7 @@ pub struct WebRtcSinkConfig {
     pub codec: VideoCodec,
     /// Sessions at once; the next offer gets `503`.
     pub max_viewers: usize,
-    /// The video bitrate a viewer starts at.
+    /// The video bitrate a viewer starts at (clamped to `min..=max`).
     pub start_bitrate_bps: u64,
     /// Congestion control never sets the encoder below this…
     pub min_bitrate_bps: u64,
@@ -130,7 +130,8 @@ impl WebRtcSinkConfig {
         Ok(streamlib_http::parse_listen_addr(text)?)
     }
 
-    /// Checks ranges: a codec WebRTC carries here, at least one viewer, bitrates ordered.
+    /// Checks ranges: a codec WebRTC carries here, at least one viewer, bitrate bounds
+    /// ordered.
     pub fn check(&self) -> Result<(), WebRtcError> {
         let bad = |field, value: String, reason| {
             Err(WebRtcError::Config {
@@ -150,13 +151,6 @@ impl WebRtcSinkConfig {
                 "min-bitrate",
                 self.min_bitrate_bps.to_string(),
                 "must be at least 1 and at most max-bitrate",
-            );
-        }
-        if !(self.min_bitrate_bps..=self.max_bitrate_bps).contains(&self.start_bitrate_bps) {
-            return bad(
-                "bitrate",
-                self.start_bitrate_bps.to_string(),
-                "must lie within min-bitrate..max-bitrate",
             );
         }
         Ok(())
@@ -245,6 +239,7 @@ impl WebRtcSink {
             shared: Arc::new(Shared::default()),
             running: None,
         })
+        .inspect(WebRtcSink::store_bounds)
     }
 
     /// The video input (`"video"`): frames of any CPU format and size (converted by the
@@ -273,6 +268,33 @@ impl WebRtcSink {
         &self.config
     }
 
+    /// Moves the range congestion control sets the encoder's bitrate in (live: the target
+    /// follows at once, the encoder within a second — for VP8 at its next keyframe).
+    pub fn set_bitrate_range(&mut self, min_bps: u64, max_bps: u64) -> Result<(), WebRtcError> {
+        let config = WebRtcSinkConfig {
+            min_bitrate_bps: min_bps,
+            max_bitrate_bps: max_bps,
+            start_bitrate_bps: self
+                .config
+                .start_bitrate_bps
+                .clamp(min_bps, max_bps.max(min_bps)),
+            ..self.config.clone()
+        };
+        config.check()?;
+        self.config = config;
+        self.store_bounds();
+        self.shared.retarget();
+        Ok(())
+    }
+
+    fn store_bounds(&self) {
+        let s = &self.shared;
+        s.min_bitrate_bps
+            .store(self.config.min_bitrate_bps, Ordering::Relaxed);
+        s.max_bitrate_bps
+            .store(self.config.max_bitrate_bps, Ordering::Relaxed);
+    }
+
     fn start(&mut self, clock_fps: Rational) -> Result<(), WebRtcError> {
         let c = &self.config;
         let fps = self
@@ -298,17 +320,22 @@ impl WebRtcSink {
         .map_err(io("binding the UDP media sockets"))?;
         tracing::info!("{HANDLER}: media on {:?}", sockets.local_addrs());
 
+        let start_bps = c
+            .start_bitrate_bps
+            .clamp(c.min_bitrate_bps, c.max_bitrate_bps);
         let settings = EncoderSettings {
             codec: c.codec,
             fps,
-            start_bitrate_bps: c.start_bitrate_bps,
+            start_bitrate_bps: start_bps,
             keyframe_interval: c.keyframe_interval,
             audio_bitrate_bps: c.audio_bitrate_bps,
             epoch: Instant::now(),
         };
         self.shared
             .target_bitrate_bps
-            .store(c.start_bitrate_bps, Ordering::Relaxed);
+            .store(start_bps, Ordering::Relaxed);
+        self.shared.lowest_estimate_bps.store(0, Ordering::Relaxed);
+        self.store_bounds();
         let encoder = {
             let (work, shared, packets) =
                 (Arc::clone(&work), Arc::clone(&self.shared), inbox.clone());
@@ -329,8 +356,6 @@ impl WebRtcSink {
                 codec: c.codec,
                 max_viewers: c.max_viewers,
                 start_bitrate_bps: c.start_bitrate_bps,
-                min_bitrate_bps: c.min_bitrate_bps,
-                max_bitrate_bps: c.max_bitrate_bps,
                 connect_timeout: c.connect_timeout,
             },
             sockets,

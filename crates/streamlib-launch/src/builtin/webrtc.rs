@@ -9,7 +9,7 @@ use streamlib_webrtc::{VideoCodec, WebRtcSink, WebRtcSinkConfig};
 
 use crate::Registry;
 use crate::registry::{BuiltHandler, CheckError, Direction, HandlerSpec, Properties, port, prop};
-use crate::value::PropType;
+use crate::value::{PropType, Value};
 
 pub(super) fn register(registry: &mut Registry) {
     registry.register(webrtc_sink());
@@ -106,20 +106,20 @@ fn webrtc_sink() -> HandlerSpec {
                 BITRATE,
                 Some("2000000"),
                 false,
-                "video bitrate at the start, bit/s",
+                "video bitrate at the start, bit/s (within min-bitrate..max-bitrate)",
             ),
             prop(
                 "min-bitrate",
                 BITRATE,
                 Some("300000"),
-                false,
+                true,
                 "congestion control never sets the encoder below this, bit/s",
             ),
             prop(
                 "max-bitrate",
                 BITRATE,
                 Some("6000000"),
-                false,
+                true,
                 "congestion control never sets the encoder above this, bit/s",
             ),
             prop(
@@ -150,7 +150,20 @@ fn webrtc_sink() -> HandlerSpec {
                 .map_err(|e| HandlerError::msg(format!("whep-address {e}")))?;
             let sink = WebRtcSink::new(config)?;
             let stats = sink.stats();
-            Ok(BuiltHandler::fixed(sink).with_report(move || {
+            let live = BuiltHandler::live(sink, |sink: &mut WebRtcSink, name, value: &Value| {
+                let bps = value
+                    .as_int()
+                    .and_then(|v| u64::try_from(v).ok())
+                    .unwrap_or(0);
+                let c = sink.config();
+                let (min, max) = match name {
+                    "min-bitrate" => (bps, c.max_bitrate_bps),
+                    _ => (c.min_bitrate_bps, bps),
+                };
+                sink.set_bitrate_range(min, max)?;
+                Ok(())
+            });
+            Ok(live.with_report(move || {
                 let s = stats.snapshot();
                 json!({
                     "whep_url": s.whep_url,

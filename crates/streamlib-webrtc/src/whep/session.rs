@@ -16,7 +16,7 @@ use streamlib_codec::encode::VideoCodec;
 use streamlib_http::axum::http::StatusCode;
 
 use super::encoder::{Media, Work};
-use super::stats::{Shared, add};
+use super::stats::{Shared, add, get};
 use crate::rtc::net::{Datagram, UdpSockets};
 use crate::rtc::peer::{Peer, PeerFactory, trickled_candidates};
 use crate::rtc::session_id::new_session_id;
@@ -41,8 +41,6 @@ pub(crate) struct SessionSettings {
     pub codec: VideoCodec,
     pub max_viewers: usize,
     pub start_bitrate_bps: u64,
-    pub min_bitrate_bps: u64,
-    pub max_bitrate_bps: u64,
     pub connect_timeout: Duration,
 }
 
@@ -224,7 +222,7 @@ impl Sessions {
         }
         peer.rtc
             .bwe()
-            .set_desired_bitrate(Bitrate::bps(s.max_bitrate_bps));
+            .set_desired_bitrate(Bitrate::bps(get(&self.shared.max_bitrate_bps)));
         let id = new_session_id();
         self.viewers.insert(
             id.clone(),
@@ -379,18 +377,17 @@ impl Sessions {
     /// serves all, and a viewer sent more than its path carries loses packets), within the
     /// configured bounds.
     fn retarget(&self) {
-        let s = &self.settings;
         let lowest = self
             .viewers
             .values()
             .filter(|v| v.connected)
             .filter_map(|v| v.estimate_bps)
             .min();
-        if let Some(lowest) = lowest {
-            let target = lowest.clamp(s.min_bitrate_bps, s.max_bitrate_bps);
-            self.shared
-                .target_bitrate_bps
-                .store(target, Ordering::Relaxed);
+        self.shared
+            .lowest_estimate_bps
+            .store(lowest.unwrap_or(0), Ordering::Relaxed);
+        if lowest.is_some() {
+            self.shared.retarget();
         }
     }
 

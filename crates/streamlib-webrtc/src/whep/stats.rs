@@ -28,6 +28,10 @@ pub(crate) struct Shared {
     pub encode_errors: AtomicU64,
     pub inbox_full: AtomicU64,
     pub target_bitrate_bps: AtomicU64,
+    pub min_bitrate_bps: AtomicU64,
+    pub max_bitrate_bps: AtomicU64,
+    /// The lowest connected viewer's estimate, 0 while there is none.
+    pub lowest_estimate_bps: AtomicU64,
     pub encoder_bitrate_bps: AtomicU64,
     pub bitrate_changes: AtomicU64,
     pub encode_ns_total: AtomicU64,
@@ -42,6 +46,18 @@ pub(crate) fn get(counter: &AtomicU64) -> u64 {
 }
 
 impl Shared {
+    /// The target for the lowest estimate: within the bounds (the current target when no
+    /// viewer has an estimate yet).
+    pub fn retarget(&self) {
+        let (min, max) = (get(&self.min_bitrate_bps), get(&self.max_bitrate_bps));
+        let lowest = match get(&self.lowest_estimate_bps) {
+            0 => get(&self.target_bitrate_bps),
+            lowest => lowest,
+        };
+        self.target_bitrate_bps
+            .store(lowest.clamp(min, max.max(min)), Ordering::Relaxed);
+    }
+
     pub fn set_url(&self, url: Option<String>) {
         *self.whep_url.lock().unwrap_or_else(PoisonError::into_inner) = url;
     }

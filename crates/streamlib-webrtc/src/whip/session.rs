@@ -2,6 +2,7 @@
 //! (on the shared plumbing of [`crate::rtc`]: the source's UDP sockets, the peer factory,
 //! signalling), the decoders, and decoded media out to the handler.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, PoisonError};
@@ -95,19 +96,34 @@ impl SessionThread {
                 }
                 Ok(Inbox::Datagram(datagram)) => {
                     // Datagrams of no session (a publisher gone, a stray sender) are dropped.
-                    if let Some(s) = session.as_mut()
-                        && let Some(result) = s.peer.receive(&datagram)
-                    {
-                        s.last_packet = datagram.at;
-                        if let Err(e) = result {
-                            tracing::debug!("webrtcsrc: datagram refused: {e}");
+                    if let Some(s) = session.as_mut() {
+                        // A datagram is hostile input: a panic in the stack on one ends that
+                        // session, not the endpoint.
+                        match catch_unwind(AssertUnwindSafe(|| s.peer.receive(&datagram))) {
+                            Ok(Some(Ok(()))) => s.last_packet = datagram.at,
+                            Ok(Some(Err(e))) => {
+                                s.last_packet = datagram.at;
+                                tracing::debug!("webrtcsrc: datagram refused: {e}");
+                            }
+                            Ok(None) => {}
+                            Err(_) => {
+                                if let Some(s) = session.take() {
+                                    let why = "the WebRTC stack failed on a datagram";
+                                    self.end(s, &Ended::Failed(why.to_owned()));
+                                }
+                            }
                         }
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if let Some(s) = session.as_mut() {
-                let ended = s.drive(&self);
+                let ended =
+                    catch_unwind(AssertUnwindSafe(|| s.drive(&self))).unwrap_or_else(|_| {
+                        Some(Ended::Failed(
+                            "the WebRTC stack or a decoder failed".to_owned(),
+                        ))
+                    });
                 if size.is_none() {
                     size = s.media.size;
                 }
