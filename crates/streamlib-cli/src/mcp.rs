@@ -234,6 +234,7 @@ impl StreamlibServer {
             fps,
             clock,
             frames,
+            previews,
         } = params.0;
         let options = LaunchOptions {
             fps,
@@ -253,17 +254,22 @@ impl StreamlibServer {
         let policy = Arc::clone(&self.policy);
         let start_options = options.clone();
         let started = blocking(self.limits.tool_call, move || {
-            let session = describe(&pipeline, format)
-                .and_then(|desc| Session::start_with(&registry, &desc, start_options, &policy));
+            let session = describe(&pipeline, format).and_then(|mut desc| {
+                let taps = preview_taps(previews, &mut desc, &registry);
+                Session::start_with(&registry, &desc, start_options, &policy)
+                    .map(|session| (session, taps))
+            });
             // Dropped in this order when abandoned: the session (stopped), then the slot.
             (session, slot)
         })
         .await;
-        let (session, slot) = match started {
+        let ((session, taps), slot) = match started {
             Ok((Ok(session), slot)) => (session, slot),
             Ok((Err(e), _)) => return failure(e),
             Err(e) => return failure(e),
         };
+        #[cfg(not(feature = "ui"))]
+        let _ = taps;
         let text = session.desc().to_text();
         let graph = graph_json(session.graph());
         // The rate it runs at: the one asked for, or the one the sources fixed.
@@ -274,6 +280,8 @@ impl StreamlibServer {
             _slot: slot,
             #[cfg(feature = "ui")]
             control_room: None,
+            #[cfg(feature = "ui")]
+            previews: taps,
         }) {
             Ok(id) => success(json!({
                 "id": id,
@@ -367,7 +375,8 @@ impl StreamlibServer {
         description = "Open the control room of a launched pipeline and return its URL \
         (http://127.0.0.1:PORT/, loopback only): a live web page for a person to watch it, \
         with the negotiated graph, per-element statistics with plots, and every live property \
-        as a control. The same URL is returned on later calls; it is served until the \
+        as a control; with `previews: true` at launch_pipeline, a WebRTC preview of any \
+        video port. The same URL is returned on later calls; it is served until the \
         pipeline is stopped. Its JSON API: GET /api/graph, GET /api/stats, POST \
         /api/elements/{element}/properties/{property} with the value as the body.",
         annotations(
@@ -425,12 +434,35 @@ fn control_room_url(pipelines: &Pipelines, id: &str) -> Result<String, String> {
         if let Some(room) = &launched.control_room {
             return Ok(room.url());
         }
-        let room = streamlib_ui::ControlRoom::start("127.0.0.1:0", &launched.session)
-            .map_err(|e| format!("{id}: {e}"))?;
+        let room = streamlib_ui::ControlRoom::bind("127.0.0.1:0")
+            .map_err(|e| format!("{id}: {e}"))?
+            .with_previews(launched.previews.clone());
+        room.attach(&launched.session);
         let url = room.url();
         launched.control_room = Some(room);
         Ok(url)
     })?
+}
+
+/// With `previews`, a preview tap on each video output of `desc` (see
+/// [`streamlib_ui::add_previews`]).
+#[cfg(feature = "ui")]
+fn preview_taps(
+    previews: bool,
+    desc: &mut streamlib_launch::PipelineDesc,
+    registry: &Registry,
+) -> Vec<streamlib_ui::PreviewTap> {
+    if previews {
+        streamlib_ui::add_previews(desc, registry)
+    } else {
+        Vec::new()
+    }
+}
+
+/// Without the `ui` feature there are no previews to show: no taps.
+#[cfg(not(feature = "ui"))]
+fn preview_taps(_: bool, _: &mut streamlib_launch::PipelineDesc, _: &Registry) -> Vec<()> {
+    Vec::new()
 }
 
 /// Without the `ui` feature there is no control room to open.

@@ -184,6 +184,17 @@ fn launch_ui_page_in_chromium_shows_the_graph_and_tunes_the_blur() {
         "links: {caps}"
     );
 
+    // With the `webrtc` feature each video output has a preview tap the page offers.
+    let offered = b
+        .eval("return [...document.querySelectorAll('#preview-select option')].map(o => o.value);")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let want = if cfg!(feature = "webrtc") {
+        json!(["preview_testpattern0_video", "preview_blur0_video"])
+    } else {
+        json!([])
+    };
+    assert_eq!(offered, want);
+
     // Live statistics: the ticks shown for the test pattern grow.
     let ticks = "Number(document.querySelector('.element[data-element=\"testpattern0\"] \
                  [data-stat=\"ticks\"]').textContent) || 0";
@@ -255,7 +266,15 @@ fn ui_listens_on_loopback_unless_a_host_is_named() {
     let url = launch.url();
     assert!(addr_of(&url).ip().is_loopback(), "--ui 0 gave {url}");
     let graph = get_json(addr_of(&url), "/api/graph");
-    assert_eq!(graph["nodes"].as_array().map(Vec::len), Some(3), "{graph}");
+    // The pipeline's three elements (and, with the `webrtc` feature, a preview tap on each
+    // video output).
+    let own = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["preview_of"].is_null())
+        .count();
+    assert_eq!(own, 3, "{graph}");
     drop(launch);
 
     let launch = Launch::start("0.0.0.0:0");
@@ -418,4 +437,27 @@ fn mcp_control_room_returns_the_url_of_a_launched_pipeline() {
         TcpStream::connect(addr).is_err(),
         "the room outlived its pipeline"
     );
+
+    // Launched with previews, its room offers each video output (with the `webrtc` feature).
+    let (is_error, text, launched) = mcp.call(
+        "launch_pipeline",
+        json!({ "pipeline": PIPELINE, "previews": true }),
+    );
+    assert!(!is_error, "{text}");
+    let id = launched["id"].as_str().unwrap().to_owned();
+    let (is_error, text, room) = mcp.call("control_room", json!({ "id": id }));
+    assert!(!is_error, "{text}");
+    let graph = get_json(addr_of(room["url"].as_str().unwrap()), "/api/graph");
+    let sources: Vec<&str> = graph["previews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["source"].as_str())
+        .collect();
+    let want: &[&str] = if cfg!(feature = "webrtc") {
+        &["testpattern0.video", "blur0.video"]
+    } else {
+        &[]
+    };
+    assert_eq!(sources, want, "{graph}");
 }

@@ -99,6 +99,13 @@ impl ControlRoom {
         &self.previews
     }
 
+    /// The same room, showing `previews`: taps [`add_previews`] put in the description the
+    /// session was started from (for a caller that added them itself, before it had a room).
+    pub fn with_previews(mut self, previews: Vec<PreviewTap>) -> Self {
+        self.previews.extend(previews);
+        self
+    }
+
     /// Shows `session` (started from the description given to
     /// [`add_previews`](Self::add_previews), if any). Only the first call counts: a room
     /// shows one pipeline.

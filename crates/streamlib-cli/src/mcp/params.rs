@@ -74,6 +74,10 @@ pub struct LaunchPipeline {
     /// when left out.
     #[serde(default)]
     pub frames: Option<u64>,
+    /// Add a preview tap (a `webrtcsink` on loopback, encoding only while someone watches)
+    /// on each video output, for the page `control_room` opens to play. Off when left out.
+    #[serde(default)]
+    pub previews: bool,
 }
 
 /// Arguments naming a launched pipeline.

@@ -21,6 +21,9 @@ pub struct Launched {
     /// pipeline is stopped.
     #[cfg(feature = "ui")]
     pub control_room: Option<streamlib_ui::ControlRoom>,
+    /// The preview taps added at launch (`previews: true`), for its control room.
+    #[cfg(feature = "ui")]
+    pub previews: Vec<streamlib_ui::PreviewTap>,
 }
 
 /// A place among the pipelines one connection may run ([`Pipelines::reserve`]). It is taken
