@@ -126,6 +126,61 @@ fn aiortc_publishes_into_a_file_that_ffprobe_reads() {
 }
 
 #[test]
+fn size_scales_every_picture_and_mono_audio_is_one_channel() {
+    let dir = temp_dir("launch-webrtc-src", "size");
+    let file = dir.join("small.mkv");
+    let text = format!(
+        "webrtcsrc name=w whip-address=127.0.0.1:0 size=160x120 audio-channels=1 ! \
+         filewriter name=f location={} w.audio ! f.audio",
+        file.display()
+    );
+    let desc = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let clock = SoftwareClock::new(Rational::fps(30));
+    let mut built = build(&Registry::builtin(), &desc, StreamRuntime::new(clock))
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    // The size is negotiated before any publisher: the graph already says it.
+    let video_edge = built
+        .graph
+        .edges
+        .iter()
+        .find(|e| e.caps.starts_with("video"));
+    let caps = video_edge.map(|e| e.caps.clone()).unwrap_or_default();
+    assert!(caps.contains("160x120"), "{caps}");
+    built.runtime.start().unwrap_or_else(|e| panic!("{e}"));
+    let report = || {
+        built
+            .controls
+            .report("w")
+            .unwrap_or_else(|| panic!("no report"))
+    };
+    let url = report()["whip_url"].as_str().unwrap_or_default().to_owned();
+    let out = Command::new("python3")
+        .arg(publisher())
+        .args([url.as_str(), "3"])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("python3 (aiortc): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"delete\": 200"), "{stdout}");
+    let start = Instant::now();
+    while report()["sessions_ended"] != 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", report());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    built.runtime.stop().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(probe(&file, "v:0", "stream=width"), ["160"]);
+    assert_eq!(probe(&file, "v:0", "stream=height"), ["120"]);
+    assert_eq!(probe(&file, "a:0", "stream=channels"), ["1"]);
+    let got = pixel(&file, 1.5, 120, 90);
+    for (c, sent) in [235i32, 235, 235].into_iter().enumerate() {
+        assert!(
+            (i32::from(got[c]) - sent).abs() <= 40,
+            "white quadrant: {got:?}"
+        );
+    }
+}
+
+#[test]
 fn properties_are_checked_naming_the_one_at_fault() {
     support::assert_refused_naming(&[
         ("webrtcsrc whip-address=nowhere ! null", "whip-address"),
