@@ -122,3 +122,50 @@ fn an_agent_policy_keeps_webrtcsink_on_loopback() {
     let desc = parse("testpattern ! webrtcsink whep-address=127.0.0.1:0").unwrap();
     validate_with(&Registry::builtin(), &desc, &Policy::confined()).unwrap();
 }
+
+/// Audio at 44.1 kHz: negotiation inserts `audioresample` before the sink's 48 kHz input, and
+/// the viewer hears Opus at 48 kHz.
+#[cfg(feature = "audio")]
+#[test]
+fn webrtcsink_audio_at_another_rate_is_resampled_by_negotiation() {
+    let text = "webrtcsink name=w whep-address=127.0.0.1:0  \
+                testpattern size=320x240 ! w.video  \
+                audiotestsrc rate=44100 ! w.audio";
+    let desc = parse(text).unwrap();
+    let clock = SoftwareClock::new(Rational::fps(30));
+    let mut built = build(&Registry::builtin(), &desc, StreamRuntime::new(clock)).unwrap();
+    let edge = built
+        .graph
+        .edges
+        .iter()
+        .find(|e| e.to == "w.audio")
+        .unwrap_or_else(|| panic!("{:?}", built.graph));
+    assert!(
+        edge.converters
+            .iter()
+            .any(|c| c.starts_with("audioresample")),
+        "{:?}",
+        built.graph
+    );
+    assert!(edge.caps.starts_with("audio 48000Hz"), "{}", edge.caps);
+    built.runtime.start().unwrap();
+    let url = built.controls.report("w").unwrap()["whep_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = Command::new("python3")
+        .args([VIEWER, &url, "--frames", "30"])
+        .output()
+        .expect("python3 with aiortc (cargo xtask setup)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(
+        result["audio_frames"].as_u64().unwrap_or(0) > 10,
+        "{result}"
+    );
+    assert_eq!(result["audio_rate"], 48000, "{result}");
+    let report = built.controls.report("w").unwrap();
+    assert!(report["audio_packets"].as_u64().unwrap() > 10, "{report}");
+    built.runtime.stop().unwrap();
+}
