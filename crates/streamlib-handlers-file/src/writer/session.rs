@@ -7,6 +7,7 @@ use ffmpeg::util::error::EAGAIN;
 use ffmpeg::{Dictionary, Packet, codec, encoder, format, frame};
 use ffmpeg_next as ffmpeg;
 use streamlib_clock::Rational;
+use streamlib_codec::scale::Scaler;
 use streamlib_ports::{AudioBuffer, FrameLayout, PixelFormat};
 
 use crate::FileError;
@@ -158,12 +159,8 @@ impl Session {
             .map(|s| s.time_base())
             .unwrap_or(time_base);
 
-        let scaler = Scaler::new(layout, width, height, pixel).ok_or_else(|| {
-            encode_err(format!(
-                "swscale cannot convert {} to {pixel:?}",
-                layout.format()
-            ))
-        })?;
+        let scaler =
+            Scaler::new(layout, width, height, pixel).map_err(|e| encode_err(e.to_string()))?;
         let picture = frame::Video::new(pixel, width, height);
         // SAFETY: `picture` owns a valid AVFrame; reading its first data pointer is a plain load.
         if unsafe { picture.is_empty() } {
@@ -235,9 +232,9 @@ impl Session {
         }
         self.scaler
             .run(bytes, &mut self.picture)
-            .map_err(|reason| FileError::BadFrame {
+            .map_err(|e| FileError::BadFrame {
                 path: self.path.clone(),
-                reason,
+                reason: e.to_string(),
             })?;
         self.picture.set_pts(Some(pts));
         self.encoder
@@ -412,114 +409,4 @@ fn is_yuv(pixel: format::Pixel) -> bool {
 
 fn to_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
-}
-
-fn ffmpeg_pixel(format: PixelFormat) -> format::Pixel {
-    match format {
-        PixelFormat::Rgba8 => format::Pixel::RGBA,
-        PixelFormat::Bgra8 => format::Pixel::BGRA,
-        PixelFormat::Gray8 => format::Pixel::GRAY8,
-        PixelFormat::Nv12 => format::Pixel::NV12,
-        PixelFormat::I420 => format::Pixel::YUV420P,
-        PixelFormat::Uyvy => format::Pixel::UYVY422,
-    }
-}
-
-/// A swscale context reading straight from a frame's pooled bytes (no copy into an AVFrame).
-struct Scaler {
-    ctx: *mut ffmpeg::ffi::SwsContext,
-    layout: FrameLayout,
-    /// Rows converted (the output height; may be one less than the input's).
-    rows: u32,
-}
-
-// SAFETY: the SwsContext is owned by this value alone and used only through `&mut self`;
-// swscale keeps no thread-local state, so moving it to another thread is sound.
-unsafe impl Send for Scaler {}
-
-impl Scaler {
-    fn new(layout: FrameLayout, width: u32, height: u32, pixel: format::Pixel) -> Option<Self> {
-        let flags = ffmpeg::ffi::SWS_BILINEAR | ffmpeg::ffi::SWS_ACCURATE_RND;
-        // SAFETY: plain constructor call with valid formats and sizes; a null result is
-        // handled below. The source size is the output size: odd inputs are cropped, not
-        // scaled.
-        let ctx = unsafe {
-            ffmpeg::ffi::sws_getContext(
-                to_i32(width),
-                to_i32(height),
-                ffmpeg_pixel(layout.format()).into(),
-                to_i32(width),
-                to_i32(height),
-                pixel.into(),
-                flags,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null(),
-            )
-        };
-        (!ctx.is_null()).then_some(Self {
-            ctx,
-            layout,
-            rows: height,
-        })
-    }
-
-    /// Converts one frame of the scaler's layout into `picture`.
-    fn run(&mut self, bytes: &[u8], picture: &mut frame::Video) -> Result<(), String> {
-        let layout = self.layout;
-        let needed = layout.buffer_len();
-        if bytes.len() < needed {
-            return Err(format!(
-                "frame buffer has {} bytes, its layout needs {needed}",
-                bytes.len()
-            ));
-        }
-        let stride = layout.stride() as usize;
-        let rows = layout.height() as usize;
-        let chroma_rows = rows.div_ceil(2);
-        let base = bytes.as_ptr();
-        let mut planes = [std::ptr::null::<u8>(); 4];
-        let mut strides = [0i32; 4];
-        let luma = stride * rows;
-        // Offsets follow `PixelFormat::buffer_len`, checked above, so they stay inside `bytes`.
-        let offsets: &[(usize, usize)] = match layout.format() {
-            PixelFormat::Nv12 => &[(0, stride), (luma, stride)],
-            PixelFormat::I420 => {
-                let c = stride.div_ceil(2);
-                &[(0, stride), (luma, c), (luma + c * chroma_rows, c)]
-            }
-            _ => &[(0, stride)],
-        };
-        for (i, &(offset, s)) in offsets.iter().enumerate() {
-            // SAFETY: `offset` is within `bytes` (see above).
-            planes[i] = unsafe { base.add(offset) };
-            strides[i] = to_i32(u32::try_from(s).unwrap_or(u32::MAX));
-        }
-        // SAFETY: `ctx` is a live SwsContext built for this layout and `picture`'s format and
-        // size; the source planes cover `rows` rows of their strides inside `bytes`; the
-        // destination planes and line sizes come from the allocated, writable `picture`.
-        let ret = unsafe {
-            let dst = picture.as_mut_ptr();
-            ffmpeg::ffi::sws_scale(
-                self.ctx,
-                planes.as_ptr(),
-                strides.as_ptr(),
-                0,
-                to_i32(self.rows),
-                (*dst).data.as_ptr(),
-                (*dst).linesize.as_ptr(),
-            )
-        };
-        if ret <= 0 {
-            return Err(format!("swscale failed ({ret})"));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Scaler {
-    fn drop(&mut self) {
-        // SAFETY: `ctx` came from sws_getContext and is freed exactly once, here.
-        unsafe { ffmpeg::ffi::sws_freeContext(self.ctx) };
-    }
 }
