@@ -209,6 +209,11 @@ impl Browser {
 
     /// Takes a screenshot of the viewport and decodes it to RGBA.
     pub fn screenshot(&self) -> Result<Screenshot, String> {
+        Screenshot::from_png(&self.screenshot_png()?)
+    }
+
+    /// Takes a screenshot of the viewport as PNG bytes (to save beside a failed test's log).
+    pub fn screenshot_png(&self) -> Result<Vec<u8>, String> {
         let value = self
             .command("GET", "/screenshot", None)
             .map_err(|e| format!("browser: screenshot: {e}"))?;
@@ -218,8 +223,7 @@ impl Browser {
                 brief(&value.to_string())
             )
         })?;
-        let png = base64_decode(b64).map_err(|e| format!("browser: screenshot: {e}"))?;
-        Screenshot::from_png(&png)
+        base64_decode(b64).map_err(|e| format!("browser: screenshot: {e}"))
     }
 
     /// The browser console's messages since the last call (chromedriver's `browser` log:

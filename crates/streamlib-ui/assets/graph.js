@@ -51,7 +51,7 @@ function shorten(text, max) {
 }
 
 function drawGraph(container, graph) {
-  const W = 170, H = 48, GX = 90, GY = 28, PAD = 12;
+  const W = 196, H = 48, GX = 130, GY = 28, PAD = 12;
   const names = graph.nodes.map((n) => n.name);
   const hops = graphHops(graph);
   const rank = ranks(names, hops);
@@ -84,7 +84,7 @@ function drawGraph(container, graph) {
       d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}` }));
     if (h.last) {
       const label = svgEl("text", { class: "edge-label", x: mx, y: (y1 + y2) / 2 - 4,
-        "text-anchor": "middle" }, shorten(h.edge.caps, 26));
+        "text-anchor": "middle" }, shorten(h.edge.caps.replace(/^(video|audio) /, ""), 22));
       label.appendChild(svgEl("title", {}, `${h.edge.from} → ${h.edge.to}: ${h.edge.memory}, ${h.edge.caps}`));
       svg.appendChild(label);
     }
@@ -95,10 +95,10 @@ function drawGraph(container, graph) {
     const g = svgEl("g", { class: "node" + kind, "data-element": node.name,
       transform: `translate(${p.x}, ${p.y})` });
     g.appendChild(svgEl("rect", { width: W, height: H, rx: 5 }));
-    g.appendChild(svgEl("text", { x: 8, y: 19, "font-weight": "600" }, shorten(node.name, 24)));
+    g.appendChild(svgEl("text", { x: 8, y: 19, "font-weight": "600" }, shorten(node.name, 27)));
     const sub = node.preview_of ? `preview of ${node.preview_of}`
       : node.inserted ? `${node.handler}: ${node.inserted}` : node.handler;
-    g.appendChild(svgEl("text", { class: "handler", x: 8, y: 37 }, shorten(sub, 28)));
+    g.appendChild(svgEl("text", { class: "handler", x: 8, y: 37 }, shorten(sub, 31)));
     g.appendChild(svgEl("title", {}, `${node.name} (${node.handler})` +
       (node.inserted ? `\ninserted: ${node.inserted}` : "") +
       (node.dispatcher ? `\n@${node.dispatcher}` : "")));
