@@ -109,13 +109,14 @@ function propertyRow(element, prop) {
     control = select;
   } else if (type.type === "int" || type.type === "float") {
     const step = type.type === "int" ? "1" : "any";
-    const number = el("input", { type: "number", step, value: prop.value ?? "", ...data });
+    const number = el("input", { type: "number", step, value: prop.value ?? "",
+      placeholder: prop.value === null ? "default" : "", ...data });
     const wrap = el("span", { class: "control" });
     const finite = (x) => typeof x === "number" && Number.isFinite(x) && Math.abs(x) < 1e9;
     if (finite(type.min) && finite(type.max)) {
       const range = el("input", { type: "range", min: type.min, max: type.max,
-        step: type.type === "int" ? 1 : (type.max - type.min) / 200, value: prop.value ?? type.min,
-        "data-range-for": prop.name });
+        step: type.type === "int" ? 1 : (type.max - type.min) / 200, "data-range-for": prop.name });
+      if (prop.value !== null && prop.value !== undefined) range.value = prop.value;
       range.addEventListener("input", () => { number.value = range.value; });
       range.addEventListener("change", () => setProperty(element, prop.name, range.value, msg));
       number.addEventListener("change", () => { range.value = number.value; });

@@ -5,6 +5,29 @@ use serde_json::{Value as Json, json};
 use streamlib_launch::{Controls, Graph, LaunchError, Session, stats_json_with_reports};
 use streamlib_runtime::RuntimeHandle;
 
+/// The most per-port controls shown for one numbered port (`layer0` … `layer63`).
+const MAX_NUMBERED: i64 = 64;
+
+/// How many numbered ports named `prefix<N>` the element has: the value of the integer
+/// property that counts them (`layers` for `layer<N>`), at most [`MAX_NUMBERED`].
+fn numbered_ports(
+    spec: &streamlib_launch::HandlerSpec,
+    values: &streamlib_launch::Properties,
+    prefix: &str,
+) -> i64 {
+    spec.ports
+        .iter()
+        .filter(|port| {
+            port.name
+                .split_once("<N>")
+                .is_some_and(|(p, _)| p == prefix)
+        })
+        .find_map(|port| port.count)
+        .and_then(|count| values.get(count))
+        .and_then(streamlib_launch::Value::as_int)
+        .map_or(0, |n| n.clamp(0, MAX_NUMBERED))
+}
+
 /// A video output tapped for a preview: the `webrtcsink` inserted on it and what it taps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreviewTap {
@@ -122,10 +145,19 @@ impl Room {
             .iter()
             .filter_map(|(name, value)| describe(name, Some(value.to_string())))
             .collect();
-        for prop in &spec.properties {
-            let placeholder = prop.name.contains('<');
-            if prop.live && !placeholder && values.get(prop.name).is_none() {
-                out.extend(describe(prop.name, prop.default.map(str::to_owned)));
+        for prop in spec.properties.iter().filter(|p| p.live) {
+            // Per-port properties (`layer<N>.opacity`) once for each port there is.
+            let names = match prop.name.split_once("<N>") {
+                Some((prefix, suffix)) => (0..numbered_ports(spec, &values, prefix))
+                    .map(|i| format!("{prefix}{i}{suffix}"))
+                    .collect(),
+                None if prop.name.contains('<') => Vec::new(),
+                None => vec![prop.name.to_owned()],
+            };
+            for name in names {
+                if values.get(&name).is_none() {
+                    out.extend(describe(&name, prop.default.map(str::to_owned)));
+                }
             }
         }
         out

@@ -361,3 +361,42 @@ fn a_bound_room_answers_503_until_the_pipeline_is_attached() {
         "testpattern0"
     );
 }
+
+#[test]
+fn per_port_properties_get_a_control_for_each_port() {
+    let text = "compositor name=mix size=160x90 layers=2 layer1.opacity=0.5 ! null  \
+                testpattern size=160x90 ! mix.layer0  testpattern size=160x90 ! mix.layer1";
+    let desc = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    let session = Session::start(&Registry::builtin(), &desc, LaunchOptions::default())
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    let room = ControlRoom::start("127.0.0.1:0", &session).unwrap_or_else(|e| panic!("{e}"));
+    let graph = get_json(room.local_addr(), "/api/graph");
+    let mix = graph["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == "mix"))
+        .unwrap_or_else(|| panic!("no mix in {graph}"));
+    let value = |name: &str| {
+        mix["properties"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == name && p["live"] == true))
+            .map(|p| p["value"].clone())
+            .unwrap_or_else(|| panic!("no live {name} in {mix}"))
+    };
+    // Not given: no value, the handler's own default applies.
+    assert_eq!(value("layer0.opacity"), Json::Null);
+    assert_eq!(value("layer1.opacity"), "0.5");
+    let names: Vec<&str> = mix["properties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with("layer2")), "{names:?}");
+    let (status, body) = http(
+        room.local_addr(),
+        "POST",
+        "/api/elements/mix/properties/layer0.opacity",
+        b"0.25",
+    );
+    assert_eq!(status, 200, "{body}");
+}
