@@ -248,7 +248,7 @@ fn control_room(
     let taps = room.add_previews(desc, registry);
     if !taps.is_empty() {
         let sources: Vec<&str> = taps.iter().map(|t| t.source.as_str()).collect();
-        eprintln!("control room: previews of {}", sources.join(", "));
+        eprintln!("preview taps (webrtcsink) on {}", sources.join(", "));
     }
     Ok(Some(room))
 }
