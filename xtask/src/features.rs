@@ -65,4 +65,6 @@ pub fn run() -> Result<()> {
 }
 
 /// The facade features that also switch on handlers in `streamlib-launch`.
-const LAUNCH_PAIRS: &[&str] = &["video", "file", "net", "ptp", "async", "gpu", "hls", "webrtc"];
+const LAUNCH_PAIRS: &[&str] = &[
+    "video", "file", "net", "ptp", "async", "gpu", "hls", "webrtc",
+];

@@ -1,7 +1,10 @@
 //! The encoders against real decoders: packets are muxed with FFmpeg into a file that
 //! ffprobe reads back (frame count, key frames where requested, durations), and the
 //! bitrate change shows in the packet sizes.
-#![allow(clippy::print_stderr, reason = "the tests print the packet sizes they measured")]
+#![allow(
+    clippy::print_stderr,
+    reason = "the tests print the packet sizes they measured"
+)]
 
 use std::path::Path;
 
