@@ -106,10 +106,12 @@ const GROUPS: &[PackageGroup] = &[
     },
     // Delivery to browsers (HLS, WebRTC, the control room): str0m's DTLS through the system
     // OpenSSL, and for the tests a real browser, Debian's Chromium driven by its ChromeDriver.
+    // Node.js and npm (for hls.js) are the machine's own: Debian's npm package conflicts with
+    // the Node.js these machines ship, so it is not installed from here.
     PackageGroup {
         name: "delivery",
         enabled: true,
-        packages: &["libssl-dev", "chromium", "chromium-driver", "nodejs", "npm"],
+        packages: &["libssl-dev", "chromium", "chromium-driver"],
     },
 ];
 
