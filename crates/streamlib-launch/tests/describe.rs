@@ -44,6 +44,9 @@ fn sample_properties(name: &str, dir: &std::path::Path) -> Option<Vec<(&'static 
         "filewriter" => vec![("location", dir.join("out.mkv").display().to_string())],
         "networksend" | "networkaudiosend" => vec![("destination", "127.0.0.1:9".to_owned())],
         "networkreceive" | "networkaudioreceive" => vec![("bind", "127.0.0.1:0".to_owned())],
+        "hlssink" => vec![("location", dir.join("hls").display().to_string())],
+        "webrtcsink" => vec![("whep-address", "127.0.0.1:0".to_owned())],
+        "webrtcsrc" => vec![("whip-address", "127.0.0.1:0".to_owned())],
         _ => return None,
     })
 }
