@@ -66,5 +66,5 @@ pub fn run() -> Result<()> {
 
 /// The facade features that also switch on handlers in `streamlib-launch`.
 const LAUNCH_PAIRS: &[&str] = &[
-    "video", "file", "net", "ptp", "async", "gpu", "hls", "webrtc",
+    "video", "file", "net", "ptp", "async", "gpu", "hls", "webrtc", "process",
 ];

@@ -33,6 +33,21 @@ pub enum BuffersError {
         /// Elements per buffer.
         buffer_len: usize,
     },
+    /// External storage cannot hold the pool's buffers.
+    #[error(
+        "buffer pool '{pool}' does not fit its storage: {buffer_len} elements per buffer, \
+         the storage has {slots} slots of {slot_len} (need buffer_len <= slot_len, slots >= 1)"
+    )]
+    StorageTooSmall {
+        /// Pool name.
+        pool: String,
+        /// Elements per buffer asked for.
+        buffer_len: usize,
+        /// Slots the storage has.
+        slots: usize,
+        /// Elements per slot of the storage.
+        slot_len: usize,
+    },
     /// Every buffer of the pool is in use and it may not grow further. A realtime producer
     /// should skip this frame (and count it) rather than wait.
     #[error(

@@ -41,7 +41,7 @@ mod sync;
 pub use error::BuffersError;
 pub use latest::{DEFAULT_SLOTS, Latest, LatestBuffer, LatestReader, MAX_SLOTS};
 pub use ordered::{OrderedQueue, OverflowPolicy, PushOutcome};
-pub use pool::{BufferPool, PoolBufMut, PooledBuf};
+pub use pool::{BufferPool, PoolBufMut, PoolStorage, PooledBuf};
 
 /// The names most users of this crate need, for `use streamlib_buffers::prelude::*`
 /// (`streamlib::prelude` includes it).

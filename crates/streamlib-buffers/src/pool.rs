@@ -6,10 +6,19 @@
 //! returns [`BuffersError::PoolExhausted`] at once; a realtime producer then skips that frame
 //! and counts it, and its readers keep showing the previous frame (latest-read semantics).
 //! Size a pool as: ring slots + one frame per reader in flight + one being written, plus margin.
+//!
+//! # Memory owned elsewhere
+//! [`BufferPool::with_storage`] makes a pool whose buffers live in a [`PoolStorage`] instead of
+//! the heap: a shared-memory mapping another process also sees (process isolation). Handles,
+//! reference counts and the free queue work as for heap buffers; [`PooledBuf::storage_slot`]
+//! tells which slot of the storage a buffer is, so it can cross to the other process as an
+//! index, without copying.
 
 use std::fmt;
+// Storage is shared with the outside world (other crates, other processes), never modelled by loom.
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc as StdArc;
 
 use crate::BuffersError;
 use crate::sync::{Arc, ArrayQueue, AtomicU64, AtomicUsize, Ordering, UnsafeCell, fence};
@@ -17,11 +26,37 @@ use crate::sync::{Arc, ArrayQueue, AtomicU64, AtomicUsize, Ordering, UnsafeCell,
 struct PoolSlot<T> {
     /// Live [`PooledBuf`] handles (0 while free or uniquely held by a [`PoolBufMut`]).
     refs: AtomicUsize,
+    /// In a claim-only pool ([`BufferPool::with_claimed_storage`]): 1 while a handle to the
+    /// slot exists, 0 when it is free to [`BufferPool::claim`]. Unused otherwise.
+    held: AtomicUsize,
     data: UnsafeCell<Vec<T>>,
+}
+
+/// Memory for a pool's buffers that lives outside the Rust heap: a shared-memory mapping
+/// (`streamlib-process`), device-visible host memory.
+///
+/// # Safety
+/// For every `index < slots()`, `slot_ptr(index)` must return a pointer that is aligned for `T`,
+/// valid for reads and writes of `slot_len()` initialized elements for as long as the storage
+/// lives, and not overlapping any other slot. Within this process nothing but the pool built on
+/// the storage may write a slot (another process that maps it follows its own protocol: the
+/// pool's users decide when a slot is lent to it).
+pub unsafe trait PoolStorage<T>: Send + Sync + 'static {
+    /// How many slots it has.
+    fn slots(&self) -> usize;
+    /// Elements each slot holds.
+    fn slot_len(&self) -> usize;
+    /// Where slot `index` starts.
+    fn slot_ptr(&self, index: usize) -> *mut T;
 }
 
 struct PoolShared<T> {
     name: String,
+    /// `Some` for a pool over external memory: slot `i`'s data is the storage's slot `i`, and
+    /// the slots' vectors stay empty.
+    storage: Option<StdArc<dyn PoolStorage<T>>>,
+    /// Slots are taken by index ([`BufferPool::claim`]), never from the free queue.
+    claim_only: bool,
     buffer_len: usize,
     slots: Box<[PoolSlot<T>]>,
     free: ArrayQueue<usize>,
@@ -39,16 +74,62 @@ unsafe impl<T: Send + Sync> Send for PoolShared<T> {}
 
 impl<T> PoolShared<T> {
     fn release(&self, index: usize) {
+        if self.claim_only {
+            self.slots[index].held.store(0, Ordering::Release);
+            return;
+        }
         // The free queue has room for every slot, so this cannot fail; ignore defensively.
         let _ = self.free.push(index);
     }
+}
 
+impl<T: 'static> PoolShared<T> {
     fn slice(&self, index: usize) -> &[T] {
+        if let Some(storage) = &self.storage {
+            // SAFETY: `PoolStorage` promises `slot_len() >= buffer_len` (checked at
+            // construction) valid, initialized elements at this slot for the storage's life,
+            // which the `Arc` held here outlives the borrow of; the caller's handle makes the
+            // access shared-only, as for heap slots below.
+            return unsafe { std::slice::from_raw_parts(storage.slot_ptr(index), self.buffer_len) };
+        }
         // SAFETY: callers hold a handle to `index`, so no `PoolBufMut` for it exists elsewhere
         // and nothing mutates the vector while the returned borrow (tied to that handle) lives.
         self.slots[index]
             .data
             .with(|data| unsafe { (*data).as_slice() })
+    }
+
+    /// The slot's elements for the single writer holding it.
+    ///
+    /// # Safety
+    /// The caller holds the only handle to `index` (a `PoolBufMut`) and ties the borrow to it.
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "exclusivity comes from the PoolBufMut, see above"
+    )]
+    unsafe fn slice_mut(&self, index: usize) -> &mut [T] {
+        if let Some(storage) = &self.storage {
+            // SAFETY: as in `slice`, and the caller's handle is the only one to this slot.
+            return unsafe {
+                std::slice::from_raw_parts_mut(storage.slot_ptr(index), self.buffer_len)
+            };
+        }
+        // SAFETY: the caller's `PoolBufMut` is the only handle to its slot.
+        self.slots[index]
+            .data
+            .with_mut(|data| unsafe { (*data).as_mut_slice() })
+    }
+
+    /// The slot of `storage` this pool's buffer `index` is, if the pool is built on it.
+    fn storage_slot(&self, index: usize, storage: &dyn PoolStorage<T>) -> Option<usize> {
+        let own = self.storage.as_deref()?;
+        // The same storage object: compare the data pointers (not the vtables, which may be
+        // duplicated across codegen units).
+        std::ptr::addr_eq(
+            own as *const dyn PoolStorage<T>,
+            storage as *const dyn PoolStorage<T>,
+        )
+        .then_some(index)
     }
 }
 
@@ -86,6 +167,7 @@ impl<T: Copy + Default + Send + Sync + 'static> BufferPool<T> {
         let slots = (0..max)
             .map(|i| PoolSlot {
                 refs: AtomicUsize::new(0),
+                held: AtomicUsize::new(0),
                 data: UnsafeCell::new(if i < initial {
                     vec![T::default(); buffer_len]
                 } else {
@@ -100,6 +182,8 @@ impl<T: Copy + Default + Send + Sync + 'static> BufferPool<T> {
         Ok(Self {
             shared: Arc::new(PoolShared {
                 name,
+                storage: None,
+                claim_only: false,
                 buffer_len,
                 slots,
                 free,
@@ -107,6 +191,91 @@ impl<T: Copy + Default + Send + Sync + 'static> BufferPool<T> {
                 grown: AtomicU64::new(0),
                 exhausted: AtomicU64::new(0),
             }),
+        })
+    }
+
+    /// A pool of `buffer_len`-element buffers in `storage`'s slots, one buffer per slot (all
+    /// "allocated" from the start: the pool never grows). Errors if a slot is shorter than
+    /// `buffer_len` or the storage has no slot.
+    pub fn with_storage(
+        name: impl Into<String>,
+        buffer_len: usize,
+        storage: StdArc<dyn PoolStorage<T>>,
+    ) -> Result<Self, BuffersError> {
+        Self::on_storage(name.into(), buffer_len, storage, false)
+    }
+
+    /// A pool over `storage` whose buffers are taken by slot index with
+    /// [`claim`](Self::claim), never by [`acquire`](Self::acquire) (which always finds it
+    /// empty). For the side of a shared mapping that is told which slot to use: a child
+    /// process wraps the slot its parent lent it as a frame, without copying.
+    pub fn with_claimed_storage(
+        name: impl Into<String>,
+        buffer_len: usize,
+        storage: StdArc<dyn PoolStorage<T>>,
+    ) -> Result<Self, BuffersError> {
+        Self::on_storage(name.into(), buffer_len, storage, true)
+    }
+
+    fn on_storage(
+        name: String,
+        buffer_len: usize,
+        storage: StdArc<dyn PoolStorage<T>>,
+        claim_only: bool,
+    ) -> Result<Self, BuffersError> {
+        let slots = storage.slots();
+        if buffer_len == 0 || slots == 0 || buffer_len > storage.slot_len() {
+            return Err(BuffersError::StorageTooSmall {
+                pool: name,
+                buffer_len,
+                slots,
+                slot_len: storage.slot_len(),
+            });
+        }
+        let free = ArrayQueue::new(slots);
+        if !claim_only {
+            for i in 0..slots {
+                let _ = free.push(i);
+            }
+        }
+        Ok(Self {
+            shared: Arc::new(PoolShared {
+                name,
+                storage: Some(storage),
+                claim_only,
+                buffer_len,
+                slots: (0..slots)
+                    .map(|_| PoolSlot {
+                        refs: AtomicUsize::new(0),
+                        held: AtomicUsize::new(0),
+                        data: UnsafeCell::new(Vec::new()),
+                    })
+                    .collect(),
+                free,
+                allocated: AtomicUsize::new(slots),
+                grown: AtomicU64::new(0),
+                exhausted: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Slot `index` of a claim-only pool ([`with_claimed_storage`](Self::with_claimed_storage))
+    /// for writing, if no handle to it is alive; `None` when it is still held (or `index` is
+    /// out of range, or the pool is not claim-only).
+    pub fn claim(&self, index: usize) -> Option<PoolBufMut<T>> {
+        let shared = &*self.shared;
+        let slot = shared.slots.get(index)?;
+        if !shared.claim_only
+            || slot
+                .held
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        Some(PoolBufMut {
+            shared: Arc::clone(&self.shared),
+            index,
         })
     }
 
@@ -210,6 +379,14 @@ pub struct PoolBufMut<T> {
     index: usize,
 }
 
+impl<T: 'static> PoolBufMut<T> {
+    /// Which slot of `storage` this buffer is, when its pool was built on that storage
+    /// ([`BufferPool::with_storage`]); `None` for any other buffer.
+    pub fn storage_slot(&self, storage: &dyn PoolStorage<T>) -> Option<usize> {
+        self.shared.storage_slot(self.index, storage)
+    }
+}
+
 impl<T> PoolBufMut<T> {
     /// Makes the buffer shareable and read-only.
     pub fn freeze(self) -> PooledBuf<T> {
@@ -225,20 +402,18 @@ impl<T> PoolBufMut<T> {
     }
 }
 
-impl<T> Deref for PoolBufMut<T> {
+impl<T: 'static> Deref for PoolBufMut<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
         self.shared.slice(self.index)
     }
 }
 
-impl<T> DerefMut for PoolBufMut<T> {
+impl<T: 'static> DerefMut for PoolBufMut<T> {
     fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: a `PoolBufMut` is the only handle to its slot (see `PoolShared`'s Sync), and
         // the borrow is tied to `&mut self`, so it is exclusive while it lives.
-        self.shared.slots[self.index]
-            .data
-            .with_mut(|data| unsafe { (*data).as_mut_slice() })
+        unsafe { self.shared.slice_mut(self.index) }
     }
 }
 
@@ -248,7 +423,7 @@ impl<T> Drop for PoolBufMut<T> {
     }
 }
 
-impl<T> fmt::Debug for PoolBufMut<T> {
+impl<T: 'static> fmt::Debug for PoolBufMut<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -274,9 +449,12 @@ impl<T: Copy + Default + Send + Sync + 'static> PooledBuf<T> {
         let free = ArrayQueue::new(1);
         let shared = Arc::new(PoolShared {
             name: "detached".to_owned(),
+            storage: None,
+            claim_only: false,
             buffer_len: data.len(),
             slots: vec![PoolSlot {
                 refs: AtomicUsize::new(1),
+                held: AtomicUsize::new(0),
                 data: UnsafeCell::new(data),
             }]
             .into_boxed_slice(),
@@ -286,6 +464,15 @@ impl<T: Copy + Default + Send + Sync + 'static> PooledBuf<T> {
             exhausted: AtomicU64::new(0),
         });
         Self { shared, index: 0 }
+    }
+}
+
+impl<T: 'static> PooledBuf<T> {
+    /// Which slot of `storage` this buffer is, when its pool was built on that storage
+    /// ([`BufferPool::with_storage`]); `None` for any other buffer. What lets a frame cross to
+    /// another process that maps the same storage as an index, without a copy.
+    pub fn storage_slot(&self, storage: &dyn PoolStorage<T>) -> Option<usize> {
+        self.shared.storage_slot(self.index, storage)
     }
 }
 
@@ -328,20 +515,20 @@ impl<T> Drop for PooledBuf<T> {
     }
 }
 
-impl<T> Deref for PooledBuf<T> {
+impl<T: 'static> Deref for PooledBuf<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
         self.shared.slice(self.index)
     }
 }
 
-impl<T> AsRef<[T]> for PooledBuf<T> {
+impl<T: 'static> AsRef<[T]> for PooledBuf<T> {
     fn as_ref(&self) -> &[T] {
         self
     }
 }
 
-impl<T> fmt::Debug for PooledBuf<T> {
+impl<T: 'static> fmt::Debug for PooledBuf<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -395,6 +582,83 @@ mod tests {
         assert!(BufferPool::<u8>::new("x", 0, 1, 1).is_err());
         assert!(BufferPool::<u8>::new("x", 1, 2, 1).is_err());
         assert!(BufferPool::<u8>::new("x", 1, 0, 1).is_err());
+    }
+
+    /// Storage on the heap, standing in for a mapping: 3 slots of 8 bytes.
+    struct Slots(Box<[std::cell::UnsafeCell<[u8; 8]>]>);
+    // SAFETY: the pool built on it is the only writer, one handle per slot.
+    unsafe impl Sync for Slots {}
+    // SAFETY: as above.
+    unsafe impl PoolStorage<u8> for Slots {
+        fn slots(&self) -> usize {
+            self.0.len()
+        }
+        fn slot_len(&self) -> usize {
+            8
+        }
+        fn slot_ptr(&self, index: usize) -> *mut u8 {
+            self.0[index].get().cast()
+        }
+    }
+
+    #[test]
+    fn a_pool_over_storage_writes_into_its_slots() {
+        let storage = StdArc::new(Slots(
+            (0..3).map(|_| std::cell::UnsafeCell::new([0; 8])).collect(),
+        ));
+        let dyn_storage: StdArc<dyn PoolStorage<u8>> = storage.clone();
+        let pool = BufferPool::with_storage("shm", 6, dyn_storage).unwrap();
+        assert_eq!((pool.capacity(), pool.available(), pool.grown()), (3, 3, 0));
+        let mut a = pool.acquire().unwrap();
+        let slot = a.storage_slot(&*storage).unwrap();
+        a.copy_from_slice(&[1, 2, 3, 4, 5, 6]);
+        let a = a.freeze();
+        assert_eq!(a.len(), 6);
+        assert_eq!(a.storage_slot(&*storage), Some(slot));
+        // The bytes are in the storage's slot itself, not a copy.
+        // SAFETY: read only, while nothing writes.
+        let raw = unsafe { *storage.0[slot].get() };
+        assert_eq!(&raw[..6], &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(a.as_ptr(), storage.slot_ptr(slot).cast_const());
+        // Other buffers are not in it.
+        assert_eq!(
+            PooledBuf::from_vec(vec![0u8; 6]).storage_slot(&*storage),
+            None
+        );
+        let b = pool.acquire().unwrap();
+        let c = pool.acquire().unwrap();
+        assert!(pool.acquire().is_err(), "never grows past the storage");
+        drop((a, b, c));
+        assert_eq!(pool.available(), 3);
+    }
+
+    #[test]
+    fn a_claim_only_pool_hands_out_slots_by_index() {
+        let storage: StdArc<dyn PoolStorage<u8>> = StdArc::new(Slots(
+            (0..2).map(|_| std::cell::UnsafeCell::new([0; 8])).collect(),
+        ));
+        let pool = BufferPool::with_claimed_storage("child", 8, storage).unwrap();
+        assert!(pool.acquire().is_err(), "claim-only");
+        let one = pool.claim(1).unwrap().freeze();
+        let again = one.clone();
+        assert!(pool.claim(1).is_none(), "held");
+        assert!(pool.claim(2).is_none(), "out of range");
+        drop(one);
+        assert!(pool.claim(1).is_none(), "a clone still holds it");
+        drop(again);
+        let back = pool.claim(1).unwrap();
+        assert!(pool.claim(0).is_some());
+        drop(back);
+        assert_eq!(pool.available(), 0, "never in the free queue");
+    }
+
+    #[test]
+    fn storage_too_small_is_an_error() {
+        let storage: StdArc<dyn PoolStorage<u8>> = StdArc::new(Slots(
+            (0..1).map(|_| std::cell::UnsafeCell::new([0; 8])).collect(),
+        ));
+        let err = BufferPool::with_storage("shm", 9, storage).unwrap_err();
+        assert!(err.to_string().contains("9 elements per buffer"), "{err}");
     }
 
     #[test]

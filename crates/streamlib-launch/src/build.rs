@@ -17,6 +17,7 @@ use streamlib_runtime::{Connection, Stream, StreamRuntime};
 
 use crate::desc::{ElementDesc, LinkDesc, PipelineDesc};
 use crate::error::{LaunchError, list, nearest};
+use crate::options::StreamOptions;
 use crate::parse::is_identifier;
 use crate::policy::{Access, Policy};
 use crate::registry::{
@@ -206,7 +207,7 @@ fn check_elements<'r>(
     registry: &'r Registry,
     desc: &PipelineDesc,
     policy: &Arc<Policy>,
-) -> Result<Vec<(&'r HandlerSpec, Properties)>, LaunchError> {
+) -> Result<Vec<(&'r HandlerSpec, Properties, StreamOptions)>, LaunchError> {
     if desc.elements.is_empty() {
         return Err(LaunchError::Empty);
     }
@@ -239,9 +240,11 @@ fn check_elements<'r>(
                 available: DISPATCHERS.join(", "),
             });
         }
+        let (element, options) = crate::options::split(element)?;
+        let element = &element;
         let mut properties = validate_properties(element, spec)?.with_policy(Arc::clone(policy));
         apply_policy(registry, element, spec, &mut properties)?;
-        checked.push((spec, properties));
+        checked.push((spec, properties, options));
     }
     Ok(checked)
 }
@@ -544,7 +547,7 @@ fn assemble(
     let mut ports: BTreeMap<String, streamlib_ports::Ports> = BTreeMap::new();
     let mut nodes = Vec::with_capacity(desc.elements.len());
     let mut pool: Option<Arc<dyn Dispatcher>> = None;
-    for (element, (spec, properties)) in desc.elements.iter().zip(checked) {
+    for (element, (spec, properties, options)) in desc.elements.iter().zip(checked) {
         let built = match mode {
             Mode::Build => (spec.factory)(&properties).map_err(|e| LaunchError::Handler {
                 element: element.name.clone(),
@@ -558,6 +561,7 @@ fn assemble(
         if let (Some(name), Mode::Build) = (&element.dispatcher, mode) {
             stream = stream.dispatcher(dispatcher(name, &mut pool)?);
         }
+        let stream = options.apply(stream);
         runtime.add_stream(stream)?;
         nodes.push(GraphNode {
             name: element.name.clone(),

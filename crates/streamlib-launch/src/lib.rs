@@ -37,7 +37,10 @@ mod builtin;
 mod desc;
 mod describe;
 mod error;
+mod options;
 mod parse;
+#[cfg(feature = "process")]
+pub mod process;
 mod placeholder;
 mod policy;
 mod registry;

@@ -85,7 +85,7 @@ pub use handler::{HandlerError, Ports, ProcessContext, StartContext, StreamHandl
 pub use limits::FrameLimits;
 pub use memory::{MemoryCaps, MemorySpace};
 pub use message::{Message, PortKind};
-pub use pool_output::{POOL_MARGIN, PoolCounters};
+pub use pool_output::{POOL_MARGIN, PoolCounters, PoolProvider};
 pub use port::{
     AnyInputPort, AnyOutputPort, DeliveryMode, InputPort, InputRef, OutputPort, OutputRef, PortId,
 };

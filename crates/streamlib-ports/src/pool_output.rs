@@ -14,8 +14,18 @@
 //! [`OutputPort::acquire_or_skip`] returns `None` when the pool is at its maximum: the
 //! producer skips the frame (its readers keep the previous one) and the skip is counted on the
 //! output, where the runtime's statistics read it ([`PoolCounters`]).
+//!
+//! # Memory someone else provides
+//! Whoever wires the graph may give an output a [`PoolProvider`]
+//! ([`OutputPort::set_pool_provider`]): [`FramePool::for_output`](crate::FramePool::for_output)
+//! and [`FramePool::fit_output`](crate::FramePool::fit_output) then take the producer's pool
+//! from it, so frames are written straight into that memory. Process isolation uses this to
+//! put an upstream's frames in the shared memory its child process maps: the frame then
+//! crosses as a slot index, not a copy.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use streamlib_buffers::{BufferPool, PoolBufMut};
 
@@ -37,15 +47,45 @@ pub struct PoolCounters {
     pub capacity: u64,
 }
 
-/// The counters behind [`PoolCounters`]; written only by the output's single writer.
-#[derive(Debug, Default)]
+/// Gives the producer of an output a pool in memory it supplies (see the module docs).
+pub trait PoolProvider: Send + Sync + 'static {
+    /// A pool named `name` of at least `max` buffers of `buffer_len` bytes, or `None` when it
+    /// cannot supply one (the producer then makes its own pool, as without a provider).
+    fn pool(&self, name: &str, buffer_len: usize, max: usize) -> Option<BufferPool<u8>>;
+}
+
+/// The counters behind [`PoolCounters`]; written only by the output's single writer. Also
+/// where the output's [`PoolProvider`] is kept.
+#[derive(Default)]
 pub(crate) struct PoolCells {
     skipped: AtomicU64,
     grown: AtomicU64,
     capacity: AtomicU64,
+    /// Read when the producer creates its pool (start), never per frame.
+    provider: Mutex<Option<Arc<dyn PoolProvider>>>,
+}
+
+impl fmt::Debug for PoolCells {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolCells")
+            .field("counters", &self.snapshot())
+            .field("provider", &self.provider().is_some())
+            .finish()
+    }
 }
 
 impl PoolCells {
+    pub(crate) fn set_provider(&self, provider: Option<Arc<dyn PoolProvider>>) {
+        *self.provider.lock().unwrap_or_else(PoisonError::into_inner) = provider;
+    }
+
+    pub(crate) fn provider(&self) -> Option<Arc<dyn PoolProvider>> {
+        self.provider
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     pub(crate) fn snapshot(&self) -> PoolCounters {
         PoolCounters {
             skipped_pool_empty: self.skipped.load(Ordering::Relaxed),
@@ -61,6 +101,18 @@ fn bump(counter: &AtomicU64, n: u64) {
 }
 
 impl<T: Message> OutputPort<T> {
+    /// Makes `provider` supply the pool of this output's producer (or, with `None`, lets the
+    /// producer allocate its own again). Set it before the producer starts: producers ask when
+    /// they create their pool.
+    pub fn set_pool_provider(&self, provider: Option<Arc<dyn PoolProvider>>) {
+        self.pool_cells().set_provider(provider);
+    }
+
+    /// The provider set with [`set_pool_provider`](Self::set_pool_provider), if any.
+    pub fn pool_provider(&self) -> Option<Arc<dyn PoolProvider>> {
+        self.pool_cells().provider()
+    }
+
     /// How many buffers a pool feeding this output needs: what the connected inputs can hold
     /// ([`frames_held_downstream`](Self::frames_held_downstream)), one being written, and
     /// [`POOL_MARGIN`]; at least `at_least` (the producer's own floor, e.g. frames it keeps).

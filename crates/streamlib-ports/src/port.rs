@@ -595,6 +595,8 @@ pub trait AnyOutputPort: Send + Sync + 'static {
     fn frames_held_downstream_at(&self, depth: usize) -> usize;
     /// What the producer's pool did for this output (zeros when it reports none).
     fn pool_counters(&self) -> crate::PoolCounters;
+    /// Makes `provider` supply the producer's pool ([`OutputPort::set_pool_provider`]).
+    fn set_pool_provider(&self, provider: Option<Arc<dyn crate::PoolProvider>>);
     /// Declared format caps ([`OutputPort::with_format`]).
     fn format_caps(&self) -> Caps;
     /// The input this output's caps follow, and which fields ([`OutputPort::follows`]).
@@ -780,6 +782,9 @@ impl<T: Message> AnyOutputPort for OutputCore<T> {
     }
     fn pool_counters(&self) -> crate::PoolCounters {
         self.pool.snapshot()
+    }
+    fn set_pool_provider(&self, provider: Option<Arc<dyn crate::PoolProvider>>) {
+        self.pool.set_provider(provider);
     }
     fn format_caps(&self) -> Caps {
         lock_caps(&self.format).template.clone()

@@ -204,11 +204,18 @@ impl VideoFrame {
     }
 }
 
+/// The fewest frames a provided pool is asked for by [`FramePool::fit_output`]: what the graph
+/// needs, or this when the producer's own pool was sized larger (a provider's memory is
+/// shared and finite, so it is not asked for the producer's generous default).
+const POOL_FLOOR: usize = 4;
+
 /// A pool of host frame buffers of one layout.
 #[derive(Clone, Debug)]
 pub struct FramePool {
     layout: FrameLayout,
     pool: BufferPool<u8>,
+    /// Whether `pool` came from the output's [`PoolProvider`](crate::PoolProvider).
+    provided: bool,
 }
 
 impl FramePool {
@@ -220,12 +227,35 @@ impl FramePool {
         max: usize,
     ) -> Result<Self, BuffersError> {
         let pool = BufferPool::new(name, layout.buffer_len(), initial, max)?;
-        Ok(Self { layout, pool })
+        Ok(Self {
+            layout,
+            pool,
+            provided: false,
+        })
+    }
+
+    /// The pool `output`'s provider supplies for `max` frames of `layout`, if it has one that
+    /// does.
+    fn provided<T: Message>(
+        name: &str,
+        layout: FrameLayout,
+        max: usize,
+        output: &OutputPort<T>,
+    ) -> Option<Self> {
+        let pool = output
+            .pool_provider()?
+            .pool(name, layout.buffer_len(), max)?;
+        (pool.buffer_len() == layout.buffer_len() && pool.capacity() >= max).then_some(Self {
+            layout,
+            pool,
+            provided: true,
+        })
     }
 
     /// A pool for the frames of `output`, sized from the graph: its most buffers are
     /// [`OutputPort::pool_capacity`]`(at_least)`, `initial` of them (or fewer, if that is
-    /// more) allocated now. Create it once `output` is connected.
+    /// more) allocated now. Create it once `output` is connected. When the output has a
+    /// [`PoolProvider`](crate::PoolProvider) that supplies one, that pool is used instead.
     pub fn for_output<T: Message>(
         name: impl Into<String>,
         layout: FrameLayout,
@@ -233,7 +263,11 @@ impl FramePool {
         at_least: usize,
         output: &OutputPort<T>,
     ) -> Result<Self, BuffersError> {
+        let name = name.into();
         let max = output.pool_capacity(at_least);
+        if let Some(provided) = Self::provided(&name, layout, max, output) {
+            return Ok(provided);
+        }
         Self::new(name, layout, initial.clamp(1, max), max)
     }
 
@@ -241,7 +275,17 @@ impl FramePool {
     /// ([`OutputPort::pool_capacity`], never below the current maximum), by replacing the
     /// pool when it is too small (frames of the old one stay valid). For producers whose pool
     /// exists before wiring: call it in `on_start`. Returns whether the pool was replaced.
+    ///
+    /// When the output has a [`PoolProvider`](crate::PoolProvider) that supplies a pool, the
+    /// pool is replaced by that one (once).
     pub fn fit_output<T: Message>(&mut self, output: &OutputPort<T>) -> Result<bool, BuffersError> {
+        if !self.provided {
+            let max = output.pool_capacity(self.pool.capacity().min(POOL_FLOOR));
+            if let Some(provided) = Self::provided(self.pool.name(), self.layout, max, output) {
+                *self = provided;
+                return Ok(true);
+            }
+        }
         let needed = output.pool_capacity(self.pool.capacity());
         if needed <= self.pool.capacity() {
             return Ok(false);
@@ -307,5 +351,46 @@ mod tests {
         assert_eq!(frame.memory(), MemorySpace::Cpu);
         drop((frame, copy));
         assert_eq!(pool.pool().available(), 1);
+    }
+
+    /// Hands out one pool, made on first request, and counts requests.
+    struct OnePool(std::sync::Mutex<Option<BufferPool<u8>>>, usize);
+    impl crate::PoolProvider for OnePool {
+        fn pool(&self, name: &str, buffer_len: usize, max: usize) -> Option<BufferPool<u8>> {
+            if buffer_len > self.1 {
+                return None;
+            }
+            let mut pool = self.0.lock().unwrap();
+            Some(
+                pool.get_or_insert_with(|| {
+                    BufferPool::new(format!("provided {name}"), buffer_len, max, max).unwrap()
+                })
+                .clone(),
+            )
+        }
+    }
+
+    #[test]
+    fn a_provided_pool_replaces_the_producers_own() {
+        let layout = FrameLayout::new(2, 2, PixelFormat::Rgba8).unwrap();
+        let output = OutputPort::<VideoFrame>::new("video", crate::MemoryCaps::CPU);
+        let provider = Arc::new(OnePool(std::sync::Mutex::new(None), 16));
+        output.set_pool_provider(Some(provider.clone()));
+        let mut pool = FramePool::new("tp", layout, 1, 8).unwrap();
+        assert!(
+            pool.fit_output(&output).unwrap(),
+            "replaced by the provided pool"
+        );
+        assert_eq!(pool.pool().name(), "provided tp");
+        assert!(!pool.fit_output(&output).unwrap(), "only once");
+        let fresh = FramePool::for_output("fresh", layout, 1, 1, &output).unwrap();
+        assert!(fresh.pool().name().starts_with("provided"));
+        // A provider that cannot supply this size leaves the producer's own pool.
+        let big = FrameLayout::new(4, 4, PixelFormat::Rgba8).unwrap();
+        let own = FramePool::for_output("big", big, 1, 1, &output).unwrap();
+        assert_eq!(own.pool().name(), "big");
+        output.set_pool_provider(None);
+        let own = FramePool::for_output("again", layout, 1, 1, &output).unwrap();
+        assert_eq!(own.pool().name(), "again");
     }
 }

@@ -146,6 +146,13 @@ pub mod webrtc {
     pub use streamlib_webrtc::*;
 }
 
+/// Process isolation (`streamlib-process`, feature `process`): shared-memory frame pools, the
+/// parent–child control protocol, supervised child processes. In pipeline text: `@process`.
+#[cfg(feature = "process")]
+pub mod process {
+    pub use streamlib_process::*;
+}
+
 /// Encoders and decoders through FFmpeg (`streamlib-codec`, feature `codec`).
 #[cfg(feature = "codec")]
 pub mod codec {
