@@ -191,6 +191,12 @@ fn describe(pipeline: &str, from_json: bool) -> anyhow::Result<PipelineDesc> {
 }
 
 fn main() -> ExitCode {
+    // Started as a `@process` worker (the parent set its environment): run the handler the
+    // parent names and exit, before any argument parsing or output.
+    #[cfg(feature = "process")]
+    if streamlib_launch::process::is_worker() {
+        return streamlib_launch::process::run_worker(&Registry::builtin());
+    }
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Mcp { .. });
     tracing_subscriber::fmt()

@@ -26,11 +26,15 @@ use crate::registry::{
 use crate::value::{Value, ValueError};
 
 /// The dispatchers `@name` may choose.
-#[cfg(feature = "async")]
-pub const DISPATCHERS: &[&str] = &["inline", "threadpool", "dedicated", "async"];
-/// The dispatchers `@name` may choose.
-#[cfg(not(feature = "async"))]
-pub const DISPATCHERS: &[&str] = &["inline", "threadpool", "dedicated"];
+pub const DISPATCHERS: &[&str] = &[
+    "inline",
+    "threadpool",
+    "dedicated",
+    #[cfg(feature = "async")]
+    "async",
+    #[cfg(feature = "process")]
+    "process",
+];
 
 /// Checks every property of `element` against `spec` and fills in defaults.
 pub fn validate_properties(
@@ -240,7 +244,7 @@ fn check_elements<'r>(
                 available: DISPATCHERS.join(", "),
             });
         }
-        let (element, options) = crate::options::split(element)?;
+        let (element, options) = crate::options::split(element, spec)?;
         let element = &element;
         let mut properties = validate_properties(element, spec)?.with_policy(Arc::clone(policy));
         apply_policy(registry, element, spec, &mut properties)?;
@@ -547,6 +551,9 @@ fn assemble(
     let mut ports: BTreeMap<String, streamlib_ports::Ports> = BTreeMap::new();
     let mut nodes = Vec::with_capacity(desc.elements.len());
     let mut pool: Option<Arc<dyn Dispatcher>> = None;
+    // `@process` elements: the pool provider each gives the outputs feeding it.
+    #[cfg(feature = "process")]
+    let mut providers: BTreeMap<String, Arc<dyn streamlib_ports::PoolProvider>> = BTreeMap::new();
     for (element, (spec, properties, options)) in desc.elements.iter().zip(checked) {
         let built = match mode {
             Mode::Build => (spec.factory)(&properties).map_err(|e| LaunchError::Handler {
@@ -555,6 +562,15 @@ fn assemble(
                 message: e.to_string(),
             })?,
             Mode::Dry => crate::placeholder::built(spec, &properties, element, desc),
+        };
+        // The real handler was built only for its ports: a proxy runs it in a child.
+        #[cfg(feature = "process")]
+        let built = if element.dispatcher.as_deref() == Some("process") {
+            let proxied = crate::process::proxy(&element.name, spec, &properties, built)?;
+            providers.insert(element.name.clone(), proxied.provider);
+            proxied.built
+        } else {
+            built
         };
         ports.insert(element.name.clone(), built.handler.ports());
         let mut stream = Stream::boxed(element.name.clone(), built.handler);
@@ -586,6 +602,11 @@ fn assemble(
     for link in &desc.links {
         let (output, input) = resolve_link(desc, &ports, &used_inputs, link)?;
         used_inputs.insert((link.to.element.clone(), input.name().to_owned()), ());
+        #[cfg(feature = "process")]
+        if let Some(provider) = providers.get(&link.to.element) {
+            // Its producer writes frames into the element's shared memory: they cross as slots.
+            output.set_pool_provider(Some(Arc::clone(provider)));
+        }
         runtime.connect_ports(output, input)?;
     }
     if let Some(make) = negotiation.rate_from_sources {
@@ -645,7 +666,8 @@ fn dispatcher(
 ) -> Result<Arc<dyn Dispatcher>, LaunchError> {
     Ok(match name {
         "inline" => Arc::new(InlineDispatcher::new()),
-        "dedicated" => Arc::new(DedicatedThreadDispatcher::new()),
+        // A `@process` element's proxy waits on its child: a thread of its own.
+        "dedicated" | "process" => Arc::new(DedicatedThreadDispatcher::new()),
         #[cfg(feature = "async")]
         "async" => Arc::new(streamlib_dispatch::AsyncDispatcher::new(1).map_err(|e| {
             LaunchError::Handler {

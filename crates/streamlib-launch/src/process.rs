@@ -1,2 +1,1096 @@
-//! The `@process` dispatcher: an element's handler runs in a child process.
-//! (Being built for issue 17.)
+//! The `@process` dispatcher: an element's handler runs in a child process, so a segfault in
+//! a C library, an `abort`, an out-of-memory kill or a loop that never ends takes down that
+//! child only; the runtime counts the failure and restarts the element per its restart policy
+//! (`identity abort-after=30 restart=always @process`).
+//!
+//! # How it works
+//! At build time the real handler is built once in the parent, only to read its ports, and
+//! dropped. In its place the runtime gets a proxy with the same ports (same names, format
+//! caps, delivery, follow rules), CPU memory only: a GPU frame cannot cross into a child, so
+//! negotiation inserts a GPU→CPU transfer in front of it (or refuses the link, naming it).
+//! At its first tick — every upstream `on_start` has run by then — the proxy starts the child:
+//! the same executable ([`std::env::current_exe`]) re-entered through [`run_worker`], with
+//! the handler's name and its properties as text. The child builds the handler from its own
+//! [`Registry`] by name (so handlers a user crate registers work too), starts it, and per tick
+//! gets its input frames, runs `process`, and sends back what the handler wrote.
+//!
+//! # Frames cross as slot indices
+//! Each `@process` element has a [`ShmPool`] (a sealed `memfd` both processes map). The
+//! upstream outputs that feed it are given a [`PoolProvider`] over that pool, so a producer
+//! that takes its pool from its output (`testpattern`, every `FramePool::for_output` user)
+//! writes its frames straight into shared slots; such a frame crosses as a slot index and a
+//! length. A frame that is not in a slot (a producer with its own buffers) is copied into one
+//! and the copy counted (`bytes_copied` in the element's report). Coming back, an output
+//! frame that *is* an input slot (a pass-through: `identity`) crosses back as that slot, with
+//! no copy; a new frame the handler made is copied by the child into an empty slot the proxy
+//! lent for that output (counted too).
+//!
+//! # The executable must answer as a worker
+//! The child is this executable started again with an environment variable set. Its `main`
+//! must hand over to [`run_worker`] first thing — before parsing arguments or printing
+//! anything — with the registry the pipeline was built from:
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//! use streamlib_launch::Registry;
+//!
+//! fn registry() -> Registry {
+//!     let registry = Registry::builtin();
+//!     // registry.register(my_handler_spec());
+//!     registry
+//! }
+//!
+//! fn main() -> ExitCode {
+//!     if streamlib_launch::process::is_worker() {
+//!         return streamlib_launch::process::run_worker(&registry());
+//!     }
+//!     // … build and run pipelines as usual …
+//!     ExitCode::SUCCESS
+//! }
+//! ```
+//!
+//! The `streamlib` command line does this. [`ProcessOptions`] (start and tick deadlines,
+//! memory limit, CPU affinity, niceness, pool size, another executable) apply to the
+//! `@process` elements built after [`ProcessOptions::install`].
+//!
+//! # Limits
+//! Video ports only (audio, data and event ports are refused at build, naming the port).
+//! Live property changes reach the child (`SetProperty`) before its next tick; a restarted
+//! child starts with the values in effect. A handler in a child should not keep input frames
+//! past its tick: their slots go back to the upstream pool when the tick ends. End of stream
+//! and stop requests of a handler in a child are not forwarded.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use streamlib_clock::{ClockInfo, ClockSourceId, Pacing, Rational, TimedTick, Timescale};
+use streamlib_ports::{
+    DeliveryMode, HandlerError, InputPort, MemoryCaps, MemorySpace, OutputPort, PixelFormat,
+    PoolProvider, Ports, ProcessContext, StartContext, StreamHandler, VideoFrame,
+};
+use streamlib_process::{
+    BufferPool, Child, ChildId, ChildOptions, FrameSlot, LEND_PORT, Message, PoolBufMut,
+    PoolStorage, ProcessError, ShmPool, Worker,
+};
+
+use crate::desc::ElementDesc;
+use crate::registry::{BuiltHandler, HandlerSpec, LiveHandle, Properties, Registry};
+use crate::{LaunchError, validate_properties};
+
+/// Property names the parent adds to the handshake (never a handler's: `@` is not allowed in
+/// a property name).
+const ELEMENT_KEY: &str = "@element";
+const FPS_KEY: &str = "@fps";
+const CLOCK_KEY: &str = "@clock";
+
+/// How `@process` children are started and watched.
+#[derive(Debug, Clone)]
+pub struct ProcessOptions {
+    /// Shared-memory slots per element (frames in flight: upstream pool, copies, outputs).
+    pub slots: usize,
+    /// The smallest slot in bytes (a slot is at least one input frame; 1080p RGBA default).
+    pub min_slot_size: usize,
+    /// Time from spawn to the child's `Ready` before it is killed.
+    pub start_timeout: Duration,
+    /// Time from a tick's start to the child's `Done` before the watchdog kills it.
+    pub tick_deadline: Duration,
+    /// Time a stopping child gets to exit before it is killed.
+    pub stop_timeout: Duration,
+    /// Address-space limit of the child in bytes (`RLIMIT_AS`; the pool's mapping counts).
+    pub memory_limit: Option<u64>,
+    /// CPUs the child may run on.
+    pub cpu_affinity: Option<Vec<usize>>,
+    /// The child's niceness.
+    pub nice: Option<i32>,
+    /// The executable to start as the worker (default: this one).
+    pub program: Option<PathBuf>,
+    /// Arguments it is started with (none by default: the worker needs none; a test binary
+    /// passes the name of its worker-entry test).
+    pub args: Vec<String>,
+}
+
+impl Default for ProcessOptions {
+    fn default() -> Self {
+        Self {
+            slots: 32,
+            min_slot_size: 1920 * 1080 * 4,
+            start_timeout: Duration::from_secs(10),
+            tick_deadline: Duration::from_secs(1),
+            stop_timeout: Duration::from_millis(500),
+            memory_limit: None,
+            cpu_affinity: None,
+            nice: None,
+            program: None,
+            args: Vec::new(),
+        }
+    }
+}
+
+fn installed() -> &'static Mutex<ProcessOptions> {
+    static OPTIONS: OnceLock<Mutex<ProcessOptions>> = OnceLock::new();
+    OPTIONS.get_or_init(|| Mutex::new(ProcessOptions::default()))
+}
+
+impl ProcessOptions {
+    /// Makes these the options of every `@process` element built from now on in this process.
+    pub fn install(self) {
+        *installed().lock().unwrap_or_else(PoisonError::into_inner) = self;
+    }
+
+    /// The options installed now.
+    pub fn current() -> Self {
+        installed()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sets the tick deadline.
+    pub fn tick_deadline(mut self, deadline: Duration) -> Self {
+        self.tick_deadline = deadline;
+        self
+    }
+
+    /// Sets the start timeout.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Sets the memory limit.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Sets the CPUs the child may run on.
+    pub fn cpu_affinity(mut self, cpus: Vec<usize>) -> Self {
+        self.cpu_affinity = Some(cpus);
+        self
+    }
+
+    /// Sets the child's niceness.
+    pub fn nice(mut self, nice: i32) -> Self {
+        self.nice = Some(nice);
+        self
+    }
+
+    /// Sets the executable started as the worker, and its arguments.
+    pub fn program(mut self, program: impl Into<PathBuf>, args: &[&str]) -> Self {
+        self.program = Some(program.into());
+        self.args = args.iter().map(|&a| a.to_owned()).collect();
+        self
+    }
+}
+
+/// Whether this process was started as a `@process` worker (call [`run_worker`] then).
+pub fn is_worker() -> bool {
+    Worker::is_worker()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent's side.
+
+/// What an element's proxy and its pool providers share.
+struct Shared {
+    element: String,
+    options: ProcessOptions,
+    pool: Mutex<Option<ShmPool>>,
+    /// Pools handed to upstream producers, by name and buffer length: a restarted producer
+    /// asking again gets the same one back instead of more slots.
+    provided: Mutex<Vec<(String, usize, BufferPool<u8>)>>,
+}
+
+impl Shared {
+    /// The element's pool, created on first use with slots of at least `len` bytes.
+    fn pool(&self, len: usize) -> Result<ShmPool, ProcessError> {
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(pool) = &*pool {
+            return Ok(pool.clone());
+        }
+        let created = ShmPool::new(
+            &self.element,
+            self.options.slots,
+            len.max(self.options.min_slot_size),
+        )?;
+        *pool = Some(created.clone());
+        Ok(created)
+    }
+
+    fn existing(&self) -> Option<ShmPool> {
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Gives the producers feeding a `@process` element their pools in its shared memory.
+struct ShmProvider(Arc<Shared>);
+
+impl PoolProvider for ShmProvider {
+    fn pool(&self, name: &str, buffer_len: usize, max: usize) -> Option<BufferPool<u8>> {
+        let mut provided = self
+            .0
+            .provided
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, pool)) = provided
+            .iter()
+            .find(|(n, len, pool)| n == name && *len == buffer_len && pool.capacity() >= max)
+        {
+            return Some(pool.clone());
+        }
+        let shm = self.0.pool(buffer_len).ok()?;
+        if buffer_len > shm.slot_size() {
+            return None;
+        }
+        let storage = match shm.reserve(max) {
+            Ok(storage) => storage,
+            Err(error) => {
+                tracing::warn!(element = %self.0.element, %error, "no shared slots left for an upstream pool: its frames will be copied");
+                return None;
+            }
+        };
+        let pool = BufferPool::with_storage(name, buffer_len, storage).ok()?;
+        provided.push((name.to_owned(), buffer_len, pool.clone()));
+        Some(pool)
+    }
+}
+
+/// Counters of one `@process` element, for its report.
+#[derive(Default)]
+struct Counters {
+    spawns: AtomicU64,
+    failures: AtomicU64,
+    pid: AtomicU64,
+    zero_copy: AtomicU64,
+    copied: AtomicU64,
+    bytes_copied: AtomicU64,
+}
+
+/// The proxy the runtime runs in place of a `@process` element's handler, and what wiring
+/// needs of it.
+pub(crate) struct Proxied {
+    /// The proxy, with the live handle and report.
+    pub(crate) built: BuiltHandler,
+    /// Give it to every output that feeds the element.
+    pub(crate) provider: Arc<dyn PoolProvider>,
+}
+
+/// Replaces `real` (the element's handler, built only to read its ports) by a proxy that runs
+/// it in a child process.
+pub(crate) fn proxy(
+    element: &str,
+    spec: &HandlerSpec,
+    properties: &Properties,
+    real: BuiltHandler,
+) -> Result<Proxied, LaunchError> {
+    let refuse = |message: String| LaunchError::Handler {
+        element: element.to_owned(),
+        handler: spec.name.to_owned(),
+        message,
+    };
+    let ports = real.handler.ports();
+    let live = real.live.is_some();
+    drop(real);
+    let video = std::any::TypeId::of::<VideoFrame>();
+    let mut inputs = Vec::with_capacity(ports.inputs().len());
+    for port in ports.inputs() {
+        if port.message_type() != video {
+            return Err(refuse(format!(
+                "@process carries video ports only for now; input `{}` carries {}",
+                port.name(),
+                port.kind()
+            )));
+        }
+        let mut input = InputPort::<VideoFrame>::new(port.name().to_owned(), MemoryCaps::CPU)
+            .with_delivery(port.delivery())
+            .holding(port.holds());
+        if !port.is_required() {
+            input = input.optional();
+        }
+        input.set_format(port.format_caps());
+        inputs.push(input);
+    }
+    let mut outputs = Vec::with_capacity(ports.outputs().len());
+    for port in ports.outputs() {
+        if port.message_type() != video {
+            return Err(refuse(format!(
+                "@process carries video ports only for now; output `{}` carries {}",
+                port.name(),
+                port.kind()
+            )));
+        }
+        let output = OutputPort::<VideoFrame>::new(port.name().to_owned(), MemoryCaps::CPU)
+            .with_format(port.format_caps());
+        if let Some((id, follow)) = port.follows()
+            && let Some(index) = ports.inputs().iter().position(|i| i.id() == id)
+        {
+            output.follows(&inputs[index], follow);
+        }
+        outputs.push(output);
+    }
+    if let ([input], [output]) = (&inputs[..], &outputs[..]) {
+        // A pass-through hands its input slots on: the upstream pool covers what is held
+        // downstream of it too.
+        input.forwards_to(output);
+    }
+    let options = ProcessOptions::current();
+    let shared = Arc::new(Shared {
+        element: element.to_owned(),
+        options: options.clone(),
+        pool: Mutex::new(None),
+        provided: Mutex::new(Vec::new()),
+    });
+    let counters = Arc::new(Counters::default());
+    let n_out = outputs.len();
+    let n_in = inputs.len();
+    let proxy = Proxy {
+        element: element.to_owned(),
+        handler: spec.name.to_owned(),
+        properties: properties
+            .iter()
+            .map(|(name, value)| (name.to_owned(), value.to_string()))
+            .collect(),
+        options,
+        shared: Arc::clone(&shared),
+        inputs,
+        outputs,
+        clock: (Rational::fps(30), ClockSourceId(0)),
+        child: None,
+        next_id: 0,
+        pending: Vec::new(),
+        own: None,
+        held: Vec::new(),
+        lent: (0..n_out).map(|_| None).collect(),
+        received: (0..n_in).map(|_| None).collect(),
+        returned: Vec::with_capacity(n_out * 2 + 2),
+        counters: Arc::clone(&counters),
+    };
+    let built = if live {
+        BuiltHandler::live(proxy, |proxy: &mut Proxy, name: &str, value| {
+            proxy.set_live(name, value.to_string());
+            Ok(())
+        })
+    } else {
+        BuiltHandler {
+            handler: Box::new(proxy),
+            live: None,
+            report: None,
+        }
+    };
+    let report_shared = Arc::clone(&shared);
+    let built = built.with_report(move || {
+        let pool = report_shared.existing();
+        serde_json::json!({
+            "dispatcher": "process",
+            "pid": counters.pid.load(Ordering::Relaxed),
+            "spawns": counters.spawns.load(Ordering::Relaxed),
+            "child_failures": counters.failures.load(Ordering::Relaxed),
+            "frames_zero_copy": counters.zero_copy.load(Ordering::Relaxed),
+            "frames_copied": counters.copied.load(Ordering::Relaxed),
+            "bytes_copied": counters.bytes_copied.load(Ordering::Relaxed),
+            "pool_slots": pool.as_ref().map_or(0, ShmPool::slots),
+            "pool_slot_bytes": pool.as_ref().map_or(0, ShmPool::slot_size),
+        })
+    });
+    Ok(Proxied {
+        built,
+        provider: Arc::new(ShmProvider(shared)),
+    })
+}
+
+/// Runs a handler in a child process, tick by tick.
+struct Proxy {
+    element: String,
+    handler: String,
+    /// The properties in effect, as text (live changes included): what a new child gets.
+    properties: Vec<(String, String)>,
+    options: ProcessOptions,
+    shared: Arc<Shared>,
+    inputs: Vec<InputPort<VideoFrame>>,
+    outputs: Vec<OutputPort<VideoFrame>>,
+    clock: (Rational, ClockSourceId),
+    child: Option<Child>,
+    next_id: u16,
+    /// Live changes not yet sent to the child.
+    pending: Vec<(String, String)>,
+    /// Slots for copies and output frames, a pool over reserved shared slots.
+    own: Option<BufferPool<u8>>,
+    /// The frame behind each pool slot lent to the child this tick (kept alive until it
+    /// answers or dies, so the slot cannot be reused under it).
+    held: Vec<Option<VideoFrame>>,
+    /// The empty slot lent for each output this tick.
+    lent: Vec<Option<(u32, PoolBufMut<u8>)>>,
+    /// Each input's frame this tick.
+    received: Vec<Option<VideoFrame>>,
+    /// What the child answered, per output.
+    returned: Vec<(usize, VideoFrame)>,
+    counters: Arc<Counters>,
+}
+
+impl Proxy {
+    fn set_live(&mut self, name: &str, value: String) {
+        match self.properties.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => v.clone_from(&value),
+            None => self.properties.push((name.to_owned(), value.clone())),
+        }
+        self.pending.push((name.to_owned(), value));
+    }
+
+    /// `error` as the stream's failure: names the element and handler; the child is gone
+    /// and its slots are back with their pools.
+    fn fail(&mut self, error: impl std::fmt::Display) -> HandlerError {
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        self.child = None;
+        self.clear();
+        HandlerError::msg(format!(
+            "element `{}` (@process, handler `{}`): {error}",
+            self.element, self.handler
+        ))
+    }
+
+    fn clear(&mut self) {
+        self.held.iter_mut().for_each(|h| *h = None);
+        self.lent.iter_mut().for_each(|l| *l = None);
+        self.received.iter_mut().for_each(|r| *r = None);
+        self.returned.clear();
+    }
+
+    /// The pool, sized from this tick's frames if nobody made it yet, and the proxy's own
+    /// slots in it.
+    fn ensure_pool(&mut self) -> Result<ShmPool, ProcessError> {
+        let largest = self
+            .received
+            .iter()
+            .flatten()
+            .filter_map(|f| f.cpu_bytes().map(<[u8]>::len))
+            .max()
+            .unwrap_or(0);
+        let pool = self.shared.pool(largest)?;
+        if self.held.len() != pool.slots() {
+            self.held = (0..pool.slots()).map(|_| None).collect();
+        }
+        if self.own.is_none() {
+            let wanted: usize = self
+                .outputs
+                .iter()
+                .map(|o| o.pool_capacity(0))
+                .sum::<usize>()
+                + 2 * self.inputs.len()
+                + 1;
+            let free = pool.available();
+            let count = wanted.min(free);
+            if count > 0 {
+                let storage = pool.reserve(count)?;
+                self.own = BufferPool::with_storage(
+                    format!("{}-process", self.element),
+                    pool.slot_size(),
+                    storage,
+                )
+                .ok();
+            }
+        }
+        Ok(pool)
+    }
+
+    fn spawn(&mut self, pool: &ShmPool) -> Result<(), ProcessError> {
+        let program = match &self.options.program {
+            Some(program) => program.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| ProcessError::NotAWorker(format!("no current executable: {e}")))?,
+        };
+        let mut command = Command::new(program);
+        command.args(&self.options.args);
+        command.stdin(Stdio::null()).stdout(Stdio::null());
+        let fps = format!("{}/{}", self.clock.0.num, self.clock.0.den);
+        let clock = self.clock.1.0.to_string();
+        let mut properties: Vec<(&str, &str)> = vec![
+            (ELEMENT_KEY, &self.element),
+            (FPS_KEY, &fps),
+            (CLOCK_KEY, &clock),
+        ];
+        properties.extend(
+            self.properties
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        let options = ChildOptions {
+            id: ChildId(self.next_id),
+            start_timeout: self.options.start_timeout,
+            tick_deadline: self.options.tick_deadline,
+            memory_limit: self.options.memory_limit,
+            cpu_affinity: self.options.cpu_affinity.clone(),
+            nice: self.options.nice,
+        };
+        // A new id per child: a dead child's slot indices can never match a live one's.
+        self.next_id = self.next_id.wrapping_add(1);
+        let child = Child::spawn(command, &self.handler, &properties, pool, options)?;
+        self.counters.spawns.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .pid
+            .store(u64::from(child.pid()), Ordering::Relaxed);
+        self.pending.clear();
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Hands input `port`'s frame to the child: its own slot when it is in the pool, else a
+    /// copy in one of the proxy's slots.
+    fn send_input(&mut self, pool: &ShmPool, port: usize) -> Result<(), ProcessError> {
+        let Some(frame) = self.received[port].take() else {
+            return Ok(());
+        };
+        let Some(bytes) = frame.cpu_bytes() else {
+            return Err(ProcessError::NotAWorker(format!(
+                "input `{}` got a GPU frame, which cannot cross into a child (negotiation should have inserted a transfer)",
+                self.inputs[port].name()
+            )));
+        };
+        let len = bytes.len();
+        let in_pool = pool
+            .slot_of(bytes.as_ptr())
+            .filter(|&slot| self.held.get(slot as usize).is_some_and(Option::is_none));
+        let (slot, frame) = match in_pool {
+            Some(slot) => {
+                self.counters.zero_copy.fetch_add(1, Ordering::Relaxed);
+                (slot, frame)
+            }
+            None => {
+                let too_long = ProcessError::FrameTooLong {
+                    slot: 0,
+                    len: u32::try_from(len).unwrap_or(u32::MAX),
+                    slot_size: pool.slot_size(),
+                };
+                let mut buf = self
+                    .own
+                    .as_ref()
+                    .and_then(|own| own.acquire().ok())
+                    .ok_or_else(|| ProcessError::PoolExhausted {
+                        name: pool.name().to_owned(),
+                        slots: pool.slots(),
+                    })?;
+                buf.get_mut(..len).ok_or(too_long)?.copy_from_slice(bytes);
+                pool.count_copied(len as u64);
+                self.counters.copied.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .bytes_copied
+                    .fetch_add(len as u64, Ordering::Relaxed);
+                let slot =
+                    pool.slot_of(buf.as_ptr())
+                        .ok_or_else(|| ProcessError::PoolExhausted {
+                            name: pool.name().to_owned(),
+                            slots: pool.slots(),
+                        })?;
+                let copy = VideoFrame::cpu(frame.layout(), buf.freeze())
+                    .map_err(|e| ProcessError::NotAWorker(e.to_string()))?
+                    .with_timing(
+                        frame.timestamp_ns(),
+                        frame.frame_number(),
+                        frame.clock_source_id(),
+                    )
+                    .with_alpha(frame.alpha());
+                (slot, copy)
+            }
+        };
+        let layout = frame.layout();
+        let message = FrameSlot {
+            port: port as u16,
+            slot,
+            generation: 0,
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+            width: layout.width(),
+            height: layout.height(),
+            format: layout.format(),
+            stride: layout.stride(),
+        };
+        self.held[slot as usize] = Some(frame);
+        let lease = pool.lend(slot)?;
+        match &mut self.child {
+            Some(child) => child.send_frame(lease, message),
+            None => Ok(()),
+        }
+    }
+
+    /// Lends output `port` an empty slot, for a frame the handler makes.
+    fn lend_output(&mut self, pool: &ShmPool, port: usize) -> Result<(), ProcessError> {
+        let Some(buf) = self.own.as_ref().and_then(|own| own.acquire().ok()) else {
+            return Ok(());
+        };
+        let Some(slot) = pool.slot_of(buf.as_ptr()) else {
+            return Ok(());
+        };
+        let message = FrameSlot {
+            port: LEND_PORT | port as u16,
+            slot,
+            generation: 0,
+            len: u32::try_from(pool.slot_size()).unwrap_or(u32::MAX),
+            width: 1,
+            height: 1,
+            format: PixelFormat::Rgba8,
+            stride: 4,
+        };
+        let lease = pool.lend(slot)?;
+        self.lent[port] = Some((slot, buf));
+        match &mut self.child {
+            Some(child) => child.send_frame(lease, message),
+            None => Ok(()),
+        }
+    }
+
+    fn tick(&mut self, tick: &TimedTick) -> Result<(), ProcessError> {
+        let pool = self.ensure_pool()?;
+        if self.child.is_none() {
+            self.spawn(&pool)?;
+        }
+        if let Some(child) = &mut self.child {
+            for (name, value) in self.pending.drain(..) {
+                child.set_property(&name, &value)?;
+            }
+            child.start_tick(tick.frame_number, tick.timestamp)?;
+        }
+        for port in 0..self.inputs.len() {
+            self.send_input(&pool, port)?;
+        }
+        for port in 0..self.outputs.len() {
+            self.lend_output(&pool, port)?;
+        }
+        let Proxy {
+            child,
+            held,
+            lent,
+            returned,
+            counters,
+            outputs,
+            ..
+        } = self;
+        let Some(child) = child else {
+            return Ok(());
+        };
+        let n_out = outputs.len();
+        child.finish_tick(|_lease, slot| {
+            let port = usize::from(slot.port);
+            if port >= n_out {
+                return;
+            }
+            let Ok(layout) = slot.layout() else {
+                return;
+            };
+            if let Some(frame) = held.get(slot.slot as usize).and_then(Option::as_ref) {
+                // A pass-through: the input's own buffer goes on, not a byte copied.
+                let frame = if frame.layout() == layout {
+                    frame.clone()
+                } else {
+                    match frame
+                        .cpu_buffer()
+                        .and_then(|buf| VideoFrame::cpu(layout, buf.clone()).ok())
+                    {
+                        Some(f) => f.with_timing(
+                            frame.timestamp_ns(),
+                            frame.frame_number(),
+                            frame.clock_source_id(),
+                        ),
+                        None => return,
+                    }
+                };
+                returned.push((port, frame));
+                return;
+            }
+            if let Some(entry) = lent.get_mut(port)
+                && entry.as_ref().is_some_and(|(s, _)| *s == slot.slot)
+                && let Some((_, buf)) = entry.take()
+                && let Ok(frame) = VideoFrame::cpu(layout, buf.freeze())
+            {
+                counters.copied.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .bytes_copied
+                    .fetch_add(u64::from(slot.len), Ordering::Relaxed);
+                returned.push((port, frame.with_tick(tick)));
+            }
+        })?;
+        Ok(())
+    }
+}
+
+impl StreamHandler for Proxy {
+    fn ports(&self) -> Ports {
+        let mut ports = Ports::new();
+        for input in &self.inputs {
+            ports = ports.input(input);
+        }
+        for output in &self.outputs {
+            ports = ports.output(output);
+        }
+        ports
+    }
+
+    fn on_start(&mut self, ctx: &StartContext<'_>) -> Result<(), HandlerError> {
+        // The child starts at the first tick, once every upstream on_start has run.
+        self.clock = (ctx.clock().fps, ctx.clock().id);
+        self.clear();
+        Ok(())
+    }
+
+    fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+        for (slot, input) in self.received.iter_mut().zip(&self.inputs) {
+            *slot = input.recv();
+        }
+        let tick = *ctx.tick();
+        if let Err(error) = self.tick(&tick) {
+            if let Some(pool) = self.shared.existing()
+                && let Some(child) = &self.child
+            {
+                // The tick failed before the child could answer: its slots come back now.
+                pool.reclaim(child.id());
+            }
+            return Err(self.fail(error));
+        }
+        for (port, frame) in self.returned.drain(..) {
+            if let Some(output) = self.outputs.get(port) {
+                output.write(frame);
+            }
+        }
+        self.held.iter_mut().for_each(|h| *h = None);
+        self.lent.iter_mut().for_each(|l| *l = None);
+        let error = self.child.as_mut().and_then(Child::take_error);
+        if let Some(message) = error {
+            let pid = self.child.as_ref().map_or(0, Child::pid);
+            return Err(self.fail(format_args!(
+                "the handler failed in child pid {pid}: {message}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn on_stop(&mut self) -> Result<(), HandlerError> {
+        if let Some(child) = self.child.take() {
+            child.stop(self.options.stop_timeout);
+        }
+        self.clear();
+        Ok(())
+    }
+
+    fn type_name(&self) -> &'static str {
+        "ProcessProxy"
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child's side.
+
+/// The worker's entry point: when this process was started as a `@process` worker
+/// ([`is_worker`]), builds the handler the parent names from `registry`, runs it tick by tick
+/// until the parent stops it or goes away, and returns the exit code to exit with. Call it at
+/// the very top of `main` (see the module docs).
+pub fn run_worker(registry: &Registry) -> ExitCode {
+    match worker_main(registry) {
+        Ok(()) | Err(ProcessError::ParentGone) => ExitCode::SUCCESS,
+        Err(error) => {
+            #[allow(
+                clippy::print_stderr,
+                reason = "a worker's last word, on the stderr it shares with its parent"
+            )]
+            {
+                eprintln!("streamlib @process worker: {error}");
+            }
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// A handler built in the child, its ports wired to the proxy's frames.
+struct Hosted {
+    element: String,
+    handler: Box<dyn StreamHandler>,
+    live: Option<LiveHandle>,
+    spec: HandlerSpec,
+    feeders: Vec<OutputPort<VideoFrame>>,
+    collectors: Vec<InputPort<VideoFrame>>,
+    fps: Rational,
+    clock: ClockSourceId,
+}
+
+fn host(
+    registry: &Registry,
+    handler: &str,
+    properties: &[(String, String)],
+) -> Result<Hosted, String> {
+    let mut element = handler.to_owned();
+    let mut fps = Rational::fps(30);
+    let mut clock = ClockSourceId(0);
+    let mut given = BTreeMap::new();
+    for (name, value) in properties {
+        match name.as_str() {
+            ELEMENT_KEY => element.clone_from(value),
+            FPS_KEY => {
+                if let Some((num, den)) = value.split_once('/')
+                    && let (Ok(num), Ok(den)) = (num.parse(), den.parse())
+                {
+                    fps = Rational { num, den };
+                }
+            }
+            CLOCK_KEY => clock = ClockSourceId(value.parse().unwrap_or(0)),
+            _ => {
+                given.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    let spec = registry
+        .get(handler)
+        .ok_or_else(|| format!("handler `{handler}` is not registered in the worker executable"))?;
+    let desc = ElementDesc {
+        name: element.clone(),
+        handler: handler.to_owned(),
+        properties: given,
+        dispatcher: None,
+    };
+    let props = validate_properties(&desc, spec).map_err(|e| e.to_string())?;
+    let built = (spec.factory)(&props).map_err(|e| format!("{element} ({handler}): {e}"))?;
+    let ports = built.handler.ports();
+    let video = std::any::TypeId::of::<VideoFrame>();
+    let mut feeders = Vec::new();
+    for input in ports.inputs() {
+        if input.message_type() != video {
+            return Err(format!("input `{}` is not a video port", input.name()));
+        }
+        let feeder = OutputPort::<VideoFrame>::new(input.name().to_owned(), MemoryCaps::CPU);
+        let erased = feeder.handle().erased();
+        erased
+            .connect_to(&**input)
+            .map_err(|e| format!("input `{}`: {e}", input.name()))?;
+        erased.set_negotiated(MemorySpace::Cpu);
+        input.set_negotiated(MemorySpace::Cpu);
+        erased.freeze();
+        feeders.push(feeder);
+    }
+    let mut collectors = Vec::new();
+    for output in ports.outputs() {
+        if output.message_type() != video {
+            return Err(format!("output `{}` is not a video port", output.name()));
+        }
+        let collector = InputPort::<VideoFrame>::new(output.name().to_owned(), MemoryCaps::CPU)
+            .with_delivery(DeliveryMode::Ordered { capacity: 8 })
+            .optional();
+        let erased = collector.handle().erased();
+        output
+            .connect_to(&*erased)
+            .map_err(|e| format!("output `{}`: {e}", output.name()))?;
+        output.set_negotiated(MemorySpace::Cpu);
+        erased.set_negotiated(MemorySpace::Cpu);
+        output.freeze();
+        collectors.push(collector);
+    }
+    Ok(Hosted {
+        element,
+        handler: built.handler,
+        live: built.live,
+        spec: spec.clone(),
+        feeders,
+        collectors,
+        fps,
+        clock,
+    })
+}
+
+/// Wraps lent slot `slot` (`len` bytes) as a buffer, without copying: a claim on a pool over
+/// the mapping, one pool per frame length.
+fn claim(
+    pools: &mut Vec<(usize, BufferPool<u8>)>,
+    storage: &Arc<dyn PoolStorage<u8>>,
+    slot: u32,
+    len: usize,
+) -> Result<PoolBufMut<u8>, String> {
+    if let Some((_, pool)) = pools.iter().find(|(l, _)| *l == len)
+        && let Some(buf) = pool.claim(slot as usize)
+    {
+        return Ok(buf);
+    }
+    // No pool for this length yet, or the slot is still referenced there (a handler or an
+    // input ring kept an earlier frame of it): a fresh pool over the same memory.
+    let pool = BufferPool::with_claimed_storage("process-slots", len, Arc::clone(storage))
+        .map_err(|e| e.to_string())?;
+    let buf = pool
+        .claim(slot as usize)
+        .ok_or_else(|| format!("slot {slot} cannot be claimed"))?;
+    pools.retain(|(l, _)| *l != len);
+    if pools.len() >= 4 {
+        pools.remove(0);
+    }
+    pools.push((len, pool));
+    Ok(buf)
+}
+
+fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
+    let (mut worker, startup) = Worker::connect()?;
+    let mut hosted = match host(registry, &startup.handler, &startup.properties) {
+        Ok(hosted) => hosted,
+        Err(message) => {
+            worker.send_error(&message)?;
+            return Err(ProcessError::NotAWorker(message));
+        }
+    };
+    let clock = ClockInfo {
+        name: "the parent's clock".to_owned(),
+        id: hosted.clock,
+        fps: hosted.fps,
+        timescale: Timescale::Media,
+        pacing: Pacing::Realtime,
+    };
+    if let Err(e) = hosted
+        .handler
+        .on_start(&StartContext::new(&hosted.element, &clock))
+    {
+        let message = format!("on_start failed: {e}");
+        worker.send_error(&message)?;
+        return Err(ProcessError::NotAWorker(message));
+    }
+    worker.ready()?;
+    let storage = worker.storage();
+    let mut pools: Vec<(usize, BufferPool<u8>)> = Vec::with_capacity(4);
+    let mut inputs: Vec<FrameSlot> = Vec::with_capacity(hosted.feeders.len() + 1);
+    let mut lends: Vec<Option<FrameSlot>> = vec![None; hosted.collectors.len()];
+    let mut tick = TimedTick {
+        timestamp: 0,
+        frame_number: 0,
+        clock_source_id: hosted.clock,
+        fps: hosted.fps,
+    };
+    loop {
+        let mut property = None;
+        match worker.receive()? {
+            Message::Tick {
+                frame,
+                timestamp_ns,
+            } => {
+                tick.frame_number = frame;
+                tick.timestamp = timestamp_ns;
+                inputs.clear();
+                lends.iter_mut().for_each(|l| *l = None);
+            }
+            Message::Frame(frame) if frame.port & LEND_PORT != 0 => {
+                if let Some(lend) = lends.get_mut(usize::from(frame.port & !LEND_PORT)) {
+                    *lend = Some(frame);
+                }
+            }
+            Message::Frame(frame) => {
+                if inputs.len() < inputs.capacity() {
+                    inputs.push(frame);
+                }
+            }
+            Message::SetProperty { name, value } => {
+                property = Some((name.to_owned(), value.to_owned()));
+            }
+            Message::TickEnd { frame } => {
+                let started = Instant::now();
+                run_tick(
+                    &mut worker,
+                    &mut hosted,
+                    &storage,
+                    &mut pools,
+                    &inputs,
+                    &mut lends,
+                    &tick,
+                )?;
+                worker.send(&Message::Done {
+                    frame,
+                    process_ns: started.elapsed().as_nanos() as u64,
+                })?;
+            }
+            Message::Stop => {
+                let _ = hosted.handler.on_stop();
+                return Ok(());
+            }
+            _ => {}
+        }
+        if let Some((name, value)) = property {
+            apply_property(&hosted, &name, &value);
+        }
+    }
+}
+
+fn apply_property(hosted: &Hosted, name: &str, value: &str) {
+    let (Some(live), Some(prop)) = (&hosted.live, hosted.spec.property(name)) else {
+        return;
+    };
+    if let Ok(value) = prop.ty.parse(value) {
+        live.push(name, value);
+    }
+}
+
+fn run_tick(
+    worker: &mut Worker,
+    hosted: &mut Hosted,
+    storage: &Arc<dyn PoolStorage<u8>>,
+    pools: &mut Vec<(usize, BufferPool<u8>)>,
+    inputs: &[FrameSlot],
+    lends: &mut [Option<FrameSlot>],
+    tick: &TimedTick,
+) -> Result<(), ProcessError> {
+    for input in inputs {
+        let feeder = hosted.feeders.get(usize::from(input.port));
+        let frame = worker
+            .check_frame(input)
+            .map_err(|e| e.to_string())
+            .and_then(|()| input.layout().map_err(|e| e.to_string()))
+            .and_then(|layout| {
+                let buf = claim(pools, storage, input.slot, input.len as usize)?;
+                VideoFrame::cpu(layout, buf.freeze()).map_err(|e| e.to_string())
+            });
+        match (frame, feeder) {
+            (Ok(frame), Some(feeder)) => feeder.write(frame.with_tick(tick)),
+            (Err(message), _) => worker.send_error(&format!("input frame refused: {message}"))?,
+            (Ok(_), None) => worker.send_error("a frame for an input the handler does not have")?,
+        }
+    }
+    let mut ctx = ProcessContext::new(&hosted.element, *tick);
+    if let Err(e) = hosted.handler.process(&mut ctx) {
+        worker.send_error(&e.to_string())?;
+    }
+    for (port, collector) in hosted.collectors.iter().enumerate() {
+        while let Some(frame) = collector.recv() {
+            let layout = frame.layout();
+            let Some(bytes) = frame.cpu_bytes() else {
+                worker.send_error("the handler wrote a GPU frame, which cannot cross back")?;
+                continue;
+            };
+            let mut answer = FrameSlot {
+                port: port as u16,
+                slot: 0,
+                generation: 0,
+                len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                width: layout.width(),
+                height: layout.height(),
+                format: layout.format(),
+                stride: layout.stride(),
+            };
+            if let Some(slot) = worker.slot_of(bytes.as_ptr())
+                && let Some(input) = inputs.iter().find(|i| i.slot == slot)
+            {
+                // Its own input slot: send it back as it is.
+                answer.slot = slot;
+                answer.generation = input.generation;
+                worker.send(&Message::Frame(answer))?;
+                continue;
+            }
+            let Some(lend) = lends.get_mut(port).and_then(Option::take) else {
+                // More frames this tick than lent slots: the extra ones are dropped.
+                continue;
+            };
+            answer.slot = lend.slot;
+            answer.generation = lend.generation;
+            match worker.frame_mut(&answer) {
+                Ok(dst) => {
+                    dst.copy_from_slice(bytes);
+                    worker.send(&Message::Frame(answer))?;
+                }
+                Err(e) => worker.send_error(&format!("output frame: {e}"))?,
+            }
+        }
+    }
+    Ok(())
+}

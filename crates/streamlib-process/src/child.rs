@@ -189,6 +189,7 @@ pub struct Child {
     handed: usize,
     ended: Option<ChildEnd>,
     stats: ChildStats,
+    last_error: Option<String>,
 }
 
 impl Child {
@@ -252,6 +253,7 @@ impl Child {
             handed: 0,
             ended: None,
             stats: ChildStats::default(),
+            last_error: None,
         };
         child.handshake(properties)?;
         Ok(child)
@@ -327,6 +329,12 @@ impl Child {
     /// The last counters the child reported.
     pub fn stats(&self) -> ChildStats {
         self.stats
+    }
+
+    /// The last handler error the child reported during a tick (its `Error` message), taken:
+    /// a caller that turns it into its own error sees each one once.
+    pub fn take_error(&mut self) -> Option<String> {
+        self.last_error.take()
     }
 
     /// How it ended, once it has.
@@ -439,7 +447,8 @@ impl Child {
                 Waited::Event(Event::Error(message)) => {
                     // The handler failed this tick; the child lives and still answers `done`.
                     self.stats.errors += 1;
-                    tracing::warn!(handler = %self.handler, pid = self.pid, %message, "handler error in child");
+                    tracing::debug!(handler = %self.handler, pid = self.pid, %message, "handler error in child");
+                    self.last_error = Some(message);
                 }
                 Waited::Event(Event::Ready { .. }) => {
                     return Err(self.misbehaved("`ready` in the middle of the run"));

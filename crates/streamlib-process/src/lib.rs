@@ -71,14 +71,18 @@ pub use child::{Child, ChildEnd, ChildOptions, TickDone, WORKER_ENV, signal_name
 #[cfg(not(loom))]
 pub use error::ProcessError;
 #[cfg(not(loom))]
-pub use pool::{MAX_SLOT_SIZE, MAX_SLOTS, PoolView, ShmPool, SlotLease};
+pub use pool::{MAX_SLOT_SIZE, MAX_SLOTS, PoolView, ShmPool, ShmStorage, SlotLease};
 #[cfg(not(loom))]
 pub use protocol::{
-    ChildStats, FrameSlot, MAX_MESSAGE, Message, PROTOCOL_VERSION, ProtocolError, decode,
-    truncate_str,
+    ChildStats, FrameSlot, LEND_PORT, MAX_MESSAGE, Message, PROTOCOL_VERSION, ProtocolError,
+    decode, truncate_str,
 };
 #[cfg(loom)]
 pub use slots::LoomSlots;
 pub use slots::{ChildId, SlotOwner};
+/// The buffer types a pool over shared memory is made of (re-exported for crates that wire
+/// `@process` without depending on `streamlib-buffers` themselves).
+#[cfg(not(loom))]
+pub use streamlib_buffers::{BufferPool, PoolBufMut, PoolStorage, PooledBuf};
 #[cfg(not(loom))]
 pub use worker::{Startup, Worker};

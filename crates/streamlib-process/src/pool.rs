@@ -9,7 +9,9 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use streamlib_buffers::PoolStorage;
 
 use crate::ProcessError;
 use crate::slots::{ChildId, SlotOwner, SlotStates};
@@ -114,9 +116,26 @@ struct PoolInner {
     data_offset: usize,
     hint: AtomicUsize,
     bytes_copied: AtomicU64,
+    /// Per slot: managed by a parent-side `BufferPool` ([`ShmPool::reserve`]), so a reclaim
+    /// gives it back to the parent, never to the free list. Parent memory only.
+    reserved: Box<[AtomicBool]>,
 }
 
 impl PoolInner {
+    fn is_reserved(&self, index: u32) -> bool {
+        self.reserved
+            .get(index as usize)
+            .is_some_and(|r| r.load(Ordering::Acquire))
+    }
+
+    fn reclaim(&self, child: ChildId) -> usize {
+        self.states().reclaim(child, |i| {
+            self.reserved
+                .get(i)
+                .is_some_and(|r| r.load(Ordering::Acquire))
+        })
+    }
+
     fn states(&self) -> SlotStates<'_> {
         // SAFETY: the header holds `slots` 8-byte aligned words from WORDS_OFFSET (checked at
         // creation: data_offset >= WORDS_OFFSET + 8 * slots); `AtomicU64` has u64's layout and
@@ -263,6 +282,7 @@ impl ShmPool {
                 data_offset: header.data_offset,
                 hint: AtomicUsize::new(0),
                 bytes_copied: AtomicU64::new(0),
+                reserved: (0..slots).map(|_| AtomicBool::new(false)).collect(),
             }),
         })
     }
@@ -300,8 +320,76 @@ impl ShmPool {
             pool: Arc::clone(&self.inner),
             index: slot,
             generation,
-            armed: true,
+            // A reserved slot stays the parent's: its pool, not the lease, frees it.
+            armed: !self.inner.is_reserved(slot),
         })
+    }
+
+    /// Takes `count` free slots for a parent-side pool: they stay leased to the parent for
+    /// good (reclaim returns them to the parent, not the free list) and the returned storage
+    /// is their memory, for [`BufferPool::with_storage`](streamlib_buffers::BufferPool::with_storage).
+    /// A buffer of that pool crosses to a child through [`ShmPool::lend`] with the index
+    /// [`ShmPool::slot_of`] finds.
+    pub fn reserve(&self, count: usize) -> Result<Arc<ShmStorage>, ProcessError> {
+        let mut indices = Vec::with_capacity(count);
+        for _ in 0..count {
+            match self.inner.states().acquire() {
+                Some((index, _)) => indices.push(index),
+                None => {
+                    for &index in &indices {
+                        if let Some((SlotOwner::Parent, g)) = self.owner(index) {
+                            let _ = self.inner.states().release(index, g);
+                        }
+                    }
+                    return Err(ProcessError::PoolExhausted {
+                        name: self.inner.name.clone(),
+                        slots: self.inner.slots,
+                    });
+                }
+            }
+        }
+        for &index in &indices {
+            if let Some(flag) = self.inner.reserved.get(index as usize) {
+                flag.store(true, Ordering::Release);
+            }
+        }
+        Ok(Arc::new(ShmStorage {
+            pool: Arc::clone(&self.inner),
+            indices: indices.into_boxed_slice(),
+        }))
+    }
+
+    /// A lease on reserved slot `index` (one [`ShmPool::reserve`] took) to hand to a child
+    /// with [`Child::send_frame`](crate::Child::send_frame): the caller keeps the pool's buffer
+    /// alive until the child returns the slot or dies. Dropping the lease does nothing.
+    pub fn lend(&self, index: u32) -> Result<SlotLease, ProcessError> {
+        match self.owner(index) {
+            Some((SlotOwner::Parent, generation)) if self.inner.is_reserved(index) => {
+                Ok(SlotLease {
+                    pool: Arc::clone(&self.inner),
+                    index,
+                    generation,
+                    armed: false,
+                })
+            }
+            _ => Err(self.not_held(index, 0, "the parent (a reserved slot)".to_owned())),
+        }
+    }
+
+    /// The slot whose first byte is at `ptr`, if `ptr` is the start of one of this pool's
+    /// slots (a buffer of a pool over [`ShmPool::reserve`]d storage).
+    pub fn slot_of(&self, ptr: *const u8) -> Option<u32> {
+        slot_at(
+            self.inner.slot_ptr(0).cast_const(),
+            self.inner.slot_stride,
+            self.inner.slots,
+            ptr,
+        )
+    }
+
+    /// Adds `bytes` to [`ShmPool::bytes_copied`] (a copy made outside [`SlotLease::copy_from`]).
+    pub fn count_copied(&self, bytes: u64) {
+        self.inner.bytes_copied.fetch_add(bytes, Ordering::Relaxed);
     }
 
     fn not_held(&self, slot: u32, generation: u32, holder: String) -> ProcessError {
@@ -322,7 +410,7 @@ impl ShmPool {
     /// Returns every slot `child` holds to the pool (bumping their generations, so the child's
     /// stale indices are refused): how many. For a child that died or was killed.
     pub fn reclaim(&self, child: ChildId) -> usize {
-        self.inner.states().reclaim(child)
+        self.inner.reclaim(child)
     }
 
     /// Who holds slot `index` now, and its generation (`None` past the end).
@@ -362,6 +450,46 @@ impl ShmPool {
     /// flag in the child only).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.inner.fd.as_fd()
+    }
+}
+
+fn slot_at(base: *const u8, stride: usize, slots: usize, ptr: *const u8) -> Option<u32> {
+    let offset = (ptr as usize).checked_sub(base as usize)?;
+    let index = offset / stride;
+    (offset % stride == 0 && index < slots).then_some(index as u32)
+}
+
+/// Reserved slots of a [`ShmPool`] as memory for a parent-side
+/// [`BufferPool`](streamlib_buffers::BufferPool) (see [`ShmPool::reserve`]).
+#[derive(Debug)]
+pub struct ShmStorage {
+    pool: Arc<PoolInner>,
+    indices: Box<[u32]>,
+}
+
+impl ShmStorage {
+    /// The pool slot behind storage slot `index`.
+    pub fn pool_slot(&self, index: usize) -> Option<u32> {
+        self.indices.get(index).copied()
+    }
+}
+
+// SAFETY: every index is a distinct slot of the mapping (`reserve` took each from the free
+// list once), `slot_size` bytes long, page-aligned (so aligned for u8), inside a mapping the
+// `Arc<PoolInner>` keeps alive; the slots stay leased to the parent, so in this process only
+// the pool built on this storage writes them; a child writes one only while it is lent to it.
+unsafe impl PoolStorage<u8> for ShmStorage {
+    fn slots(&self) -> usize {
+        self.indices.len()
+    }
+    fn slot_len(&self) -> usize {
+        self.pool.slot_size
+    }
+    fn slot_ptr(&self, index: usize) -> *mut u8 {
+        match self.indices.get(index) {
+            Some(&slot) => self.pool.slot_ptr(slot),
+            None => std::ptr::null_mut(),
+        }
     }
 }
 
@@ -451,12 +579,40 @@ impl Drop for SlotLease {
     }
 }
 
+/// A child's slots as [`PoolStorage`] (see [`PoolView::storage`]).
+struct ViewStorage {
+    data: Arc<Mapping>,
+    slots: usize,
+    slot_size: usize,
+    slot_stride: usize,
+}
+
+// SAFETY: slot `i` is `slot_size` bytes at `i * slot_stride` inside the mapping the `Arc`
+// keeps alive; slots do not overlap (stride >= size) and are page-aligned. The child writes a
+// slot only while the parent lent it (the protocol), and the pool built on this storage is
+// claim-only, so only the slot the parent named is ever wrapped.
+unsafe impl PoolStorage<u8> for ViewStorage {
+    fn slots(&self) -> usize {
+        self.slots
+    }
+    fn slot_len(&self) -> usize {
+        self.slot_size
+    }
+    fn slot_ptr(&self, index: usize) -> *mut u8 {
+        if index >= self.slots {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: index < slots: inside the mapping.
+        unsafe { self.data.ptr.add(index * self.slot_stride) }
+    }
+}
+
 /// A child's view of its parent's pool: the header read-only, the slots read-write.
 #[derive(Debug)]
 pub struct PoolView {
     _fd: OwnedFd,
     header: Mapping,
-    data: Mapping,
+    data: Arc<Mapping>,
     slots: usize,
     slot_size: usize,
     slot_stride: usize,
@@ -511,13 +667,13 @@ impl PoolView {
             )));
         }
         let header = Mapping::map(fd.as_fd(), 0, data_offset, false, "pool header")?;
-        let data = Mapping::map(
+        let data = Arc::new(Mapping::map(
             fd.as_fd(),
             data_offset,
             size - data_offset,
             true,
             "pool slots",
-        )?;
+        )?);
         Ok(Self {
             _fd: fd,
             header,
@@ -565,6 +721,26 @@ impl PoolView {
         generation: u32,
         len: u32,
     ) -> Result<&mut [u8], ProcessError> {
+        self.check(child, slot, generation, len)?;
+        // SAFETY: slot < slots (check passed), len <= slot_size; the parent does not
+        // touch a slot leased to a child, and `&mut self` keeps this borrow exclusive here.
+        Ok(unsafe {
+            std::slice::from_raw_parts_mut(
+                self.data.ptr.add(slot as usize * self.slot_stride),
+                len as usize,
+            )
+        })
+    }
+
+    /// Checks that slot `slot` is leased to `child` at `generation` and `len` fits it, as the
+    /// parent's header says (before any byte of it is touched).
+    pub fn check(
+        &self,
+        child: ChildId,
+        slot: u32,
+        generation: u32,
+        len: u32,
+    ) -> Result<(), ProcessError> {
         match self.owner(slot) {
             Some((SlotOwner::Child(c), g)) if c == child && g == generation => {}
             found => {
@@ -585,27 +761,48 @@ impl PoolView {
                 slot_size: self.slot_size,
             });
         }
-        // SAFETY: slot < slots (owner() returned Some), len <= slot_size; the parent does not
-        // touch a slot leased to a child, and `&mut self` keeps this borrow exclusive here.
-        Ok(unsafe {
-            std::slice::from_raw_parts_mut(
-                self.data.ptr.add(slot as usize * self.slot_stride),
-                len as usize,
-            )
+        Ok(())
+    }
+
+    /// The slots as memory for a claim-only
+    /// [`BufferPool`](streamlib_buffers::BufferPool::with_claimed_storage): a slot the parent
+    /// lent becomes a frame buffer without a copy.
+    pub fn storage(&self) -> Arc<dyn PoolStorage<u8>> {
+        Arc::new(ViewStorage {
+            data: Arc::clone(&self.data),
+            slots: self.slots,
+            slot_size: self.slot_size,
+            slot_stride: self.slot_stride,
         })
     }
 
-    /// Unmaps the slots while keeping the view (for tests of a child that unmapped its pool):
-    /// any later access through [`PoolView::slot_mut`] faults in the child.
+    /// The slot whose first byte is at `ptr`, if it is the start of one.
+    pub fn slot_of(&self, ptr: *const u8) -> Option<u32> {
+        slot_at(
+            self.data.ptr.cast_const(),
+            self.slot_stride,
+            self.slots,
+            ptr,
+        )
+    }
+
+    /// Makes the slots inaccessible while keeping the view (for tests of a child that
+    /// unmapped its pool): any later access faults in the child, as if unmapped.
     #[doc(hidden)]
     pub fn unmap_slots_for_test(&mut self) {
-        // SAFETY: unmapping our own range; later accesses fault, which is the point of the test.
+        // SAFETY: replaces our own range with an inaccessible anonymous mapping (MAP_FIXED at
+        // the same address and length); later accesses fault, which is the point of the test,
+        // and drop unmaps the range as usual.
         unsafe {
-            libc::munmap(self.data.ptr.cast(), self.data.len);
+            libc::mmap(
+                self.data.ptr.cast(),
+                self.data.len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            );
         }
-        // Drop then calls munmap with length 0, which fails harmlessly instead of unmapping
-        // whatever the kernel put at this address since.
-        self.data.len = 0;
     }
 
     /// Tries to shrink the pool's file to nothing (for tests of a hostile child): the parent's

@@ -86,6 +86,11 @@ pub enum ProtocolError {
     BadLayout(String),
 }
 
+/// Set in [`FrameSlot::port`] of a parent → child frame: not an input frame but an empty slot
+/// lent for output port `port & !LEND_PORT`, for the child to copy an output frame into (and
+/// send back with that output's index) when the frame is not one of its input slots.
+pub const LEND_PORT: u16 = 0x8000;
+
 /// Where a frame lives in the pool and how its pixels are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameSlot {

@@ -139,13 +139,16 @@ impl SlotStates<'_> {
         )
     }
 
-    /// Frees every slot `child` holds, bumping their generations: how many.
-    pub(crate) fn reclaim(self, child: ChildId) -> usize {
+    /// Takes every slot `child` holds away from it, bumping their generations: how many. A
+    /// slot `keep` says the parent keeps (one a parent-side pool manages, see
+    /// `ShmPool::reserve`) becomes the parent's, every other one free.
+    pub(crate) fn reclaim(self, child: ChildId, keep: impl Fn(usize) -> bool) -> usize {
         let mut reclaimed = 0;
-        for word in self.words {
+        for (index, word) in self.words.iter().enumerate() {
             let mut current = word.load(Ordering::Acquire);
             while owner(current) == SlotOwner::Child(child) {
-                let next = pack(KIND_FREE, 0, generation(current).wrapping_add(1));
+                let kind = if keep(index) { KIND_PARENT } else { KIND_FREE };
+                let next = pack(kind, 0, generation(current).wrapping_add(1));
                 match word.compare_exchange(current, next, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => {
                         reclaimed += 1;
@@ -215,7 +218,12 @@ impl LoomSlots {
 
     /// Frees what `child` holds.
     pub fn reclaim(&self, child: ChildId) -> usize {
-        self.states().reclaim(child)
+        self.states().reclaim(child, |_| false)
+    }
+
+    /// Takes back what `child` holds into parent leases (slots a parent-side pool manages).
+    pub fn reclaim_kept(&self, child: ChildId) -> usize {
+        self.states().reclaim(child, |_| true)
     }
 
     /// Owner and generation of `index`.

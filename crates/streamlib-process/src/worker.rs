@@ -143,6 +143,23 @@ impl Worker {
             .slot_mut(self.id, frame.slot, frame.generation, frame.len)
     }
 
+    /// Checks that the parent lent `frame`'s slot to this worker (generation and length
+    /// included), without touching its bytes.
+    pub fn check_frame(&self, frame: &FrameSlot) -> Result<(), ProcessError> {
+        self.pool
+            .check(self.id, frame.slot, frame.generation, frame.len)
+    }
+
+    /// The pool's slots as buffer storage (see [`PoolView::storage`]).
+    pub fn storage(&self) -> std::sync::Arc<dyn streamlib_buffers::PoolStorage<u8>> {
+        self.pool.storage()
+    }
+
+    /// The pool slot starting at `ptr`, if any (is this buffer a slot the parent lent?).
+    pub fn slot_of(&self, ptr: *const u8) -> Option<u32> {
+        self.pool.slot_of(ptr)
+    }
+
     /// This worker's id in the pool.
     pub fn id(&self) -> ChildId {
         self.id

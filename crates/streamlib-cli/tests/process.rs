@@ -1,0 +1,63 @@
+//! `@process` from the shell, with the real `streamlib` binary (which re-enters itself as the
+//! worker): a real-time pipeline whose child aborts every few frames keeps its source's rate,
+//! and `--json` shows the element's restarts and its report (child pid, spawns, bytes copied).
+#![cfg(feature = "process")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests; a failure names the output"
+)]
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn launch(pipeline: &str, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_streamlib"))
+        .args(["launch", pipeline, "--json"])
+        .args(extra)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("the streamlib binary runs")
+}
+
+fn stats(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn stream<'a>(stats: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    stats["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no stream {id} in {stats}"))
+}
+
+/// 90 frames at 30 fps with a child that aborts every 30: three seconds, the source's 90
+/// frames all produced, the element restarted, only its own frames lost.
+#[test]
+fn a_child_that_aborts_is_restarted_and_the_pipeline_keeps_its_rate() {
+    let started = Instant::now();
+    let out = launch(
+        "testpattern size=320x180 ! identity abort-after=30 restart=always max-restarts=-1 \
+         name=id @process ! null name=sink",
+        &["--fps", "30", "--frames", "90"],
+    );
+    let elapsed = started.elapsed();
+    let stats = stats(&out);
+    let source = stream(&stats, "testpattern0");
+    assert_eq!(source["items_out"], 90, "{source}");
+    let id = stream(&stats, "id");
+    assert!(id["restarts"].as_u64().unwrap() >= 2, "{id}");
+    let error = id["error"].as_str().unwrap_or_default();
+    assert!(error.contains("SIGABRT"), "{id}");
+    let sink = stream(&stats, "sink");
+    assert!(sink["items_in"].as_u64().unwrap() >= 75, "{sink}");
+    assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
+}

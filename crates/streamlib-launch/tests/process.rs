@@ -1,0 +1,232 @@
+//! `@process` from pipeline text: the handler runs in a child process (this test binary
+//! re-entered through its `worker_entry` test), frames cross as shared-memory slots, and a
+//! child that aborts, segfaults, never starts or exits is a contained, counted failure the
+//! runtime restarts per the element's `restart=`.
+#![cfg(feature = "process")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use streamlib_clock::{FreeRunningClock, Rational, SoftwareClock};
+use streamlib_launch::process::{ProcessOptions, is_worker, run_worker};
+use streamlib_launch::{BuiltPipeline, Registry, build, parse};
+use streamlib_runtime::{RuntimeStats, StreamRuntime};
+
+/// The child's entry: does nothing unless this process was started as a worker.
+#[test]
+fn worker_entry() {
+    if is_worker() {
+        let code = run_worker(&Registry::builtin());
+        std::process::exit(if code == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            3
+        });
+    }
+}
+
+/// The options are process-wide: one test at a time installs its own.
+fn options() -> (MutexGuard<'static, ()>, ProcessOptions) {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let guard = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let exe = std::env::current_exe().unwrap();
+    let options = ProcessOptions::default().program(
+        exe,
+        &["worker_entry", "--exact", "--nocapture", "--test-threads=1"],
+    );
+    (guard, options)
+}
+
+fn built(text: &str, frames: u64) -> BuiltPipeline {
+    let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(frames);
+    build(
+        &Registry::builtin(),
+        &parse(text).unwrap(),
+        StreamRuntime::new(clock),
+    )
+    .unwrap()
+}
+
+fn run(built: BuiltPipeline) -> (RuntimeStats, streamlib_launch::Controls) {
+    let BuiltPipeline {
+        mut runtime,
+        controls,
+        ..
+    } = built;
+    (runtime.run().unwrap(), controls)
+}
+
+#[test]
+fn identity_runs_in_a_child_and_its_frames_cross_without_a_copy() {
+    let (_serial, options) = options();
+    options.install();
+    let built = built(
+        "testpattern size=320x180 ! identity name=id @process ! null name=sink",
+        40,
+    );
+    assert_eq!(
+        built
+            .graph
+            .nodes
+            .iter()
+            .find(|n| n.name == "id")
+            .and_then(|n| n.dispatcher.as_deref()),
+        Some("process")
+    );
+    let (stats, controls) = run(built);
+    let id = stats.stream("id").unwrap();
+    assert_eq!(id.errors, 0, "{:?}", id.last_error);
+    assert_eq!(id.items_out, 40, "{id:?}");
+    assert_eq!(stats.stream("sink").unwrap().items_in, 40);
+    let report = controls.report("id").unwrap();
+    assert_eq!(report["spawns"], 1, "{report}");
+    assert_eq!(report["bytes_copied"], 0, "{report}");
+    assert_eq!(report["frames_zero_copy"], 40, "{report}");
+    assert_ne!(report["pid"], u64::from(std::process::id()), "{report}");
+}
+
+#[test]
+fn a_transforming_handler_in_a_child_sends_new_frames_back() {
+    let (_serial, options) = options();
+    options.install();
+    let (stats, controls) = run(built(
+        "testpattern size=64x36 ! blur sigma=1.5 name=b @process ! null name=sink",
+        20,
+    ));
+    let b = stats.stream("b").unwrap();
+    assert_eq!(b.errors, 0, "{:?}", b.last_error);
+    assert_eq!(stats.stream("sink").unwrap().items_in, 20);
+    let report = controls.report("b").unwrap();
+    // The input crossed as its slot; each output frame was copied once into a lent slot.
+    assert_eq!(report["frames_zero_copy"], 20, "{report}");
+    assert_eq!(report["bytes_copied"], 20 * 64 * 36 * 4, "{report}");
+}
+
+/// A child that aborts every 10 frames, at 200 fps for 1.5 s: each abort is one counted
+/// failure naming the signal, the runtime restarts the element, and the rest of the pipeline
+/// goes on at its rate.
+#[test]
+fn an_abort_in_the_child_is_a_failure_and_the_element_restarts() {
+    let (_serial, options) = options();
+    options.install();
+    let desc = parse(
+        "testpattern size=64x36 ! identity abort-after=10 restart=always max-restarts=-1 \
+         name=id @process ! null name=sink",
+    )
+    .unwrap();
+    let clock = SoftwareClock::new(Rational::fps(200));
+    let BuiltPipeline {
+        mut runtime,
+        controls,
+        ..
+    } = build(&Registry::builtin(), &desc, StreamRuntime::new(clock)).unwrap();
+    let handle = runtime.handle();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        handle.stop();
+    });
+    let stats = runtime.run().unwrap();
+    stopper.join().unwrap();
+    let id = stats.stream("id").unwrap();
+    assert!(id.restarts >= 3, "{id:?}");
+    let error = id.last_error.clone().unwrap_or_default();
+    assert!(error.contains("SIGABRT"), "{error}");
+    assert!(error.contains("`id`"), "{error}");
+    assert!(error.contains("identity"), "{error}");
+    let produced = stats.stream("testpattern0").unwrap().items_out;
+    assert!(produced >= 250, "{stats:?}");
+    let sink = stats.stream("sink").unwrap().items_in;
+    assert!(sink >= 40, "{stats:?}");
+    let report = controls.report("id").unwrap();
+    assert!(report["spawns"].as_u64().unwrap() >= 4, "{report}");
+    eprintln!(
+        "abort every 10 frames at 200 fps for 1.5 s: source {produced}, sink {sink}, restarts {}, {report}",
+        id.restarts
+    );
+}
+
+#[test]
+fn a_segfault_in_the_child_names_the_signal() {
+    let (_serial, options) = options();
+    options.install();
+    let (stats, _) = run(built(
+        "testpattern size=64x36 ! identity segfault-after=5 name=id @process ! null",
+        20,
+    ));
+    let id = stats.stream("id").unwrap();
+    let error = id.last_error.clone().unwrap_or_default();
+    assert!(error.contains("SIGSEGV (segmentation fault"), "{error}");
+    assert!(error.contains("pid"), "{error}");
+}
+
+/// The watchdog: a child that takes longer than the tick deadline is killed and counted.
+#[test]
+fn a_child_past_its_deadline_is_killed_by_the_watchdog() {
+    let (_serial, options) = options();
+    options.tick_deadline(Duration::from_millis(100)).install();
+    let started = Instant::now();
+    let (stats, _) = run(built(
+        "testpattern size=64x36 ! identity sleep-us=500000 name=id @process ! null",
+        5,
+    ));
+    let error = stats
+        .stream("id")
+        .unwrap()
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(error.contains("watchdog"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// An executable that never answers the handshake: a start timeout, not a hang.
+#[test]
+fn a_child_that_never_starts_times_out() {
+    let (_serial, _) = options();
+    ProcessOptions::default()
+        .program("/bin/sleep", &["30"])
+        .start_timeout(Duration::from_millis(300))
+        .install();
+    let started = Instant::now();
+    let (stats, _) = run(built(
+        "testpattern size=64x36 ! identity name=id @process ! null",
+        3,
+    ));
+    let error = stats
+        .stream("id")
+        .unwrap()
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(error.contains("did not start within"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// An executable that exits with status 0 instead of working.
+#[test]
+fn a_child_that_exits_zero_is_a_failure() {
+    let (_serial, _) = options();
+    ProcessOptions::default()
+        .program("/bin/true", &[])
+        .install();
+    let (stats, _) = run(built(
+        "testpattern size=64x36 ! identity name=id @process ! null",
+        3,
+    ));
+    let error = stats
+        .stream("id")
+        .unwrap()
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(error.contains("exited with status 0"), "{error}");
+}
