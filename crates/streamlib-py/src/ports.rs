@@ -1,0 +1,809 @@
+//! Ports declared from Python: `VideoInput("video", capabilities=["cpu"])` and its kin. Each
+//! wraps a real port of the runtime; the handler that owns it (see `handler.rs`) hands it to
+//! the runtime, which wires and negotiates it like any Rust handler's.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use streamlib::buffers::PooledBuf;
+use streamlib::clock::{ClockSourceId, Rational, TimedTick};
+use streamlib::ports::{
+    AudioBuffer, Caps, DataMessage, FrameLayout, FramePool, InputPort, MemoryCaps, MemorySpace,
+    OutputPort, PixelFormat, Ports, VideoCaps, VideoFrame,
+};
+
+use crate::frame::{BYTES_COPIED, PyAudioBuffer, PyDataMessage, PyVideoFrame, type_name};
+
+/// The memory capabilities named in Python (`["cpu"]`, `["gpu"]`, `["cpu", "gpu"]`).
+fn memory_caps(port: &str, names: &[String]) -> PyResult<MemoryCaps> {
+    let mut spaces = Vec::with_capacity(names.len());
+    for name in names {
+        spaces.push(match name.as_str() {
+            "cpu" => MemorySpace::Cpu,
+            "gpu" => MemorySpace::Gpu,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "port '{port}': unknown capability {other:?}; capabilities are \"cpu\" and \"gpu\""
+                )));
+            }
+        });
+    }
+    MemoryCaps::new(&spaces).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "port '{port}': capabilities must name at least one of \"cpu\", \"gpu\""
+        ))
+    })
+}
+
+/// A pixel format by its name (`rgba8`; `rgba` is accepted too).
+pub(crate) fn pixel_format(name: &str) -> PyResult<PixelFormat> {
+    let wanted = match name {
+        "rgba" => "rgba8",
+        "bgra" => "bgra8",
+        "gray" => "gray8",
+        other => other,
+    };
+    PixelFormat::ALL
+        .into_iter()
+        .find(|f| f.as_str() == wanted)
+        .ok_or_else(|| {
+            let names: Vec<&str> = PixelFormat::ALL.iter().map(|f| f.as_str()).collect();
+            PyValueError::new_err(format!(
+                "unknown pixel format {name:?}; formats: {}",
+                names.join(", ")
+            ))
+        })
+}
+
+/// The handler a port belongs to, once bound (for error messages, and so that a port serves
+/// one handler only).
+#[derive(Default)]
+pub(crate) struct Owner(OnceLock<String>);
+
+impl Owner {
+    pub(crate) fn bind(&self, kind: &str, port: &str, handler: &str) -> PyResult<()> {
+        if self.0.set(handler.to_owned()).is_err() {
+            let owner = self.0.get().map_or("?", String::as_str);
+            return Err(PyValueError::new_err(format!(
+                "{kind} '{port}' already belongs to handler '{owner}' (a port, like the Python \
+                 handler that declares it, serves one runtime; make a new handler for another)"
+            )));
+        }
+        Ok(())
+    }
+
+    fn describe(&self, kind: &str, port: &str) -> String {
+        match self.0.get() {
+            Some(owner) => format!("{kind} '{port}' of handler '{owner}'"),
+            None => format!("{kind} '{port}'"),
+        }
+    }
+}
+
+/// The tick the owning handler is processing, for stamping new frames.
+#[derive(Default)]
+pub(crate) struct CurrentTick {
+    timestamp: AtomicU64,
+    frame_number: AtomicU64,
+    clock: AtomicU64,
+    fps_num: AtomicU32,
+    fps_den: AtomicU32,
+}
+
+impl CurrentTick {
+    pub(crate) fn set(&self, tick: &TimedTick) {
+        self.timestamp.store(tick.timestamp, Ordering::Relaxed);
+        self.frame_number
+            .store(tick.frame_number, Ordering::Relaxed);
+        self.clock.store(tick.clock_source_id.0, Ordering::Relaxed);
+        self.fps_num.store(tick.fps.num, Ordering::Relaxed);
+        self.fps_den.store(tick.fps.den, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> TimedTick {
+        TimedTick {
+            timestamp: self.timestamp.load(Ordering::Relaxed),
+            frame_number: self.frame_number.load(Ordering::Relaxed),
+            clock_source_id: ClockSourceId(self.clock.load(Ordering::Relaxed)),
+            fps: Rational::new(
+                self.fps_num.load(Ordering::Relaxed).max(1),
+                self.fps_den.load(Ordering::Relaxed).max(1),
+            )
+            .unwrap_or(Rational::fps(30)),
+        }
+    }
+}
+
+/// A video input.
+#[pyclass(module = "streamlib._native", frozen)]
+pub struct VideoInput {
+    name: String,
+    caps: MemoryCaps,
+    pub(crate) port: InputPort<VideoFrame>,
+    pub(crate) owner: Owner,
+}
+
+#[pymethods]
+impl VideoInput {
+    /// A video input accepting `capabilities` memory and `formats` pixel formats (the
+    /// runtime inserts converters for others); `optional` lets it stay unconnected.
+    #[new]
+    #[pyo3(signature = (name, capabilities=None, formats=None, optional=false))]
+    fn new(
+        name: String,
+        capabilities: Option<Vec<String>>,
+        formats: Option<Vec<String>>,
+        optional: bool,
+    ) -> PyResult<Self> {
+        let caps = memory_caps(&name, &capabilities.unwrap_or_else(|| vec!["cpu".into()]))?;
+        let formats = formats
+            .unwrap_or_else(|| vec!["rgba8".into()])
+            .iter()
+            .map(|f| pixel_format(f))
+            .collect::<PyResult<Vec<_>>>()?;
+        let mut port = InputPort::new(name.clone(), caps)
+            .with_format(Caps::Video(VideoCaps::any().with_formats(&formats)));
+        if optional {
+            port = port.optional();
+        }
+        Ok(Self {
+            name,
+            caps,
+            port,
+            owner: Owner::default(),
+        })
+    }
+
+    /// The port's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `video`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        "video"
+    }
+
+    /// `input`.
+    #[getter]
+    fn direction(&self) -> &'static str {
+        "input"
+    }
+
+    /// The memory it accepts.
+    #[getter]
+    fn capabilities(&self) -> Vec<&'static str> {
+        self.caps.iter().map(MemorySpace::as_str).collect()
+    }
+
+    /// The newest frame (even one already read), or `None` before the first.
+    fn read_latest(&self) -> Option<PyVideoFrame> {
+        self.port.latest().map(PyVideoFrame::shared)
+    }
+
+    /// The newest frame not read yet, or `None`.
+    fn recv(&self) -> Option<PyVideoFrame> {
+        self.port.recv().map(PyVideoFrame::shared)
+    }
+
+    /// Whether `recv()` would return a frame.
+    #[getter]
+    fn has_new(&self) -> bool {
+        self.port.has_new()
+    }
+
+    /// What the runtime negotiated on this input (`format`, `width`, `height`, `fps`), or
+    /// `None` before the pipeline started.
+    fn negotiated<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(info) = self.port.negotiated_video() else {
+            return Ok(None);
+        };
+        let dict = PyDict::new(py);
+        dict.set_item("format", info.format.as_str())?;
+        dict.set_item("width", info.width)?;
+        dict.set_item("height", info.height)?;
+        dict.set_item("fps", info.rate.map(Rational::as_f64))?;
+        Ok(Some(dict))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("VideoInput({:?})", self.name)
+    }
+}
+
+/// A video output.
+#[pyclass(module = "streamlib._native", frozen)]
+pub struct VideoOutput {
+    name: String,
+    caps: MemoryCaps,
+    format: PixelFormat,
+    pub(crate) port: OutputPort<VideoFrame>,
+    pub(crate) owner: Owner,
+    pub(crate) tick: CurrentTick,
+    pool: Mutex<Option<FramePool>>,
+}
+
+impl VideoOutput {
+    fn describe(&self) -> String {
+        self.owner.describe("VideoOutput", &self.name)
+    }
+
+    /// A pooled buffer for a `width`×`height` frame, or `None` when the pool is empty (the
+    /// readers hold every frame; the skip is counted on the output).
+    fn acquire(&self, layout: FrameLayout) -> PyResult<Option<streamlib::buffers::PoolBufMut<u8>>> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.as_ref().is_none_or(|p| p.layout() != layout) {
+            let name = format!(
+                "{}.{}",
+                self.owner.0.get().map_or("python", String::as_str),
+                self.name
+            );
+            *pool = Some(
+                FramePool::for_output(name, layout, 2, 2, &self.port)
+                    .map_err(|e| PyValueError::new_err(format!("{}: {e}", self.describe())))?,
+            );
+        }
+        Ok(pool.as_ref().and_then(|p| p.acquire_for(&self.port)))
+    }
+
+    /// Copies a C-contiguous uint8 numpy array of this output's shape into a pooled frame.
+    fn frame_from_array(
+        &self,
+        py: Python<'_>,
+        array: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<VideoFrame>> {
+        let describe = || self.describe();
+        let interface = array.getattr("__array_interface__").map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{}: write() takes a VideoFrame or a numpy uint8 array, not {}",
+                describe(),
+                type_name(array)
+            ))
+        })?;
+        let typestr: String = interface.get_item("typestr")?.extract()?;
+        let shape: Vec<usize> = interface.get_item("shape")?.extract()?;
+        let (channels, format_name) = match self.format {
+            PixelFormat::Rgba8 | PixelFormat::Bgra8 => (Some(4), self.format.as_str()),
+            PixelFormat::Gray8 => (None, "gray8"),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "{}: write() of a numpy array needs an rgba8, bgra8 or gray8 output, this one is {other}; write a VideoFrame from new_frame()",
+                    describe()
+                )));
+            }
+        };
+        let expected = match channels {
+            Some(c) => format!("(height, width, {c})"),
+            None => "(height, width)".to_owned(),
+        };
+        let shape_ok = match channels {
+            Some(c) => shape.len() == 3 && shape[2] == c,
+            None => shape.len() == 2,
+        };
+        if typestr != "|u1" || !shape_ok || shape[0] == 0 || shape[1] == 0 {
+            let dtype = array
+                .getattr("dtype")
+                .map_or_else(|_| typestr.clone(), |d| d.to_string());
+            return Err(PyValueError::new_err(format!(
+                "{}: a {format_name} frame must be a uint8 array of shape {expected}, got dtype {dtype} and shape {shape:?}",
+                describe()
+            )));
+        }
+        let (height, width) = (shape[0], shape[1]);
+        let layout = FrameLayout::new(
+            u32::try_from(width).unwrap_or(u32::MAX),
+            u32::try_from(height).unwrap_or(u32::MAX),
+            self.format,
+        )
+        .map_err(|e| PyValueError::new_err(format!("{}: {e}", describe())))?;
+        // C order, so the bytes can be copied in one go (a no-op for contiguous arrays).
+        let contiguous = crate::frame::numpy_ascontiguousarray(py)?.call1((array,))?;
+        let interface = contiguous.getattr("__array_interface__")?;
+        let (address, _readonly): (usize, bool) = interface.get_item("data")?.extract()?;
+        let len = layout.buffer_len();
+        let Some(mut buf) = self.acquire(layout)? else {
+            return Ok(None);
+        };
+        // SAFETY: `contiguous` is a live C-contiguous uint8 array of `height × width ×
+        // channels` = `len` bytes (checked above, tight stride), kept alive across the copy.
+        let src = unsafe { std::slice::from_raw_parts(address as *const u8, len) };
+        buf[..len].copy_from_slice(src);
+        BYTES_COPIED.fetch_add(len as u64, Ordering::Relaxed);
+        let frame = VideoFrame::cpu(layout, buf.freeze())
+            .map_err(|e| PyValueError::new_err(format!("{}: {e}", describe())))?;
+        Ok(Some(frame.with_tick(&self.tick.get())))
+    }
+}
+
+#[pymethods]
+impl VideoOutput {
+    /// A video output offering `capabilities` memory, producing `format` frames (of a fixed
+    /// `width`×`height` when given, so readers learn the size at negotiation).
+    #[new]
+    #[pyo3(signature = (name, capabilities=None, format="rgba8", width=None, height=None))]
+    fn new(
+        name: String,
+        capabilities: Option<Vec<String>>,
+        format: &str,
+        width: Option<u32>,
+        height: Option<u32>,
+    ) -> PyResult<Self> {
+        let caps = memory_caps(&name, &capabilities.unwrap_or_else(|| vec!["cpu".into()]))?;
+        let format = pixel_format(format)?;
+        let mut video = VideoCaps::any().with_formats(&[format]);
+        if let (Some(w), Some(h)) = (width, height) {
+            video = video.with_size(w, h);
+        }
+        Ok(Self {
+            port: OutputPort::new(name.clone(), caps).with_format(Caps::Video(video)),
+            name,
+            caps,
+            format,
+            owner: Owner::default(),
+            tick: CurrentTick::default(),
+            pool: Mutex::new(None),
+        })
+    }
+
+    /// The port's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `video`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        "video"
+    }
+
+    /// `output`.
+    #[getter]
+    fn direction(&self) -> &'static str {
+        "output"
+    }
+
+    /// The memory it offers.
+    #[getter]
+    fn capabilities(&self) -> Vec<&'static str> {
+        self.caps.iter().map(MemorySpace::as_str).collect()
+    }
+
+    /// A writable frame from this output's pool (its `data` is writable in place), or `None`
+    /// when the pool is empty because the readers still hold every frame: skip this tick
+    /// (the skip is counted in the stats).
+    #[pyo3(signature = (width, height, format=None))]
+    fn new_frame(
+        &self,
+        width: u32,
+        height: u32,
+        format: Option<&str>,
+    ) -> PyResult<Option<PyVideoFrame>> {
+        let format = match format {
+            Some(f) => pixel_format(f)?,
+            None => self.format,
+        };
+        let layout = FrameLayout::new(width, height, format)
+            .map_err(|e| PyValueError::new_err(format!("{}: {e}", self.describe())))?;
+        Ok(self
+            .acquire(layout)?
+            .map(|buf| PyVideoFrame::new_writable(buf, layout)))
+    }
+
+    /// Publishes a frame: a `VideoFrame` (received, or from `new_frame`: no copy), or a
+    /// numpy uint8 array of shape (height, width, 4) (copied into a pooled frame). Returns
+    /// whether it was written (False: the pool was empty, the frame skipped and counted).
+    fn write(&self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if let Ok(cell) = frame.cast::<PyVideoFrame>() {
+            let mut video = cell.try_borrow_mut().map_err(|_| {
+                PyValueError::new_err(format!("{}: the frame is in use", self.describe()))
+            })?;
+            let frame = video.take_for_write(py, Some(&self.tick.get()))?;
+            self.port.write(frame);
+            return Ok(true);
+        }
+        match self.frame_from_array(py, frame)? {
+            Some(frame) => {
+                self.port.write(frame);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Frames written so far.
+    #[getter]
+    fn written(&self) -> u64 {
+        self.port.written()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("VideoOutput({:?})", self.name)
+    }
+}
+
+/// An audio input (ordered: every buffer, in order).
+#[pyclass(module = "streamlib._native", frozen)]
+pub struct AudioInput {
+    name: String,
+    pub(crate) port: InputPort<AudioBuffer>,
+    pub(crate) owner: Owner,
+}
+
+#[pymethods]
+impl AudioInput {
+    /// An audio input; `optional` lets it stay unconnected.
+    #[new]
+    #[pyo3(signature = (name, capabilities=None, optional=false))]
+    fn new(name: String, capabilities: Option<Vec<String>>, optional: bool) -> PyResult<Self> {
+        let caps = memory_caps(&name, &capabilities.unwrap_or_else(|| vec!["cpu".into()]))?;
+        let mut port = InputPort::new(name.clone(), caps);
+        if optional {
+            port = port.optional();
+        }
+        Ok(Self {
+            name,
+            port,
+            owner: Owner::default(),
+        })
+    }
+
+    /// The port's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `audio`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        "audio"
+    }
+
+    /// `input`.
+    #[getter]
+    fn direction(&self) -> &'static str {
+        "input"
+    }
+
+    /// The oldest buffer not read yet, or `None`.
+    fn recv(&self) -> Option<PyAudioBuffer> {
+        self.port.recv().map(|buffer| PyAudioBuffer { buffer })
+    }
+
+    /// Same as `recv()` (the plan's name).
+    fn read(&self) -> Option<PyAudioBuffer> {
+        self.recv()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("AudioInput({:?})", self.name)
+    }
+}
+
+/// An audio output.
+#[pyclass(module = "streamlib._native", frozen)]
+pub struct AudioOutput {
+    name: String,
+    sample_rate: u32,
+    pub(crate) port: OutputPort<AudioBuffer>,
+    pub(crate) owner: Owner,
+    pub(crate) tick: CurrentTick,
+}
+
+#[pymethods]
+impl AudioOutput {
+    /// An audio output of `sample_rate` Hz.
+    #[new]
+    #[pyo3(signature = (name, sample_rate=48000))]
+    fn new(name: String, sample_rate: u32) -> PyResult<Self> {
+        if sample_rate == 0 {
+            return Err(PyValueError::new_err(format!(
+                "AudioOutput '{name}': sample_rate must be positive"
+            )));
+        }
+        Ok(Self {
+            port: OutputPort::new(name.clone(), MemoryCaps::CPU),
+            name,
+            sample_rate,
+            owner: Owner::default(),
+            tick: CurrentTick::default(),
+        })
+    }
+
+    /// The port's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `audio`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        "audio"
+    }
+
+    /// `output`.
+    #[getter]
+    fn direction(&self) -> &'static str {
+        "output"
+    }
+
+    /// Publishes audio: an `AudioBuffer` (no copy) or a float32 numpy array of shape
+    /// (frames, channels) (copied).
+    fn write(&self, py: Python<'_>, samples: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Ok(buffer) = samples.cast::<PyAudioBuffer>() {
+            self.port.write(buffer.get().buffer.clone());
+            return Ok(());
+        }
+        let describe = || self.owner.describe("AudioOutput", &self.name);
+        let array = crate::frame::numpy_ascontiguousarray(py)?
+            .call1((samples,))
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{}: write() takes an AudioBuffer or a numpy float32 array, not {}",
+                    describe(),
+                    type_name(samples)
+                ))
+            })?;
+        let interface = array.getattr("__array_interface__")?;
+        let typestr: String = interface.get_item("typestr")?.extract()?;
+        let shape: Vec<usize> = interface.get_item("shape")?.extract()?;
+        if typestr != "<f4" || shape.len() != 2 || shape[1] == 0 || shape[1] > usize::from(u16::MAX)
+        {
+            return Err(PyValueError::new_err(format!(
+                "{}: audio must be a float32 array of shape (frames, channels), got {} {shape:?}",
+                describe(),
+                array
+                    .getattr("dtype")
+                    .map_or_else(|_| typestr.clone(), |d| d.to_string())
+            )));
+        }
+        let (address, _): (usize, bool) = interface.get_item("data")?.extract()?;
+        let len = shape[0] * shape[1];
+        // SAFETY: `array` is a live C-contiguous float32 array of `len` elements.
+        let src = unsafe { std::slice::from_raw_parts(address as *const f32, len) };
+        let tick = self.tick.get();
+        let buffer = AudioBuffer::new(
+            PooledBuf::from_vec(src.to_vec()),
+            u16::try_from(shape[1]).unwrap_or(u16::MAX),
+            self.sample_rate,
+            tick.timestamp,
+        )
+        .map_err(|e| PyValueError::new_err(format!("{}: {e}", describe())))?;
+        BYTES_COPIED.fetch_add((len * 4) as u64, Ordering::Relaxed);
+        self.port.write(buffer);
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("AudioOutput({:?})", self.name)
+    }
+}
+
+/// A data input (ordered).
+#[pyclass(module = "streamlib._native", frozen)]
+pub struct DataInput {
+    name: String,
+    pub(crate) port: InputPort<DataMessage>,
+    pub(crate) owner: Owner,
+}
+
+#[pymethods]
+impl DataInput {
+    /// A data input; `optional` lets it stay unconnected.
+    #[new]
+    #[pyo3(signature = (name, optional=false))]
+    fn new(name: String, optional: bool) -> Self {
+        let mut port = InputPort::new(name.clone(), MemoryCaps::CPU);
+        if optional {
+            port = port.optional();
+        }
+        Self {
+            name,
+            port,
+            owner: Owner::default(),
+        }
+    }
+
+    /// The port's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `data`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        "data"
+    }
+
+    /// `input`.
+    #[getter]
+    fn direction(&self) -> &'static str {
+        "input"
+    }
+
+    /// The oldest message not read yet, or `None`.
+    fn recv(&self) -> Option<PyDataMessage> {
+        self.port.recv().map(|message| PyDataMessage { message })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("DataInput({:?})", self.name)
+    }
+}
+
+/// A data output.
+#[pyclass(module = "streamlib._native", frozen)]
+pub struct DataOutput {
+    name: String,
+    pub(crate) port: OutputPort<DataMessage>,
+    pub(crate) owner: Owner,
+    pub(crate) tick: CurrentTick,
+}
+
+#[pymethods]
+impl DataOutput {
+    /// A data output.
+    #[new]
+    fn new(name: String) -> Self {
+        Self {
+            port: OutputPort::new(name.clone(), MemoryCaps::CPU),
+            name,
+            owner: Owner::default(),
+            tick: CurrentTick::default(),
+        }
+    }
+
+    /// The port's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `data`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        "data"
+    }
+
+    /// `output`.
+    #[getter]
+    fn direction(&self) -> &'static str {
+        "output"
+    }
+
+    /// Publishes a `DataMessage`, or text / bytes under `topic`.
+    #[pyo3(signature = (message, topic="data"))]
+    fn write(&self, message: &Bound<'_, PyAny>, topic: &str) -> PyResult<()> {
+        let timestamp = self.tick.get().timestamp;
+        let message = if let Ok(m) = message.cast::<PyDataMessage>() {
+            m.get().message.clone()
+        } else if let Ok(text) = message.extract::<String>() {
+            DataMessage::text(topic, &text, timestamp)
+        } else if let Ok(bytes) = message.extract::<Vec<u8>>() {
+            DataMessage::new(topic, bytes, timestamp)
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "{}: write() takes a DataMessage, str or bytes, not {}",
+                self.owner.describe("DataOutput", &self.name),
+                type_name(message)
+            )));
+        };
+        self.port.write(message);
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("DataOutput({:?})", self.name)
+    }
+}
+
+/// The ports of one Python handler, bound to it: what the runtime wires, and the outputs whose
+/// tick is set before each `process` call.
+pub(crate) struct BoundPorts {
+    pub(crate) ports: Ports,
+    pub(crate) outputs: Vec<Py<PyAny>>,
+}
+
+/// Binds the port `value` found in `handler.{direction}s[key]` to `handler`, adding it to
+/// `ports`.
+pub(crate) fn bind(
+    handler: &str,
+    direction: &str,
+    key: &str,
+    value: &Bound<'_, PyAny>,
+    bound: &mut BoundPorts,
+) -> PyResult<()> {
+    let wrong_side = |kind: &str, actual: &str| {
+        PyTypeError::new_err(format!(
+            "handler '{handler}': self.{direction}s[{key:?}] is a {kind}, an {actual} port; put it in self.{actual}s"
+        ))
+    };
+    let check_name = |name: &str| {
+        if name == key {
+            Ok(())
+        } else {
+            Err(PyValueError::new_err(format!(
+                "handler '{handler}': self.{direction}s[{key:?}] is a port named {name:?}; the key must be the port's name"
+            )))
+        }
+    };
+    let is_input = direction == "input";
+    let ports = std::mem::take(&mut bound.ports);
+    bound.ports = if let Ok(p) = value.cast::<VideoInput>() {
+        let p = p.get();
+        if !is_input {
+            return Err(wrong_side("VideoInput", "input"));
+        }
+        check_name(&p.name)?;
+        p.owner.bind("VideoInput", &p.name, handler)?;
+        ports.input(&p.port)
+    } else if let Ok(p) = value.cast::<AudioInput>() {
+        let p = p.get();
+        if !is_input {
+            return Err(wrong_side("AudioInput", "input"));
+        }
+        check_name(&p.name)?;
+        p.owner.bind("AudioInput", &p.name, handler)?;
+        ports.input(&p.port)
+    } else if let Ok(p) = value.cast::<DataInput>() {
+        let p = p.get();
+        if !is_input {
+            return Err(wrong_side("DataInput", "input"));
+        }
+        check_name(&p.name)?;
+        p.owner.bind("DataInput", &p.name, handler)?;
+        ports.input(&p.port)
+    } else if let Ok(p) = value.cast::<VideoOutput>() {
+        let port = p.get();
+        if is_input {
+            return Err(wrong_side("VideoOutput", "output"));
+        }
+        check_name(&port.name)?;
+        port.owner.bind("VideoOutput", &port.name, handler)?;
+        bound.outputs.push(p.clone().into_any().unbind());
+        ports.output(&port.port)
+    } else if let Ok(p) = value.cast::<AudioOutput>() {
+        let port = p.get();
+        if is_input {
+            return Err(wrong_side("AudioOutput", "output"));
+        }
+        check_name(&port.name)?;
+        port.owner.bind("AudioOutput", &port.name, handler)?;
+        bound.outputs.push(p.clone().into_any().unbind());
+        ports.output(&port.port)
+    } else if let Ok(p) = value.cast::<DataOutput>() {
+        let port = p.get();
+        if is_input {
+            return Err(wrong_side("DataOutput", "output"));
+        }
+        check_name(&port.name)?;
+        port.owner.bind("DataOutput", &port.name, handler)?;
+        bound.outputs.push(p.clone().into_any().unbind());
+        ports.output(&port.port)
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "handler '{handler}': self.{direction}s[{key:?}] is {}, not a port (VideoInput, VideoOutput, AudioInput, AudioOutput, DataInput, DataOutput)",
+            type_name(value)
+        )));
+    };
+    Ok(())
+}
+
+/// Sets the tick on an output bound by [`bind`].
+pub(crate) fn set_tick(output: &Bound<'_, PyAny>, tick: &TimedTick) {
+    if let Ok(p) = output.cast::<VideoOutput>() {
+        p.get().tick.set(tick);
+    } else if let Ok(p) = output.cast::<AudioOutput>() {
+        p.get().tick.set(tick);
+    } else if let Ok(p) = output.cast::<DataOutput>() {
+        p.get().tick.set(tick);
+    }
+}

@@ -1,0 +1,243 @@
+//! A pipeline running in the background, started from Python: the description the Python
+//! `StreamRuntime` assembled (built-in handlers by registry name, Python handlers by object),
+//! built by `streamlib-launch` exactly as pipeline text is, then supervised by the runtime.
+//!
+//! Every call that waits for the runtime's threads releases the GIL first (`py.detach`): those
+//! threads run Python handlers, which need it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use streamlib::launch::{
+    BuiltHandler, ClockKind, HandlerSpec, LaunchError, LaunchOptions, PipelineDesc, Policy,
+    PropType, Registry, Session, prop, stats_json_with_reports,
+};
+use streamlib::ports::{HandlerError, StreamHandler};
+use streamlib::runtime::RuntimeError;
+
+use crate::handler::{Failures, PythonHandler};
+use crate::{PipelineError, StartError};
+
+/// The registry name Python handlers are built under; the property names the handler.
+pub(crate) const PYTHON_HANDLER: &str = "python";
+const SLOT: &str = "slot";
+
+type Prepared = Arc<Mutex<HashMap<String, Box<dyn StreamHandler>>>>;
+
+/// The builtin registry plus `python`, whose factory hands out the prepared Python handlers.
+fn registry(prepared: &Prepared) -> Registry {
+    let mut registry = Registry::builtin();
+    let prepared = Arc::clone(prepared);
+    registry.register(HandlerSpec {
+        name: PYTHON_HANDLER,
+        summary: "a handler written in Python (streamlib.StreamHandler)",
+        ports: Vec::new(),
+        properties: vec![prop(
+            SLOT,
+            PropType::Text,
+            None,
+            false,
+            "the stream id of the prepared Python handler",
+        )],
+        factory: Arc::new(move |properties| {
+            let slot = properties.text(SLOT).to_owned();
+            let handler = prepared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&slot)
+                .ok_or_else(|| HandlerError::msg(format!("no Python handler for '{slot}'")))?;
+            Ok(BuiltHandler {
+                handler,
+                live: None,
+                report: None,
+            })
+        }),
+    });
+    registry
+}
+
+/// The Python exception for a launch error; `failures` supplies the Python exception a
+/// Python handler raised in `on_start`, set as the cause.
+pub(crate) fn launch_error(py: Python<'_>, error: &LaunchError, failures: &Failures) -> PyErr {
+    if let LaunchError::Runtime(RuntimeError::StartFailed { stream, .. }) = error {
+        let err = StartError::new_err(error.to_string());
+        let cause = failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(stream);
+        if let Some(cause) = cause {
+            err.set_cause(py, Some(PyErr::from_value(cause.into_bound(py))));
+        }
+        return err;
+    }
+    PipelineError::new_err(error.to_string())
+}
+
+/// A started pipeline.
+#[pyclass(module = "streamlib._native")]
+pub struct Runtime {
+    session: Mutex<Option<Session>>,
+    failures: Failures,
+    handle: streamlib::runtime::RuntimeHandle,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[pymethods]
+impl Runtime {
+    /// Builds and starts `pipeline` (a pipeline description as JSON; Python handlers are
+    /// elements of handler `python` whose `slot` names an entry of `handlers`).
+    #[new]
+    #[pyo3(signature = (pipeline, handlers, fps=None, clock="software", frames=None, auto_convert=true))]
+    fn new(
+        py: Python<'_>,
+        pipeline: &str,
+        handlers: &Bound<'_, PyDict>,
+        fps: Option<f64>,
+        clock: &str,
+        frames: Option<u64>,
+        auto_convert: bool,
+    ) -> PyResult<Self> {
+        let desc =
+            PipelineDesc::from_json(pipeline).map_err(|e| PipelineError::new_err(e.to_string()))?;
+        let failures: Failures = Arc::default();
+        let prepared: Prepared = Arc::default();
+        for (slot, object) in handlers.iter() {
+            let slot: String = slot.extract()?;
+            let handler = PythonHandler::new(&slot, &object, Arc::clone(&failures))?;
+            lock(&prepared).insert(slot, Box::new(handler));
+        }
+        let clock = match clock {
+            "software" | "realtime" => ClockKind::Software,
+            "free" | "free-running" => ClockKind::Free,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown clock {other:?}; clocks: \"software\" (realtime), \"free\" (as fast as the pipeline goes)"
+                )));
+            }
+        };
+        let options = LaunchOptions {
+            fps,
+            auto_convert,
+            clock,
+            frames,
+            ptp_interface: None,
+        };
+        let registry = registry(&prepared);
+        let started =
+            py.detach(|| Session::start_with(&registry, &desc, options, &Policy::default()));
+        // Handlers not built (an earlier element failed) are dropped here, with the GIL.
+        lock(&prepared).clear();
+        let session = started.map_err(|e| launch_error(py, &e, &failures))?;
+        let handle = session.handle();
+        Ok(Self {
+            session: Mutex::new(Some(session)),
+            failures,
+            handle,
+        })
+    }
+
+    /// Whether it ended by itself (end of stream everywhere, the frame limit, a stop request).
+    fn is_finished(&self) -> bool {
+        lock(&self.session)
+            .as_ref()
+            .is_none_or(Session::is_finished)
+    }
+
+    /// Asks it to stop, from any thread, without waiting.
+    fn request_stop(&self) {
+        self.handle.stop();
+    }
+
+    /// Statistics now, as JSON (see `stats_json`); `None` once stopped.
+    fn stats(&self) -> Option<String> {
+        let session = lock(&self.session);
+        let session = session.as_ref()?;
+        let stats = session.stats()?;
+        Some(stats_json_with_reports(&stats, session.controls()).to_string())
+    }
+
+    /// Stops it (clock stopped, handlers' `on_stop` called, files finalized, threads joined)
+    /// and returns the final statistics as JSON; `None` if already stopped.
+    fn stop(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let Some(mut session) = lock(&self.session).take() else {
+            return Ok(None);
+        };
+        let stopped = py.detach(|| {
+            let json = session
+                .stop()
+                .map(|s| stats_json_with_reports(&s, session.controls()).to_string());
+            drop(session);
+            json
+        });
+        stopped
+            .map(Some)
+            .map_err(|e| launch_error(py, &e, &self.failures))
+    }
+
+    /// Sets a live property of a built-in element (`blur0`, `sigma`, `3`), checked like a
+    /// launch-time value.
+    fn set_property(&self, element: &str, property: &str, value: &str) -> PyResult<()> {
+        let session = lock(&self.session);
+        let session = session
+            .as_ref()
+            .ok_or_else(|| PipelineError::new_err("the pipeline is stopped"))?;
+        session
+            .controls()
+            .set(element, property, value)
+            .map_err(|e| PipelineError::new_err(e.to_string()))
+    }
+
+    /// The negotiated graph as JSON (nodes, links with their caps, inserted converters).
+    fn graph(&self) -> Option<String> {
+        lock(&self.session).as_ref().map(|s| s.graph().to_json())
+    }
+
+    /// The exception the Python handler of stream `stream` last raised, if any.
+    fn failure(&self, py: Python<'_>, stream: &str) -> Option<Py<PyAny>> {
+        lock(&self.failures).get(stream).map(|e| e.clone_ref(py))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let session = lock(&self.session).take();
+        if let Some(session) = session {
+            // Stopping joins threads that may be waiting for the GIL: release it first.
+            Python::attach(|py| py.detach(move || drop(session)));
+        }
+    }
+}
+
+/// Checks `properties` (name → text) of handler `handler` against its registered spec and
+/// returns them with defaults filled in, as text.
+pub(crate) fn validate(
+    handler: &str,
+    element: &str,
+    properties: BTreeMap<String, String>,
+) -> PyResult<BTreeMap<String, String>> {
+    let registry = Registry::builtin();
+    let spec = registry.get(handler).ok_or_else(|| {
+        let suggestion = streamlib::launch::nearest(handler, registry.names())
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        PipelineError::new_err(format!("unknown handler `{handler}`{suggestion}"))
+    })?;
+    let desc = streamlib::launch::ElementDesc {
+        name: element.to_owned(),
+        handler: handler.to_owned(),
+        properties,
+        dispatcher: None,
+    };
+    let values = streamlib::launch::validate_properties(&desc, spec)
+        .map_err(|e| crate::PropertyError::new_err(e.to_string()))?;
+    Ok(values
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_string()))
+        .collect())
+}
