@@ -58,6 +58,21 @@ pub(crate) fn pixel_format(name: &str) -> PyResult<PixelFormat> {
         })
 }
 
+/// A numpy shape as Python prints it: `(8, 8, 3)`, `(4,)`.
+fn shape_text(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// The handler a port belongs to, once bound (for error messages, and so that a port serves
 /// one handler only).
 #[derive(Default)]
@@ -290,8 +305,9 @@ impl VideoOutput {
                 .getattr("dtype")
                 .map_or_else(|_| typestr.clone(), |d| d.to_string());
             return Err(PyValueError::new_err(format!(
-                "{}: a {format_name} frame must be a uint8 array of shape {expected}, got dtype {dtype} and shape {shape:?}",
-                describe()
+                "{}: a {format_name} frame must be a uint8 array of shape {expected}, got dtype {dtype} and shape {}",
+                describe(),
+                shape_text(&shape)
             )));
         }
         let (height, width) = (shape[0], shape[1]);
@@ -723,7 +739,7 @@ pub(crate) fn bind(
 ) -> PyResult<()> {
     let wrong_side = |kind: &str, actual: &str| {
         PyTypeError::new_err(format!(
-            "handler '{handler}': self.{direction}s[{key:?}] is a {kind}, an {actual} port; put it in self.{actual}s"
+            "handler '{handler}': self.{direction}s['{key}'] is a {kind}, an {actual} port; put it in self.{actual}s"
         ))
     };
     let check_name = |name: &str| {
@@ -731,7 +747,7 @@ pub(crate) fn bind(
             Ok(())
         } else {
             Err(PyValueError::new_err(format!(
-                "handler '{handler}': self.{direction}s[{key:?}] is a port named {name:?}; the key must be the port's name"
+                "handler '{handler}': self.{direction}s['{key}'] is a port named {name:?}; the key must be the port's name"
             )))
         }
     };
@@ -790,7 +806,7 @@ pub(crate) fn bind(
         ports.output(&port.port)
     } else {
         return Err(PyTypeError::new_err(format!(
-            "handler '{handler}': self.{direction}s[{key:?}] is {}, not a port (VideoInput, VideoOutput, AudioInput, AudioOutput, DataInput, DataOutput)",
+            "handler '{handler}': self.{direction}s['{key}'] is {}, not a port (VideoInput, VideoOutput, AudioInput, AudioOutput, DataInput, DataOutput)",
             type_name(value)
         )));
     };

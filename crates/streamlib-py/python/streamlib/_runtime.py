@@ -91,9 +91,20 @@ class Stream:
     """A handler plus how to run it: ``dispatcher`` is ``"asyncio"``, ``"threadpool"``,
     ``"processpool"``, ``"gpu"`` (the plan's names) or a Rust dispatcher name (``"inline"``,
     ``"dedicated"``, ``"async"``); ``None`` picks the default (built-in handlers: the shared
-    thread pool; Python handlers: a thread of their own)."""
+    thread pool; Python handlers: a thread of their own).
 
-    def __init__(self, handler: Any, dispatcher: Optional[str] = None):
+    ``restart`` is the runtime's restart policy for the stream (``"never"``, the default;
+    ``"on-failure"``; ``"always"``), ``max_restarts`` the restarts allowed before it is left
+    failed (``-1``: no cap): a Python exception in ``process`` is a failure like a Rust
+    handler's panic."""
+
+    def __init__(
+        self,
+        handler: Any,
+        dispatcher: Optional[str] = None,
+        restart: Optional[str] = None,
+        max_restarts: Optional[int] = None,
+    ):
         if not isinstance(handler, (StreamHandler, _builtin_base())):
             raise TypeError(
                 f"Stream() takes a StreamHandler subclass instance or a built-in handler "
@@ -106,6 +117,12 @@ class Stream:
             )
         self.handler = handler
         self.dispatcher = dispatcher
+        # Stream options, as pipeline text spells them (`restart=on-failure max-restarts=3`).
+        self.options: Dict[str, str] = {}
+        if restart is not None:
+            self.options["restart"] = str(restart)
+        if max_restarts is not None:
+            self.options["max-restarts"] = str(int(max_restarts))
 
     def _resolve(self, element: str) -> tuple:
         """The `@dispatcher` and extra properties for element ``element``."""
@@ -284,6 +301,7 @@ class StreamRuntime:
                     "handler": stream.handler.registry_name,
                     "properties": properties,
                 }
+            element["properties"].update(stream.options)
             if dispatcher is not None:
                 element["dispatcher"] = dispatcher
             elements.append(element)

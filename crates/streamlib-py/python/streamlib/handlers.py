@@ -135,6 +135,8 @@ class BuiltinHandler:
     """A handler of the Rust registry. Subclasses set ``registry_name``."""
 
     registry_name: str = ""
+    # Not a test class, whatever pytest thinks of `Test...` names.
+    __test__ = False
 
     def __init__(self, handler_id: Optional[str] = None, *, properties: Optional[Dict[str, Any]] = None, **kwargs: Any):
         spec = SPECS[self.registry_name]
