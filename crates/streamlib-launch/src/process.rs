@@ -977,11 +977,7 @@ fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
                     *lend = Some(frame);
                 }
             }
-            Message::Frame(frame) => {
-                if inputs.len() < inputs.capacity() {
-                    inputs.push(frame);
-                }
-            }
+            Message::Frame(frame) if inputs.len() < inputs.capacity() => inputs.push(frame),
             Message::SetProperty { name, value } => {
                 property = Some((name.to_owned(), value.to_owned()));
             }

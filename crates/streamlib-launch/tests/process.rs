@@ -3,7 +3,12 @@
 //! child that aborts, segfaults, never starts or exits is a contained, counted failure the
 //! runtime restarts per the element's `restart=`.
 #![cfg(feature = "process")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    reason = "tests; the figures go to stderr"
+)]
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
