@@ -187,6 +187,19 @@ pub enum LaunchError {
         /// Every valid one.
         available: String,
     },
+    /// Stream options that contradict each other on one element
+    /// (`restart=never max-restarts=3`).
+    #[error("{element} ({handler}): stream options `{options}` contradict each other: {fix}")]
+    ConflictingStreamOptions {
+        /// Element name.
+        element: String,
+        /// Handler name.
+        handler: String,
+        /// The options as given.
+        options: String,
+        /// What to write instead.
+        fix: String,
+    },
     /// The handler refused its configuration.
     #[error("{element} ({handler}): {message}")]
     Handler {

@@ -758,10 +758,17 @@ fn video_rate() -> HandlerSpec {
 }
 
 fn identity() -> HandlerSpec {
+    /// `-1` (never) or a frame count.
+    const AFTER: PropType = PropType::Int {
+        min: -1,
+        max: i64::MAX,
+    };
+    let after = |p: &Properties, name: &str| u64::try_from(p.int(name)).ok();
     HandlerSpec {
         name: "identity",
-        summary: "Passes frames on unchanged; fails on request (`error-after=N`), to prove \
-                  supervision and exit codes",
+        summary: "Passes frames on unchanged; misbehaves on request (error-, panic-, abort-, \
+                  segfault-after=N, sleep-us, drop-probability), to prove supervision and exit \
+                  codes",
         ports: vec![
             port(
                 "video",
@@ -780,20 +787,77 @@ fn identity() -> HandlerSpec {
                 "the same frames",
             ),
         ],
-        properties: vec![prop(
-            "error-after",
-            PropType::Int {
-                min: -1,
-                max: i64::MAX,
-            },
-            Some("-1"),
-            false,
-            "fail every call once this many frames have passed (-1: never)",
-        )],
-        factory: Arc::new(|p: &Properties| {
-            let after = u64::try_from(p.int("error-after")).ok();
+        properties: vec![
+            prop(
+                "error-after",
+                AFTER,
+                Some("-1"),
+                false,
+                "fail every call once this many frames came in since the (re)start (-1: never)",
+            ),
+            prop(
+                "panic-after",
+                AFTER,
+                Some("-1"),
+                false,
+                "panic once this many frames came in since the (re)start (-1: never)",
+            ),
+            prop(
+                "abort-after",
+                AFTER,
+                Some("-1"),
+                false,
+                "abort the process (SIGABRT) once this many frames came in since the (re)start; \
+                 in process this ends the whole pipeline, use @process to contain it (-1: never)",
+            ),
+            prop(
+                "segfault-after",
+                AFTER,
+                Some("-1"),
+                false,
+                "fault deliberately (a real SIGSEGV) once this many frames came in since the \
+                 (re)start; in process this ends the whole pipeline, use @process to contain it \
+                 (-1: never)",
+            ),
+            prop(
+                "sleep-us",
+                PropType::Int {
+                    min: 0,
+                    max: 1_000_000,
+                },
+                Some("0"),
+                false,
+                "sleep this many microseconds per frame, blocking its thread (to overrun \
+                 deadlines and watchdogs)",
+            ),
+            prop(
+                "drop-probability",
+                PropType::Float { min: 0.0, max: 1.0 },
+                Some("0"),
+                false,
+                "drop this share of the frames, chosen reproducibly from `seed`",
+            ),
+            prop(
+                "seed",
+                PropType::Int {
+                    min: 0,
+                    max: i64::MAX,
+                },
+                Some("0"),
+                false,
+                "where the drop-probability draws start (the same seed drops the same frames)",
+            ),
+        ],
+        factory: Arc::new(move |p: &Properties| {
+            let seed = u64::try_from(p.int("seed")).unwrap_or_default();
+            let sleep_us = u64::try_from(p.int("sleep-us")).unwrap_or_default();
             Ok(BuiltHandler::fixed(
-                streamlib_handlers_video::Identity::new(after),
+                streamlib_handlers_video::Identity::new(after(p, "error-after"))
+                    .panic_after(after(p, "panic-after"))
+                    .abort_after(after(p, "abort-after"))
+                    .segfault_after(after(p, "segfault-after"))
+                    .sleep(std::time::Duration::from_micros(sleep_us))
+                    .drop_probability(p.float("drop-probability"), seed),
             ))
         }),
     }
