@@ -22,6 +22,7 @@ mod layers;
 mod lint;
 mod loom;
 mod msrv;
+mod python;
 mod setup;
 mod test;
 mod workspace;
@@ -51,6 +52,10 @@ const TASKS: &[Task] = &[
     Task {
         usage: "test",
         summary: "all tests, benches in test mode and doc tests (extra args: STREAMLIB_TEST_ARGS)",
+    },
+    Task {
+        usage: "py",
+        summary: "build the Python package into its venv (maturin develop) and run its pytest suite (part of test)",
     },
     Task {
         usage: "loom",
@@ -86,7 +91,7 @@ const TASKS: &[Task] = &[
     },
     Task {
         usage: "setup",
-        summary: "install the Debian packages this machine lacks (or print the command)",
+        summary: "install the Debian packages this machine lacks (or print the command), the test peers, the Python venv",
     },
     Task {
         usage: "bench [ARGS...]",
@@ -133,6 +138,7 @@ fn run() -> Result<()> {
         },
         "lint" => no_arguments(task, rest).and_then(|()| lint::run()),
         "test" => no_arguments(task, rest).and_then(|()| test::run()),
+        "py" => no_arguments(task, rest).and_then(|()| python::test()),
         "loom" => no_arguments(task, rest).and_then(|()| loom::run()),
         "layers" => no_arguments(task, rest).and_then(|()| layers::run()),
         "deps" => no_arguments(task, rest).and_then(|()| deps::run()),

@@ -123,10 +123,13 @@ const PYTHON_PACKAGES: &[&str] = &["aiortc==1.16.*"];
 /// `target/web/node_modules` (see `streamlib_test_support::browser::web_module`).
 const NPM_PACKAGES: &[&str] = &["hls.js@1.7.4"];
 
-/// Installs what the enabled groups need and is missing, then the test peers from PyPI and npm.
+/// Installs what the enabled groups need and is missing, then the test peers from PyPI and npm,
+/// then the Python package's build and test tools (maturin, numpy, pytest, pinned) in their
+/// venv under the target folder (see `python.rs`).
 pub fn run() -> Result<()> {
     system_packages()?;
-    test_peers()
+    test_peers()?;
+    crate::python::setup()
 }
 
 /// Installs the PyPI and npm packages the tests use, when they are missing.

@@ -11,7 +11,8 @@ const EXTRA_ARGS_VAR: &str = "STREAMLIB_TEST_ARGS";
 
 /// Unit, integration and example tests plus benches (built in the test profile; criterion runs
 /// each bench once as a smoke test), then the doc tests, which `--all-targets` leaves out, then
-/// the loom models of the lock-free buffers (their own build, see `loom.rs`).
+/// the loom models of the lock-free buffers (their own build, see `loom.rs`), then the Python
+/// package's pytest suite (its extension built once into a venv, see `python.rs`).
 pub fn run() -> Result<()> {
     let extra = extra_args()?;
     Command::cargo()
@@ -22,7 +23,8 @@ pub fn run() -> Result<()> {
         .args(["test", "--workspace", "--doc", "--all-features"])
         .args(extra)
         .run()?;
-    crate::loom::run()
+    crate::loom::run()?;
+    crate::python::test()
 }
 
 /// `-- ARGS` from the environment, or nothing when the variable is unset or blank.
