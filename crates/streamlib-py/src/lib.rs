@@ -2,11 +2,11 @@
 //! package `streamlib` (its Python half lives in `python/streamlib/`).
 //!
 //! What it adds to the Rust runtime, nothing more:
-//! - handlers written in Python ([`handler`]): a `StreamHandler` over a Python object whose
-//!   ports are real runtime ports declared from Python ([`ports`]);
-//! - frames as numpy arrays over the pooled buffers, without a copy ([`frame`]);
+//! - handlers written in Python (`handler.rs`): a `StreamHandler` over a Python object whose
+//!   ports are real runtime ports declared from Python (`ports.rs`);
+//! - frames as numpy arrays over the pooled buffers, without a copy (`frame.rs`);
 //! - a pipeline built from the description the Python `StreamRuntime` assembles, through the
-//!   same registry and builder as pipeline text ([`runtime`]), and the registry's handler specs
+//!   same registry and builder as pipeline text (`runtime.rs`), and the registry's handler specs
 //!   so the Python handler classes are made from them, never from a second list.
 //!
 //! Built with maturin (`pip install ./crates/streamlib-py`); see `docs/PYTHON.md`.
