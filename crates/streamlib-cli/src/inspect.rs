@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use streamlib_launch::{HandlerSpec, LaunchError, Registry, nearest};
+use streamlib_launch::{HandlerSpec, LaunchError, PropertySpec, Registry, nearest};
 
 /// The handler list, or one handler's ports and properties.
 pub fn render(registry: &Registry, name: Option<&str>, json: bool) -> Result<String, LaunchError> {
@@ -35,6 +35,10 @@ pub fn render(registry: &Registry, name: Option<&str>, json: bool) -> Result<Str
             object.insert(
                 "built_ports".to_owned(),
                 serde_json::to_value(&built).unwrap_or_default(),
+            );
+            object.insert(
+                "stream_options".to_owned(),
+                serde_json::to_value(stream_options(registry, spec)).unwrap_or_default(),
             );
         }
         return Ok(format!(
@@ -83,7 +87,28 @@ pub fn render(registry: &Registry, name: Option<&str>, json: bool) -> Result<Str
     if spec.properties.is_empty() {
         out.push_str("  none\n");
     }
-    for prop in &spec.properties {
+    property_lines(&mut out, &spec.properties);
+    let options = stream_options(registry, spec);
+    if !options.is_empty() {
+        out.push_str("\nStream options (every element, any dispatcher):\n");
+        property_lines(&mut out, &options);
+    }
+    Ok(out)
+}
+
+/// The stream options this handler's elements take: all but those its own properties shadow.
+fn stream_options(registry: &Registry, spec: &HandlerSpec) -> Vec<PropertySpec> {
+    registry
+        .stream_options()
+        .iter()
+        .filter(|o| spec.property(o.name).is_none())
+        .cloned()
+        .collect()
+}
+
+/// One entry per property: name, type, default, and its doc on the next line.
+fn property_lines(out: &mut String, properties: &[PropertySpec]) {
+    for prop in properties {
         let default = match prop.default {
             Some(d) => format!("default {d}"),
             None if prop.name.contains("<N>") => "per port".to_owned(),
@@ -99,5 +124,4 @@ pub fn render(registry: &Registry, name: Option<&str>, json: bool) -> Result<Str
             prop.doc
         );
     }
-    Ok(out)
 }
