@@ -143,7 +143,11 @@ class BuiltinHandler:
         self._spec = spec
         self.handler_id = handler_id
         given: Dict[str, str] = {}
-        width, height = kwargs.pop("width", None), kwargs.pop("height", None)
+        names = {p["name"] for p in spec["properties"]}
+        width = height = None
+        if not names & {"width", "height"}:
+            # `width=` and `height=` fill `size` (the plan's TestPatternHandler(width=, height=)).
+            width, height = kwargs.pop("width", None), kwargs.pop("height", None)
         for key, value in kwargs.items():
             prop = _property_for(spec, key)
             if prop is None:

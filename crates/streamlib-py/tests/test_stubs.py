@@ -1,0 +1,28 @@
+"""The type stubs: the handlers' one is what the registry generates; both parse."""
+
+import ast
+import pathlib
+
+import streamlib
+from streamlib import _stubgen
+
+PACKAGE = pathlib.Path(streamlib.__file__).parent
+
+
+def test_the_handler_stub_is_generated_from_the_registry():
+    committed = (PACKAGE / "handlers.pyi").read_text()
+    assert committed == _stubgen.render(), (
+        "handlers.pyi is stale: run `python -m streamlib._stubgen`"
+    )
+
+
+def test_the_stubs_parse_and_name_every_class():
+    native = ast.parse((PACKAGE / "_native.pyi").read_text())
+    classes = {n.name for n in native.body if isinstance(n, ast.ClassDef)}
+    for name in ("VideoFrame", "VideoInput", "VideoOutput", "AudioInput", "DataOutput", "Tick"):
+        assert name in classes
+        assert hasattr(streamlib._native, name)
+    handlers = ast.parse((PACKAGE / "handlers.pyi").read_text())
+    stubbed = {n.name for n in handlers.body if isinstance(n, ast.ClassDef)}
+    for spec in streamlib.handlers.SPECS:
+        assert streamlib.handlers.class_name(spec) in stubbed
