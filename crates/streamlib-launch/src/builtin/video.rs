@@ -823,7 +823,7 @@ fn identity() -> HandlerSpec {
                 "sleep-us",
                 PropType::Int {
                     min: 0,
-                    max: 1_000_000,
+                    max: 10_000_000,
                 },
                 Some("0"),
                 false,
