@@ -194,10 +194,9 @@ impl StreamOptions {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
-    use std::collections::BTreeMap;
-
     use super::*;
 
+    #[cfg(feature = "video")]
     fn element(properties: &[(&str, &str)]) -> ElementDesc {
         ElementDesc {
             name: "identity0".to_owned(),
@@ -205,7 +204,7 @@ mod tests {
             properties: properties
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect::<BTreeMap<_, _>>(),
+                .collect(),
             dispatcher: None,
         }
     }
