@@ -271,6 +271,10 @@ struct Counters {
     zero_copy: AtomicU64,
     copied: AtomicU64,
     bytes_copied: AtomicU64,
+    /// Spawn to `Ready` of the last child, in µs.
+    spawn_us: AtomicU64,
+    /// The last failure to the next child's `Ready` (restart backoff included), in µs.
+    recovery_us: AtomicU64,
 }
 
 /// The proxy the runtime runs in place of a `@process` element's handler, and what wiring
@@ -371,6 +375,7 @@ pub(crate) fn proxy(
         received: (0..n_in).map(|_| None).collect(),
         returned: Vec::with_capacity(n_out * 2 + 2),
         counters: Arc::clone(&counters),
+        failed_at: None,
     };
     let built = if live {
         BuiltHandler::live(proxy, |proxy: &mut Proxy, name: &str, value| {
@@ -395,6 +400,8 @@ pub(crate) fn proxy(
             "frames_zero_copy": counters.zero_copy.load(Ordering::Relaxed),
             "frames_copied": counters.copied.load(Ordering::Relaxed),
             "bytes_copied": counters.bytes_copied.load(Ordering::Relaxed),
+            "spawn_us": counters.spawn_us.load(Ordering::Relaxed),
+            "recovery_us": counters.recovery_us.load(Ordering::Relaxed),
             "pool_slots": pool.as_ref().map_or(0, ShmPool::slots),
             "pool_slot_bytes": pool.as_ref().map_or(0, ShmPool::slot_size),
         })
@@ -432,6 +439,8 @@ struct Proxy {
     /// What the child answered, per output.
     returned: Vec<(usize, VideoFrame)>,
     counters: Arc<Counters>,
+    /// When the last child failed (until the next one is ready).
+    failed_at: Option<Instant>,
 }
 
 impl Proxy {
@@ -447,6 +456,7 @@ impl Proxy {
     /// and its slots are back with their pools.
     fn fail(&mut self, error: impl std::fmt::Display) -> HandlerError {
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        self.failed_at = Some(Instant::now());
         self.child = None;
         self.clear();
         HandlerError::msg(format!(
@@ -530,7 +540,17 @@ impl Proxy {
         };
         // A new id per child: a dead child's slot indices can never match a live one's.
         self.next_id = self.next_id.wrapping_add(1);
+        let started = Instant::now();
         let child = Child::spawn(command, &self.handler, &properties, pool, options)?;
+        let micros = |since: Instant| since.elapsed().as_micros() as u64;
+        self.counters
+            .spawn_us
+            .store(micros(started), Ordering::Relaxed);
+        if let Some(failed) = self.failed_at.take() {
+            self.counters
+                .recovery_us
+                .store(micros(failed), Ordering::Relaxed);
+        }
         self.counters.spawns.fetch_add(1, Ordering::Relaxed);
         self.counters
             .pid

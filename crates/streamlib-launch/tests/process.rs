@@ -235,3 +235,53 @@ fn a_child_that_exits_zero_is_a_failure() {
         .unwrap_or_default();
     assert!(error.contains("exited with status 0"), "{error}");
 }
+
+/// Figures (run with `--ignored --nocapture`): 1080p RGBA through `identity` in a child and in
+/// process, on the same run; the proxy's time per tick is the hop there and back.
+#[test]
+#[ignore = "figures; run with --ignored --nocapture"]
+fn figures_per_hop_at_1080p() {
+    let (_serial, options) = options();
+    options.install();
+    for dispatcher in ["@process", ""] {
+        let (stats, controls) = run(built(
+            &format!("testpattern size=1920x1080 ! identity name=id {dispatcher} ! null"),
+            600,
+        ));
+        let id = stats.stream("id").unwrap();
+        eprintln!(
+            "identity {dispatcher:<9} 1080p rgba: p50 {:?} p99 {:?} per tick, {} frames, report {}",
+            id.p50,
+            id.p99,
+            id.items_out,
+            controls
+                .report("id")
+                .map(|r| r.to_string())
+                .unwrap_or_default()
+        );
+    }
+    // Crash to restart: abort every 30 frames at 200 fps.
+    let desc = parse(
+        "testpattern size=1920x1080 ! identity abort-after=30 restart=always max-restarts=-1 \
+         name=id @process ! null",
+    )
+    .unwrap();
+    let clock = SoftwareClock::new(Rational::fps(200));
+    let BuiltPipeline {
+        mut runtime,
+        controls,
+        ..
+    } = build(&Registry::builtin(), &desc, StreamRuntime::new(clock)).unwrap();
+    let handle = runtime.handle();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1000));
+        handle.stop();
+    });
+    let stats = runtime.run().unwrap();
+    stopper.join().unwrap();
+    eprintln!(
+        "abort every 30 frames: restarts {}, report {}",
+        stats.stream("id").unwrap().restarts,
+        controls.report("id").unwrap()
+    );
+}

@@ -18,7 +18,9 @@ use std::sync::mpsc;
 
 use criterion::Criterion;
 use streamlib_ports::PixelFormat;
-use streamlib_process::{Child, ChildOptions, FrameSlot, Message, ShmPool, SlotLease, Worker};
+use streamlib_process::{
+    BufferPool, Child, ChildOptions, FrameSlot, Message, ShmPool, SlotLease, Worker,
+};
 
 const WIDTH: u32 = 1920;
 const HEIGHT: u32 = 1080;
@@ -90,6 +92,31 @@ fn hops(c: &mut Criterion) {
                     black_box(lease.as_slice()[0]);
                 })
                 .unwrap();
+        });
+    });
+
+    // What `@process` does: the producer's frame is a buffer of a pool over reserved slots
+    // (its `PoolProvider`); the proxy finds its slot, lends it, and keeps the buffer until the
+    // child answers.
+    let storage = pool.reserve(2).unwrap();
+    let frames = BufferPool::with_storage("bench-frames", FRAME_LEN, storage).unwrap();
+    group.bench_function("child_process_pool_buffer", |b| {
+        b.iter(|| {
+            tick += 1;
+            let mut buf = frames.acquire().unwrap();
+            buf[0] = tick as u8;
+            let buf = buf.freeze();
+            let slot = pool.slot_of(buf.as_ptr()).unwrap();
+            child.start_tick(tick, 0).unwrap();
+            child
+                .send_frame(pool.lend(slot).unwrap(), frame_slot())
+                .unwrap();
+            child
+                .finish_tick(|_, answer| {
+                    black_box(answer.slot == slot && buf[0] == (tick as u8).wrapping_add(1));
+                })
+                .unwrap();
+            drop(buf);
         });
     });
     drop(child);
