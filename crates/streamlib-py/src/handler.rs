@@ -34,6 +34,56 @@ pub(crate) struct PythonHandler {
     failures: Failures,
 }
 
+thread_local! {
+    /// This thread's Python thread state while it does not hold the GIL, once it has one.
+    static THREAD_STATE: std::cell::Cell<*mut pyo3::ffi::PyThreadState> =
+        const { std::cell::Cell::new(std::ptr::null_mut()) };
+    /// How deep this thread is in [`attached`] calls.
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Gives the GIL back (saving the thread state) when an [`attached`] call ends, even by panic.
+struct Detach;
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get() - 1));
+        // SAFETY: `attached` took the GIL with this thread's state; saving it releases the
+        // GIL and returns the same state, kept for the next call.
+        THREAD_STATE.with(|s| s.set(unsafe { pyo3::ffi::PyEval_SaveThread() }));
+    }
+}
+
+/// Runs `f` with the GIL, keeping this thread's Python thread state between calls.
+///
+/// `Python::attach` on a thread Python does not know creates a thread state and, when it
+/// returns, destroys it again: microseconds on every `process` call. The runtime's threads call
+/// Python handlers tick after tick, so each keeps its state (one small allocation per thread,
+/// for the thread's life) and only takes the GIL back. Only for threads that do not hold the
+/// GIL when they call (the runtime's; the caller of `Session::start`/`stop` detached first).
+fn attached<R>(f: impl FnOnce(Python<'_>) -> R) -> R {
+    if DEPTH.with(std::cell::Cell::get) > 0 {
+        return Python::attach(f);
+    }
+    let state = THREAD_STATE.with(std::cell::Cell::get);
+    if state.is_null() {
+        // SAFETY: the interpreter runs (this extension is loaded in it) and this thread does
+        // not hold the GIL; `PyGILState_Ensure` makes (or finds) its thread state and takes the
+        // GIL, which `PyEval_SaveThread` at once releases, handing back the state.
+        let state = unsafe {
+            let _ = pyo3::ffi::PyGILState_Ensure();
+            pyo3::ffi::PyEval_SaveThread()
+        };
+        THREAD_STATE.with(|s| s.set(state));
+    }
+    let state = THREAD_STATE.with(std::cell::Cell::get);
+    // SAFETY: `state` is this thread's saved thread state and this thread holds no GIL.
+    unsafe { pyo3::ffi::PyEval_RestoreThread(state) };
+    DEPTH.with(|d| d.set(d.get() + 1));
+    let _detach = Detach;
+    Python::attach(f)
+}
+
 /// A class name as the `&'static str` stats want, leaked once per distinct name.
 fn intern(name: String) -> &'static str {
     static NAMES: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
@@ -130,7 +180,7 @@ impl PythonHandler {
 
     /// Calls an optional hook (`on_start`, `on_stop`).
     fn hook(&mut self, name: &str) -> Result<(), HandlerError> {
-        Python::attach(|py| {
+        attached(|py| {
             let object = self.object.bind(py).clone();
             let outcome = (|| -> PyResult<()> {
                 if !object.hasattr(name)? {
@@ -194,7 +244,7 @@ impl StreamHandler for PythonHandler {
     }
 
     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
-        Python::attach(|py| {
+        attached(|py| {
             let tick = *ctx.tick();
             for output in &self.outputs {
                 set_tick(output.bind(py), &tick);
@@ -230,7 +280,7 @@ impl StreamHandler for PythonHandler {
     fn on_stop(&mut self) -> Result<(), HandlerError> {
         let result = self.hook("on_stop");
         if let Some(event_loop) = self.event_loop.take() {
-            Python::attach(|py| {
+            attached(|py| {
                 let _ = event_loop.bind(py).call_method0("close");
             });
         }
