@@ -12,7 +12,7 @@ import pytest
 
 WRITER = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, subprocess, sys
     from streamlib import StreamRuntime
     from streamlib.handlers import FileWriterHandler, TestPatternHandler
 
@@ -27,7 +27,10 @@ WRITER = textwrap.dedent(
     try:
         asyncio.run(runtime.run())
     except KeyboardInterrupt:
-        print("interrupted", flush=True)
+        # Before the interpreter exits (its atexit hook would stop the runtime too): the file
+        # must already be complete when KeyboardInterrupt reaches us.
+        probe = subprocess.run(["ffprobe", "-v", "error", sys.argv[1]], capture_output=True, text=True)
+        print("interrupted", "finalized" if probe.returncode == 0 else "NOT finalized: " + probe.stderr, flush=True)
         sys.exit(130)
     """
 )
@@ -58,7 +61,7 @@ def test_ctrl_c_during_asyncio_run_finalizes_the_file(tmp_path):
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
-    assert "interrupted" in out
+    assert "interrupted finalized" in out, out
     assert "Traceback" not in err, err
     stream = ffprobe_frames(path)
     assert (stream["width"], stream["height"]) == (160, 96)
