@@ -110,6 +110,7 @@ fn a_lost_device_restarts_by_policy_while_the_rest_runs() {
                 factor: 1.5,
                 max: Duration::from_millis(500),
                 max_restarts: Some(1000),
+                ..Backoff::default()
             });
             runtime.add_stream(Stream::new("tone", tone)).unwrap();
             runtime

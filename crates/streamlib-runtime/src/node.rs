@@ -139,6 +139,12 @@ pub(crate) struct Node {
     pub(crate) needs_start: AtomicBool,
     /// When a restarting node may start again, ns since the graph started.
     pub(crate) restart_at_ns: AtomicU64,
+    /// When its last restart's `on_start` succeeded, ns since the graph started (written by
+    /// runs, one at a time).
+    pub(crate) up_since_ns: AtomicU64,
+    /// Restarts in a row: since it last stayed up for its backoff's `reset_after` (written by
+    /// runs, one at a time).
+    pub(crate) streak: AtomicU64,
     /// The run in flight is inside a restart's `on_start` (written by runs, one at a time;
     /// tells a panic there from one in `process`).
     pub(crate) starting: AtomicBool,
@@ -180,6 +186,8 @@ impl Node {
             started: AtomicBool::new(false),
             needs_start: AtomicBool::new(false),
             restart_at_ns: AtomicU64::new(0),
+            up_since_ns: AtomicU64::new(0),
+            streak: AtomicU64::new(0),
             starting: AtomicBool::new(false),
             process_started_ns: AtomicU64::new(0),
             counters: NodeCounters::new(),

@@ -4,7 +4,14 @@ use std::time::Duration;
 use streamlib_dispatch::Dispatcher;
 use streamlib_ports::StreamHandler;
 
-/// How long to wait before a restart, growing after each failure.
+/// How long to wait before a restart, growing after each failure of a crash loop.
+///
+/// Restarts are counted *in a row*: a stream that stays up for [`reset_after`](Self::reset_after)
+/// after a restart is healthy again, so its next failure waits [`initial`](Self::initial) and
+/// starts the count from one (Kubernetes' crash-loop back-off works the same way). A handler
+/// that fails now and then (a child process that crashes every few seconds) is restarted every
+/// time at once; one that fails right after each start backs off and, past `max_restarts`, is
+/// left failed. The statistics' `restarts` counts them all.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
     /// Delay before the first restart.
@@ -13,8 +20,10 @@ pub struct Backoff {
     pub factor: f64,
     /// Longest delay.
     pub max: Duration,
-    /// Restarts allowed before the stream is left failed; `None` for no cap.
+    /// Restarts allowed in a row before the stream is left failed; `None` for no cap.
     pub max_restarts: Option<u32>,
+    /// Up this long after a restart, the stream is healthy again (see above).
+    pub reset_after: Duration,
 }
 
 impl Default for Backoff {
@@ -24,6 +33,7 @@ impl Default for Backoff {
             factor: 2.0,
             max: Duration::from_secs(5),
             max_restarts: Some(10),
+            reset_after: Duration::from_secs(1),
         }
     }
 }
@@ -142,6 +152,7 @@ mod tests {
             factor: 2.0,
             max: Duration::from_millis(50),
             max_restarts: None,
+            reset_after: Duration::from_secs(1),
         };
         assert_eq!(b.delay(1), Duration::from_millis(10));
         assert_eq!(b.delay(2), Duration::from_millis(20));

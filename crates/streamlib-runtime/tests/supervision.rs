@@ -137,6 +137,7 @@ fn a_panic_is_contained_and_restarted_on_failure() {
         factor: 1.0,
         max: Duration::ZERO,
         max_restarts: Some(5),
+        ..Backoff::default()
     };
     let mut b = build(clock, vec![1, 3], true, RestartPolicy::OnFailure(backoff));
     b.rt.start().unwrap();
@@ -168,6 +169,7 @@ fn restarts_back_off_and_stop_at_the_cap() {
         factor: 2.0,
         max: Duration::from_millis(80),
         max_restarts: Some(3),
+        ..Backoff::default()
     };
     let mut b = build(
         clock,
@@ -200,6 +202,52 @@ fn restarts_back_off_and_stop_at_the_cap() {
 }
 
 #[test]
+fn a_stream_that_stays_up_between_failures_is_restarted_past_the_cap_without_backing_off() {
+    // Fails on every 40th tick at 200 fps: up some 180 ms each time (the 20 ms restart delay
+    // skips 4 ticks), longer than `reset_after`, so no failure is part of a crash loop: the
+    // cap of 2 restarts in a row is never reached and each restart waits only the initial
+    // delay (a crash loop would wait 20, 200, 2000 ms).
+    let clock = SoftwareClock::new(Rational::fps(200));
+    let backoff = Backoff {
+        initial: Duration::from_millis(20),
+        factor: 10.0,
+        max: Duration::from_secs(5),
+        max_restarts: Some(2),
+        reset_after: Duration::from_millis(60),
+    };
+    let fail_on = (1..100_000).map(|n| n * 40).collect();
+    let mut b = build(clock, fail_on, false, RestartPolicy::OnFailure(backoff));
+    let started = Instant::now();
+    b.rt.start().unwrap();
+    let handle = b.rt.handle();
+    let restarts = || {
+        handle
+            .stats()
+            .and_then(|s| s.stream("flaky").map(|f| (f.restarts, f.state)))
+    };
+    while restarts().is_none_or(|(n, _)| n < 5) {
+        assert_ne!(
+            restarts().map(|(_, state)| state),
+            Some(StreamState::Failed),
+            "gave up though it stayed up between failures"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            restarts()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed();
+    let stats = b.rt.stop().unwrap();
+    let flaky = stats.stream("flaky").unwrap();
+    assert!(flaky.restarts >= 5, "{flaky:?}");
+    // Six lives of ~200 ms; had the delay grown (20 ms, 200 ms, 2 s, 5 s) this would take
+    // over 7 s, and the cap would have ended it at the third failure.
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+}
+
+#[test]
 fn always_policy_restarts_a_source_that_ended() {
     let (clock, ticks) = ManualClock::new(Rational::fps(30));
     let mut rt = StreamRuntime::new(clock);
@@ -212,6 +260,7 @@ fn always_policy_restarts_a_source_that_ended() {
         factor: 1.0,
         max: Duration::ZERO,
         max_restarts: None,
+        ..Backoff::default()
     };
     rt.add_stream(Stream::new("src", src).restart_policy(RestartPolicy::Always(backoff)))
         .unwrap();
@@ -287,6 +336,7 @@ fn panics_in_process_and_restart_are_supervised_on_every_dispatcher() {
             factor: 1.0,
             max: Duration::ZERO,
             max_restarts: Some(5),
+            ..Backoff::default()
         };
         rt.add_stream(Stream::new("src", src)).unwrap();
         rt.add_stream(Stream::new("sink", sink).restart_policy(RestartPolicy::OnFailure(backoff)))

@@ -214,6 +214,7 @@ impl RunningGraph {
                     node.needs_start.store(false, Ordering::Relaxed);
                     node.started.store(true, Ordering::Relaxed);
                     node.state.store(NodeState::Running);
+                    node.up_since_ns.store(self.now_ns(), Ordering::Relaxed);
                     bump(&node.counters.restarts, 1);
                     tracing::info!(stream = %node.id, "restarted");
                 }

@@ -93,19 +93,30 @@ impl RunningGraph {
         backoff: &Backoff,
         why: &str,
     ) {
-        let done = node.counters.restarts.load(Ordering::Relaxed) as u32;
+        // Relaxed: one run at a time touches the streak and `up_since_ns`.
+        let now = self.now_ns();
+        let up_for = now.saturating_sub(node.up_since_ns.load(Ordering::Relaxed));
+        let mut done = node.streak.load(Ordering::Relaxed);
+        if u128::from(up_for) >= backoff.reset_after.as_nanos() {
+            // It stayed up: this failure is not part of a crash loop.
+            done = 0;
+        }
         self.stop_started(node, handler);
-        if backoff.max_restarts.is_some_and(|cap| done >= cap) {
-            tracing::error!(stream = %node.id, handler = node.type_name, "{why}; gave up after {done} restarts");
+        if backoff
+            .max_restarts
+            .is_some_and(|cap| done >= u64::from(cap))
+        {
+            tracing::error!(stream = %node.id, handler = node.type_name, "{why}; gave up after {done} restarts in a row");
             node.state.store(NodeState::Failed);
             return;
         }
-        let delay = backoff.delay(done + 1);
+        node.streak.store(done + 1, Ordering::Relaxed);
+        let delay = backoff.delay(u32::try_from(done + 1).unwrap_or(u32::MAX));
         tracing::warn!(stream = %node.id, handler = node.type_name, "{why}; restarting in {delay:?}");
         // Relaxed: `restart_at_ns` is published by the `Restarting` store below, and
         // `needs_start` is read only by the node's next run.
         node.restart_at_ns
-            .store(self.now_ns() + delay.as_nanos() as u64, Ordering::Relaxed);
+            .store(now + delay.as_nanos() as u64, Ordering::Relaxed);
         node.needs_start.store(true, Ordering::Relaxed);
         node.state.store(NodeState::Restarting);
     }
