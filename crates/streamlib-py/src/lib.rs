@@ -78,6 +78,19 @@ fn parse_pipeline(text: &str) -> PyResult<String> {
         .map_err(|e| PipelineError::new_err(e.to_string()))
 }
 
+/// The `@process` worker's entry point: what a child interpreter started for a
+/// `dispatcher="processpool"` element runs (see `runtime.rs`); returns the exit code.
+#[pyfunction]
+fn _process_worker(py: Python<'_>) -> u8 {
+    let code = py
+        .detach(|| streamlib::launch::process::run_worker(&streamlib::launch::Registry::builtin()));
+    if code == std::process::ExitCode::SUCCESS {
+        0
+    } else {
+        3
+    }
+}
+
 /// The extension module.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -97,6 +110,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(handler_specs, module)?)?;
     module.add_function(wrap_pyfunction!(validate_properties, module)?)?;
     module.add_function(wrap_pyfunction!(parse_pipeline, module)?)?;
+    module.add_function(wrap_pyfunction!(_process_worker, module)?)?;
     module.add("StreamlibError", py.get_type::<StreamlibError>())?;
     module.add("PipelineError", py.get_type::<PipelineError>())?;
     module.add("PropertyError", py.get_type::<PropertyError>())?;

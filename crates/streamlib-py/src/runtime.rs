@@ -76,6 +76,21 @@ pub(crate) fn launch_error(py: Python<'_>, error: &LaunchError, failures: &Failu
     PipelineError::new_err(error.to_string())
 }
 
+/// How a child interpreter becomes a `@process` worker: before anything else, it hands over
+/// to the worker loop (`streamlib.__init__` prints nothing and reads no argument).
+const WORKER: &str =
+    "import sys; from streamlib._native import _process_worker; sys.exit(_process_worker())";
+
+/// Makes `@process` elements start this interpreter as their worker (the launch crate's
+/// default, the current executable, would be `python` without the worker's code).
+fn install_worker(py: Python<'_>) -> PyResult<()> {
+    let executable: String = py.import("sys")?.getattr("executable")?.extract()?;
+    streamlib::launch::process::ProcessOptions::current()
+        .program(executable, &["-c", WORKER])
+        .install();
+    Ok(())
+}
+
 /// A started pipeline.
 #[pyclass(module = "streamlib._native")]
 pub struct Runtime {
@@ -128,6 +143,13 @@ impl Runtime {
             frames,
             ptp_interface: None,
         };
+        if desc
+            .elements
+            .iter()
+            .any(|e| e.dispatcher.as_deref() == Some("process"))
+        {
+            install_worker(py)?;
+        }
         let registry = registry(&prepared);
         let started =
             py.detach(|| Session::start_with(&registry, &desc, options, &Policy::default()));
