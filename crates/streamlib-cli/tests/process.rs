@@ -5,6 +5,7 @@
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::print_stderr,
     reason = "tests; a failure names the output"
 )]
 
@@ -60,4 +61,43 @@ fn a_child_that_aborts_is_restarted_and_the_pipeline_keeps_its_rate() {
     let sink = stream(&stats, "sink");
     assert!(sink["items_in"].as_u64().unwrap() >= 75, "{sink}");
     assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
+}
+
+/// A GPU frame cannot cross into a child: the proxy's ports are CPU only, so negotiation puts
+/// a GPU→CPU transfer in front of the `@process` element, and its frames are copied (counted).
+#[cfg(feature = "gpu")]
+#[test]
+fn a_gpu_frame_reaches_a_child_through_a_transfer() {
+    let pipeline =
+        "testpattern size=64x36 ! blur memory=gpu sigma=1 ! identity name=id @process ! null";
+    let graph = Command::new(env!("CARGO_BIN_EXE_streamlib"))
+        .args(["graph", pipeline, "--json"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    if !graph.status.success() && std::env::var_os("STREAMLIB_ALLOW_NO_GPU").is_some() {
+        eprintln!("!!! SKIPPED: no GPU adapter");
+        return;
+    }
+    let graph = stats(&graph);
+    let edge = graph["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to"] == "id.video")
+        .unwrap();
+    assert_eq!(edge["memory"], "cpu", "{edge}");
+    assert!(
+        edge["transfer"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("GpuToCpu"),
+        "{edge}"
+    );
+    let out = launch(pipeline, &["--clock", "free", "--frames", "10"]);
+    let stats = stats(&out);
+    let id = stream(&stats, "id");
+    assert_eq!(id["errors"], 0, "{id}");
+    assert_eq!(id["items_out"], 10, "{id}");
+    assert_eq!(id["report"]["bytes_copied"], 10 * 64 * 36 * 4, "{id}");
 }
