@@ -58,8 +58,10 @@ impl Drop for Detach {
 ///
 /// `Python::attach` on a thread Python does not know creates a thread state and, when it
 /// returns, destroys it again: microseconds on every `process` call. The runtime's threads call
-/// Python handlers tick after tick, so each keeps its state (one small allocation per thread,
-/// for the thread's life) and only takes the GIL back. Only for threads that do not hold the
+/// Python handlers tick after tick, so each keeps its state and only takes the GIL back. The
+/// state is never freed (a few hundred bytes per runtime thread that ever ran Python, kept
+/// until the interpreter exits): freeing it from the thread's exit could race interpreter
+/// shutdown, and a hang at exit is worse than the bytes. Only for threads that do not hold the
 /// GIL when they call (the runtime's; the caller of `Session::start`/`stop` detached first).
 fn attached<R>(f: impl FnOnce(Python<'_>) -> R) -> R {
     if DEPTH.with(std::cell::Cell::get) > 0 {

@@ -38,6 +38,17 @@ fn memory_caps(port: &str, names: &[String]) -> PyResult<MemoryCaps> {
     })
 }
 
+/// Audio and data live in host memory: `capabilities`, if given, must be `["cpu"]`.
+fn cpu_only(kind: &str, port: &str, capabilities: Option<Vec<String>>) -> PyResult<()> {
+    match capabilities {
+        None => Ok(()),
+        Some(names) if memory_caps(port, &names)? == MemoryCaps::CPU => Ok(()),
+        Some(names) => Err(PyValueError::new_err(format!(
+            "{kind} '{port}': audio and data are in host memory; capabilities must be [\"cpu\"], not {names:?}"
+        ))),
+    }
+}
+
 /// A pixel format by its name (`rgba8`; `rgba` is accepted too).
 pub(crate) fn pixel_format(name: &str) -> PyResult<PixelFormat> {
     let wanted = match name {
@@ -514,10 +525,11 @@ pub struct AudioOutput {
 
 #[pymethods]
 impl AudioOutput {
-    /// An audio output of `sample_rate` Hz.
+    /// An audio output of `sample_rate` Hz (host memory: `capabilities` may name only "cpu").
     #[new]
-    #[pyo3(signature = (name, sample_rate=48000))]
-    fn new(name: String, sample_rate: u32) -> PyResult<Self> {
+    #[pyo3(signature = (name, sample_rate=48000, capabilities=None))]
+    fn new(name: String, sample_rate: u32, capabilities: Option<Vec<String>>) -> PyResult<Self> {
+        cpu_only("AudioOutput", &name, capabilities)?;
         if sample_rate == 0 {
             return Err(PyValueError::new_err(format!(
                 "AudioOutput '{name}': sample_rate must be positive"
@@ -612,19 +624,20 @@ pub struct DataInput {
 
 #[pymethods]
 impl DataInput {
-    /// A data input; `optional` lets it stay unconnected.
+    /// A data input; `optional` lets it stay unconnected (`capabilities`: only "cpu").
     #[new]
-    #[pyo3(signature = (name, optional=false))]
-    fn new(name: String, optional: bool) -> Self {
+    #[pyo3(signature = (name, optional=false, capabilities=None))]
+    fn new(name: String, optional: bool, capabilities: Option<Vec<String>>) -> PyResult<Self> {
+        cpu_only("DataInput", &name, capabilities)?;
         let mut port = InputPort::new(name.clone(), MemoryCaps::CPU);
         if optional {
             port = port.optional();
         }
-        Self {
+        Ok(Self {
             name,
             port,
             owner: Owner::default(),
-        }
+        })
     }
 
     /// The port's name.
@@ -666,15 +679,17 @@ pub struct DataOutput {
 
 #[pymethods]
 impl DataOutput {
-    /// A data output.
+    /// A data output (`capabilities`: only "cpu").
     #[new]
-    fn new(name: String) -> Self {
-        Self {
+    #[pyo3(signature = (name, capabilities=None))]
+    fn new(name: String, capabilities: Option<Vec<String>>) -> PyResult<Self> {
+        cpu_only("DataOutput", &name, capabilities)?;
+        Ok(Self {
             port: OutputPort::new(name.clone(), MemoryCaps::CPU),
             name,
             owner: Owner::default(),
             tick: CurrentTick::default(),
-        }
+        })
     }
 
     /// The port's name.

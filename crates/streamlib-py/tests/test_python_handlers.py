@@ -1,6 +1,7 @@
 """Handlers written in Python, run by the Rust runtime; frames as numpy arrays, no copies."""
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -201,3 +202,65 @@ def test_numpy_arrays_written_to_an_output_are_copied_and_counted():
     chain(Paint(), check).run_sync(frames=3)
     assert check.values == {(4, 8, 7 * 8 * 4 * 4)}
     assert streamlib.bytes_copied() - before == 3 * 8 * 4 * 4
+
+
+def test_audio_reaches_python_as_a_numpy_view():
+    from streamlib import AudioInput
+    from streamlib.handlers import AudioTestSourceHandler
+
+    class Meter(StreamHandler):
+        def __init__(self):
+            super().__init__("meter")
+            self.inputs["audio"] = AudioInput("audio", capabilities=["cpu"])
+            self.peaks = []
+            self.views = []
+
+        def process(self, tick):
+            while (buffer := self.inputs["audio"].recv()) is not None:
+                samples = buffer.data
+                assert samples.dtype == np.float32 and samples.shape == (buffer.frames, buffer.channels)
+                assert not samples.flags.writeable
+                self.views.append(samples.base is buffer)
+                self.peaks.append(float(np.abs(samples).max()))
+
+    meter = Meter()
+    runtime = StreamRuntime(clock="free")
+    tone = AudioTestSourceHandler(wave="sine", volume=0.5, channels=2)
+    runtime.add_stream(tone)
+    runtime.add_stream(meter)
+    runtime.connect(tone.outputs["audio"], meter.inputs["audio"])
+    runtime.run_sync(frames=10)
+    assert meter.peaks and all(v for v in meter.views)
+    assert 0.45 < max(meter.peaks) <= 0.5001
+
+
+def test_negotiation_converts_for_a_python_input():
+    # The pattern makes UYVY; the Python input takes RGBA only: the runtime inserts a converter.
+    class Rgba(StreamHandler):
+        def __init__(self):
+            super().__init__("rgba")
+            self.inputs["video"] = VideoInput("video", formats=["rgba8"])
+            self.formats = set()
+
+        def process(self, tick):
+            frame = self.inputs["video"].recv()
+            if frame is not None:
+                self.formats.add((frame.format, frame.data.shape))
+
+        def on_start(self):
+            self.negotiated = self.inputs["video"].negotiated()
+
+    reader = Rgba()
+    runtime = StreamRuntime(clock="free")
+    source = TestPatternHandler(width=64, height=48, format="uyvy")
+    runtime.add_stream(source)
+    runtime.add_stream(reader)
+    runtime.connect(source.outputs["video"], reader.inputs["video"])
+    runtime.start_sync(frames=5)
+    graph = runtime.graph()
+    while runtime.running:
+        time.sleep(0.01)
+    runtime.stop_sync()
+    assert reader.formats == {("rgba8", (48, 64, 4))}
+    assert reader.negotiated["format"] == "rgba8" and reader.negotiated["width"] == 64
+    assert any(node["handler"] == "convert" for node in graph["nodes"]), graph
