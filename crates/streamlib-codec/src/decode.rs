@@ -19,7 +19,6 @@
 //! ```
 
 mod audio;
-mod convert;
 
 use ffmpeg::codec;
 use ffmpeg::{Error, frame};
@@ -28,8 +27,8 @@ use streamlib_ports::{FrameLimits, FramePool, PixelFormat, VideoFrame};
 
 pub use audio::{AudioDecoder, OPUS_SAMPLE_RATE};
 
+use crate::convert::FrameConverter;
 use crate::encode::VideoCodec;
-use convert::RgbaConverter;
 
 /// Why a packet could not be decoded, or a decoder not opened.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +127,7 @@ pub struct VideoDecoder {
     decoder: codec::decoder::Video,
     picture: frame::Video,
     packet: ffmpeg::Packet,
-    converter: RgbaConverter,
+    converter: FrameConverter,
     limits: FrameLimits,
     stats: DecodeStats,
 }
@@ -176,7 +175,8 @@ impl VideoDecoder {
             decoder,
             picture: frame::Video::empty(),
             packet: ffmpeg::Packet::empty(),
-            converter: RgbaConverter::new(name),
+            converter: FrameConverter::new(format!("{name} decoder"), PixelFormat::Rgba8)
+                .bilinear(),
             limits,
             stats: DecodeStats::default(),
         })
@@ -190,7 +190,7 @@ impl VideoDecoder {
     /// Scales every picture to `width`x`height` from now on (`None`: the first picture's
     /// size, kept from then on).
     pub fn set_output_size(&mut self, size: Option<(u32, u32)>) {
-        self.converter.set_size(size);
+        self.converter.set_target(PixelFormat::Rgba8, size);
     }
 
     /// The output size, once fixed (by [`set_output_size`](Self::set_output_size) or the
@@ -284,10 +284,18 @@ impl VideoDecoder {
             if self.picture.is_corrupt() {
                 self.stats.errors += 1;
             }
-            match self.converter.convert(&self.picture)? {
-                Some((frame, rescaled)) => {
+            let converted =
+                self.converter
+                    .convert(&self.picture, None)
+                    .map_err(|e| DecodeError::Convert {
+                        codec: name,
+                        reason: e.0,
+                    })?;
+            match converted {
+                Some(converted) => {
+                    let frame = converted.frame;
                     self.stats.decoded += 1;
-                    self.stats.rescaled += u64::from(rescaled);
+                    self.stats.rescaled += u64::from(converted.resized);
                     count += 1;
                     out(frame);
                 }

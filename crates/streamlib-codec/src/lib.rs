@@ -8,10 +8,13 @@
 //!   request and a new bitrate between frames. [`encode::AudioEncoder`] frames interleaved
 //!   `f32` audio for AAC or Opus.
 //! - [`decode`]: the decoders, into pooled RGBA frames and `f32` audio buffers.
-//! - [`scale`]: the swscale picture converter both sides share.
+//! - [`scale`]: the swscale converter of the encode side (a frame into an AVFrame).
+//! - [`convert`]: the decode side's (a decoded AVFrame into a pooled frame of any format),
+//!   which the decoders and the file reader share.
 //!
 //! [`VideoFrame`]: streamlib_ports::VideoFrame
 
+pub mod convert;
 pub mod decode;
 pub mod encode;
 pub mod scale;

@@ -2,7 +2,6 @@
 //! into pooled [`AudioBuffer`]s when the audio output is connected.
 
 mod audio;
-mod convert;
 mod decode;
 mod demux;
 mod open;
@@ -21,10 +20,10 @@ use streamlib_ports::{
 
 use crate::FileError;
 use audio::AudioDecoder;
-use convert::{Converter, Route};
 use decode::{Decoded, VideoDecoder};
 pub use stats::ReaderStats;
 use stats::{add, bump};
+use streamlib_codec::convert::{Converted, FrameConverter, Route};
 
 /// Which video stream of the file to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -267,7 +266,7 @@ pub struct FileReader {
     config: ReaderConfig,
     info: MediaInfo,
     decoder: VideoDecoder,
-    converter: Converter,
+    converter: FrameConverter,
     out: OutputPort<VideoFrame>,
     audio_out: OutputPort<AudioBuffer>,
     /// Opened when the audio output is connected.
@@ -332,7 +331,10 @@ impl FileReader {
             OutputPort::new("video", MemoryCaps::CPU).with_format(output_caps(&info, &formats));
         let audio = audio_caps(&config, &info);
         Ok(Self {
-            converter: Converter::new(formats.first().copied().unwrap_or(config.format)),
+            converter: FrameConverter::new(
+                format!("file-reader {}", decoder.path().display()),
+                formats.first().copied().unwrap_or(config.format),
+            ),
             config,
             info,
             decoder,
@@ -451,8 +453,15 @@ impl FileReader {
     fn show(&mut self, pending: Pending, ctx: &ProcessContext<'_>) -> Result<(), FileError> {
         self.send_audio(pending.pts_ns.saturating_add(self.last_gap_ns))?;
         let path = self.decoder.path();
-        match self.converter.convert(&pending.frame, path, &self.out)? {
-            Some((frame, route)) => {
+        let converted = self
+            .converter
+            .convert(&pending.frame, Some(&self.out))
+            .map_err(|e| FileError::BadFrame {
+                path: path.to_path_buf(),
+                reason: e.0,
+            })?;
+        match converted {
+            Some(Converted { frame, route, .. }) => {
                 let tick = ctx.tick();
                 let index = self.media_index(pending.pts_ns);
                 let frame = frame.with_timing(pending.pts_ns, index, tick.clock_source_id);

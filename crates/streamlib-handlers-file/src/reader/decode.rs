@@ -238,8 +238,8 @@ fn media_info(
         duration,
         codec,
         pixel_format: pixel_name(decoder.format()),
-        native_format: super::convert::native_format(decoder.format()),
-        nearest_format: super::convert::nearest_format(decoder.format()),
+        native_format: streamlib_codec::convert::native_format(decoder.format()),
+        nearest_format: streamlib_codec::convert::nearest_format(decoder.format()),
         frames: stream.and_then(|s| u64::try_from(s.frames()).ok().filter(|&n| n > 0)),
         audio: super::audio::probe(input),
     }

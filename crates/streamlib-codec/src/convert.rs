@@ -1,7 +1,11 @@
-//! Converting decoded frames with swscale straight into pooled frame buffers.
+//! Decoded pictures (any FFmpeg pixel format, any size) into pooled streamlib frames of one
+//! format and size, through swscale straight into the pool's buffer, or by a plane copy when
+//! the picture is already in that format and size.
+//!
+//! The one decode-side converter: the file reader (any negotiated format) and the video
+//! decoders (RGBA) both use it. The encode direction is [`crate::scale::Scaler`].
 
 use std::os::raw::c_int;
-use std::path::Path;
 
 use ffmpeg::format::Pixel;
 use ffmpeg::frame;
@@ -9,25 +13,18 @@ use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 use streamlib_ports::{FrameLayout, FramePool, OutputPort, PixelFormat, VideoFrame};
 
-use crate::FileError;
+use crate::scale::ffmpeg_pixel;
 
-/// Buffers the pool starts with, and the most it grows to when downstream holds frames.
+/// Buffers the pool starts with, and the default most it grows to.
 const POOL_INITIAL: usize = 4;
 const POOL_MAX: usize = 32;
 /// Row strides are padded to this many bytes so swscale's SIMD paths apply.
 const STRIDE_ALIGN: usize = 64;
 
-/// The swscale pixel format for an output format.
-pub(crate) fn sws_format(format: PixelFormat) -> Pixel {
-    match format {
-        PixelFormat::Rgba8 => Pixel::RGBA,
-        PixelFormat::Bgra8 => Pixel::BGRA,
-        PixelFormat::Gray8 => Pixel::GRAY8,
-        PixelFormat::Nv12 => Pixel::NV12,
-        PixelFormat::I420 => Pixel::YUV420P,
-        PixelFormat::Uyvy => Pixel::UYVY422,
-    }
-}
+/// Why a picture could not be converted (the caller names the file or codec).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConvertError(pub String);
 
 /// What a scaler was built for; a change (resolution switch mid-stream) rebuilds it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -42,46 +39,83 @@ struct SourceKey {
 /// A swscale context that may move between threads.
 struct Scaler(scaling::Context);
 
-// SAFETY: an SwsContext has no thread affinity; it is only touched through `&mut Converter`,
-// so never from two threads at once. ffmpeg-next leaves it `!Send` only because it wraps a
-// raw pointer.
+// SAFETY: an SwsContext has no thread affinity; it is only touched through `&mut
+// FrameConverter`, so never from two threads at once. ffmpeg-next leaves it `!Send` only
+// because it wraps a raw pointer.
 unsafe impl Send for Scaler {}
 
-/// How a decoded frame reached its pooled buffer.
+/// How a decoded picture reached its pooled buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Route {
+pub enum Route {
     /// The decoder's own format and size: copied plane by plane, no swscale pass.
     Copied,
     /// Converted (or scaled) by swscale.
     Scaled,
 }
 
-/// Converts decoded frames into pooled frames of one output format and size: the
-/// negotiated one, or the first frame's when nothing fixed it (later frames of another size
-/// are scaled to it). A frame already in the output's format and size is copied plane by
-/// plane instead: streamlib frames are one buffer with one stride for every plane, while
-/// FFmpeg's decoders allocate each plane apart, so the decoder's buffer cannot be wrapped.
-pub(crate) struct Converter {
+/// One converted picture.
+#[derive(Debug)]
+pub struct Converted {
+    /// The pooled frame (untimed).
+    pub frame: VideoFrame,
+    /// How it got there.
+    pub route: Route,
+    /// Whether the picture's size differed from the output's (it was scaled to it).
+    pub resized: bool,
+}
+
+/// Converts decoded pictures into pooled frames of one output format and size: the one set
+/// with [`set_target`](Self::set_target), or the first picture's size when none is fixed
+/// (later pictures of another size are scaled to it). A picture already in the output's
+/// format and size is copied plane by plane instead: streamlib frames are one buffer with
+/// one stride for every plane, while FFmpeg's decoders allocate each plane apart, so the
+/// decoder's buffer cannot be wrapped.
+pub struct FrameConverter {
+    name: String,
     format: PixelFormat,
-    /// The output size fixed by negotiation; `None`: the first frame's.
+    /// The output size fixed by negotiation; `None`: the first picture's.
     size: Option<(u32, u32)>,
+    pool_max: usize,
+    flags: scaling::Flags,
     scaler: Option<(SourceKey, Scaler)>,
     pool: Option<FramePool>,
 }
 
-impl Converter {
-    pub(crate) fn new(format: PixelFormat) -> Self {
+impl std::fmt::Debug for FrameConverter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameConverter")
+            .field("name", &self.name)
+            .field("format", &self.format)
+            .field("size", &self.size())
+            .finish()
+    }
+}
+
+impl FrameConverter {
+    /// Produces `format`, its pool named `name` (in pool errors and statistics), scaling
+    /// bicubically.
+    pub fn new(name: impl Into<String>, format: PixelFormat) -> Self {
         Self {
+            name: name.into(),
             format,
             size: None,
+            pool_max: POOL_MAX,
+            flags: scaling::Flags::BICUBIC,
             scaler: None,
             pool: None,
         }
     }
 
-    /// Produces `format` at `size` (the first frame's when `None`) from now on; a change
+    /// Scales bilinearly instead: cheaper, for live decoders where a picture of another size
+    /// is the exception.
+    pub fn bilinear(mut self) -> Self {
+        self.flags = scaling::Flags::BILINEAR;
+        self
+    }
+
+    /// Produces `format` at `size` (the first picture's when `None`) from now on; a change
     /// drops the pool and scaler built for the previous target.
-    pub(crate) fn set_target(&mut self, format: PixelFormat, size: Option<(u32, u32)>) {
+    pub fn set_target(&mut self, format: PixelFormat, size: Option<(u32, u32)>) {
         let pool_size = self
             .pool
             .as_ref()
@@ -94,29 +128,45 @@ impl Converter {
         self.size = size;
     }
 
+    /// The most buffers its pool may hold when it has no output to size it from (at least
+    /// 2; a change drops the pool).
+    pub fn set_pool_max(&mut self, max: usize) {
+        let max = max.max(2);
+        if max != self.pool_max {
+            self.pool_max = max;
+            self.pool = None;
+        }
+    }
+
     /// The output format.
-    pub(crate) fn format(&self) -> PixelFormat {
+    pub fn format(&self) -> PixelFormat {
         self.format
     }
 
-    /// The pool, once the first frame fixed the size.
-    pub(crate) fn pool(&self) -> Option<&FramePool> {
+    /// The output size: the fixed one, or the first picture's once it came.
+    pub fn size(&self) -> Option<(u32, u32)> {
+        self.size.or_else(|| {
+            self.pool
+                .as_ref()
+                .map(|p| (p.layout().width(), p.layout().height()))
+        })
+    }
+
+    /// The pool, once the first picture fixed the size.
+    pub fn pool(&self) -> Option<&FramePool> {
         self.pool.as_ref()
     }
 
-    /// Converts `src` into a pooled frame (untimed) for `out`. `Ok(None)` when every pooled
-    /// buffer is still held downstream: the skip is counted on `out`, and the caller counts
-    /// the frame as dropped.
-    pub(crate) fn convert(
+    /// Converts `src` into a pooled frame (untimed). With `out`, the pool is sized from
+    /// what `out`'s readers can hold (and takes `out`'s pool provider) and an empty pool's
+    /// skip is counted on `out`. `Ok(None)` when every pooled buffer is still held
+    /// downstream: the caller counts the picture as dropped.
+    pub fn convert(
         &mut self,
         src: &frame::Video,
-        path: &Path,
-        out: &OutputPort<VideoFrame>,
-    ) -> Result<Option<(VideoFrame, Route)>, FileError> {
-        let bad = |reason: String| FileError::BadFrame {
-            path: path.to_path_buf(),
-            reason,
-        };
+        out: Option<&OutputPort<VideoFrame>>,
+    ) -> Result<Option<Converted>, ConvertError> {
+        let bad = ConvertError;
         let pool = match &self.pool {
             Some(pool) => pool.clone(),
             None => {
@@ -127,14 +177,22 @@ impl Converter {
                         l.with_stride(u32::try_from(stride).unwrap_or(u32::MAX))
                     })
                     .map_err(|e| bad(e.to_string()))?;
-                // Sized from what the output's readers can hold (at least POOL_MAX).
-                let pool = FramePool::for_output(
-                    format!("file-reader {}", path.display()),
-                    layout,
-                    POOL_INITIAL,
-                    POOL_MAX,
-                    out,
-                )
+                let pool = match out {
+                    // Sized from what the output's readers can hold (at least `pool_max`).
+                    Some(out) => FramePool::for_output(
+                        self.name.clone(),
+                        layout,
+                        POOL_INITIAL,
+                        self.pool_max,
+                        out,
+                    ),
+                    None => FramePool::new(
+                        self.name.clone(),
+                        layout,
+                        POOL_INITIAL.min(self.pool_max),
+                        self.pool_max,
+                    ),
+                }
                 .map_err(|e| bad(e.to_string()))?;
                 self.pool = Some(pool.clone());
                 pool
@@ -142,23 +200,27 @@ impl Converter {
         };
         let layout = pool.layout();
         let key = source_key(src);
-        let native = key.format == sws_format(self.format)
-            && (key.width, key.height) == (layout.width(), layout.height())
-            && positive_strides(src);
+        let resized = (key.width, key.height) != (layout.width(), layout.height());
+        let native = key.format == ffmpeg_pixel(self.format) && !resized && positive_strides(src);
         if !native && self.scaler.as_ref().is_none_or(|(k, _)| *k != key) {
             let mut context = scaling::Context::get(
                 key.format,
                 key.width,
                 key.height,
-                sws_format(self.format),
+                ffmpeg_pixel(self.format),
                 layout.width(),
                 layout.height(),
-                scaling::Flags::BICUBIC,
+                self.flags,
             )
             .map_err(|e| {
                 bad(format!(
-                    "swscale cannot convert {:?} {}x{} to {}: {e}",
-                    key.format, key.width, key.height, self.format
+                    "swscale cannot convert {:?} {}x{} to {} {}x{}: {e}",
+                    key.format,
+                    key.width,
+                    key.height,
+                    self.format,
+                    layout.width(),
+                    layout.height()
                 ))
             })?;
             if self.format.has_alpha() && is_yuv(key.format) {
@@ -166,7 +228,11 @@ impl Converter {
             }
             self.scaler = Some((key, Scaler(context)));
         }
-        let Some(mut buf) = pool.acquire_for(out) else {
+        let buf = match out {
+            Some(out) => pool.acquire_for(out),
+            None => pool.acquire().ok(),
+        };
+        let Some(mut buf) = buf else {
             return Ok(None);
         };
         let (offsets, strides) = plane_layout(layout);
@@ -178,7 +244,11 @@ impl Converter {
         }
         if native {
             copy_planes(src, layout, &mut buf).map_err(bad)?;
-            return Ok(Some((pool.frame(buf), Route::Copied)));
+            return Ok(Some(Converted {
+                frame: pool.frame(buf),
+                route: Route::Copied,
+                resized,
+            }));
         }
         let Some((_, scaler)) = self.scaler.as_mut() else {
             return Ok(None);
@@ -213,22 +283,26 @@ impl Converter {
         if rows <= 0 {
             return Err(bad(format!("swscale failed ({rows})")));
         }
-        Ok(Some((pool.frame(buf), Route::Scaled)))
+        Ok(Some(Converted {
+            frame: pool.frame(buf),
+            route: Route::Scaled,
+            resized,
+        }))
     }
 }
 
 /// The streamlib format a decoder's pixel format is, if it is one.
-pub(crate) fn native_format(pixel: Pixel) -> Option<PixelFormat> {
+pub fn native_format(pixel: Pixel) -> Option<PixelFormat> {
     PixelFormat::ALL
         .iter()
         .copied()
-        .find(|&f| sws_format(f) == pixel)
+        .find(|&f| ffmpeg_pixel(f) == pixel)
 }
 
 /// The streamlib format closest to `pixel` (what to convert to when it is none of them):
 /// 4:2:0 YUV to I420, 4:2:2 to UYVY, one component to Gray8, the rest (RGB, 4:4:4) to
 /// RGBA, so no chroma resolution is lost that a cheaper format could keep.
-pub(crate) fn nearest_format(pixel: Pixel) -> PixelFormat {
+pub fn nearest_format(pixel: Pixel) -> PixelFormat {
     if let Some(native) = native_format(pixel) {
         return native;
     }
