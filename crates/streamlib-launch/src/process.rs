@@ -271,6 +271,8 @@ struct Counters {
     zero_copy: AtomicU64,
     copied: AtomicU64,
     bytes_copied: AtomicU64,
+    /// Live property changes sent to a running child.
+    properties_sent: AtomicU64,
     /// Spawn to `Ready` of the last child, in µs.
     spawn_us: AtomicU64,
     /// The last failure to the next child's `Ready` (restart backoff included), in µs.
@@ -400,6 +402,7 @@ pub(crate) fn proxy(
             "frames_zero_copy": counters.zero_copy.load(Ordering::Relaxed),
             "frames_copied": counters.copied.load(Ordering::Relaxed),
             "bytes_copied": counters.bytes_copied.load(Ordering::Relaxed),
+            "properties_sent": counters.properties_sent.load(Ordering::Relaxed),
             "spawn_us": counters.spawn_us.load(Ordering::Relaxed),
             "recovery_us": counters.recovery_us.load(Ordering::Relaxed),
             "pool_slots": pool.as_ref().map_or(0, ShmPool::slots),
@@ -671,6 +674,9 @@ impl Proxy {
         if let Some(child) = &mut self.child {
             for (name, value) in self.pending.drain(..) {
                 child.set_property(&name, &value)?;
+                self.counters
+                    .properties_sent
+                    .fetch_add(1, Ordering::Relaxed);
             }
             child.start_tick(tick.frame_number, tick.timestamp)?;
         }
@@ -1023,19 +1029,24 @@ fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
             }
             _ => {}
         }
-        if let Some((name, value)) = property {
-            apply_property(&hosted, &name, &value);
+        if let Some((name, value)) = property
+            && let Err(message) = apply_property(&hosted, &name, &value)
+        {
+            worker.send_error(&message)?;
         }
     }
 }
 
-fn apply_property(hosted: &Hosted, name: &str, value: &str) {
+/// Queues a live change the parent forwarded; one the child cannot take (the parent checked
+/// it, so a build mismatch) is reported as the handler's error.
+fn apply_property(hosted: &Hosted, name: &str, value: &str) -> Result<(), String> {
+    let refused = || format!("live change {name}={value} refused in the child");
     let (Some(live), Some(prop)) = (&hosted.live, hosted.spec.property(name)) else {
-        return;
+        return Err(refused());
     };
-    if let Ok(value) = prop.ty.parse(value) {
-        live.push(name, value);
-    }
+    let value = prop.ty.parse(value).map_err(|_| refused())?;
+    live.push(name, value);
+    Ok(())
 }
 
 fn run_tick(

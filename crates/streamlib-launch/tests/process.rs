@@ -285,3 +285,35 @@ fn figures_per_hop_at_1080p() {
         controls.report("id").unwrap()
     );
 }
+
+/// A live change reaches the child running the handler (a `SetProperty` before its next
+/// tick) and the element keeps running.
+#[test]
+fn a_live_property_change_reaches_the_child() {
+    let (_serial, options) = options();
+    options.install();
+    let desc =
+        parse("testpattern size=64x36 ! blur sigma=1 name=b @process ! null name=sink").unwrap();
+    let clock = SoftwareClock::new(Rational::fps(200));
+    let BuiltPipeline {
+        mut runtime,
+        controls,
+        ..
+    } = build(&Registry::builtin(), &desc, StreamRuntime::new(clock)).unwrap();
+    let handle = runtime.handle();
+    let setter = controls.clone();
+    let changer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        setter.set("b", "sigma", "3").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        handle.stop();
+    });
+    let stats = runtime.run().unwrap();
+    changer.join().unwrap();
+    let b = stats.stream("b").unwrap();
+    assert_eq!(b.errors, 0, "{:?}", b.last_error);
+    let report = controls.report("b").unwrap();
+    assert_eq!(report["properties_sent"], 1, "{report}");
+    assert_eq!(report["spawns"], 1, "{report}");
+    assert_eq!(controls.properties("b").unwrap().float("sigma"), 3.0);
+}
