@@ -415,6 +415,78 @@ pub(crate) fn proxy(
     })
 }
 
+/// A registered handler set up to run in a child process, for a [`Stream`] built by hand
+/// (what `@process` does in pipeline text).
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use streamlib_dispatch::DedicatedThreadDispatcher;
+/// use streamlib_launch::{Registry, process};
+/// use streamlib_runtime::Stream;
+///
+/// let isolated = process::isolate(&Registry::builtin(), "blur0", "blur", &[("sigma", "2")])?;
+/// let stream = Stream::boxed("blur0", isolated.handler.handler)
+///     .dispatcher(Arc::new(DedicatedThreadDispatcher::new()));
+/// // Give `isolated.provider` to the output that feeds it
+/// // (`output.set_pool_provider(Some(provider))`), so its frames cross without a copy.
+/// # drop((stream, isolated.provider));
+/// # Ok::<(), streamlib_launch::LaunchError>(())
+/// ```
+///
+/// [`Stream`]: streamlib_runtime::Stream
+pub struct Isolated {
+    /// The proxy (CPU-only copies of the handler's ports), its live handle and report.
+    pub handler: BuiltHandler,
+    /// The pool provider for the outputs that feed it.
+    pub provider: Arc<dyn PoolProvider>,
+}
+
+impl std::fmt::Debug for Isolated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Isolated")
+            .field("handler", &self.handler)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Validates `properties` for `handler` as pipeline text would, builds it once to read its
+/// ports, and returns the proxy that runs it in a child process under `element`'s name, with
+/// the [`ProcessOptions`] installed now. The executable must answer as a worker (see the
+/// module docs) with a registry that has `handler`.
+pub fn isolate(
+    registry: &Registry,
+    element: &str,
+    handler: &str,
+    properties: &[(&str, &str)],
+) -> Result<Isolated, LaunchError> {
+    let spec = registry
+        .get(handler)
+        .ok_or_else(|| LaunchError::UnknownHandler {
+            name: handler.to_owned(),
+            suggestion: crate::nearest(handler, registry.names()),
+        })?;
+    let desc = ElementDesc {
+        name: element.to_owned(),
+        handler: handler.to_owned(),
+        properties: properties
+            .iter()
+            .map(|&(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+        dispatcher: None,
+    };
+    let props = validate_properties(&desc, spec)?;
+    let real = (spec.factory)(&props).map_err(|e| LaunchError::Handler {
+        element: element.to_owned(),
+        handler: handler.to_owned(),
+        message: e.to_string(),
+    })?;
+    let proxied = proxy(element, spec, &props, real)?;
+    Ok(Isolated {
+        handler: proxied.built,
+        provider: proxied.provider,
+    })
+}
+
 /// Runs a handler in a child process, tick by tick.
 struct Proxy {
     element: String,

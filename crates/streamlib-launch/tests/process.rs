@@ -317,3 +317,78 @@ fn a_live_property_change_reaches_the_child() {
     assert_eq!(report["spawns"], 1, "{report}");
     assert_eq!(controls.properties("b").unwrap().float("sigma"), 3.0);
 }
+
+/// A source in a child: its frames are made there and copied once into the slot lent for
+/// its output.
+#[test]
+fn a_source_can_run_in_a_child() {
+    let (_serial, options) = options();
+    options.install();
+    let (stats, controls) = run(built(
+        "testpattern size=64x36 name=src @process ! null name=sink",
+        10,
+    ));
+    let src = stats.stream("src").unwrap();
+    assert_eq!(src.errors, 0, "{:?}", src.last_error);
+    assert_eq!(stats.stream("sink").unwrap().items_in, 10);
+    let report = controls.report("src").unwrap();
+    assert_eq!(report["bytes_copied"], 10 * 64 * 36 * 4, "{report}");
+}
+
+/// The same from Rust, without pipeline text: `process::isolate` and a stream built by hand.
+#[test]
+fn a_stream_built_by_hand_runs_isolated() {
+    use std::sync::Arc;
+    use streamlib_dispatch::DedicatedThreadDispatcher;
+    use streamlib_runtime::Stream;
+
+    let (_serial, options) = options();
+    options.install();
+    let registry = Registry::builtin();
+    let isolated = streamlib_launch::process::isolate(&registry, "id", "identity", &[]).unwrap();
+    let source = (registry.get("testpattern").unwrap().factory)(
+        &streamlib_launch::validate_properties(
+            &parse("testpattern size=64x36").unwrap().elements[0],
+            registry.get("testpattern").unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let sink = (registry.get("null").unwrap().factory)(
+        &streamlib_launch::validate_properties(
+            &parse("null").unwrap().elements[0],
+            registry.get("null").unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (src_out, id_in, id_out, sink_in) = (
+        source.handler.ports().outputs()[0].clone(),
+        isolated.handler.handler.ports().inputs()[0].clone(),
+        isolated.handler.handler.ports().outputs()[0].clone(),
+        sink.handler.ports().inputs()[0].clone(),
+    );
+    src_out.set_pool_provider(Some(isolated.provider.clone()));
+    let report = isolated.handler.report.clone().unwrap();
+    let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(10);
+    let mut runtime = StreamRuntime::new(clock);
+    runtime
+        .add_stream(Stream::boxed("src", source.handler))
+        .unwrap();
+    runtime
+        .add_stream(
+            Stream::boxed("id", isolated.handler.handler)
+                .dispatcher(Arc::new(DedicatedThreadDispatcher::new())),
+        )
+        .unwrap();
+    runtime
+        .add_stream(Stream::boxed("sink", sink.handler))
+        .unwrap();
+    runtime.connect_ports(src_out, id_in).unwrap();
+    runtime.connect_ports(id_out, sink_in).unwrap();
+    let stats = runtime.run().unwrap();
+    assert_eq!(stats.stream("sink").unwrap().items_in, 10, "{stats:?}");
+    let report = report();
+    assert_eq!(report["bytes_copied"], 0, "{report}");
+    assert_eq!(report["spawns"], 1, "{report}");
+}
