@@ -666,8 +666,10 @@ fn dispatcher(
 ) -> Result<Arc<dyn Dispatcher>, LaunchError> {
     Ok(match name {
         "inline" => Arc::new(InlineDispatcher::new()),
+        "dedicated" => Arc::new(DedicatedThreadDispatcher::new()),
         // A `@process` element's proxy waits on its child: a thread of its own.
-        "dedicated" | "process" => Arc::new(DedicatedThreadDispatcher::new()),
+        #[cfg(feature = "process")]
+        "process" => Arc::new(crate::process::ProcessDispatcher::new()),
         #[cfg(feature = "async")]
         "async" => Arc::new(streamlib_dispatch::AsyncDispatcher::new(1).map_err(|e| {
             LaunchError::Handler {

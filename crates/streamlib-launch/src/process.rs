@@ -187,6 +187,33 @@ impl ProcessOptions {
     }
 }
 
+/// The dispatcher of a `@process` element's proxy: a thread of its own (the proxy waits on its
+/// child), reported as `"process"` in the runtime's statistics.
+#[derive(Debug, Default)]
+pub struct ProcessDispatcher(streamlib_dispatch::DedicatedThreadDispatcher);
+
+impl ProcessDispatcher {
+    /// A dispatcher for one proxy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl streamlib_dispatch::Dispatcher for ProcessDispatcher {
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+    fn attach(
+        &self,
+        unit: Arc<dyn streamlib_dispatch::WorkUnit>,
+    ) -> Result<Box<dyn streamlib_dispatch::Activation>, streamlib_dispatch::DispatchError> {
+        self.0.attach(unit)
+    }
+    fn shutdown(&self) {
+        self.0.shutdown();
+    }
+}
+
 /// Whether this process was started as a `@process` worker (call [`run_worker`] then).
 pub fn is_worker() -> bool {
     Worker::is_worker()
@@ -303,6 +330,7 @@ pub(crate) fn proxy(
     };
     let ports = real.handler.ports();
     let live = real.live.is_some();
+    let type_name = real.handler.type_name();
     drop(real);
     let video = std::any::TypeId::of::<VideoFrame>();
     let mut inputs = Vec::with_capacity(ports.inputs().len());
@@ -378,6 +406,7 @@ pub(crate) fn proxy(
         returned: Vec::with_capacity(n_out * 2 + 2),
         counters: Arc::clone(&counters),
         failed_at: None,
+        type_name,
     };
     let built = if live {
         BuiltHandler::live(proxy, |proxy: &mut Proxy, name: &str, value| {
@@ -420,13 +449,12 @@ pub(crate) fn proxy(
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use streamlib_dispatch::DedicatedThreadDispatcher;
 /// use streamlib_launch::{Registry, process};
 /// use streamlib_runtime::Stream;
 ///
 /// let isolated = process::isolate(&Registry::builtin(), "blur0", "blur", &[("sigma", "2")])?;
 /// let stream = Stream::boxed("blur0", isolated.handler.handler)
-///     .dispatcher(Arc::new(DedicatedThreadDispatcher::new()));
+///     .dispatcher(Arc::new(process::ProcessDispatcher::new()));
 /// // Give `isolated.provider` to the output that feeds it
 /// // (`output.set_pool_provider(Some(provider))`), so its frames cross without a copy.
 /// # drop((stream, isolated.provider));
@@ -516,6 +544,8 @@ struct Proxy {
     counters: Arc<Counters>,
     /// When the last child failed (until the next one is ready).
     failed_at: Option<Instant>,
+    /// The real handler's type name (what statistics show in process too).
+    type_name: &'static str,
 }
 
 impl Proxy {
@@ -874,7 +904,7 @@ impl StreamHandler for Proxy {
     }
 
     fn type_name(&self) -> &'static str {
-        "ProcessProxy"
+        self.type_name
     }
 }
 

@@ -83,6 +83,7 @@ fn identity_runs_in_a_child_and_its_frames_cross_without_a_copy() {
     let id = stats.stream("id").unwrap();
     assert_eq!(id.errors, 0, "{:?}", id.last_error);
     assert_eq!(id.items_out, 40, "{id:?}");
+    assert_eq!((id.dispatcher, id.handler), ("process", "Identity"));
     assert_eq!(stats.stream("sink").unwrap().items_in, 40);
     let report = controls.report("id").unwrap();
     assert_eq!(report["spawns"], 1, "{report}");
@@ -339,7 +340,6 @@ fn a_source_can_run_in_a_child() {
 #[test]
 fn a_stream_built_by_hand_runs_isolated() {
     use std::sync::Arc;
-    use streamlib_dispatch::DedicatedThreadDispatcher;
     use streamlib_runtime::Stream;
 
     let (_serial, options) = options();
@@ -378,7 +378,7 @@ fn a_stream_built_by_hand_runs_isolated() {
     runtime
         .add_stream(
             Stream::boxed("id", isolated.handler.handler)
-                .dispatcher(Arc::new(DedicatedThreadDispatcher::new())),
+                .dispatcher(Arc::new(streamlib_launch::process::ProcessDispatcher::new())),
         )
         .unwrap();
     runtime
