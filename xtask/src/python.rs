@@ -73,7 +73,16 @@ pub fn test() -> Result<()> {
     let venv = venv()?.display().to_string();
     let target = target_dir()?.display().to_string();
     Command::new(&venv_bin("maturin")?)
-        .args(["develop", "--quiet", "--manifest-path", MANIFEST])
+        // With the GPU path (lavapipe where there is no GPU): the workspace build has wgpu
+        // already, so it costs little here, and `dispatcher="gpu"` is tested.
+        .args([
+            "develop",
+            "--quiet",
+            "--features",
+            "gpu",
+            "--manifest-path",
+            MANIFEST,
+        ])
         .env("VIRTUAL_ENV", &venv)
         .env("CARGO_TARGET_DIR", &target)
         .run()?;

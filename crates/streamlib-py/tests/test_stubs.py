@@ -11,9 +11,15 @@ PACKAGE = pathlib.Path(streamlib.__file__).parent
 
 def test_the_handler_stub_is_generated_from_the_registry():
     committed = (PACKAGE / "handlers.pyi").read_text()
-    assert committed == _stubgen.render(), (
-        "handlers.pyi is stale: run `python -m streamlib._stubgen`"
-    )
+    if streamlib._native.GPU:
+        assert committed == _stubgen.render(), (
+            "handlers.pyi is stale: run `python -m streamlib._stubgen` (a build with `gpu`)"
+        )
+    else:
+        # A build without `gpu` has the same handlers, some with fewer properties.
+        for line in _stubgen.render().splitlines():
+            if line.startswith("class "):
+                assert line in committed, line
 
 
 def test_the_stubs_parse_and_name_every_class():
