@@ -8,7 +8,10 @@
 //! [`Child`] handle spawns the worker (the caller's `Command`, typically the same executable
 //! re-entered through a hidden argument), applies resource limits, notices its death within
 //! one tick, kills it when it overruns its deadline, and returns every slot it held to the
-//! pool. The child's side is [`Worker`].
+//! pool. The child's side is [`Worker`]. `streamlib-launch`'s `@process` dispatcher is built
+//! on these (see `docs/PROCESS.md`): producers feeding a child write into
+//! [`ShmPool::reserve`]d slots through a `BufferPool` over them, so their frames cross as
+//! [`ShmPool::lend`]s of the slot [`ShmPool::slot_of`] finds, without a copy.
 //!
 //! ```no_run
 //! use std::process::Command;
