@@ -133,13 +133,18 @@ enum Command {
     },
     /// Serves the MCP protocol on stdin/stdout: tools to list, validate, launch, watch, tune
     /// and stop pipelines. The agent's pipelines read and write no file until --allow-read /
-    /// --allow-write name folders, and stay on loopback until --allow-network.
+    /// --allow-write name folders, and stay on loopback until --allow-network; crash tests
+    /// (identity abort-after=, segfault-after=) run only @process until --allow-crash-tests.
     Mcp {
         #[command(flatten)]
         folders: Folders,
         /// Let pipelines send to, bind and join any address, not only loopback.
         #[arg(long)]
         allow_network: bool,
+        /// Let crash tests (identity abort-after=, segfault-after=) end this server's process,
+        /// not only an @process element's child.
+        #[arg(long)]
+        allow_crash_tests: bool,
         /// The most pipelines one connection may run at once.
         #[arg(long, default_value_t = 8)]
         max_pipelines: usize,
@@ -431,10 +436,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mcp {
             folders,
             allow_network,
+            allow_crash_tests,
             max_pipelines,
             tool_timeout,
         } => {
-            let policy = folders.policy(Policy::confined().allow_network(allow_network))?;
+            let policy = folders.policy(
+                Policy::confined()
+                    .allow_network(allow_network)
+                    .allow_crash_tests(allow_crash_tests),
+            )?;
             let limits = mcp::Limits {
                 pipelines: max_pipelines,
                 tool_call: std::time::Duration::from_secs(tool_timeout),

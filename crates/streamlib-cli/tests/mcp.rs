@@ -637,6 +637,27 @@ fn the_network_is_loopback_unless_allowed() {
     assert!(open.disconnect().success());
 }
 
+/// An agent cannot end the server with a crash test; under `@process` only a child ends,
+/// and the server keeps answering.
+#[test]
+fn an_agent_cannot_crash_the_server() {
+    let mut server = Server::start();
+    let crash = "testpattern size=64x36 ! identity abort-after=2 ! null";
+    let message = server.call_err("launch_pipeline", json!({ "pipeline": crash }));
+    assert!(
+        message.contains("abort-after `2` would end the whole process"),
+        "{message}"
+    );
+    let contained =
+        "testpattern size=64x36 ! identity abort-after=2 restart=always @process ! null";
+    server.call_ok("validate_pipeline", json!({ "pipeline": contained }));
+    server.call_ok("list_handlers", json!({}));
+    assert!(server.disconnect().success());
+    let mut allowed = Server::start_with(&["--allow-crash-tests"]);
+    allowed.call_ok("validate_pipeline", json!({ "pipeline": crash }));
+    assert!(allowed.disconnect().success());
+}
+
 /// Limits: pipelines per connection, text length, and a near-miss name in a long text is
 /// answered at once (the suggestion used to be quadratic in the names' lengths).
 #[test]

@@ -147,7 +147,16 @@ fn apply_policy(
             .map(|(name, _)| name.to_owned())
             .collect();
         for name in names {
-            let checked = check_access(properties.policy(), prop, properties.text(&name))
+            let isolated = element.dispatcher.as_deref() == Some("process");
+            // A crash test is a number; a file is text.
+            let shown = match prop.access {
+                Access::Crash => properties
+                    .get(&name)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                _ => properties.text(&name).to_owned(),
+            };
+            let checked = check_access(properties.policy(), prop, &shown, isolated)
                 .map_err(|e| refused(element, spec, &name, e))?;
             if let Some(path) = checked {
                 properties.set(&name, Value::Text(path));
@@ -162,6 +171,7 @@ fn check_access(
     policy: &Policy,
     prop: &PropertySpec,
     text: &str,
+    isolated: bool,
 ) -> Result<Option<String>, crate::PolicyError> {
     if prop.no_file == Some(text) {
         return Ok(None);
@@ -169,6 +179,7 @@ fn check_access(
     match prop.access {
         Access::Read => policy.check_read(text).map(Some),
         Access::Write => policy.check_write(text).map(Some),
+        Access::Crash => policy.check_crash(text, isolated).map(|()| None),
         Access::None => Ok(None),
     }
 }
@@ -331,7 +342,8 @@ impl Controls {
             .unwrap_or_else(PoisonError::into_inner);
         let mut next = current.clone();
         if let Some(text) = value.as_text() {
-            let checked = check_access(next.policy(), prop, text)
+            // A live change on a running element: `@process` or not, as it was built.
+            let checked = check_access(next.policy(), prop, text, false)
                 .map_err(|e| refused(&desc, spec, property, e))?;
             if let Some(path) = checked {
                 value = Value::Text(path);

@@ -46,7 +46,7 @@ impl Registry {
         })?;
         let reaches = spec.properties.iter().any(|p| {
             p.default.is_none() && !p.name.contains('<')
-                || p.access != Access::None && p.default != p.no_file
+                || matches!(p.access, Access::Read | Access::Write) && p.default != p.no_file
         });
         if reaches || self.check(name).is_some() {
             return Ok(None);

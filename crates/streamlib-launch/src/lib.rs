@@ -39,10 +39,10 @@ mod describe;
 mod error;
 mod options;
 mod parse;
-#[cfg(feature = "process")]
-pub mod process;
 mod placeholder;
 mod policy;
+#[cfg(feature = "process")]
+pub mod process;
 mod registry;
 mod session;
 mod value;

@@ -26,6 +26,11 @@ pub enum Access {
     Read,
     /// A file the handler creates or replaces (checked against the write allow-list).
     Write,
+    /// A number that, when set (not negative), makes the handler end the whole process: a
+    /// crash test such as `identity abort-after=` or `segfault-after=`. Allowed by a policy
+    /// with crash tests ([`Policy::allow_crash_tests`]), or on an element that runs
+    /// `@process`, where only a child process ends.
+    Crash,
 }
 
 impl Access {
@@ -128,6 +133,14 @@ pub enum PolicyError {
         /// What the system said.
         source: io::Error,
     },
+    /// A crash test outside a child process, while the policy does not allow them.
+    #[error(
+        "`{value}` would end the whole process (a crash test); run the element @process, where only its child ends, or allow crash tests (--allow-crash-tests)"
+    )]
+    CrashTest {
+        /// The value as given.
+        value: String,
+    },
     /// A non-loopback address while the network is confined to loopback.
     #[error("{what} {address} is not a loopback address (--allow-network allows other addresses)")]
     NotLoopback {
@@ -148,6 +161,7 @@ pub struct Policy {
     write: Folders,
     network: bool,
     protocols: Vec<String>,
+    crash_tests: bool,
 }
 
 impl Default for Policy {
@@ -158,19 +172,41 @@ impl Default for Policy {
             write: Folders::Anywhere,
             network: true,
             protocols: vec!["file".to_owned()],
+            crash_tests: true,
         }
     }
 }
 
 impl Policy {
-    /// Nothing to read, nothing to write, loopback only: what `streamlib mcp` starts from.
+    /// Nothing to read, nothing to write, loopback only, no crash tests outside `@process`:
+    /// what `streamlib mcp` starts from.
     pub fn confined() -> Self {
         Self {
             read: Folders::Inside(Vec::new()),
             write: Folders::Inside(Vec::new()),
             network: false,
             protocols: vec!["file".to_owned()],
+            crash_tests: false,
         }
+    }
+
+    /// Whether crash tests ([`Access::Crash`]) may end the whole process, or only run on
+    /// `@process` elements (the default of [`Policy::confined`]).
+    pub fn allow_crash_tests(mut self, allow: bool) -> Self {
+        self.crash_tests = allow;
+        self
+    }
+
+    /// Checks a crash-test property's value `text` for an element that runs `@process`
+    /// (`isolated`) or not.
+    pub fn check_crash(&self, text: &str, isolated: bool) -> Result<(), PolicyError> {
+        let unset = text.trim().parse::<i64>().is_ok_and(|n| n < 0);
+        if unset || isolated || self.crash_tests {
+            return Ok(());
+        }
+        Err(PolicyError::CrashTest {
+            value: text.to_owned(),
+        })
     }
 
     /// Reading and writing inside the current folder, any address: `streamlib launch`'s

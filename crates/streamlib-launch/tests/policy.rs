@@ -584,3 +584,47 @@ fn ffmpeg_protocols_are_refused_and_colons_in_file_names_are_not() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn crash_tests_end_only_a_child_process_under_a_confined_policy() {
+    // An agent's pipeline must not be able to end the server it talks to.
+    for text in [
+        "testpattern ! identity abort-after=0 ! null",
+        "testpattern ! identity segfault-after=30 ! null",
+    ] {
+        let got = refused(text, &Policy::confined());
+        let message = got.to_string();
+        assert!(message.contains("would end the whole process"), "{message}");
+        assert!(message.contains("@process"), "{message}");
+        assert!(message.contains("identity"), "names the element: {message}");
+    }
+    let allowed = |text: &str, policy: &Policy| {
+        validate_with(&Registry::builtin(), &parse(text).unwrap(), policy)
+            .unwrap_or_else(|e| panic!("`{text}`: {e}"));
+    };
+    // Unset (-1), a contained panic, and a user who asked for crash tests are fine.
+    allowed("testpattern ! identity ! null", &Policy::confined());
+    allowed(
+        "testpattern ! identity abort-after=-1 panic-after=3 ! null",
+        &Policy::confined(),
+    );
+    allowed(
+        "testpattern ! identity abort-after=0 ! null",
+        &Policy::confined().allow_crash_tests(true),
+    );
+    allowed(
+        "testpattern ! identity segfault-after=0 ! null",
+        &Policy::default(),
+    );
+}
+
+#[cfg(feature = "process")]
+#[test]
+fn crash_tests_are_allowed_at_process() {
+    validate_with(
+        &Registry::builtin(),
+        &parse("testpattern ! identity abort-after=0 @process ! null").unwrap(),
+        &Policy::confined(),
+    )
+    .unwrap();
+}

@@ -809,7 +809,8 @@ fn identity() -> HandlerSpec {
                 false,
                 "abort the process (SIGABRT) once this many frames came in since the (re)start; \
                  in process this ends the whole pipeline, use @process to contain it (-1: never)",
-            ),
+            )
+            .access(Access::Crash),
             prop(
                 "segfault-after",
                 AFTER,
@@ -818,7 +819,8 @@ fn identity() -> HandlerSpec {
                 "fault deliberately (a real SIGSEGV) once this many frames came in since the \
                  (re)start; in process this ends the whole pipeline, use @process to contain it \
                  (-1: never)",
-            ),
+            )
+            .access(Access::Crash),
             prop(
                 "sleep-us",
                 PropType::Int {
