@@ -1,6 +1,6 @@
 //! `cargo xtask loom`: the loom model checks of the lock-free code: streamlib-buffers' ring,
-//! pool and queue (`tests/loom.rs`) and streamlib-dispatch's run gate (`gate.rs`'s
-//! `loom_models`).
+//! pool and queue (`tests/loom.rs`), streamlib-process's shared-memory slot states
+//! (`tests/loom.rs`) and streamlib-dispatch's run gate (`gate.rs`'s `loom_models`).
 //!
 //! `--cfg loom` swaps every atomic in the crate for loom's, which changes what every dependency
 //! is built with, so the models build in their own target directory (`target/loom`) and leave
@@ -20,6 +20,18 @@ pub fn run() -> Result<()> {
             "test",
             "-p",
             "streamlib-buffers",
+            "--release",
+            "--test",
+            "loom",
+        ])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .run()?;
+    Command::cargo()
+        .args([
+            "test",
+            "-p",
+            "streamlib-process",
             "--release",
             "--test",
             "loom",
