@@ -7,38 +7,16 @@
     reason = "tests; a skipped check says so on stderr"
 )]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn streamlib(args: &[&str]) -> Output {
-    // In the temporary folder: `launch` reads and writes only inside its current folder.
-    Command::new(env!("CARGO_BIN_EXE_streamlib"))
-        .args(args)
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("the streamlib binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{stats, stderr, stdout, stream, streamlib};
 
 fn json(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", stderr(out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
-}
-
-fn stream<'a>(stats: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    stats["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no stream {id} in {stats}"))
+    stats(out)
 }
 
 fn temp_dir(name: &str) -> PathBuf {

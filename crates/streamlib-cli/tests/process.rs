@@ -9,35 +9,17 @@
     reason = "tests; a failure names the output"
 )]
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::{stats, stream, streamlib};
 use std::time::{Duration, Instant};
 
 fn launch(pipeline: &str, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_streamlib"))
-        .args(["launch", pipeline, "--json"])
-        .args(extra)
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("the streamlib binary runs")
-}
-
-fn stats(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn stream<'a>(stats: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    stats["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no stream {id} in {stats}"))
+    let mut args = vec!["launch", pipeline, "--json"];
+    args.extend_from_slice(extra);
+    streamlib(&args)
 }
 
 /// 90 frames at 30 fps with a child that aborts every 30: three seconds, the source's 90
@@ -70,11 +52,7 @@ fn a_child_that_aborts_is_restarted_and_the_pipeline_keeps_its_rate() {
 fn a_gpu_frame_reaches_a_child_through_a_transfer() {
     let pipeline =
         "testpattern size=64x36 ! blur memory=gpu sigma=1 ! identity name=id @process ! null";
-    let graph = Command::new(env!("CARGO_BIN_EXE_streamlib"))
-        .args(["graph", pipeline, "--json"])
-        .current_dir(std::env::temp_dir())
-        .output()
-        .unwrap();
+    let graph = streamlib(&["graph", pipeline, "--json"]);
     if !graph.status.success() && std::env::var_os("STREAMLIB_ALLOW_NO_GPU").is_some() {
         eprintln!("!!! SKIPPED: no GPU adapter");
         return;

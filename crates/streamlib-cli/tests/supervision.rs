@@ -8,39 +8,16 @@
     reason = "tests; a failure names the output"
 )]
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::{stats, stderr, stdout, stream, streamlib};
 
 fn launch(pipeline: &str, extra: &[&str]) -> Output {
-    // In the temporary folder: `launch` reads and writes only inside its current folder.
-    Command::new(env!("CARGO_BIN_EXE_streamlib"))
-        .args(["launch", pipeline, "--fps", "200", "--json"])
-        .args(extra)
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("the streamlib binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stats(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(out)
-        )
-    })
-}
-
-fn stream<'a>(stats: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    stats["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no stream {id} in {stats}"))
+    let mut args = vec!["launch", pipeline, "--fps", "200", "--json"];
+    args.extend_from_slice(extra);
+    streamlib(&args)
 }
 
 /// `restart=always max-restarts=3`: three restarts, then the fourth panic leaves it failed;
@@ -163,21 +140,13 @@ fn a_bad_option_is_refused_at_build() {
 /// `inspect` lists the stream options once, after a handler's own properties.
 #[test]
 fn inspect_shows_the_stream_options() {
-    let out = Command::new(env!("CARGO_BIN_EXE_streamlib"))
-        .args(["inspect", "identity"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = stdout(&streamlib(&["inspect", "identity"]));
     let options = text
         .find("Stream options")
         .unwrap_or_else(|| panic!("{text}"));
     assert!(text[..options].contains("panic-after"), "{text}");
     assert!(text[options..].contains("max-restarts"), "{text}");
     assert_eq!(text.matches("max-restarts").count(), 1, "{text}");
-    let out = Command::new(env!("CARGO_BIN_EXE_streamlib"))
-        .args(["inspect", "identity", "--json"])
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = stats(&streamlib(&["inspect", "identity", "--json"]));
     assert_eq!(json["stream_options"][0]["name"], "restart", "{json}");
 }

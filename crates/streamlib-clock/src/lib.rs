@@ -37,6 +37,7 @@ mod error;
 mod free_running;
 mod genlock;
 mod histogram;
+mod limited;
 mod manual;
 mod monotonic;
 mod pulse;
@@ -50,6 +51,7 @@ pub use error::ClockError;
 pub use free_running::FreeRunningClock;
 pub use genlock::{GenlockClock, GenlockOptions, PulseSource, PulseWait};
 pub use histogram::LatencyHistogram;
+pub use limited::Limited;
 pub use manual::{ManualClock, ManualClockHandle};
 pub use monotonic::{
     now_ns as monotonic_now_ns, set_timer_slack_ns as set_thread_timer_slack_ns,

@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
-use streamlib_clock::{
-    Clock, ClockError, ClockInfo, ClockStats, FreeRunningClock, LockState, ManualClock, Rational,
-    SoftwareClock, TickWait,
-};
+use streamlib_clock::{Clock, FreeRunningClock, ManualClock, Rational, SoftwareClock};
 use streamlib_runtime::{RuntimeHandle, RuntimeStats, StreamRuntime};
 
 use crate::build::{BuiltPipeline, ClockFactory, Controls, Graph, Negotiation, build_negotiated};
@@ -204,42 +201,6 @@ impl Drop for Session {
     }
 }
 
-/// A clock that ends after `left` ticks: the frame limit of realtime clocks, which have none
-/// of their own. Ending the clock ends the sources, so the pipeline drains and finishes by
-/// itself (files finalized) whether or not anyone waits on the session.
-struct Limited<C> {
-    inner: C,
-    left: u64,
-}
-
-impl<C: Clock> Clock for Limited<C> {
-    fn info(&self) -> ClockInfo {
-        self.inner.info()
-    }
-    fn start(&mut self) -> Result<(), ClockError> {
-        self.inner.start()
-    }
-    fn wait_tick(&mut self, timeout: Duration) -> Result<TickWait, ClockError> {
-        if self.left == 0 {
-            return Ok(TickWait::Ended);
-        }
-        let wait = self.inner.wait_tick(timeout)?;
-        if matches!(wait, TickWait::Tick(_)) {
-            self.left -= 1;
-        }
-        Ok(wait)
-    }
-    fn now_ns(&self) -> u64 {
-        self.inner.now_ns()
-    }
-    fn stats(&self) -> ClockStats {
-        self.inner.stats()
-    }
-    fn lock_state(&self) -> LockState {
-        self.inner.lock_state()
-    }
-}
-
 /// Builds `desc` with the clock `options` ask for, at `options.fps` or the sources' rate.
 fn build_for(
     registry: &Registry,
@@ -286,7 +247,7 @@ fn clock_for(options: &LaunchOptions, fps: Rational) -> Result<Box<dyn Clock>, L
 /// `clock`, limited to `frames` ticks when given.
 fn limited(clock: impl Clock, frames: Option<u64>) -> Box<dyn Clock> {
     match frames {
-        Some(left) => Box::new(Limited { inner: clock, left }),
+        Some(frames) => Box::new(streamlib_clock::Limited::new(clock, frames)),
         None => Box::new(clock),
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use streamlib_clock::{FreeRunningClock, ManualClock, Rational};
+use streamlib_clock::{FreeRunningClock, Limited, ManualClock, Rational, SoftwareClock};
 use streamlib_ports::*;
 use streamlib_runtime::{Stream, StreamRuntime, StreamState};
 
@@ -62,6 +62,37 @@ fn a_clock_that_ends_ends_the_sources() {
     let stats = rt.run().unwrap();
     assert_eq!(log.received.load(Ordering::SeqCst), 3);
     assert_eq!(stats.stream("sink").unwrap().state, StreamState::Ended);
+}
+
+/// A tick the clock delivered just before it ended is produced or counted as skipped, never
+/// lost: the end must not overtake it while the source is busy (`--frames 90` made 89).
+#[test]
+fn the_last_tick_before_the_end_is_not_lost() {
+    struct Slow(FrameSource);
+    impl StreamHandler for Slow {
+        fn ports(&self) -> Ports {
+            self.0.ports()
+        }
+        fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+            // Longer than a tick: the next tick, and the end, arrive while it works.
+            std::thread::sleep(Duration::from_millis(15));
+            self.0.process(ctx)
+        }
+    }
+    for _ in 0..3 {
+        let clock = Limited::new(SoftwareClock::new(Rational::fps(100)), 4);
+        let mut rt = StreamRuntime::new(clock);
+        let src = Slow(FrameSource::new(8, 8, MemoryCaps::CPU));
+        let (sink, _log) = FrameSink::new(MemoryCaps::CPU);
+        let (o, i) = (src.0.out.handle(), sink.input.handle());
+        rt.add_stream(Stream::new("src", src)).unwrap();
+        rt.add_stream(Stream::new("sink", sink)).unwrap();
+        rt.connect(&o, &i).unwrap();
+        let stats = rt.run().unwrap();
+        let src = stats.stream("src").unwrap();
+        // Each of the 4 ticks is produced, or skipped and counted while it was late.
+        assert_eq!(src.items_out + src.skipped_ticks, 4, "{stats}");
+    }
 }
 
 #[test]

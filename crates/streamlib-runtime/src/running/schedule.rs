@@ -308,11 +308,17 @@ impl RunningGraph {
         if state.is_terminal() || state == NodeState::Idle {
             return None;
         }
-        if self.source_owes_end(node) {
-            return Some(Claim::EndSource);
-        }
         let last = node.last_seq.load(Ordering::Relaxed);
-        if state == NodeState::Restarting && self.in_backoff(node) {
+        let backing_off = state == NodeState::Restarting && self.in_backoff(node);
+        if self.source_owes_end(node) {
+            // A tick the clock delivered before it ended is still produced (`--frames 90`
+            // makes 90 frames, not 89 when the end overtakes the last tick's run); then the
+            // next run ends the source.
+            let (ready, _) = self.readiness(node);
+            if backing_off || ready <= last {
+                return Some(Claim::EndSource);
+            }
+        } else if backing_off {
             return None;
         }
         let (ready, force) = self.readiness(node);
