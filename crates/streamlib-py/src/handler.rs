@@ -17,7 +17,7 @@ use pyo3::types::PyDict;
 use streamlib::ports::{HandlerError, Ports, ProcessContext, StartContext, StreamHandler};
 
 use crate::frame::{Tick, type_name};
-use crate::ports::{BoundPorts, bind, set_tick};
+use crate::ports::{BoundPorts, CurrentTick, bind};
 
 /// The last exception each Python handler raised, by stream id.
 pub(crate) type Failures = Arc<Mutex<HashMap<String, Py<PyAny>>>>;
@@ -28,7 +28,8 @@ pub(crate) struct PythonHandler {
     object: Py<PyAny>,
     process: Py<PyAny>,
     ports: Ports,
-    outputs: Vec<Py<PyAny>>,
+    /// The ticks of its outputs, set before each `process` call to stamp what they write.
+    output_ticks: Vec<Arc<CurrentTick>>,
     type_name: &'static str,
     event_loop: Option<Py<PyAny>>,
     failures: Failures,
@@ -105,10 +106,7 @@ impl PythonHandler {
     /// Binds the ports `object` declares in `self.inputs` / `self.outputs` to stream `id`.
     pub(crate) fn new(id: &str, object: &Bound<'_, PyAny>, failures: Failures) -> PyResult<Self> {
         let class = type_name(object);
-        let mut bound = BoundPorts {
-            ports: Ports::new(),
-            outputs: Vec::new(),
-        };
+        let mut bound = BoundPorts::default();
         for direction in ["input", "output"] {
             let attribute = format!("{direction}s");
             let ports = object.getattr(attribute.as_str()).map_err(|_| {
@@ -143,7 +141,7 @@ impl PythonHandler {
             object: object.clone().unbind(),
             process: process.unbind(),
             ports: bound.ports,
-            outputs: bound.outputs,
+            output_ticks: bound.ticks,
             type_name: intern(class),
             event_loop: None,
             failures,
@@ -248,8 +246,8 @@ impl StreamHandler for PythonHandler {
     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
         attached(|py| {
             let tick = *ctx.tick();
-            for output in &self.outputs {
-                set_tick(output.bind(py), &tick);
+            for output in &self.output_ticks {
+                output.set(&tick);
             }
             let outcome = (|| -> PyResult<(bool, bool)> {
                 let tick = Bound::new(py, Tick::new(&tick))?;

@@ -3,16 +3,18 @@
 //! the runtime, which wires and negotiates it like any Rust handler's.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use pyo3::PyClass;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pyclass::boolean_struct::True;
 use pyo3::types::PyDict;
 use streamlib::buffers::PooledBuf;
 use streamlib::clock::{ClockSourceId, Rational, TimedTick};
 use streamlib::ports::{
     AudioBuffer, Caps, DataMessage, FrameLayout, FramePool, InputPort, MemoryCaps, MemorySpace,
-    OutputPort, PixelFormat, Ports, VideoCaps, VideoFrame,
+    Message, OutputPort, PixelFormat, Ports, VideoCaps, VideoFrame,
 };
 
 use crate::frame::{BYTES_COPIED, PyAudioBuffer, PyDataMessage, PyVideoFrame, type_name};
@@ -36,6 +38,17 @@ fn memory_caps(port: &str, names: &[String]) -> PyResult<MemoryCaps> {
             "port '{port}': capabilities must name at least one of \"cpu\", \"gpu\""
         ))
     })
+}
+
+/// The memory capabilities a port asks for: host memory unless `capabilities` names others.
+fn requested_caps(port: &str, capabilities: Option<Vec<String>>) -> PyResult<MemoryCaps> {
+    memory_caps(port, &capabilities.unwrap_or_else(|| vec!["cpu".into()]))
+}
+
+/// An input named `name` accepting `caps`; `optional` lets it stay unconnected.
+fn input_port<T: Message>(name: &str, caps: MemoryCaps, optional: bool) -> InputPort<T> {
+    let port = InputPort::new(name.to_owned(), caps);
+    if optional { port.optional() } else { port }
 }
 
 /// Audio and data live in host memory: `capabilities`, if given, must be `["cpu"]`.
@@ -82,6 +95,13 @@ fn shape_text(shape: &[usize]) -> String {
                 .join(", ")
         ),
     }
+}
+
+/// A numpy array's dtype as numpy prints it (`float32`), or its `typestr` if it has none.
+fn dtype_text(array: &Bound<'_, PyAny>, typestr: &str) -> String {
+    array
+        .getattr("dtype")
+        .map_or_else(|_| typestr.to_owned(), |d| d.to_string())
 }
 
 /// The handler a port belongs to, once bound (for error messages, and so that a port serves
@@ -143,17 +163,101 @@ impl CurrentTick {
     }
 }
 
+/// What [`bind`] needs of a port class; [`port_class!`] implements it.
+trait PortClass: PyClass<Frozen = True> + Sync {
+    /// The class's Python name, for messages.
+    const CLASS: &'static str;
+    /// The handler dict it belongs in, singular: `input` or `output`.
+    const DIRECTION: &'static str;
+
+    fn port_name(&self) -> &str;
+
+    fn owner(&self) -> &Owner;
+
+    /// Adds the port to its handler's `ports`.
+    fn add_to(&self, ports: Ports) -> Ports;
+
+    /// The tick an output stamps its writes with; `None` for an input.
+    fn tick(&self) -> Option<&Arc<CurrentTick>>;
+
+    /// `VideoOutput 'video' of handler 'source'`, for messages.
+    fn describe(&self) -> String {
+        self.owner().describe(Self::CLASS, self.port_name())
+    }
+}
+
+/// Declares the `#[pymethods]` of a port class: its own `methods`, and what every port has in
+/// Python (`name`, `kind`, `direction`, `repr`), and implements [`PortClass`]. PyO3 takes one
+/// `#[pymethods]` block per class, hence a macro. The class has the fields `name`, `owner` and
+/// `port`, and an output also `tick`.
+macro_rules! port_class {
+    ($class:ident, $kind:literal, $direction:ident, { $($methods:tt)* }) => {
+        #[pymethods]
+        impl $class {
+            $($methods)*
+
+            /// The port's name.
+            #[getter]
+            fn name(&self) -> &str {
+                &self.name
+            }
+
+            #[doc = concat!("`", $kind, "`.")]
+            #[getter]
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+
+            #[doc = concat!("`", stringify!($direction), "`.")]
+            #[getter]
+            fn direction(&self) -> &'static str {
+                stringify!($direction)
+            }
+
+            fn __repr__(&self) -> String {
+                format!(concat!(stringify!($class), "({:?})"), self.name)
+            }
+        }
+
+        impl PortClass for $class {
+            const CLASS: &'static str = stringify!($class);
+            const DIRECTION: &'static str = stringify!($direction);
+
+            fn port_name(&self) -> &str {
+                &self.name
+            }
+
+            fn owner(&self) -> &Owner {
+                &self.owner
+            }
+
+            fn add_to(&self, ports: Ports) -> Ports {
+                ports.$direction(&self.port)
+            }
+
+            fn tick(&self) -> Option<&Arc<CurrentTick>> {
+                port_class!(@tick $direction, self)
+            }
+        }
+    };
+    (@tick input, $this:ident) => {
+        None
+    };
+    (@tick output, $this:ident) => {
+        Some(&$this.tick)
+    };
+}
+
 /// A video input.
 #[pyclass(module = "streamlib._native", frozen)]
 pub struct VideoInput {
     name: String,
     caps: MemoryCaps,
-    pub(crate) port: InputPort<VideoFrame>,
-    pub(crate) owner: Owner,
+    port: InputPort<VideoFrame>,
+    owner: Owner,
 }
 
-#[pymethods]
-impl VideoInput {
+port_class!(VideoInput, "video", input, {
     /// A video input accepting `capabilities` memory and `formats` pixel formats (the
     /// runtime inserts converters for others); `optional` lets it stay unconnected.
     #[new]
@@ -164,41 +268,20 @@ impl VideoInput {
         formats: Option<Vec<String>>,
         optional: bool,
     ) -> PyResult<Self> {
-        let caps = memory_caps(&name, &capabilities.unwrap_or_else(|| vec!["cpu".into()]))?;
+        let caps = requested_caps(&name, capabilities)?;
         let formats = formats
             .unwrap_or_else(|| vec!["rgba8".into()])
             .iter()
             .map(|f| pixel_format(f))
             .collect::<PyResult<Vec<_>>>()?;
-        let mut port = InputPort::new(name.clone(), caps)
+        let port = input_port(&name, caps, optional)
             .with_format(Caps::Video(VideoCaps::any().with_formats(&formats)));
-        if optional {
-            port = port.optional();
-        }
         Ok(Self {
             name,
             caps,
             port,
             owner: Owner::default(),
         })
-    }
-
-    /// The port's name.
-    #[getter]
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// `video`.
-    #[getter]
-    fn kind(&self) -> &'static str {
-        "video"
-    }
-
-    /// `input`.
-    #[getter]
-    fn direction(&self) -> &'static str {
-        "input"
     }
 
     /// The memory it accepts.
@@ -236,11 +319,7 @@ impl VideoInput {
         dict.set_item("fps", info.rate.map(Rational::as_f64))?;
         Ok(Some(dict))
     }
-
-    fn __repr__(&self) -> String {
-        format!("VideoInput({:?})", self.name)
-    }
-}
+});
 
 /// A video output.
 #[pyclass(module = "streamlib._native", frozen)]
@@ -248,17 +327,13 @@ pub struct VideoOutput {
     name: String,
     caps: MemoryCaps,
     format: PixelFormat,
-    pub(crate) port: OutputPort<VideoFrame>,
-    pub(crate) owner: Owner,
-    pub(crate) tick: CurrentTick,
+    port: OutputPort<VideoFrame>,
+    owner: Owner,
+    tick: Arc<CurrentTick>,
     pool: Mutex<Option<FramePool>>,
 }
 
 impl VideoOutput {
-    fn describe(&self) -> String {
-        self.owner.describe("VideoOutput", &self.name)
-    }
-
     /// A pooled buffer for a `width`×`height` frame, or `None` when the pool is empty (the
     /// readers hold every frame; the skip is counted on the output).
     fn acquire(&self, layout: FrameLayout) -> PyResult<Option<streamlib::buffers::PoolBufMut<u8>>> {
@@ -312,12 +387,10 @@ impl VideoOutput {
             None => shape.len() == 2,
         };
         if typestr != "|u1" || !shape_ok || shape[0] == 0 || shape[1] == 0 {
-            let dtype = array
-                .getattr("dtype")
-                .map_or_else(|_| typestr.clone(), |d| d.to_string());
             return Err(PyValueError::new_err(format!(
-                "{}: a {format_name} frame must be a uint8 array of shape {expected}, got dtype {dtype} and shape {}",
+                "{}: a {format_name} frame must be a uint8 array of shape {expected}, got dtype {} and shape {}",
                 describe(),
+                dtype_text(array, &typestr),
                 shape_text(&shape)
             )));
         }
@@ -347,8 +420,7 @@ impl VideoOutput {
     }
 }
 
-#[pymethods]
-impl VideoOutput {
+port_class!(VideoOutput, "video", output, {
     /// A video output offering `capabilities` memory, producing `format` frames (of a fixed
     /// `width`×`height` when given, so readers learn the size at negotiation).
     #[new]
@@ -360,7 +432,7 @@ impl VideoOutput {
         width: Option<u32>,
         height: Option<u32>,
     ) -> PyResult<Self> {
-        let caps = memory_caps(&name, &capabilities.unwrap_or_else(|| vec!["cpu".into()]))?;
+        let caps = requested_caps(&name, capabilities)?;
         let format = pixel_format(format)?;
         let mut video = VideoCaps::any().with_formats(&[format]);
         if let (Some(w), Some(h)) = (width, height) {
@@ -372,27 +444,9 @@ impl VideoOutput {
             caps,
             format,
             owner: Owner::default(),
-            tick: CurrentTick::default(),
+            tick: Arc::default(),
             pool: Mutex::new(None),
         })
-    }
-
-    /// The port's name.
-    #[getter]
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// `video`.
-    #[getter]
-    fn kind(&self) -> &'static str {
-        "video"
-    }
-
-    /// `output`.
-    #[getter]
-    fn direction(&self) -> &'static str {
-        "output"
     }
 
     /// The memory it offers.
@@ -448,54 +502,27 @@ impl VideoOutput {
     fn written(&self) -> u64 {
         self.port.written()
     }
-
-    fn __repr__(&self) -> String {
-        format!("VideoOutput({:?})", self.name)
-    }
-}
+});
 
 /// An audio input (ordered: every buffer, in order).
 #[pyclass(module = "streamlib._native", frozen)]
 pub struct AudioInput {
     name: String,
-    pub(crate) port: InputPort<AudioBuffer>,
-    pub(crate) owner: Owner,
+    port: InputPort<AudioBuffer>,
+    owner: Owner,
 }
 
-#[pymethods]
-impl AudioInput {
+port_class!(AudioInput, "audio", input, {
     /// An audio input; `optional` lets it stay unconnected.
     #[new]
     #[pyo3(signature = (name, capabilities=None, optional=false))]
     fn new(name: String, capabilities: Option<Vec<String>>, optional: bool) -> PyResult<Self> {
-        let caps = memory_caps(&name, &capabilities.unwrap_or_else(|| vec!["cpu".into()]))?;
-        let mut port = InputPort::new(name.clone(), caps);
-        if optional {
-            port = port.optional();
-        }
+        let caps = requested_caps(&name, capabilities)?;
         Ok(Self {
+            port: input_port(&name, caps, optional),
             name,
-            port,
             owner: Owner::default(),
         })
-    }
-
-    /// The port's name.
-    #[getter]
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// `audio`.
-    #[getter]
-    fn kind(&self) -> &'static str {
-        "audio"
-    }
-
-    /// `input`.
-    #[getter]
-    fn direction(&self) -> &'static str {
-        "input"
     }
 
     /// The oldest buffer not read yet, or `None`.
@@ -507,24 +534,19 @@ impl AudioInput {
     fn read(&self) -> Option<PyAudioBuffer> {
         self.recv()
     }
-
-    fn __repr__(&self) -> String {
-        format!("AudioInput({:?})", self.name)
-    }
-}
+});
 
 /// An audio output.
 #[pyclass(module = "streamlib._native", frozen)]
 pub struct AudioOutput {
     name: String,
     sample_rate: u32,
-    pub(crate) port: OutputPort<AudioBuffer>,
-    pub(crate) owner: Owner,
-    pub(crate) tick: CurrentTick,
+    port: OutputPort<AudioBuffer>,
+    owner: Owner,
+    tick: Arc<CurrentTick>,
 }
 
-#[pymethods]
-impl AudioOutput {
+port_class!(AudioOutput, "audio", output, {
     /// An audio output of `sample_rate` Hz (host memory: `capabilities` may name only "cpu").
     #[new]
     #[pyo3(signature = (name, sample_rate=48000, capabilities=None))]
@@ -540,26 +562,8 @@ impl AudioOutput {
             name,
             sample_rate,
             owner: Owner::default(),
-            tick: CurrentTick::default(),
+            tick: Arc::default(),
         })
-    }
-
-    /// The port's name.
-    #[getter]
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// `audio`.
-    #[getter]
-    fn kind(&self) -> &'static str {
-        "audio"
-    }
-
-    /// `output`.
-    #[getter]
-    fn direction(&self) -> &'static str {
-        "output"
     }
 
     /// Publishes audio: an `AudioBuffer` (no copy) or a float32 numpy array of shape
@@ -569,13 +573,12 @@ impl AudioOutput {
             self.port.write(buffer.get().buffer.clone());
             return Ok(());
         }
-        let describe = || self.owner.describe("AudioOutput", &self.name);
         let array = crate::frame::numpy_ascontiguousarray(py)?
             .call1((samples,))
             .map_err(|_| {
                 PyTypeError::new_err(format!(
                     "{}: write() takes an AudioBuffer or a numpy float32 array, not {}",
-                    describe(),
+                    self.describe(),
                     type_name(samples)
                 ))
             })?;
@@ -586,10 +589,8 @@ impl AudioOutput {
         {
             return Err(PyValueError::new_err(format!(
                 "{}: audio must be a float32 array of shape (frames, channels), got {} {shape:?}",
-                describe(),
-                array
-                    .getattr("dtype")
-                    .map_or_else(|_| typestr.clone(), |d| d.to_string())
+                self.describe(),
+                dtype_text(&array, &typestr)
             )));
         }
         let (address, _): (usize, bool) = interface.get_item("data")?.extract()?;
@@ -603,82 +604,50 @@ impl AudioOutput {
             self.sample_rate,
             tick.timestamp,
         )
-        .map_err(|e| PyValueError::new_err(format!("{}: {e}", describe())))?;
+        .map_err(|e| PyValueError::new_err(format!("{}: {e}", self.describe())))?;
         BYTES_COPIED.fetch_add((len * 4) as u64, Ordering::Relaxed);
         self.port.write(buffer);
         Ok(())
     }
-
-    fn __repr__(&self) -> String {
-        format!("AudioOutput({:?})", self.name)
-    }
-}
+});
 
 /// A data input (ordered).
 #[pyclass(module = "streamlib._native", frozen)]
 pub struct DataInput {
     name: String,
-    pub(crate) port: InputPort<DataMessage>,
-    pub(crate) owner: Owner,
+    port: InputPort<DataMessage>,
+    owner: Owner,
 }
 
-#[pymethods]
-impl DataInput {
+port_class!(DataInput, "data", input, {
     /// A data input; `optional` lets it stay unconnected (`capabilities`: only "cpu").
     #[new]
     #[pyo3(signature = (name, optional=false, capabilities=None))]
     fn new(name: String, optional: bool, capabilities: Option<Vec<String>>) -> PyResult<Self> {
         cpu_only("DataInput", &name, capabilities)?;
-        let mut port = InputPort::new(name.clone(), MemoryCaps::CPU);
-        if optional {
-            port = port.optional();
-        }
         Ok(Self {
+            port: input_port(&name, MemoryCaps::CPU, optional),
             name,
-            port,
             owner: Owner::default(),
         })
-    }
-
-    /// The port's name.
-    #[getter]
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// `data`.
-    #[getter]
-    fn kind(&self) -> &'static str {
-        "data"
-    }
-
-    /// `input`.
-    #[getter]
-    fn direction(&self) -> &'static str {
-        "input"
     }
 
     /// The oldest message not read yet, or `None`.
     fn recv(&self) -> Option<PyDataMessage> {
         self.port.recv().map(|message| PyDataMessage { message })
     }
-
-    fn __repr__(&self) -> String {
-        format!("DataInput({:?})", self.name)
-    }
-}
+});
 
 /// A data output.
 #[pyclass(module = "streamlib._native", frozen)]
 pub struct DataOutput {
     name: String,
-    pub(crate) port: OutputPort<DataMessage>,
-    pub(crate) owner: Owner,
-    pub(crate) tick: CurrentTick,
+    port: OutputPort<DataMessage>,
+    owner: Owner,
+    tick: Arc<CurrentTick>,
 }
 
-#[pymethods]
-impl DataOutput {
+port_class!(DataOutput, "data", output, {
     /// A data output (`capabilities`: only "cpu").
     #[new]
     #[pyo3(signature = (name, capabilities=None))]
@@ -688,26 +657,8 @@ impl DataOutput {
             port: OutputPort::new(name.clone(), MemoryCaps::CPU),
             name,
             owner: Owner::default(),
-            tick: CurrentTick::default(),
+            tick: Arc::default(),
         })
-    }
-
-    /// The port's name.
-    #[getter]
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// `data`.
-    #[getter]
-    fn kind(&self) -> &'static str {
-        "data"
-    }
-
-    /// `output`.
-    #[getter]
-    fn direction(&self) -> &'static str {
-        "output"
     }
 
     /// Publishes a `DataMessage`, or text / bytes under `topic`.
@@ -723,28 +674,67 @@ impl DataOutput {
         } else {
             return Err(PyTypeError::new_err(format!(
                 "{}: write() takes a DataMessage, str or bytes, not {}",
-                self.owner.describe("DataOutput", &self.name),
+                self.describe(),
                 type_name(message)
             )));
         };
         self.port.write(message);
         Ok(())
     }
+});
 
-    fn __repr__(&self) -> String {
-        format!("DataOutput({:?})", self.name)
+/// The ports of one Python handler, bound to it: what the runtime wires, and the ticks of its
+/// outputs, set before each `process` call.
+#[derive(Default)]
+pub(crate) struct BoundPorts {
+    pub(crate) ports: Ports,
+    pub(crate) ticks: Vec<Arc<CurrentTick>>,
+}
+
+/// Where a port was found: `handler.{direction}s[key]`.
+struct Place<'a> {
+    handler: &'a str,
+    direction: &'a str,
+    key: &'a str,
+}
+
+impl Place<'_> {
+    /// Binds `value` to the handler if it is a `P`: `None` if it is not one.
+    fn bind_as<P: PortClass>(
+        &self,
+        value: &Bound<'_, PyAny>,
+        bound: &mut BoundPorts,
+    ) -> Option<PyResult<()>> {
+        let port = value.cast::<P>().ok()?.get();
+        Some((|| {
+            let Self {
+                handler,
+                direction,
+                key,
+            } = *self;
+            if direction != P::DIRECTION {
+                let actual = P::DIRECTION;
+                return Err(PyTypeError::new_err(format!(
+                    "handler '{handler}': self.{direction}s['{key}'] is a {}, an {actual} port; put it in self.{actual}s",
+                    P::CLASS
+                )));
+            }
+            let name = port.port_name();
+            if name != key {
+                return Err(PyValueError::new_err(format!(
+                    "handler '{handler}': self.{direction}s['{key}'] is a port named {name:?}; the key must be the port's name"
+                )));
+            }
+            port.owner().bind(P::CLASS, name, handler)?;
+            bound.ports = port.add_to(std::mem::take(&mut bound.ports));
+            bound.ticks.extend(port.tick().cloned());
+            Ok(())
+        })())
     }
 }
 
-/// The ports of one Python handler, bound to it: what the runtime wires, and the outputs whose
-/// tick is set before each `process` call.
-pub(crate) struct BoundPorts {
-    pub(crate) ports: Ports,
-    pub(crate) outputs: Vec<Py<PyAny>>,
-}
-
 /// Binds the port `value` found in `handler.{direction}s[key]` to `handler`, adding it to
-/// `ports`.
+/// `bound`.
 pub(crate) fn bind(
     handler: &str,
     direction: &str,
@@ -752,89 +742,22 @@ pub(crate) fn bind(
     value: &Bound<'_, PyAny>,
     bound: &mut BoundPorts,
 ) -> PyResult<()> {
-    let wrong_side = |kind: &str, actual: &str| {
-        PyTypeError::new_err(format!(
-            "handler '{handler}': self.{direction}s['{key}'] is a {kind}, an {actual} port; put it in self.{actual}s"
-        ))
+    let place = Place {
+        handler,
+        direction,
+        key,
     };
-    let check_name = |name: &str| {
-        if name == key {
-            Ok(())
-        } else {
-            Err(PyValueError::new_err(format!(
-                "handler '{handler}': self.{direction}s['{key}'] is a port named {name:?}; the key must be the port's name"
+    place
+        .bind_as::<VideoInput>(value, bound)
+        .or_else(|| place.bind_as::<AudioInput>(value, bound))
+        .or_else(|| place.bind_as::<DataInput>(value, bound))
+        .or_else(|| place.bind_as::<VideoOutput>(value, bound))
+        .or_else(|| place.bind_as::<AudioOutput>(value, bound))
+        .or_else(|| place.bind_as::<DataOutput>(value, bound))
+        .unwrap_or_else(|| {
+            Err(PyTypeError::new_err(format!(
+                "handler '{handler}': self.{direction}s['{key}'] is {}, not a port (VideoInput, VideoOutput, AudioInput, AudioOutput, DataInput, DataOutput)",
+                type_name(value)
             )))
-        }
-    };
-    let is_input = direction == "input";
-    let ports = std::mem::take(&mut bound.ports);
-    bound.ports = if let Ok(p) = value.cast::<VideoInput>() {
-        let p = p.get();
-        if !is_input {
-            return Err(wrong_side("VideoInput", "input"));
-        }
-        check_name(&p.name)?;
-        p.owner.bind("VideoInput", &p.name, handler)?;
-        ports.input(&p.port)
-    } else if let Ok(p) = value.cast::<AudioInput>() {
-        let p = p.get();
-        if !is_input {
-            return Err(wrong_side("AudioInput", "input"));
-        }
-        check_name(&p.name)?;
-        p.owner.bind("AudioInput", &p.name, handler)?;
-        ports.input(&p.port)
-    } else if let Ok(p) = value.cast::<DataInput>() {
-        let p = p.get();
-        if !is_input {
-            return Err(wrong_side("DataInput", "input"));
-        }
-        check_name(&p.name)?;
-        p.owner.bind("DataInput", &p.name, handler)?;
-        ports.input(&p.port)
-    } else if let Ok(p) = value.cast::<VideoOutput>() {
-        let port = p.get();
-        if is_input {
-            return Err(wrong_side("VideoOutput", "output"));
-        }
-        check_name(&port.name)?;
-        port.owner.bind("VideoOutput", &port.name, handler)?;
-        bound.outputs.push(p.clone().into_any().unbind());
-        ports.output(&port.port)
-    } else if let Ok(p) = value.cast::<AudioOutput>() {
-        let port = p.get();
-        if is_input {
-            return Err(wrong_side("AudioOutput", "output"));
-        }
-        check_name(&port.name)?;
-        port.owner.bind("AudioOutput", &port.name, handler)?;
-        bound.outputs.push(p.clone().into_any().unbind());
-        ports.output(&port.port)
-    } else if let Ok(p) = value.cast::<DataOutput>() {
-        let port = p.get();
-        if is_input {
-            return Err(wrong_side("DataOutput", "output"));
-        }
-        check_name(&port.name)?;
-        port.owner.bind("DataOutput", &port.name, handler)?;
-        bound.outputs.push(p.clone().into_any().unbind());
-        ports.output(&port.port)
-    } else {
-        return Err(PyTypeError::new_err(format!(
-            "handler '{handler}': self.{direction}s['{key}'] is {}, not a port (VideoInput, VideoOutput, AudioInput, AudioOutput, DataInput, DataOutput)",
-            type_name(value)
-        )));
-    };
-    Ok(())
-}
-
-/// Sets the tick on an output bound by [`bind`].
-pub(crate) fn set_tick(output: &Bound<'_, PyAny>, tick: &TimedTick) {
-    if let Ok(p) = output.cast::<VideoOutput>() {
-        p.get().tick.set(tick);
-    } else if let Ok(p) = output.cast::<AudioOutput>() {
-        p.get().tick.set(tick);
-    } else if let Ok(p) = output.cast::<DataOutput>() {
-        p.get().tick.set(tick);
-    }
+        })
 }
