@@ -1,9 +1,19 @@
-"""Shared helpers: small Python handlers the tests wire into real pipelines."""
+"""Shared helpers: small Python handlers the tests wire into real pipelines, and `chain`,
+which wires them."""
 
-import numpy as np
 import pytest
 
-from streamlib import StreamHandler, VideoInput, VideoOutput
+from streamlib import StreamHandler, StreamRuntime, VideoInput, VideoOutput
+
+
+def video_chain(*streams, clock="free", fps=30):
+    """A runtime running `streams` (handlers, or `Stream`s saying how to run one), each one's
+    `video` output linked to the next one's `video` input; not started."""
+    runtime = StreamRuntime(fps=fps, clock=clock)
+    handlers = [runtime.add_stream(s).handler for s in streams]
+    for a, b in zip(handlers, handlers[1:]):
+        runtime.connect(a.outputs["video"], b.inputs["video"])
+    return runtime
 
 
 class PassThrough(StreamHandler):
@@ -49,3 +59,8 @@ def pass_through():
 @pytest.fixture
 def probe():
     return Probe
+
+
+@pytest.fixture
+def chain():
+    return video_chain

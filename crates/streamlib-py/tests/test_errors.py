@@ -32,13 +32,14 @@ class Source(StreamHandler):
         return self._process(self, tick)
 
 
-def run_into_null(handler, frames=3, clock="free", **stream):
-    runtime = StreamRuntime(fps=100, clock=clock)
-    sink = NullHandler()
-    runtime.add_stream(Stream(handler, **stream))
-    runtime.add_stream(sink)
-    runtime.connect(handler.outputs["video"], sink.inputs["video"])
-    return runtime.run_sync(frames=frames)
+@pytest.fixture
+def run_into_null(chain):
+    """Runs a handler for `frames` ticks, its `video` output into a null sink."""
+
+    def run(handler, frames=3, clock="free", **stream):
+        return chain(Stream(handler, **stream), NullHandler(), clock=clock, fps=100).run_sync(frames=frames)
+
+    return run
 
 
 def test_connecting_different_kinds_is_refused():
@@ -55,7 +56,7 @@ def test_connecting_different_kinds_is_refused():
         runtime.connect("video", blur.inputs["video"])
 
 
-def test_a_port_in_the_wrong_dict_is_refused_at_start():
+def test_a_port_in_the_wrong_dict_is_refused_at_start(run_into_null):
     class Confused(StreamHandler):
         def __init__(self):
             super().__init__("confused")
@@ -87,7 +88,7 @@ def test_wrong_port_kind_between_python_handlers():
         runtime.connect(source.outputs["video"], listener.inputs["audio"])
 
 
-def test_a_process_returning_the_wrong_type_fails_its_stream():
+def test_a_process_returning_the_wrong_type_fails_its_stream(run_into_null):
     with pytest.raises(StreamFailed, match=r"process\(\) returned int; it must return None") as info:
         run_into_null(Source(lambda self, tick: 42))
     assert isinstance(info.value.__cause__, TypeError)
@@ -96,7 +97,7 @@ def test_a_process_returning_the_wrong_type_fails_its_stream():
     assert streams["source"]["state"] == "failed"
 
 
-def test_a_numpy_array_of_the_wrong_shape_or_dtype_is_refused():
+def test_a_numpy_array_of_the_wrong_shape_or_dtype_is_refused(run_into_null):
     def wrong_shape(self, tick):
         self.outputs["video"].write(np.zeros((8, 8, 3), dtype=np.uint8))
 
@@ -113,7 +114,7 @@ def test_a_numpy_array_of_the_wrong_shape_or_dtype_is_refused():
         run_into_null(Source(lambda self, tick: self.outputs["video"].write("frame")))
 
 
-def test_an_exception_in_on_start_is_a_start_error_with_the_cause():
+def test_an_exception_in_on_start_is_a_start_error_with_the_cause(run_into_null):
     class Broken(Source):
         def on_start(self):
             raise RuntimeError("no camera")
@@ -144,7 +145,7 @@ def test_an_exception_in_process_is_contained_and_the_rest_keeps_running():
     assert str(info.value.__cause__) == "bad tick 0"
 
 
-def test_a_restart_policy_restarts_a_python_handler():
+def test_a_restart_policy_restarts_a_python_handler(run_into_null):
     calls = {"n": 0}
 
     def flaky(self, tick):
@@ -175,20 +176,15 @@ def test_bad_properties_and_dispatchers_are_python_errors():
         runtime.start_sync()
 
 
-def test_processpool_says_what_it_needs():
+def test_processpool_says_what_it_needs(chain):
     if "process" in streamlib.DISPATCHERS:
         pytest.skip("this build has @process (tests/test_processpool.py)")
-    runtime = StreamRuntime()
-    pattern = TestPatternHandler(width=16, height=16)
-    blur = BlurFilter()
-    runtime.add_stream(pattern)
-    runtime.add_stream(Stream(blur, dispatcher="processpool"))
-    runtime.connect(pattern.outputs["video"], blur.inputs["video"])
+    runtime = chain(TestPatternHandler(width=16, height=16), Stream(BlurFilter(), dispatcher="processpool"))
     with pytest.raises(DispatcherError, match="which this build does not have"):
         runtime.start_sync()
 
 
-def test_a_python_handler_serves_one_runtime():
+def test_a_python_handler_serves_one_runtime(run_into_null):
     source = Source(lambda self, tick: None)
     run_into_null(source, frames=1)
     with pytest.raises(ValueError, match="already belongs to handler 'source'"):

@@ -19,16 +19,7 @@ from streamlib import (
 from streamlib.handlers import NullHandler, TestPatternHandler
 
 
-def chain(*handlers, clock="free", fps=30):
-    runtime = StreamRuntime(fps=fps, clock=clock)
-    for h in handlers:
-        runtime.add_stream(h)
-    for a, b in zip(handlers, handlers[1:]):
-        runtime.connect(a.outputs["video"], b.inputs["video"])
-    return runtime
-
-
-def test_a_python_pass_through_forwards_every_frame(pass_through):
+def test_a_python_pass_through_forwards_every_frame(chain, pass_through):
     source = TestPatternHandler(width=64, height=48)
     forward = pass_through()
     sink = NullHandler()
@@ -40,7 +31,7 @@ def test_a_python_pass_through_forwards_every_frame(pass_through):
     assert streams["null0"]["items_in"] == 40
 
 
-def test_numpy_views_the_pooled_buffer_without_a_copy(pass_through, probe):
+def test_numpy_views_the_pooled_buffer_without_a_copy(chain, pass_through, probe):
     before = streamlib.bytes_copied()
     source = TestPatternHandler(width=64, height=48, pattern="white")
     forward = pass_through()
@@ -60,7 +51,7 @@ def test_numpy_views_the_pooled_buffer_without_a_copy(pass_through, probe):
     assert streamlib.bytes_copied() == before
 
 
-def test_a_frame_written_by_python_reaches_the_next_handler_in_place():
+def test_a_frame_written_by_python_reaches_the_next_handler_in_place(chain):
     class Writer(StreamHandler):
         def __init__(self):
             super().__init__("writer")
@@ -95,7 +86,7 @@ def test_a_frame_written_by_python_reaches_the_next_handler_in_place():
     assert [n for _, _, n in reader.got] == list(range(10))
 
 
-def test_received_frames_cannot_be_written():
+def test_received_frames_cannot_be_written(chain):
     class Scribble(StreamHandler):
         def __init__(self):
             super().__init__()
@@ -116,7 +107,7 @@ def test_received_frames_cannot_be_written():
     assert scribble.refused == 5
 
 
-def test_async_process_and_lifecycle_hooks():
+def test_async_process_and_lifecycle_hooks(chain):
     class Slow(StreamHandler):
         def __init__(self):
             super().__init__("slow")
@@ -135,12 +126,7 @@ def test_async_process_and_lifecycle_hooks():
             self.calls.append("stop")
 
     slow = Slow()
-    runtime = StreamRuntime(clock="free")
-    source = TestPatternHandler(width=16, height=16)
-    runtime.add_stream(source)
-    runtime.add_stream(Stream(slow, dispatcher="asyncio"))
-    runtime.connect(source.outputs["video"], slow.inputs["video"])
-    runtime.run_sync(frames=8)
+    chain(TestPatternHandler(width=16, height=16), Stream(slow, dispatcher="asyncio")).run_sync(frames=8)
     assert slow.calls[0] == "start" and slow.calls[-1] == "stop"
     assert slow.calls.count("frame") == 8
 
@@ -177,7 +163,7 @@ def test_data_ports_and_end_of_stream():
     assert {s["id"]: s["state"] for s in stats["streams"]} == {"count": "ended", "sum": "ended"}
 
 
-def test_numpy_arrays_written_to_an_output_are_copied_and_counted():
+def test_numpy_arrays_written_to_an_output_are_copied_and_counted(chain):
     class Paint(StreamHandler):
         def __init__(self):
             super().__init__("paint")
@@ -234,7 +220,7 @@ def test_audio_reaches_python_as_a_numpy_view():
     assert 0.45 < max(meter.peaks) <= 0.5001
 
 
-def test_negotiation_converts_for_a_python_input():
+def test_negotiation_converts_for_a_python_input(chain):
     # The pattern makes UYVY; the Python input takes RGBA only: the runtime inserts a converter.
     class Rgba(StreamHandler):
         def __init__(self):
@@ -251,11 +237,7 @@ def test_negotiation_converts_for_a_python_input():
             self.negotiated = self.inputs["video"].negotiated()
 
     reader = Rgba()
-    runtime = StreamRuntime(clock="free")
-    source = TestPatternHandler(width=64, height=48, format="uyvy")
-    runtime.add_stream(source)
-    runtime.add_stream(reader)
-    runtime.connect(source.outputs["video"], reader.inputs["video"])
+    runtime = chain(TestPatternHandler(width=64, height=48, format="uyvy"), reader)
     runtime.start_sync(frames=5)
     graph = runtime.graph()
     while runtime.running:
