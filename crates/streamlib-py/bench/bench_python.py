@@ -19,25 +19,24 @@ from streamlib import StreamHandler, StreamRuntime, VideoInput, VideoOutput
 from streamlib.handlers import IdentityHandler, NullHandler, TestPatternHandler
 
 
-class Empty(StreamHandler):
-    """Does nothing: the bare cost of one `process` call from Rust into Python."""
+class Hop(StreamHandler):
+    """A middle handler: one video input, one video output."""
 
-    def __init__(self):
-        super().__init__("empty")
+    def __init__(self, handler_id):
+        super().__init__(handler_id)
         self.inputs["video"] = VideoInput("video")
         self.outputs["video"] = VideoOutput("video")
+
+
+class Empty(Hop):
+    """Does nothing: the bare cost of one `process` call from Rust into Python."""
 
     def process(self, tick):
         pass
 
 
-class PassThrough(StreamHandler):
+class PassThrough(Hop):
     """Reads the frame and writes it on: the per-frame cost of a Python hop."""
-
-    def __init__(self):
-        super().__init__("pass")
-        self.inputs["video"] = VideoInput("video")
-        self.outputs["video"] = VideoOutput("video")
 
     def process(self, tick):
         frame = self.inputs["video"].recv()
@@ -45,13 +44,8 @@ class PassThrough(StreamHandler):
             self.outputs["video"].write(frame)
 
 
-class Invert(StreamHandler):
+class Invert(Hop):
     """Inverts every byte with numpy into a pooled frame."""
-
-    def __init__(self):
-        super().__init__("invert")
-        self.inputs["video"] = VideoInput("video")
-        self.outputs["video"] = VideoOutput("video")
 
     def process(self, tick):
         frame = self.inputs["video"].recv()
@@ -80,10 +74,10 @@ def chain(middle, width, height, frames):
 
 def per_call():
     rows = []
-    for label, make in (("rust identity", lambda: IdentityHandler("pass")),
-                        ("python empty", Empty), ("python pass-through", PassThrough)):
-        stats, streams, wall = chain(make(), 16, 16, 20_000)
-        s = streams["pass"] if "pass" in streams else streams["empty"]
+    for label, middle in (("rust identity", IdentityHandler("pass")),
+                          ("python empty", Empty("pass")), ("python pass-through", PassThrough("pass"))):
+        stats, streams, wall = chain(middle, 16, 16, 20_000)
+        s = streams["pass"]
         rows.append((label, s["process_p50_us"], s["process_p99_us"], stats["tick_rate"]))
     print("per-call cost of the middle handler (16x16 frames, 20000 ticks, free clock):")
     for label, p50, p99, rate in rows:
@@ -92,7 +86,7 @@ def per_call():
 
 def invert_1080p():
     before = streamlib.bytes_copied()
-    stats, streams, wall = chain(Invert(), 1920, 1080, 300)
+    stats, streams, wall = chain(Invert("invert"), 1920, 1080, 300)
     s = streams["invert"]
     fps = s["items_out"] / stats["elapsed_s"]
     print(
