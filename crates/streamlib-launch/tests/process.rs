@@ -53,6 +53,15 @@ fn built(text: &str, frames: u64) -> BuiltPipeline {
     .unwrap()
 }
 
+/// Runs `text` for `frames` ticks: the error its element `id` failed with last, and how long
+/// the run took (a contained failure ends it in time, no hang).
+fn failure(text: &str, frames: u64) -> (String, Duration) {
+    let started = Instant::now();
+    let (stats, _) = run(built(text, frames));
+    let error = stats.stream("id").unwrap().last_error.clone();
+    (error.unwrap_or_default(), started.elapsed())
+}
+
 fn run(built: BuiltPipeline) -> (RuntimeStats, streamlib_launch::Controls) {
     let BuiltPipeline {
         mut runtime,
@@ -171,23 +180,12 @@ fn a_segfault_in_the_child_names_the_signal() {
 fn a_child_past_its_deadline_is_killed_by_the_watchdog() {
     let (_serial, options) = options();
     options.tick_deadline(Duration::from_millis(100)).install();
-    let started = Instant::now();
-    let (stats, _) = run(built(
+    let (error, took) = failure(
         "testpattern size=64x36 ! identity sleep-us=500000 name=id @process ! null",
         5,
-    ));
-    let error = stats
-        .stream("id")
-        .unwrap()
-        .last_error
-        .clone()
-        .unwrap_or_default();
-    assert!(error.contains("watchdog"), "{error}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
     );
+    assert!(error.contains("watchdog"), "{error}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 /// An executable that never answers the handshake: a start timeout, not a hang.
@@ -198,23 +196,12 @@ fn a_child_that_never_starts_times_out() {
         .program("/bin/sleep", &["30"])
         .start_timeout(Duration::from_millis(300))
         .install();
-    let started = Instant::now();
-    let (stats, _) = run(built(
+    let (error, took) = failure(
         "testpattern size=64x36 ! identity name=id @process ! null",
         3,
-    ));
-    let error = stats
-        .stream("id")
-        .unwrap()
-        .last_error
-        .clone()
-        .unwrap_or_default();
-    assert!(error.contains("did not start within"), "{error}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
     );
+    assert!(error.contains("did not start within"), "{error}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 /// An executable that exits with status 0 instead of working.
@@ -224,17 +211,12 @@ fn a_child_that_exits_zero_is_a_failure() {
     ProcessOptions::default()
         .program("/bin/true", &[])
         .install();
-    let (stats, _) = run(built(
+    let (error, took) = failure(
         "testpattern size=64x36 ! identity name=id @process ! null",
         3,
-    ));
-    let error = stats
-        .stream("id")
-        .unwrap()
-        .last_error
-        .clone()
-        .unwrap_or_default();
+    );
     assert!(error.contains("exited with status 0"), "{error}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 /// Figures (run with `--ignored --nocapture`): 1080p RGBA through `identity` in a child and in

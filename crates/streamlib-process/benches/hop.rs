@@ -145,6 +145,19 @@ fn hops(c: &mut Criterion) {
     });
     drop(to_worker);
     thread.join().unwrap();
+
+    // What crossing would cost if the pixels were copied, once each way: the bound the
+    // zero-copy hop is measured against (memory bandwidth, not a peer).
+    let from = vec![0x5a_u8; FRAME_LEN];
+    let mut to = vec![0_u8; FRAME_LEN];
+    group.bench_function("copy_frame_twice", |b| {
+        b.iter(|| {
+            to.copy_from_slice(black_box(&from));
+            black_box(&mut to);
+            to.copy_from_slice(black_box(&from));
+            black_box(&to);
+        });
+    });
     group.finish();
     eprintln!("bytes copied into the pool: {}", pool.bytes_copied());
 }
