@@ -29,7 +29,9 @@ class Invert(StreamHandler):
         self.outputs["video"] = VideoOutput("video", capabilities=["cpu"])
 
     def process(self, tick):
-        frame = self.inputs["video"].read_latest()
+        # recv(): each frame once. read_latest() would also return the frame already inverted
+        # (on the final, draining call), and the counts would no longer agree.
+        frame = self.inputs["video"].recv()
         if frame is None:
             return
         out = self.outputs["video"].new_frame(frame.width, frame.height)
