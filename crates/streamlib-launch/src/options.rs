@@ -32,8 +32,9 @@ static STREAM_OPTIONS: [PropertySpec; 2] = [
         false,
         "what the runtime does when the handler fails (an error or a panic, or a crash under \
          @process): never leaves it failed; on-failure restarts it (on_stop, a backoff from \
-         10 ms doubling up to 5 s, on_start); always also restarts a handler that ended its \
-         own stream (not one the clock or its upstreams ended)",
+         10 ms doubling up to 5 s while it keeps failing within 1 s of a start, on_start); \
+         always also restarts a handler that ended its own stream (not one the clock or its \
+         upstreams ended)",
     ),
     prop(
         MAX_RESTARTS,
@@ -43,8 +44,9 @@ static STREAM_OPTIONS: [PropertySpec; 2] = [
         },
         Some("10"),
         false,
-        "restarts allowed before the stream is left failed (-1: no cap); given without \
-         restart=, it means restart=on-failure",
+        "restarts allowed in a row before the stream is left failed (-1: no cap; a stream \
+         that stayed up 1 s counts from one again); given without restart=, it means \
+         restart=on-failure",
     ),
 ];
 

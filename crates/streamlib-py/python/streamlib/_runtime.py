@@ -94,8 +94,8 @@ class Stream:
     thread pool; Python handlers: a thread of their own).
 
     ``restart`` is the runtime's restart policy for the stream (``"never"``, the default;
-    ``"on-failure"``; ``"always"``), ``max_restarts`` the restarts allowed before it is left
-    failed (``-1``: no cap): a Python exception in ``process`` is a failure like a Rust
+    ``"on-failure"``; ``"always"``), ``max_restarts`` the restarts allowed in a row before it
+    is left failed (``-1``: no cap; a stream that stayed up 1 s counts from one again): a Python exception in ``process`` is a failure like a Rust
     handler's panic."""
 
     def __init__(
