@@ -247,6 +247,63 @@ fn a_stream_that_stays_up_between_failures_is_restarted_past_the_cap_without_bac
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
 }
 
+/// A handler whose restarts fail in `on_start` is a crash loop however long the backoff
+/// grows: the cap still ends it (the time spent waiting is not time up).
+#[test]
+fn failing_restarts_reach_the_cap_even_when_the_backoff_outgrows_reset_after() {
+    struct FailsToRestart {
+        input: InputPort<VideoFrame>,
+        starts: u32,
+    }
+    impl StreamHandler for FailsToRestart {
+        fn ports(&self) -> Ports {
+            Ports::new().input(&self.input)
+        }
+        fn on_start(&mut self, _: &StartContext<'_>) -> Result<(), HandlerError> {
+            self.starts += 1;
+            if self.starts > 1 {
+                return Err(HandlerError::msg("device gone"));
+            }
+            Ok(())
+        }
+        fn process(&mut self, _: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+            Err(HandlerError::msg("lost"))
+        }
+    }
+    let clock = SoftwareClock::new(Rational::fps(200));
+    let mut rt = StreamRuntime::new(clock);
+    let src = FrameSource::new(8, 8, MemoryCaps::CPU);
+    let sink = FailsToRestart {
+        input: InputPort::new("video", MemoryCaps::CPU),
+        starts: 0,
+    };
+    let (o, i) = (src.out.handle(), sink.input.handle());
+    // Delays 20 ms, then 100 ms: each longer than `reset_after` (10 ms).
+    let backoff = Backoff {
+        initial: Duration::from_millis(20),
+        factor: 5.0,
+        max: Duration::from_secs(1),
+        max_restarts: Some(2),
+        reset_after: Duration::from_millis(10),
+    };
+    rt.add_stream(Stream::new("src", src)).unwrap();
+    rt.add_stream(Stream::new("dev", sink).restart_policy(RestartPolicy::OnFailure(backoff)))
+        .unwrap();
+    rt.connect(&o, &i).unwrap();
+    rt.start().unwrap();
+    let handle = rt.handle();
+    let started = Instant::now();
+    while handle
+        .stats()
+        .and_then(|s| s.stream("dev").map(|f| f.state))
+        != Some(StreamState::Failed)
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "never gave up");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    rt.stop().unwrap();
+}
+
 #[test]
 fn always_policy_restarts_a_source_that_ended() {
     let (clock, ticks) = ManualClock::new(Rational::fps(30));

@@ -97,7 +97,10 @@ impl RunningGraph {
         let now = self.now_ns();
         let up_for = now.saturating_sub(node.up_since_ns.load(Ordering::Relaxed));
         let mut done = node.streak.load(Ordering::Relaxed);
-        if u128::from(up_for) >= backoff.reset_after.as_nanos() {
+        // A restart whose `on_start` failed was never up (the time since the last good start
+        // is backoff, not health): only a failure after a good start may clear the streak.
+        let was_up = !node.needs_start.load(Ordering::Relaxed);
+        if was_up && u128::from(up_for) >= backoff.reset_after.as_nanos() {
             // It stayed up: this failure is not part of a crash loop.
             done = 0;
         }
