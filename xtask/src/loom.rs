@@ -11,47 +11,32 @@ use anyhow::Result;
 
 use crate::command::Command;
 
+/// Each model: the `cargo test` arguments after `test -p`.
+const MODELS: &[&[&str]] = &[
+    &["streamlib-buffers", "--release", "--test", "loom"],
+    &["streamlib-process", "--release", "--test", "loom"],
+    // Without default features: the tokio dispatcher has loom paths of its own that would need
+    // loom as tokio's dependency, and the model covers the gate every dispatcher shares.
+    &[
+        "streamlib-dispatch",
+        "--no-default-features",
+        "--release",
+        "--lib",
+        "loom_models",
+    ],
+];
+
 /// Builds and runs every loom model.
 pub fn run() -> Result<()> {
     let target_dir = crate::workspace::root()?.join("target").join("loom");
     let target_dir = target_dir.to_string_lossy();
-    Command::cargo()
-        .args([
-            "test",
-            "-p",
-            "streamlib-buffers",
-            "--release",
-            "--test",
-            "loom",
-        ])
-        .env("RUSTFLAGS", "--cfg loom")
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .run()?;
-    Command::cargo()
-        .args([
-            "test",
-            "-p",
-            "streamlib-process",
-            "--release",
-            "--test",
-            "loom",
-        ])
-        .env("RUSTFLAGS", "--cfg loom")
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .run()?;
-    // Without default features: the tokio dispatcher has loom paths of its own that would need
-    // loom as tokio's dependency, and the model covers the gate every dispatcher shares.
-    Command::cargo()
-        .args([
-            "test",
-            "-p",
-            "streamlib-dispatch",
-            "--no-default-features",
-            "--release",
-            "--lib",
-            "loom_models",
-        ])
-        .env("RUSTFLAGS", "--cfg loom")
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .run()
+    for model in MODELS {
+        Command::cargo()
+            .args(["test", "-p"])
+            .args(model.iter().copied())
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .run()?;
+    }
+    Ok(())
 }
