@@ -10,37 +10,27 @@
     reason = "tests; the figures go to stderr"
 )]
 
+mod support;
+
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use streamlib_clock::{FreeRunningClock, Rational, SoftwareClock};
-use streamlib_launch::process::{ProcessOptions, is_worker, run_worker};
+use streamlib_launch::process::ProcessOptions;
 use streamlib_launch::{BuiltPipeline, Registry, build, parse};
 use streamlib_runtime::{RuntimeStats, StreamRuntime};
 
 /// The child's entry: does nothing unless this process was started as a worker.
 #[test]
 fn worker_entry() {
-    if is_worker() {
-        let code = run_worker(&Registry::builtin());
-        std::process::exit(if code == std::process::ExitCode::SUCCESS {
-            0
-        } else {
-            3
-        });
-    }
+    support::serve_if_worker();
 }
 
 /// The options are process-wide: one test at a time installs its own.
 fn options() -> (MutexGuard<'static, ()>, ProcessOptions) {
     static SERIAL: Mutex<()> = Mutex::new(());
     let guard = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    let exe = std::env::current_exe().unwrap();
-    let options = ProcessOptions::default().program(
-        exe,
-        &["worker_entry", "--exact", "--nocapture", "--test-threads=1"],
-    );
-    (guard, options)
+    (guard, support::worker_options())
 }
 
 fn built(text: &str, frames: u64) -> BuiltPipeline {

@@ -5,10 +5,11 @@
 #![cfg(feature = "process")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
 use std::time::Duration;
 
 use streamlib_clock::{ManualClock, Rational};
-use streamlib_launch::process::{ProcessOptions, is_worker, run_worker};
 use streamlib_launch::{BuiltPipeline, Registry, build, parse};
 use streamlib_runtime::StreamRuntime;
 use streamlib_test_support::{CountingAllocator, allocations};
@@ -19,14 +20,7 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 /// The child's entry: does nothing unless this process was started as a worker.
 #[test]
 fn worker_entry() {
-    if is_worker() {
-        let code = run_worker(&Registry::builtin());
-        std::process::exit(if code == std::process::ExitCode::SUCCESS {
-            0
-        } else {
-            3
-        });
-    }
+    support::serve_if_worker();
 }
 
 fn pump(runtime: &StreamRuntime, ticks: &streamlib_clock::ManualClockHandle, from: u64, n: u64) {
@@ -42,13 +36,7 @@ fn pump(runtime: &StreamRuntime, ticks: &streamlib_clock::ManualClockHandle, fro
 
 #[test]
 fn the_parent_side_allocates_nothing_per_frame() {
-    let exe = std::env::current_exe().unwrap();
-    ProcessOptions::default()
-        .program(
-            exe,
-            &["worker_entry", "--exact", "--nocapture", "--test-threads=1"],
-        )
-        .install();
+    support::worker_options().install();
     let (clock, ticks) = ManualClock::new(Rational::fps(30));
     let BuiltPipeline { mut runtime, .. } = build(
         &Registry::builtin(),

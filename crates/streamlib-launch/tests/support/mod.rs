@@ -77,3 +77,28 @@ pub fn run_free(text: &str, ticks: Option<u64>) -> streamlib_launch::Graph {
     }
     built.graph
 }
+
+/// The `@process` child's side in a test binary: a `#[test] fn worker_entry` calls this; it
+/// does nothing unless this process was started as a worker, and then serves and exits.
+#[cfg(feature = "process")]
+pub fn serve_if_worker() {
+    use streamlib_launch::process::{is_worker, run_worker};
+    if is_worker() {
+        let code = run_worker(&Registry::builtin());
+        std::process::exit(if code == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            3
+        });
+    }
+}
+
+/// Options whose child is this test binary re-entered at its `worker_entry` test.
+#[cfg(feature = "process")]
+pub fn worker_options() -> streamlib_launch::process::ProcessOptions {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("the test binary's path: {e}"));
+    streamlib_launch::process::ProcessOptions::default().program(
+        exe,
+        &["worker_entry", "--exact", "--nocapture", "--test-threads=1"],
+    )
+}
