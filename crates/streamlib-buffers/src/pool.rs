@@ -10,9 +10,9 @@
 //! # Memory owned elsewhere
 //! [`BufferPool::with_storage`] makes a pool whose buffers live in a [`PoolStorage`] instead of
 //! the heap: a shared-memory mapping another process also sees (process isolation). Handles,
-//! reference counts and the free queue work as for heap buffers; [`PooledBuf::storage_slot`]
-//! tells which slot of the storage a buffer is, so it can cross to the other process as an
-//! index, without copying.
+//! reference counts and the free queue work as for heap buffers; a buffer's address tells its
+//! slot, so it can cross to the other process as an index, without copying. Both constructors
+//! are `unsafe`: nothing in the pool can check that it is the only one writing that memory.
 
 use std::fmt;
 // Storage is shared with the outside world (other crates, other processes), never modelled by loom.
@@ -29,6 +29,9 @@ struct PoolSlot<T> {
     /// In a claim-only pool ([`BufferPool::with_claimed_storage`]): 1 while a handle to the
     /// slot exists, 0 when it is free to [`BufferPool::claim`]. Unused otherwise.
     held: AtomicUsize,
+    /// In a claim-only pool: the length of the claim that holds the slot (set by the one
+    /// claimer before its handle exists, read through handles only).
+    len: AtomicUsize,
     data: UnsafeCell<Vec<T>>,
 }
 
@@ -84,13 +87,25 @@ impl<T> PoolShared<T> {
 }
 
 impl<T: 'static> PoolShared<T> {
+    /// Elements of buffer `index`: the claim's length in a claim-only pool, else the pool's.
+    fn len_of(&self, index: usize) -> usize {
+        if self.claim_only {
+            self.slots[index].len.load(Ordering::Relaxed)
+        } else {
+            self.buffer_len
+        }
+    }
+
     fn slice(&self, index: usize) -> &[T] {
         if let Some(storage) = &self.storage {
-            // SAFETY: `PoolStorage` promises `slot_len() >= buffer_len` (checked at
-            // construction) valid, initialized elements at this slot for the storage's life,
-            // which the `Arc` held here outlives the borrow of; the caller's handle makes the
-            // access shared-only, as for heap slots below.
-            return unsafe { std::slice::from_raw_parts(storage.slot_ptr(index), self.buffer_len) };
+            // SAFETY: `PoolStorage` promises `slot_len()` valid, initialized elements at this
+            // slot for the storage's life, and `len_of` is at most that (checked at
+            // construction or claim); the `Arc` held here outlives the borrow. The caller's
+            // handle makes the access shared-only, as for heap slots below, and the
+            // constructor's caller promised no other writer in this process.
+            return unsafe {
+                std::slice::from_raw_parts(storage.slot_ptr(index), self.len_of(index))
+            };
         }
         // SAFETY: callers hold a handle to `index`, so no `PoolBufMut` for it exists elsewhere
         // and nothing mutates the vector while the returned borrow (tied to that handle) lives.
@@ -111,25 +126,13 @@ impl<T: 'static> PoolShared<T> {
         if let Some(storage) = &self.storage {
             // SAFETY: as in `slice`, and the caller's handle is the only one to this slot.
             return unsafe {
-                std::slice::from_raw_parts_mut(storage.slot_ptr(index), self.buffer_len)
+                std::slice::from_raw_parts_mut(storage.slot_ptr(index), self.len_of(index))
             };
         }
         // SAFETY: the caller's `PoolBufMut` is the only handle to its slot.
         self.slots[index]
             .data
             .with_mut(|data| unsafe { (*data).as_mut_slice() })
-    }
-
-    /// The slot of `storage` this pool's buffer `index` is, if the pool is built on it.
-    fn storage_slot(&self, index: usize, storage: &dyn PoolStorage<T>) -> Option<usize> {
-        let own = self.storage.as_deref()?;
-        // The same storage object: compare the data pointers (not the vtables, which may be
-        // duplicated across codegen units).
-        std::ptr::addr_eq(
-            own as *const dyn PoolStorage<T>,
-            storage as *const dyn PoolStorage<T>,
-        )
-        .then_some(index)
     }
 }
 
@@ -168,6 +171,7 @@ impl<T: Copy + Default + Send + Sync + 'static> BufferPool<T> {
             .map(|i| PoolSlot {
                 refs: AtomicUsize::new(0),
                 held: AtomicUsize::new(0),
+                len: AtomicUsize::new(buffer_len),
                 data: UnsafeCell::new(if i < initial {
                     vec![T::default(); buffer_len]
                 } else {
@@ -197,7 +201,14 @@ impl<T: Copy + Default + Send + Sync + 'static> BufferPool<T> {
     /// A pool of `buffer_len`-element buffers in `storage`'s slots, one buffer per slot (all
     /// "allocated" from the start: the pool never grows). Errors if a slot is shorter than
     /// `buffer_len` or the storage has no slot.
-    pub fn with_storage(
+    ///
+    /// # Safety
+    /// While this pool or any buffer from it lives, nothing else in this process may write
+    /// `storage`'s slots or read them through anything but this pool's buffers: in
+    /// particular no second pool may be built over the same storage (two pools would hand out
+    /// two writers of one slot). Give each pool storage of its own (`ShmPool::reserve` makes
+    /// new storage per call).
+    pub unsafe fn with_storage(
         name: impl Into<String>,
         buffer_len: usize,
         storage: StdArc<dyn PoolStorage<T>>,
@@ -205,16 +216,20 @@ impl<T: Copy + Default + Send + Sync + 'static> BufferPool<T> {
         Self::on_storage(name.into(), buffer_len, storage, false)
     }
 
-    /// A pool over `storage` whose buffers are taken by slot index with
+    /// A pool over `storage` whose buffers are taken by slot index and length with
     /// [`claim`](Self::claim), never by [`acquire`](Self::acquire) (which always finds it
     /// empty). For the side of a shared mapping that is told which slot to use: a child
     /// process wraps the slot its parent lent it as a frame, without copying.
-    pub fn with_claimed_storage(
+    ///
+    /// # Safety
+    /// As for [`with_storage`](Self::with_storage): this pool is the only way this process
+    /// touches `storage`'s slots while it or any of its buffers lives.
+    pub unsafe fn with_claimed_storage(
         name: impl Into<String>,
-        buffer_len: usize,
         storage: StdArc<dyn PoolStorage<T>>,
     ) -> Result<Self, BuffersError> {
-        Self::on_storage(name.into(), buffer_len, storage, true)
+        let len = storage.slot_len();
+        Self::on_storage(name.into(), len, storage, true)
     }
 
     fn on_storage(
@@ -248,6 +263,7 @@ impl<T: Copy + Default + Send + Sync + 'static> BufferPool<T> {
                     .map(|_| PoolSlot {
                         refs: AtomicUsize::new(0),
                         held: AtomicUsize::new(0),
+                        len: AtomicUsize::new(buffer_len),
                         data: UnsafeCell::new(Vec::new()),
                     })
                     .collect(),
@@ -259,13 +275,16 @@ impl<T: Copy + Default + Send + Sync + 'static> BufferPool<T> {
         })
     }
 
-    /// Slot `index` of a claim-only pool ([`with_claimed_storage`](Self::with_claimed_storage))
-    /// for writing, if no handle to it is alive; `None` when it is still held (or `index` is
-    /// out of range, or the pool is not claim-only).
-    pub fn claim(&self, index: usize) -> Option<PoolBufMut<T>> {
+    /// The first `len` elements of slot `index` of a claim-only pool
+    /// ([`with_claimed_storage`](Self::with_claimed_storage)) for writing, if no handle to it
+    /// is alive; `None` when it is still held (or `index` is out of range, `len` longer than a
+    /// slot, or the pool is not claim-only). One slot has one claim at a time, whatever its
+    /// length, so a slot can never be written while an earlier buffer of it is read.
+    pub fn claim(&self, index: usize, len: usize) -> Option<PoolBufMut<T>> {
         let shared = &*self.shared;
         let slot = shared.slots.get(index)?;
         if !shared.claim_only
+            || len > shared.buffer_len
             || slot
                 .held
                 .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
@@ -273,6 +292,9 @@ impl<T: Copy + Default + Send + Sync + 'static> BufferPool<T> {
         {
             return None;
         }
+        // No handle to the slot exists (held was 0), so nothing reads `len` now; the handle
+        // made below carries it to other threads through whatever hands the handle over.
+        slot.len.store(len, Ordering::Relaxed);
         Some(PoolBufMut {
             shared: Arc::clone(&self.shared),
             index,
@@ -379,14 +401,6 @@ pub struct PoolBufMut<T> {
     index: usize,
 }
 
-impl<T: 'static> PoolBufMut<T> {
-    /// Which slot of `storage` this buffer is, when its pool was built on that storage
-    /// ([`BufferPool::with_storage`]); `None` for any other buffer.
-    pub fn storage_slot(&self, storage: &dyn PoolStorage<T>) -> Option<usize> {
-        self.shared.storage_slot(self.index, storage)
-    }
-}
-
 impl<T> PoolBufMut<T> {
     /// Makes the buffer shareable and read-only.
     pub fn freeze(self) -> PooledBuf<T> {
@@ -455,6 +469,7 @@ impl<T: Copy + Default + Send + Sync + 'static> PooledBuf<T> {
             slots: vec![PoolSlot {
                 refs: AtomicUsize::new(1),
                 held: AtomicUsize::new(0),
+                len: AtomicUsize::new(0),
                 data: UnsafeCell::new(data),
             }]
             .into_boxed_slice(),
@@ -464,15 +479,6 @@ impl<T: Copy + Default + Send + Sync + 'static> PooledBuf<T> {
             exhausted: AtomicU64::new(0),
         });
         Self { shared, index: 0 }
-    }
-}
-
-impl<T: 'static> PooledBuf<T> {
-    /// Which slot of `storage` this buffer is, when its pool was built on that storage
-    /// ([`BufferPool::with_storage`]); `None` for any other buffer. What lets a frame cross to
-    /// another process that maps the same storage as an index, without a copy.
-    pub fn storage_slot(&self, storage: &dyn PoolStorage<T>) -> Option<usize> {
-        self.shared.storage_slot(self.index, storage)
     }
 }
 
@@ -607,24 +613,21 @@ mod tests {
             (0..3).map(|_| std::cell::UnsafeCell::new([0; 8])).collect(),
         ));
         let dyn_storage: StdArc<dyn PoolStorage<u8>> = storage.clone();
-        let pool = BufferPool::with_storage("shm", 6, dyn_storage).unwrap();
+        // SAFETY: the only pool over this storage; the test reads a slot only while no
+        // buffer of it is written.
+        let pool = unsafe { BufferPool::with_storage("shm", 6, dyn_storage) }.unwrap();
         assert_eq!((pool.capacity(), pool.available(), pool.grown()), (3, 3, 0));
         let mut a = pool.acquire().unwrap();
-        let slot = a.storage_slot(&*storage).unwrap();
+        let slot = (0..3)
+            .find(|&i| storage.slot_ptr(i).cast_const() == a.as_ptr())
+            .unwrap();
         a.copy_from_slice(&[1, 2, 3, 4, 5, 6]);
         let a = a.freeze();
         assert_eq!(a.len(), 6);
-        assert_eq!(a.storage_slot(&*storage), Some(slot));
         // The bytes are in the storage's slot itself, not a copy.
         // SAFETY: read only, while nothing writes.
         let raw = unsafe { *storage.0[slot].get() };
         assert_eq!(&raw[..6], &[1, 2, 3, 4, 5, 6]);
-        assert_eq!(a.as_ptr(), storage.slot_ptr(slot).cast_const());
-        // Other buffers are not in it.
-        assert_eq!(
-            PooledBuf::from_vec(vec![0u8; 6]).storage_slot(&*storage),
-            None
-        );
         let b = pool.acquire().unwrap();
         let c = pool.acquire().unwrap();
         assert!(pool.acquire().is_err(), "never grows past the storage");
@@ -637,17 +640,22 @@ mod tests {
         let storage: StdArc<dyn PoolStorage<u8>> = StdArc::new(Slots(
             (0..2).map(|_| std::cell::UnsafeCell::new([0; 8])).collect(),
         ));
-        let pool = BufferPool::with_claimed_storage("child", 8, storage).unwrap();
+        // SAFETY: the only pool over this storage.
+        let pool = unsafe { BufferPool::with_claimed_storage("child", storage) }.unwrap();
         assert!(pool.acquire().is_err(), "claim-only");
-        let one = pool.claim(1).unwrap().freeze();
+        let one = pool.claim(1, 5).unwrap().freeze();
+        assert_eq!(one.len(), 5, "the claim's length");
         let again = one.clone();
-        assert!(pool.claim(1).is_none(), "held");
-        assert!(pool.claim(2).is_none(), "out of range");
+        assert!(pool.claim(1, 5).is_none(), "held");
+        assert!(pool.claim(1, 3).is_none(), "held, whatever the length");
+        assert!(pool.claim(2, 1).is_none(), "out of range");
+        assert!(pool.claim(0, 9).is_none(), "longer than a slot");
         drop(one);
-        assert!(pool.claim(1).is_none(), "a clone still holds it");
+        assert!(pool.claim(1, 8).is_none(), "a clone still holds it");
         drop(again);
-        let back = pool.claim(1).unwrap();
-        assert!(pool.claim(0).is_some());
+        let back = pool.claim(1, 8).unwrap();
+        assert_eq!(back.len(), 8);
+        assert!(pool.claim(0, 2).is_some());
         drop(back);
         assert_eq!(pool.available(), 0, "never in the free queue");
     }
@@ -657,7 +665,8 @@ mod tests {
         let storage: StdArc<dyn PoolStorage<u8>> = StdArc::new(Slots(
             (0..1).map(|_| std::cell::UnsafeCell::new([0; 8])).collect(),
         ));
-        let err = BufferPool::with_storage("shm", 9, storage).unwrap_err();
+        // SAFETY: the only pool over this storage.
+        let err = unsafe { BufferPool::with_storage("shm", 9, storage) }.unwrap_err();
         assert!(err.to_string().contains("9 elements per buffer"), "{err}");
     }
 

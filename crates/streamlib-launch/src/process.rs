@@ -60,7 +60,7 @@
 //! past its tick: their slots go back to the upstream pool when the tick ends. End of stream
 //! and stop requests of a handler in a child are not forwarded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,12 +69,12 @@ use std::time::{Duration, Instant};
 
 use streamlib_clock::{ClockInfo, ClockSourceId, Pacing, Rational, TimedTick, Timescale};
 use streamlib_ports::{
-    DeliveryMode, HandlerError, InputPort, MemoryCaps, MemorySpace, OutputPort, PixelFormat,
-    PoolProvider, Ports, ProcessContext, StartContext, StreamHandler, VideoFrame,
+    DeliveryMode, FrameLayout, HandlerError, InputPort, MemoryCaps, MemorySpace, OutputPort,
+    PixelFormat, PoolProvider, Ports, ProcessContext, StartContext, StreamHandler, VideoFrame,
 };
 use streamlib_process::{
-    BufferPool, Child, ChildId, ChildOptions, FrameSlot, LEND_PORT, Message, PoolBufMut,
-    PoolStorage, ProcessError, ShmPool, Worker,
+    BufferPool, Child, ChildId, ChildOptions, ChildStats, FrameSlot, LEND_PORT, Message,
+    PoolBufMut, PooledBuf, ProcessError, ShmPool, Worker,
 };
 
 use crate::desc::ElementDesc;
@@ -86,6 +86,11 @@ use crate::{LaunchError, validate_properties};
 const ELEMENT_KEY: &str = "@element";
 const FPS_KEY: &str = "@fps";
 const CLOCK_KEY: &str = "@clock";
+
+/// Ring slots of the output that feeds each of the child's handler inputs (latest delivery):
+/// the frames of the last ticks that ring still holds. The parent keeps that many of each
+/// input's frames alive, so their slots are not reused while the child may read them.
+const FEEDER_SLOTS: usize = 3;
 
 /// How `@process` children are started and watched.
 #[derive(Debug, Clone)]
@@ -248,6 +253,16 @@ impl Shared {
         Ok(created)
     }
 
+    /// Forgets the pool and the upstream pools over it (a larger one replaces it); buffers
+    /// and children still using it keep its mapping alive until they let go.
+    fn reset(&self) {
+        *self.pool.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.provided
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     fn existing(&self) -> Option<ShmPool> {
         self.pool
             .lock()
@@ -283,7 +298,11 @@ impl PoolProvider for ShmProvider {
                 return None;
             }
         };
-        let pool = BufferPool::with_storage(name, buffer_len, storage).ok()?;
+        // SAFETY: `reserve` made this storage now, for this pool alone.
+        let pool = unsafe { BufferPool::with_storage(name, buffer_len, storage) }.ok()?;
+        // A producer asking again (a new layout, more buffers) lets go of its old pool: its
+        // reserved slots go back when the last of its buffers drops.
+        provided.retain(|(n, _, _)| n != name);
         provided.push((name.to_owned(), buffer_len, pool.clone()));
         Some(pool)
     }
@@ -300,6 +319,12 @@ struct Counters {
     bytes_copied: AtomicU64,
     /// Live property changes sent to a running child.
     properties_sent: AtomicU64,
+    /// Input frames skipped because every shared slot was in use (the producer's rule).
+    skipped: AtomicU64,
+    /// Output frames the child dropped (no slot to write them to).
+    outputs_dropped: AtomicU64,
+    /// Times a frame outgrew the slots and a larger pool replaced the old one.
+    pool_rebuilds: AtomicU64,
     /// Spawn to `Ready` of the last child, in µs.
     spawn_us: AtomicU64,
     /// The last failure to the next child's `Ready` (restart backoff included), in µs.
@@ -334,6 +359,7 @@ pub(crate) fn proxy(
     drop(real);
     let video = std::any::TypeId::of::<VideoFrame>();
     let mut inputs = Vec::with_capacity(ports.inputs().len());
+    let mut kept = Vec::with_capacity(ports.inputs().len());
     for port in ports.inputs() {
         if port.message_type() != video {
             return Err(refuse(format!(
@@ -342,9 +368,17 @@ pub(crate) fn proxy(
                 port.kind()
             )));
         }
+        // What the child may still hold of this input's past frames: its feeder's queue and
+        // what the handler declares it keeps. The proxy keeps those frames alive; upstream
+        // pools size for them with the proxy's own.
+        let retained = match port.delivery() {
+            DeliveryMode::Latest => FEEDER_SLOTS,
+            DeliveryMode::Ordered { capacity } => capacity,
+        } + port.holds();
+        kept.push((retained, VecDeque::with_capacity(retained)));
         let mut input = InputPort::<VideoFrame>::new(port.name().to_owned(), MemoryCaps::CPU)
             .with_delivery(port.delivery())
-            .holding(port.holds());
+            .holding(port.holds() + retained);
         if !port.is_required() {
             input = input.optional();
         }
@@ -393,6 +427,9 @@ pub(crate) fn proxy(
             .collect(),
         options,
         shared: Arc::clone(&shared),
+        pool: None,
+        child_stats: ChildStats::default(),
+        kept,
         inputs,
         outputs,
         clock: (Rational::fps(30), ClockSourceId(0)),
@@ -431,6 +468,9 @@ pub(crate) fn proxy(
             "frames_zero_copy": counters.zero_copy.load(Ordering::Relaxed),
             "frames_copied": counters.copied.load(Ordering::Relaxed),
             "bytes_copied": counters.bytes_copied.load(Ordering::Relaxed),
+            "frames_skipped": counters.skipped.load(Ordering::Relaxed),
+            "outputs_dropped": counters.outputs_dropped.load(Ordering::Relaxed),
+            "pool_rebuilds": counters.pool_rebuilds.load(Ordering::Relaxed),
             "properties_sent": counters.properties_sent.load(Ordering::Relaxed),
             "spawn_us": counters.spawn_us.load(Ordering::Relaxed),
             "recovery_us": counters.recovery_us.load(Ordering::Relaxed),
@@ -523,6 +563,14 @@ struct Proxy {
     properties: Vec<(String, String)>,
     options: ProcessOptions,
     shared: Arc<Shared>,
+    /// The element's pool once made (what `shared` holds, without its lock per tick).
+    pool: Option<ShmPool>,
+    /// The running child's counters as last added to the report.
+    child_stats: ChildStats,
+    /// Per input, the frames of its last ticks the child may still hold (its feeder's ring,
+    /// the handler's declared holds), kept alive so their slots are not reused under it.
+    /// Preallocated: pushing within capacity allocates nothing.
+    kept: Vec<(usize, VecDeque<VideoFrame>)>,
     inputs: Vec<InputPort<VideoFrame>>,
     outputs: Vec<OutputPort<VideoFrame>>,
     clock: (Rational, ClockSourceId),
@@ -571,15 +619,19 @@ impl Proxy {
     }
 
     fn clear(&mut self) {
+        self.kept.iter_mut().for_each(|(_, frames)| frames.clear());
         self.held.iter_mut().for_each(|h| *h = None);
         self.lent.iter_mut().for_each(|l| *l = None);
         self.received.iter_mut().for_each(|r| *r = None);
         self.returned.clear();
     }
 
-    /// The pool, sized from this tick's frames if nobody made it yet, and the proxy's own
-    /// slots in it.
-    fn ensure_pool(&mut self) -> Result<ShmPool, ProcessError> {
+    /// The pool, and the proxy's own slots in it. Made on first use with slots for this
+    /// tick's largest frame, else the negotiated frame size; made again, larger, when a frame
+    /// outgrows its slots (the child restarts on the new one). `None` while an element with
+    /// inputs has neither a frame nor a fixed size yet: the tick is skipped, so a slot size
+    /// is never guessed.
+    fn ensure_pool(&mut self) -> Result<Option<ShmPool>, ProcessError> {
         let largest = self
             .received
             .iter()
@@ -587,31 +639,69 @@ impl Proxy {
             .filter_map(|f| f.cpu_bytes().map(<[u8]>::len))
             .max()
             .unwrap_or(0);
-        let pool = self.shared.pool(largest)?;
-        if self.held.len() != pool.slots() {
-            self.held = (0..pool.slots()).map(|_| None).collect();
+        if let Some(pool) = &self.pool {
+            if largest <= pool.slot_size() {
+                return Ok(Some(pool.clone()));
+            }
+            self.replace_pool();
         }
-        if self.own.is_none() {
-            let wanted: usize = self
-                .outputs
-                .iter()
-                .map(|o| o.pool_capacity(0))
-                .sum::<usize>()
-                + 2 * self.inputs.len()
-                + 1;
-            let free = pool.available();
-            let count = wanted.min(free);
-            if count > 0 {
-                let storage = pool.reserve(count)?;
-                self.own = BufferPool::with_storage(
+        let wanted = largest.max(self.negotiated_len());
+        if wanted == 0 && !self.inputs.is_empty() {
+            return Ok(None);
+        }
+        let mut pool = self.shared.pool(wanted)?;
+        if pool.slot_size() < wanted {
+            // An upstream made it for smaller frames than this tick's.
+            self.replace_pool();
+            pool = self.shared.pool(wanted)?;
+        }
+        self.held = (0..pool.slots()).map(|_| None).collect();
+        let wanted_own: usize = self
+            .outputs
+            .iter()
+            .map(|o| o.pool_capacity(0))
+            .sum::<usize>()
+            + 2 * self.inputs.len()
+            + 1;
+        let count = wanted_own.min(pool.available());
+        if count > 0 {
+            let storage = pool.reserve(count)?;
+            // SAFETY: `reserve` made this storage now, for this pool alone.
+            self.own = unsafe {
+                BufferPool::with_storage(
                     format!("{}-process", self.element),
                     pool.slot_size(),
                     storage,
                 )
-                .ok();
             }
+            .ok();
         }
-        Ok(pool)
+        self.pool = Some(pool.clone());
+        Ok(Some(pool))
+    }
+
+    /// The largest frame the negotiated caps of the ports fix, in bytes (0 when none).
+    fn negotiated_len(&self) -> usize {
+        let inputs = self.inputs.iter().filter_map(InputPort::negotiated_video);
+        let outputs = self.outputs.iter().filter_map(OutputPort::negotiated_video);
+        inputs
+            .chain(outputs)
+            .filter_map(|v| FrameLayout::new(v.width, v.height, v.format).ok())
+            .map(|layout| layout.buffer_len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Stops the child and forgets the pool, for a larger one.
+    fn replace_pool(&mut self) {
+        if let Some(child) = self.child.take() {
+            child.stop(self.options.stop_timeout);
+        }
+        self.clear();
+        self.own = None;
+        self.pool = None;
+        self.shared.reset();
+        self.counters.pool_rebuilds.fetch_add(1, Ordering::Relaxed);
     }
 
     fn spawn(&mut self, pool: &ShmPool) -> Result<(), ProcessError> {
@@ -661,6 +751,7 @@ impl Proxy {
             .pid
             .store(u64::from(child.pid()), Ordering::Relaxed);
         self.pending.clear();
+        self.child_stats = ChildStats::default();
         self.child = Some(child);
         Ok(())
     }
@@ -692,14 +783,12 @@ impl Proxy {
                     len: u32::try_from(len).unwrap_or(u32::MAX),
                     slot_size: pool.slot_size(),
                 };
-                let mut buf = self
-                    .own
-                    .as_ref()
-                    .and_then(|own| own.acquire().ok())
-                    .ok_or_else(|| ProcessError::PoolExhausted {
-                        name: pool.name().to_owned(),
-                        slots: pool.slots(),
-                    })?;
+                let Some(mut buf) = self.own.as_ref().and_then(|own| own.acquire().ok()) else {
+                    // Every slot is in use: skip this frame, as a producer does when its
+                    // pool is dry (the handler sees the previous one), and count it.
+                    self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                };
                 buf.get_mut(..len).ok_or(too_long)?.copy_from_slice(bytes);
                 pool.count_copied(len as u64);
                 self.counters.copied.fetch_add(1, Ordering::Relaxed);
@@ -734,6 +823,13 @@ impl Proxy {
             format: layout.format(),
             stride: layout.stride(),
         };
+        let (retained, kept) = &mut self.kept[port];
+        if kept.len() >= *retained {
+            kept.pop_front();
+        }
+        if *retained > 0 {
+            kept.push_back(frame.clone());
+        }
         self.held[slot as usize] = Some(frame);
         let lease = pool.lend(slot)?;
         match &mut self.child {
@@ -769,7 +865,9 @@ impl Proxy {
     }
 
     fn tick(&mut self, tick: &TimedTick) -> Result<(), ProcessError> {
-        let pool = self.ensure_pool()?;
+        let Some(pool) = self.ensure_pool()? else {
+            return Ok(());
+        };
         if self.child.is_none() {
             self.spawn(&pool)?;
         }
@@ -795,6 +893,7 @@ impl Proxy {
             returned,
             counters,
             outputs,
+            child_stats,
             ..
         } = self;
         let Some(child) = child else {
@@ -841,6 +940,22 @@ impl Proxy {
                 returned.push((port, frame.with_tick(tick)));
             }
         })?;
+        // What the child copied or dropped since it last said.
+        let stats = child.stats();
+        let seen = std::mem::replace(child_stats, stats);
+        let grew = |now: u64, then: u64| now.saturating_sub(then);
+        counters.copied.fetch_add(
+            grew(stats.frames_copied, seen.frames_copied),
+            Ordering::Relaxed,
+        );
+        counters.bytes_copied.fetch_add(
+            grew(stats.bytes_copied, seen.bytes_copied),
+            Ordering::Relaxed,
+        );
+        counters.outputs_dropped.fetch_add(
+            grew(stats.outputs_dropped, seen.outputs_dropped),
+            Ordering::Relaxed,
+        );
         Ok(())
     }
 }
@@ -870,7 +985,7 @@ impl StreamHandler for Proxy {
         }
         let tick = *ctx.tick();
         if let Err(error) = self.tick(&tick) {
-            if let Some(pool) = self.shared.existing()
+            if let Some(pool) = &self.pool
                 && let Some(child) = &self.child
             {
                 // The tick failed before the child could answer: its slots come back now.
@@ -986,7 +1101,12 @@ fn host(
         if input.message_type() != video {
             return Err(format!("input `{}` is not a video port", input.name()));
         }
-        let feeder = OutputPort::<VideoFrame>::new(input.name().to_owned(), MemoryCaps::CPU);
+        let feeder = OutputPort::<VideoFrame>::with_slots(
+            input.name().to_owned(),
+            MemoryCaps::CPU,
+            FEEDER_SLOTS,
+        )
+        .map_err(|e| format!("input `{}`: {e}", input.name()))?;
         let erased = feeder.handle().erased();
         erased
             .connect_to(&**input)
@@ -1025,32 +1145,88 @@ fn host(
     })
 }
 
-/// Wraps lent slot `slot` (`len` bytes) as a buffer, without copying: a claim on a pool over
-/// the mapping, one pool per frame length.
-fn claim(
-    pools: &mut Vec<(usize, BufferPool<u8>)>,
-    storage: &Arc<dyn PoolStorage<u8>>,
-    slot: u32,
-    len: usize,
-) -> Result<PoolBufMut<u8>, String> {
-    if let Some((_, pool)) = pools.iter().find(|(l, _)| *l == len)
-        && let Some(buf) = pool.claim(slot as usize)
-    {
-        return Ok(buf);
+/// The child's side of the shared slots: one claim-only pool over the whole mapping (so a slot
+/// is never wrapped twice, nor written while an earlier buffer of it is read), private
+/// buffers for the rare input whose slot is still held here, and the counters the parent
+/// adds to the element's report.
+struct ChildSlots {
+    shared: BufferPool<u8>,
+    /// Private buffers by length, for inputs copied out of a slot still held here.
+    copies: Vec<BufferPool<u8>>,
+    /// Slots already answered this tick: a second output of the same input slot (a tee)
+    /// is copied, since a slot can go back to the parent once.
+    answered: Vec<u32>,
+    stats: ChildStats,
+    /// `stats` as last sent.
+    sent: ChildStats,
+}
+
+impl ChildSlots {
+    fn new(worker: &Worker, outputs: usize) -> Result<Self, ProcessError> {
+        // SAFETY: the only pool over this worker's mapping, kept for the worker's life; the
+        // worker writes slots only through its claims (never `Worker::frame_mut`) and reads
+        // them through its buffers or `Worker::frame`, which only shares.
+        let shared = unsafe { BufferPool::with_claimed_storage("process-slots", worker.storage()) }
+            .map_err(|e| ProcessError::NotAWorker(e.to_string()))?;
+        Ok(Self {
+            shared,
+            copies: Vec::with_capacity(4),
+            answered: Vec::with_capacity(outputs + 1),
+            stats: ChildStats::default(),
+            sent: ChildStats::default(),
+        })
     }
-    // No pool for this length yet, or the slot is still referenced there (a handler or an
-    // input ring kept an earlier frame of it): a fresh pool over the same memory.
-    let pool = BufferPool::with_claimed_storage("process-slots", len, Arc::clone(storage))
-        .map_err(|e| e.to_string())?;
-    let buf = pool
-        .claim(slot as usize)
-        .ok_or_else(|| format!("slot {slot} cannot be claimed"))?;
-    pools.retain(|(l, _)| *l != len);
-    if pools.len() >= 4 {
-        pools.remove(0);
+
+    /// Input `input` as a buffer: its slot itself, or a private copy when a buffer of that
+    /// slot from an earlier tick is still alive here (a ring or the handler kept it).
+    fn input(&mut self, worker: &Worker, input: &FrameSlot) -> Result<PooledBuf<u8>, String> {
+        let len = input.len as usize;
+        if let Some(buf) = self.shared.claim(input.slot as usize, len) {
+            return Ok(buf.freeze());
+        }
+        let bytes = worker.frame(input).map_err(|e| e.to_string())?;
+        let copy = match self.copies.iter().find(|p| p.buffer_len() == len) {
+            Some(pool) => pool.acquire().ok(),
+            None => {
+                let pool =
+                    BufferPool::new("process-copies", len, 1, 4).map_err(|e| e.to_string())?;
+                if self.copies.len() == self.copies.capacity() {
+                    self.copies.remove(0);
+                }
+                let buf = pool.acquire().ok();
+                self.copies.push(pool);
+                buf
+            }
+        };
+        let buf = match copy {
+            Some(mut buf) => {
+                buf.copy_from_slice(bytes);
+                buf.freeze()
+            }
+            // All four private buffers of this length are held too: a one-off.
+            None => PooledBuf::from_vec(bytes.to_vec()),
+        };
+        self.stats.frames_copied += 1;
+        self.stats.bytes_copied += len as u64;
+        Ok(buf)
     }
-    pools.push((len, pool));
-    Ok(buf)
+
+    /// Copies `bytes` into lent slot `answer.slot`; `false` (and counted) when that slot is
+    /// still held here and cannot be written.
+    fn write_lent(
+        &mut self,
+        worker: &Worker,
+        answer: &FrameSlot,
+        bytes: &[u8],
+    ) -> Result<bool, String> {
+        worker.check_frame(answer).map_err(|e| e.to_string())?;
+        let Some(mut dst) = self.shared.claim(answer.slot as usize, bytes.len()) else {
+            self.stats.outputs_dropped += 1;
+            return Ok(false);
+        };
+        dst.copy_from_slice(bytes);
+        Ok(true)
+    }
 }
 
 fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
@@ -1078,8 +1254,7 @@ fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
         return Err(ProcessError::NotAWorker(message));
     }
     worker.ready()?;
-    let storage = worker.storage();
-    let mut pools: Vec<(usize, BufferPool<u8>)> = Vec::with_capacity(4);
+    let mut slots = ChildSlots::new(&worker, hosted.collectors.len())?;
     let mut inputs: Vec<FrameSlot> = Vec::with_capacity(hosted.feeders.len() + 1);
     let mut lends: Vec<Option<FrameSlot>> = vec![None; hosted.collectors.len()];
     let mut tick = TimedTick {
@@ -1114,16 +1289,22 @@ fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
                 run_tick(
                     &mut worker,
                     &mut hosted,
-                    &storage,
-                    &mut pools,
+                    &mut slots,
                     &inputs,
                     &mut lends,
                     &tick,
                 )?;
-                worker.send(&Message::Done {
-                    frame,
-                    process_ns: started.elapsed().as_nanos() as u64,
-                })?;
+                let process_ns = started.elapsed().as_nanos() as u64;
+                let stats = &mut slots.stats;
+                stats.processed += 1;
+                stats.max_process_ns = stats.max_process_ns.max(process_ns);
+                let copied = (stats.bytes_copied, stats.outputs_dropped);
+                if copied != (slots.sent.bytes_copied, slots.sent.outputs_dropped) {
+                    // Only when a copy or a drop happened: the parent adds them to the report.
+                    worker.send(&Message::Stats(*stats))?;
+                    slots.sent = *stats;
+                }
+                worker.send(&Message::Done { frame, process_ns })?;
             }
             Message::Stop => {
                 let _ = hosted.handler.on_stop();
@@ -1154,8 +1335,7 @@ fn apply_property(hosted: &Hosted, name: &str, value: &str) -> Result<(), String
 fn run_tick(
     worker: &mut Worker,
     hosted: &mut Hosted,
-    storage: &Arc<dyn PoolStorage<u8>>,
-    pools: &mut Vec<(usize, BufferPool<u8>)>,
+    slots: &mut ChildSlots,
     inputs: &[FrameSlot],
     lends: &mut [Option<FrameSlot>],
     tick: &TimedTick,
@@ -1167,8 +1347,8 @@ fn run_tick(
             .map_err(|e| e.to_string())
             .and_then(|()| input.layout().map_err(|e| e.to_string()))
             .and_then(|layout| {
-                let buf = claim(pools, storage, input.slot, input.len as usize)?;
-                VideoFrame::cpu(layout, buf.freeze()).map_err(|e| e.to_string())
+                let buf = slots.input(worker, input)?;
+                VideoFrame::cpu(layout, buf).map_err(|e| e.to_string())
             });
         match (frame, feeder) {
             (Ok(frame), Some(feeder)) => feeder.write(frame.with_tick(tick)),
@@ -1180,6 +1360,7 @@ fn run_tick(
     if let Err(e) = hosted.handler.process(&mut ctx) {
         worker.send_error(&e.to_string())?;
     }
+    slots.answered.clear();
     for (port, collector) in hosted.collectors.iter().enumerate() {
         while let Some(frame) = collector.recv() {
             let layout = frame.layout();
@@ -1198,25 +1379,26 @@ fn run_tick(
                 stride: layout.stride(),
             };
             if let Some(slot) = worker.slot_of(bytes.as_ptr())
+                && !slots.answered.contains(&slot)
                 && let Some(input) = inputs.iter().find(|i| i.slot == slot)
             {
-                // Its own input slot: send it back as it is.
+                // Its own input slot, the first time this tick: send it back as it is.
                 answer.slot = slot;
                 answer.generation = input.generation;
+                slots.answered.push(slot);
                 worker.send(&Message::Frame(answer))?;
                 continue;
             }
             let Some(lend) = lends.get_mut(port).and_then(Option::take) else {
                 // More frames this tick than lent slots: the extra ones are dropped.
+                slots.stats.outputs_dropped += 1;
                 continue;
             };
             answer.slot = lend.slot;
             answer.generation = lend.generation;
-            match worker.frame_mut(&answer) {
-                Ok(dst) => {
-                    dst.copy_from_slice(bytes);
-                    worker.send(&Message::Frame(answer))?;
-                }
+            match slots.write_lent(worker, &answer, bytes) {
+                Ok(true) => worker.send(&Message::Frame(answer))?,
+                Ok(false) => {}
                 Err(e) => worker.send_error(&format!("output frame: {e}"))?,
             }
         }

@@ -364,3 +364,93 @@ fn a_stream_built_by_hand_runs_isolated() {
     assert_eq!(report["bytes_copied"], 0, "{report}");
     assert_eq!(report["spawns"], 1, "{report}");
 }
+
+fn built_with(registry: &Registry, text: &str, frames: u64) -> BuiltPipeline {
+    let clock = FreeRunningClock::new(Rational::fps(30)).with_limit(frames);
+    build(registry, &parse(text).unwrap(), StreamRuntime::new(clock)).unwrap()
+}
+
+/// One input frame written to two outputs: its slot goes back once, the second output is a
+/// copy into a lent slot. It used to answer the slot twice, and the parent killed the child
+/// as misbehaving.
+#[test]
+fn a_tee_in_a_child_answers_one_slot_once_and_copies_the_other() {
+    let (_serial, options) = options();
+    options.install();
+    let text = "testpattern size=64x36 ! tee2 name=t @process ! null name=s1  t.b ! null name=s2";
+    let (stats, controls) = run(built_with(&support::process_registry(), text, 20));
+    let t = stats.stream("t").unwrap();
+    assert_eq!(t.errors, 0, "{:?}", t.last_error);
+    assert_eq!(stats.stream("s1").unwrap().items_in, 20);
+    assert_eq!(stats.stream("s2").unwrap().items_in, 20);
+    let report = controls.report("t").unwrap();
+    assert_eq!(report["spawns"], 1, "{report}");
+    assert_eq!(
+        report["bytes_copied"],
+        20 * 64 * 36 * 4,
+        "one copy per tick: {report}"
+    );
+}
+
+/// A handler that keeps frames past its tick (more than it declares) gets slots back while
+/// it still reads earlier frames of them: the child copies those inputs (counted) instead of
+/// wrapping one slot twice.
+#[test]
+fn a_handler_that_keeps_frames_in_a_child_gets_copies_not_aliases() {
+    let (_serial, options) = options();
+    options.install();
+    let text = "testpattern size=64x36 ! hoard name=h @process ! null name=sink";
+    let (stats, controls) = run(built_with(&support::process_registry(), text, 60));
+    let h = stats.stream("h").unwrap();
+    assert_eq!(h.errors, 0, "{:?}", h.last_error);
+    assert_eq!(stats.stream("sink").unwrap().items_in, 60);
+    let report = controls.report("h").unwrap();
+    assert_eq!(report["spawns"], 1, "{report}");
+    let copied = report["bytes_copied"].as_u64().unwrap();
+    assert!(copied > 0 && copied % (64 * 36 * 4) == 0, "{report}");
+    assert_eq!(
+        report["frames_zero_copy"], 60,
+        "each input crossed as its slot: {report}"
+    );
+}
+
+/// With too few shared slots for the frames in flight, an input that finds none is skipped
+/// and counted (as a producer skips with a dry pool), not a failure of a healthy child.
+#[test]
+fn an_empty_shared_pool_skips_frames_instead_of_failing() {
+    let (_serial, mut options) = options();
+    options.slots = 3;
+    options.install();
+    let (stats, controls) = run(built(
+        "testpattern size=64x36 ! identity name=id @process ! null name=sink",
+        30,
+    ));
+    let id = stats.stream("id").unwrap();
+    assert_eq!(id.errors, 0, "{:?}", id.last_error);
+    let report = controls.report("id").unwrap();
+    assert_eq!(report["spawns"], 1, "{report}");
+    assert!(report["frames_skipped"].as_u64().unwrap() > 0, "{report}");
+    assert!(stats.stream("sink").unwrap().items_in > 0);
+}
+
+/// The slots are sized before the first frame from the negotiated caps (4K here, over the
+/// 8 MiB default), so a tick without input cannot fix them too small for good. Upstream,
+/// an identity drops most frames, so the element's first ticks have none.
+#[test]
+fn slots_fit_4k_frames_even_when_the_first_tick_has_none() {
+    let (_serial, options) = options();
+    options.install();
+    let (stats, controls) = run(built(
+        "testpattern size=3840x2160 ! identity drop-probability=0.8 seed=3 ! identity name=id @process ! null name=sink",
+        12,
+    ));
+    let id = stats.stream("id").unwrap();
+    assert_eq!(id.errors, 0, "{:?}", id.last_error);
+    let report = controls.report("id").unwrap();
+    assert!(
+        report["pool_slot_bytes"].as_u64().unwrap() >= 3840 * 2160 * 4,
+        "{report}"
+    );
+    assert_eq!(report["spawns"], 1, "{report}");
+    assert!(stats.stream("sink").unwrap().items_in > 0);
+}

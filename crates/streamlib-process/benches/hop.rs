@@ -99,7 +99,8 @@ fn hops(c: &mut Criterion) {
     // (its `PoolProvider`); the proxy finds its slot, lends it, and keeps the buffer until the
     // child answers.
     let storage = pool.reserve(2).unwrap();
-    let frames = BufferPool::with_storage("bench-frames", FRAME_LEN, storage).unwrap();
+    // SAFETY: fresh storage from `reserve`, this pool its only user.
+    let frames = unsafe { BufferPool::with_storage("bench-frames", FRAME_LEN, storage) }.unwrap();
     group.bench_function("child_process_pool_buffer", |b| {
         b.iter(|| {
             tick += 1;

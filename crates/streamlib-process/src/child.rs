@@ -294,7 +294,7 @@ impl Child {
                     self.kill();
                     return Err(error);
                 }
-                Waited::Event(Event::Stats(stats)) => self.stats = stats,
+                Waited::Event(Event::Stats(stats)) => self.take_stats(stats),
                 Waited::Event(_) => {
                     return Err(self.misbehaved("a message other than `ready` before it started"));
                 }
@@ -443,7 +443,7 @@ impl Child {
                 Waited::Event(Event::Done { .. }) => {
                     return Err(self.misbehaved("`done` for another tick"));
                 }
-                Waited::Event(Event::Stats(stats)) => self.stats = stats,
+                Waited::Event(Event::Stats(stats)) => self.take_stats(stats),
                 Waited::Event(Event::Error(message)) => {
                     // The handler failed this tick; the child lives and still answers `done`.
                     self.stats.errors += 1;
@@ -471,6 +471,13 @@ impl Child {
                 Waited::Died => return Err(self.died()),
             }
         }
+    }
+
+    /// The child's counters, keeping the errors counted here (the child may not count its
+    /// own).
+    fn take_stats(&mut self, stats: ChildStats) {
+        let errors = self.stats.errors.max(stats.errors);
+        self.stats = ChildStats { errors, ..stats };
     }
 
     /// Checks, without blocking, that the child is still alive (between ticks).

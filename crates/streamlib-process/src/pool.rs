@@ -327,7 +327,8 @@ impl ShmPool {
 
     /// Takes `count` free slots for a parent-side pool: they stay leased to the parent for
     /// good (reclaim returns them to the parent, not the free list) and the returned storage
-    /// is their memory, for [`BufferPool::with_storage`](streamlib_buffers::BufferPool::with_storage).
+    /// is their memory, for [`BufferPool::with_storage`](streamlib_buffers::BufferPool::with_storage)
+    /// (new storage per call, so each pool has its own; dropping it frees the slots).
     /// A buffer of that pool crosses to a child through [`ShmPool::lend`] with the index
     /// [`ShmPool::slot_of`] finds.
     pub fn reserve(&self, count: usize) -> Result<Arc<ShmStorage>, ProcessError> {
@@ -489,6 +490,23 @@ unsafe impl PoolStorage<u8> for ShmStorage {
         match self.indices.get(index) {
             Some(&slot) => self.pool.slot_ptr(slot),
             None => std::ptr::null_mut(),
+        }
+    }
+}
+
+impl Drop for ShmStorage {
+    /// The slots go back to the pool's free list: the `BufferPool` built on this storage and
+    /// every buffer of it are gone (each holds the storage), so nothing in this process uses
+    /// them. A slot a child still holds stays the child's, and its reclaim frees it.
+    fn drop(&mut self) {
+        let states = self.pool.states();
+        for &index in &*self.indices {
+            if let Some(flag) = self.pool.reserved.get(index as usize) {
+                flag.store(false, Ordering::Release);
+            }
+            if let Some((SlotOwner::Parent, generation)) = states.owner(index) {
+                let _ = states.release(index, generation);
+            }
         }
     }
 }
@@ -732,6 +750,29 @@ impl PoolView {
         })
     }
 
+    /// The first `len` bytes of slot `slot` to read, checked as for [`slot_mut`](Self::slot_mut).
+    /// Shared: other readers of the slot (buffers of a pool over [`storage`](Self::storage))
+    /// may exist, but no writer in this process may.
+    pub fn slot(
+        &self,
+        child: ChildId,
+        slot: u32,
+        generation: u32,
+        len: u32,
+    ) -> Result<&[u8], ProcessError> {
+        self.check(child, slot, generation, len)?;
+        // SAFETY: slot < slots (check passed), len <= slot_size, inside the mapping `self`
+        // keeps alive for the borrow; the parent does not write a slot leased to a child, and
+        // in this process writes go through `&mut self` or a pool's exclusive claim, neither
+        // of which can coexist with this shared borrow of a slot the caller reads.
+        Ok(unsafe {
+            std::slice::from_raw_parts(
+                self.data.ptr.add(slot as usize * self.slot_stride),
+                len as usize,
+            )
+        })
+    }
+
     /// Checks that slot `slot` is leased to `child` at `generation` and `len` fits it, as the
     /// parent's header says (before any byte of it is touched).
     pub fn check(
@@ -766,7 +807,8 @@ impl PoolView {
 
     /// The slots as memory for a claim-only
     /// [`BufferPool`](streamlib_buffers::BufferPool::with_claimed_storage): a slot the parent
-    /// lent becomes a frame buffer without a copy.
+    /// lent becomes a frame buffer without a copy. Build one pool over it, and while it lives
+    /// write slots only through its claims, never through [`slot_mut`](Self::slot_mut).
     pub fn storage(&self) -> Arc<dyn PoolStorage<u8>> {
         Arc::new(ViewStorage {
             data: Arc::clone(&self.data),

@@ -10,7 +10,7 @@
 use streamlib_ports::{FrameLayout, PixelFormat};
 
 /// The version both ends must speak; a message of another version is refused.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// The largest message in bytes (the receive buffer's size).
 pub const MAX_MESSAGE: usize = 1024;
@@ -130,6 +130,13 @@ pub struct ChildStats {
     pub errors: u64,
     /// Longest processing time of a tick, in nanoseconds.
     pub max_process_ns: u64,
+    /// Input frames the child copied because their slot was still held there (an input
+    /// ring or the handler kept an earlier frame of it).
+    pub frames_copied: u64,
+    /// Bytes of those copies.
+    pub bytes_copied: u64,
+    /// Output frames dropped: more than the lent slots, or a lent slot still held there.
+    pub outputs_dropped: u64,
 }
 
 /// One control message.
@@ -277,6 +284,9 @@ impl Message<'_> {
                 w.u64(s.processed);
                 w.u64(s.errors);
                 w.u64(s.max_process_ns);
+                w.u64(s.frames_copied);
+                w.u64(s.bytes_copied);
+                w.u64(s.outputs_dropped);
             }
             Message::SetProperty { name, value } => {
                 w.u8(SET_PROPERTY);
@@ -355,6 +365,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, ProtocolError> {
             processed: r.u64()?,
             errors: r.u64()?,
             max_process_ns: r.u64()?,
+            frames_copied: r.u64()?,
+            bytes_copied: r.u64()?,
+            outputs_dropped: r.u64()?,
         }),
         SET_PROPERTY => Message::SetProperty {
             name: r.str("name")?,
@@ -562,6 +575,9 @@ mod tests {
                 processed: 1,
                 errors: 2,
                 max_process_ns: 3,
+                frames_copied: 4,
+                bytes_copied: 5,
+                outputs_dropped: 6,
             }),
             Message::SetProperty {
                 name: "sigma",

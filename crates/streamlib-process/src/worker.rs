@@ -137,10 +137,19 @@ impl Worker {
         })
     }
 
-    /// The bytes of a frame the parent handed over (checked against the pool's header).
+    /// The bytes of a frame the parent handed over (checked against the pool's header), to
+    /// write. Not while a pool over [`storage`](Self::storage) may hold the slot: write
+    /// through that pool's claim instead.
     pub fn frame_mut(&mut self, frame: &FrameSlot) -> Result<&mut [u8], ProcessError> {
         self.pool
             .slot_mut(self.id, frame.slot, frame.generation, frame.len)
+    }
+
+    /// The bytes of a frame the parent handed over, to read (checked as for
+    /// [`frame_mut`](Self::frame_mut)).
+    pub fn frame(&self, frame: &FrameSlot) -> Result<&[u8], ProcessError> {
+        self.pool
+            .slot(self.id, frame.slot, frame.generation, frame.len)
     }
 
     /// Checks that the parent lent `frame`'s slot to this worker (generation and length

@@ -55,6 +55,9 @@ fn samples() -> [Message<'static>; 10] {
             processed: 1,
             errors: 0,
             max_process_ns: 2,
+            frames_copied: 3,
+            bytes_copied: 4,
+            outputs_dropped: 5,
         }),
         Message::SetProperty {
             name: "sleep-us",

@@ -10,7 +10,8 @@ fn a_pool_over_reserved_slots_lends_its_buffers_and_gets_them_back() {
     let shm = ShmPool::new("reserve", 4, 4096).unwrap();
     let storage = shm.reserve(2).unwrap();
     assert_eq!(shm.available(), 2);
-    let frames = BufferPool::with_storage("frames", 1000, storage).unwrap();
+    // SAFETY: fresh storage from `reserve`, this pool its only user.
+    let frames = unsafe { BufferPool::with_storage("frames", 1000, storage) }.unwrap();
     let mut buf = frames.acquire().unwrap();
     buf[0] = 42;
     let buf = buf.freeze();
@@ -48,6 +49,21 @@ fn a_pool_over_reserved_slots_lends_its_buffers_and_gets_them_back() {
     let index = free.index();
     drop(free);
     assert!(shm.lend(index).is_err());
+}
+
+#[test]
+fn dropping_the_storage_frees_its_slots() {
+    let shm = ShmPool::new("reserve-drop", 4, 4096).unwrap();
+    let storage = shm.reserve(3).unwrap();
+    assert_eq!(shm.available(), 1);
+    // SAFETY: fresh storage from `reserve`, this pool its only user.
+    let frames = unsafe { BufferPool::with_storage("frames", 100, storage) }.unwrap();
+    let buf = frames.acquire().unwrap().freeze();
+    drop(frames);
+    assert_eq!(shm.available(), 1, "a buffer still holds the storage");
+    drop(buf);
+    assert_eq!(shm.available(), 4, "every reserved slot is free again");
+    assert!(shm.reserve(4).is_ok());
 }
 
 #[test]

@@ -84,7 +84,7 @@ pub fn run_free(text: &str, ticks: Option<u64>) -> streamlib_launch::Graph {
 pub fn serve_if_worker() {
     use streamlib_launch::process::{is_worker, run_worker};
     if is_worker() {
-        let code = run_worker(&Registry::builtin());
+        let code = run_worker(&process_registry());
         std::process::exit(if code == std::process::ExitCode::SUCCESS {
             0
         } else {
@@ -101,4 +101,109 @@ pub fn worker_options() -> streamlib_launch::process::ProcessOptions {
         exe,
         &["worker_entry", "--exact", "--nocapture", "--test-threads=1"],
     )
+}
+
+/// The built-ins plus two handlers that stretch `@process`'s slot rules, registered on both
+/// sides (the child serves this registry too):
+/// - `tee2`: one input, outputs `a` and `b`, each given the input frame itself (one slot
+///   answered twice);
+/// - `hoard`: passes frames through and keeps the last frames past its tick, more than the one
+///   it declares, 24 (slots come back to it while it still reads them).
+#[cfg(feature = "process")]
+pub fn process_registry() -> Registry {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use streamlib_launch::{BuiltHandler, Direction, HandlerSpec, port};
+    use streamlib_ports::{
+        DeliveryMode, HandlerError, InputPort, MemoryCaps, OutputPort, PortKind, Ports,
+        ProcessContext, StreamHandler, VideoFrame,
+    };
+
+    struct Tee2 {
+        input: InputPort<VideoFrame>,
+        a: OutputPort<VideoFrame>,
+        b: OutputPort<VideoFrame>,
+    }
+    impl StreamHandler for Tee2 {
+        fn ports(&self) -> Ports {
+            Ports::new()
+                .input(&self.input)
+                .output(&self.a)
+                .output(&self.b)
+        }
+        fn process(&mut self, _ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+            if let Some(frame) = self.input.recv() {
+                self.a.write(frame.clone());
+                self.b.write(frame);
+            }
+            Ok(())
+        }
+    }
+
+    struct Hoard {
+        input: InputPort<VideoFrame>,
+        output: OutputPort<VideoFrame>,
+        kept: VecDeque<VideoFrame>,
+    }
+    impl StreamHandler for Hoard {
+        fn ports(&self) -> Ports {
+            Ports::new().input(&self.input).output(&self.output)
+        }
+        fn process(&mut self, _ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
+            if let Some(frame) = self.input.recv() {
+                if self.kept.len() == 24 {
+                    self.kept.pop_front();
+                }
+                self.kept.push_back(frame.clone());
+                self.output.write(frame);
+            }
+            Ok(())
+        }
+    }
+
+    let video = |name, direction| {
+        port(
+            name,
+            direction,
+            PortKind::Video,
+            MemoryCaps::CPU,
+            DeliveryMode::Latest,
+            "frames",
+        )
+    };
+    let mut registry = Registry::builtin();
+    registry.register(HandlerSpec {
+        name: "tee2",
+        summary: "test: the input frame itself on outputs a and b",
+        ports: vec![
+            video("video", Direction::Input),
+            video("a", Direction::Output),
+            video("b", Direction::Output),
+        ],
+        properties: vec![],
+        factory: Arc::new(|_| {
+            Ok(BuiltHandler::fixed(Tee2 {
+                input: InputPort::new("video", MemoryCaps::CPU),
+                a: OutputPort::new("a", MemoryCaps::CPU),
+                b: OutputPort::new("b", MemoryCaps::CPU),
+            }))
+        }),
+    });
+    registry.register(HandlerSpec {
+        name: "hoard",
+        summary: "test: passes frames through, keeps the last 24",
+        ports: vec![
+            video("video", Direction::Input),
+            video("video", Direction::Output),
+        ],
+        properties: vec![],
+        factory: Arc::new(|_| {
+            Ok(BuiltHandler::fixed(Hoard {
+                input: InputPort::new("video", MemoryCaps::CPU),
+                output: OutputPort::new("video", MemoryCaps::CPU),
+                kept: VecDeque::with_capacity(24),
+            }))
+        }),
+    });
+    registry
 }
