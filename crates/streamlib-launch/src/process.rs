@@ -69,12 +69,13 @@ use std::time::{Duration, Instant};
 
 use streamlib_clock::{ClockInfo, ClockSourceId, Pacing, Rational, TimedTick, Timescale};
 use streamlib_ports::{
-    DeliveryMode, FrameLayout, HandlerError, InputPort, MemoryCaps, MemorySpace, OutputPort,
-    PixelFormat, PoolProvider, Ports, ProcessContext, StartContext, StreamHandler, VideoFrame,
+    AudioBuffer, DeliveryMode, FrameLayout, HandlerError, InputPort, MemoryCaps, MemorySpace,
+    OutputPort, PixelFormat, PoolProvider, Ports, ProcessContext, StartContext, StreamHandler,
+    VideoFrame,
 };
 use streamlib_process::{
-    BufferPool, Child, ChildId, ChildOptions, ChildStats, FrameSlot, LEND_PORT, Message,
-    PoolBufMut, PooledBuf, ProcessError, ShmPool, Worker,
+    AudioSlot, BufferPool, Child, ChildId, ChildOptions, ChildStats, Crossing, FrameSlot,
+    LEND_PORT, Message, PoolBufMut, PooledBuf, ProcessError, ShmPool, Worker,
 };
 
 use crate::desc::ElementDesc;
@@ -91,6 +92,9 @@ const CLOCK_KEY: &str = "@clock";
 /// the frames of the last ticks that ring still holds. The parent keeps that many of each
 /// input's frames alive, so their slots are not reused while the child may read them.
 const FEEDER_SLOTS: usize = 3;
+
+/// Audio buffers an audio input forwards per tick at most (the rest wait for the next).
+const AUDIO_PER_TICK: usize = 8;
 
 /// How `@process` children are started and watched.
 #[derive(Debug, Clone)]
@@ -323,6 +327,8 @@ struct Counters {
     skipped: AtomicU64,
     /// Output frames the child dropped (no slot to write them to).
     outputs_dropped: AtomicU64,
+    /// Audio bytes copied into and out of slots (audio always crosses as a copy).
+    audio_bytes_copied: AtomicU64,
     /// Times a frame outgrew the slots and a larger pool replaced the old one.
     pool_rebuilds: AtomicU64,
     /// Spawn to `Ready` of the last child, in µs.
@@ -358,52 +364,78 @@ pub(crate) fn proxy(
     let type_name = real.handler.type_name();
     drop(real);
     let video = std::any::TypeId::of::<VideoFrame>();
+    let audio = std::any::TypeId::of::<AudioBuffer>();
+    let carried = |direction: &str, name: &str, kind: &dyn std::fmt::Display| {
+        refuse(format!(
+            "@process carries video and audio ports only; {direction} `{name}` carries {kind}"
+        ))
+    };
     let mut inputs = Vec::with_capacity(ports.inputs().len());
     let mut kept = Vec::with_capacity(ports.inputs().len());
     for port in ports.inputs() {
-        if port.message_type() != video {
-            return Err(refuse(format!(
-                "@process carries video ports only for now; input `{}` carries {}",
-                port.name(),
-                port.kind()
-            )));
-        }
-        // What the child may still hold of this input's past frames: its feeder's queue and
-        // what the handler declares it keeps. The proxy keeps those frames alive; upstream
-        // pools size for them with the proxy's own.
-        let retained = match port.delivery() {
-            DeliveryMode::Latest => FEEDER_SLOTS,
-            DeliveryMode::Ordered { capacity } => capacity,
-        } + port.holds();
-        kept.push((retained, VecDeque::with_capacity(retained)));
-        let mut input = InputPort::<VideoFrame>::new(port.name().to_owned(), MemoryCaps::CPU)
-            .with_delivery(port.delivery())
-            .holding(port.holds() + retained);
-        if !port.is_required() {
-            input = input.optional();
-        }
-        input.set_format(port.format_caps());
+        let name = port.name().to_owned();
+        let input = if port.message_type() == video {
+            let mut input =
+                InputPort::<VideoFrame>::new(name, MemoryCaps::CPU).with_delivery(port.delivery());
+            // What the child may still hold of this input's past frames: its feeder's queue
+            // and what the handler declares it keeps. The proxy keeps those frames alive;
+            // upstream pools size for them with the proxy's own.
+            let retained = match port.delivery() {
+                DeliveryMode::Latest => FEEDER_SLOTS,
+                DeliveryMode::Ordered { capacity } => capacity,
+            } + port.holds();
+            kept.push((retained, VecDeque::with_capacity(retained)));
+            input = input.holding(port.holds() + retained);
+            if !port.is_required() {
+                input = input.optional();
+            }
+            input.set_format(port.format_caps());
+            InPort::Video(input)
+        } else if port.message_type() == audio {
+            // The child copies audio out of its slot at once: nothing of it is kept there.
+            kept.push((0, VecDeque::new()));
+            let mut input = InputPort::<AudioBuffer>::new(name, MemoryCaps::CPU)
+                .with_delivery(port.delivery())
+                .holding(port.holds());
+            if !port.is_required() {
+                input = input.optional();
+            }
+            input.set_format(port.format_caps());
+            InPort::Audio(input)
+        } else {
+            return Err(carried("input", port.name(), &port.kind()));
+        };
         inputs.push(input);
     }
     let mut outputs = Vec::with_capacity(ports.outputs().len());
     for port in ports.outputs() {
-        if port.message_type() != video {
-            return Err(refuse(format!(
-                "@process carries video ports only for now; output `{}` carries {}",
-                port.name(),
-                port.kind()
-            )));
-        }
-        let output = OutputPort::<VideoFrame>::new(port.name().to_owned(), MemoryCaps::CPU)
-            .with_format(port.format_caps());
+        let name = port.name().to_owned();
+        let output = if port.message_type() == video {
+            OutPort::Video(
+                OutputPort::<VideoFrame>::new(name, MemoryCaps::CPU)
+                    .with_format(port.format_caps()),
+            )
+        } else if port.message_type() == audio {
+            OutPort::Audio(
+                OutputPort::<AudioBuffer>::new(name, MemoryCaps::CPU)
+                    .with_format(port.format_caps()),
+            )
+        } else {
+            return Err(carried("output", port.name(), &port.kind()));
+        };
         if let Some((id, follow)) = port.follows()
             && let Some(index) = ports.inputs().iter().position(|i| i.id() == id)
         {
-            output.follows(&inputs[index], follow);
+            match (&output, &inputs[index]) {
+                (OutPort::Video(o), InPort::Video(i)) => o.follows(i, follow),
+                (OutPort::Video(o), InPort::Audio(i)) => o.follows(i, follow),
+                (OutPort::Audio(o), InPort::Video(i)) => o.follows(i, follow),
+                (OutPort::Audio(o), InPort::Audio(i)) => o.follows(i, follow),
+            }
         }
         outputs.push(output);
     }
-    if let ([input], [output]) = (&inputs[..], &outputs[..]) {
+    if let ([InPort::Video(input)], [OutPort::Video(output)]) = (&inputs[..], &outputs[..]) {
         // A pass-through hands its input slots on: the upstream pool covers what is held
         // downstream of it too.
         input.forwards_to(output);
@@ -439,7 +471,10 @@ pub(crate) fn proxy(
         own: None,
         held: Vec::new(),
         lent: (0..n_out).map(|_| None).collect(),
-        received: (0..n_in).map(|_| None).collect(),
+        audio_out: (0..n_out).map(|_| None).collect(),
+        received: (0..n_in)
+            .map(|_| Vec::with_capacity(AUDIO_PER_TICK))
+            .collect(),
         returned: Vec::with_capacity(n_out * 2 + 2),
         counters: Arc::clone(&counters),
         failed_at: None,
@@ -469,6 +504,7 @@ pub(crate) fn proxy(
             "frames_copied": counters.copied.load(Ordering::Relaxed),
             "bytes_copied": counters.bytes_copied.load(Ordering::Relaxed),
             "frames_skipped": counters.skipped.load(Ordering::Relaxed),
+            "audio_bytes_copied": counters.audio_bytes_copied.load(Ordering::Relaxed),
             "outputs_dropped": counters.outputs_dropped.load(Ordering::Relaxed),
             "pool_rebuilds": counters.pool_rebuilds.load(Ordering::Relaxed),
             "properties_sent": counters.properties_sent.load(Ordering::Relaxed),
@@ -556,6 +592,80 @@ pub fn isolate(
 }
 
 /// Runs a handler in a child process, tick by tick.
+/// An input of a type that crosses into a child (the proxy's ports; the child's collectors).
+enum InPort {
+    Video(InputPort<VideoFrame>),
+    Audio(InputPort<AudioBuffer>),
+}
+
+impl InPort {
+    /// This tick's items into `items`: a video input's one frame, an audio input's queued
+    /// buffers (up to [`AUDIO_PER_TICK`]; the rest wait for the next tick).
+    fn recv_into(&self, items: &mut Vec<Item>) {
+        items.clear();
+        match self {
+            InPort::Video(p) => items.extend(p.recv().map(Item::Video)),
+            InPort::Audio(p) => {
+                while items.len() < AUDIO_PER_TICK
+                    && let Some(buf) = p.recv()
+                {
+                    items.push(Item::Audio(buf));
+                }
+            }
+        }
+    }
+    fn name(&self) -> &str {
+        match self {
+            InPort::Video(p) => p.name(),
+            InPort::Audio(p) => p.name(),
+        }
+    }
+}
+
+/// An output of a type that crosses (the proxy's ports; the child's feeders).
+enum OutPort {
+    Video(OutputPort<VideoFrame>),
+    Audio(OutputPort<AudioBuffer>),
+}
+
+impl OutPort {
+    /// Frames its readers hold at once (what the proxy's own slots are sized for).
+    fn pool_capacity(&self) -> usize {
+        match self {
+            OutPort::Video(p) => p.pool_capacity(0),
+            OutPort::Audio(p) => p.pool_capacity(0),
+        }
+    }
+}
+
+/// What crosses: a video frame or an audio buffer.
+enum Item {
+    Video(VideoFrame),
+    Audio(AudioBuffer),
+}
+
+impl Item {
+    /// Bytes it takes in a slot.
+    fn slot_len(&self) -> Option<usize> {
+        match self {
+            Item::Video(frame) => frame.cpu_bytes().map(<[u8]>::len),
+            Item::Audio(buf) => Some(size_of_val(buf.samples())),
+        }
+    }
+}
+
+/// What a slot lent to the child this tick stands for, kept alive until it answers.
+enum Held {
+    /// A video frame in the slot (the upstream's own, or a copy).
+    Video(VideoFrame),
+    /// An audio buffer copied into the slot (`_slot`), and the buffer itself, which goes on
+    /// unchanged when the handler passes it through.
+    Audio {
+        original: AudioBuffer,
+        _slot: PooledBuf<u8>,
+    },
+}
+
 struct Proxy {
     element: String,
     handler: String,
@@ -571,8 +681,10 @@ struct Proxy {
     /// the handler's declared holds), kept alive so their slots are not reused under it.
     /// Preallocated: pushing within capacity allocates nothing.
     kept: Vec<(usize, VecDeque<VideoFrame>)>,
-    inputs: Vec<InputPort<VideoFrame>>,
-    outputs: Vec<OutputPort<VideoFrame>>,
+    inputs: Vec<InPort>,
+    outputs: Vec<OutPort>,
+    /// Per audio output, the pool its buffers come back in (sized by the last one).
+    audio_out: Vec<Option<BufferPool<f32>>>,
     clock: (Rational, ClockSourceId),
     child: Option<Child>,
     next_id: u16,
@@ -582,13 +694,13 @@ struct Proxy {
     own: Option<BufferPool<u8>>,
     /// The frame behind each pool slot lent to the child this tick (kept alive until it
     /// answers or dies, so the slot cannot be reused under it).
-    held: Vec<Option<VideoFrame>>,
+    held: Vec<Option<Held>>,
     /// The empty slot lent for each output this tick.
     lent: Vec<Option<(u32, PoolBufMut<u8>)>>,
-    /// Each input's frame this tick.
-    received: Vec<Option<VideoFrame>>,
+    /// Each input's item this tick.
+    received: Vec<Vec<Item>>,
     /// What the child answered, per output.
-    returned: Vec<(usize, VideoFrame)>,
+    returned: Vec<(usize, Item)>,
     counters: Arc<Counters>,
     /// When the last child failed (until the next one is ready).
     failed_at: Option<Instant>,
@@ -622,7 +734,7 @@ impl Proxy {
         self.kept.iter_mut().for_each(|(_, frames)| frames.clear());
         self.held.iter_mut().for_each(|h| *h = None);
         self.lent.iter_mut().for_each(|l| *l = None);
-        self.received.iter_mut().for_each(|r| *r = None);
+        self.received.iter_mut().for_each(Vec::clear);
         self.returned.clear();
     }
 
@@ -636,7 +748,7 @@ impl Proxy {
             .received
             .iter()
             .flatten()
-            .filter_map(|f| f.cpu_bytes().map(<[u8]>::len))
+            .filter_map(Item::slot_len)
             .max()
             .unwrap_or(0);
         if let Some(pool) = &self.pool {
@@ -659,9 +771,16 @@ impl Proxy {
         let wanted_own: usize = self
             .outputs
             .iter()
-            .map(|o| o.pool_capacity(0))
+            .map(OutPort::pool_capacity)
             .sum::<usize>()
-            + 2 * self.inputs.len()
+            + self
+                .inputs
+                .iter()
+                .map(|i| match i {
+                    InPort::Video(_) => 2,
+                    InPort::Audio(_) => AUDIO_PER_TICK,
+                })
+                .sum::<usize>()
             + 1;
         let count = wanted_own.min(pool.available());
         if count > 0 {
@@ -682,8 +801,14 @@ impl Proxy {
 
     /// The largest frame the negotiated caps of the ports fix, in bytes (0 when none).
     fn negotiated_len(&self) -> usize {
-        let inputs = self.inputs.iter().filter_map(InputPort::negotiated_video);
-        let outputs = self.outputs.iter().filter_map(OutputPort::negotiated_video);
+        let inputs = self.inputs.iter().filter_map(|i| match i {
+            InPort::Video(p) => p.negotiated_video(),
+            InPort::Audio(_) => None,
+        });
+        let outputs = self.outputs.iter().filter_map(|o| match o {
+            OutPort::Video(p) => p.negotiated_video(),
+            OutPort::Audio(_) => None,
+        });
         inputs
             .chain(outputs)
             .filter_map(|v| FrameLayout::new(v.width, v.height, v.format).ok())
@@ -756,12 +881,84 @@ impl Proxy {
         Ok(())
     }
 
-    /// Hands input `port`'s frame to the child: its own slot when it is in the pool, else a
-    /// copy in one of the proxy's slots.
+    /// Hands input `port`'s item to the child: a frame's own slot when it is in the pool,
+    /// else a copy in one of the proxy's slots (audio is always copied: a few KB).
     fn send_input(&mut self, pool: &ShmPool, port: usize) -> Result<(), ProcessError> {
-        let Some(frame) = self.received[port].take() else {
+        let mut items = std::mem::take(&mut self.received[port]);
+        let mut sent = Ok(());
+        for item in items.drain(..) {
+            sent = match item {
+                Item::Video(frame) => self.send_frame(pool, port, frame),
+                Item::Audio(buf) => self.send_audio(pool, port, buf),
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+        items.clear();
+        // Back in place, with its capacity: no allocation next tick.
+        self.received[port] = items;
+        sent
+    }
+
+    fn send_audio(
+        &mut self,
+        pool: &ShmPool,
+        port: usize,
+        buf: AudioBuffer,
+    ) -> Result<(), ProcessError> {
+        let samples = buf.samples();
+        let len = size_of_val(samples);
+        let Some(mut slot_buf) = self.own.as_ref().and_then(|own| own.acquire().ok()) else {
+            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
+        let Some(dst) = slot_buf.get_mut(..len) else {
+            return Err(ProcessError::FrameTooLong {
+                slot: 0,
+                len: u32::try_from(len).unwrap_or(u32::MAX),
+                slot_size: pool.slot_size(),
+            });
+        };
+        for (dst, sample) in dst.chunks_exact_mut(4).zip(samples) {
+            dst.copy_from_slice(&sample.to_le_bytes());
+        }
+        self.counters
+            .audio_bytes_copied
+            .fetch_add(len as u64, Ordering::Relaxed);
+        let slot_buf = slot_buf.freeze();
+        let slot = pool
+            .slot_of(slot_buf.as_ptr())
+            .ok_or_else(|| ProcessError::PoolExhausted {
+                name: pool.name().to_owned(),
+                slots: pool.slots(),
+            })?;
+        let message = AudioSlot {
+            port: port as u16,
+            slot,
+            generation: 0,
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+            channels: buf.channels(),
+            sample_rate: buf.sample_rate(),
+            timestamp_ns: buf.timestamp_ns(),
+        };
+        self.held[slot as usize] = Some(Held::Audio {
+            original: buf,
+            _slot: slot_buf,
+        });
+        let lease = pool.lend(slot)?;
+        match &mut self.child {
+            Some(child) => child.send(lease, Crossing::Audio(message)),
+            None => Ok(()),
+        }
+    }
+
+    fn send_frame(
+        &mut self,
+        pool: &ShmPool,
+        port: usize,
+        frame: VideoFrame,
+    ) -> Result<(), ProcessError> {
         let Some(bytes) = frame.cpu_bytes() else {
             return Err(ProcessError::NotAWorker(format!(
                 "input `{}` got a GPU frame, which cannot cross into a child (negotiation should have inserted a transfer)",
@@ -830,7 +1027,7 @@ impl Proxy {
         if *retained > 0 {
             kept.push_back(frame.clone());
         }
-        self.held[slot as usize] = Some(frame);
+        self.held[slot as usize] = Some(Held::Video(frame));
         let lease = pool.lend(slot)?;
         match &mut self.child {
             Some(child) => child.send_frame(lease, message),
@@ -846,20 +1043,32 @@ impl Proxy {
         let Some(slot) = pool.slot_of(buf.as_ptr()) else {
             return Ok(());
         };
-        let message = FrameSlot {
-            port: LEND_PORT | port as u16,
-            slot,
-            generation: 0,
-            len: u32::try_from(pool.slot_size()).unwrap_or(u32::MAX),
-            width: 1,
-            height: 1,
-            format: PixelFormat::Rgba8,
-            stride: 4,
+        let len = u32::try_from(pool.slot_size()).unwrap_or(u32::MAX);
+        let message = match &self.outputs[port] {
+            OutPort::Video(_) => Crossing::Video(FrameSlot {
+                port: LEND_PORT | port as u16,
+                slot,
+                generation: 0,
+                len,
+                width: 1,
+                height: 1,
+                format: PixelFormat::Rgba8,
+                stride: 4,
+            }),
+            OutPort::Audio(_) => Crossing::Audio(AudioSlot {
+                port: LEND_PORT | port as u16,
+                slot,
+                generation: 0,
+                len,
+                channels: 1,
+                sample_rate: 1,
+                timestamp_ns: 0,
+            }),
         };
         let lease = pool.lend(slot)?;
         self.lent[port] = Some((slot, buf));
         match &mut self.child {
-            Some(child) => child.send_frame(lease, message),
+            Some(child) => child.send(lease, message),
             None => Ok(()),
         }
     }
@@ -894,6 +1103,7 @@ impl Proxy {
             counters,
             outputs,
             child_stats,
+            audio_out,
             ..
         } = self;
         let Some(child) = child else {
@@ -901,43 +1111,19 @@ impl Proxy {
         };
         let n_out = outputs.len();
         child.finish_tick(|_lease, slot| {
-            let port = usize::from(slot.port);
+            let port = usize::from(slot.port());
             if port >= n_out {
                 return;
             }
-            let Ok(layout) = slot.layout() else {
-                return;
+            let item = match slot {
+                Crossing::Video(slot) => video_answer(held, lent, counters, port, &slot, tick),
+                Crossing::Audio(slot) => audio_answer(held, lent, audio_out, counters, port, &slot),
             };
-            if let Some(frame) = held.get(slot.slot as usize).and_then(Option::as_ref) {
-                // A pass-through: the input's own buffer goes on, not a byte copied.
-                let frame = if frame.layout() == layout {
-                    frame.clone()
-                } else {
-                    match frame
-                        .cpu_buffer()
-                        .and_then(|buf| VideoFrame::cpu(layout, buf.clone()).ok())
-                    {
-                        Some(f) => f.with_timing(
-                            frame.timestamp_ns(),
-                            frame.frame_number(),
-                            frame.clock_source_id(),
-                        ),
-                        None => return,
-                    }
-                };
-                returned.push((port, frame));
-                return;
-            }
-            if let Some(entry) = lent.get_mut(port)
-                && entry.as_ref().is_some_and(|(s, _)| *s == slot.slot)
-                && let Some((_, buf)) = entry.take()
-                && let Ok(frame) = VideoFrame::cpu(layout, buf.freeze())
-            {
-                counters.copied.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .bytes_copied
-                    .fetch_add(u64::from(slot.len), Ordering::Relaxed);
-                returned.push((port, frame.with_tick(tick)));
+            match item {
+                Some(item) => returned.push((port, item)),
+                None => {
+                    counters.outputs_dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         })?;
         // What the child copied or dropped since it last said.
@@ -960,14 +1146,103 @@ impl Proxy {
     }
 }
 
+/// The frame the child answered on output `port`: a pass-through of an input's own slot (no
+/// byte copied) or the frame it copied into the slot lent for `port`.
+fn video_answer(
+    held: &[Option<Held>],
+    lent: &mut [Option<(u32, PoolBufMut<u8>)>],
+    counters: &Counters,
+    port: usize,
+    slot: &FrameSlot,
+    tick: &TimedTick,
+) -> Option<Item> {
+    let layout = slot.layout().ok()?;
+    match held.get(slot.slot as usize) {
+        Some(Some(Held::Video(frame))) => {
+            // A pass-through: the input's own buffer goes on, not a byte copied.
+            if frame.layout() == layout {
+                return Some(Item::Video(frame.clone()));
+            }
+            let buf = frame.cpu_buffer()?.clone();
+            let relaid = VideoFrame::cpu(layout, buf).ok()?.with_timing(
+                frame.timestamp_ns(),
+                frame.frame_number(),
+                frame.clock_source_id(),
+            );
+            return Some(Item::Video(relaid));
+        }
+        Some(Some(Held::Audio { .. })) => return None,
+        _ => {}
+    }
+    let entry = lent.get_mut(port)?;
+    if entry.as_ref().is_none_or(|(s, _)| *s != slot.slot) {
+        return None;
+    }
+    let (_, buf) = entry.take()?;
+    let frame = VideoFrame::cpu(layout, buf.freeze()).ok()?;
+    counters.copied.fetch_add(1, Ordering::Relaxed);
+    counters
+        .bytes_copied
+        .fetch_add(u64::from(slot.len), Ordering::Relaxed);
+    Some(Item::Video(frame.with_tick(tick)))
+}
+
+/// The audio buffer the child answered on output `port`: an input passed through (the
+/// original buffer goes on) or samples it wrote into the slot lent for `port`, read into
+/// that output's pool.
+fn audio_answer(
+    held: &[Option<Held>],
+    lent: &mut [Option<(u32, PoolBufMut<u8>)>],
+    audio_out: &mut [Option<BufferPool<f32>>],
+    counters: &Counters,
+    port: usize,
+    slot: &AudioSlot,
+) -> Option<Item> {
+    if let Some(Some(Held::Audio { original, .. })) = held.get(slot.slot as usize) {
+        return Some(Item::Audio(original.clone()));
+    }
+    let entry = lent.get_mut(port)?;
+    if entry.as_ref().is_none_or(|(s, _)| *s != slot.slot) {
+        return None;
+    }
+    let (_, bytes) = entry.take()?;
+    let bytes = bytes.get(..slot.len as usize)?;
+    let samples = bytes.len() / 4;
+    let pool = audio_out.get_mut(port)?;
+    if pool.as_ref().is_none_or(|p| p.buffer_len() != samples) {
+        *pool = BufferPool::new("process-audio", samples, 2, 8).ok();
+    }
+    let mut buf = pool.as_ref()?.acquire().ok()?;
+    for (dst, src) in buf.iter_mut().zip(bytes.chunks_exact(4)) {
+        *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
+    }
+    counters
+        .audio_bytes_copied
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    AudioBuffer::new(
+        buf.freeze(),
+        slot.channels,
+        slot.sample_rate,
+        slot.timestamp_ns,
+    )
+    .ok()
+    .map(Item::Audio)
+}
+
 impl StreamHandler for Proxy {
     fn ports(&self) -> Ports {
         let mut ports = Ports::new();
         for input in &self.inputs {
-            ports = ports.input(input);
+            ports = match input {
+                InPort::Video(p) => ports.input(p),
+                InPort::Audio(p) => ports.input(p),
+            };
         }
         for output in &self.outputs {
-            ports = ports.output(output);
+            ports = match output {
+                OutPort::Video(p) => ports.output(p),
+                OutPort::Audio(p) => ports.output(p),
+            };
         }
         ports
     }
@@ -980,8 +1255,8 @@ impl StreamHandler for Proxy {
     }
 
     fn process(&mut self, ctx: &mut ProcessContext<'_>) -> Result<(), HandlerError> {
-        for (slot, input) in self.received.iter_mut().zip(&self.inputs) {
-            *slot = input.recv();
+        for (items, input) in self.received.iter_mut().zip(&self.inputs) {
+            input.recv_into(items);
         }
         let tick = *ctx.tick();
         if let Err(error) = self.tick(&tick) {
@@ -993,9 +1268,15 @@ impl StreamHandler for Proxy {
             }
             return Err(self.fail(error));
         }
-        for (port, frame) in self.returned.drain(..) {
-            if let Some(output) = self.outputs.get(port) {
-                output.write(frame);
+        for (port, item) in self.returned.drain(..) {
+            match (self.outputs.get(port), item) {
+                (Some(OutPort::Video(output)), Item::Video(frame)) => output.write(frame),
+                (Some(OutPort::Audio(output)), Item::Audio(buf)) => output.write(buf),
+                _ => {
+                    self.counters
+                        .outputs_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         self.held.iter_mut().for_each(|h| *h = None);
@@ -1052,8 +1333,8 @@ struct Hosted {
     handler: Box<dyn StreamHandler>,
     live: Option<LiveHandle>,
     spec: HandlerSpec,
-    feeders: Vec<OutputPort<VideoFrame>>,
-    collectors: Vec<InputPort<VideoFrame>>,
+    feeders: Vec<OutPort>,
+    collectors: Vec<InPort>,
     fps: Rational,
     clock: ClockSourceId,
 }
@@ -1096,21 +1377,26 @@ fn host(
     let built = (spec.factory)(&props).map_err(|e| format!("{element} ({handler}): {e}"))?;
     let ports = built.handler.ports();
     let video = std::any::TypeId::of::<VideoFrame>();
+    let audio = std::any::TypeId::of::<AudioBuffer>();
     let mut feeders = Vec::new();
     for input in ports.inputs() {
-        if input.message_type() != video {
-            return Err(format!("input `{}` is not a video port", input.name()));
-        }
-        let feeder = OutputPort::<VideoFrame>::with_slots(
-            input.name().to_owned(),
-            MemoryCaps::CPU,
-            FEEDER_SLOTS,
-        )
-        .map_err(|e| format!("input `{}`: {e}", input.name()))?;
-        let erased = feeder.handle().erased();
-        erased
-            .connect_to(&**input)
-            .map_err(|e| format!("input `{}`: {e}", input.name()))?;
+        let name = input.name().to_owned();
+        let failed = |e: &dyn std::fmt::Display| format!("input `{}`: {e}", input.name());
+        let feeder = if input.message_type() == video {
+            OutPort::Video(
+                OutputPort::<VideoFrame>::with_slots(name, MemoryCaps::CPU, FEEDER_SLOTS)
+                    .map_err(|e| failed(&e))?,
+            )
+        } else if input.message_type() == audio {
+            OutPort::Audio(OutputPort::<AudioBuffer>::new(name, MemoryCaps::CPU))
+        } else {
+            return Err(failed(&"neither a video nor an audio port"));
+        };
+        let erased = match &feeder {
+            OutPort::Video(p) => p.handle().erased(),
+            OutPort::Audio(p) => p.handle().erased(),
+        };
+        erased.connect_to(&**input).map_err(|e| failed(&e))?;
         erased.set_negotiated(MemorySpace::Cpu);
         input.set_negotiated(MemorySpace::Cpu);
         erased.freeze();
@@ -1118,13 +1404,26 @@ fn host(
     }
     let mut collectors = Vec::new();
     for output in ports.outputs() {
-        if output.message_type() != video {
-            return Err(format!("output `{}` is not a video port", output.name()));
-        }
-        let collector = InputPort::<VideoFrame>::new(output.name().to_owned(), MemoryCaps::CPU)
-            .with_delivery(DeliveryMode::Ordered { capacity: 8 })
-            .optional();
-        let erased = collector.handle().erased();
+        let name = output.name().to_owned();
+        let ordered = DeliveryMode::Ordered { capacity: 8 };
+        let (collector, erased) = if output.message_type() == video {
+            let port = InputPort::<VideoFrame>::new(name, MemoryCaps::CPU)
+                .with_delivery(ordered)
+                .optional();
+            let erased = port.handle().erased();
+            (InPort::Video(port), erased)
+        } else if output.message_type() == audio {
+            let port = InputPort::<AudioBuffer>::new(name, MemoryCaps::CPU)
+                .with_delivery(ordered)
+                .optional();
+            let erased = port.handle().erased();
+            (InPort::Audio(port), erased)
+        } else {
+            return Err(format!(
+                "output `{}`: neither a video nor an audio port",
+                output.name()
+            ));
+        };
         output
             .connect_to(&*erased)
             .map_err(|e| format!("output `{}`: {e}", output.name()))?;
@@ -1156,13 +1455,17 @@ struct ChildSlots {
     /// Slots already answered this tick: a second output of the same input slot (a tee)
     /// is copied, since a slot can go back to the parent once.
     answered: Vec<u32>,
+    /// Private buffers for audio read out of slots, by length.
+    audio_pools: Vec<BufferPool<f32>>,
+    /// This tick's audio inputs and the slots they came in, to find a pass-through.
+    audio_in: Vec<(AudioBuffer, AudioSlot)>,
     stats: ChildStats,
     /// `stats` as last sent.
     sent: ChildStats,
 }
 
 impl ChildSlots {
-    fn new(worker: &Worker, outputs: usize) -> Result<Self, ProcessError> {
+    fn new(worker: &Worker, inputs: usize, outputs: usize) -> Result<Self, ProcessError> {
         // SAFETY: the only pool over this worker's mapping, kept for the worker's life; the
         // worker writes slots only through its claims (never `Worker::frame_mut`) and reads
         // them through its buffers or `Worker::frame`, which only shares.
@@ -1172,6 +1475,8 @@ impl ChildSlots {
             shared,
             copies: Vec::with_capacity(4),
             answered: Vec::with_capacity(outputs + 1),
+            audio_pools: Vec::with_capacity(4),
+            audio_in: Vec::with_capacity(inputs * AUDIO_PER_TICK + 1),
             stats: ChildStats::default(),
             sent: ChildStats::default(),
         })
@@ -1216,16 +1521,92 @@ impl ChildSlots {
     fn write_lent(
         &mut self,
         worker: &Worker,
-        answer: &FrameSlot,
+        answer: &Crossing,
         bytes: &[u8],
     ) -> Result<bool, String> {
-        worker.check_frame(answer).map_err(|e| e.to_string())?;
-        let Some(mut dst) = self.shared.claim(answer.slot as usize, bytes.len()) else {
-            self.stats.outputs_dropped += 1;
+        let Some(mut dst) = self.claim_lent(worker, answer, bytes.len())? else {
             return Ok(false);
         };
         dst.copy_from_slice(bytes);
         Ok(true)
+    }
+
+    /// Writes `samples` into lent slot `answer.slot` as little-endian bytes, as
+    /// [`write_lent`](Self::write_lent).
+    fn write_lent_samples(
+        &mut self,
+        worker: &Worker,
+        answer: &Crossing,
+        samples: &[f32],
+    ) -> Result<bool, String> {
+        let Some(mut dst) = self.claim_lent(worker, answer, size_of_val(samples))? else {
+            return Ok(false);
+        };
+        for (dst, sample) in dst.chunks_exact_mut(4).zip(samples) {
+            dst.copy_from_slice(&sample.to_le_bytes());
+        }
+        Ok(true)
+    }
+
+    fn claim_lent(
+        &mut self,
+        worker: &Worker,
+        answer: &Crossing,
+        len: usize,
+    ) -> Result<Option<PoolBufMut<u8>>, String> {
+        worker.check(answer).map_err(|e| e.to_string())?;
+        let claimed = self.shared.claim(answer.slot() as usize, len);
+        if claimed.is_none() {
+            self.stats.outputs_dropped += 1;
+        }
+        Ok(claimed)
+    }
+
+    /// Audio input `audio` read out of its slot into a buffer of the child's own (audio is
+    /// small: a copy costs less than tracking who still reads the slot), remembered for this
+    /// tick so a pass-through goes back as the slot.
+    fn audio_input(&mut self, worker: &Worker, audio: &AudioSlot) -> Result<AudioBuffer, String> {
+        let bytes = worker
+            .bytes(&Crossing::Audio(*audio))
+            .map_err(|e| e.to_string())?;
+        if bytes.len() % 4 != 0 {
+            return Err(format!(
+                "{} bytes of audio is not whole f32 samples",
+                bytes.len()
+            ));
+        }
+        let samples = bytes.len() / 4;
+        let pool = match self
+            .audio_pools
+            .iter()
+            .position(|p| p.buffer_len() == samples)
+        {
+            Some(index) => &self.audio_pools[index],
+            None => {
+                let pool =
+                    BufferPool::new("process-audio", samples, 2, 8).map_err(|e| e.to_string())?;
+                if self.audio_pools.len() == self.audio_pools.capacity() {
+                    self.audio_pools.remove(0);
+                }
+                self.audio_pools.push(pool);
+                &self.audio_pools[self.audio_pools.len() - 1]
+            }
+        };
+        let mut buf = pool.acquire().map_err(|e| e.to_string())?;
+        for (dst, src) in buf.iter_mut().zip(bytes.chunks_exact(4)) {
+            *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
+        }
+        let buf = AudioBuffer::new(
+            buf.freeze(),
+            audio.channels,
+            audio.sample_rate,
+            audio.timestamp_ns,
+        )
+        .map_err(|e| e.to_string())?;
+        if self.audio_in.len() < self.audio_in.capacity() {
+            self.audio_in.push((buf.clone(), *audio));
+        }
+        Ok(buf)
     }
 }
 
@@ -1254,9 +1635,9 @@ fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
         return Err(ProcessError::NotAWorker(message));
     }
     worker.ready()?;
-    let mut slots = ChildSlots::new(&worker, hosted.collectors.len())?;
-    let mut inputs: Vec<FrameSlot> = Vec::with_capacity(hosted.feeders.len() + 1);
-    let mut lends: Vec<Option<FrameSlot>> = vec![None; hosted.collectors.len()];
+    let mut slots = ChildSlots::new(&worker, hosted.feeders.len(), hosted.collectors.len())?;
+    let mut inputs: Vec<Crossing> = Vec::with_capacity(hosted.feeders.len() * AUDIO_PER_TICK + 1);
+    let mut lends: Vec<Option<Crossing>> = vec![None; hosted.collectors.len()];
     let mut tick = TimedTick {
         timestamp: 0,
         frame_number: 0,
@@ -1275,12 +1656,20 @@ fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
                 inputs.clear();
                 lends.iter_mut().for_each(|l| *l = None);
             }
-            Message::Frame(frame) if frame.port & LEND_PORT != 0 => {
-                if let Some(lend) = lends.get_mut(usize::from(frame.port & !LEND_PORT)) {
-                    *lend = Some(frame);
+            message @ (Message::Frame(_) | Message::Audio(_)) => {
+                let slot = match message {
+                    Message::Frame(frame) => Crossing::Video(frame),
+                    Message::Audio(audio) => Crossing::Audio(audio),
+                    _ => continue,
+                };
+                if slot.port() & LEND_PORT != 0 {
+                    if let Some(lend) = lends.get_mut(usize::from(slot.port() & !LEND_PORT)) {
+                        *lend = Some(slot);
+                    }
+                } else if inputs.len() < inputs.capacity() {
+                    inputs.push(slot);
                 }
             }
-            Message::Frame(frame) if inputs.len() < inputs.capacity() => inputs.push(frame),
             Message::SetProperty { name, value } => {
                 property = Some((name.to_owned(), value.to_owned()));
             }
@@ -1336,24 +1725,34 @@ fn run_tick(
     worker: &mut Worker,
     hosted: &mut Hosted,
     slots: &mut ChildSlots,
-    inputs: &[FrameSlot],
-    lends: &mut [Option<FrameSlot>],
+    inputs: &[Crossing],
+    lends: &mut [Option<Crossing>],
     tick: &TimedTick,
 ) -> Result<(), ProcessError> {
+    slots.audio_in.clear();
     for input in inputs {
-        let feeder = hosted.feeders.get(usize::from(input.port));
-        let frame = worker
-            .check_frame(input)
+        let feeder = hosted.feeders.get(usize::from(input.port()));
+        let fed = worker
+            .check(input)
             .map_err(|e| e.to_string())
-            .and_then(|()| input.layout().map_err(|e| e.to_string()))
-            .and_then(|layout| {
-                let buf = slots.input(worker, input)?;
-                VideoFrame::cpu(layout, buf).map_err(|e| e.to_string())
+            .and_then(|()| match (input, feeder) {
+                (Crossing::Video(frame), Some(OutPort::Video(feeder))) => {
+                    let layout = frame.layout().map_err(|e| e.to_string())?;
+                    let buf = slots.input(worker, frame)?;
+                    let frame = VideoFrame::cpu(layout, buf).map_err(|e| e.to_string())?;
+                    feeder.write(frame.with_tick(tick));
+                    Ok(())
+                }
+                (Crossing::Audio(audio), Some(OutPort::Audio(feeder))) => {
+                    let buf = slots.audio_input(worker, audio)?;
+                    feeder.write(buf);
+                    Ok(())
+                }
+                (_, Some(_)) => Err("a frame of the wrong kind for its input".to_owned()),
+                (_, None) => Err("a frame for an input the handler does not have".to_owned()),
             });
-        match (frame, feeder) {
-            (Ok(frame), Some(feeder)) => feeder.write(frame.with_tick(tick)),
-            (Err(message), _) => worker.send_error(&format!("input frame refused: {message}"))?,
-            (Ok(_), None) => worker.send_error("a frame for an input the handler does not have")?,
+        if let Err(message) = fed {
+            worker.send_error(&format!("input refused: {message}"))?;
         }
     }
     let mut ctx = ProcessContext::new(&hosted.element, *tick);
@@ -1362,46 +1761,112 @@ fn run_tick(
     }
     slots.answered.clear();
     for (port, collector) in hosted.collectors.iter().enumerate() {
-        while let Some(frame) = collector.recv() {
-            let layout = frame.layout();
-            let Some(bytes) = frame.cpu_bytes() else {
-                worker.send_error("the handler wrote a GPU frame, which cannot cross back")?;
-                continue;
-            };
-            let mut answer = FrameSlot {
-                port: port as u16,
-                slot: 0,
-                generation: 0,
-                len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
-                width: layout.width(),
-                height: layout.height(),
-                format: layout.format(),
-                stride: layout.stride(),
-            };
-            if let Some(slot) = worker.slot_of(bytes.as_ptr())
-                && !slots.answered.contains(&slot)
-                && let Some(input) = inputs.iter().find(|i| i.slot == slot)
-            {
-                // Its own input slot, the first time this tick: send it back as it is.
-                answer.slot = slot;
-                answer.generation = input.generation;
-                slots.answered.push(slot);
-                worker.send(&Message::Frame(answer))?;
-                continue;
+        match collector {
+            InPort::Video(collector) => {
+                while let Some(frame) = collector.recv() {
+                    answer_frame(worker, slots, inputs, lends, port, &frame)?;
+                }
             }
-            let Some(lend) = lends.get_mut(port).and_then(Option::take) else {
-                // More frames this tick than lent slots: the extra ones are dropped.
-                slots.stats.outputs_dropped += 1;
-                continue;
-            };
-            answer.slot = lend.slot;
-            answer.generation = lend.generation;
-            match slots.write_lent(worker, &answer, bytes) {
-                Ok(true) => worker.send(&Message::Frame(answer))?,
-                Ok(false) => {}
-                Err(e) => worker.send_error(&format!("output frame: {e}"))?,
+            InPort::Audio(collector) => {
+                while let Some(buf) = collector.recv() {
+                    answer_audio(worker, slots, lends, port, &buf)?;
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Sends output `port`'s frame back: as its input slot when it is one (the first time this
+/// tick), else copied into the slot lent for the port.
+fn answer_frame(
+    worker: &mut Worker,
+    slots: &mut ChildSlots,
+    inputs: &[Crossing],
+    lends: &mut [Option<Crossing>],
+    port: usize,
+    frame: &VideoFrame,
+) -> Result<(), ProcessError> {
+    let layout = frame.layout();
+    let Some(bytes) = frame.cpu_bytes() else {
+        return worker.send_error("the handler wrote a GPU frame, which cannot cross back");
+    };
+    let mut answer = FrameSlot {
+        port: port as u16,
+        slot: 0,
+        generation: 0,
+        len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+        width: layout.width(),
+        height: layout.height(),
+        format: layout.format(),
+        stride: layout.stride(),
+    };
+    if let Some(slot) = worker.slot_of(bytes.as_ptr())
+        && !slots.answered.contains(&slot)
+        && let Some(input) = inputs
+            .iter()
+            .find(|i| matches!(i, Crossing::Video(_)) && i.slot() == slot)
+    {
+        // Its own input slot, the first time this tick: send it back as it is.
+        answer.slot = slot;
+        answer.generation = input.generation();
+        slots.answered.push(slot);
+        return worker.send(&Message::Frame(answer));
+    }
+    let Some(lend) = lends.get_mut(port).and_then(Option::take) else {
+        // More frames this tick than lent slots: the extra ones are dropped.
+        slots.stats.outputs_dropped += 1;
+        return Ok(());
+    };
+    answer.slot = lend.slot();
+    answer.generation = lend.generation();
+    match slots.write_lent(worker, &Crossing::Video(answer), bytes) {
+        Ok(true) => worker.send(&Message::Frame(answer)),
+        Ok(false) => Ok(()),
+        Err(e) => worker.send_error(&format!("output frame: {e}")),
+    }
+}
+
+/// Sends output `port`'s audio back: as the input slot it was read from when the handler
+/// passed an input buffer on unchanged, else its samples written into the slot lent for
+/// the port.
+fn answer_audio(
+    worker: &mut Worker,
+    slots: &mut ChildSlots,
+    lends: &mut [Option<Crossing>],
+    port: usize,
+    buf: &AudioBuffer,
+) -> Result<(), ProcessError> {
+    let samples = buf.samples();
+    let mut answer = AudioSlot {
+        port: port as u16,
+        slot: 0,
+        generation: 0,
+        len: u32::try_from(size_of_val(samples)).unwrap_or(u32::MAX),
+        channels: buf.channels(),
+        sample_rate: buf.sample_rate(),
+        timestamp_ns: buf.timestamp_ns(),
+    };
+    if let Some(index) = slots
+        .audio_in
+        .iter()
+        .position(|(input, _)| input.samples().as_ptr() == samples.as_ptr())
+    {
+        // An input buffer passed on: the parent sends its original on.
+        let (_, from) = slots.audio_in.swap_remove(index);
+        answer.slot = from.slot;
+        answer.generation = from.generation;
+        return worker.send(&Message::Audio(answer));
+    }
+    let Some(lend) = lends.get_mut(port).and_then(Option::take) else {
+        slots.stats.outputs_dropped += 1;
+        return Ok(());
+    };
+    answer.slot = lend.slot();
+    answer.generation = lend.generation();
+    match slots.write_lent_samples(worker, &Crossing::Audio(answer), samples) {
+        Ok(true) => worker.send(&Message::Audio(answer)),
+        Ok(false) => Ok(()),
+        Err(e) => worker.send_error(&format!("output audio: {e}")),
+    }
 }

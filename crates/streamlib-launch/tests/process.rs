@@ -454,3 +454,28 @@ fn slots_fit_4k_frames_even_when_the_first_tick_has_none() {
     assert_eq!(report["spawns"], 1, "{report}");
     assert!(stats.stream("sink").unwrap().items_in > 0);
 }
+
+/// Audio crosses too: `volume` in a child takes 6 dB off, as in process, and the meter
+/// downstream reads it (every sample went through the child's slots and back).
+#[cfg(feature = "audio")]
+#[test]
+fn audio_crosses_into_a_child_and_back() {
+    let (_serial, options) = options();
+    options.install();
+    let text = "audiotestsrc wave=sine freq=997 volume=0.5 ! volume db=-6 name=v @process ! loudness name=meter";
+    let (stats, controls) = run(built(text, 90));
+    for stream in &stats.streams {
+        assert_eq!(stream.errors, 0, "{}: {:?}", stream.id, stream.last_error);
+    }
+    let v = stats.stream("v").unwrap();
+    assert_eq!(v.dispatcher, "process");
+    assert!(v.items_out >= 80, "{v:?}");
+    let report = controls.report("v").unwrap();
+    assert_eq!(report["spawns"], 1, "{report}");
+    assert!(report["audio_bytes_copied"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["bytes_copied"], 0, "no pixels: {report}");
+    let meter = controls.report("meter").unwrap();
+    let integrated = meter["integrated_lufs"].as_f64().unwrap();
+    assert!((integrated + 12.02).abs() < 0.1, "{meter}");
+    assert_eq!(meter["non_finite_samples"], 0);
+}

@@ -114,7 +114,7 @@ fn hops(c: &mut Criterion) {
                 .unwrap();
             child
                 .finish_tick(|_, answer| {
-                    black_box(answer.slot == slot && buf[0] == (tick as u8).wrapping_add(1));
+                    black_box(answer.slot() == slot && buf[0] == (tick as u8).wrapping_add(1));
                 })
                 .unwrap();
             drop(buf);

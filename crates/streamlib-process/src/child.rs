@@ -11,7 +11,7 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::channel::{ControlChannel, Received, wait};
-use crate::protocol::{ChildStats, FrameSlot, Message, PROTOCOL_VERSION};
+use crate::protocol::{ChildStats, Crossing, FrameSlot, Message, PROTOCOL_VERSION};
 use crate::{ChildId, ProcessError, ShmPool, SlotLease};
 
 /// The environment variable that tells a re-executed process it is a worker, and where its
@@ -162,7 +162,7 @@ impl Limits {
 
 enum Event {
     Ready { version: u8 },
-    Frame(FrameSlot),
+    Slot(Crossing),
     Done { frame: u64, process_ns: u64 },
     Error(String),
     Stats(ChildStats),
@@ -375,24 +375,24 @@ impl Child {
 
     /// Hands `lease` to the child as input `port`'s frame for this tick (`frame.slot` and
     /// `frame.generation` are filled in from the lease).
-    pub fn send_frame(
-        &mut self,
-        lease: SlotLease,
-        mut frame: FrameSlot,
-    ) -> Result<(), ProcessError> {
+    pub fn send_frame(&mut self, lease: SlotLease, frame: FrameSlot) -> Result<(), ProcessError> {
+        self.send(lease, Crossing::Video(frame))
+    }
+
+    /// Hands `lease` to the child as what `slot` describes (a frame or an audio buffer; its
+    /// slot and generation are filled in from the lease).
+    pub fn send(&mut self, lease: SlotLease, slot: Crossing) -> Result<(), ProcessError> {
         self.ensure_alive()?;
-        if frame.len as usize > self.pool.slot_size() {
+        if slot.len() as usize > self.pool.slot_size() {
             return Err(ProcessError::FrameTooLong {
                 slot: lease.index(),
-                len: frame.len,
+                len: slot.len(),
                 slot_size: self.pool.slot_size(),
             });
         }
-        let (slot, generation) = lease.hand_to(self.options.id)?;
-        frame.slot = slot;
-        frame.generation = generation;
+        let (index, generation) = lease.hand_to(self.options.id)?;
         self.handed += 1;
-        if self.channel.send(&Message::Frame(frame)).is_err() {
+        if self.channel.send(&slot.in_slot(index, generation).message()).is_err() {
             return Err(self.died());
         }
         Ok(())
@@ -403,7 +403,7 @@ impl Child {
     /// On any failure the child is dead and its slots are back in the pool.
     pub fn finish_tick(
         &mut self,
-        mut on_frame: impl FnMut(SlotLease, FrameSlot),
+        mut on_frame: impl FnMut(SlotLease, Crossing),
     ) -> Result<TickDone, ProcessError> {
         self.ensure_alive()?;
         let Some((frame, started)) = self.tick else {
@@ -415,12 +415,12 @@ impl Child {
         let deadline = started + self.options.tick_deadline;
         loop {
             match self.wait_event(deadline)? {
-                Waited::Event(Event::Frame(slot)) => {
+                Waited::Event(Event::Slot(slot)) => {
                     match self
                         .pool
-                        .take_back(self.options.id, slot.slot, slot.generation)
+                        .take_back(self.options.id, slot.slot(), slot.generation())
                     {
-                        Ok(lease) if slot.len as usize <= self.pool.slot_size() => {
+                        Ok(lease) if slot.len() as usize <= self.pool.slot_size() => {
                             on_frame(lease, slot);
                         }
                         Ok(_) => return Err(self.misbehaved("a frame longer than its slot")),
@@ -523,7 +523,8 @@ impl Child {
             let event = match self.channel.receive(false)? {
                 Received::Message(message) => match message {
                     Message::Ready { version, .. } => Event::Ready { version },
-                    Message::Frame(slot) => Event::Frame(slot),
+                    Message::Frame(slot) => Event::Slot(Crossing::Video(slot)),
+                    Message::Audio(slot) => Event::Slot(Crossing::Audio(slot)),
                     Message::Done { frame, process_ns } => Event::Done { frame, process_ns },
                     Message::Error { message } => Event::Error(message.to_owned()),
                     Message::Stats(stats) => Event::Stats(stats),

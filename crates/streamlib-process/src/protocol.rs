@@ -121,6 +121,86 @@ impl FrameSlot {
     }
 }
 
+/// Where a buffer of interleaved `f32` audio samples lives in the pool (little-endian, from
+/// the slot's start), and what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioSlot {
+    /// Input port index (parent → child) or output port index (child → parent); with
+    /// [`LEND_PORT`] set, an empty slot lent for that output.
+    pub port: u16,
+    /// Slot index in the pool.
+    pub slot: u32,
+    /// The slot's generation when it was handed over.
+    pub generation: u32,
+    /// Bytes of samples from the slot's start (4 per sample).
+    pub len: u32,
+    /// Interleaved channels.
+    pub channels: u16,
+    /// Samples per second per channel.
+    pub sample_rate: u32,
+    /// The buffer's first sample's time, in nanoseconds.
+    pub timestamp_ns: u64,
+}
+
+/// A slot crossing either way: a video frame or an audio buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crossing {
+    /// A video frame.
+    Video(FrameSlot),
+    /// An audio buffer.
+    Audio(AudioSlot),
+}
+
+impl Crossing {
+    /// The port index (with [`LEND_PORT`] when it is a lent slot).
+    pub fn port(&self) -> u16 {
+        match self {
+            Crossing::Video(f) => f.port,
+            Crossing::Audio(a) => a.port,
+        }
+    }
+    /// The slot index.
+    pub fn slot(&self) -> u32 {
+        match self {
+            Crossing::Video(f) => f.slot,
+            Crossing::Audio(a) => a.slot,
+        }
+    }
+    /// The slot's generation.
+    pub fn generation(&self) -> u32 {
+        match self {
+            Crossing::Video(f) => f.generation,
+            Crossing::Audio(a) => a.generation,
+        }
+    }
+    /// Bytes used from the slot's start.
+    pub fn len(&self) -> u32 {
+        match self {
+            Crossing::Video(f) => f.len,
+            Crossing::Audio(a) => a.len,
+        }
+    }
+    /// Whether no byte is used.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The same crossing in slot `slot` at `generation`.
+    pub fn in_slot(mut self, slot: u32, generation: u32) -> Self {
+        match &mut self {
+            Crossing::Video(f) => (f.slot, f.generation) = (slot, generation),
+            Crossing::Audio(a) => (a.slot, a.generation) = (slot, generation),
+        }
+        self
+    }
+    /// As a message.
+    pub fn message(self) -> Message<'static> {
+        match self {
+            Crossing::Video(f) => Message::Frame(f),
+            Crossing::Audio(a) => Message::Audio(a),
+        }
+    }
+}
+
 /// Per-child counters a child reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChildStats {
@@ -170,6 +250,8 @@ pub enum Message<'a> {
     },
     /// A frame in a pool slot, either way.
     Frame(FrameSlot),
+    /// An audio buffer in a pool slot, either way.
+    Audio(AudioSlot),
     /// Parent → child: the frames of this tick are all sent.
     TickEnd {
         /// The tick's frame number.
@@ -210,6 +292,7 @@ const ERROR: u8 = 7;
 const STATS: u8 = 8;
 const SET_PROPERTY: u8 = 9;
 const STOP: u8 = 10;
+const AUDIO: u8 = 11;
 
 impl Message<'_> {
     /// The kind's name, for errors and logs.
@@ -219,6 +302,7 @@ impl Message<'_> {
             Message::Ready { .. } => "ready",
             Message::Tick { .. } => "tick",
             Message::Frame(_) => "frame",
+            Message::Audio(_) => "audio",
             Message::TickEnd { .. } => "tick-end",
             Message::Done { .. } => "done",
             Message::Error { .. } => "error",
@@ -265,6 +349,16 @@ impl Message<'_> {
                 w.u32(f.height);
                 w.u8(format_code(f.format));
                 w.u32(f.stride);
+            }
+            Message::Audio(a) => {
+                w.u8(AUDIO);
+                w.u16(a.port);
+                w.u32(a.slot);
+                w.u32(a.generation);
+                w.u32(a.len);
+                w.u16(a.channels);
+                w.u32(a.sample_rate);
+                w.u64(a.timestamp_ns);
             }
             Message::TickEnd { frame } => {
                 w.u8(TICK_END);
@@ -358,6 +452,15 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, ProtocolError> {
             frame: r.u64()?,
             process_ns: r.u64()?,
         },
+        AUDIO => Message::Audio(AudioSlot {
+            port: r.u16()?,
+            slot: r.u32()?,
+            generation: r.u32()?,
+            len: r.u32()?,
+            channels: r.u16()?,
+            sample_rate: r.u32()?,
+            timestamp_ns: r.u64()?,
+        }),
         ERROR => Message::Error {
             message: r.str("message")?,
         },
@@ -397,6 +500,7 @@ fn kind_name(kind: u8) -> Option<&'static str> {
         READY => "ready",
         TICK => "tick",
         FRAME => "frame",
+        AUDIO => "audio",
         TICK_END => "tick-end",
         DONE => "done",
         ERROR => "error",
@@ -565,6 +669,15 @@ mod tests {
                 timestamp_ns: 33_333_333,
             },
             Message::Frame(frame),
+            Message::Audio(AudioSlot {
+                port: LEND_PORT | 1,
+                slot: 2,
+                generation: 3,
+                len: 4096,
+                channels: 2,
+                sample_rate: 48_000,
+                timestamp_ns: u64::MAX,
+            }),
             Message::TickEnd { frame: 9 },
             Message::Done {
                 frame: 9,

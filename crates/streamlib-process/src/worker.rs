@@ -5,7 +5,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use crate::channel::{ControlChannel, Received};
 use crate::child::WORKER_ENV;
-use crate::protocol::{FrameSlot, Message, PROTOCOL_VERSION, ProtocolError, truncate_str};
+use crate::protocol::{Crossing, FrameSlot, Message, PROTOCOL_VERSION, ProtocolError, truncate_str};
 use crate::{ChildId, PoolView, ProcessError};
 
 /// The largest property list a handshake may carry (each property is one message anyway).
@@ -148,8 +148,19 @@ impl Worker {
     /// The bytes of a frame the parent handed over, to read (checked as for
     /// [`frame_mut`](Self::frame_mut)).
     pub fn frame(&self, frame: &FrameSlot) -> Result<&[u8], ProcessError> {
+        self.bytes(&Crossing::Video(*frame))
+    }
+
+    /// The bytes of a frame or audio buffer the parent handed over, to read.
+    pub fn bytes(&self, slot: &Crossing) -> Result<&[u8], ProcessError> {
         self.pool
-            .slot(self.id, frame.slot, frame.generation, frame.len)
+            .slot(self.id, slot.slot(), slot.generation(), slot.len())
+    }
+
+    /// Checks that the parent lent `slot`'s slot to this worker, as [`check_frame`](Self::check_frame).
+    pub fn check(&self, slot: &Crossing) -> Result<(), ProcessError> {
+        self.pool
+            .check(self.id, slot.slot(), slot.generation(), slot.len())
     }
 
     /// Checks that the parent lent `frame`'s slot to this worker (generation and length

@@ -13,13 +13,14 @@
 use bolero::check;
 use streamlib_ports::PixelFormat;
 use streamlib_process::{
-    ChildStats, ControlChannel, FrameSlot, MAX_MESSAGE, Message, PROTOCOL_VERSION, Received, decode,
+    AudioSlot, ChildStats, ControlChannel, FrameSlot, MAX_MESSAGE, Message, PROTOCOL_VERSION,
+    Received, decode,
 };
 
 /// Random inputs per target in an ordinary test run (CI).
 const ITERATIONS: usize = 2_000;
 
-fn samples() -> [Message<'static>; 10] {
+fn samples() -> [Message<'static>; 11] {
     [
         Message::Hello {
             version: PROTOCOL_VERSION,
@@ -44,6 +45,15 @@ fn samples() -> [Message<'static>; 10] {
             height: 1,
             format: PixelFormat::Nv12,
             stride: 4,
+        }),
+        Message::Audio(AudioSlot {
+            port: 0,
+            slot: 1,
+            generation: 2,
+            len: 8,
+            channels: 2,
+            sample_rate: 48_000,
+            timestamp_ns: 3,
         }),
         Message::TickEnd { frame: 5 },
         Message::Done {

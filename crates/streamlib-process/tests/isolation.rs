@@ -248,7 +248,7 @@ fn hop(child: &mut Child, pool: &ShmPool, frame: u64) -> (Result<(), ProcessErro
         let mut returned = 0;
         child.finish_tick(|lease, slot| {
             returned += 1;
-            assert_eq!(slot.len as usize, FRAME_LEN);
+            assert_eq!(slot.len() as usize, FRAME_LEN);
             let bytes = &lease.as_slice()[..FRAME_LEN];
             let wrong = bytes
                 .iter()
