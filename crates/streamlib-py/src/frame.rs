@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use streamlib::buffers::PoolBufMut;
+use streamlib::buffers::{PoolBufMut, PooledBuf};
 use streamlib::clock::TimedTick;
 use streamlib::ports::{AudioBuffer, DataMessage, FrameLayout, PixelFormat, VideoFrame};
 
@@ -83,17 +83,70 @@ impl Tick {
 pub(crate) enum Pixels {
     /// A frame received or already published: read-only.
     Shared(VideoFrame),
-    /// A frame taken from an output's pool (`new_frame`), not yet written: writable.
+    /// A frame taken from an output's pool (`new_frame`), not yet written and not yet viewed
+    /// by numpy: writable.
     Writable {
         buf: PoolBufMut<u8>,
-        layout: FrameLayout,
         /// The buffer's address, taken from the exclusive handle (numpy writes through it).
         address: usize,
     },
+    /// A writable frame numpy has viewed: the buffer moved into `owner`, so that the arrays
+    /// keep it alive, and every array over it descends from `root` (see [`PixelOwner`]).
+    Viewed {
+        owner: Py<PixelOwner>,
+        root: Py<PyAny>,
+    },
     /// A writable frame after `write()`: its pixels belong to the readers now.
     Written(VideoFrame),
-    /// Only while `write()` moves the pixels from `Writable` to `Written`.
+    /// Only while `write()` publishes the pixels, or after it failed to.
+    Spent,
+}
+
+/// What a [`PixelOwner`] holds.
+enum Held {
+    /// The pool buffer numpy writes into (the frame is not written yet, or it was written as
+    /// a copy while arrays over this buffer were alive: then they keep it to themselves).
+    Writable(PoolBufMut<u8>),
+    /// The buffer, published without a copy: the frame's read-only arrays still view it
+    /// (this reference keeps it out of its pool while they do).
+    Published(#[allow(dead_code, reason = "held only to keep the buffer alive")] PooledBuf<u8>),
+    /// Only while `write()` publishes it.
     Moving,
+}
+
+/// The pixels of a writable frame, once numpy views them: the base of the frame's root
+/// array, which every numpy array over the frame's pixels descends from (numpy collapses a
+/// view's base to the first array that is not a view of an array).
+///
+/// That is how `write()` knows whether an array it cannot freeze is still alive: the root's
+/// reference count is the frame's own reference plus one for its cached `data` array, unless
+/// a slice, an `np.asarray(frame)` or another view still holds it.
+#[pyclass(module = "streamlib._native", name = "_PixelOwner", frozen)]
+pub struct PixelOwner {
+    held: Mutex<Held>,
+    address: usize,
+    len: usize,
+}
+
+impl PixelOwner {
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pymethods]
+impl PixelOwner {
+    /// The buffer's bytes, flat (the frame's array interface shapes them).
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let readonly = !matches!(*self.held(), Held::Writable(_));
+        let dict = PyDict::new(py);
+        dict.set_item("shape", (self.len,))?;
+        dict.set_item("typestr", "|u1")?;
+        dict.set_item("data", (self.address, readonly))?;
+        dict.set_item("version", 3)?;
+        Ok(dict)
+    }
 }
 
 /// A video frame. `data` is a numpy array over the frame's pooled buffer (no copy):
@@ -102,8 +155,9 @@ pub(crate) enum Pixels {
 pub struct PyVideoFrame {
     pub(crate) pixels: Pixels,
     layout: FrameLayout,
-    /// Weak references to the writable arrays handed out, made read-only on `write()`.
-    views: Mutex<Vec<Py<PyAny>>>,
+    /// The array `data` returns, for a frame made writable (one per frame, frozen on
+    /// `write()`); received frames make a new read-only array per access.
+    data: Option<Py<PyAny>>,
 }
 
 impl PyVideoFrame {
@@ -111,7 +165,7 @@ impl PyVideoFrame {
         Self {
             layout: frame.layout(),
             pixels: Pixels::Shared(frame),
-            views: Mutex::new(Vec::new()),
+            data: None,
         }
     }
 
@@ -119,12 +173,8 @@ impl PyVideoFrame {
         let address = buf.as_mut_ptr() as usize;
         Self {
             layout,
-            pixels: Pixels::Writable {
-                buf,
-                layout,
-                address,
-            },
-            views: Mutex::new(Vec::new()),
+            pixels: Pixels::Writable { buf, address },
+            data: None,
         }
     }
 
@@ -135,58 +185,156 @@ impl PyVideoFrame {
     fn frame(&self) -> Option<&VideoFrame> {
         match &self.pixels {
             Pixels::Shared(f) | Pixels::Written(f) => Some(f),
-            Pixels::Writable { .. } | Pixels::Moving => None,
+            Pixels::Writable { .. } | Pixels::Viewed { .. } | Pixels::Spent => None,
         }
     }
 
+    fn is_writable(&self) -> bool {
+        matches!(self.pixels, Pixels::Writable { .. } | Pixels::Viewed { .. })
+    }
+
     /// The address and length of the host bytes, if the frame is in host memory.
-    fn bytes(&self) -> Option<(usize, usize)> {
+    fn bytes(&self, py: Python<'_>) -> Option<(usize, usize)> {
         match &self.pixels {
             Pixels::Shared(f) | Pixels::Written(f) => {
                 f.cpu_bytes().map(|b| (b.as_ptr() as usize, b.len()))
             }
-            Pixels::Writable { buf, address, .. } => Some((*address, buf.len())),
-            Pixels::Moving => None,
+            Pixels::Writable { buf, address } => Some((*address, buf.len())),
+            Pixels::Viewed { owner, .. } => {
+                let owner = owner.bind(py).get();
+                Some((owner.address, owner.len))
+            }
+            Pixels::Spent => None,
         }
+    }
+
+    /// The root array of a writable frame, moving its buffer into a [`PixelOwner`] first if
+    /// numpy has not viewed it yet; `None` for a frame that is not writable.
+    fn root<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if let Pixels::Writable { .. } = self.pixels {
+            let Pixels::Writable { buf, address } =
+                std::mem::replace(&mut self.pixels, Pixels::Spent)
+            else {
+                return Ok(None);
+            };
+            let len = buf.len();
+            let owner = Bound::new(
+                py,
+                PixelOwner {
+                    held: Mutex::new(Held::Writable(buf)),
+                    address,
+                    len,
+                },
+            )?;
+            // `owner` holds the buffer whatever happens next: if numpy fails, the frame is
+            // spent and the buffer returns to its pool when `owner` goes.
+            let root = numpy_asarray(py)?.call1((&owner,))?;
+            self.pixels = Pixels::Viewed {
+                owner: owner.unbind(),
+                root: root.clone().unbind(),
+            };
+            return Ok(Some(root));
+        }
+        Ok(match &self.pixels {
+            Pixels::Viewed { root, .. } => Some(root.bind(py).clone()),
+            _ => None,
+        })
     }
 
     /// Publishes the frame: a writable one is frozen (its arrays turn read-only); a shared one
     /// is cloned (two reference counts). `None` stamps nothing; a tick stamps a new frame.
+    ///
+    /// If an array over the pixels that cannot be frozen is still alive (a slice of `data`,
+    /// `np.asarray(frame)`), the pixels are copied into `spare(layout)` (a pool buffer, or
+    /// a new one when it has none) and the copy is published (counted in
+    /// [`BYTES_COPIED`]): the arrays left behind keep the old buffer, which no reader sees.
     pub(crate) fn take_for_write(
         &mut self,
         py: Python<'_>,
         tick: Option<&TimedTick>,
+        spare: impl FnOnce(FrameLayout) -> Option<PoolBufMut<u8>>,
     ) -> PyResult<VideoFrame> {
-        if let Pixels::Shared(f) | Pixels::Written(f) = &self.pixels {
-            return Ok(f.clone());
-        }
-        let Pixels::Writable { buf, layout, .. } =
-            std::mem::replace(&mut self.pixels, Pixels::Moving)
-        else {
-            return Err(PyRuntimeError::new_err("this frame is being written"));
-        };
-        let frame = VideoFrame::cpu(layout, buf.freeze())
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        let frame = match tick {
+        let layout = self.layout;
+        let stamp = |frame: VideoFrame| match tick {
             Some(t) => frame.with_tick(t),
             None => frame,
         };
+        let published = match std::mem::replace(&mut self.pixels, Pixels::Spent) {
+            Pixels::Shared(f) => {
+                self.pixels = Pixels::Shared(f.clone());
+                return Ok(f);
+            }
+            Pixels::Written(f) => {
+                self.pixels = Pixels::Written(f.clone());
+                return Ok(f);
+            }
+            Pixels::Spent => return Err(PyRuntimeError::new_err("this frame is being written")),
+            Pixels::Writable { buf, .. } => buf.freeze(),
+            Pixels::Viewed { owner, root } => {
+                // Freeze first, before anything that can fail: from here on no array this
+                // frame made writes to the pixels readers get.
+                let frozen =
+                    self.data.as_ref().is_none_or(|d| freeze(d.bind(py))) & freeze(root.bind(py));
+                // SAFETY: `root` is a live object (the frame holds it) and the GIL is held.
+                let refs = unsafe { pyo3::ffi::Py_REFCNT(root.as_ptr()) };
+                let ours = 1 + isize::from(self.data.is_some());
+                let owner = owner.bind(py).get();
+                let mut held = owner.held();
+                if frozen && refs == ours {
+                    // Only the frame's own, frozen arrays view the buffer: publish it as is,
+                    // the owner keeping a reference for them.
+                    let Held::Writable(buf) = std::mem::replace(&mut *held, Held::Moving) else {
+                        return Err(PyRuntimeError::new_err("this frame was already written"));
+                    };
+                    let buf = buf.freeze();
+                    *held = Held::Published(buf.clone());
+                    buf
+                } else {
+                    let Held::Writable(buf) = &*held else {
+                        return Err(PyRuntimeError::new_err("this frame was already written"));
+                    };
+                    let copy = copy_out(buf, spare(layout));
+                    drop(held);
+                    // The arrays left behind view the old buffer; `data` views the copy.
+                    self.data = None;
+                    copy
+                }
+            }
+        };
+        let frame = VideoFrame::cpu(layout, published)
+            .map(stamp)
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         self.pixels = Pixels::Written(frame.clone());
-        self.freeze_views(py);
         Ok(frame)
     }
+}
 
-    fn freeze_views(&self, py: Python<'_>) {
-        let views = std::mem::take(&mut *self.views.lock().unwrap_or_else(|e| e.into_inner()));
-        for weak in views {
-            // A dead weak reference returns None; a live array becomes read-only.
-            if let Ok(array) = weak.bind(py).call0()
-                && !array.is_none()
-                && let Ok(flags) = array.getattr("flags")
-            {
-                let _ = flags.setattr("writeable", false);
-            }
+/// Makes `array` read-only; whether it is.
+fn freeze(array: &Bound<'_, PyAny>) -> bool {
+    array
+        .getattr("flags")
+        .and_then(|flags| flags.setattr("writeable", false))
+        // A flags object keeps the flags it was made with: ask the array again.
+        .and_then(|()| {
+            array
+                .getattr("flags")?
+                .getattr("writeable")?
+                .extract::<bool>()
+        })
+        .is_ok_and(|writeable| !writeable)
+}
+
+/// A copy of `buf`, in `spare` if there is one (and it is large enough), else in a new buffer;
+/// counted in [`BYTES_COPIED`].
+fn copy_out(buf: &PoolBufMut<u8>, spare: Option<PoolBufMut<u8>>) -> PooledBuf<u8> {
+    let len = buf.len();
+    BYTES_COPIED.fetch_add(len as u64, Ordering::Relaxed);
+    match spare {
+        Some(mut copy) if copy.len() >= len => {
+            copy[..len].copy_from_slice(buf);
+            copy.freeze()
         }
+        _ => PooledBuf::from_vec(buf.to_vec()),
     }
 }
 
@@ -207,6 +355,13 @@ fn shape_of(layout: FrameLayout, len: usize) -> (Vec<usize>, Vec<usize>) {
 pub(crate) fn numpy_asarray<'py>(py: Python<'py>) -> PyResult<&'py Bound<'py, PyAny>> {
     static ASARRAY: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
     ASARRAY.import(py, "numpy", "asarray")
+}
+
+pub(crate) fn numpy_ndarray<'py>(
+    py: Python<'py>,
+) -> PyResult<&'py Bound<'py, pyo3::types::PyType>> {
+    static NDARRAY: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
+    NDARRAY.import(py, "numpy", "ndarray")
 }
 
 pub(crate) fn numpy_ascontiguousarray<'py>(py: Python<'py>) -> PyResult<&'py Bound<'py, PyAny>> {
@@ -264,41 +419,52 @@ impl PyVideoFrame {
     /// Whether `data` may be written (a frame from `new_frame` not yet written).
     #[getter]
     fn writable(&self) -> bool {
-        matches!(self.pixels, Pixels::Writable { .. })
+        self.is_writable()
     }
 
     /// The address of the pooled buffer (what `data.ctypes.data` equals: no copy).
     #[getter]
-    fn buffer_address(&self) -> PyResult<usize> {
-        self.bytes().map(|(a, _)| a).ok_or_else(gpu_error)
+    fn buffer_address(&self, py: Python<'_>) -> PyResult<usize> {
+        self.bytes(py).map(|(a, _)| a).ok_or_else(gpu_error)
     }
 
-    /// The numpy array interface over the pooled buffer (read-only unless writable).
+    /// The numpy array interface over the pooled buffer: read-only unless the frame is
+    /// writable (from `new_frame`, not yet written).
     #[getter]
-    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (address, len) = self.bytes().ok_or_else(gpu_error)?;
-        let (shape, strides) = shape_of(self.layout(), len);
+    fn __array_interface__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        let py = slf.py();
+        let mut this = slf.try_borrow_mut().map_err(|_| {
+            PyRuntimeError::new_err("this frame is being written: it has no array interface now")
+        })?;
+        // A writable frame's arrays all view its root array (so that `write()` can tell
+        // whether any is still alive); a read-only frame's view the pixels directly.
+        let root = this.root(py)?;
+        let (address, len) = this.bytes(py).ok_or_else(gpu_error)?;
+        let (shape, strides) = shape_of(this.layout(), len);
         let dict = PyDict::new(py);
         dict.set_item("shape", PyTuple::new(py, shape)?)?;
         dict.set_item("strides", PyTuple::new(py, strides)?)?;
         dict.set_item("typestr", "|u1")?;
-        dict.set_item("data", (address, !self.writable()))?;
+        match root {
+            Some(root) => dict.set_item("data", root)?,
+            None => dict.set_item("data", (address, true))?,
+        }
         dict.set_item("version", 3)?;
         Ok(dict)
     }
 
-    /// A numpy array viewing the pixels (no copy).
+    /// A numpy array viewing the pixels (no copy). A writable frame has one, the same object
+    /// at every access, turned read-only by `write()`.
     #[getter]
     fn data<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
+        if let Some(data) = &slf.borrow().data {
+            return Ok(data.bind(py).clone());
+        }
         let array = numpy_asarray(py)?.call1((slf,))?;
-        let this = slf.borrow();
-        if this.writable() {
-            let weak = pyo3::types::PyWeakrefReference::new(&array)?;
-            this.views
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(weak.into_any().unbind());
+        let mut this = slf.borrow_mut();
+        if this.is_writable() {
+            this.data = Some(array.clone().unbind());
         }
         Ok(array)
     }
@@ -311,7 +477,7 @@ impl PyVideoFrame {
             l.height(),
             l.format(),
             self.frame_number(),
-            if self.writable() {
+            if self.is_writable() {
                 "writable"
             } else {
                 "read-only"

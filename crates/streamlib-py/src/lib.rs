@@ -97,6 +97,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add_class::<frame::Tick>()?;
     module.add_class::<frame::PyVideoFrame>()?;
+    module.add_class::<frame::PixelOwner>()?;
     module.add_class::<frame::PyAudioBuffer>()?;
     module.add_class::<frame::PyDataMessage>()?;
     module.add_class::<ports::VideoInput>()?;

@@ -10,7 +10,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pyclass::boolean_struct::True;
 use pyo3::types::PyDict;
-use streamlib::buffers::PooledBuf;
+use streamlib::buffers::{BufferPool, PoolBufMut, PooledBuf};
 use streamlib::clock::{ClockSourceId, Rational, TimedTick};
 use streamlib::ports::{
     AudioBuffer, Caps, DataMessage, FrameLayout, FramePool, InputPort, MemoryCaps, MemorySpace,
@@ -331,12 +331,14 @@ pub struct VideoOutput {
     owner: Owner,
     tick: Arc<CurrentTick>,
     pool: Mutex<Option<FramePool>>,
+    /// The frame size declared (`width=`, `height=`), which arrays written must have.
+    size: Option<(u32, u32)>,
 }
 
 impl VideoOutput {
     /// A pooled buffer for a `width`×`height` frame, or `None` when the pool is empty (the
     /// readers hold every frame; the skip is counted on the output).
-    fn acquire(&self, layout: FrameLayout) -> PyResult<Option<streamlib::buffers::PoolBufMut<u8>>> {
+    fn acquire(&self, layout: FrameLayout) -> PyResult<Option<PoolBufMut<u8>>> {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         if pool.as_ref().is_none_or(|p| p.layout() != layout) {
             let name = format!(
@@ -352,22 +354,20 @@ impl VideoOutput {
         Ok(pool.as_ref().and_then(|p| p.acquire_for(&self.port)))
     }
 
-    /// Copies a C-contiguous uint8 numpy array of this output's shape into a pooled frame.
+    /// Copies a uint8 numpy array of this output's shape into a pooled frame.
     fn frame_from_array(
         &self,
         py: Python<'_>,
         array: &Bound<'_, PyAny>,
     ) -> PyResult<Option<VideoFrame>> {
         let describe = || self.describe();
-        let interface = array.getattr("__array_interface__").map_err(|_| {
-            PyTypeError::new_err(format!(
+        if array.getattr("__array_interface__").is_err() {
+            return Err(PyTypeError::new_err(format!(
                 "{}: write() takes a VideoFrame or a numpy uint8 array, not {}",
                 describe(),
                 type_name(array)
-            ))
-        })?;
-        let typestr: String = interface.get_item("typestr")?.extract()?;
-        let shape: Vec<usize> = interface.get_item("shape")?.extract()?;
+            )));
+        }
         let (channels, format_name) = match self.format {
             PixelFormat::Rgba8 | PixelFormat::Bgra8 => (Some(4), self.format.as_str()),
             PixelFormat::Gray8 => (None, "gray8"),
@@ -378,6 +378,12 @@ impl VideoOutput {
                 )));
             }
         };
+        // Everything below is read from the plain C-contiguous array numpy makes of `array`
+        // (the same array when it is one), never from what `array` says of itself: an object
+        // may describe a shape its bytes do not have.
+        let contiguous = plain_c_array(py, array)?;
+        let plain = contiguous.interface;
+        let shape = &plain.shape;
         let expected = match channels {
             Some(c) => format!("(height, width, {c})"),
             None => "(height, width)".to_owned(),
@@ -386,38 +392,103 @@ impl VideoOutput {
             Some(c) => shape.len() == 3 && shape[2] == c,
             None => shape.len() == 2,
         };
-        if typestr != "|u1" || !shape_ok || shape[0] == 0 || shape[1] == 0 {
+        if plain.typestr != "|u1" || !shape_ok || shape[0] == 0 || shape[1] == 0 {
             return Err(PyValueError::new_err(format!(
                 "{}: a {format_name} frame must be a uint8 array of shape {expected}, got dtype {} and shape {}",
                 describe(),
-                dtype_text(array, &typestr),
-                shape_text(&shape)
+                dtype_text(&contiguous.array, &plain.typestr),
+                shape_text(shape)
             )));
         }
         let (height, width) = (shape[0], shape[1]);
+        if let Some((w, h)) = self.size
+            && (w as usize, h as usize) != (width, height)
+        {
+            return Err(PyValueError::new_err(format!(
+                "{}: the output was declared {w}x{h}, the array is {width}x{height} (shape {})",
+                describe(),
+                shape_text(shape)
+            )));
+        }
         let layout = FrameLayout::new(
             u32::try_from(width).unwrap_or(u32::MAX),
             u32::try_from(height).unwrap_or(u32::MAX),
             self.format,
         )
         .map_err(|e| PyValueError::new_err(format!("{}: {e}", describe())))?;
-        // C order, so the bytes can be copied in one go (a no-op for contiguous arrays).
-        let contiguous = crate::frame::numpy_ascontiguousarray(py)?.call1((array,))?;
-        let interface = contiguous.getattr("__array_interface__")?;
-        let (address, _readonly): (usize, bool) = interface.get_item("data")?.extract()?;
         let len = layout.buffer_len();
+        if plain.len_bytes() != len {
+            return Err(PyValueError::new_err(format!(
+                "{}: a {width}x{height} {format_name} frame is {len} bytes, the array {}",
+                describe(),
+                plain.len_bytes()
+            )));
+        }
         let Some(mut buf) = self.acquire(layout)? else {
             return Ok(None);
         };
-        // SAFETY: `contiguous` is a live C-contiguous uint8 array of `height × width ×
-        // channels` = `len` bytes (checked above, tight stride), kept alive across the copy.
-        let src = unsafe { std::slice::from_raw_parts(address as *const u8, len) };
+        // SAFETY: `contiguous.array` is a live (held until the end of this function), plain
+        // C-contiguous uint8 ndarray of `len` bytes at `address` (its own interface, checked
+        // above); bytes have no alignment to respect.
+        let src = unsafe { std::slice::from_raw_parts(plain.address as *const u8, len) };
         buf[..len].copy_from_slice(src);
         BYTES_COPIED.fetch_add(len as u64, Ordering::Relaxed);
         let frame = VideoFrame::cpu(layout, buf.freeze())
             .map_err(|e| PyValueError::new_err(format!("{}: {e}", describe())))?;
         Ok(Some(frame.with_tick(&self.tick.get())))
     }
+}
+
+/// What the array interface of a plain C-contiguous ndarray says.
+struct PlainInterface {
+    typestr: String,
+    shape: Vec<usize>,
+    itemsize: usize,
+    address: usize,
+}
+
+impl PlainInterface {
+    fn len_bytes(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.itemsize
+    }
+}
+
+/// A plain C-contiguous ndarray made from `value` by numpy, and its interface.
+struct PlainArray<'py> {
+    array: Bound<'py, PyAny>,
+    interface: PlainInterface,
+}
+
+/// `np.ascontiguousarray(value)`, checked to be an exact `ndarray` (not a subclass that could
+/// describe itself otherwise), with no strides (C order) and no offset.
+fn plain_c_array<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<PlainArray<'py>> {
+    let array = crate::frame::numpy_ascontiguousarray(py)?.call1((value,))?;
+    let ndarray = crate::frame::numpy_ndarray(py)?;
+    if !array.get_type().is(ndarray) {
+        return Err(PyTypeError::new_err(format!(
+            "numpy made a {} of a {}, not an ndarray",
+            type_name(&array),
+            type_name(value)
+        )));
+    }
+    let interface = array.getattr("__array_interface__")?;
+    let strides = interface.get_item("strides")?;
+    if !strides.is_none() {
+        return Err(PyValueError::new_err(
+            "numpy made an array that is not C-contiguous",
+        ));
+    }
+    let (address, _readonly): (usize, bool) = interface.get_item("data")?.extract()?;
+    let itemsize: usize = array.getattr("itemsize")?.extract()?;
+    Ok(PlainArray {
+        interface: PlainInterface {
+            typestr: interface.get_item("typestr")?.extract()?,
+            shape: interface.get_item("shape")?.extract()?,
+            itemsize,
+            address,
+        },
+        array,
+    })
 }
 
 port_class!(VideoOutput, "video", output, {
@@ -446,6 +517,7 @@ port_class!(VideoOutput, "video", output, {
             owner: Owner::default(),
             tick: Arc::default(),
             pool: Mutex::new(None),
+            size: width.zip(height),
         })
     }
 
@@ -484,7 +556,9 @@ port_class!(VideoOutput, "video", output, {
             let mut video = cell.try_borrow_mut().map_err(|_| {
                 PyValueError::new_err(format!("{}: the frame is in use", self.describe()))
             })?;
-            let frame = video.take_for_write(py, Some(&self.tick.get()))?;
+            let frame = video.take_for_write(py, Some(&self.tick.get()), |layout| {
+                self.acquire(layout).ok().flatten()
+            })?;
             self.port.write(frame);
             return Ok(true);
         }
@@ -544,6 +618,8 @@ pub struct AudioOutput {
     port: OutputPort<AudioBuffer>,
     owner: Owner,
     tick: Arc<CurrentTick>,
+    /// Where written samples are copied to, reused once the readers release them.
+    pool: Mutex<Option<BufferPool<f32>>>,
 }
 
 port_class!(AudioOutput, "audio", output, {
@@ -563,6 +639,7 @@ port_class!(AudioOutput, "audio", output, {
             sample_rate,
             owner: Owner::default(),
             tick: Arc::default(),
+            pool: Mutex::new(None),
         })
     }
 
@@ -573,33 +650,45 @@ port_class!(AudioOutput, "audio", output, {
             self.port.write(buffer.get().buffer.clone());
             return Ok(());
         }
-        let array = crate::frame::numpy_ascontiguousarray(py)?
-            .call1((samples,))
-            .map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "{}: write() takes an AudioBuffer or a numpy float32 array, not {}",
-                    self.describe(),
-                    type_name(samples)
-                ))
-            })?;
-        let interface = array.getattr("__array_interface__")?;
-        let typestr: String = interface.get_item("typestr")?.extract()?;
-        let shape: Vec<usize> = interface.get_item("shape")?.extract()?;
-        if typestr != "<f4" || shape.len() != 2 || shape[1] == 0 || shape[1] > usize::from(u16::MAX)
+        let contiguous = plain_c_array(py, samples).map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{}: write() takes an AudioBuffer or a numpy float32 array, not {}",
+                self.describe(),
+                type_name(samples)
+            ))
+        })?;
+        let plain = &contiguous.interface;
+        let shape = &plain.shape;
+        if plain.typestr != "<f4"
+            || shape.len() != 2
+            || shape[1] == 0
+            || shape[1] > usize::from(u16::MAX)
         {
             return Err(PyValueError::new_err(format!(
                 "{}: audio must be a float32 array of shape (frames, channels), got {} {shape:?}",
                 self.describe(),
-                dtype_text(&array, &typestr)
+                dtype_text(&contiguous.array, &plain.typestr)
             )));
         }
-        let (address, _): (usize, bool) = interface.get_item("data")?.extract()?;
         let len = shape[0] * shape[1];
-        // SAFETY: `array` is a live C-contiguous float32 array of `len` elements.
-        let src = unsafe { std::slice::from_raw_parts(address as *const f32, len) };
+        // `contiguous.array` is a live (held until the end of this function), plain
+        // C-contiguous float32 ndarray of `len` elements at `address`.
+        let samples = match self.pooled(len)? {
+            Some(mut buf) => {
+                // SAFETY: `len` f32s at `plain.address` (above), `buf` is another buffer.
+                unsafe { copy_unaligned(plain.address, &mut buf[..len]) };
+                buf.freeze()
+            }
+            None => {
+                let mut samples = vec![0.0; len];
+                // SAFETY: `len` f32s at `plain.address` (above), `samples` is a new Vec.
+                unsafe { copy_unaligned(plain.address, &mut samples) };
+                PooledBuf::from_vec(samples)
+            }
+        };
         let tick = self.tick.get();
         let buffer = AudioBuffer::new(
-            PooledBuf::from_vec(src.to_vec()),
+            samples,
             u16::try_from(shape[1]).unwrap_or(u16::MAX),
             self.sample_rate,
             tick.timestamp,
@@ -610,6 +699,50 @@ port_class!(AudioOutput, "audio", output, {
         Ok(())
     }
 });
+
+impl AudioOutput {
+    /// A buffer of `len` samples from this output's pool (made again when the length
+    /// changes), or `None` when the readers hold all of the pool's (or `len` is 0).
+    fn pooled(&self, len: usize) -> PyResult<Option<PoolBufMut<f32>>> {
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.as_ref().is_none_or(|p| p.buffer_len() != len) {
+            let name = format!(
+                "{}.{}",
+                self.owner.0.get().map_or("python", String::as_str),
+                self.name
+            );
+            *pool = Some(
+                BufferPool::new(name, len, 2, AUDIO_POOL_MAX)
+                    .map_err(|e| PyValueError::new_err(format!("{}: {e}", self.describe())))?,
+            );
+        }
+        Ok(pool.as_ref().and_then(|p| p.acquire().ok()))
+    }
+}
+
+/// Buffers an audio output's pool may grow to: ordered delivery queues buffers, so readers
+/// may hold several at once.
+const AUDIO_POOL_MAX: usize = 16;
+
+/// Copies `dst.len()` samples from `src` as bytes: numpy does not promise a float32 array is
+/// aligned (one over a byte buffer at an odd offset is not), so `src` is never read as `f32`.
+///
+/// # Safety
+/// `src` must be the address of `dst.len()` readable, initialised f32s, not overlapping `dst`.
+unsafe fn copy_unaligned(src: usize, dst: &mut [f32]) {
+    // SAFETY: the caller promises `src` holds `dst.len()` f32s; `dst` is a valid `&mut`;
+    // byte copies have no alignment requirement.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            src as *const u8,
+            dst.as_mut_ptr().cast::<u8>(),
+            size_of_val(dst),
+        );
+    }
+}
 
 /// A data input (ordered).
 #[pyclass(module = "streamlib._native", frozen)]
