@@ -24,7 +24,7 @@ pub(crate) type Failures = Arc<Mutex<HashMap<String, Py<PyAny>>>>;
 
 /// A Python object run as a stream handler.
 pub(crate) struct PythonHandler {
-    id: String,
+    id: Arc<str>,
     object: Py<PyAny>,
     process: Py<PyAny>,
     ports: Ports,
@@ -33,6 +33,8 @@ pub(crate) struct PythonHandler {
     type_name: &'static str,
     event_loop: Option<Py<PyAny>>,
     failures: Failures,
+    /// Its runtime's [`runtime_key`].
+    runtime: usize,
 }
 
 thread_local! {
@@ -41,6 +43,52 @@ thread_local! {
         const { std::cell::Cell::new(std::ptr::null_mut()) };
     /// How deep this thread is in [`attached`] calls.
     static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// The Python handler callback this thread is running, if any (see [`Callback`]).
+    static CALLBACK: std::cell::RefCell<Option<Callback>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A Python handler callback running on this thread: what [`in_callback`] reports.
+#[derive(Clone)]
+pub(crate) struct Callback {
+    /// The handler's stream id.
+    pub(crate) handler: Arc<str>,
+    /// `process`, `on_start` or `on_stop`.
+    pub(crate) hook: &'static str,
+    /// Its runtime's [`runtime_key`].
+    pub(crate) runtime: usize,
+}
+
+/// Marks this thread as running `hook` of a handler until dropped, restoring what was there
+/// (a handler's callback may run another runtime's inline).
+struct InCallback(Option<Callback>);
+
+impl InCallback {
+    fn enter(handler: &PythonHandler, hook: &'static str) -> Self {
+        let callback = Callback {
+            handler: Arc::clone(&handler.id),
+            hook,
+            runtime: handler.runtime,
+        };
+        Self(CALLBACK.with(|c| c.replace(Some(callback))))
+    }
+}
+
+impl Drop for InCallback {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CALLBACK.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+/// The runtime whose handler callbacks hold `failures` (one map per runtime): what ties a
+/// callback to its runtime in [`in_callback`].
+pub(crate) fn runtime_key(failures: &Failures) -> usize {
+    Arc::as_ptr(failures).cast::<()>() as usize
+}
+
+/// The Python handler callback this thread is inside, if any.
+pub(crate) fn in_callback() -> Option<Callback> {
+    CALLBACK.with(|c| c.borrow().clone())
 }
 
 /// Gives the GIL back (saving the thread state) when an [`attached`] call ends, even by panic.
@@ -137,13 +185,14 @@ impl PythonHandler {
             )));
         }
         Ok(Self {
-            id: id.to_owned(),
+            id: Arc::from(id),
             object: object.clone().unbind(),
             process: process.unbind(),
             ports: bound.ports,
             output_ticks: bound.ticks,
             type_name: intern(class),
             event_loop: None,
+            runtime: runtime_key(&failures),
             failures,
         })
     }
@@ -174,13 +223,14 @@ impl PythonHandler {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(self.id.clone(), err.into_value(py).into_any());
+            .insert(self.id.to_string(), err.into_value(py).into_any());
         HandlerError::msg(format!("{what} raised {message}"))
     }
 
     /// Calls an optional hook (`on_start`, `on_stop`).
-    fn hook(&mut self, name: &str) -> Result<(), HandlerError> {
+    fn hook(&mut self, name: &'static str) -> Result<(), HandlerError> {
         attached(|py| {
+            let _callback = InCallback::enter(self, name);
             let object = self.object.bind(py).clone();
             let outcome = (|| -> PyResult<()> {
                 if !object.hasattr(name)? {
@@ -249,6 +299,7 @@ impl StreamHandler for PythonHandler {
             for output in &self.output_ticks {
                 output.set(&tick);
             }
+            let callback = InCallback::enter(self, "process");
             let outcome = (|| -> PyResult<(bool, bool)> {
                 let tick = Bound::new(py, Tick::new(&tick))?;
                 let result = self.process.bind(py).call1((&tick,))?;
@@ -262,6 +313,7 @@ impl StreamHandler for PythonHandler {
                 let tick = tick.get();
                 Ok((tick.end_requested(), tick.stop_requested()))
             })();
+            drop(callback);
             match outcome {
                 Ok((end, stop)) => {
                     if end {

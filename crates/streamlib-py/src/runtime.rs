@@ -6,9 +6,10 @@
 //! threads run Python handlers, which need it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use streamlib::launch::{
@@ -97,6 +98,35 @@ pub struct Runtime {
     session: Mutex<Option<Session>>,
     failures: Failures,
     handle: streamlib::runtime::RuntimeHandle,
+    /// A stop under way on its own thread, which an interrupted `stop()` left running.
+    stopping: Mutex<Option<Arc<Stopping>>>,
+}
+
+/// The outcome of a stop running on its own thread, once there is one.
+#[derive(Default)]
+struct Stopping {
+    outcome: Mutex<Option<Result<String, LaunchError>>>,
+    done: Condvar,
+}
+
+/// How long `stop()` waits between looks at the signals (Ctrl-C).
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// Refuses a call that would wait for the runtime from inside one of its own handler's
+/// callbacks (it would wait for itself), or start a runtime inside a handler's tick.
+fn refuse_in_callback(what: &str, own: Option<usize>) -> PyResult<()> {
+    let Some(callback) = crate::handler::in_callback() else {
+        return Ok(());
+    };
+    if own.is_some_and(|key| key != callback.runtime) {
+        return Ok(());
+    }
+    Err(PyRuntimeError::new_err(format!(
+        "StreamRuntime.{what}() called from inside handler `{}`'s {}(); return from {} and \
+         {what} from the code that runs the runtime (tick.request_stop() or \
+         runtime.request_stop() ask for a stop without waiting)",
+        callback.handler, callback.hook, callback.hook
+    )))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -118,6 +148,7 @@ impl Runtime {
         frames: Option<u64>,
         auto_convert: bool,
     ) -> PyResult<Self> {
+        refuse_in_callback("start", None)?;
         let desc =
             PipelineDesc::from_json(pipeline).map_err(|e| PipelineError::new_err(e.to_string()))?;
         let failures: Failures = Arc::default();
@@ -161,6 +192,7 @@ impl Runtime {
             session: Mutex::new(Some(session)),
             failures,
             handle,
+            stopping: Mutex::new(None),
         })
     }
 
@@ -186,20 +218,65 @@ impl Runtime {
 
     /// Stops it (clock stopped, handlers' `on_stop` called, files finalized, threads joined)
     /// and returns the final statistics as JSON; `None` if already stopped.
+    ///
+    /// The stop runs on a thread of its own while this one waits without the GIL, looking at
+    /// the signals every 50 ms: Ctrl-C raises `KeyboardInterrupt` here even when a handler is
+    /// stuck in `process`, and the stop goes on (files are finalized once that handler
+    /// returns); calling `stop()` again waits for it.
     fn stop(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        let Some(mut session) = lock(&self.session).take() else {
-            return Ok(None);
+        refuse_in_callback("stop", Some(crate::handler::runtime_key(&self.failures)))?;
+        let pending = lock(&self.stopping).clone();
+        let stopping = match pending {
+            Some(stopping) => stopping,
+            None => {
+                let Some(session) = lock(&self.session).take() else {
+                    return Ok(None);
+                };
+                let stopping = Arc::new(Stopping::default());
+                *lock(&self.stopping) = Some(Arc::clone(&stopping));
+                // The session waits here for the thread; if there is no thread, it is
+                // stopped on this one (without the GIL), like before.
+                let session = Arc::new(Mutex::new(Some(session)));
+                let spawned = std::thread::Builder::new()
+                    .name("streamlib-stop".into())
+                    .spawn({
+                        let (session, stopping) = (Arc::clone(&session), Arc::clone(&stopping));
+                        move || {
+                            if let Some(session) = lock(&session).take() {
+                                finish(session, &stopping);
+                            }
+                        }
+                    });
+                if spawned.is_err()
+                    && let Some(session) = lock(&session).take()
+                {
+                    py.detach(|| finish(session, &stopping));
+                }
+                stopping
+            }
         };
-        let stopped = py.detach(|| {
-            let json = session
-                .stop()
-                .map(|s| stats_json_with_reports(&s, session.controls()).to_string());
-            drop(session);
-            json
-        });
-        stopped
-            .map(Some)
-            .map_err(|e| launch_error(py, &e, &self.failures))
+        loop {
+            let outcome = py.detach(|| {
+                let outcome = lock(&stopping.outcome);
+                let (mut outcome, _) = stopping
+                    .done
+                    .wait_timeout_while(outcome, SIGNAL_POLL, |o| o.is_none())
+                    .unwrap_or_else(PoisonError::into_inner);
+                outcome.take()
+            });
+            if let Some(outcome) = outcome {
+                *lock(&self.stopping) = None;
+                return outcome
+                    .map(Some)
+                    .map_err(|e| launch_error(py, &e, &self.failures));
+            }
+            if lock(&self.stopping).is_none() {
+                // Another thread's `stop()` took the outcome.
+                return Ok(None);
+            }
+            // KeyboardInterrupt (or what a signal handler raised) leaves the stop running.
+            py.check_signals()?;
+        }
     }
 
     /// Sets a live property of a built-in element (`blur0`, `sigma`, `3`), checked like a
@@ -224,6 +301,19 @@ impl Runtime {
     fn failure(&self, py: Python<'_>, stream: &str) -> Option<Py<PyAny>> {
         lock(&self.failures).get(stream).map(|e| e.clone_ref(py))
     }
+}
+
+/// Stops `session` and hands the outcome (statistics as JSON) to whoever waits on
+/// `stopping`.
+fn finish(mut session: Session, stopping: &Stopping) {
+    let outcome = session
+        .stop()
+        .map(|s| stats_json_with_reports(&s, session.controls()).to_string());
+    // The handlers (Python objects among them) go with the session, before the outcome is
+    // reported: once `stop()` returns, nothing of the pipeline runs any more.
+    drop(session);
+    *lock(&stopping.outcome) = Some(outcome);
+    stopping.done.notify_all();
 }
 
 impl Drop for Runtime {

@@ -336,7 +336,12 @@ class StreamRuntime:
 
     def stop_sync(self) -> dict:
         """Stops the pipeline (handlers' ``on_stop``, files finalized, threads joined) and
-        returns the final statistics."""
+        returns the final statistics.
+
+        Ctrl-C interrupts the wait (``KeyboardInterrupt``) even while a handler is stuck in
+        ``process``; the stop goes on in the background and calling this again waits for it.
+        From inside a handler's ``process`` it raises ``RuntimeError`` (it would wait for that
+        handler): use ``tick.request_stop()`` there."""
         if self._native is None:
             if self._final is not None:
                 return self._final
