@@ -53,10 +53,18 @@ fn bytes_copied() -> u64 {
     frame::BYTES_COPIED.load(Ordering::Relaxed)
 }
 
-/// The registry's handlers: name, summary, ports and properties, as dicts.
+/// The registry's handlers (name, summary, ports, properties) as the JSON array `streamlib
+/// inspect --json` prints.
 #[pyfunction]
-fn handler_specs(py: Python<'_>) -> PyResult<Vec<Bound<'_, pyo3::types::PyDict>>> {
-    specs::all(py)
+fn handler_specs_json() -> PyResult<String> {
+    specs::all_json()
+}
+
+/// The name of handler `handler`'s property that `name` is (`layer3.opacity` is
+/// `layer<N>.opacity`), or `None`.
+#[pyfunction]
+fn property_name(handler: &str, name: &str) -> PyResult<Option<&'static str>> {
+    specs::property_name(handler, name)
 }
 
 /// Checks `properties` (name to text) for handler `handler` (element `element` in errors);
@@ -82,8 +90,7 @@ fn parse_pipeline(text: &str) -> PyResult<String> {
 /// `dispatcher="processpool"` element runs (see `runtime.rs`); returns the exit code.
 #[pyfunction]
 fn _process_worker(py: Python<'_>) -> u8 {
-    let code = py
-        .detach(|| streamlib::launch::process::run_worker(&streamlib::launch::Registry::builtin()));
+    let code = py.detach(|| streamlib::launch::process::run_worker(specs::builtin()));
     if code == std::process::ExitCode::SUCCESS {
         0
     } else {
@@ -108,7 +115,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<ports::DataOutput>()?;
     module.add_class::<runtime::Runtime>()?;
     module.add_function(wrap_pyfunction!(bytes_copied, module)?)?;
-    module.add_function(wrap_pyfunction!(handler_specs, module)?)?;
+    module.add_function(wrap_pyfunction!(handler_specs_json, module)?)?;
+    module.add_function(wrap_pyfunction!(property_name, module)?)?;
     module.add_function(wrap_pyfunction!(validate_properties, module)?)?;
     module.add_function(wrap_pyfunction!(parse_pipeline, module)?)?;
     module.add_function(wrap_pyfunction!(_process_worker, module)?)?;

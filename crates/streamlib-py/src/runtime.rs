@@ -30,7 +30,7 @@ type Prepared = Arc<Mutex<HashMap<String, Box<dyn StreamHandler>>>>;
 
 /// The builtin registry plus `python`, whose factory hands out the prepared Python handlers.
 fn registry(prepared: &Prepared) -> Registry {
-    let mut registry = Registry::builtin();
+    let mut registry = crate::specs::builtin().clone();
     let prepared = Arc::clone(prepared);
     registry.register(HandlerSpec {
         name: PYTHON_HANDLER,
@@ -333,13 +333,7 @@ pub(crate) fn validate(
     element: &str,
     properties: BTreeMap<String, String>,
 ) -> PyResult<BTreeMap<String, String>> {
-    let registry = Registry::builtin();
-    let spec = registry.get(handler).ok_or_else(|| {
-        let suggestion = streamlib::launch::nearest(handler, registry.names())
-            .map(|s| format!(" (did you mean `{s}`?)"))
-            .unwrap_or_default();
-        PipelineError::new_err(format!("unknown handler `{handler}`{suggestion}"))
-    })?;
+    let spec = crate::specs::spec(handler)?;
     let desc = streamlib::launch::ElementDesc {
         name: element.to_owned(),
         handler: handler.to_owned(),

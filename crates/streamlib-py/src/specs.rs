@@ -1,77 +1,42 @@
-//! The registry's handler specs as Python dicts: what `streamlib.handlers` makes its classes
-//! from (names, ports, properties with types, ranges, defaults and docs).
+//! The handler registry the bindings build from, made once: its specs as the JSON `streamlib
+//! inspect --json` prints (the registry's own serialization, which `streamlib.handlers` makes
+//! its classes from), and the property matching pipeline text uses.
 
-use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
-use streamlib::launch::{Direction, HandlerSpec, PortSpec, PropType, PropertySpec, Registry};
-use streamlib::ports::MemorySpace;
+use std::sync::OnceLock;
 
-fn port<'py>(py: Python<'py>, spec: &PortSpec) -> PyResult<Bound<'py, PyDict>> {
-    let dict = PyDict::new(py);
-    dict.set_item("name", spec.name)?;
-    dict.set_item(
-        "direction",
-        match spec.direction {
-            Direction::Input => "input",
-            Direction::Output => "output",
-        },
-    )?;
-    dict.set_item("kind", spec.kind.to_string())?;
-    let caps: Vec<&str> = spec.caps.iter().map(MemorySpace::as_str).collect();
-    dict.set_item("capabilities", caps)?;
-    dict.set_item("delivery", spec.delivery.to_string())?;
-    dict.set_item("doc", spec.doc)?;
-    dict.set_item("required", spec.required)?;
-    dict.set_item("count", spec.count)?;
-    Ok(dict)
+use streamlib::launch::{HandlerSpec, Registry};
+
+use crate::PipelineError;
+
+/// The builtin registry, built on first use and kept: every `validate_properties`, runtime
+/// start and `@process` worker reads the same one.
+pub(crate) fn builtin() -> &'static Registry {
+    static BUILTIN: OnceLock<Registry> = OnceLock::new();
+    BUILTIN.get_or_init(Registry::builtin)
 }
 
-fn property<'py>(py: Python<'py>, spec: &PropertySpec) -> PyResult<Bound<'py, PyDict>> {
-    let dict = PyDict::new(py);
-    dict.set_item("name", spec.name)?;
-    let (ty, min, max, choices): (&str, Option<f64>, Option<f64>, Option<Vec<&str>>) =
-        match &spec.ty {
-            PropType::Bool => ("bool", None, None, None),
-            PropType::Int { min, max } => ("int", Some(*min as f64), Some(*max as f64), None),
-            PropType::Float { min, max } => ("float", Some(*min), Some(*max), None),
-            PropType::Text => ("text", None, None, None),
-            PropType::Path => ("path", None, None, None),
-            PropType::Size { max } => ("size", Some(1.0), Some(f64::from(*max)), None),
-            PropType::Enum(words) => ("enum", None, None, Some(words.to_vec())),
-            PropType::Color => ("color", None, None, None),
-        };
-    dict.set_item("type", ty)?;
-    dict.set_item("min", min)?;
-    dict.set_item("max", max)?;
-    dict.set_item("choices", choices)?;
-    dict.set_item("describe", spec.ty.describe())?;
-    dict.set_item("default", spec.default)?;
-    dict.set_item("live", spec.live)?;
-    dict.set_item("doc", spec.doc)?;
-    Ok(dict)
+/// The spec of handler `name`, or the error pipeline text gives for an unknown one.
+pub(crate) fn spec(name: &str) -> pyo3::PyResult<&'static HandlerSpec> {
+    let registry = builtin();
+    registry.get(name).ok_or_else(|| {
+        let suggestion = streamlib::launch::nearest(name, registry.names())
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        PipelineError::new_err(format!("unknown handler `{name}`{suggestion}"))
+    })
 }
 
-fn handler<'py>(py: Python<'py>, spec: &HandlerSpec) -> PyResult<Bound<'py, PyDict>> {
-    let dict = PyDict::new(py);
-    dict.set_item("name", spec.name)?;
-    dict.set_item("summary", spec.summary)?;
-    let ports = PyList::empty(py);
-    for p in &spec.ports {
-        ports.append(port(py, p)?)?;
-    }
-    dict.set_item("ports", ports)?;
-    let properties = PyList::empty(py);
-    for p in &spec.properties {
-        properties.append(property(py, p)?)?;
-    }
-    dict.set_item("properties", properties)?;
-    Ok(dict)
+/// Every handler of the builtin registry, serialized by the registry's types (`HandlerSpec`
+/// is `Serialize`), as a JSON array.
+pub(crate) fn all_json() -> pyo3::PyResult<String> {
+    let specs: Vec<&HandlerSpec> = builtin().iter().collect();
+    serde_json::to_string(&specs).map_err(|e| {
+        pyo3::exceptions::PyRuntimeError::new_err(format!("serializing the handler specs: {e}"))
+    })
 }
 
-/// Every handler of the builtin registry.
-pub(crate) fn all(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
-    Registry::builtin()
-        .iter()
-        .map(|spec| handler(py, spec))
-        .collect()
+/// The name of the property of handler `handler` that `name` is (`layer3.opacity` is
+/// `layer<N>.opacity`), as pipeline text matches it; `None` if it is none.
+pub(crate) fn property_name(handler: &str, name: &str) -> pyo3::PyResult<Option<&'static str>> {
+    Ok(spec(handler)?.property(name).map(|p| p.name))
 }

@@ -204,3 +204,21 @@ def test_misaligned_float32_audio_is_copied_as_bytes():
     assert result.returncode == 0, result.stderr[-2000:]
     same, count = result.stdout.split()[1:]
     assert int(count) >= 4 and same == count, result.stdout
+
+
+def test_data_is_one_array_per_writable_frame():
+    class Touches(KeepsArrays):
+        def process(self, tick):
+            frame = self.outputs["video"].new_frame(8, 4)
+            if frame is None:
+                return
+            first = frame.data
+            for _ in range(1000):
+                frame.data[0, 0, 0] = 1
+            # One array, however often `data` is read (nothing recorded per access).
+            self.published.append(frame.data is first)
+            self.outputs["video"].write(frame)
+
+    writer = Touches(None)
+    run_writer(writer, frames=3)
+    assert writer.published == [True] * 3

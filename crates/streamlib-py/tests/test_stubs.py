@@ -32,3 +32,23 @@ def test_the_stubs_parse_and_name_every_class():
     stubbed = {n.name for n in handlers.body if isinstance(n, ast.ClassDef)}
     for spec in streamlib.handlers.SPECS:
         assert streamlib.handlers.class_name(spec) in stubbed
+
+
+def test_handler_classes_come_from_the_registry_json():
+    # Each plan name in the table names a registry handler (the table cannot drift from it).
+    for registry_name in streamlib.handlers._CLASS_NAMES:
+        assert registry_name in streamlib.handlers.SPECS, registry_name
+    names = [streamlib.handlers.class_name(n) for n in streamlib.handlers.SPECS]
+    assert len(set(names)) == len(names)
+    # The specs are the registry's own serialization (what `streamlib inspect --json` prints).
+    import json
+
+    raw = {s["name"]: s for s in json.loads(streamlib._native.handler_specs_json())}
+    assert raw.keys() == streamlib.handlers.SPECS.keys()
+    compositor = streamlib.handlers.SPECS["compositor"]
+    assert {p["name"] for p in compositor["ports"]} >= {"layer<N>", "video"}
+    # Numbered and named properties match as pipeline text matches them.
+    assert streamlib._native.property_name("compositor", "layer3.opacity") == "layer<N>.opacity"
+    assert streamlib._native.property_name("compositor", "layerx.opacity") is None
+    blur = streamlib.handlers.BlurFilter(sigma=2)
+    assert blur.properties["sigma"] in ("2", "2.0")

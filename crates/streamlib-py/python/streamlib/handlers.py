@@ -1,7 +1,8 @@
 """Every built-in handler, as a Python class made from the Rust handler registry.
 
 The classes carry no list of properties or ports of their own: each reads its registered
-spec (``streamlib._native.handler_specs()``), so what pipeline text accepts, these accept,
+spec (``streamlib._native.handler_specs_json()``, what ``streamlib inspect --json``
+prints), so what pipeline text accepts, these accept,
 with the same types, ranges, defaults and error messages. The plan's names
 (``TestPatternHandler``, ``BlurFilter``, ``DisplayHandler``, ``CompositorHandler``,
 ``DrawingHandler``, ``FileReaderHandler``, ``FileWriterHandler``, the network and audio
@@ -15,22 +16,57 @@ takes exact registry names.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Dict, List, Optional
 
 from . import _native
 from ._native import PropertyError
 
-# The registry's specs, by name.
-SPECS: Dict[str, dict] = {spec["name"]: spec for spec in _native.handler_specs()}
 
-# Class names: the plan's where it has one, readable ones for the rest.
+
+def _port(port: dict) -> dict:
+    """A port of the registry's JSON (``streamlib inspect --json``), as the classes read it."""
+    return {
+        **port,
+        # "[cpu, gpu]": the registry prints memory capabilities as a list in text.
+        "capabilities": [c.strip() for c in port["caps"].strip("[]").split(",") if c.strip()],
+        # Serialized only when false (an optional input), and `count` only when set.
+        "required": port.get("required", True),
+        "count": port.get("count"),
+    }
+
+
+def _property(prop: dict) -> dict:
+    """A property of the registry's JSON, its type flattened (``type``, ``describe``,
+    ``min``/``max``, ``choices``)."""
+    ty = prop["ty"]
+    return {
+        **prop,
+        "type": ty["type"],
+        "describe": ty["accepts"],
+        "min": ty.get("min"),
+        "max": ty.get("max"),
+        "choices": ty.get("values"),
+    }
+
+
+# The registry's specs, by name, from its own serialization.
+SPECS: Dict[str, dict] = {
+    spec["name"]: {
+        **spec,
+        "ports": [_port(p) for p in spec["ports"]],
+        "properties": [_property(p) for p in spec["properties"]],
+    }
+    for spec in json.loads(_native.handler_specs_json())
+}
+
+# The plan's class names, where the registry name cannot give them (it has no word breaks:
+# `testpattern`); every other handler is `<Name>Handler`. Only handlers this package has: a
+# test checks that each names one.
 _CLASS_NAMES = {
     "testpattern": "TestPatternHandler",
     "blur": "BlurFilter",
-    "display": "DisplayHandler",
-    "compositor": "CompositorHandler",
-    "drawing": "DrawingHandler",
     "filereader": "FileReaderHandler",
     "filewriter": "FileWriterHandler",
     "networksend": "NetworkSendHandler",
@@ -38,23 +74,11 @@ _CLASS_NAMES = {
     "networkaudiosend": "NetworkAudioSendHandler",
     "networkaudioreceive": "NetworkAudioReceiveHandler",
     "audiotestsrc": "AudioTestSourceHandler",
-    "audiosrc": "AudioSourceHandler",
-    "audiosink": "AudioSinkHandler",
     "audioconvert": "AudioConvertHandler",
     "audioresample": "AudioResampleHandler",
     "audiomixer": "AudioMixerHandler",
     "audioscope": "AudioScopeHandler",
-    "volume": "VolumeHandler",
-    "loudness": "LoudnessHandler",
-    "spectrum": "SpectrumHandler",
-    "convert": "ConvertHandler",
-    "scale": "ScaleHandler",
     "videorate": "VideoRateHandler",
-    "identity": "IdentityHandler",
-    "null": "NullHandler",
-    "hlssink": "HlsSinkHandler",
-    "webrtcsink": "WebRtcSinkHandler",
-    "webrtcsrc": "WebRtcSourceHandler",
 }
 
 
@@ -87,19 +111,6 @@ def to_text(value: Any, prop_type: Optional[str] = None) -> str:
     )
 
 
-def _matches(spec_name: str, name: str) -> bool:
-    if "<" not in spec_name:
-        return spec_name == name
-    prefix, rest = spec_name.split("<", 1)
-    placeholder, suffix = rest.split(">", 1)
-    if not (name.startswith(prefix) and name.endswith(suffix)):
-        return False
-    middle = name[len(prefix) : len(name) - len(suffix)]
-    if placeholder == "N":
-        return middle.isdigit()
-    return bool(middle) and all(c.isalnum() or c in "_-" for c in middle)
-
-
 def _property_for(spec: dict, kwarg: str) -> Optional[dict]:
     """The spec property a keyword argument names, trying `_` as `-` and as `.`."""
     candidates = [kwarg, kwarg.replace("_", "-")]
@@ -109,9 +120,11 @@ def _property_for(spec: dict, kwarg: str) -> Optional[dict]:
             candidates.append(f"{head}.{tail}")
             candidates.append(f"{head}.{tail.replace('_', '-')}")
     for candidate in candidates:
-        for prop in spec["properties"]:
-            if _matches(prop["name"], candidate):
-                return {**prop, "given": candidate}
+        # Matched by the registry, as pipeline text is (`layer3.opacity` is `layer<N>.opacity`).
+        name = _native.property_name(spec["name"], candidate)
+        if name is not None:
+            prop = next(p for p in spec["properties"] if p["name"] == name)
+            return {**prop, "given": candidate}
     return None
 
 
