@@ -578,7 +578,8 @@ fn assemble(
         // The real handler was built only for its ports: a proxy runs it in a child.
         #[cfg(feature = "process")]
         let built = if element.dispatcher.as_deref() == Some("process") {
-            let proxied = crate::process::proxy(&element.name, spec, &properties, built)?;
+            let proxied =
+                crate::process::proxy(&element.name, spec, &properties, built, &options.child)?;
             providers.insert(element.name.clone(), proxied.provider);
             proxied.built
         } else {

@@ -1,6 +1,8 @@
 //! Stream options in pipeline text: words an element takes beside its handler's properties
-//! that say how the runtime runs it, not what the handler does (`restart=`, `max-restarts=`).
-//! They are the same for every handler and every dispatcher, so they are parsed here, once.
+//! that say how the runtime runs it, not what the handler does (`restart=`, `max-restarts=`,
+//! and for `@process` elements the child's limits: `tick-deadline-ms=`, `memory-limit-mb=`,
+//! `cpu-affinity=`, `nice=`). They are the same for every handler, so they are parsed here,
+//! once.
 //!
 //! In a [`PipelineDesc`](crate::PipelineDesc) they are ordinary properties (so text and JSON
 //! round-trip them unchanged); the build splits them off before the handler's properties are
@@ -21,10 +23,18 @@ const RESTART: &str = "restart";
 const MAX_RESTARTS: &str = "max-restarts";
 /// The words `restart=` takes.
 const POLICIES: &[&str] = &["never", "on-failure", "always"];
+/// `tick-deadline-ms=N` (`@process`): the watchdog.
+const TICK_DEADLINE: &str = "tick-deadline-ms";
+/// `memory-limit-mb=N` (`@process`): the child's address-space limit.
+const MEMORY_LIMIT: &str = "memory-limit-mb";
+/// `cpu-affinity=0,2` (`@process`): CPUs the child may run on.
+const CPU_AFFINITY: &str = "cpu-affinity";
+/// `nice=N` (`@process`): the child's niceness.
+const NICE: &str = "nice";
 
 /// The stream options, described as properties are (for `streamlib inspect` and the JSON
 /// registry). Their defaults are the runtime's: no restart; the [`Backoff`] default cap.
-static STREAM_OPTIONS: [PropertySpec; 2] = [
+static STREAM_OPTIONS: [PropertySpec; 6] = [
     prop(
         RESTART,
         PropType::Enum(POLICIES),
@@ -48,6 +58,44 @@ static STREAM_OPTIONS: [PropertySpec; 2] = [
          that stayed up 1 s counts from one again); given without restart=, it means \
          restart=on-failure",
     ),
+    prop(
+        TICK_DEADLINE,
+        PropType::Int {
+            min: 1,
+            max: 3_600_000,
+        },
+        Some("1000"),
+        false,
+        "@process only: milliseconds from a tick's start to the child's answer before the \
+         watchdog kills the child (a failure, restarted by restart=)",
+    ),
+    prop(
+        MEMORY_LIMIT,
+        PropType::Int {
+            min: 1,
+            max: 1 << 30,
+        },
+        None,
+        false,
+        "@process only: the child's address-space limit (RLIMIT_AS) in MiB; the shared \
+         frame pool's mapping counts against it. Unset: no limit",
+    ),
+    prop(
+        CPU_AFFINITY,
+        PropType::Text,
+        None,
+        false,
+        "@process only: the CPUs the child may run on, as indices separated by commas \
+         (0,2). Unset: any",
+    ),
+    prop(
+        NICE,
+        PropType::Int { min: -20, max: 19 },
+        None,
+        false,
+        "@process only: the child's niceness (-20 to 19; below the parent's needs \
+         CAP_SYS_NICE). Unset: the parent's",
+    ),
 ];
 
 impl Registry {
@@ -65,6 +113,25 @@ impl Registry {
 pub(crate) struct StreamOptions {
     /// The restart policy, when `restart=` or `max-restarts=` was given.
     restart: Option<RestartPolicy>,
+    /// The `@process` child's limits given in the text.
+    pub(crate) child: ChildLimits,
+}
+
+/// What an `@process` element's text says of its child, over the installed
+/// `ProcessOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ChildLimits {
+    pub(crate) tick_deadline: Option<std::time::Duration>,
+    /// Bytes.
+    pub(crate) memory_limit: Option<u64>,
+    pub(crate) cpu_affinity: Option<Vec<usize>>,
+    pub(crate) nice: Option<i32>,
+}
+
+impl ChildLimits {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Splits `element`'s stream options from its handler's properties: the element without
@@ -82,6 +149,8 @@ pub(crate) fn split(
     let mut rest = element.clone();
     let mut restart = None;
     let mut max_restarts = None;
+    let mut child = ChildLimits::default();
+    let mut given = Vec::new();
     for option in STREAM_OPTIONS
         .iter()
         .filter(|o| spec.property(o.name).is_none())
@@ -90,11 +159,31 @@ pub(crate) fn split(
             continue;
         };
         let value = parse(element, spec, option, &text)?;
+        if [TICK_DEADLINE, MEMORY_LIMIT, CPU_AFFINITY, NICE].contains(&option.name) {
+            given.push(format!("{}={text}", option.name));
+        }
         match (option.name, value) {
             (RESTART, Value::Text(policy)) => restart = Some((policy, text)),
             (MAX_RESTARTS, Value::Int(n)) => max_restarts = Some((n, text)),
+            (TICK_DEADLINE, Value::Int(ms)) => {
+                child.tick_deadline = Some(std::time::Duration::from_millis(ms.unsigned_abs()));
+            }
+            (MEMORY_LIMIT, Value::Int(mb)) => child.memory_limit = Some(mb.unsigned_abs() << 20),
+            (NICE, Value::Int(n)) => child.nice = i32::try_from(n).ok(),
+            (CPU_AFFINITY, Value::Text(list)) => {
+                child.cpu_affinity = Some(cpus(element, spec, &list)?);
+            }
             _ => {}
         }
+    }
+    if !child.is_empty() && element.dispatcher.as_deref() != Some("process") {
+        return Err(LaunchError::ConflictingStreamOptions {
+            element: element.name.clone(),
+            handler: spec.name.to_owned(),
+            options: given.join(" "),
+            fix: "these limit the child of an @process element: add @process, or drop them"
+                .to_owned(),
+        });
     }
     misspelt(&rest, spec)?;
     let cap = |n: i64| u32::try_from(n).ok();
@@ -124,7 +213,32 @@ pub(crate) fn split(
         // `on-failure`, or `max-restarts=` alone: a cap on restarts asks for restarts.
         _ => Some(RestartPolicy::OnFailure(backoff(&max_restarts))),
     };
-    Ok((rest, StreamOptions { restart: policy }))
+    Ok((
+        rest,
+        StreamOptions {
+            restart: policy,
+            child,
+        },
+    ))
+}
+
+/// `cpu-affinity=`'s CPU indices, or the error naming the element and what it takes.
+fn cpus(element: &ElementDesc, spec: &HandlerSpec, list: &str) -> Result<Vec<usize>, LaunchError> {
+    let parsed: Option<Vec<usize>> = list
+        .split(',')
+        .map(|cpu| cpu.trim().parse::<usize>().ok().filter(|&c| c < 1024))
+        .collect();
+    match parsed {
+        Some(cpus) if !cpus.is_empty() => Ok(cpus),
+        _ => Err(LaunchError::BadValue {
+            element: element.name.clone(),
+            handler: spec.name.to_owned(),
+            property: CPU_AFFINITY.to_owned(),
+            value: list.to_owned(),
+            expected: "CPU indices below 1024 separated by commas, e.g. 0,2 (stream option)"
+                .to_owned(),
+        }),
+    }
 }
 
 /// A value for `option`, or the error naming the element, the option and what it takes.
@@ -216,6 +330,39 @@ mod tests {
         let registry = Registry::builtin();
         let spec = registry.get("null").unwrap();
         split(&element(properties), spec).map(|(_, o)| o.restart)
+    }
+
+    #[cfg(feature = "video")]
+    #[test]
+    fn child_limits_parse_and_need_process() {
+        let registry = Registry::builtin();
+        let spec = registry.get("identity").unwrap();
+        let mut given = element(&[
+            ("tick-deadline-ms", "250"),
+            ("memory-limit-mb", "512"),
+            ("cpu-affinity", "0, 1"),
+            ("nice", "5"),
+        ]);
+        let refused = split(&given, spec).unwrap_err().to_string();
+        assert!(refused.contains("add @process"), "{refused}");
+        assert!(refused.contains("tick-deadline-ms=250"), "{refused}");
+        given.dispatcher = Some("process".to_owned());
+        let (rest, options) = split(&given, spec).unwrap();
+        assert!(rest.properties.is_empty());
+        assert_eq!(
+            options.child,
+            ChildLimits {
+                tick_deadline: Some(std::time::Duration::from_millis(250)),
+                memory_limit: Some(512 << 20),
+                cpu_affinity: Some(vec![0, 1]),
+                nice: Some(5),
+            }
+        );
+        given
+            .properties
+            .insert("cpu-affinity".to_owned(), "0,x".to_owned());
+        let bad = split(&given, spec).unwrap_err().to_string();
+        assert!(bad.contains("cpu-affinity") && bad.contains("0,x"), "{bad}");
     }
 
     #[test]

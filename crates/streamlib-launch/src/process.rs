@@ -79,6 +79,7 @@ use streamlib_process::{
 };
 
 use crate::desc::ElementDesc;
+use crate::options::ChildLimits;
 use crate::registry::{BuiltHandler, HandlerSpec, LiveHandle, Properties, Registry};
 use crate::{LaunchError, validate_properties};
 
@@ -353,6 +354,7 @@ pub(crate) fn proxy(
     spec: &HandlerSpec,
     properties: &Properties,
     real: BuiltHandler,
+    limits: &ChildLimits,
 ) -> Result<Proxied, LaunchError> {
     let refuse = |message: String| LaunchError::Handler {
         element: element.to_owned(),
@@ -440,7 +442,20 @@ pub(crate) fn proxy(
         // downstream of it too.
         input.forwards_to(output);
     }
-    let options = ProcessOptions::current();
+    let mut options = ProcessOptions::current();
+    // What the element's text says (`tick-deadline-ms=`, …) over what was installed.
+    if let Some(deadline) = limits.tick_deadline {
+        options.tick_deadline = deadline;
+    }
+    if let Some(bytes) = limits.memory_limit {
+        options.memory_limit = Some(bytes);
+    }
+    if let Some(cpus) = &limits.cpu_affinity {
+        options.cpu_affinity = Some(cpus.clone());
+    }
+    if let Some(nice) = limits.nice {
+        options.nice = Some(nice);
+    }
     let shared = Arc::new(Shared {
         element: element.to_owned(),
         options: options.clone(),
@@ -584,7 +599,7 @@ pub fn isolate(
         handler: handler.to_owned(),
         message: e.to_string(),
     })?;
-    let proxied = proxy(element, spec, &props, real)?;
+    let proxied = proxy(element, spec, &props, real, &ChildLimits::default())?;
     Ok(Isolated {
         handler: proxied.built,
         provider: proxied.provider,

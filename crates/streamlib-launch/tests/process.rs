@@ -178,6 +178,20 @@ fn a_child_past_its_deadline_is_killed_by_the_watchdog() {
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
+/// The same deadline from the element's own words: the text's `tick-deadline-ms=` wins over
+/// the installed 1 s, for that element only.
+#[test]
+fn a_tick_deadline_in_the_text_arms_the_watchdog() {
+    let (_serial, options) = options();
+    options.install();
+    let (error, took) = failure(
+        "testpattern size=64x36 ! identity sleep-us=500000 tick-deadline-ms=100 nice=3 cpu-affinity=0 name=id @process ! null",
+        5,
+    );
+    assert!(error.contains("watchdog") && error.contains("100ms"), "{error}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
 /// An executable that never answers the handshake: a start timeout, not a hang.
 #[test]
 fn a_child_that_never_starts_times_out() {

@@ -108,14 +108,26 @@ fn options_round_trip_through_text_and_json() {
 fn the_registry_describes_them_once() {
     let registry = Registry::builtin();
     let names: Vec<&str> = registry.stream_options().iter().map(|o| o.name).collect();
-    assert_eq!(names, ["restart", "max-restarts"]);
+    assert_eq!(
+        names,
+        [
+            "restart",
+            "max-restarts",
+            "tick-deadline-ms",
+            "memory-limit-mb",
+            "cpu-affinity",
+            "nice"
+        ]
+    );
     // Not copied into any handler's own properties.
     for spec in registry.iter() {
-        assert!(
-            spec.property("restart").is_none() && spec.property("max-restarts").is_none(),
-            "{} registers its own `restart`/`max-restarts`",
-            spec.name
-        );
+        for name in &names {
+            assert!(
+                spec.property(name).is_none(),
+                "{} registers its own `{name}`",
+                spec.name
+            );
+        }
     }
 }
 
