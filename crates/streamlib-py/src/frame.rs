@@ -126,6 +126,10 @@ pub struct PixelOwner {
     held: Mutex<Held>,
     address: usize,
     len: usize,
+    /// Whether the root array was made: the owner hands out one writable array, the root
+    /// (`np.asarray(frame.data.base.base)` from Python gets a read-only one, which `write()`
+    /// need not account for).
+    rooted: std::sync::atomic::AtomicBool,
 }
 
 impl PixelOwner {
@@ -139,7 +143,8 @@ impl PixelOwner {
     /// The buffer's bytes, flat (the frame's array interface shapes them).
     #[getter]
     fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let readonly = !matches!(*self.held(), Held::Writable(_));
+        let first = !self.rooted.swap(true, Ordering::Relaxed);
+        let readonly = !(first && matches!(*self.held(), Held::Writable(_)));
         let dict = PyDict::new(py);
         dict.set_item("shape", (self.len,))?;
         dict.set_item("typestr", "|u1")?;
@@ -224,6 +229,7 @@ impl PyVideoFrame {
                     held: Mutex::new(Held::Writable(buf)),
                     address,
                     len,
+                    rooted: Default::default(),
                 },
             )?;
             // `owner` holds the buffer whatever happens next: if numpy fails, the frame is

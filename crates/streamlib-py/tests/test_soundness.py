@@ -88,9 +88,20 @@ def test_a_frames_arrays_cannot_be_made_writable_again():
             assert frame.__array_interface__["data"][1] is True
             self.refused += 1
 
-    writer = Sneaky(None)
-    run_writer(writer, frames=2)
-    assert writer.refused == 2
+    class Digs(KeepsArrays):
+        def process(self, tick):
+            frame = self.outputs["video"].new_frame(8, 4)
+            if frame is None:
+                return
+            # Under the root array: what owns the pixels hands out no second writable array.
+            owner = frame.data.base.base
+            assert not np.asarray(owner).flags.writeable
+            self.refused += 1
+
+    for handler in (Sneaky, Digs):
+        writer = handler(None)
+        run_writer(writer, frames=2)
+        assert writer.refused == 2
 
 
 @pytest.mark.parametrize(
