@@ -54,11 +54,11 @@
 //! `@process` elements built after [`ProcessOptions::install`].
 //!
 //! # Limits
-//! Video ports only (audio, data and event ports are refused at build, naming the port).
+//! Video and audio ports (data and event ports are refused at build, naming the port).
 //! Live property changes reach the child (`SetProperty`) before its next tick; a restarted
 //! child starts with the values in effect. A handler in a child should not keep input frames
-//! past its tick: their slots go back to the upstream pool when the tick ends. End of stream
-//! and stop requests of a handler in a child are not forwarded.
+//! past its tick beyond what it declares with `holding` (see docs/PROCESS.md). End of
+//! stream, stop requests and the last tick's `inputs_ended` cross both ways.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -88,6 +88,12 @@ use crate::{LaunchError, validate_properties};
 const ELEMENT_KEY: &str = "@element";
 const FPS_KEY: &str = "@fps";
 const CLOCK_KEY: &str = "@clock";
+/// The handler's inputs connected in the parent's graph, names separated by commas: the
+/// child connects only these (a handler can act on what is connected, as `filereader` does
+/// for its audio output).
+const INPUTS_KEY: &str = "@inputs";
+/// The same for its outputs.
+const OUTPUTS_KEY: &str = "@outputs";
 
 /// Ring slots of the output that feeds each of the child's handler inputs (latest delivery):
 /// the frames of the last ticks that ring still holds. The parent keeps that many of each
@@ -635,6 +641,12 @@ impl InPort {
             InPort::Audio(p) => p.name(),
         }
     }
+    fn is_connected(&self) -> bool {
+        match self {
+            InPort::Video(p) => p.is_connected(),
+            InPort::Audio(p) => p.is_connected(),
+        }
+    }
 }
 
 /// An output of a type that crosses (the proxy's ports; the child's feeders).
@@ -644,6 +656,18 @@ enum OutPort {
 }
 
 impl OutPort {
+    fn name(&self) -> &str {
+        match self {
+            OutPort::Video(p) => p.name(),
+            OutPort::Audio(p) => p.name(),
+        }
+    }
+    fn is_connected(&self) -> bool {
+        match self {
+            OutPort::Video(p) => p.is_connected(),
+            OutPort::Audio(p) => p.is_connected(),
+        }
+    }
     /// Frames its readers hold at once (what the proxy's own slots are sized for).
     fn pool_capacity(&self) -> usize {
         match self {
@@ -855,10 +879,21 @@ impl Proxy {
         command.stdin(Stdio::null()).stdout(Stdio::null());
         let fps = format!("{}/{}", self.clock.0.num, self.clock.0.den);
         let clock = self.clock.1.0.to_string();
+        let connected = |names: &mut dyn Iterator<Item = (&str, bool)>| {
+            names
+                .filter(|(_, connected)| *connected)
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let inputs = connected(&mut self.inputs.iter().map(|i| (i.name(), i.is_connected())));
+        let outputs = connected(&mut self.outputs.iter().map(|o| (o.name(), o.is_connected())));
         let mut properties: Vec<(&str, &str)> = vec![
             (ELEMENT_KEY, &self.element),
             (FPS_KEY, &fps),
             (CLOCK_KEY, &clock),
+            (INPUTS_KEY, &inputs),
+            (OUTPUTS_KEY, &outputs),
         ];
         properties.extend(
             self.properties
@@ -1088,9 +1123,10 @@ impl Proxy {
         }
     }
 
-    fn tick(&mut self, tick: &TimedTick) -> Result<(), ProcessError> {
+    /// One tick through the child: what its handler said of the stream's end.
+    fn tick(&mut self, tick: &TimedTick, inputs_ended: bool) -> Result<Ending, ProcessError> {
         let Some(pool) = self.ensure_pool()? else {
-            return Ok(());
+            return Ok(Ending::default());
         };
         if self.child.is_none() {
             self.spawn(&pool)?;
@@ -1103,6 +1139,9 @@ impl Proxy {
                     .fetch_add(1, Ordering::Relaxed);
             }
             child.start_tick(tick.frame_number, tick.timestamp)?;
+            if inputs_ended {
+                child.inputs_ended()?;
+            }
         }
         for port in 0..self.inputs.len() {
             self.send_input(&pool, port)?;
@@ -1122,10 +1161,10 @@ impl Proxy {
             ..
         } = self;
         let Some(child) = child else {
-            return Ok(());
+            return Ok(Ending::default());
         };
         let n_out = outputs.len();
-        child.finish_tick(|_lease, slot| {
+        let done = child.finish_tick(|_lease, slot| {
             let port = usize::from(slot.port());
             if port >= n_out {
                 return;
@@ -1157,8 +1196,20 @@ impl Proxy {
             grew(stats.outputs_dropped, seen.outputs_dropped),
             Ordering::Relaxed,
         );
-        Ok(())
+        Ok(Ending {
+            stream: done.end_of_stream,
+            pipeline: done.stop_requested,
+        })
     }
+}
+
+/// What the child's handler said of the stream's end in a tick.
+#[derive(Debug, Default, Clone, Copy)]
+struct Ending {
+    /// It called `end_of_stream`.
+    stream: bool,
+    /// It called `request_stop`.
+    pipeline: bool,
 }
 
 /// The frame the child answered on output `port`: a pass-through of an input's own slot (no
@@ -1274,14 +1325,23 @@ impl StreamHandler for Proxy {
             input.recv_into(items);
         }
         let tick = *ctx.tick();
-        if let Err(error) = self.tick(&tick) {
-            if let Some(pool) = &self.pool
-                && let Some(child) = &self.child
-            {
-                // The tick failed before the child could answer: its slots come back now.
-                pool.reclaim(child.id());
+        let ending = match self.tick(&tick, ctx.inputs_ended()) {
+            Ok(ending) => ending,
+            Err(error) => {
+                if let Some(pool) = &self.pool
+                    && let Some(child) = &self.child
+                {
+                    // The tick failed before the child could answer: its slots come back now.
+                    pool.reclaim(child.id());
+                }
+                return Err(self.fail(error));
             }
-            return Err(self.fail(error));
+        };
+        if ending.stream {
+            ctx.end_of_stream();
+        }
+        if ending.pipeline {
+            ctx.request_stop();
         }
         for (port, item) in self.returned.drain(..) {
             match (self.outputs.get(port), item) {
@@ -1348,8 +1408,10 @@ struct Hosted {
     handler: Box<dyn StreamHandler>,
     live: Option<LiveHandle>,
     spec: HandlerSpec,
-    feeders: Vec<OutPort>,
-    collectors: Vec<InPort>,
+    /// Per handler input, what feeds it (`None`: not connected in the parent's graph).
+    feeders: Vec<Option<OutPort>>,
+    /// Per handler output, what collects it (`None`: not connected).
+    collectors: Vec<Option<InPort>>,
     fps: Rational,
     clock: ClockSourceId,
 }
@@ -1363,9 +1425,12 @@ fn host(
     let mut fps = Rational::fps(30);
     let mut clock = ClockSourceId(0);
     let mut given = BTreeMap::new();
+    let (mut inputs, mut outputs) = (None, None);
     for (name, value) in properties {
         match name.as_str() {
             ELEMENT_KEY => element.clone_from(value),
+            INPUTS_KEY => inputs = Some(value.as_str()),
+            OUTPUTS_KEY => outputs = Some(value.as_str()),
             FPS_KEY => {
                 if let Some((num, den)) = value.split_once('/')
                     && let (Ok(num), Ok(den)) = (num.parse(), den.parse())
@@ -1394,7 +1459,14 @@ fn host(
     let video = std::any::TypeId::of::<VideoFrame>();
     let audio = std::any::TypeId::of::<AudioBuffer>();
     let mut feeders = Vec::new();
+    // The parent names what its graph connected; an older parent that does not: all.
+    let listed =
+        |list: Option<&str>, name: &str| list.is_none_or(|l| l.split(',').any(|n| n == name));
     for input in ports.inputs() {
+        if !listed(inputs, input.name()) {
+            feeders.push(None);
+            continue;
+        }
         let name = input.name().to_owned();
         let failed = |e: &dyn std::fmt::Display| format!("input `{}`: {e}", input.name());
         let feeder = if input.message_type() == video {
@@ -1415,10 +1487,14 @@ fn host(
         erased.set_negotiated(MemorySpace::Cpu);
         input.set_negotiated(MemorySpace::Cpu);
         erased.freeze();
-        feeders.push(feeder);
+        feeders.push(Some(feeder));
     }
     let mut collectors = Vec::new();
     for output in ports.outputs() {
+        if !listed(outputs, output.name()) {
+            collectors.push(None);
+            continue;
+        }
         let name = output.name().to_owned();
         let ordered = DeliveryMode::Ordered { capacity: 8 };
         let (collector, erased) = if output.message_type() == video {
@@ -1445,7 +1521,7 @@ fn host(
         output.set_negotiated(MemorySpace::Cpu);
         erased.set_negotiated(MemorySpace::Cpu);
         output.freeze();
-        collectors.push(collector);
+        collectors.push(Some(collector));
     }
     Ok(Hosted {
         element,
@@ -1651,6 +1727,7 @@ fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
     }
     worker.ready()?;
     let mut slots = ChildSlots::new(&worker, hosted.feeders.len(), hosted.collectors.len())?;
+    let mut inputs_ended = false;
     let mut inputs: Vec<Crossing> = Vec::with_capacity(hosted.feeders.len() * AUDIO_PER_TICK + 1);
     let mut lends: Vec<Option<Crossing>> = vec![None; hosted.collectors.len()];
     let mut tick = TimedTick {
@@ -1668,6 +1745,7 @@ fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
             } => {
                 tick.frame_number = frame;
                 tick.timestamp = timestamp_ns;
+                inputs_ended = false;
                 inputs.clear();
                 lends.iter_mut().for_each(|l| *l = None);
             }
@@ -1688,6 +1766,7 @@ fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
             Message::SetProperty { name, value } => {
                 property = Some((name.to_owned(), value.to_owned()));
             }
+            Message::InputsEnded => inputs_ended = true,
             Message::TickEnd { frame } => {
                 let started = Instant::now();
                 run_tick(
@@ -1697,6 +1776,7 @@ fn worker_main(registry: &Registry) -> Result<(), ProcessError> {
                     &inputs,
                     &mut lends,
                     &tick,
+                    inputs_ended,
                 )?;
                 let process_ns = started.elapsed().as_nanos() as u64;
                 let stats = &mut slots.stats;
@@ -1743,10 +1823,14 @@ fn run_tick(
     inputs: &[Crossing],
     lends: &mut [Option<Crossing>],
     tick: &TimedTick,
+    inputs_ended: bool,
 ) -> Result<(), ProcessError> {
     slots.audio_in.clear();
     for input in inputs {
-        let feeder = hosted.feeders.get(usize::from(input.port()));
+        let feeder = hosted
+            .feeders
+            .get(usize::from(input.port()))
+            .and_then(Option::as_ref);
         let fed = worker
             .check(input)
             .map_err(|e| e.to_string())
@@ -1770,12 +1854,21 @@ fn run_tick(
             worker.send_error(&format!("input refused: {message}"))?;
         }
     }
-    let mut ctx = ProcessContext::new(&hosted.element, *tick);
+    let mut ctx = ProcessContext::new(&hosted.element, *tick).with_inputs_ended(inputs_ended);
     if let Err(e) = hosted.handler.process(&mut ctx) {
         worker.send_error(&e.to_string())?;
     }
+    if ctx.end_requested() || ctx.stop_requested() {
+        worker.send(&Message::Ended {
+            stream: ctx.end_requested(),
+            pipeline: ctx.stop_requested(),
+        })?;
+    }
     slots.answered.clear();
     for (port, collector) in hosted.collectors.iter().enumerate() {
+        let Some(collector) = collector else {
+            continue;
+        };
         match collector {
             InPort::Video(collector) => {
                 while let Some(frame) = collector.recv() {

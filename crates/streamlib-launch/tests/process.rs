@@ -188,7 +188,10 @@ fn a_tick_deadline_in_the_text_arms_the_watchdog() {
         "testpattern size=64x36 ! identity sleep-us=500000 tick-deadline-ms=100 nice=3 cpu-affinity=0 name=id @process ! null",
         5,
     );
-    assert!(error.contains("watchdog") && error.contains("100ms"), "{error}");
+    assert!(
+        error.contains("watchdog") && error.contains("100ms"),
+        "{error}"
+    );
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
@@ -486,10 +489,74 @@ fn audio_crosses_into_a_child_and_back() {
     assert!(v.items_out >= 80, "{v:?}");
     let report = controls.report("v").unwrap();
     assert_eq!(report["spawns"], 1, "{report}");
-    assert!(report["audio_bytes_copied"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["audio_bytes_copied"].as_u64().unwrap() > 0,
+        "{report}"
+    );
     assert_eq!(report["bytes_copied"], 0, "no pixels: {report}");
     let meter = controls.report("meter").unwrap();
     let integrated = meter["integrated_lufs"].as_f64().unwrap();
     assert!((integrated + 12.02).abs() < 0.1, "{meter}");
     assert_eq!(meter["non_finite_samples"], 0);
+}
+
+/// A handler in a child that ends its stream (a file read to its end) ends the element, as in
+/// process: the end crosses back with the tick. Without it the element stayed running,
+/// ticking a silent reader until the clock stopped.
+#[cfg(feature = "file")]
+#[test]
+fn a_file_read_to_its_end_in_a_child_ends_the_pipeline() {
+    let (_serial, options) = options();
+    options.install();
+    let dir = std::env::temp_dir().join(format!("streamlib-process-eos-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("clip.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-nostdin", "-f", "lavfi"])
+        .args(["-i", "testsrc2=size=64x36:rate=30", "-frames:v", "20"])
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&clip)
+        .output()
+        .expect("ffmpeg CLI");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let text = format!(
+        "filereader location={} name=fr @process ! null name=sink",
+        clip.display()
+    );
+    let (stats, _) = run(built(&text, 3000));
+    let fr = stats.stream("fr").unwrap();
+    assert_eq!(fr.errors, 0, "{:?}", fr.last_error);
+    assert_eq!(stats.stream("sink").unwrap().items_in, 20);
+    // Ended by the file after its 20 frames, not left running until the clock stopped.
+    assert_eq!(fr.state, streamlib_runtime::StreamState::Ended, "{fr:?}");
+    assert_eq!(fr.ticks, 20, "{fr:?}");
+
+    // And the other way: a writer in a child whose inputs end finalizes the file with every
+    // frame in it (it would on `on_stop` alone too: this guards the end, not the flag).
+    let out = dir.join("copy.mp4");
+    let text = format!(
+        "filereader location={} ! filewriter location={} name=fw @process",
+        clip.display(),
+        out.display()
+    );
+    let (stats, _) = run(built(&text, 3000));
+    let fw = stats.stream("fw").unwrap();
+    assert_eq!(fw.errors, 0, "{:?}", fw.last_error);
+    assert_eq!(fw.state, streamlib_runtime::StreamState::Ended, "{fw:?}");
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(&out)
+        .output()
+        .expect("ffprobe CLI");
+    assert_eq!(
+        String::from_utf8_lossy(&probe.stdout).trim(),
+        "20",
+        "{probe:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -112,6 +112,10 @@ pub struct TickDone {
     pub process_ns: u64,
     /// Slots handed to the child this tick that it did not return (reclaimed at `Done`).
     pub unreturned: usize,
+    /// The handler ended its stream this tick (`ProcessContext::end_of_stream`).
+    pub end_of_stream: bool,
+    /// The handler asked to stop the pipeline this tick (`ProcessContext::request_stop`).
+    pub stop_requested: bool,
 }
 
 /// What the pre-exec hook applies in the forked child, prepared before the fork so the hook
@@ -164,6 +168,7 @@ enum Event {
     Ready { version: u8 },
     Slot(Crossing),
     Done { frame: u64, process_ns: u64 },
+    Ended { stream: bool, pipeline: bool },
     Error(String),
     Stats(ChildStats),
     Unexpected(&'static str),
@@ -392,7 +397,21 @@ impl Child {
         }
         let (index, generation) = lease.hand_to(self.options.id)?;
         self.handed += 1;
-        if self.channel.send(&slot.in_slot(index, generation).message()).is_err() {
+        if self
+            .channel
+            .send(&slot.in_slot(index, generation).message())
+            .is_err()
+        {
+            return Err(self.died());
+        }
+        Ok(())
+    }
+
+    /// Tells the child, within the tick [`start_tick`](Self::start_tick) began, that every
+    /// upstream has ended: its handler's `process` sees `inputs_ended` and should flush.
+    pub fn inputs_ended(&mut self) -> Result<(), ProcessError> {
+        self.ensure_alive()?;
+        if self.channel.send(&Message::InputsEnded).is_err() {
             return Err(self.died());
         }
         Ok(())
@@ -413,6 +432,7 @@ impl Child {
             return Err(self.died());
         }
         let deadline = started + self.options.tick_deadline;
+        let (mut end_of_stream, mut stop_requested) = (false, false);
         loop {
             match self.wait_event(deadline)? {
                 Waited::Event(Event::Slot(slot)) => {
@@ -438,7 +458,13 @@ impl Child {
                         frame,
                         process_ns,
                         unreturned,
+                        end_of_stream,
+                        stop_requested,
                     });
+                }
+                Waited::Event(Event::Ended { stream, pipeline }) => {
+                    end_of_stream |= stream;
+                    stop_requested |= pipeline;
                 }
                 Waited::Event(Event::Done { .. }) => {
                     return Err(self.misbehaved("`done` for another tick"));
@@ -526,6 +552,7 @@ impl Child {
                     Message::Frame(slot) => Event::Slot(Crossing::Video(slot)),
                     Message::Audio(slot) => Event::Slot(Crossing::Audio(slot)),
                     Message::Done { frame, process_ns } => Event::Done { frame, process_ns },
+                    Message::Ended { stream, pipeline } => Event::Ended { stream, pipeline },
                     Message::Error { message } => Event::Error(message.to_owned()),
                     Message::Stats(stats) => Event::Stats(stats),
                     other => Event::Unexpected(other.kind()),

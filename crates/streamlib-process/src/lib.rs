@@ -77,8 +77,8 @@ pub use error::ProcessError;
 pub use pool::{MAX_SLOT_SIZE, MAX_SLOTS, PoolView, ShmPool, ShmStorage, SlotLease};
 #[cfg(not(loom))]
 pub use protocol::{
-    AudioSlot, ChildStats, Crossing, FrameSlot, LEND_PORT, MAX_MESSAGE, Message, PROTOCOL_VERSION, ProtocolError,
-    decode, truncate_str,
+    AudioSlot, ChildStats, Crossing, FrameSlot, LEND_PORT, MAX_MESSAGE, Message, PROTOCOL_VERSION,
+    ProtocolError, decode, truncate_str,
 };
 #[cfg(loom)]
 pub use slots::LoomSlots;

@@ -280,6 +280,17 @@ pub enum Message<'a> {
     },
     /// Parent → child: stop the handler and exit.
     Stop,
+    /// Parent → child, within a tick: every upstream has ended and been drained; the
+    /// handler's `process` sees `inputs_ended` and should flush.
+    InputsEnded,
+    /// Child → parent, before `Done`: the handler ended its stream (`end_of_stream`) and/or
+    /// asked to stop the whole pipeline (`request_stop`) in this tick.
+    Ended {
+        /// `ProcessContext::end_of_stream` was called.
+        stream: bool,
+        /// `ProcessContext::request_stop` was called.
+        pipeline: bool,
+    },
 }
 
 const HELLO: u8 = 1;
@@ -293,6 +304,8 @@ const STATS: u8 = 8;
 const SET_PROPERTY: u8 = 9;
 const STOP: u8 = 10;
 const AUDIO: u8 = 11;
+const INPUTS_ENDED: u8 = 12;
+const ENDED: u8 = 13;
 
 impl Message<'_> {
     /// The kind's name, for errors and logs.
@@ -303,6 +316,8 @@ impl Message<'_> {
             Message::Tick { .. } => "tick",
             Message::Frame(_) => "frame",
             Message::Audio(_) => "audio",
+            Message::InputsEnded => "inputs-ended",
+            Message::Ended { .. } => "ended",
             Message::TickEnd { .. } => "tick-end",
             Message::Done { .. } => "done",
             Message::Error { .. } => "error",
@@ -388,6 +403,11 @@ impl Message<'_> {
                 w.str("value", value)?;
             }
             Message::Stop => w.u8(STOP),
+            Message::InputsEnded => w.u8(INPUTS_ENDED),
+            Message::Ended { stream, pipeline } => {
+                w.u8(ENDED);
+                w.u8(u8::from(stream) | u8::from(pipeline) << 1);
+            }
         }
         Ok(w.len)
     }
@@ -476,6 +496,14 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, ProtocolError> {
             name: r.str("name")?,
             value: r.str("value")?,
         },
+        INPUTS_ENDED => Message::InputsEnded,
+        ENDED => {
+            let bits = r.u8()?;
+            Message::Ended {
+                stream: bits & 1 != 0,
+                pipeline: bits & 2 != 0,
+            }
+        }
         _ => Message::Stop,
     };
     r.finish()?;
@@ -501,6 +529,8 @@ fn kind_name(kind: u8) -> Option<&'static str> {
         TICK => "tick",
         FRAME => "frame",
         AUDIO => "audio",
+        INPUTS_ENDED => "inputs-ended",
+        ENDED => "ended",
         TICK_END => "tick-end",
         DONE => "done",
         ERROR => "error",
@@ -678,6 +708,11 @@ mod tests {
                 sample_rate: 48_000,
                 timestamp_ns: u64::MAX,
             }),
+            Message::InputsEnded,
+            Message::Ended {
+                stream: true,
+                pipeline: false,
+            },
             Message::TickEnd { frame: 9 },
             Message::Done {
                 frame: 9,

@@ -5,7 +5,9 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use crate::channel::{ControlChannel, Received};
 use crate::child::WORKER_ENV;
-use crate::protocol::{Crossing, FrameSlot, Message, PROTOCOL_VERSION, ProtocolError, truncate_str};
+use crate::protocol::{
+    Crossing, FrameSlot, Message, PROTOCOL_VERSION, ProtocolError, truncate_str,
+};
 use crate::{ChildId, PoolView, ProcessError};
 
 /// The largest property list a handshake may carry (each property is one message anyway).
