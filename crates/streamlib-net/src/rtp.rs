@@ -289,8 +289,10 @@ impl SequenceWindow {
         let low_delta = i64::from((seq32 as u16).wrapping_sub(highest as u16) as i16);
         let by_low = highest.wrapping_add_signed(low_delta);
         let delta = if by_low as u32 == seq32 {
-            if (by_low >> 16) as u16 != (highest >> 16) as u16 {
-                // The high half followed a 16-bit wrap: the sender maintains it.
+            if low_delta > 0 && (by_low >> 16) as u16 != (highest >> 16) as u16 {
+                // The high half followed a 16-bit wrap forwards: the sender maintains it. (A
+                // packet from before a wrap, arriving after it, matches a 16-bit sender's
+                // zero high half too: backwards is no evidence.)
                 self.ext_reliable = true;
             }
             low_delta
@@ -337,6 +339,32 @@ impl SequenceWindow {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn a_packet_reordered_across_the_wrap_does_not_make_a_16_bit_sender_32_bit() {
+        // A 16-bit sender (high half always 0): 65534, then 0 (one lost), then 65535 late
+        // across the wrap, then 1. The late one used to be taken as proof that the sender
+        // keeps a high half, and 1 then read as 65535 numbers back: too old, dropped.
+        let mut w = SequenceWindow::new();
+        let SeqVerdict::InOrder { seq: first, .. } = w.accept(65534) else {
+            panic!("first")
+        };
+        assert_eq!(
+            w.accept(0),
+            SeqVerdict::InOrder {
+                seq: first + 2,
+                gap: 1
+            }
+        );
+        assert_eq!(w.accept(65535), SeqVerdict::Reordered { seq: first + 1 });
+        assert_eq!(
+            w.accept(1),
+            SeqVerdict::InOrder {
+                seq: first + 3,
+                gap: 0
+            }
+        );
+    }
 
     #[test]
     fn rtp_times_unwrap_to_the_nearest_wrap() {
