@@ -257,6 +257,11 @@ fn check_elements<'r>(
         }
         let (element, options) = crate::options::split(element, spec)?;
         let element = &element;
+        if let Some(nice) = options.child.nice {
+            policy
+                .check_nice(nice)
+                .map_err(|e| refused(element, spec, "nice", e))?;
+        }
         let mut properties = validate_properties(element, spec)?.with_policy(Arc::clone(policy));
         apply_policy(registry, element, spec, &mut properties)?;
         checked.push((spec, properties, options));

@@ -141,6 +141,15 @@ pub enum PolicyError {
         /// The value as given.
         value: String,
     },
+    /// A negative `nice=` (a child above the parent's priority) under a policy that does not
+    /// allow it.
+    #[error(
+        "nice={nice} would run the child above normal priority; this policy allows 0 to 19 (a lower priority) only"
+    )]
+    RaisedPriority {
+        /// The value as given.
+        nice: i32,
+    },
     /// A non-loopback address while the network is confined to loopback.
     #[error("{what} {address} is not a loopback address (--allow-network allows other addresses)")]
     NotLoopback {
@@ -162,6 +171,7 @@ pub struct Policy {
     network: bool,
     protocols: Vec<String>,
     crash_tests: bool,
+    raise_priority: bool,
 }
 
 impl Default for Policy {
@@ -173,6 +183,7 @@ impl Default for Policy {
             network: true,
             protocols: vec!["file".to_owned()],
             crash_tests: true,
+            raise_priority: true,
         }
     }
 }
@@ -187,6 +198,7 @@ impl Policy {
             network: false,
             protocols: vec!["file".to_owned()],
             crash_tests: false,
+            raise_priority: false,
         }
     }
 
@@ -209,11 +221,22 @@ impl Policy {
         })
     }
 
+    /// Checks an `@process` element's `nice=`: a negative one (above the parent's priority,
+    /// possible with CAP_SYS_NICE) only where the policy allows it; [`Policy::confined`] does
+    /// not, so an agent cannot starve the machine with a child it starts.
+    pub fn check_nice(&self, nice: i32) -> Result<(), PolicyError> {
+        if nice >= 0 || self.raise_priority {
+            return Ok(());
+        }
+        Err(PolicyError::RaisedPriority { nice })
+    }
+
     /// Reading and writing inside the current folder, any address: `streamlib launch`'s
     /// default.
     pub fn current_dir() -> Result<Self, PolicyError> {
         let mut policy = Self {
             network: true,
+            raise_priority: true,
             ..Self::confined()
         };
         policy = policy.allow_read(".")?.allow_write(".")?;

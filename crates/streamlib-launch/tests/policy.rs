@@ -628,3 +628,26 @@ fn crash_tests_are_allowed_at_process() {
     )
     .unwrap();
 }
+
+/// An agent may lower a child's priority, never raise it: a negative `nice=` is refused
+/// under a confined policy, naming it, and allowed where the user runs the pipeline.
+#[cfg(feature = "process")]
+#[test]
+fn a_confined_policy_refuses_a_raised_child_priority() {
+    let text = "testpattern ! identity nice=-10 @process ! null";
+    let message = refused(text, &Policy::confined()).to_string();
+    assert!(
+        message.contains("nice=-10") && message.contains("identity"),
+        "{message}"
+    );
+    let check = |text: &str, policy: &Policy| {
+        validate_with(&Registry::builtin(), &parse(text).unwrap(), policy)
+    };
+    check(
+        "testpattern ! identity nice=5 @process ! null",
+        &Policy::confined(),
+    )
+    .unwrap();
+    check(text, &Policy::default()).unwrap();
+    check(text, &Policy::current_dir().unwrap()).unwrap();
+}
