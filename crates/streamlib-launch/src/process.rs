@@ -1607,50 +1607,37 @@ impl ChildSlots {
         Ok(buf)
     }
 
-    /// Copies `bytes` into lent slot `answer.slot`; `false` (and counted) when that slot is
-    /// still held here and cannot be written.
-    fn write_lent(
+    /// Sends `answer` (an output whose slot and generation are still to be filled) in the
+    /// slot lent for output `port`, after `fill` wrote its `answer.len()` bytes there. The
+    /// output is dropped and counted when no slot was lent for it this tick, or when the
+    /// lent slot is still held here (an earlier buffer of it is read) and cannot be written.
+    fn send_in_lent(
         &mut self,
-        worker: &Worker,
-        answer: &Crossing,
-        bytes: &[u8],
-    ) -> Result<bool, String> {
-        let Some(mut dst) = self.claim_lent(worker, answer, bytes.len())? else {
-            return Ok(false);
-        };
-        dst.copy_from_slice(bytes);
-        Ok(true)
-    }
-
-    /// Writes `samples` into lent slot `answer.slot` as little-endian bytes, as
-    /// [`write_lent`](Self::write_lent).
-    fn write_lent_samples(
-        &mut self,
-        worker: &Worker,
-        answer: &Crossing,
-        samples: &[f32],
-    ) -> Result<bool, String> {
-        let Some(mut dst) = self.claim_lent(worker, answer, size_of_val(samples))? else {
-            return Ok(false);
-        };
-        for (dst, sample) in dst.chunks_exact_mut(4).zip(samples) {
-            dst.copy_from_slice(&sample.to_le_bytes());
-        }
-        Ok(true)
-    }
-
-    fn claim_lent(
-        &mut self,
-        worker: &Worker,
-        answer: &Crossing,
-        len: usize,
-    ) -> Result<Option<PoolBufMut<u8>>, String> {
-        worker.check(answer).map_err(|e| e.to_string())?;
-        let claimed = self.shared.claim(answer.slot() as usize, len);
-        if claimed.is_none() {
+        worker: &mut Worker,
+        lends: &mut [Option<Crossing>],
+        port: usize,
+        answer: Crossing,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), ProcessError> {
+        let Some(lend) = lends.get_mut(port).and_then(Option::take) else {
+            // More outputs this tick than lent slots: the extra ones are dropped.
             self.stats.outputs_dropped += 1;
+            return Ok(());
+        };
+        let answer = answer.in_slot(lend.slot(), lend.generation());
+        if let Err(e) = worker.check(&answer) {
+            return worker.send_error(&format!("output on port {port}: {e}"));
         }
-        Ok(claimed)
+        let Some(mut dst) = self
+            .shared
+            .claim(answer.slot() as usize, answer.len() as usize)
+        else {
+            self.stats.outputs_dropped += 1;
+            return Ok(());
+        };
+        fill(&mut dst);
+        drop(dst);
+        worker.send(&answer.message())
     }
 
     /// Audio input `audio` read out of its slot into a buffer of the child's own (audio is
@@ -1921,18 +1908,9 @@ fn answer_frame(
         slots.answered.push(slot);
         return worker.send(&Message::Frame(answer));
     }
-    let Some(lend) = lends.get_mut(port).and_then(Option::take) else {
-        // More frames this tick than lent slots: the extra ones are dropped.
-        slots.stats.outputs_dropped += 1;
-        return Ok(());
-    };
-    answer.slot = lend.slot();
-    answer.generation = lend.generation();
-    match slots.write_lent(worker, &Crossing::Video(answer), bytes) {
-        Ok(true) => worker.send(&Message::Frame(answer)),
-        Ok(false) => Ok(()),
-        Err(e) => worker.send_error(&format!("output frame: {e}")),
-    }
+    slots.send_in_lent(worker, lends, port, Crossing::Video(answer), |dst| {
+        dst.copy_from_slice(bytes);
+    })
 }
 
 /// Sends output `port`'s audio back: as the input slot it was read from when the handler
@@ -1966,15 +1944,9 @@ fn answer_audio(
         answer.generation = from.generation;
         return worker.send(&Message::Audio(answer));
     }
-    let Some(lend) = lends.get_mut(port).and_then(Option::take) else {
-        slots.stats.outputs_dropped += 1;
-        return Ok(());
-    };
-    answer.slot = lend.slot();
-    answer.generation = lend.generation();
-    match slots.write_lent_samples(worker, &Crossing::Audio(answer), samples) {
-        Ok(true) => worker.send(&Message::Audio(answer)),
-        Ok(false) => Ok(()),
-        Err(e) => worker.send_error(&format!("output audio: {e}")),
-    }
+    slots.send_in_lent(worker, lends, port, Crossing::Audio(answer), |dst| {
+        for (dst, sample) in dst.chunks_exact_mut(4).zip(samples) {
+            dst.copy_from_slice(&sample.to_le_bytes());
+        }
+    })
 }
